@@ -1,0 +1,98 @@
+package abi
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// OutcomeKind is how one attempt ended (semantics §3).
+type OutcomeKind string
+
+const (
+	// OutcomeDone: the function succeeded; Result holds its JSON output.
+	OutcomeDone OutcomeKind = "done"
+	// OutcomeNothingToDo: succeeded with nothing to do; the job ends done.
+	OutcomeNothingToDo OutcomeKind = "nothing_to_do"
+	// OutcomeRetry: postpone and try again (RetryAfter, IgnoreRetry).
+	OutcomeRetry OutcomeKind = "retry"
+	// OutcomeFailed: a guest error or an explicit final failure.
+	OutcomeFailed OutcomeKind = "failed"
+	// OutcomeSandbox: the sandbox stopped the guest (timeout, memory,
+	// trap, exit, oversized input or output); ExcName says which.
+	OutcomeSandbox OutcomeKind = "sandbox"
+	// OutcomeInterrupted: the node was stopping and cut the attempt short;
+	// the job goes back to pending without counting the attempt.
+	OutcomeInterrupted OutcomeKind = "interrupted"
+)
+
+// Exception names recorded in Job.ExcName. Sandbox failures are distinct so
+// operators and retry policies can tell them apart.
+const (
+	ExcError          = "wasmq.Error"          // guest returned non-zero
+	ExcFailed         = "wasmq.Failed"         // guest asked for a final failure
+	ExcMaxRetries     = "wasmq.MaxRetries"     // retry budget spent
+	ExcTimeout        = "wasmq.Timeout"        // wall-clock limit
+	ExcMemoryLimit    = "wasmq.MemoryLimit"    // memory pages limit
+	ExcTrap           = "wasmq.Trap"           // unreachable, out of bounds, stack overflow...
+	ExcExit           = "wasmq.Exit"           // proc_exit
+	ExcInputTooLarge  = "wasmq.InputTooLarge"  // input over the function's limit
+	ExcOutputTooLarge = "wasmq.OutputTooLarge" // output over the function's limit
+	ExcPluginNotFound = "wasmq.PluginNotFound" // module or export missing at run time
+	ExcPluginInvalid  = "wasmq.PluginInvalid"  // module failed to compile or link
+	ExcJobFoundDead   = "JobFoundDead"         // lease expired with the budget spent
+)
+
+// Outcome is what the host reports for one attempt.
+type Outcome struct {
+	Kind   OutcomeKind     `json:"kind"`
+	Result json.RawMessage `json:"result,omitempty"`
+	// RetryAfter is the delay the plugin asked for; 0 lets the function's
+	// retry_pattern or the default interval decide.
+	RetryAfter  time.Duration `json:"retry_after,omitempty"`
+	IgnoreRetry bool          `json:"ignore_retry,omitempty"`
+	// Reason is the human text of a retry or nothing-to-do outcome.
+	Reason       string        `json:"reason,omitempty"`
+	ExcName      string        `json:"exc_name,omitempty"`
+	ExcMessage   string        `json:"exc_message,omitempty"`
+	ExcInfo      string        `json:"exc_info,omitempty"`
+	Logs         []LogLine     `json:"logs,omitempty"`
+	PluginSHA256 string        `json:"plugin_sha256,omitempty"`
+	Duration     time.Duration `json:"duration"`
+}
+
+// Input is the JSON document a plugin reads as its input.
+type Input struct {
+	Args    json.RawMessage `json:"args"`
+	Kwargs  json.RawMessage `json:"kwargs"`
+	Context json.RawMessage `json:"context"`
+}
+
+// Control is the structured output a plugin may return instead of a plain
+// result, to signal an outcome other than done without a host function:
+//
+//	{"wasmq": {"retry": {"seconds": 30, "ignore_retry": false, "reason": "busy"}}}
+//	{"wasmq": {"fail": {"message": "bad account"}}}
+//	{"wasmq": {"nothing_to_do": {"reason": "already synced"}}}
+//	{"wasmq": {"result": <any JSON>}}   // done, with a result that itself has a "wasmq" key
+//
+// A document with any other top-level key, or none, is a plain result.
+type Control struct {
+	Retry       *ControlRetry   `json:"retry,omitempty"`
+	Fail        *ControlFail    `json:"fail,omitempty"`
+	NothingToDo *ControlReason  `json:"nothing_to_do,omitempty"`
+	Result      json.RawMessage `json:"result,omitempty"`
+}
+
+type ControlRetry struct {
+	Seconds     float64 `json:"seconds,omitempty"`
+	IgnoreRetry bool    `json:"ignore_retry,omitempty"`
+	Reason      string  `json:"reason,omitempty"`
+}
+
+type ControlFail struct {
+	Message string `json:"message"`
+}
+
+type ControlReason struct {
+	Reason string `json:"reason,omitempty"`
+}

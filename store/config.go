@@ -1,0 +1,58 @@
+package store
+
+import (
+	"fmt"
+	"os"
+)
+
+// Config is the [store] section of wasmq.toml.
+type Config struct {
+	// Driver is "sqlite" (embedded, zero set-up, one machine) or
+	// "postgres" (several nodes). Defaults to "sqlite".
+	Driver string `toml:"driver"`
+	// Path is the SQLite database file. Defaults to "data/wasmq.db".
+	Path string `toml:"path"`
+	// DSN is the PostgreSQL connection string; the WASMQ_DATABASE_URL
+	// environment variable overrides it. No default.
+	DSN string `toml:"dsn"`
+	// Migrate applies pending schema migrations when the server starts.
+	// Defaults to true for sqlite and false for postgres, where
+	// `wasmq migrate` is the deliberate step.
+	Migrate *bool `toml:"migrate"`
+}
+
+// WithDefaults returns c with every unset field at its documented default
+// and environment overrides applied.
+func (c Config) WithDefaults() Config {
+	if c.Driver == "" {
+		c.Driver = "sqlite"
+	}
+	if c.Path == "" {
+		c.Path = "data/wasmq.db"
+	}
+	if v := os.Getenv("WASMQ_DATABASE_URL"); v != "" {
+		c.DSN = v
+	}
+	if c.Migrate == nil {
+		m := c.Driver == "sqlite"
+		c.Migrate = &m
+	}
+	return c
+}
+
+// Validate names the TOML key of the first problem.
+func (c Config) Validate() error {
+	switch c.Driver {
+	case "sqlite":
+		if c.Path == "" {
+			return fmt.Errorf("store.path: must name a file for driver \"sqlite\"")
+		}
+	case "postgres":
+		if c.DSN == "" {
+			return fmt.Errorf("store.dsn: must be set (or WASMQ_DATABASE_URL) for driver \"postgres\"")
+		}
+	default:
+		return fmt.Errorf("store.driver: %q is not a driver; use \"sqlite\" or \"postgres\"", c.Driver)
+	}
+	return nil
+}

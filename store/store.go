@@ -1,0 +1,218 @@
+// Package store keeps jobs durably. Store is the one interface; postgres/
+// and sqlite/ implement it and both pass storetest, the conformance suite.
+//
+// The store owns every state change: each method moves jobs only along the
+// transitions of abi.CheckTransition, with the from-state in the WHERE
+// clause so two callers racing on one job cannot both win.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// NewJob is a job ready to insert: validated, defaults applied, channel
+// normalised. Building one from a request is the caller's job (the
+// enqueue service); the store only enforces integrity.
+type NewJob struct {
+	UUID        string // set by the caller (UUIDv4 or v7), must be unique
+	Tenant      string
+	Func        string
+	Args        json.RawMessage // JSON list, never nil
+	Kwargs      json.RawMessage // JSON object, never nil
+	Context     json.RawMessage // JSON object, never nil
+	UserID      string
+	ModelName   string
+	FuncString  string
+	Description string
+	Channel     string
+	Priority    int
+	ETA         *time.Time
+	ExpectedAt  *time.Time
+	MaxRetries  int
+	IdentityKey string
+	GraphUUID   string
+	// DependsOn holds parent uuids: jobs already stored (same tenant) or
+	// earlier entries of the same Insert call.
+	DependsOn []string
+}
+
+// Inserted is the answer for one NewJob: the stored job, or the existing
+// active job with the same identity key.
+type Inserted struct {
+	Job          abi.Job
+	Deduplicated bool
+}
+
+// Filter selects jobs for List. Empty fields do not filter.
+type Filter struct {
+	Tenant      string // "" = every tenant (admin)
+	States      []abi.State
+	Channel     string // exact channel, or prefix when ending with ".*"
+	Func        string
+	GraphUUID   string
+	IdentityKey string
+	Query       string // substring of uuid, func, description, func_string
+	Limit       int    // default 50, max 1000
+	Cursor      string // opaque, from Page.NextCursor
+}
+
+// Page is one page of List, newest first.
+type Page struct {
+	Jobs       []abi.Job
+	NextCursor string // "" when there is no more
+}
+
+// Patch changes fields of a job not yet started; nil fields are kept.
+type Patch struct {
+	Priority    *int
+	ETA         **time.Time // pointer to nil clears the eta
+	Channel     *string
+	MaxRetries  *int
+	Description *string
+}
+
+// Candidate is what the scheduler keeps in memory about a pending job.
+type Candidate struct {
+	UUID        string
+	Tenant      string
+	Channel     string
+	Priority    int
+	ETA         *time.Time
+	ExpectedAt  *time.Time
+	DateCreated time.Time
+	Seq         int64
+	// Version changes on every write to the job; Enqueue is conditional
+	// on it so a job changed since it was read is not enqueued stale.
+	Version int64
+}
+
+// Claimed is a started job handed to a worker.
+type Claimed = abi.Job
+
+// Completion is a worker's report of one finished attempt. The store
+// applies it only if the job is still started by that worker (a job taken
+// back after a lease expiry is not overwritten).
+type Completion struct {
+	UUID     string
+	WorkerID string
+	Attempt  int // the job's Attempt when it was claimed
+	// To is the resulting state: done, pending (retry or shutdown) or failed.
+	To    abi.State
+	Cause abi.Cause // CauseDone, CauseRetry, CauseFail or CauseShutdown
+	// ETA for a postponed job (To == pending).
+	ETA          *time.Time
+	Result       json.RawMessage
+	ExcName      string
+	ExcMessage   string
+	ExcInfo      string
+	Ended        time.Time
+	PluginSHA256 string
+	Logs         []abi.LogLine
+	// UncountRetry undoes the start's retry+1 (ignore_retry, shutdown).
+	UncountRetry bool
+}
+
+// Reaped is a job taken back from a dead worker.
+type Reaped struct {
+	UUID  string
+	State abi.State // pending, or failed with exc_name JobFoundDead
+}
+
+// ChannelCount is the number of jobs per state in one channel.
+type ChannelCount struct {
+	Channel string
+	Counts  map[abi.State]int
+}
+
+// Event tells listeners that jobs changed. Events are hints: a listener
+// re-reads the store; a lost event is caught by the listener's safety poll.
+type Event struct {
+	Kind     EventKind
+	Channels []string // channels concerned, when known
+}
+
+type EventKind string
+
+const (
+	EventPending  EventKind = "pending"  // jobs became pending (new, retried, requeued, promoted)
+	EventEnqueued EventKind = "enqueued" // the scheduler enqueued jobs: workers may claim
+	EventFinished EventKind = "finished" // jobs left enqueued/started: capacity freed
+	EventChanged  EventKind = "changed"  // anything else (cancel, patch, failed job requeued...)
+)
+
+// Store is the durable home of jobs. All methods are safe for concurrent
+// use. Errors wrap abi.ErrNotFound, abi.ErrIllegalTransition,
+// abi.ErrInvalid or abi.ErrConflict where one applies.
+type Store interface {
+	// Insert stores jobs atomically: all or none. A job whose identity key
+	// matches an active job (wait_dependencies, pending, enqueued) of the
+	// same tenant is not created; the existing job is returned with
+	// Deduplicated set. A job whose parents are not all done starts in
+	// wait_dependencies (cancelled if a parent is cancelled and the others
+	// are finished). Dependencies on unknown or other tenants' jobs, or
+	// cycles, fail the whole call with abi.ErrInvalid.
+	Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error)
+
+	// Get returns one job; tenant "" matches any tenant. Another tenant's
+	// job is abi.ErrNotFound.
+	Get(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	List(ctx context.Context, f Filter) (Page, error)
+	// Attempts returns a job's attempts, oldest first.
+	Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error)
+	// Counts returns per-channel per-state counts (tenant "" = all).
+	Counts(ctx context.Context, tenant string) ([]ChannelCount, error)
+
+	// Requeue, SetDone and Cancel are the manual actions of semantics §2;
+	// a state they do not apply to is abi.ErrIllegalTransition. Cancel
+	// cascades to dependents; SetDone promotes them.
+	Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error)
+	Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	// Update patches a job in wait_dependencies, pending or failed.
+	Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Job, error)
+
+	// PendingSince returns pending jobs whose Version is > afterVersion,
+	// ordered by Version, at most limit. The scheduler calls it with the
+	// highest Version it has seen to learn of new and changed jobs.
+	PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error)
+	// Enqueue moves the given jobs pending → enqueued, each only if its
+	// Version still matches; returns the uuids it moved. leaseUntil bounds
+	// how long an enqueued job may wait for a worker.
+	Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Time) ([]string, error)
+	// RunningCounts returns enqueued+started per channel.
+	RunningCounts(ctx context.Context) (map[string]int, error)
+	// FailedChannels returns the channels having at least one failed job.
+	FailedChannels(ctx context.Context) (map[string]int, error)
+
+	// Claim moves up to limit enqueued jobs to started for workerID, in
+	// run order, never handing one job to two callers; retry and attempt
+	// are incremented and the lease set.
+	Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error)
+	// Complete applies finished attempts in one transaction, promotes the
+	// dependents of jobs that reached done, and returns the uuids applied.
+	Complete(ctx context.Context, cs []Completion) ([]string, error)
+	// RenewLeases extends the lease of every job started by workerID.
+	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
+	// ReapExpired takes back enqueued and started jobs whose lease ended
+	// before now (semantics §8).
+	ReapExpired(ctx context.Context, now time.Time) ([]Reaped, error)
+	// Vacuum deletes done and cancelled jobs of channel (and its
+	// subchannels) finished before olderThan; returns how many.
+	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+
+	// Subscribe delivers change events (NOTIFY on PostgreSQL, in-process
+	// on SQLite, from any process sharing the store) until ctx ends.
+	Subscribe(ctx context.Context) (<-chan Event, error)
+	// TryLead tries to become (or stay) the scheduling leader among the
+	// processes sharing this store; returns whether this process leads.
+	// Leadership lasts until ctx ends or the connection is lost.
+	TryLead(ctx context.Context, nodeID string) (bool, error)
+
+	// Ping checks the store is reachable (readiness).
+	Ping(ctx context.Context) error
+	Close() error
+}
