@@ -1,0 +1,43 @@
+# wasmq — the commands a developer needs. `make help` lists them.
+GO        ?= go
+BIN       ?= bin/wasmq
+CONFIG    ?= wasmq.toml
+# Packages whose goroutines share state: always tested with the race detector.
+RACE_PKGS ?= ./store/... ./host/... ./runner/... ./api/... ./enqueue/... ./client/...
+
+.PHONY: help build run test test-race test-rest lint fmt bench plugins clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+build: ## build bin/wasmq
+	$(GO) build -o $(BIN) ./cmd/wasmq
+
+run: build ## start wasmq serve on the embedded store with the example plugins
+	./$(BIN) serve --config $(CONFIG)
+
+test: lint test-race test-rest ## vet, format check and every test (needs PostgreSQL and Chromium: see .ci/run)
+
+test-race: ## the concurrent packages under the race detector
+	$(GO) test -race -count=1 -timeout 20m $(RACE_PKGS)
+
+test-rest: ## every other package (CLI, config, UI in a real browser, examples)
+	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(store|host|runner|api|enqueue|client)(/|$$)')
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+fmt: ## format the Go sources
+	gofmt -w $$(git ls-files '*.go')
+
+bench: build ## Go benchmarks of store, host and HTTP, then the end-to-end `wasmq bench`
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/... ./host/... ./api/...
+	./$(BIN) bench
+
+plugins: ## rebuild every example .wasm from its source (rustc, Go, npm, wat2wasm)
+	$(MAKE) -C plugins
+
+clean: ## remove build outputs and the local database
+	rm -rf bin data
