@@ -37,6 +37,7 @@ const (
 	ExcExit           = "wasmq.Exit"           // proc_exit
 	ExcInputTooLarge  = "wasmq.InputTooLarge"  // input over the function's limit
 	ExcOutputTooLarge = "wasmq.OutputTooLarge" // output over the function's limit
+	ExcHTTPDenied     = "wasmq.HTTPDenied"     // http_request to a host not in allowed_hosts
 	ExcPluginNotFound = "wasmq.PluginNotFound" // module or export missing at run time
 	ExcPluginInvalid  = "wasmq.PluginInvalid"  // module failed to compile or link
 	ExcJobFoundDead   = "JobFoundDead"         // lease expired with the budget spent

@@ -1,0 +1,228 @@
+package host
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Isolation modes of [host] isolation.
+const (
+	// IsolationPooled reuses instances of one (tenant, module digest) across
+	// jobs, one job at a time: globals, memory and vars may carry over
+	// between jobs of the same tenant.
+	IsolationPooled = "pooled"
+	// IsolationFresh instantiates a new instance for every job and discards
+	// it afterwards: nothing carries over between jobs.
+	IsolationFresh = "fresh"
+)
+
+// Config is the [host] section of wasmq.toml.
+type Config struct {
+	// PluginsDir holds shared modules (name.wasm, optional name.toml) and
+	// one sub-folder per tenant for its private modules. Defaults to
+	// "plugins".
+	PluginsDir string `toml:"plugins_dir"`
+	// CacheDir keeps compiled modules across restarts; "" disables the
+	// on-disk cache (modules are still compiled once per digest in
+	// memory). Defaults to "data/wasm-cache".
+	CacheDir string `toml:"cache_dir"`
+	// Isolation is "pooled" (instances reused per tenant and module) or
+	// "fresh" (a new instance per job). Defaults to "pooled".
+	Isolation string `toml:"isolation"`
+	// TenantIsolation overrides Isolation per tenant, e.g.
+	// { untrusted = "fresh" }. Defaults to none.
+	TenantIsolation map[string]string `toml:"tenant_isolation"`
+	// Timeout is the wall-clock limit of one attempt when the function's
+	// config has none. Defaults to 30s.
+	Timeout abi.Duration `toml:"timeout"`
+	// MemoryLimit caps an instance's linear memory (and its kernel
+	// memory) when the function's config has none: bytes or "64MiB".
+	// Defaults to "256MiB".
+	MemoryLimit ByteSize `toml:"memory_limit"`
+	// MaxInput is the largest input document. Defaults to "1MiB".
+	MaxInput ByteSize `toml:"max_input"`
+	// MaxOutput is the largest output a plugin may set. Defaults to "4MiB".
+	MaxOutput ByteSize `toml:"max_output"`
+	// ReloadInterval is how often plugins_dir is polled for added,
+	// replaced and removed files. Defaults to 1s.
+	ReloadInterval abi.Duration `toml:"reload_interval"`
+	// PoolSize is how many idle instances are kept per (tenant, module);
+	// the runner may raise it to its worker count with SetPoolSize.
+	// Defaults to 4.
+	PoolSize int `toml:"pool_size"`
+	// MaxUses recycles a pooled instance after this many jobs. Defaults
+	// to 1000.
+	MaxUses int `toml:"max_uses"`
+	// RecycleMemory recycles a pooled instance whose linear memory grew
+	// past this mark. Defaults to "64MiB".
+	RecycleMemory ByteSize `toml:"recycle_memory"`
+	// MaxLogLines caps the plugin log lines kept per attempt. Defaults
+	// to 200.
+	MaxLogLines int `toml:"max_log_lines"`
+	// MaxLogBytes caps the bytes of plugin log lines kept per attempt.
+	// Defaults to "64KiB".
+	MaxLogBytes ByteSize `toml:"max_log_bytes"`
+	// MaxHTTPResponse caps the body an http_request may read. Defaults
+	// to "4MiB".
+	MaxHTTPResponse ByteSize `toml:"max_http_response"`
+}
+
+// WithDefaults returns c with every unset field at its documented default.
+func (c Config) WithDefaults() Config {
+	if c.PluginsDir == "" {
+		c.PluginsDir = "plugins"
+	}
+	if c.CacheDir == "" {
+		c.CacheDir = "data/wasm-cache"
+	}
+	if c.Isolation == "" {
+		c.Isolation = IsolationPooled
+	}
+	if c.Timeout == 0 {
+		c.Timeout = abi.Duration(30 * time.Second)
+	}
+	if c.MemoryLimit == 0 {
+		c.MemoryLimit = 256 << 20
+	}
+	if c.MaxInput == 0 {
+		c.MaxInput = 1 << 20
+	}
+	if c.MaxOutput == 0 {
+		c.MaxOutput = 4 << 20
+	}
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = abi.Duration(time.Second)
+	}
+	if c.PoolSize == 0 {
+		c.PoolSize = 4
+	}
+	if c.MaxUses == 0 {
+		c.MaxUses = 1000
+	}
+	if c.RecycleMemory == 0 {
+		c.RecycleMemory = 64 << 20
+	}
+	if c.MaxLogLines == 0 {
+		c.MaxLogLines = 200
+	}
+	if c.MaxLogBytes == 0 {
+		c.MaxLogBytes = 64 << 10
+	}
+	if c.MaxHTTPResponse == 0 {
+		c.MaxHTTPResponse = 4 << 20
+	}
+	return c
+}
+
+// Validate names the TOML key of the first problem.
+func (c Config) Validate() error {
+	if c.PluginsDir == "" {
+		return fmt.Errorf("host.plugins_dir: must name a folder")
+	}
+	if err := checkIsolation(c.Isolation); err != nil {
+		return fmt.Errorf("host.isolation: %w", err)
+	}
+	for t, v := range c.TenantIsolation {
+		if err := checkIsolation(v); err != nil {
+			return fmt.Errorf("host.tenant_isolation.%s: %w", t, err)
+		}
+	}
+	switch {
+	case c.Timeout <= 0:
+		return fmt.Errorf("host.timeout: must be > 0")
+	case c.MemoryLimit < wasmPage:
+		return fmt.Errorf("host.memory_limit: must be at least one 64KiB page")
+	case c.MemoryLimit > 4<<30:
+		return fmt.Errorf("host.memory_limit: must be at most 4GiB")
+	case c.MaxInput <= 0:
+		return fmt.Errorf("host.max_input: must be > 0")
+	case c.MaxOutput <= 0:
+		return fmt.Errorf("host.max_output: must be > 0")
+	case c.ReloadInterval < 0:
+		return fmt.Errorf("host.reload_interval: must be >= 0")
+	case c.PoolSize < 0:
+		return fmt.Errorf("host.pool_size: must be >= 0")
+	case c.MaxUses < 0:
+		return fmt.Errorf("host.max_uses: must be >= 0")
+	case c.RecycleMemory < 0:
+		return fmt.Errorf("host.recycle_memory: must be >= 0")
+	case c.MaxLogLines < 0:
+		return fmt.Errorf("host.max_log_lines: must be >= 0")
+	case c.MaxLogBytes < 0:
+		return fmt.Errorf("host.max_log_bytes: must be >= 0")
+	case c.MaxHTTPResponse < 0:
+		return fmt.Errorf("host.max_http_response: must be >= 0")
+	}
+	return nil
+}
+
+func checkIsolation(v string) error {
+	if v != IsolationPooled && v != IsolationFresh {
+		return fmt.Errorf("%q is not an isolation mode; use %q or %q", v, IsolationPooled, IsolationFresh)
+	}
+	return nil
+}
+
+// isolation is the mode that applies to tenant.
+func (c Config) isolation(tenant string) string {
+	if v, ok := c.TenantIsolation[tenant]; ok {
+		return v
+	}
+	return c.Isolation
+}
+
+const wasmPage = 65536
+
+// ByteSize is a number of bytes read from TOML as an integer or a string
+// such as "64MiB", "512KiB", "1GB" or "16 pages" (64KiB wasm pages).
+type ByteSize int64
+
+// ParseByteSize reads the forms ByteSize accepts.
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	num := strings.TrimRightFunc(t, func(r rune) bool { return r < '0' || r > '9' })
+	unit := strings.ToLower(strings.TrimSpace(t[len(num):]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (use e.g. 65536, \"64MiB\" or \"16 pages\")", s)
+	}
+	mult := map[string]int64{
+		"": 1, "b": 1, "k": 1 << 10, "kb": 1000, "kib": 1 << 10, "m": 1 << 20, "mb": 1000 * 1000,
+		"mib": 1 << 20, "g": 1 << 30, "gb": 1000 * 1000 * 1000, "gib": 1 << 30,
+		"page": wasmPage, "pages": wasmPage,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q has an unknown unit %q (use B, KiB, MiB, GiB, KB, MB, GB or pages)", s, unit)
+	}
+	if n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+func (b *ByteSize) UnmarshalText(t []byte) error {
+	v, err := ParseByteSize(string(t))
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+func (b ByteSize) MarshalText() ([]byte, error) {
+	switch {
+	case b != 0 && b%(1<<30) == 0:
+		return []byte(fmt.Sprintf("%dGiB", b>>30)), nil
+	case b != 0 && b%(1<<20) == 0:
+		return []byte(fmt.Sprintf("%dMiB", b>>20)), nil
+	case b != 0 && b%(1<<10) == 0:
+		return []byte(fmt.Sprintf("%dKiB", b>>10)), nil
+	}
+	return []byte(strconv.FormatInt(int64(b), 10)), nil
+}
+
+func (b ByteSize) String() string { t, _ := b.MarshalText(); return string(t) }

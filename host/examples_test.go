@@ -1,0 +1,195 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+const examplesDir = "../plugins/examples"
+
+// examplePlugins lists the built example plugins (not the hostile corpus).
+// They are built by `make plugins`; when none is there the tests skip,
+// except under CI=true where a missing build is a failure.
+func examplePlugins(t *testing.T) []string {
+	t.Helper()
+	all, _ := filepath.Glob(filepath.Join(examplesDir, "*", "*.wasm"))
+	more, _ := filepath.Glob(filepath.Join(examplesDir, "*", "*", "*.wasm"))
+	var out []string
+	for _, p := range append(all, more...) {
+		if !strings.Contains(p, "/hostile/") && !strings.Contains(p, "/target/") && !strings.Contains(p, "/node_modules/") {
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		missing(t, "no example plugin is built under "+examplesDir+" (make plugins)")
+	}
+	return out
+}
+
+func missing(t *testing.T, msg string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+func moduleName(path string) string { return strings.TrimSuffix(filepath.Base(path), ".wasm") }
+
+// examplesHost serves every example plugin as a shared module.
+func examplesHost(t *testing.T, paths []string, opts ...Option) *Host {
+	t.Helper()
+	dir := t.TempDir()
+	for _, p := range paths {
+		copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+		if side := sidecarPath(p); fileExists(side) {
+			copyFile(t, side, sidecarPath(filepath.Join(dir, filepath.Base(p))))
+		}
+	}
+	cfg := testConfig(dir)
+	cfg.MemoryLimit = 256 << 20 // Go plugins start at several MiB
+	cfg.Timeout = abi.Duration(5 * time.Second)
+	return newTestHost(t, cfg, opts...)
+}
+
+func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
+
+func TestExamplePluginsLoad(t *testing.T) {
+	paths := examplePlugins(t)
+	h := examplesHost(t, paths)
+	for _, m := range h.Modules("") {
+		if m.LoadError != "" || len(m.Exports) == 0 {
+			t.Errorf("%s: load error %q, exports %v", m.Name, m.LoadError, m.Exports)
+		}
+	}
+}
+
+func TestExamplePluginsMatchTheGoSDK(t *testing.T) {
+	for _, p := range examplePlugins(t) {
+		t.Run(moduleName(p), func(t *testing.T) {
+			diffAgainstGoSDK(t, p, nil, job)
+		})
+	}
+}
+
+// hostileExpectations maps words in a hostile module's file name to the
+// sandbox failure it must end with.
+var hostileExpectations = []struct{ word, exc string }{
+	{"import", "refused"},
+	{"recurs", abi.ExcTimeout},
+	{"loop", abi.ExcTimeout},
+	{"spin", abi.ExcTimeout},
+	{"sleep", abi.ExcTimeout},
+	{"mem", abi.ExcMemoryLimit},
+	{"output", abi.ExcOutputTooLarge},
+	{"huge", abi.ExcOutputTooLarge},
+	{"exit", abi.ExcExit},
+	{"http", abi.ExcHTTPDenied},
+	{"net", abi.ExcHTTPDenied},
+	{"trap", abi.ExcTrap},
+	{"unreachable", abi.ExcTrap},
+}
+
+func expectedHostile(name string) string {
+	for _, e := range hostileExpectations {
+		if strings.Contains(name, e.word) {
+			return e.exc
+		}
+	}
+	return ""
+}
+
+// Every hostile module ends with its sandbox failure within the timeout
+// plus a margin while an echo job keeps being served next to it.
+func TestHostileCorpus(t *testing.T) {
+	paths, _ := filepath.Glob(filepath.Join(examplesDir, "hostile", "*.wasm"))
+	if len(paths) == 0 {
+		missing(t, "the hostile corpus is not built (make plugins)")
+	}
+	const timeout = 500 * time.Millisecond
+	dir := t.TempDir()
+	copyFile(t, "testdata/kit.wasm", filepath.Join(dir, "kit.wasm"))
+	for _, p := range paths {
+		copyFile(t, p, filepath.Join(dir, filepath.Base(p)))
+	}
+	cfg := testConfig(dir)
+	cfg.Timeout = abi.Duration(timeout)
+	cfg.MemoryLimit = 32 << 20
+	h := newTestHost(t, cfg)
+	loaded := map[string]ModuleInfo{}
+	for _, m := range h.Modules("") {
+		loaded[m.Name] = m
+	}
+
+	stop := make(chan struct{})
+	echoErr := make(chan error, 1)
+	go func() {
+		n := 0
+		defer func() { close(echoErr) }()
+		for {
+			select {
+			case <-stop:
+				if n == 0 {
+					echoErr <- errors.New("no echo job completed next to the hostile ones")
+				}
+				return
+			default:
+			}
+			if o := h.Run(context.Background(), job("kit.echo")); o.Kind != abi.OutcomeDone {
+				echoErr <- errors.New("echo failed next to the hostile ones: " + o.ExcName + " " + o.ExcMessage)
+				return
+			}
+			n++
+		}
+	}()
+	var wg sync.WaitGroup
+	for _, p := range paths {
+		name := moduleName(p)
+		want := expectedHostile(name)
+		m := loaded[name]
+		if want == "" {
+			t.Errorf("%s: no expectation for this hostile module; add one to hostileExpectations", name)
+			continue
+		}
+		if want == "refused" {
+			if m.LoadError == "" {
+				t.Errorf("%s: loaded, want it refused", name)
+			}
+			continue
+		}
+		if m.LoadError != "" || len(m.Exports) == 0 {
+			t.Errorf("%s: load error %q exports %v", name, m.LoadError, m.Exports)
+			continue
+		}
+		for _, fn := range m.Exports {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start := time.Now()
+				o := h.Run(context.Background(), job(name+"."+fn))
+				took := time.Since(start)
+				if o.Kind != abi.OutcomeSandbox || o.ExcName != want {
+					t.Errorf("%s.%s: got %s %s %q, want %s", name, fn, o.Kind, o.ExcName, o.ExcMessage, want)
+				}
+				if took > timeout+2*time.Second {
+					t.Errorf("%s.%s took %s, want within %s plus a margin", name, fn, took, timeout)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(stop)
+	if err := <-echoErr; err != nil {
+		t.Error(err)
+	}
+}

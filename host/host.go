@@ -1,0 +1,294 @@
+// Package host runs wasmq job functions: WebAssembly plugins written with
+// the official Extism PDKs, on wazero, with the extism:host/env kernel and
+// wasmq's extism:host/user functions implemented in Go.
+//
+// It owns the plugin registry (plugins_dir, sidecar config, hot reload),
+// compilation (once per digest, cached on disk), sandbox limits (timeout,
+// memory, input/output size, HTTP allowlist) and instance pools.
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/wasmq/wasmq/abi"
+)
+
+// ChildEnqueuer enqueues a child job for parent's tenant from the JSON body
+// of POST /v1/jobs, for wasmq_enqueue_v1.
+type ChildEnqueuer func(ctx context.Context, parent *abi.Job, request []byte) (uuid string, err error)
+
+// Option changes how New builds a Host.
+type Option func(*options)
+
+type options struct {
+	enqueue       ChildEnqueuer
+	allowLoopback bool
+	noReload      bool
+	// observe sees every completed call's raw input and output (tests).
+	observe func(input, output []byte, rc int32, errMsg string)
+}
+
+// WithEnqueuer lets plugins enqueue child jobs through wasmq_enqueue_v1.
+func WithEnqueuer(e ChildEnqueuer) Option { return func(o *options) { o.enqueue = e } }
+
+// WithAllowLoopback lets http_request reach loopback and private addresses.
+// For tests only: in production plugins must never reach the node itself.
+func WithAllowLoopback() Option { return func(o *options) { o.allowLoopback = true } }
+
+// withoutReload disables the polling goroutine (tests drive Rescan).
+func withoutReload() Option { return func(o *options) { o.noReload = true } }
+
+// Host runs job functions. All methods are safe for concurrent use.
+type Host struct {
+	cfg  Config
+	log  zerolog.Logger
+	opts options
+	rt   wazero.Runtime
+	// provided maps "module\x00name" to every function the host provides.
+	provided map[string]api.FunctionDefinition
+	http     *httpClient
+
+	compileMu sync.Mutex
+	mu        sync.Mutex
+	codes     map[string]*compiled
+	mods      map[modKey]*module
+	poolSize  atomic.Int64
+
+	// kill cancels every running attempt when Close gives up waiting.
+	killCtx context.Context
+	kill    context.CancelFunc
+
+	ready   atomic.Bool
+	stop    chan struct{}
+	stopped chan struct{}
+	closed  atomic.Bool
+	running atomic.Int64 // attempts in Run
+}
+
+// New starts a host: it loads plugins_dir once (so Ready is true on
+// return) and then polls it every reload_interval.
+func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	h := &Host{
+		cfg:     cfg,
+		log:     log.With().Str("component", "host").Logger(),
+		codes:   map[string]*compiled{},
+		mods:    map[modKey]*module{},
+		stop:    make(chan struct{}),
+		stopped: make(chan struct{}),
+	}
+	for _, o := range opts {
+		o(&h.opts)
+	}
+	h.killCtx, h.kill = context.WithCancel(context.Background())
+	h.poolSize.Store(int64(cfg.PoolSize))
+	h.http = newHTTPClient(h.opts.allowLoopback, int64(cfg.MaxHTTPResponse))
+	if err := h.startRuntime(context.Background()); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.PluginsDir, 0o755); err != nil {
+		h.rt.Close(context.Background())
+		return nil, fmt.Errorf("host.plugins_dir: %w", err)
+	}
+	h.scan(context.Background())
+	h.ready.Store(true)
+	if h.opts.noReload || cfg.ReloadInterval == 0 {
+		close(h.stopped)
+	} else {
+		go h.reloadLoop()
+	}
+	return h, nil
+}
+
+func (h *Host) startRuntime(ctx context.Context) error {
+	rc := wazero.NewRuntimeConfig().
+		WithCloseOnContextDone(true).
+		// Traps name functions from the name section; DWARF line numbers
+		// would be wrong after instrument shifts the code section.
+		WithDebugInfoEnabled(false).
+		// Memory limits are per function, enforced by limitedMemory; this
+		// only keeps wazero from capping below what a function may ask.
+		WithMemoryLimitPages(65536)
+	if h.cfg.CacheDir != "" {
+		cache, err := wazero.NewCompilationCacheWithDir(h.cfg.CacheDir)
+		if err != nil {
+			return fmt.Errorf("host.cache_dir: %w", err)
+		}
+		rc = rc.WithCompilationCache(cache)
+	}
+	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
+	h.provided = map[string]api.FunctionDefinition{}
+	add := func(m api.Module, err error) error {
+		if err != nil {
+			return fmt.Errorf("host modules: %w", err)
+		}
+		for name, def := range m.ExportedFunctionDefinitions() {
+			h.provided[m.Name()+"\x00"+name] = def
+		}
+		return nil
+	}
+	if err := add(instantiateHostModule(ctx, h.rt, abi.HostEnvModule, envFunctions())); err != nil {
+		return err
+	}
+	if err := add(instantiateHostModule(ctx, h.rt, abi.HostUserModule, userFunctions())); err != nil {
+		return err
+	}
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
+		return fmt.Errorf("host modules: %w", err)
+	}
+	if err := add(h.rt.Module(wasi_snapshot_preview1.ModuleName), nil); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (h *Host) reloadLoop() {
+	defer close(h.stopped)
+	t := time.NewTicker(h.cfg.ReloadInterval.D())
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			h.scan(context.Background())
+		}
+	}
+}
+
+// Rescan looks at plugins_dir now instead of waiting for the next poll.
+func (h *Host) Rescan() { h.scan(context.Background()) }
+
+// SetPoolSize sets how many idle instances are kept per (tenant, module);
+// the runner calls it with its worker count.
+func (h *Host) SetPoolSize(n int) {
+	if n < 0 {
+		n = 0
+	}
+	h.poolSize.Store(int64(n))
+}
+
+// Ready reports whether plugins_dir has been loaded once.
+func (h *Host) Ready() bool { return h.ready.Load() && !h.closed.Load() }
+
+// Close stops polling, waits for running jobs (until ctx ends) and frees
+// every instance and compiled module.
+func (h *Host) Close(ctx context.Context) error {
+	if h.closed.Swap(true) {
+		return nil
+	}
+	if !h.opts.noReload && h.cfg.ReloadInterval != 0 {
+		close(h.stop)
+	}
+	<-h.stopped
+	done := make(chan struct{})
+	go func() {
+		for h.running.Load() > 0 {
+			time.Sleep(5 * time.Millisecond)
+		}
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("close host: %w", ctx.Err())
+		h.kill()
+		<-done
+	}
+	h.kill()
+	// Closing the runtime also interrupts jobs still running.
+	if cerr := h.rt.Close(context.Background()); cerr != nil && err == nil {
+		err = fmt.Errorf("close host: %w", cerr)
+	}
+	return err
+}
+
+// limits are the effective limits of one function.
+type limits struct {
+	timeout  time.Duration
+	memory   uint64
+	isolated bool
+}
+
+func (h *Host) limitsFor(tenant string, fc abi.FunctionConfig) limits {
+	l := limits{timeout: h.cfg.Timeout.D(), memory: uint64(h.cfg.MemoryLimit), isolated: h.cfg.isolation(tenant) == IsolationFresh}
+	if fc.Timeout > 0 {
+		l.timeout = fc.Timeout.D()
+	}
+	if fc.MemoryLimit != "" {
+		if v, err := ParseByteSize(fc.MemoryLimit); err == nil && v >= wasmPage {
+			l.memory = min(uint64(v), uint64(h.cfg.MemoryLimit), 4<<30)
+		}
+	}
+	return l
+}
+
+// CheckFile reports every reason the host would refuse the module at path
+// (and its sidecar), for `wasmq plugins check FILE`.
+func CheckFile(path string) (ModuleInfo, []error) {
+	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
+	info := ModuleInfo{Name: name, Path: path}
+	var errs []error
+	if !strings.HasSuffix(path, ".wasm") {
+		errs = append(errs, fmt.Errorf("%s: file name must end in .wasm", path))
+	}
+	if err := validName("module", name); err != nil {
+		errs = append(errs, err)
+	}
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return info, append(errs, err)
+	}
+	info.Size = int64(len(wasm))
+	h := &Host{cfg: Config{CacheDir: "-"}.WithDefaults(), codes: map[string]*compiled{}, log: zerolog.Nop()}
+	h.cfg.CacheDir = ""
+	if err := h.startRuntime(context.Background()); err != nil {
+		return info, append(errs, err)
+	}
+	defer h.rt.Close(context.Background())
+	var sc sidecar
+	if _, err := os.Stat(sidecarPath(path)); err == nil {
+		if sc, err = readSidecar(sidecarPath(path)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	inst, err := instrument(wasm)
+	if err != nil {
+		return info, append(errs, err)
+	}
+	cm, err := h.rt.CompileModule(context.Background(), inst)
+	if err != nil {
+		return info, append(errs, fmt.Errorf("compile: %w", err))
+	}
+	errs = append(errs, h.checkImports(cm)...)
+	info.Exports = exportsOf(cm)
+	info.Functions = map[string]abi.FunctionConfig{}
+	for _, e := range info.Exports {
+		info.Functions[e] = sc.Functions[e]
+	}
+	for fn := range sc.Functions {
+		if !contains(info.Exports, fn) {
+			errs = append(errs, fmt.Errorf("%s: [functions.%s] names no export of the module", sidecarPath(path), fn))
+		}
+	}
+	if len(info.Exports) == 0 {
+		errs = append(errs, errors.New("exports no job function (an export of type () -> i32)"))
+	}
+	return info, errs
+}

@@ -1,0 +1,204 @@
+package host
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/experimental"
+	"github.com/wasmq/wasmq/abi"
+)
+
+// instance is one live wasm instance with its kernel arena. It serves one
+// job at a time; call is that job's state.
+type instance struct {
+	h      *Host
+	code   *compiled
+	tenant string
+	mod    api.Module
+	mem    *limitedMemory
+	fns    map[string]api.Function
+	k      kernel
+	uses   int
+	call   *call
+}
+
+// call is the state of one attempt on an instance.
+type call struct {
+	job        *abi.Job
+	fc         abi.FunctionConfig
+	config     map[string]string
+	inOff      uint64
+	inLen      uint64
+	outOff     uint64
+	outLen     uint64
+	errOff     uint64
+	maxOutput  uint64
+	allowed    []string
+	httpStatus int32
+	// httpHeaders is the JSON of the last response's headers.
+	httpHeaders []byte
+
+	logs        []abi.LogLine
+	logBytes    int
+	logsDropped int
+	maxLogLines int
+	maxLogBytes int
+
+	retry   *abi.ControlRetry
+	fail    *string
+	nothing *string
+	// stopped is set by a host function that ends the guest with a
+	// classified sandbox failure; the panic that follows only unwinds.
+	stopped *sandboxError
+}
+
+type sandboxError struct{ exc, msg string }
+
+func (e *sandboxError) Error() string { return e.msg }
+
+// stop ends the guest with a classified sandbox failure.
+func (c *call) stop(exc, msg string) {
+	c.stopped = &sandboxError{exc, msg}
+	panic(c.stopped)
+}
+
+// limitedMemory backs a guest's linear memory so that its limit can change
+// per call (each function has its own memory_limit) and a refused grow is
+// known to be the memory limit, not a guest bug.
+type limitedMemory struct {
+	buf   []byte
+	max   uint64
+	limit uint64
+	hit   bool
+}
+
+func (m *limitedMemory) Reallocate(size uint64) []byte {
+	if size > m.limit || size > m.max {
+		m.hit = true
+		return nil
+	}
+	if size <= uint64(cap(m.buf)) {
+		m.buf = m.buf[:size]
+		return m.buf
+	}
+	// Grow geometrically within the limit: growth is rare, copies are big.
+	c := uint64(cap(m.buf)) * 2
+	if c < size {
+		c = size
+	}
+	if c > m.limit {
+		c = m.limit
+	}
+	nb := make([]byte, size, c)
+	copy(nb, m.buf)
+	m.buf = nb
+	return nb
+}
+
+func (m *limitedMemory) Free() { m.buf = nil }
+
+func (m *limitedMemory) size() uint64 { return uint64(len(m.buf)) }
+
+// stdioWriter sends a guest's stdout/stderr (WASI) to the job's log.
+type stdioWriter struct {
+	in    *instance
+	level string
+	mu    sync.Mutex
+}
+
+func (w *stdioWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if c := w.in.call; c != nil {
+		msg := string(p)
+		for len(msg) > 0 && (msg[len(msg)-1] == '\n' || msg[len(msg)-1] == '\r') {
+			msg = msg[:len(msg)-1]
+		}
+		if msg != "" {
+			c.log(w.level, msg)
+		}
+	}
+	return len(p), nil
+}
+
+var errMemoryAtStart = errors.New("initial memory is over the limit")
+
+// newInstance instantiates code for tenant and runs _initialize (Go
+// wasip1 reactors need it before any other export), under ctx.
+func (h *Host) newInstance(ctx context.Context, code *compiled, tenant string, memLimit uint64) (*instance, error) {
+	in := &instance{h: h, code: code, tenant: tenant, fns: make(map[string]api.Function, 4)}
+	in.k.reset(memLimit)
+	if code.minMemory > memLimit {
+		return nil, fmt.Errorf("%w: the module starts with %d bytes, limit %d", errMemoryAtStart, code.minMemory, memLimit)
+	}
+	alloc := experimental.MemoryAllocatorFunc(func(capBytes, maxBytes uint64) experimental.LinearMemory {
+		in.mem = &limitedMemory{max: maxBytes, limit: memLimit, buf: make([]byte, 0, min(capBytes, memLimit))}
+		return in.mem
+	})
+	cfg := wazero.NewModuleConfig().
+		WithName("").
+		WithStartFunctions(). // _start of a command module is never run; _initialize is run below
+		WithSysWalltime().
+		WithSysNanotime().
+		WithSysNanosleep().
+		WithRandSource(rand.Reader).
+		WithStdin(eofReader{}).
+		WithStdout(&stdioWriter{in: in, level: "info"}).
+		WithStderr(&stdioWriter{in: in, level: "warn"})
+	ictx := experimental.WithMemoryAllocator(ctx, alloc)
+	ictx = context.WithValue(ictx, instKey{}, in)
+	// Host functions called from _initialize need a call to report to.
+	in.call = &call{maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes), maxOutput: uint64(h.cfg.MaxOutput)}
+	defer func() { in.call = nil }()
+	mod, err := h.instantiate(ictx, code, cfg)
+	if err != nil {
+		if in.mem != nil && in.mem.hit {
+			return nil, fmt.Errorf("%w: %v", errMemoryAtStart, err)
+		}
+		return nil, err
+	}
+	in.mod = mod
+	if code.hasInit {
+		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
+			mod.Close(context.Background())
+			return nil, fmt.Errorf("_initialize: %w", err)
+		}
+	}
+	return in, nil
+}
+
+// instantiate turns wazero's panic on a refused initial memory (an
+// unexported memory whose minimum is over the limit) into an error.
+func (h *Host) instantiate(ctx context.Context, code *compiled, cfg wazero.ModuleConfig) (mod api.Module, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("instantiate: %v", r)
+		}
+	}()
+	return h.rt.InstantiateModule(ctx, code.cm, cfg)
+}
+
+func (in *instance) close() {
+	if in.mod != nil {
+		in.mod.Close(context.Background())
+	}
+}
+
+func (in *instance) function(name string) api.Function {
+	f := in.fns[name]
+	if f == nil {
+		f = in.mod.ExportedFunction(name)
+		in.fns[name] = f
+	}
+	return f
+}
+
+type eofReader struct{}
+
+func (eofReader) Read([]byte) (int, error) { return 0, io.EOF }

@@ -1,0 +1,518 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/wasmq/wasmq/abi"
+)
+
+// ModuleInfo describes one plugin module as the registry sees it.
+type ModuleInfo struct {
+	Name string `json:"name"`
+	// Tenant owns a private module; "" is a shared one.
+	Tenant string `json:"tenant,omitempty"`
+	// SHA256 and Size are those of the version that runs (the last good
+	// one), empty when none ever loaded.
+	SHA256    string                        `json:"sha256,omitempty"`
+	Size      int64                         `json:"size"`
+	Exports   []string                      `json:"exports"`
+	Functions map[string]abi.FunctionConfig `json:"functions"`
+	// LoadError says why the file on disk was refused; a previously
+	// loaded good version, if any, keeps running.
+	LoadError string `json:"load_error,omitempty"`
+	Path      string `json:"path"`
+}
+
+// compiled is one module digest compiled once and shared by every tenant
+// and registry entry that has those bytes.
+type compiled struct {
+	digest  string
+	cm      wazero.CompiledModule
+	exports []string
+	hasInit bool
+	// minMemory is the initial size of its exported memory, in bytes.
+	minMemory uint64
+	// guarded by Host.mu
+	refs   int // registry entries using it
+	active int // jobs running on it
+	pools  map[string][]*instance
+}
+
+type modKey struct{ tenant, name string }
+
+type fileStamp struct {
+	size, sideSize int64
+	mtime, sideMT  time.Time
+}
+
+type module struct {
+	info   ModuleInfo
+	code   *compiled
+	config map[string]string
+	stamp  fileStamp
+}
+
+// sidecar is the optional name.toml next to name.wasm.
+type sidecar struct {
+	Functions map[string]abi.FunctionConfig `toml:"functions"`
+	// Config is served to the plugin by Extism's config_get.
+	Config map[string]string `toml:"config"`
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+
+// validName refuses names that are not a plain file or folder name.
+func validName(what, s string) error {
+	if !nameRE.MatchString(s) || strings.HasSuffix(s, ".") {
+		return fmt.Errorf("%w: %s %q must be letters, digits, '_', '-' or '.' (not first or last)", abi.ErrInvalid, what, s)
+	}
+	return nil
+}
+
+func readSidecar(path string) (sidecar, error) {
+	var sc sidecar
+	md, err := toml.DecodeFile(path, &sc)
+	if err != nil {
+		return sc, fmt.Errorf("%s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return sc, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
+	}
+	for fn, fc := range sc.Functions {
+		if fc.MemoryLimit != "" {
+			if _, err := ParseByteSize(fc.MemoryLimit); err != nil {
+				return sc, fmt.Errorf("%s: functions.%s.memory_limit: %w", path, fn, err)
+			}
+		}
+		if fc.Timeout < 0 {
+			return sc, fmt.Errorf("%s: functions.%s.timeout: must be > 0", path, fn)
+		}
+		if fc.MaxRetries != nil && *fc.MaxRetries < 0 {
+			return sc, fmt.Errorf("%s: functions.%s.max_retries: must be >= 0", path, fn)
+		}
+		for _, e := range fc.AllowedHosts {
+			if _, _, err := parseAllowed(e); err != nil {
+				return sc, fmt.Errorf("%s: functions.%s.allowed_hosts: %w", path, fn, err)
+			}
+		}
+	}
+	return sc, nil
+}
+
+// compile returns the compiled module for wasm, compiling it at most once
+// per digest, after checking its imports. The caller holds compileMu.
+func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
+	sum := sha256.Sum256(wasm)
+	digest := hex.EncodeToString(sum[:])
+	h.mu.Lock()
+	c := h.codes[digest]
+	h.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	inst, err := instrument(wasm)
+	if err != nil {
+		return nil, err
+	}
+	cm, err := h.rt.CompileModule(ctx, inst)
+	if err != nil {
+		return nil, fmt.Errorf("compile: %w", err)
+	}
+	if errs := h.checkImports(cm); len(errs) > 0 {
+		cm.Close(ctx)
+		return nil, errors.Join(errs...)
+	}
+	c = &compiled{digest: digest, cm: cm, exports: exportsOf(cm), pools: map[string][]*instance{}}
+	for _, m := range cm.ExportedMemories() {
+		c.minMemory = max(c.minMemory, uint64(m.Min())*wasmPage)
+	}
+	if f, ok := cm.ExportedFunctions()["_initialize"]; ok && len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
+		c.hasInit = true
+	}
+	h.mu.Lock()
+	h.codes[digest] = c
+	h.mu.Unlock()
+	return c, nil
+}
+
+// exportsOf lists the job functions: exports of type () -> i32 whose name
+// does not start with '_' (_initialize, _start and toolchain internals).
+func exportsOf(cm wazero.CompiledModule) []string {
+	var out []string
+	for name, f := range cm.ExportedFunctions() {
+		if strings.HasPrefix(name, "_") || len(f.ParamTypes()) != 0 || len(f.ResultTypes()) != 1 || f.ResultTypes()[0] != api.ValueTypeI32 {
+			continue
+		}
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// checkImports names every import the host does not provide.
+func (h *Host) checkImports(cm wazero.CompiledModule) []error {
+	var errs []error
+	for _, imp := range cm.ImportedFunctions() {
+		mod, name, _ := imp.Import()
+		want, ok := h.provided[mod+"\x00"+name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("imports %s.%s, which the host does not provide", mod, name))
+			continue
+		}
+		if !sameTypes(want.ParamTypes(), imp.ParamTypes()) || !sameTypes(want.ResultTypes(), imp.ResultTypes()) {
+			errs = append(errs, fmt.Errorf("imports %s.%s as %s, but the host provides %s", mod, name, sig(imp), sig(want)))
+		}
+	}
+	for _, m := range cm.ImportedMemories() {
+		mod, name, _ := m.Import()
+		errs = append(errs, fmt.Errorf("imports memory %s.%s; the host provides none (the module must define its own)", mod, name))
+	}
+	return errs
+}
+
+func sameTypes(a, b []api.ValueType) bool { return bytes.Equal(a, b) }
+
+func sig(f api.FunctionDefinition) string {
+	names := func(ts []api.ValueType) string {
+		s := make([]string, len(ts))
+		for i, t := range ts {
+			s[i] = api.ValueTypeName(t)
+		}
+		return strings.Join(s, ", ")
+	}
+	return "(" + names(f.ParamTypes()) + ") -> (" + names(f.ResultTypes()) + ")"
+}
+
+// scan brings the registry in line with plugins_dir: new and changed files
+// are loaded (a refused file keeps the previous good version), removed
+// files are dropped.
+func (h *Host) scan(ctx context.Context) {
+	seen := map[modKey]string{}
+	h.scanDir(ctx, h.cfg.PluginsDir, "", seen)
+	if ents, err := os.ReadDir(h.cfg.PluginsDir); err == nil {
+		for _, e := range ents {
+			if e.IsDir() && validName("tenant", e.Name()) == nil {
+				h.scanDir(ctx, filepath.Join(h.cfg.PluginsDir, e.Name()), e.Name(), seen)
+			}
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		h.log.Warn().Err(err).Str("dir", h.cfg.PluginsDir).Msg("read plugins_dir")
+		return // keep what is loaded
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, m := range h.mods {
+		if _, ok := seen[k]; !ok {
+			if _, err := os.Stat(m.info.Path); err == nil {
+				continue // written (e.g. by Install) after the listing
+			}
+			h.log.Info().Str("tenant", k.tenant).Str("module", k.name).Msg("plugin removed")
+			delete(h.mods, k)
+			h.releaseLocked(m.code)
+		}
+	}
+}
+
+func (h *Host) scanDir(ctx context.Context, dir, tenant string, seen map[modKey]string) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".wasm")
+		if !ok || e.IsDir() || validName("module", name) != nil {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		seen[modKey{tenant, name}] = path
+		h.loadFile(ctx, tenant, name, path)
+	}
+}
+
+func stampOf(path string) (fileStamp, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	fs := fileStamp{size: st.Size(), mtime: st.ModTime()}
+	if sst, err := os.Stat(sidecarPath(path)); err == nil {
+		fs.sideSize, fs.sideMT = sst.Size(), sst.ModTime()
+	}
+	return fs, nil
+}
+
+func sidecarPath(wasmPath string) string { return strings.TrimSuffix(wasmPath, ".wasm") + ".toml" }
+
+// loadFile (re)loads one module file if its size or mtime (or its
+// sidecar's) changed since the last look.
+func (h *Host) loadFile(ctx context.Context, tenant, name, path string) {
+	key := modKey{tenant, name}
+	stamp, err := stampOf(path)
+	if err != nil {
+		return // vanished between listing and stat; the next scan drops it
+	}
+	h.mu.Lock()
+	old := h.mods[key]
+	h.mu.Unlock()
+	if old != nil && old.stamp == stamp {
+		return
+	}
+	h.compileMu.Lock()
+	defer h.compileMu.Unlock()
+	info, code, config, err := h.loadModule(ctx, path)
+	info.Name, info.Tenant, info.Path = name, tenant, path
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old = h.mods[key]
+	if err != nil {
+		h.log.Error().Str("file", path).Err(err).Msg("plugin refused")
+		if old != nil && old.code != nil {
+			// Keep serving the last good version; show the error.
+			old.info.LoadError = err.Error()
+			old.stamp = stamp
+			return
+		}
+		h.mods[key] = &module{info: ModuleInfo{Name: name, Tenant: tenant, Path: path, LoadError: err.Error(), Size: stamp.size}, stamp: stamp}
+		return
+	}
+	code.refs++
+	h.mods[key] = &module{info: info, code: code, config: config, stamp: stamp}
+	if old != nil {
+		h.releaseLocked(old.code)
+	}
+	if old == nil || old.code == nil || old.code != code {
+		h.log.Info().Str("file", path).Str("sha256", info.SHA256).Strs("exports", info.Exports).Msg("plugin loaded")
+	}
+}
+
+// loadModule reads, validates and compiles one file and its sidecar.
+func (h *Host) loadModule(ctx context.Context, path string) (ModuleInfo, *compiled, map[string]string, error) {
+	var info ModuleInfo
+	wasm, err := os.ReadFile(path)
+	if err != nil {
+		return info, nil, nil, err
+	}
+	var sc sidecar
+	if _, err := os.Stat(sidecarPath(path)); err == nil {
+		if sc, err = readSidecar(sidecarPath(path)); err != nil {
+			return info, nil, nil, err
+		}
+	}
+	code, err := h.compile(ctx, wasm)
+	if err != nil {
+		return info, nil, nil, err
+	}
+	for fn := range sc.Functions {
+		if !contains(code.exports, fn) {
+			h.mu.Lock()
+			h.maybeRetireLocked(code)
+			h.mu.Unlock()
+			return info, nil, nil, fmt.Errorf("%s: [functions.%s] names no export of the module (exports: %s)", sidecarPath(path), fn, strings.Join(code.exports, ", "))
+		}
+	}
+	info = ModuleInfo{SHA256: code.digest, Size: int64(len(wasm)), Exports: code.exports, Functions: map[string]abi.FunctionConfig{}}
+	for _, e := range code.exports {
+		info.Functions[e] = sc.Functions[e]
+	}
+	return info, code, sc.Config, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// releaseLocked drops one registry reference to c; the last user closes
+// it. Caller holds h.mu.
+func (h *Host) releaseLocked(c *compiled) {
+	if c == nil {
+		return
+	}
+	c.refs--
+	h.maybeRetireLocked(c)
+}
+
+func (h *Host) maybeRetireLocked(c *compiled) {
+	if c.refs > 0 || c.active > 0 {
+		return
+	}
+	for _, idle := range c.pools {
+		for _, in := range idle {
+			in.close()
+		}
+	}
+	c.pools = map[string][]*instance{}
+	delete(h.codes, c.digest)
+	c.cm.Close(context.Background())
+}
+
+// lookup finds the module a tenant sees under name: its own, else shared.
+func (h *Host) lookupLocked(tenant, name string) *module {
+	if tenant != "" {
+		if m := h.mods[modKey{tenant, name}]; m != nil {
+			return m
+		}
+	}
+	return h.mods[modKey{"", name}]
+}
+
+// Function returns the configuration of tenant's module.function. The
+// error wraps abi.ErrNotFound and lists the module's exports when the
+// module exists.
+func (h *Host) Function(tenant, fn string) (abi.FunctionConfig, error) {
+	modName, export, err := abi.SplitFunc(fn)
+	if err != nil {
+		return abi.FunctionConfig{}, fmt.Errorf("%w: %v", abi.ErrInvalid, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.lookupLocked(tenant, modName)
+	if m == nil {
+		return abi.FunctionConfig{}, fmt.Errorf("%w: no plugin module %q", abi.ErrNotFound, modName)
+	}
+	if m.code == nil {
+		return abi.FunctionConfig{}, fmt.Errorf("%w: plugin module %q failed to load: %s", abi.ErrNotFound, modName, m.info.LoadError)
+	}
+	fc, ok := m.info.Functions[export]
+	if !ok {
+		return abi.FunctionConfig{}, fmt.Errorf("%w: plugin module %q has no function %q (exports: %s)", abi.ErrNotFound, modName, export, strings.Join(m.info.Exports, ", "))
+	}
+	return fc, nil
+}
+
+// Modules lists the modules tenant sees (shared ones and its own, its own
+// shadowing shared ones of the same name); tenant "" lists every module of
+// every tenant.
+func (h *Host) Modules(tenant string) []ModuleInfo {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []ModuleInfo
+	for k, m := range h.mods {
+		switch {
+		case tenant == "":
+		case k.tenant == tenant:
+		case k.tenant == "" && h.mods[modKey{tenant, k.name}] == nil:
+		default:
+			continue
+		}
+		out = append(out, cloneInfo(m.info))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Tenant < out[j].Tenant
+	})
+	return out
+}
+
+func cloneInfo(i ModuleInfo) ModuleInfo {
+	i.Exports = append([]string(nil), i.Exports...)
+	fns := make(map[string]abi.FunctionConfig, len(i.Functions))
+	for k, v := range i.Functions {
+		fns[k] = v
+	}
+	i.Functions = fns
+	return i
+}
+
+// Install validates wasm and writes it atomically as
+// plugins_dir/<tenant>/name.wasm (tenant "" = shared), then loads it.
+func (h *Host) Install(tenant, name string, wasm []byte) (ModuleInfo, error) {
+	if err := validName("module", name); err != nil {
+		return ModuleInfo{}, err
+	}
+	dir := h.cfg.PluginsDir
+	if tenant != "" {
+		if err := validName("tenant", tenant); err != nil {
+			return ModuleInfo{}, err
+		}
+		dir = filepath.Join(dir, tenant)
+	}
+	ctx := context.Background()
+	h.compileMu.Lock()
+	_, err := h.compile(ctx, wasm)
+	h.compileMu.Unlock()
+	if err != nil {
+		return ModuleInfo{}, fmt.Errorf("%w: module %q refused: %v", abi.ErrInvalid, name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+	}
+	path := filepath.Join(dir, name+".wasm")
+	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
+	if err != nil {
+		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+	}
+	_, werr := tmp.Write(wasm)
+	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+	}
+	h.loadFile(ctx, tenant, name, path)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m := h.mods[modKey{tenant, name}]
+	if m == nil {
+		return ModuleInfo{}, fmt.Errorf("install plugin %s: vanished after writing", path)
+	}
+	if m.info.LoadError != "" {
+		// e.g. an existing sidecar names a function the new module lacks.
+		return cloneInfo(m.info), fmt.Errorf("%w: module %q written but refused: %s", abi.ErrInvalid, name, m.info.LoadError)
+	}
+	return cloneInfo(m.info), nil
+}
+
+// Remove deletes plugins_dir/<tenant>/name.wasm; jobs running on it finish.
+func (h *Host) Remove(tenant, name string) error {
+	if err := validName("module", name); err != nil {
+		return err
+	}
+	dir := h.cfg.PluginsDir
+	if tenant != "" {
+		if err := validName("tenant", tenant); err != nil {
+			return err
+		}
+		dir = filepath.Join(dir, tenant)
+	}
+	path := filepath.Join(dir, name+".wasm")
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: no plugin module %q", abi.ErrNotFound, name)
+		}
+		return fmt.Errorf("remove plugin: %w", err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if m := h.mods[modKey{tenant, name}]; m != nil {
+		delete(h.mods, modKey{tenant, name})
+		h.releaseLocked(m.code)
+	}
+	return nil
+}

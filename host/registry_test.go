@@ -1,0 +1,284 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+func TestReplacingAModuleLetsTheRunningJobFinishOnItsVersion(t *testing.T) {
+	h, dir := kitHost(t, "")
+	v1 := h.Modules("")[0].SHA256
+	done := make(chan abi.Outcome, 1)
+	go func() { done <- run(t, h, job("kit.sleepy")) }()
+	// Wait until the job holds the module, then replace the file.
+	waitFor(t, func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.mods[modKey{"", "kit"}].code.active == 1
+	})
+	copyFile(t, "testdata/kit_v2.wasm", filepath.Join(dir, "kit.wasm"))
+	h.Rescan()
+	if o := run(t, h, job("kit.version")); string(o.Result) != `"v2"` {
+		t.Fatalf("after the replace a new job ran %s", o.Result)
+	}
+	o := <-done
+	if string(o.Result) != `"v1"` || o.PluginSHA256 != v1 {
+		t.Fatalf("the running job got %s on %s, want v1 on %s", o.Result, o.PluginSHA256, v1)
+	}
+	if got := h.Modules("")[0].SHA256; got == v1 {
+		t.Errorf("registry still lists v1")
+	}
+}
+
+func TestReloadLoopPicksUpAddedAndRemovedFiles(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(dir)
+	cfg.ReloadInterval = abi.Duration(20 * time.Millisecond)
+	h, err := New(cfg, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close(context.Background())
+	copyFile(t, "testdata/kit.wasm", filepath.Join(dir, "kit.wasm"))
+	waitFor(t, func() bool { return run(t, h, job("kit.version")).Kind == abi.OutcomeDone })
+	os.Remove(filepath.Join(dir, "kit.wasm"))
+	waitFor(t, func() bool { return run(t, h, job("kit.version")).ExcName == abi.ExcPluginNotFound })
+}
+
+func TestABadFileDoesNotReplaceAGoodOne(t *testing.T) {
+	for _, bad := range []string{"notwasm.wasm", "badimport.wasm"} {
+		t.Run(bad, func(t *testing.T) {
+			h, dir := kitHost(t, "")
+			good := h.Modules("")[0].SHA256
+			copyFile(t, "testdata/"+bad, filepath.Join(dir, "kit.wasm"))
+			h.Rescan()
+			if o := run(t, h, job("kit.version")); o.Kind != abi.OutcomeDone || o.PluginSHA256 != good {
+				t.Fatalf("the good version stopped serving: %+v", o)
+			}
+			m := h.Modules("")[0]
+			if m.SHA256 != good || m.LoadError == "" {
+				t.Fatalf("listing %+v, want the good digest and a load error", m)
+			}
+			if bad == "badimport.wasm" && !strings.Contains(m.LoadError, "env.nothing_here") {
+				t.Errorf("load error %q must name the missing import", m.LoadError)
+			}
+		})
+	}
+}
+
+func TestRefusedModuleWithoutGoodVersionIsListedWithItsError(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "testdata/badimport.wasm", filepath.Join(dir, "bad.wasm"))
+	h := newTestHost(t, testConfig(dir))
+	ms := h.Modules("")
+	if len(ms) != 1 || ms[0].LoadError == "" || ms[0].SHA256 != "" {
+		t.Fatalf("modules %+v", ms)
+	}
+	if o := run(t, h, job("bad.run")); o.ExcName != abi.ExcPluginInvalid {
+		t.Errorf("got %s", o.ExcName)
+	}
+	if _, err := h.Function("acme", "bad.run"); !errors.Is(err, abi.ErrNotFound) {
+		t.Errorf("Function: %v", err)
+	}
+}
+
+func TestSidecarUnknownKeyIsAnErrorNamingFileAndKey(t *testing.T) {
+	h, dir := kitHost(t, "[functions.echo]\nchanel = \"root.x\"\n")
+	m := h.Modules("")[0]
+	if !strings.Contains(m.LoadError, filepath.Join(dir, "kit.toml")) || !strings.Contains(m.LoadError, "functions.echo.chanel") {
+		t.Fatalf("load error %q", m.LoadError)
+	}
+}
+
+func TestSidecarConfiguresFunctions(t *testing.T) {
+	h, _ := kitHost(t, `
+[functions.echo]
+channel = "root.fast"
+max_retries = 2
+timeout = "5s"
+memory_limit = "8MiB"
+retry_pattern = { 1 = 10, 5 = [60, 120] }
+allowed_hosts = ["example.com:8443"]
+description = "Echo"
+`)
+	fc, err := h.Function("acme", "kit.echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fc.Channel != "root.fast" || *fc.MaxRetries != 2 || fc.Timeout.D() != 5*time.Second || fc.RetryPattern[5].Max != 120 || fc.Description != "Echo" {
+		t.Errorf("config %+v", fc)
+	}
+	_, err = h.Function("acme", "kit.nope")
+	if !errors.Is(err, abi.ErrNotFound) || !strings.Contains(err.Error(), "kit") || !strings.Contains(err.Error(), "nope") || !strings.Contains(err.Error(), "echo") {
+		t.Errorf("missing export error %v", err)
+	}
+	if _, err := h.Function("acme", "nomod.x"); !errors.Is(err, abi.ErrNotFound) {
+		t.Errorf("missing module error %v", err)
+	}
+}
+
+func TestTenantModulesShadowSharedOnesAndStayPrivate(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "testdata/kit.wasm", filepath.Join(dir, "kit.wasm"))
+	copyFile(t, "testdata/kit_v2.wasm", filepath.Join(dir, "acme", "kit.wasm"))
+	copyFile(t, "testdata/kit_v2.wasm", filepath.Join(dir, "acme", "mine.wasm"))
+	h := newTestHost(t, testConfig(dir))
+	if o := run(t, h, job("kit.version")); string(o.Result) != `"v2"` {
+		t.Errorf("acme sees %s, want its own v2", o.Result)
+	}
+	other := job("kit.version")
+	other.Tenant = "other"
+	if o := run(t, h, other); string(o.Result) != `"v1"` {
+		t.Errorf("other sees %s, want the shared v1", o.Result)
+	}
+	other.Func = "mine.version"
+	if o := run(t, h, other); o.ExcName != abi.ExcPluginNotFound {
+		t.Errorf("other ran acme's private module: %+v", o)
+	}
+	if n := len(h.Modules("acme")); n != 2 {
+		t.Errorf("acme lists %d modules, want 2 (its kit shadows the shared one)", n)
+	}
+	if n := len(h.Modules("other")); n != 1 {
+		t.Errorf("other lists %d modules, want 1", n)
+	}
+	if n := len(h.Modules("")); n != 3 {
+		t.Errorf("admin lists %d modules, want 3", n)
+	}
+}
+
+func TestInstallValidatesAndRemoveDeletes(t *testing.T) {
+	h := newTestHost(t, testConfig(t.TempDir()))
+	bad, _ := os.ReadFile("testdata/badimport.wasm")
+	if _, err := h.Install("acme", "bad", bad); !errors.Is(err, abi.ErrInvalid) {
+		t.Fatalf("Install of a bad module: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(h.cfg.PluginsDir, "acme", "bad.wasm")); err == nil {
+		t.Fatalf("a refused module was written")
+	}
+	if _, err := h.Install("acme", "../evil", bad); !errors.Is(err, abi.ErrInvalid) {
+		t.Fatalf("Install with a path name: %v", err)
+	}
+	good, _ := os.ReadFile("testdata/kit.wasm")
+	info, err := h.Install("acme", "kit", good)
+	if err != nil || info.Tenant != "acme" || len(info.Exports) == 0 {
+		t.Fatalf("Install: %+v %v", info, err)
+	}
+	if o := run(t, h, job("kit.version")); o.Kind != abi.OutcomeDone {
+		t.Fatalf("installed module does not run: %+v", o)
+	}
+	if err := h.Remove("acme", "kit"); err != nil {
+		t.Fatal(err)
+	}
+	if o := run(t, h, job("kit.version")); o.ExcName != abi.ExcPluginNotFound {
+		t.Fatalf("removed module still runs")
+	}
+	if err := h.Remove("acme", "kit"); !errors.Is(err, abi.ErrNotFound) {
+		t.Errorf("second Remove: %v", err)
+	}
+}
+
+func TestCheckFileReportsEveryReason(t *testing.T) {
+	if _, errs := CheckFile("testdata/kit.wasm"); len(errs) != 0 {
+		t.Errorf("kit.wasm: %v", errs)
+	}
+	_, errs := CheckFile("testdata/badimport.wasm")
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "env.nothing_here") {
+		t.Errorf("badimport.wasm: %v", errs)
+	}
+	if _, errs := CheckFile("testdata/notwasm.wasm"); len(errs) == 0 {
+		t.Errorf("notwasm.wasm passed")
+	}
+}
+
+func TestHTTPRequestAllowlist(t *testing.T) {
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/redirect" {
+			http.Redirect(w, r, r.URL.Query().Get("to"), http.StatusFound)
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer target.Close()
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`"other"`)) }))
+	defer other.Close()
+	hostport := strings.TrimPrefix(target.URL, "http://")
+	sidecar := func(url string, allowed ...string) string {
+		return "[config]\nreq = '{\"url\":\"" + url + "\"}'\n[functions.http]\nallowed_hosts = [\"" + strings.Join(allowed, `","`) + "\"]\n"
+	}
+	cases := []struct {
+		name, sidecar string
+		loopback      bool
+		exc           string
+	}{
+		{"allowed", sidecar(target.URL+"/", hostport), true, ""},
+		{"not listed", sidecar(other.URL+"/", hostport), true, abi.ExcHTTPDenied},
+		{"bare host pins 80/443", sidecar(target.URL+"/", "127.0.0.1"), true, abi.ExcHTTPDenied},
+		{"redirect re-checked", sidecar(target.URL+"/redirect?to="+other.URL+"/", hostport), true, abi.ExcHTTPDenied},
+		{"loopback refused", sidecar(target.URL+"/", hostport), false, abi.ExcHTTPDenied},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var opts []Option
+			if c.loopback {
+				opts = append(opts, WithAllowLoopback())
+			}
+			h, _ := kitHost(t, c.sidecar, opts...)
+			o := run(t, h, job("kit.http"))
+			if o.ExcName != c.exc {
+				t.Fatalf("got %s %s %q, want %q", o.Kind, o.ExcName, o.ExcMessage, c.exc)
+			}
+			if c.exc == "" && string(o.Result) != `{"ok":true}` {
+				t.Errorf("result %s", o.Result)
+			}
+		})
+	}
+}
+
+func TestConfigValidateNamesKeys(t *testing.T) {
+	base := Config{}.WithDefaults()
+	if err := base.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	bad := []struct {
+		key string
+		mod func(*Config)
+	}{
+		{"host.timeout", func(c *Config) { c.Timeout = -1 }},
+		{"host.isolation", func(c *Config) { c.Isolation = "shared" }},
+		{"host.tenant_isolation.acme", func(c *Config) { c.TenantIsolation = map[string]string{"acme": "x"} }},
+		{"host.memory_limit", func(c *Config) { c.MemoryLimit = 100 }},
+		{"host.max_input", func(c *Config) { c.MaxInput = -1 }},
+	}
+	for _, b := range bad {
+		c := base
+		b.mod(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), b.key+":") {
+			t.Errorf("%s: %v", b.key, err)
+		}
+	}
+	for in, want := range map[string]ByteSize{"64MiB": 64 << 20, "16 pages": 16 * 65536, "1000": 1000, "2KB": 2000} {
+		if got, err := ParseByteSize(in); err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v", in, got, err)
+		}
+	}
+}
+
+func waitFor(t testing.TB, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

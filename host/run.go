@@ -1,0 +1,414 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tetratelabs/wazero/sys"
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Run runs one attempt of job and reports how it ended. It never panics.
+// Cancelling ctx means the caller is shutting down: the attempt ends
+// abi.OutcomeInterrupted, distinct from the function's own timeout.
+func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
+	start := time.Now()
+	if job == nil {
+		return failed(abi.ExcError, "no job")
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			h.log.Error().Str("job_uuid", job.UUID).Interface("panic", r).Msg("host panic")
+			out = abi.Outcome{Kind: abi.OutcomeFailed, ExcName: abi.ExcError, ExcMessage: fmt.Sprintf("host panic: %v", r), ExcInfo: string(debug.Stack())}
+		}
+		out.Duration = time.Since(start)
+	}()
+	h.running.Add(1)
+	defer h.running.Add(-1)
+	if h.closed.Load() {
+		return abi.Outcome{Kind: abi.OutcomeInterrupted, ExcMessage: "host is closed"}
+	}
+
+	modName, export, err := abi.SplitFunc(job.Func)
+	if err != nil {
+		return failed(abi.ExcPluginNotFound, err.Error())
+	}
+	h.mu.Lock()
+	m := h.lookupLocked(job.Tenant, modName)
+	if m == nil || m.code == nil {
+		h.mu.Unlock()
+		if m == nil {
+			return failed(abi.ExcPluginNotFound, fmt.Sprintf("no plugin module %q", modName))
+		}
+		return failed(abi.ExcPluginInvalid, fmt.Sprintf("plugin module %q failed to load: %s", modName, m.info.LoadError))
+	}
+	code, config := m.code, m.config
+	fc, ok := m.info.Functions[export]
+	if !ok {
+		exports := strings.Join(m.info.Exports, ", ")
+		h.mu.Unlock()
+		o := failed(abi.ExcPluginNotFound, fmt.Sprintf("plugin module %q has no function %q (exports: %s)", modName, export, exports))
+		o.PluginSHA256 = code.digest
+		return o
+	}
+	code.active++
+	h.mu.Unlock()
+	defer func() {
+		h.mu.Lock()
+		code.active--
+		h.maybeRetireLocked(code)
+		h.mu.Unlock()
+	}()
+
+	out = h.runOn(ctx, job, code, config, export, fc)
+	out.PluginSHA256 = code.digest
+	if out.Kind == abi.OutcomeSandbox && contains(fc.RetryOn, out.ExcName) {
+		out.Kind = abi.OutcomeRetry
+		out.Reason = out.ExcName + ": " + out.ExcMessage
+	}
+	return out
+}
+
+func failed(exc, msg string) abi.Outcome {
+	return abi.Outcome{Kind: abi.OutcomeFailed, ExcName: exc, ExcMessage: msg}
+}
+
+func sandbox(exc, msg string) abi.Outcome {
+	return abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: exc, ExcMessage: msg}
+}
+
+func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config map[string]string, export string, fc abi.FunctionConfig) abi.Outcome {
+	lim := h.limitsFor(job.Tenant, fc)
+	cctx, cancel := context.WithTimeout(ctx, lim.timeout)
+	defer cancel()
+	defer context.AfterFunc(h.killCtx, cancel)()
+	deadline, _ := cctx.Deadline()
+
+	input, err := inputDocument(job, deadline)
+	if err != nil {
+		return failed(abi.ExcError, err.Error())
+	}
+	if uint64(len(input)) > uint64(h.cfg.MaxInput) {
+		return sandbox(abi.ExcInputTooLarge, fmt.Sprintf("input of %d bytes is over the limit of %d bytes", len(input), h.cfg.MaxInput))
+	}
+
+	in, err := h.acquire(cctx, code, job.Tenant, lim)
+	if err != nil {
+		return h.classifyStart(ctx, cctx, err, lim)
+	}
+	c := &call{
+		job: job, fc: fc, config: config, maxOutput: uint64(h.cfg.MaxOutput), allowed: fc.AllowedHosts,
+		maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes),
+	}
+	in.k.reset(lim.memory)
+	if in.mem != nil {
+		in.mem.hit = false
+	}
+	if uint64(len(input))+1 > lim.memory {
+		in.close()
+		return sandbox(abi.ExcInputTooLarge, fmt.Sprintf("input of %d bytes does not fit the memory limit of %d bytes", len(input), lim.memory))
+	}
+	c.inOff, c.inLen = in.k.write(input), uint64(len(input))
+	in.call = c
+	in.uses++
+	stack := [1]uint64{}
+	callErr := in.function(export).CallWithStack(withInstance(cctx, in), stack[:])
+	in.call = nil
+
+	out := h.outcome(ctx, cctx, in, c, callErr, int32(uint32(stack[0])), export)
+	if h.opts.observe != nil && callErr == nil {
+		h.opts.observe(input, bytes.Clone(in.k.mem[c.outOff:c.outOff+c.outLen]), int32(uint32(stack[0])), string(in.k.block(c.errOff)))
+	}
+	out.Logs = c.logs
+	if c.logsDropped > 0 {
+		out.Logs = append(out.Logs, abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf("wasmq: %d more log lines dropped (limit %d lines, %d bytes)", c.logsDropped, c.maxLogLines, c.maxLogBytes)})
+	}
+	// An instance whose deadline passed may be closed by wazero at any
+	// moment: do not pool it.
+	h.release(in, callErr == nil && c.stopped == nil && cctx.Err() == nil, lim)
+	return out
+}
+
+// classifyStart maps an instantiation (or _initialize) failure.
+func (h *Host) classifyStart(ctx, cctx context.Context, err error, lim limits) abi.Outcome {
+	switch {
+	case ctx.Err() != nil:
+		return abi.Outcome{Kind: abi.OutcomeInterrupted, ExcMessage: "interrupted while instantiating: " + ctx.Err().Error()}
+	case errors.Is(err, errMemoryAtStart):
+		return sandbox(abi.ExcMemoryLimit, err.Error())
+	case cctx.Err() != nil:
+		return sandbox(abi.ExcTimeout, fmt.Sprintf("instantiation did not finish within %s", lim.timeout))
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		return sandbox(abi.ExcExit, fmt.Sprintf("exited with code %d while initializing", ee.ExitCode()))
+	}
+	o := sandbox(abi.ExcTrap, "instantiate: "+firstLine(err.Error()))
+	o.ExcInfo = err.Error()
+	return o
+}
+
+func (h *Host) outcome(ctx, cctx context.Context, in *instance, c *call, err error, rc int32, export string) abi.Outcome {
+	if err != nil {
+		return h.classifyError(ctx, cctx, in, c, err)
+	}
+	if c.fail != nil {
+		return failed(abi.ExcFailed, *c.fail)
+	}
+	if c.retry != nil {
+		return retryOutcome(c.retry)
+	}
+	if rc != 0 {
+		msg := fmt.Sprintf("%s returned %d", export, rc)
+		if c.errOff != 0 {
+			if b := in.k.block(c.errOff); b != nil {
+				msg = string(b)
+			}
+		}
+		return failed(abi.ExcError, msg)
+	}
+	if c.nothing != nil {
+		return abi.Outcome{Kind: abi.OutcomeNothingToDo, Reason: *c.nothing}
+	}
+	var output []byte
+	if c.outLen > 0 {
+		output = in.k.mem[c.outOff : c.outOff+c.outLen]
+	}
+	return resultOutcome(output)
+}
+
+func retryOutcome(r *abi.ControlRetry) abi.Outcome {
+	o := abi.Outcome{Kind: abi.OutcomeRetry, IgnoreRetry: r.IgnoreRetry, Reason: r.Reason}
+	if r.Seconds > 0 {
+		o.RetryAfter = time.Duration(r.Seconds * float64(time.Second))
+	}
+	return o
+}
+
+// resultOutcome reads a successful output: a control document, a JSON
+// result, or anything else stored as a JSON string.
+func resultOutcome(output []byte) abi.Outcome {
+	if len(bytes.TrimSpace(output)) == 0 {
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: json.RawMessage("null")}
+	}
+	if !json.Valid(output) {
+		s, _ := json.Marshal(string(output))
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: s}
+	}
+	result := json.RawMessage(bytes.Clone(output))
+	if t := bytes.TrimSpace(output); t[0] != '{' {
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: result}
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(output, &top); err != nil || len(top) != 1 || top["wasmq"] == nil {
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: result}
+	}
+	var ctl abi.Control
+	dec := json.NewDecoder(bytes.NewReader(top["wasmq"]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ctl); err != nil {
+		return failed(abi.ExcError, fmt.Sprintf("output has a \"wasmq\" control key but is not a control document: %v", err))
+	}
+	switch {
+	case ctl.Fail != nil:
+		return failed(abi.ExcFailed, ctl.Fail.Message)
+	case ctl.Retry != nil:
+		return retryOutcome(ctl.Retry)
+	case ctl.NothingToDo != nil:
+		return abi.Outcome{Kind: abi.OutcomeNothingToDo, Reason: ctl.NothingToDo.Reason}
+	case ctl.Result != nil:
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: ctl.Result}
+	}
+	return failed(abi.ExcError, "control document {\"wasmq\": ...} names none of retry, fail, nothing_to_do, result")
+}
+
+func (h *Host) classifyError(ctx, cctx context.Context, in *instance, c *call, err error) abi.Outcome {
+	if c.stopped != nil {
+		return sandbox(c.stopped.exc, c.stopped.msg)
+	}
+	if ctx.Err() != nil {
+		return abi.Outcome{Kind: abi.OutcomeInterrupted, ExcMessage: "interrupted: " + ctx.Err().Error()}
+	}
+	if h.closed.Load() {
+		return abi.Outcome{Kind: abi.OutcomeInterrupted, ExcMessage: "interrupted: the host was closed"}
+	}
+	var ee *sys.ExitError
+	if errors.As(err, &ee) {
+		switch ee.ExitCode() {
+		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
+			dl, _ := cctx.Deadline()
+			return sandbox(abi.ExcTimeout, fmt.Sprintf("did not finish within its timeout (deadline %s)", dl.UTC().Format(time.RFC3339Nano)))
+		}
+		return sandbox(abi.ExcExit, fmt.Sprintf("exited with code %d (proc_exit)", ee.ExitCode()))
+	}
+	if cctx.Err() != nil {
+		return sandbox(abi.ExcTimeout, "did not finish within its timeout")
+	}
+	if in.k.hit && in.k.refused > c.maxOutput {
+		o := sandbox(abi.ExcOutputTooLarge, fmt.Sprintf("a kernel block of %d bytes was refused: over the output limit of %d bytes and the memory limit of %d bytes", in.k.refused, c.maxOutput, in.k.limit))
+		o.ExcInfo = err.Error()
+		return o
+	}
+	if (in.mem != nil && in.mem.hit) || in.k.hit {
+		o := sandbox(abi.ExcMemoryLimit, fmt.Sprintf("memory limit of %d bytes reached: %s", in.k.limit, firstLine(err.Error())))
+		o.ExcInfo = err.Error()
+		return o
+	}
+	o := sandbox(abi.ExcTrap, firstLine(err.Error()))
+	o.ExcInfo = err.Error()
+	return o
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return strings.TrimSpace(s)
+}
+
+// inputDocument builds {"args", "kwargs", "context"}: the caller's context
+// keys, overlaid with what the host knows about the attempt. It is written
+// by hand: encoding/json on a map was 40% of a pooled call.
+func inputDocument(job *abi.Job, deadline time.Time) ([]byte, error) {
+	var caller map[string]json.RawMessage
+	if t := bytes.TrimSpace(job.Context); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("{}")) {
+		if err := json.Unmarshal(t, &caller); err != nil {
+			return nil, fmt.Errorf("job context is not a JSON object: %w", err)
+		}
+	}
+	b := make([]byte, 0, 256+len(job.Args)+len(job.Kwargs)+len(job.Context))
+	b = append(b, `{"args":`...)
+	b = append(b, orJSON(job.Args, "[]")...)
+	b = append(b, `,"kwargs":`...)
+	b = append(b, orJSON(job.Kwargs, "{}")...)
+	b = append(b, `,"context":{"job_uuid":`...)
+	b = appendJSONString(b, job.UUID)
+	b = append(b, `,"tenant":`...)
+	b = appendJSONString(b, job.Tenant)
+	b = append(b, `,"channel":`...)
+	b = appendJSONString(b, job.Channel)
+	b = append(b, `,"retry":`...)
+	b = strconv.AppendInt(b, int64(job.Retry), 10)
+	b = append(b, `,"attempt":`...)
+	b = strconv.AppendInt(b, int64(job.Attempt), 10)
+	b = append(b, `,"max_retries":`...)
+	b = strconv.AppendInt(b, int64(job.MaxRetries), 10)
+	b = append(b, `,"priority":`...)
+	b = strconv.AppendInt(b, int64(job.Priority), 10)
+	b = append(b, `,"deadline":"`...)
+	b = deadline.UTC().AppendFormat(b, time.RFC3339Nano)
+	b = append(b, '"')
+	hostKey := map[string]bool{"job_uuid": true, "tenant": true, "channel": true, "retry": true,
+		"attempt": true, "max_retries": true, "priority": true, "deadline": true}
+	// user and model: the job's own fields win, else the caller's keys.
+	if job.UserID != "" || caller["user"] == nil {
+		b = append(b, `,"user":`...)
+		b = appendJSONString(b, job.UserID)
+		hostKey["user"] = true
+	}
+	if job.ModelName != "" || caller["model"] == nil {
+		b = append(b, `,"model":`...)
+		b = appendJSONString(b, job.ModelName)
+		hostKey["model"] = true
+	}
+	if caller["records"] == nil {
+		b = append(b, `,"records":[]`...)
+	}
+	keys := make([]string, 0, len(caller))
+	for k := range caller {
+		if !hostKey[k] {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		b = append(b, ',')
+		b = appendJSONString(b, k)
+		b = append(b, ':')
+		b = append(b, caller[k]...)
+	}
+	return append(b, "}}"...), nil
+}
+
+// appendJSONString appends s as a JSON string (invalid UTF-8 becomes
+// U+FFFD, as encoding/json does).
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b = append(b, '\\', byte(r))
+		case r < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[r>>4], "0123456789abcdef"[r&0xf])
+		default:
+			b = utf8.AppendRune(b, r)
+		}
+	}
+	return append(b, '"')
+}
+
+func orJSON(v json.RawMessage, def string) json.RawMessage {
+	if t := bytes.TrimSpace(v); len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return json.RawMessage(def)
+	}
+	return v
+}
+
+func withInstance(ctx context.Context, in *instance) context.Context {
+	return context.WithValue(ctx, instKey{}, in)
+}
+
+// acquire takes an idle pooled instance of code for tenant, or makes one.
+func (h *Host) acquire(ctx context.Context, code *compiled, tenant string, lim limits) (*instance, error) {
+	if !lim.isolated {
+		h.mu.Lock()
+		idle := code.pools[tenant]
+		for len(idle) > 0 {
+			in := idle[len(idle)-1]
+			idle = idle[:len(idle)-1]
+			if in.mod.IsClosed() || in.mem != nil && in.mem.size() > lim.memory {
+				// Closed by a deadline that fired as its last call
+				// returned, or grew past this function's limit under
+				// another function.
+				in.close()
+				continue
+			}
+			code.pools[tenant] = idle
+			h.mu.Unlock()
+			if in.mem != nil {
+				in.mem.limit = lim.memory
+			}
+			return in, nil
+		}
+		code.pools[tenant] = idle
+		h.mu.Unlock()
+	}
+	return h.newInstance(ctx, code, tenant, lim.memory)
+}
+
+// release puts a healthy instance back in its pool, or discards it.
+func (h *Host) release(in *instance, healthy bool, lim limits) {
+	keep := healthy && !lim.isolated && in.uses < h.cfg.MaxUses &&
+		(in.mem == nil || in.mem.size() <= uint64(h.cfg.RecycleMemory))
+	if keep {
+		h.mu.Lock()
+		c := in.code
+		if c.refs > 0 && len(c.pools[in.tenant]) < int(h.poolSize.Load()) && !h.closed.Load() {
+			c.pools[in.tenant] = append(c.pools[in.tenant], in)
+			h.mu.Unlock()
+			return
+		}
+		h.mu.Unlock()
+	}
+	in.close()
+}
