@@ -1,0 +1,232 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// parentsState tells whether every parent of uuid is done (a parent
+// removed by vacuum was done or cancelled; it no longer holds anyone), and
+// whether all are finished with at least one cancelled.
+func parentsState(ctx context.Context, w *wtx, uuid string) (allDone, cancelledFinished bool, err error) {
+	var open, cancelled int
+	err = w.QueryRowContext(ctx, `SELECT
+		COALESCE(SUM(CASE WHEN p.state NOT IN ('done', 'cancelled') THEN 1 ELSE 0 END), 0),
+		COALESCE(SUM(CASE WHEN p.state = 'cancelled' THEN 1 ELSE 0 END), 0)
+		FROM job_dependencies d JOIN jobs p ON p.uuid = d.parent WHERE d.child = ?`, uuid).Scan(&open, &cancelled)
+	if err != nil {
+		return false, false, fmt.Errorf("sqlite store: parents of %s: %w", uuid, err)
+	}
+	return open == 0 && cancelled == 0, open == 0 && cancelled > 0, nil
+}
+
+// settleChildren re-evaluates the waiting children of parents that just
+// finished: all parents done → pending; all finished, one cancelled →
+// cancelled, which in turn settles its own children.
+func settleChildren(ctx context.Context, w *wtx, parents []string) error {
+	for len(parents) > 0 {
+		p := parents[0]
+		parents = parents[1:]
+		rows, err := w.QueryContext(ctx, `SELECT j.uuid, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
+			WHERE d.parent = ? AND j.state = 'wait_dependencies'`, p)
+		if err != nil {
+			return fmt.Errorf("sqlite store: children of %s: %w", p, err)
+		}
+		type child struct{ uuid, channel string }
+		var kids []child
+		for rows.Next() {
+			var c child
+			if err := rows.Scan(&c.uuid, &c.channel); err != nil {
+				rows.Close()
+				return err
+			}
+			kids = append(kids, c)
+		}
+		rows.Close()
+		for _, c := range kids {
+			done, cancelled, err := parentsState(ctx, w, c.uuid)
+			if err != nil {
+				return err
+			}
+			switch {
+			case done:
+				if err := abi.CheckTransition(abi.StateWaitDependencies, abi.StatePending, abi.CausePromote); err != nil {
+					return err
+				}
+				if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', version = ? WHERE uuid = ?`, w.nextVersion(), c.uuid); err != nil {
+					return fmt.Errorf("sqlite store: promote %s: %w", c.uuid, err)
+				}
+				w.emit(store.EventPending, c.channel)
+			case cancelled:
+				if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = ?, version = ? WHERE uuid = ?`,
+					micros(w.now), w.nextVersion(), c.uuid); err != nil {
+					return fmt.Errorf("sqlite store: cancel %s: %w", c.uuid, err)
+				}
+				parents = append(parents, c.uuid)
+			}
+		}
+	}
+	return nil
+}
+
+// manual runs a manual action: reads the job, checks the transition the
+// action would make, applies it and returns the job as stored.
+func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(w *wtx, j abi.Job) (abi.State, error)) (abi.Job, error) {
+	var out abi.Job
+	err := s.write(ctx, func(w *wtx) error {
+		j, err := getJob(ctx, w, tenant, uuid)
+		if err != nil {
+			return err
+		}
+		if !abi.CanApply(cause, j.State) {
+			return fmt.Errorf("job %s is %s: %w: %s applies to %v", uuid, j.State, abi.ErrIllegalTransition, cause, abi.AllowedFrom(cause))
+		}
+		to, err := apply(w, j)
+		if err != nil {
+			return err
+		}
+		if err := abi.CheckTransition(j.State, to, cause); err != nil {
+			return err
+		}
+		if j.State.Running() {
+			w.emit(store.EventFinished, j.Channel)
+		}
+		w.emit(store.EventChanged, j.Channel)
+		out, err = getJob(ctx, w, tenant, uuid)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	return s.manual(ctx, tenant, uuid, abi.CauseRequeue, func(w *wtx, j abi.Job) (abi.State, error) {
+		done, _, err := parentsState(ctx, w, uuid)
+		if err != nil {
+			return "", err
+		}
+		to := abi.StatePending
+		if !done {
+			to = abi.StateWaitDependencies
+		}
+		// A requeue means "run it again now": the counters, dates, last
+		// outcome and any postponement are cleared.
+		_, err = w.ExecContext(ctx, `UPDATE jobs SET state = ?, retry = 0, eta = NULL, result = NULL,
+			exc_name = '', exc_message = '', exc_info = '', date_enqueued = NULL, date_started = NULL,
+			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = 0, worker_id = '',
+			lease_until = NULL, version = ? WHERE uuid = ?`, string(to), w.nextVersion(), uuid)
+		if to == abi.StatePending {
+			w.emit(store.EventPending, j.Channel)
+		}
+		return to, err
+	})
+}
+
+func (s *Store) SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error) {
+	if len(result) == 0 {
+		result = json.RawMessage(`"Manually set to done"`)
+	}
+	return s.manual(ctx, tenant, uuid, abi.CauseSetDone, func(w *wtx, j abi.Job) (abi.State, error) {
+		if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'done', result = ?, date_done = ?, worker_id = '',
+			lease_until = NULL, version = ? WHERE uuid = ?`, string(result), micros(w.now), w.nextVersion(), uuid); err != nil {
+			return "", err
+		}
+		return abi.StateDone, settleChildren(ctx, w, []string{uuid})
+	})
+}
+
+func (s *Store) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	return s.manual(ctx, tenant, uuid, abi.CauseCancel, func(w *wtx, j abi.Job) (abi.State, error) {
+		if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = ?, worker_id = '',
+			lease_until = NULL, version = ? WHERE uuid = ?`, micros(w.now), w.nextVersion(), uuid); err != nil {
+			return "", err
+		}
+		return abi.StateCancelled, cancelDescendants(ctx, w, uuid)
+	})
+}
+
+// cancelDescendants cancels, transitively, every dependent still waiting.
+func cancelDescendants(ctx context.Context, w *wtx, root string) error {
+	queue := []string{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		rows, err := w.QueryContext(ctx, `SELECT j.uuid FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
+			WHERE d.parent = ? AND j.state = 'wait_dependencies'`, p)
+		if err != nil {
+			return fmt.Errorf("sqlite store: dependents of %s: %w", p, err)
+		}
+		var kids []string
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			kids = append(kids, k)
+		}
+		rows.Close()
+		for _, k := range kids {
+			if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = ?, version = ? WHERE uuid = ?`,
+				micros(w.now), w.nextVersion(), k); err != nil {
+				return fmt.Errorf("sqlite store: cancel dependent %s: %w", k, err)
+			}
+			queue = append(queue, k)
+		}
+	}
+	return nil
+}
+
+func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) (abi.Job, error) {
+	if p.Priority != nil && *p.Priority < 0 {
+		return abi.Job{}, &abi.FieldError{Field: "priority", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
+	}
+	if p.MaxRetries != nil && *p.MaxRetries < 0 {
+		return abi.Job{}, &abi.FieldError{Field: "max_retries", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
+	}
+	if p.Channel != nil && *p.Channel == "" {
+		return abi.Job{}, &abi.FieldError{Field: "channel", Msg: "must not be empty", Err: abi.ErrInvalid}
+	}
+	var out abi.Job
+	err := s.write(ctx, func(w *wtx) error {
+		j, err := getJob(ctx, w, tenant, uuid)
+		if err != nil {
+			return err
+		}
+		switch j.State {
+		case abi.StateWaitDependencies, abi.StatePending, abi.StateFailed:
+		default:
+			return fmt.Errorf("job %s is %s: %w: a job can be changed only in wait_dependencies, pending or failed", uuid, j.State, abi.ErrIllegalTransition)
+		}
+		if p.Priority != nil {
+			j.Priority = *p.Priority
+		}
+		if p.ETA != nil {
+			j.ETA = *p.ETA
+		}
+		if p.Channel != nil {
+			j.Channel = *p.Channel
+		}
+		if p.MaxRetries != nil {
+			j.MaxRetries = *p.MaxRetries
+		}
+		if p.Description != nil {
+			j.Description = *p.Description
+		}
+		if _, err := w.ExecContext(ctx, `UPDATE jobs SET priority = ?, eta = ?, channel = ?, max_retries = ?,
+			description = ?, version = ? WHERE uuid = ?`, j.Priority, optMicros(j.ETA), j.Channel, j.MaxRetries,
+			j.Description, w.nextVersion(), uuid); err != nil {
+			return fmt.Errorf("sqlite store: update %s: %w", uuid, err)
+		}
+		w.emit(store.EventChanged, j.Channel)
+		if j.State == abi.StatePending {
+			w.emit(store.EventPending, j.Channel)
+		}
+		out, err = getJob(ctx, w, tenant, uuid)
+		return err
+	})
+	return out, err
+}

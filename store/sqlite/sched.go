@@ -1,0 +1,286 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT uuid, tenant, channel, priority, eta, expected_at, date_created, seq, version
+		FROM jobs WHERE state = 'pending' AND version > ? ORDER BY version LIMIT ?`, afterVersion, limit)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: pending since %d: %w", afterVersion, err)
+	}
+	defer rows.Close()
+	var out []store.Candidate
+	for rows.Next() {
+		var c store.Candidate
+		var eta, expected sql.NullInt64
+		var created int64
+		if err := rows.Scan(&c.UUID, &c.Tenant, &c.Channel, &c.Priority, &eta, &expected, &created, &c.Seq, &c.Version); err != nil {
+			return nil, err
+		}
+		c.ETA, c.ExpectedAt = fromMicros(eta), fromMicros(expected)
+		c.DateCreated = time.UnixMicro(created).UTC()
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil time.Time) ([]string, error) {
+	var moved []string
+	err := s.write(ctx, func(w *wtx) error {
+		stmt, err := w.PrepareContext(ctx, `UPDATE jobs SET state = 'enqueued', date_enqueued = ?, lease_until = ?, version = ?
+			WHERE uuid = ? AND state = 'pending' AND version = ?`)
+		if err != nil {
+			return fmt.Errorf("sqlite store: enqueue: %w", err)
+		}
+		defer stmt.Close()
+		for _, c := range jobs {
+			res, err := stmt.ExecContext(ctx, micros(w.now), micros(leaseUntil), w.nextVersion(), c.UUID, c.Version)
+			if err != nil {
+				return fmt.Errorf("sqlite store: enqueue %s: %w", c.UUID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				moved = append(moved, c.UUID)
+				w.emit(store.EventEnqueued, c.Channel)
+			}
+		}
+		return nil
+	})
+	return moved, err
+}
+
+func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]store.Claimed, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []store.Claimed
+	err := s.write(ctx, func(w *wtx) error {
+		rows, err := w.QueryContext(ctx, `SELECT uuid FROM jobs WHERE state = 'enqueued'
+			ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq LIMIT ?`, limit)
+		if err != nil {
+			return fmt.Errorf("sqlite store: claim: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			ids = append(ids, id)
+		}
+		rows.Close()
+		for _, id := range ids {
+			if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+				date_started = ?, date_done = NULL, exec_time = NULL, worker_id = ?, lease_until = ?, version = ?
+				WHERE uuid = ? AND state = 'enqueued'`, micros(w.now), workerID, micros(leaseUntil), w.nextVersion(), id); err != nil {
+				return fmt.Errorf("sqlite store: start %s: %w", id, err)
+			}
+			if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
+				SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid = ?`, id); err != nil {
+				return fmt.Errorf("sqlite store: record attempt of %s: %w", id, err)
+			}
+			j, err := getJob(ctx, w, "", id)
+			if err != nil {
+				return err
+			}
+			out = append(out, j)
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
+	var applied []string
+	err := s.write(ctx, func(w *wtx) error {
+		var done []string
+		for _, c := range cs {
+			if err := abi.CheckTransition(abi.StateStarted, c.To, c.Cause); err != nil {
+				return fmt.Errorf("complete %s: %w", c.UUID, err)
+			}
+			ended := c.Ended
+			if ended.IsZero() {
+				ended = w.now
+			}
+			uncount := 0
+			if c.UncountRetry {
+				uncount = 1
+			}
+			var result any
+			if len(c.Result) > 0 {
+				result = string(c.Result)
+			}
+			var res sql.Result
+			var err error
+			switch c.To {
+			case abi.StateDone:
+				res, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
+					exc_info = '', date_done = ?, exec_time = (? - date_started) / 1e6,
+					late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, version = ?
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ?`,
+					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt)
+			case abi.StatePending:
+				res, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
+					exc_name = ?, exc_message = ?, exc_info = ?, exec_time = (? - date_started) / 1e6,
+					date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, version = ?
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ?`,
+					optMicros(c.ETA), result, uncount, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended),
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt)
+			case abi.StateFailed:
+				res, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
+					exc_info = ?, exec_time = (? - date_started) / 1e6, late = (expected_at IS NOT NULL AND expected_at < ?),
+					lease_until = NULL, plugin_sha256 = ?, version = ?
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ?`,
+					result, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended), micros(ended),
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt)
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite store: complete %s: %w", c.UUID, err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				continue // taken back (lease expired, requeued) meanwhile: not ours to write
+			}
+			applied = append(applied, c.UUID)
+			logs, _ := json.Marshal(orLogs(c.Logs))
+			outcome := string(c.To)
+			if c.Cause == abi.CauseShutdown {
+				outcome = "interrupted"
+			} else if c.To == abi.StatePending {
+				outcome = "retry"
+			}
+			if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = ?, exc_name = ?, exc_message = ?,
+				plugin_sha256 = ?, logs = ? WHERE job_uuid = ? AND attempt = ?`,
+				micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
+				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
+			}
+			var channel string
+			if err := w.QueryRowContext(ctx, `SELECT channel FROM jobs WHERE uuid = ?`, c.UUID).Scan(&channel); err != nil {
+				return err
+			}
+			w.emit(store.EventFinished, channel)
+			switch c.To {
+			case abi.StateDone:
+				done = append(done, c.UUID)
+			case abi.StatePending:
+				w.emit(store.EventPending, channel)
+			case abi.StateFailed:
+				w.emit(store.EventChanged, channel)
+			}
+		}
+		return settleChildren(ctx, w, done)
+	})
+	return applied, err
+}
+
+func orLogs(l []abi.LogLine) []abi.LogLine {
+	if l == nil {
+		return []abi.LogLine{}
+	}
+	return l
+}
+
+func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(w *wtx) error {
+		res, err := w.ExecContext(ctx, `UPDATE jobs SET lease_until = ? WHERE state = 'started' AND worker_id = ?`,
+			micros(leaseUntil), workerID)
+		if err != nil {
+			return fmt.Errorf("sqlite store: renew leases: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}
+
+func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
+	var out []store.Reaped
+	err := s.write(ctx, func(w *wtx) error {
+		rows, err := w.QueryContext(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel FROM jobs
+			WHERE state IN ('enqueued', 'started') AND lease_until < ?`, micros(now))
+		if err != nil {
+			return fmt.Errorf("sqlite store: expired leases: %w", err)
+		}
+		type dead struct {
+			uuid, state, worker, channel string
+			retry, max, attempt          int
+		}
+		var ds []dead
+		for rows.Next() {
+			var d dead
+			if err := rows.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel); err != nil {
+				rows.Close()
+				return err
+			}
+			ds = append(ds, d)
+		}
+		rows.Close()
+		for _, d := range ds {
+			to := abi.StatePending
+			if d.state == string(abi.StateStarted) && d.max > 0 && d.retry >= d.max {
+				to = abi.StateFailed
+			}
+			if err := abi.CheckTransition(abi.State(d.state), to, abi.CauseDead); err != nil {
+				return err
+			}
+			msg := fmt.Sprintf("worker %s stopped renewing its lease", d.worker)
+			if to == abi.StateFailed {
+				_, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'failed', exc_name = ?, exc_message = ?,
+					lease_until = NULL, version = ? WHERE uuid = ?`,
+					abi.ExcJobFoundDead, fmt.Sprintf("Job found dead after %d attempts: %s", d.retry, msg), w.nextVersion(), d.uuid)
+				w.emit(store.EventChanged, d.channel)
+			} else {
+				_, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', date_enqueued = NULL, worker_id = '',
+					lease_until = NULL, version = ? WHERE uuid = ?`, w.nextVersion(), d.uuid)
+				w.emit(store.EventPending, d.channel)
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite store: reap %s: %w", d.uuid, err)
+			}
+			if d.state == string(abi.StateStarted) {
+				if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = 'dead', exc_name = ?, exc_message = ?
+					WHERE job_uuid = ? AND attempt = ?`, micros(now), abi.ExcJobFoundDead, msg, d.uuid, d.attempt); err != nil {
+					return err
+				}
+			}
+			w.emit(store.EventFinished, d.channel)
+			out = append(out, store.Reaped{UUID: d.uuid, State: to})
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
+	var n int64
+	err := s.write(ctx, func(w *wtx) error {
+		sub := `SELECT uuid FROM jobs WHERE state IN ('done', 'cancelled')
+			AND COALESCE(date_done, date_cancelled, date_created) < ? AND (channel = ? OR channel LIKE ? ESCAPE '\')`
+		args := []any{micros(olderThan), channel, likePrefix(channel) + ".%"}
+		if _, err := w.ExecContext(ctx, `DELETE FROM job_attempts WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
+			return fmt.Errorf("sqlite store: vacuum attempts: %w", err)
+		}
+		if _, err := w.ExecContext(ctx, `DELETE FROM job_dependencies WHERE child IN (`+sub+`)`, args...); err != nil {
+			return fmt.Errorf("sqlite store: vacuum dependencies: %w", err)
+		}
+		res, err := w.ExecContext(ctx, `DELETE FROM jobs WHERE uuid IN (`+sub+`)`, args...)
+		if err != nil {
+			return fmt.Errorf("sqlite store: vacuum jobs: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return int(n), err
+}

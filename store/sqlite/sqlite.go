@@ -1,0 +1,256 @@
+// Package sqlite is the embedded store: one file, no server, one process.
+//
+// Writes go through a single connection under a mutex, so SQLite never
+// answers SQLITE_BUSY to ourselves; reads use a pool (WAL lets them run
+// beside the writer). Change events fan out inside the process. A second
+// process opening the same file is refused by an advisory lock on
+// `<path>.lock`: the scheduler's capacity accounting assumes one process.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	_ "embed"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/wasmq/wasmq/store"
+	_ "modernc.org/sqlite"
+)
+
+//go:embed schema.sql
+var schemaV1 string
+
+// migrations[i] brings the schema from version i to i+1.
+var migrations = []string{schemaV1}
+
+// SchemaVersion is the newest schema this binary knows.
+var SchemaVersion = len(migrations)
+
+// Store implements store.Store on one SQLite file.
+type Store struct {
+	path string
+	w    *sql.DB // exactly one connection: every write transaction
+	r    *sql.DB // readers
+	lock *os.File
+
+	mu      sync.Mutex // serialises write transactions and guards version
+	version int64
+
+	subMu sync.Mutex
+	subs  map[chan store.Event]struct{}
+}
+
+var _ store.Store = (*Store)(nil)
+
+func dsn(path string) string {
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(OFF)&_time_format=sqlite"
+}
+
+// Open opens (creating it if needed) the store at path. With migrate
+// false, a file whose schema is behind this binary is refused.
+func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("sqlite store: create folder %s: %w", dir, err)
+		}
+	}
+	lock, err := os.OpenFile(path+".lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("sqlite store: %s is in use by another wasmq process (the embedded store serves one process; use PostgreSQL for several nodes)", path)
+	}
+	s := &Store{path: path, lock: lock, subs: map[chan store.Event]struct{}{}}
+	if s.w, err = sql.Open("sqlite", dsn(path)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	s.w.SetMaxOpenConns(1)
+	if s.r, err = sql.Open("sqlite", dsn(path)); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
+	}
+	s.r.SetMaxOpenConns(4)
+	if migrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	v, err := s.schemaVersion(ctx)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	switch {
+	case v > SchemaVersion:
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", v, SchemaVersion)
+	case v < SchemaVersion:
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: database schema version %d is behind this binary (%d); run `wasmq migrate`", v, SchemaVersion)
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs`).Scan(&s.version); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: read version: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS wasmq_schema_version (version INTEGER NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("sqlite store: schema version table: %w", err)
+	}
+	var v int
+	err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM wasmq_schema_version`).Scan(&v)
+	if err != nil {
+		return 0, fmt.Errorf("sqlite store: read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Migrate applies the migrations the file lacks and returns how many.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, err := s.schemaVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if v > SchemaVersion {
+		return 0, fmt.Errorf("sqlite store: database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", v, SchemaVersion)
+	}
+	applied := 0
+	for i := v; i < SchemaVersion; i++ {
+		tx, err := s.w.BeginTx(ctx, nil)
+		if err != nil {
+			return applied, err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return applied, fmt.Errorf("sqlite store: migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO wasmq_schema_version (version) VALUES (?)`, i+1); err != nil {
+			tx.Rollback()
+			return applied, err
+		}
+		if err := tx.Commit(); err != nil {
+			return applied, fmt.Errorf("sqlite store: migration %d: %w", i+1, err)
+		}
+		applied++
+	}
+	return applied, nil
+}
+
+// Close releases the file; safe to call twice.
+func (s *Store) Close() error {
+	var errs []error
+	if s.w != nil {
+		errs = append(errs, s.w.Close())
+		s.w = nil
+	}
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+		s.r = nil
+	}
+	if s.lock != nil {
+		syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
+		errs = append(errs, s.lock.Close())
+		s.lock = nil
+	}
+	return errors.Join(errs...)
+}
+
+func (s *Store) Ping(ctx context.Context) error {
+	if s.r == nil {
+		return errors.New("sqlite store: closed")
+	}
+	return s.r.PingContext(ctx)
+}
+
+// TryLead: the file lock already makes this process the only one.
+func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) { return true, nil }
+
+// write runs fn in a write transaction; events are published after commit.
+func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+	s.mu.Lock()
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("sqlite store: begin: %w", err)
+	}
+	w := &wtx{Tx: tx, s: s, now: time.Now().UTC(), version: s.version}
+	if err := fn(w); err != nil {
+		tx.Rollback()
+		s.mu.Unlock()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("sqlite store: commit: %w", err)
+	}
+	s.version = w.version
+	s.mu.Unlock()
+	for _, e := range w.events {
+		s.publish(e)
+	}
+	return nil
+}
+
+// wtx is one write transaction with its clock, version counter and the
+// events to publish once it commits.
+type wtx struct {
+	*sql.Tx
+	s       *Store
+	now     time.Time
+	version int64
+	events  []store.Event
+}
+
+func (w *wtx) nextVersion() int64 { w.version++; return w.version }
+
+func (w *wtx) emit(kind store.EventKind, channels ...string) {
+	for i := range w.events {
+		if w.events[i].Kind == kind {
+			w.events[i].Channels = append(w.events[i].Channels, channels...)
+			return
+		}
+	}
+	w.events = append(w.events, store.Event{Kind: kind, Channels: channels})
+}
+
+func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
+	ch := make(chan store.Event, 64)
+	s.subMu.Lock()
+	s.subs[ch] = struct{}{}
+	s.subMu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.subMu.Lock()
+		delete(s.subs, ch)
+		close(ch)
+		s.subMu.Unlock()
+	}()
+	return ch, nil
+}
+
+// publish never blocks a writer: a subscriber whose buffer is full already
+// has wake-ups pending and re-reads the store anyway.
+func (s *Store) publish(e store.Event) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for ch := range s.subs {
+		select {
+		case ch <- e:
+		default:
+		}
+	}
+}
