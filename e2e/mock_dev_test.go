@@ -11,6 +11,12 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
+var callArgs = map[string]string{
+	"mailer.send": `(42, "welcome", lang="fr")`, "invoice.render": `("INV/2026/0193", fmt="pdf")`,
+	"sync.partner": `(7, full=false)`, "report.daily": `("2026-11-21")`, "import.fetch": `("s3://drop/partners.csv")`,
+	"import.parse": `("partners.csv", chunk=2)`, "import.commit": `("partners.csv")`,
+}
+
 func seedMock() *mockAPI {
 	m := &mockAPI{jobs: map[string]*abi.Job{}, attempts: map[string][]abi.Attempt{}}
 	now := time.Now().UTC()
@@ -21,7 +27,7 @@ func seedMock() *mockAPI {
 		j := &abi.Job{UUID: u, Tenant: "acme", Func: fn, Description: desc, Channel: ch, State: st, Priority: 10, MaxRetries: 5,
 			Args: json.RawMessage(`[42, "welcome"]`), Kwargs: json.RawMessage(`{"lang": "fr"}`),
 			Context:     json.RawMessage(`{"user": "alice", "model": "res.partner", "records": [7, 8]}`),
-			FuncString:  fn + `(42, "welcome", lang="fr")`,
+			FuncString:  fn + callArgs[fn],
 			DateCreated: now.Add(-ago), Seq: seq, GraphUUID: graph, DependsOn: deps, ModelName: "res.partner", UserID: "alice"}
 		if st == abi.StateDone || st == abi.StateFailed {
 			e := 0.0421 * float64(seq)

@@ -21,7 +21,16 @@ func failFirstJob(desc string) map[string]any {
 	return map[string]any{"func": "testkit.script", "args": []any{[]string{"fail:boom", "ok"}}, "description": desc}
 }
 
-// startServer: TEMPORARY mock until the api package lands.
+// startServer starts the server the browser tests drive.
+//
+// STAND-IN: the api/, runner/ and store/sqlite packages did not exist when
+// this suite was written, so it serves the UI over mockAPI, an in-memory
+// implementation of the HTTP contract (docs/ui.md, "API used"). To run the
+// acceptance tests against the real thing, replace the body with: a SQLite
+// store in t.TempDir(), host.New over plugins/examples/testkit, a runner,
+// the api handler (which mounts ui.Handler() at "/") on httptest.NewServer,
+// tenants "acme" (TokenA) and "globex" (TokenB) plus an admin token. The
+// tests only use the HTTP contract, so nothing else changes.
 func startServer(t *testing.T) *server {
 	m := &mockAPI{jobs: map[string]*abi.Job{}, attempts: map[string][]abi.Attempt{},
 		tokens: map[string]string{"tok-admin": "", "tok-a": "acme", "tok-b": "globex"}}
@@ -30,7 +39,8 @@ func startServer(t *testing.T) *server {
 	return &server{URL: srv.URL, Admin: "tok-admin", TokenA: "tok-a", TokenB: "tok-b"}
 }
 
-// seedScreenshots: TEMPORARY, from the mock until the real server lands.
+// seedScreenshots serves realistic jobs for the screenshots. STAND-IN like
+// startServer: the seeded mock, until the real server can run testkit jobs.
 func seedScreenshots(t *testing.T) (base, token, jobUUID string) {
 	m := seedMock()
 	srv := httptest.NewServer(m.handler())

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/BurntSushi/toml"
 	"github.com/wasmq/wasmq/abi"
 )
 
@@ -280,5 +281,29 @@ func waitFor(t testing.TB, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestConfigDecodesFromTOML(t *testing.T) {
+	var c struct {
+		Host Config `toml:"host"`
+	}
+	_, err := toml.Decode(`
+[host]
+plugins_dir = "p"
+timeout = "5s"
+memory_limit = "64MiB"
+max_input = 1048576
+isolation = "fresh"
+[host.tenant_isolation]
+trusted = "pooled"
+`, &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Host.WithDefaults()
+	if h.PluginsDir != "p" || h.Timeout.D() != 5*time.Second || h.MemoryLimit != 64<<20 || h.MaxInput != 1<<20 ||
+		h.isolation("trusted") != IsolationPooled || h.isolation("x") != IsolationFresh || h.Validate() != nil {
+		t.Errorf("decoded %+v", h)
 	}
 }

@@ -34,7 +34,7 @@ export function jobView(root, uuid) {
     const [attempts, graph, fnConf] = await Promise.all([
       get(`/v1/jobs/${encodeURIComponent(uuid)}/attempts`).then((d) => listOf(d, 'attempts')).catch(() => null),
       job.graph_uuid ? loadGraph(job.graph_uuid).catch(() => null) : null,
-      functionConfig(job.func).catch(() => null),
+      functionConfig(job).catch(() => null),
     ]);
     if (gone) return;
     // Re-render only when something changed, so a reader's scroll position
@@ -187,11 +187,13 @@ async function loadGraph(graphUUID) {
 }
 
 // functionConfig finds the config of module.function in GET /v1/plugins.
-async function functionConfig(func) {
+// A tenant's own module shadows a shared one of the same name.
+async function functionConfig(job) {
+  const func = job.func || '';
   const i = func.lastIndexOf('.');
   if (i <= 0) return null;
   const mod = func.slice(0, i), fn = func.slice(i + 1);
-  const list = listOf(await plugins(), 'plugins');
-  const p = list.find((x) => x.name === mod);
+  const list = listOf(await plugins(), 'plugins').filter((x) => x.name === mod);
+  const p = list.find((x) => x.tenant && x.tenant === job.tenant) || list.find((x) => !x.tenant) || list[0];
   return (p && p.functions && p.functions[fn]) || null;
 }
