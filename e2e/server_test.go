@@ -15,10 +15,12 @@ type server struct {
 
 const okFunc = "testkit.script"
 
-var okArgs = []any{[]string{"ok"}}
+// okArgs and the steps below are testkit.script steps: step k runs on
+// attempt k, the last one repeating (plugins/examples/testkit/README.md).
+var okArgs = []string{"ok"}
 
 func failFirstJob(desc string) map[string]any {
-	return map[string]any{"func": "testkit.script", "args": []any{[]string{"fail:boom", "ok"}}, "description": desc}
+	return map[string]any{"func": "testkit.script", "args": []string{"fail:boom", "ok"}, "description": desc}
 }
 
 // startServer starts the server the browser tests drive.

@@ -193,3 +193,71 @@ func TestHostileCorpus(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Every testkit function through the host, with its asserted outcome.
+func TestTestkitFunctions(t *testing.T) {
+	path := filepath.Join(examplesDir, "testkit", "testkit.wasm")
+	if !fileExists(path) {
+		missing(t, path+" is not built (make plugins)")
+	}
+	h := examplesHost(t, []string{path})
+	mk := func(fn, args, kwargs string, attempt int) *abi.Job {
+		j := job("testkit." + fn)
+		j.Args, j.Kwargs, j.Attempt = jsonRaw(args), jsonRaw(kwargs), attempt
+		return j
+	}
+	cases := []struct {
+		name string
+		j    *abi.Job
+		kind abi.OutcomeKind
+		exc  string
+		chk  func(t *testing.T, o abi.Outcome)
+	}{
+		{"echo", mk("echo", `[1]`, `{}`, 1), abi.OutcomeDone, "", func(t *testing.T, o abi.Outcome) {
+			if !strings.Contains(string(o.Result), `"args":[1]`) {
+				t.Errorf("result %s", o.Result)
+			}
+		}},
+		{"sleep", mk("sleep", `[]`, `{"ms":20}`, 1), abi.OutcomeDone, "", func(t *testing.T, o abi.Outcome) {
+			if !strings.Contains(string(o.Result), `"slept_ms"`) || o.Duration < 20*time.Millisecond {
+				t.Errorf("result %s after %s", o.Result, o.Duration)
+			}
+		}},
+		{"retry", mk("retry", `[]`, `{"seconds":30,"ignore_retry":true}`, 1), abi.OutcomeRetry, "", func(t *testing.T, o abi.Outcome) {
+			if o.RetryAfter != 30*time.Second || !o.IgnoreRetry {
+				t.Errorf("retry %+v", o)
+			}
+		}},
+		{"fail", mk("fail", `[]`, `{"message":"bad"}`, 1), abi.OutcomeFailed, abi.ExcError, func(t *testing.T, o abi.Outcome) {
+			if !strings.Contains(o.ExcMessage, "bad") {
+				t.Errorf("message %q", o.ExcMessage)
+			}
+		}},
+		{"fail_final", mk("fail_final", `[]`, `{"message":"bad"}`, 1), abi.OutcomeFailed, abi.ExcFailed, nil},
+		{"nothing_to_do", mk("nothing_to_do", `[]`, `{}`, 1), abi.OutcomeNothingToDo, "", nil},
+		{"script ok", mk("script", `["retry","ok"]`, `{}`, 2), abi.OutcomeDone, "", nil},
+		{"script retry", mk("script", `["retry:5","ok"]`, `{}`, 1), abi.OutcomeRetry, "", func(t *testing.T, o abi.Outcome) {
+			if o.RetryAfter != 5*time.Second {
+				t.Errorf("retry after %s", o.RetryAfter)
+			}
+		}},
+		{"script final", mk("script", `["final:no"]`, `{}`, 3), abi.OutcomeFailed, abi.ExcFailed, nil},
+		{"script hang", mk("script", `["hang"]`, `{}`, 1), abi.OutcomeSandbox, abi.ExcTimeout, nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if c.exc == abi.ExcTimeout {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = ctx
+			}
+			o := h.Run(context.Background(), c.j)
+			if o.Kind != c.kind || o.ExcName != c.exc {
+				t.Fatalf("got %s %s %q (result %s), want %s %s", o.Kind, o.ExcName, o.ExcMessage, o.Result, c.kind, c.exc)
+			}
+			if c.chk != nil {
+				c.chk(t, o)
+			}
+		})
+	}
+}

@@ -200,8 +200,9 @@ type Store interface {
 	// ReapExpired takes back enqueued and started jobs whose lease ended
 	// before now (semantics §8).
 	ReapExpired(ctx context.Context, now time.Time) ([]Reaped, error)
-	// Vacuum deletes done and cancelled jobs of channel (and its
-	// subchannels) finished before olderThan; returns how many.
+	// Vacuum deletes done and cancelled jobs of exactly this channel
+	// finished before olderThan; returns how many. The runner walks the
+	// channels in use, since each may have its own removal interval.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
 
 	// Subscribe delivers change events (NOTIFY on PostgreSQL, in-process

@@ -267,8 +267,8 @@ func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time)
 	var n int64
 	err := s.write(ctx, func(w *wtx) error {
 		sub := `SELECT uuid FROM jobs WHERE state IN ('done', 'cancelled')
-			AND COALESCE(date_done, date_cancelled, date_created) < ? AND (channel = ? OR channel LIKE ? ESCAPE '\')`
-		args := []any{micros(olderThan), channel, likePrefix(channel) + ".%"}
+			AND COALESCE(date_done, date_cancelled, date_created) < ? AND channel = ?`
+		args := []any{micros(olderThan), channel}
 		if _, err := w.ExecContext(ctx, `DELETE FROM job_attempts WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
 			return fmt.Errorf("sqlite store: vacuum attempts: %w", err)
 		}
