@@ -58,7 +58,7 @@ func examplesHost(t *testing.T, paths []string, opts ...Option) *Host {
 	}
 	cfg := testConfig(dir)
 	cfg.MemoryLimit = 256 << 20 // Go plugins start at several MiB
-	cfg.Timeout = abi.Duration(5 * time.Second)
+	cfg.Timeout = abi.Duration(time.Second)
 	return newTestHost(t, cfg, opts...)
 }
 
@@ -246,11 +246,6 @@ func TestTestkitFunctions(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.exc == abi.ExcTimeout {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				_ = ctx
-			}
 			o := h.Run(context.Background(), c.j)
 			if o.Kind != c.kind || o.ExcName != c.exc {
 				t.Fatalf("got %s %s %q (result %s), want %s %s", o.Kind, o.ExcName, o.ExcMessage, o.Result, c.kind, c.exc)

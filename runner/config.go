@@ -1,0 +1,108 @@
+package runner
+
+import (
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Config is the [runner] section of wasmq.toml.
+type Config struct {
+	// Channels is the channel configuration (docs/channels.md); the
+	// WASMQ_CHANNELS environment variable overrides it. Defaults to
+	// "root:4".
+	Channels string `toml:"channels"`
+	// NodeID names this process in worker_id and leases. Defaults to
+	// "<hostname>-<pid>".
+	NodeID string `toml:"node_id"`
+	// Workers is how many jobs this node runs at once. Defaults to the
+	// root channel's capacity.
+	Workers int `toml:"workers"`
+	// Lease is how long a node's claim on a job lasts without renewal; a
+	// killed node's jobs come back after it. Defaults to 10s.
+	Lease abi.Duration `toml:"lease"`
+	// ShutdownTimeout is how long a stopping node lets running jobs
+	// finish before interrupting them. Defaults to 30s.
+	ShutdownTimeout abi.Duration `toml:"shutdown_timeout"`
+	// DefaultRetryInterval postpones a retry when neither the plugin nor
+	// the function's retry_pattern gives a delay. Defaults to 10m.
+	DefaultRetryInterval abi.Duration `toml:"default_retry_interval"`
+	// RemovalInterval is how long done and cancelled jobs are kept, for
+	// channels without removal_interval. Defaults to 720h (30 days).
+	RemovalInterval abi.Duration `toml:"removal_interval"`
+	// VacuumEvery is how often the leader deletes old jobs. Defaults to 1h.
+	VacuumEvery abi.Duration `toml:"vacuum_every"`
+	// SafetyPoll re-reads the store in case a notification was lost.
+	// Defaults to 5s.
+	SafetyPoll abi.Duration `toml:"safety_poll"`
+	// BatchSize caps the jobs enqueued, claimed or completed in one store
+	// call. Defaults to 500.
+	BatchSize int `toml:"batch_size"`
+}
+
+// WithDefaults returns c with unset fields at their defaults and the
+// environment overrides applied.
+func (c Config) WithDefaults() Config {
+	if v := os.Getenv("WASMQ_CHANNELS"); v != "" {
+		c.Channels = v
+	}
+	if c.Channels == "" {
+		c.Channels = "root:4"
+	}
+	if c.NodeID == "" {
+		h, _ := os.Hostname()
+		c.NodeID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	def := func(d *abi.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = abi.Duration(v)
+		}
+	}
+	def(&c.Lease, 10*time.Second)
+	def(&c.ShutdownTimeout, 30*time.Second)
+	def(&c.DefaultRetryInterval, 10*time.Minute)
+	def(&c.RemovalInterval, 30*24*time.Hour)
+	def(&c.VacuumEvery, time.Hour)
+	def(&c.SafetyPoll, 5*time.Second)
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.Workers == 0 {
+		if t, err := ParseChannels(c.Channels); err == nil {
+			c.Workers = t.Root().Capacity
+		}
+	}
+	return c
+}
+
+// Validate names the TOML key of the first problem.
+func (c Config) Validate() error {
+	if _, err := ParseChannels(c.Channels); err != nil {
+		return fmt.Errorf("runner.channels: %w", err)
+	}
+	pos := map[string]abi.Duration{
+		"runner.lease": c.Lease, "runner.default_retry_interval": c.DefaultRetryInterval,
+		"runner.removal_interval": c.RemovalInterval, "runner.safety_poll": c.SafetyPoll,
+		"runner.vacuum_every": c.VacuumEvery,
+	}
+	for k, v := range pos {
+		if v <= 0 {
+			return fmt.Errorf("%s: must be > 0", k)
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("runner.shutdown_timeout: must be >= 0")
+	}
+	if c.Lease.D() < time.Second {
+		return fmt.Errorf("runner.lease: must be at least 1s (leases are renewed every lease/3)")
+	}
+	if c.Workers < 1 {
+		return fmt.Errorf("runner.workers: must be >= 1")
+	}
+	if c.BatchSize < 1 {
+		return fmt.Errorf("runner.batch_size: must be >= 1")
+	}
+	return nil
+}

@@ -1,0 +1,417 @@
+// Package runner moves jobs: the leader's scheduler enqueues pending jobs
+// as channels have room; every node's workers claim enqueued jobs, run
+// them through an Executor (the wasm host) and record the outcome.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Executor runs one attempt of a job. *host.Host satisfies it.
+type Executor interface {
+	Run(ctx context.Context, job *abi.Job) abi.Outcome
+	Function(tenant, fn string) (abi.FunctionConfig, error)
+}
+
+// Runner is one node's scheduler (when it leads) and workers.
+type Runner struct {
+	cfg   Config
+	tree  *ChannelTree
+	store store.Store
+	exec  Executor
+	log   zerolog.Logger
+	stats counters
+
+	startOnce, stopOnce sync.Once
+	started             atomic.Bool
+
+	// Three contexts so a stop can first stop claiming, then let running
+	// jobs finish, then interrupt them.
+	bgCancel    context.CancelFunc // lease renewal
+	leadCancel  context.CancelFunc // leadership: scheduler, reaper, vacuum
+	fetchCancel context.CancelFunc // claiming
+	jobCtx      context.Context
+	jobCancel   context.CancelFunc // running attempts
+
+	fetchDone   chan struct{} // closed when fetchLoop has returned
+	slots       chan struct{} // one token per free worker slot
+	slotFreed   chan struct{}
+	inflight    sync.WaitGroup
+	completions chan store.Completion
+	bg          sync.WaitGroup
+	completerWG sync.WaitGroup
+	leading     atomic.Bool
+}
+
+type counters struct {
+	enqueued, started, done, failed, retried, interrupted, late atomic.Int64
+}
+
+// Stats are this node's counters since it started, for /metrics.
+type Stats struct {
+	Enqueued, Started, Done, Failed, Retried, Interrupted, Late int64
+	Leader                                                      bool
+}
+
+// New checks the config and builds a runner; Start sets it going.
+func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	tree, _ := ParseChannels(cfg.Channels)
+	r := &Runner{
+		cfg: cfg, tree: tree, store: st, exec: exec,
+		log:         log.With().Str("component", "runner").Str("node", cfg.NodeID).Logger(),
+		slots:       make(chan struct{}, cfg.Workers),
+		slotFreed:   make(chan struct{}, 1),
+		completions: make(chan store.Completion, cfg.Workers*2),
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		r.slots <- struct{}{}
+	}
+	return r, nil
+}
+
+// Config returns the effective configuration.
+func (r *Runner) Config() Config { return r.cfg }
+
+// Tree returns the channel tree.
+func (r *Runner) Tree() *ChannelTree { return r.tree }
+
+// Start launches the workers, the lease renewer and the leadership loop.
+func (r *Runner) Start(ctx context.Context) error {
+	r.startOnce.Do(func() {
+		bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
+		fetch, fetchCancel := context.WithCancel(bg)
+		lead, leadCancel := context.WithCancel(bg)
+		r.bgCancel, r.fetchCancel, r.leadCancel = bgCancel, fetchCancel, leadCancel
+		r.jobCtx, r.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
+		r.completerWG.Add(1)
+		go r.completer()
+		r.bg.Add(3)
+		r.fetchDone = make(chan struct{})
+		go func() { defer r.bg.Done(); defer close(r.fetchDone); r.fetchLoop(fetch) }()
+		go func() { defer r.bg.Done(); r.renewLoop(bg) }()
+		go func() { defer r.bg.Done(); r.leadLoop(lead) }()
+		r.started.Store(true)
+		r.log.Info().Str("channels", r.cfg.Channels).Int("workers", r.cfg.Workers).Msg("runner started")
+	})
+	return nil
+}
+
+// Stop stops claiming, gives running jobs ShutdownTimeout (or until ctx
+// ends) to finish, then interrupts them: they go back to pending without
+// counting the attempt. Safe to call twice or before Start.
+func (r *Runner) Stop(ctx context.Context) error {
+	if !r.started.Load() {
+		return nil
+	}
+	r.stopOnce.Do(func() {
+		// Scheduling stops first, so jobs handed back below stay pending.
+		r.leadCancel()
+		r.fetchCancel()
+		<-r.fetchDone // no more inflight.Add after this
+		done := make(chan struct{})
+		go func() { r.inflight.Wait(); close(done) }()
+		grace := time.NewTimer(r.cfg.ShutdownTimeout.D())
+		defer grace.Stop()
+		select {
+		case <-done:
+		case <-grace.C:
+			r.log.Warn().Msg("shutdown timeout: interrupting running jobs")
+		case <-ctx.Done():
+			r.log.Warn().Msg("stop cancelled: interrupting running jobs")
+		}
+		r.jobCancel()
+		<-done
+		close(r.completions)
+		r.completerWG.Wait()
+		r.bgCancel()
+		r.bg.Wait()
+		r.log.Info().Msg("runner stopped")
+	})
+	return nil
+}
+
+// Stats returns this node's counters.
+func (r *Runner) Stats() Stats {
+	return Stats{
+		Enqueued: r.stats.enqueued.Load(), Started: r.stats.started.Load(), Done: r.stats.done.Load(),
+		Failed: r.stats.failed.Load(), Retried: r.stats.retried.Load(), Interrupted: r.stats.interrupted.Load(),
+		Late: r.stats.late.Load(), Leader: r.leading.Load(),
+	}
+}
+
+// fetchLoop claims enqueued jobs while this node has free slots.
+func (r *Runner) fetchLoop(ctx context.Context) {
+	events, err := r.store.Subscribe(ctx)
+	if err != nil {
+		r.log.Error().Err(err).Msg("workers: subscribe; falling back to polling")
+	}
+	poll := time.NewTicker(min(r.cfg.SafetyPoll.D(), time.Second))
+	defer poll.Stop()
+	for {
+		free := len(r.slots)
+		if free > 0 {
+			jobs, err := r.store.Claim(ctx, r.cfg.NodeID, min(free, r.cfg.BatchSize), time.Now().Add(r.cfg.Lease.D()))
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn().Err(err).Msg("claim failed")
+			}
+			for i := range jobs {
+				<-r.slots
+				r.inflight.Add(1)
+				r.stats.started.Add(1)
+				go r.execute(jobs[i])
+			}
+			if len(jobs) > 0 && len(jobs) == min(free, r.cfg.BatchSize) {
+				continue // there may be more
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-events:
+			if !ok {
+				events = nil
+			}
+			_ = e
+		case <-r.slotFreed:
+		case <-poll.C:
+		}
+	}
+}
+
+func (r *Runner) execute(job abi.Job) {
+	defer func() {
+		r.slots <- struct{}{}
+		select {
+		case r.slotFreed <- struct{}{}:
+		default:
+		}
+		r.inflight.Done()
+	}()
+	fc, _ := r.exec.Function(job.Tenant, job.Func)
+	o := r.exec.Run(r.jobCtx, &job)
+	c := completion(&job, o, fc, r.cfg.DefaultRetryInterval.D(), time.Now().UTC())
+	switch {
+	case c.Cause == abi.CauseShutdown:
+		r.stats.interrupted.Add(1)
+	case c.To == abi.StateDone:
+		r.stats.done.Add(1)
+	case c.To == abi.StatePending:
+		r.stats.retried.Add(1)
+	default:
+		r.stats.failed.Add(1)
+	}
+	if job.ExpectedAt != nil && c.Ended.After(*job.ExpectedAt) && c.To != abi.StatePending {
+		r.stats.late.Add(1)
+	}
+	r.log.Debug().Str("job_uuid", job.UUID).Str("tenant", job.Tenant).Str("func", job.Func).
+		Str("outcome", string(o.Kind)).Str("to", string(c.To)).Dur("took", o.Duration).Msg("attempt ended")
+	r.completions <- c
+}
+
+// completer writes finished attempts in batches: whatever has arrived
+// while the previous write ran goes in the next one.
+func (r *Runner) completer() {
+	defer r.completerWG.Done()
+	for c := range r.completions {
+		batch := []store.Completion{c}
+	drain:
+		for len(batch) < r.cfg.BatchSize {
+			select {
+			case c, ok := <-r.completions:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, c)
+			default:
+				break drain
+			}
+		}
+		r.flush(batch)
+	}
+}
+
+// flush retries a failed write: an attempt's outcome must not be lost to
+// a passing store error. Past a minute the lease reaper takes over.
+func (r *Runner) flush(batch []store.Completion) {
+	deadline := time.Now().Add(time.Minute)
+	for wait := 50 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := r.store.Complete(ctx, batch)
+		cancel()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.log.Error().Err(err).Int("jobs", len(batch)).Msg("could not record outcomes; their leases will expire and the jobs come back")
+			return
+		}
+		r.log.Warn().Err(err).Msg("recording outcomes failed; retrying")
+		time.Sleep(wait)
+	}
+}
+
+// renewLoop keeps this node's leases alive while it runs.
+func (r *Runner) renewLoop(ctx context.Context) {
+	t := time.NewTicker(r.cfg.Lease.D() / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := r.store.RenewLeases(ctx, r.cfg.NodeID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
+				r.log.Warn().Err(err).Msg("renew leases failed")
+			}
+		}
+	}
+}
+
+// leadLoop tries to lead; while leading it schedules, reaps expired
+// leases and vacuums. Leadership is re-checked every few seconds.
+func (r *Runner) leadLoop(ctx context.Context) {
+	for ctx.Err() == nil {
+		ok, err := r.store.TryLead(ctx, r.cfg.NodeID)
+		if err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("leader election failed")
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		r.lead(ctx)
+	}
+}
+
+func (r *Runner) lead(ctx context.Context) {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	r.leading.Store(true)
+	defer r.leading.Store(false)
+	r.log.Info().Msg("leading: scheduling for every node")
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); newScheduler(r).run(lctx) }()
+	go func() { defer wg.Done(); r.maintain(lctx) }()
+	check := time.NewTicker(time.Second)
+	defer check.Stop()
+	for {
+		select {
+		case <-lctx.Done():
+			wg.Wait()
+			return
+		case <-check.C:
+			ok, err := r.store.TryLead(lctx, r.cfg.NodeID)
+			if !ok || err != nil {
+				r.log.Warn().Err(err).Msg("lost leadership")
+				cancel()
+			}
+		}
+	}
+}
+
+// maintain reaps jobs of dead nodes and deletes old finished jobs.
+func (r *Runner) maintain(ctx context.Context) {
+	reap := time.NewTicker(r.cfg.Lease.D() / 3)
+	defer reap.Stop()
+	vac := time.NewTicker(r.cfg.VacuumEvery.D())
+	defer vac.Stop()
+	r.vacuum(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-reap.C:
+			reaped, err := r.store.ReapExpired(ctx, time.Now())
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn().Err(err).Msg("reaping expired leases failed")
+			}
+			for _, j := range reaped {
+				r.log.Warn().Str("job_uuid", j.UUID).Str("state", string(j.State)).Msg("took back a job from a dead worker")
+			}
+		case <-vac.C:
+			r.vacuum(ctx)
+		}
+	}
+}
+
+// vacuum deletes old done and cancelled jobs of every channel in use, each
+// with the removal_interval of its nearest channel that sets one.
+func (r *Runner) vacuum(ctx context.Context) {
+	counts, err := r.store.Counts(ctx, "")
+	if err != nil {
+		r.log.Warn().Err(err).Msg("vacuum: list channels")
+		return
+	}
+	for _, cc := range counts {
+		if cc.Counts[abi.StateDone]+cc.Counts[abi.StateCancelled] == 0 {
+			continue
+		}
+		n, err := r.store.Vacuum(ctx, cc.Channel, time.Now().Add(-r.removalInterval(cc.Channel)))
+		if err != nil {
+			r.log.Warn().Err(err).Str("channel", cc.Channel).Msg("vacuum failed")
+		} else if n > 0 {
+			r.log.Info().Int("deleted", n).Str("channel", cc.Channel).Msg("vacuum")
+		}
+	}
+}
+
+// removalInterval is the removal_interval of the nearest channel, from
+// the job's channel up, that sets one; else the runner's default.
+func (r *Runner) removalInterval(channel string) time.Duration {
+	for x := r.tree.Get(channel); x != nil; x = x.Parent {
+		if x.RemovalInterval > 0 {
+			return x.RemovalInterval
+		}
+	}
+	return r.cfg.RemovalInterval.D()
+}
+
+// Channels is the live status of every configured channel and every
+// channel jobs use.
+func (r *Runner) Channels(ctx context.Context) ([]abi.ChannelStatus, error) {
+	counts, err := r.store.Counts(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("channel status: %w", err)
+	}
+	for _, cc := range counts {
+		r.tree.Get(cc.Channel)
+	}
+	out := []abi.ChannelStatus{}
+	for _, n := range r.tree.Names() {
+		ch, _ := r.tree.Lookup(n)
+		s := abi.ChannelStatus{Name: n, Capacity: ch.Capacity, Sequential: ch.Sequential,
+			Throttle: ch.Throttle.Seconds(), Paused: ch.pausedPath(), Configured: ch.Configured}
+		for _, cc := range counts {
+			if cc.Channel == n || len(cc.Channel) > len(n) && cc.Channel[:len(n)+1] == n+"." {
+				s.Running += cc.Counts[abi.StateEnqueued] + cc.Counts[abi.StateStarted]
+				s.Pending += cc.Counts[abi.StatePending]
+				s.Failed += cc.Counts[abi.StateFailed]
+			}
+			if cc.Channel == n && ch.Sequential && cc.Counts[abi.StateFailed] > 0 {
+				s.Blocked = true
+			}
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ErrNotStarted is returned by calls that need a running runner.
+var ErrNotStarted = errors.New("runner not started")

@@ -1,0 +1,256 @@
+package runner
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/wasmq/wasmq/store"
+)
+
+// scheduler decides which pending jobs become enqueued. It runs on the
+// leader only, in one goroutine that owns every field: no locks.
+type scheduler struct {
+	r          *Runner
+	tree       *ChannelTree
+	pending    map[string]store.Candidate
+	maxVersion int64
+	reload     bool                   // re-read every pending job next round
+	lastStart  map[*Channel]time.Time // throttled channels
+}
+
+func newScheduler(r *Runner) *scheduler {
+	return &scheduler{r: r, tree: r.tree, pending: map[string]store.Candidate{}, reload: true, lastStart: map[*Channel]time.Time{}}
+}
+
+// run schedules until ctx ends: a round after every batch of store events,
+// at the next due eta or throttle end, and on the safety poll.
+func (s *scheduler) run(ctx context.Context) {
+	events, err := s.r.store.Subscribe(ctx)
+	if err != nil {
+		s.r.log.Error().Err(err).Msg("scheduler: subscribe to store events; falling back to polling")
+	}
+	poll := time.NewTicker(s.r.cfg.SafetyPoll.D())
+	defer poll.Stop()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		next, err := s.round(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		wait := time.Hour
+		if err != nil {
+			s.r.log.Warn().Err(err).Msg("scheduler round failed; retrying")
+			s.reload = true
+			wait = 200 * time.Millisecond
+		} else if !next.IsZero() {
+			wait = max(time.Until(next), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case e, ok := <-events:
+			if !ok {
+				events = nil
+				continue
+			}
+			s.note(e)
+			for drained := false; !drained; { // one round for a burst of events
+				select {
+				case e, ok := <-events:
+					if !ok {
+						events, drained = nil, true
+					} else {
+						s.note(e)
+					}
+				default:
+					drained = true
+				}
+			}
+		case <-timer.C:
+		case <-poll.C:
+			s.reload = true
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+func (s *scheduler) note(e store.Event) {
+	// A change other than new or newly pending jobs (cancel, set done,
+	// patch, failure) may take a job out of pending without a new version
+	// the incremental read would see.
+	if e.Kind == store.EventChanged {
+		s.reload = true
+	}
+}
+
+// round reads what changed, picks what may start and enqueues it; it
+// returns when the next round is due for time reasons (eta, throttle).
+func (s *scheduler) round(ctx context.Context) (time.Time, error) {
+	st := s.r.store
+	if s.reload {
+		s.pending, s.maxVersion, s.reload = map[string]store.Candidate{}, 0, false
+	}
+	for {
+		batch, err := st.PendingSince(ctx, s.maxVersion, 5000)
+		if err != nil {
+			return time.Time{}, err
+		}
+		for _, c := range batch {
+			s.pending[c.UUID] = c
+			s.maxVersion = max(s.maxVersion, c.Version)
+		}
+		if len(batch) < 5000 {
+			break
+		}
+	}
+	if len(s.pending) == 0 {
+		return time.Time{}, nil
+	}
+	running, err := st.RunningCounts(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	used := map[*Channel]int{}
+	for name, n := range running {
+		for x := s.tree.Get(name); x != nil; x = x.Parent {
+			used[x] += n
+		}
+	}
+	var failed map[string]int
+	if s.tree.hasSequential() {
+		if failed, err = st.FailedChannels(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
+
+	now := time.Now()
+	var next time.Time
+	wakeAt := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	// A sequential channel runs only its head, in order, even when the
+	// head is postponed: later jobs wait for it.
+	heads := map[*Channel]store.Candidate{}
+	ready := make([]store.Candidate, 0, len(s.pending))
+	for _, c := range s.pending {
+		ch := s.tree.Get(c.Channel)
+		if ch.Sequential {
+			if h, ok := heads[ch]; !ok || less(c, h) {
+				heads[ch] = c
+			}
+			continue
+		}
+		if ch.pausedPath() {
+			continue
+		}
+		if c.ETA != nil && c.ETA.After(now) {
+			wakeAt(*c.ETA)
+			continue
+		}
+		ready = append(ready, c)
+	}
+	for ch, h := range heads {
+		if ch.pausedPath() || failed[ch.Name] > 0 {
+			continue
+		}
+		if h.ETA != nil && h.ETA.After(now) {
+			wakeAt(*h.ETA)
+			continue
+		}
+		ready = append(ready, h)
+	}
+	sort.Slice(ready, func(i, j int) bool { return less(ready[i], ready[j]) })
+
+	root := s.tree.Root()
+	var pick []store.Candidate
+	for _, c := range ready {
+		if root.Capacity > 0 && used[root] >= root.Capacity {
+			break
+		}
+		ch := s.tree.Get(c.Channel)
+		if !s.fits(ch, used, now, wakeAt) {
+			continue
+		}
+		for x := ch; x != nil; x = x.Parent {
+			used[x]++
+			if x.Throttle > 0 {
+				s.lastStart[x] = now
+				wakeAt(now.Add(x.Throttle))
+			}
+		}
+		pick = append(pick, c)
+	}
+	for len(pick) > 0 {
+		n := min(len(pick), s.r.cfg.BatchSize)
+		moved, err := st.Enqueue(ctx, pick[:n], now.Add(s.r.cfg.Lease.D()))
+		if err != nil {
+			return time.Time{}, err
+		}
+		// Whether moved or not (changed meanwhile), the job's current
+		// version, if still pending, is newer than what we hold.
+		for _, c := range pick[:n] {
+			delete(s.pending, c.UUID)
+		}
+		s.r.stats.enqueued.Add(int64(len(moved)))
+		pick = pick[n:]
+	}
+	return next, nil
+}
+
+// fits reports whether one more job may start in ch: room in ch and every
+// ancestor, and no throttle holding any of them.
+func (s *scheduler) fits(ch *Channel, used map[*Channel]int, now time.Time, wakeAt func(time.Time)) bool {
+	for x := ch; x != nil; x = x.Parent {
+		if x.Capacity > 0 && used[x] >= x.Capacity {
+			return false
+		}
+		if x.Throttle > 0 {
+			if last, ok := s.lastStart[x]; ok && now.Sub(last) < x.Throttle {
+				wakeAt(last.Add(x.Throttle))
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// less is the run order: priority, then the earlier expected_at (none
+// last), then creation, then insertion sequence.
+func less(a, b store.Candidate) bool {
+	if a.Priority != b.Priority {
+		return a.Priority < b.Priority
+	}
+	switch {
+	case a.ExpectedAt != nil && b.ExpectedAt == nil:
+		return true
+	case a.ExpectedAt == nil && b.ExpectedAt != nil:
+		return false
+	case a.ExpectedAt != nil && !a.ExpectedAt.Equal(*b.ExpectedAt):
+		return a.ExpectedAt.Before(*b.ExpectedAt)
+	}
+	if !a.DateCreated.Equal(b.DateCreated) {
+		return a.DateCreated.Before(b.DateCreated)
+	}
+	return a.Seq < b.Seq
+}
+
+func (t *ChannelTree) hasSequential() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.byName {
+		if c.Sequential {
+			return true
+		}
+	}
+	return false
+}
