@@ -55,6 +55,29 @@ func dsn(path string) string {
 // Open opens (creating it if needed) the store at path. With migrate
 // false, a file whose schema is behind this binary is refused.
 func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
+	s, err := open(path)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
+	if err := s.checkVersion(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs`).Scan(&s.version); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: read version: %w", err)
+	}
+	return s, nil
+}
+
+// open opens the file and takes its lock, without looking at the schema.
+func open(path string) (*Store, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("sqlite store: create folder %s: %w", dir, err)
@@ -79,30 +102,32 @@ func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
 	s.r.SetMaxOpenConns(4)
-	if migrate {
-		if _, err := s.Migrate(ctx); err != nil {
-			s.Close()
-			return nil, err
-		}
+	return s, nil
+}
+
+// MigrateFile applies the migrations the file lacks (creating it if
+// needed) and returns how many; for `wasmq migrate`.
+func MigrateFile(ctx context.Context, path string) (int, error) {
+	s, err := open(path)
+	if err != nil {
+		return 0, err
 	}
+	defer s.Close()
+	return s.Migrate(ctx)
+}
+
+func (s *Store) checkVersion(ctx context.Context) error {
 	v, err := s.schemaVersion(ctx)
 	if err != nil {
-		s.Close()
-		return nil, err
+		return err
 	}
 	switch {
 	case v > SchemaVersion:
-		s.Close()
-		return nil, fmt.Errorf("sqlite store: database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", v, SchemaVersion)
+		return fmt.Errorf("sqlite store: database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", v, SchemaVersion)
 	case v < SchemaVersion:
-		s.Close()
-		return nil, fmt.Errorf("sqlite store: database schema version %d is behind this binary (%d); run `wasmq migrate`", v, SchemaVersion)
+		return fmt.Errorf("sqlite store: database schema version %d is behind this binary (%d); run `wasmq migrate`", v, SchemaVersion)
 	}
-	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs`).Scan(&s.version); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("sqlite store: read version: %w", err)
-	}
-	return s, nil
+	return nil
 }
 
 func (s *Store) schemaVersion(ctx context.Context) (int, error) {

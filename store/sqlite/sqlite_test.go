@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,5 +104,41 @@ func TestJobLifecycleDedupAndPaging(t *testing.T) {
 	p2, err := s.List(ctx, store.Filter{Tenant: "t", Limit: 2, Cursor: p.NextCursor})
 	if err != nil || len(p2.Jobs) != 1 || p2.NextCursor != "" {
 		t.Fatal(len(p2.Jobs), err)
+	}
+}
+
+func TestMigrationsAreIdempotentAndANewerSchemaIsRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "m.db")
+	if n, err := MigrateFile(ctx, path); err != nil || n != SchemaVersion {
+		t.Fatalf("first migrate applied %d (%v), want %d", n, err, SchemaVersion)
+	}
+	if n, err := MigrateFile(ctx, path); err != nil || n != 0 {
+		t.Fatalf("second migrate applied %d (%v), want 0", n, err)
+	}
+	s, err := Open(ctx, path, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(ctx, `INSERT INTO wasmq_schema_version (version) VALUES (?)`, SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, path, true)
+	if err == nil || !strings.Contains(err.Error(), "newer than this wasmq binary") {
+		t.Fatalf("opening a newer schema: %v", err)
+	}
+}
+
+func TestASecondProcessIsRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "one.db")
+	s, err := Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := Open(ctx, path, true); err == nil || !strings.Contains(err.Error(), "in use by another wasmq process") {
+		t.Fatalf("second open: %v", err)
 	}
 }

@@ -1,0 +1,225 @@
+// Package client is the Go client of the wasmq HTTP API v1.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Client talks to one wasmq server.
+type Client struct {
+	BaseURL string // e.g. http://127.0.0.1:8765
+	Token   string // bearer token; "" for a server without tenants
+	HTTP    *http.Client
+}
+
+// New returns a client for baseURL with token.
+func New(baseURL, token string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: http.DefaultClient}
+}
+
+// Error is an API error: the HTTP status and the body's code, message and
+// field.
+type Error struct {
+	Status  int
+	Code    string
+	Message string
+	Field   string
+}
+
+func (e *Error) Error() string {
+	if e.Field != "" {
+		return fmt.Sprintf("%s (%d %s, field %s)", e.Message, e.Status, e.Code, e.Field)
+	}
+	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
+}
+
+// Job is a job as the API returns it.
+type Job struct {
+	abi.Job
+	Deduplicated bool `json:"deduplicated,omitempty"`
+}
+
+// JobRequest is the body of Enqueue; only Func is required. ETA and
+// ExpectedAt take an RFC 3339 string or a number of seconds from now.
+type JobRequest struct {
+	Ref         string         `json:"ref,omitempty"`
+	Func        string         `json:"func"`
+	Args        []any          `json:"args,omitempty"`
+	Kwargs      map[string]any `json:"kwargs,omitempty"`
+	Context     map[string]any `json:"context,omitempty"`
+	Priority    *int           `json:"priority,omitempty"`
+	ETA         any            `json:"eta,omitempty"`
+	ExpectedAt  any            `json:"expected_at,omitempty"`
+	MaxRetries  *int           `json:"max_retries,omitempty"`
+	Description string         `json:"description,omitempty"`
+	Channel     string         `json:"channel,omitempty"`
+	IdentityKey string         `json:"identity_key,omitempty"`
+	DependsOn   []string       `json:"depends_on,omitempty"`
+	BatchSize   *int           `json:"batch_size,omitempty"`
+}
+
+// ListOptions filter List.
+type ListOptions struct {
+	State, Channel, Func, GraphUUID, IdentityKey, Query, Cursor, Tenant string
+	Limit                                                               int
+}
+
+// Page is one page of jobs.
+type Page struct {
+	Jobs       []abi.Job `json:"jobs"`
+	NextCursor string    `json:"next_cursor"`
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var r io.Reader
+	if body != nil {
+		if b, ok := body.([]byte); ok {
+			r = bytes.NewReader(b)
+		} else {
+			b, err := json.Marshal(body)
+			if err != nil {
+				return err
+			}
+			r = bytes.NewReader(b)
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, r)
+	if err != nil {
+		return err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	hc := c.HTTP
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 400 {
+		var e struct {
+			Error struct{ Code, Message, Field string } `json:"error"`
+		}
+		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+			return &Error{Status: res.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
+		}
+		return &Error{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field}
+	}
+	if out != nil && len(data) > 0 {
+		return json.Unmarshal(data, out)
+	}
+	return nil
+}
+
+// Enqueue creates a job (or returns the one its identity key matches).
+func (c *Client) Enqueue(ctx context.Context, r JobRequest) (Job, error) {
+	var j Job
+	return j, c.do(ctx, "POST", "/v1/jobs", r, &j)
+}
+
+// EnqueueBatch creates jobs atomically; DependsOn may name Refs.
+func (c *Client) EnqueueBatch(ctx context.Context, rs []JobRequest) ([]Job, error) {
+	var out struct {
+		Jobs []Job `json:"jobs"`
+	}
+	return out.Jobs, c.do(ctx, "POST", "/v1/jobs:batch", map[string]any{"jobs": rs}, &out)
+}
+
+// Get returns one job.
+func (c *Client) Get(ctx context.Context, uuid string) (abi.Job, error) {
+	var j abi.Job
+	return j, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(uuid), nil, &j)
+}
+
+// List returns a page of jobs, newest first.
+func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"state": o.State, "channel": o.Channel, "func": o.Func, "graph_uuid": o.GraphUUID,
+		"identity_key": o.IdentityKey, "q": o.Query, "cursor": o.Cursor, "tenant": o.Tenant} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if o.Limit > 0 {
+		q.Set("limit", fmt.Sprint(o.Limit))
+	}
+	var p Page
+	return p, c.do(ctx, "GET", "/v1/jobs?"+q.Encode(), nil, &p)
+}
+
+func (c *Client) action(ctx context.Context, uuid, verb string) (abi.Job, error) {
+	var j abi.Job
+	return j, c.do(ctx, "POST", "/v1/jobs/"+url.PathEscape(uuid)+"/"+verb, nil, &j)
+}
+
+// Requeue, Cancel and SetDone are the manual actions.
+func (c *Client) Requeue(ctx context.Context, uuid string) (abi.Job, error) {
+	return c.action(ctx, uuid, "requeue")
+}
+func (c *Client) Cancel(ctx context.Context, uuid string) (abi.Job, error) {
+	return c.action(ctx, uuid, "cancel")
+}
+func (c *Client) SetDone(ctx context.Context, uuid string) (abi.Job, error) {
+	return c.action(ctx, uuid, "done")
+}
+
+// Update patches a job not yet started; keys as in PATCH /v1/jobs/{uuid}.
+func (c *Client) Update(ctx context.Context, uuid string, patch map[string]any) (abi.Job, error) {
+	var j abi.Job
+	return j, c.do(ctx, "PATCH", "/v1/jobs/"+url.PathEscape(uuid), patch, &j)
+}
+
+// Attempts returns a job's attempts with their plugin log lines.
+func (c *Client) Attempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {
+	var out struct {
+		Attempts []abi.Attempt `json:"attempts"`
+	}
+	return out.Attempts, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(uuid)+"/attempts", nil, &out)
+}
+
+// Channels returns the channels with live counts.
+func (c *Client) Channels(ctx context.Context) ([]abi.ChannelStatus, error) {
+	var out struct {
+		Channels []abi.ChannelStatus `json:"channels"`
+	}
+	return out.Channels, c.do(ctx, "GET", "/v1/channels", nil, &out)
+}
+
+// Plugins returns the plugins visible to the caller as raw JSON objects.
+func (c *Client) Plugins(ctx context.Context) ([]map[string]any, error) {
+	var out struct {
+		Plugins []map[string]any `json:"plugins"`
+	}
+	return out.Plugins, c.do(ctx, "GET", "/v1/plugins", nil, &out)
+}
+
+// UploadPlugin installs a tenant plugin from its .wasm bytes.
+func (c *Client) UploadPlugin(ctx context.Context, name string, wasm []byte) (map[string]any, error) {
+	var out map[string]any
+	return out, c.do(ctx, "PUT", "/v1/plugins/"+url.PathEscape(name), wasm, &out)
+}
+
+// EnqueueRaw creates a job from a JSON body as POST /v1/jobs takes it.
+func (c *Client) EnqueueRaw(ctx context.Context, body []byte) (Job, error) {
+	var j Job
+	return j, c.do(ctx, "POST", "/v1/jobs", body, &j)
+}

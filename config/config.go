@@ -1,0 +1,218 @@
+// Package config reads wasmq.toml: one struct per section, each with its
+// documented defaults and a validation whose errors name the TOML key.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+	"github.com/wasmq/wasmq/host"
+	"github.com/wasmq/wasmq/runner"
+	"github.com/wasmq/wasmq/store"
+)
+
+// File is the whole of wasmq.toml.
+type File struct {
+	Server  Server        `toml:"server"`
+	Store   store.Config  `toml:"store"`
+	Runner  runner.Config `toml:"runner"`
+	Host    host.Config   `toml:"host"`
+	Tenants []Tenant      `toml:"tenants"`
+}
+
+// Server is the [server] section.
+type Server struct {
+	// Listen is the HTTP address; WASMQ_LISTEN overrides it. Without
+	// tenants only a loopback address is allowed. Defaults to
+	// "127.0.0.1:8765".
+	Listen string `toml:"listen"`
+	// AdminToken sees and acts on every tenant's jobs. Give it in clear,
+	// as AdminTokenSHA256 (hex), or name an environment variable in
+	// AdminTokenEnv. Defaults to none.
+	AdminToken       string `toml:"admin_token"`
+	AdminTokenSHA256 string `toml:"admin_token_sha256"`
+	AdminTokenEnv    string `toml:"admin_token_env"`
+	// BodyLimit caps a request body in bytes. Defaults to 8 MiB.
+	BodyLimit int64 `toml:"body_limit"`
+	// LogLevel is debug, info, warn or error. Defaults to "info".
+	LogLevel string `toml:"log_level"`
+}
+
+// Tenant is one [[tenants]] entry.
+type Tenant struct {
+	// Name owns jobs and the plugins of plugins_dir/<name>/. Required.
+	Name string `toml:"name"`
+	// Token authenticates the tenant: in clear, as TokenSHA256 (hex), or
+	// read from the environment variable TokenEnv. Exactly one is required.
+	Token       string `toml:"token"`
+	TokenSHA256 string `toml:"token_sha256"`
+	TokenEnv    string `toml:"token_env"`
+	// MaxPending caps the tenant's jobs waiting to run. Defaults to 0
+	// (unlimited).
+	MaxPending int `toml:"max_pending"`
+	// Rate caps jobs created per second, with Burst at once. Defaults to
+	// 0 (unlimited) and Burst to max(1, Rate).
+	Rate  float64 `toml:"rate"`
+	Burst int     `toml:"burst"`
+}
+
+// Load reads and validates a config file; "" means no file (defaults).
+func Load(path string) (File, error) {
+	var f File
+	if path != "" {
+		md, err := toml.DecodeFile(path, &f)
+		if err != nil {
+			var pe toml.ParseError
+			if errors.As(err, &pe) {
+				return f, fmt.Errorf("%s: %s", path, pe.ErrorWithPosition())
+			}
+			return f, fmt.Errorf("%s: %w", path, err)
+		}
+		if und := md.Undecoded(); len(und) > 0 {
+			keys := make([]string, len(und))
+			for i, k := range und {
+				keys[i] = k.String()
+			}
+			return f, fmt.Errorf("%s: unknown key %s", path, strings.Join(keys, ", "))
+		}
+	}
+	f = f.WithDefaults()
+	if err := f.Validate(); err != nil {
+		if path != "" {
+			return f, fmt.Errorf("%s: %w", path, err)
+		}
+		return f, err
+	}
+	return f, nil
+}
+
+// WithDefaults fills every section's defaults and environment overrides.
+func (f File) WithDefaults() File {
+	if v := os.Getenv("WASMQ_LISTEN"); v != "" {
+		f.Server.Listen = v
+	}
+	if f.Server.Listen == "" {
+		f.Server.Listen = "127.0.0.1:8765"
+	}
+	if f.Server.BodyLimit == 0 {
+		f.Server.BodyLimit = 8 << 20
+	}
+	if f.Server.LogLevel == "" {
+		f.Server.LogLevel = "info"
+	}
+	for i := range f.Tenants {
+		if f.Tenants[i].Burst == 0 {
+			f.Tenants[i].Burst = max(1, int(f.Tenants[i].Rate))
+		}
+	}
+	f.Store = f.Store.WithDefaults()
+	f.Runner = f.Runner.WithDefaults()
+	f.Host = f.Host.WithDefaults()
+	return f
+}
+
+// Validate returns every problem, each naming its key.
+func (f File) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(f.Server.Listen); err != nil {
+		errs = append(errs, fmt.Errorf("server.listen: %q is not host:port", f.Server.Listen))
+	}
+	if f.Server.BodyLimit < 1024 {
+		errs = append(errs, fmt.Errorf("server.body_limit: must be at least 1024 bytes"))
+	}
+	switch f.Server.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("server.log_level: %q is not debug, info, warn or error", f.Server.LogLevel))
+	}
+	if _, err := f.AdminSHA256(); err != nil {
+		errs = append(errs, err)
+	}
+	seen := map[string]bool{}
+	for i, t := range f.Tenants {
+		key := fmt.Sprintf("tenants[%d]", i)
+		switch {
+		case t.Name == "":
+			errs = append(errs, fmt.Errorf("%s.name: is required", key))
+		case seen[t.Name]:
+			errs = append(errs, fmt.Errorf("%s.name: tenant %q is listed twice", key, t.Name))
+		case t.Name == "default" || strings.ContainsAny(t.Name, "/\\. "):
+			errs = append(errs, fmt.Errorf("%s.name: %q is reserved or not a folder-safe name", key, t.Name))
+		}
+		seen[t.Name] = true
+		if _, err := t.SHA256(key); err != nil {
+			errs = append(errs, err)
+		}
+		if t.MaxPending < 0 || t.Rate < 0 || t.Burst < 0 {
+			errs = append(errs, fmt.Errorf("%s: max_pending, rate and burst must be >= 0", key))
+		}
+	}
+	if len(f.Tenants) == 0 && f.Server.AdminToken == "" && f.Server.AdminTokenSHA256 == "" && f.Server.AdminTokenEnv == "" {
+		if host, _, err := net.SplitHostPort(f.Server.Listen); err == nil {
+			ip := net.ParseIP(host)
+			if host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				errs = append(errs, fmt.Errorf("server.listen: %s is not a loopback address, and no [[tenants]] tokens are configured: "+
+					"anyone could run jobs; configure tenants or listen on 127.0.0.1", f.Server.Listen))
+			}
+		}
+	}
+	for _, err := range []error{f.Store.Validate(), f.Runner.Validate(), f.Host.Validate()} {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SHA256 is the digest of the tenant's token, wherever it was given.
+func (t Tenant) SHA256(key string) ([32]byte, error) {
+	return tokenSHA(key+".token", t.Token, t.TokenSHA256, t.TokenEnv, true)
+}
+
+// AdminSHA256 is the admin token's digest, or nil when none is set.
+func (f File) AdminSHA256() (*[32]byte, error) {
+	s := f.Server
+	if s.AdminToken == "" && s.AdminTokenSHA256 == "" && s.AdminTokenEnv == "" {
+		return nil, nil
+	}
+	sum, err := tokenSHA("server.admin_token", s.AdminToken, s.AdminTokenSHA256, s.AdminTokenEnv, true)
+	return &sum, err
+}
+
+func tokenSHA(key, clear, hexSum, env string, required bool) ([32]byte, error) {
+	var sum [32]byte
+	n := 0
+	for _, v := range []string{clear, hexSum, env} {
+		if v != "" {
+			n++
+		}
+	}
+	if n != 1 {
+		return sum, fmt.Errorf("%s: give exactly one of token, token_sha256 or token_env", key)
+	}
+	switch {
+	case clear != "":
+		if len(clear) < 16 {
+			return sum, fmt.Errorf("%s: a token must be at least 16 characters", key)
+		}
+		return sha256.Sum256([]byte(clear)), nil
+	case hexSum != "":
+		b, err := hex.DecodeString(hexSum)
+		if err != nil || len(b) != 32 {
+			return sum, fmt.Errorf("%s_sha256: must be 64 hex digits (sha256 of the token)", key)
+		}
+		copy(sum[:], b)
+		return sum, nil
+	}
+	v := os.Getenv(env)
+	if len(v) < 16 {
+		return sum, fmt.Errorf("%s_env: environment variable %s is unset or shorter than 16 characters", key, env)
+	}
+	return sha256.Sum256([]byte(v)), nil
+}
