@@ -1,0 +1,422 @@
+// Package api serves the HTTP API v1 (docs: the contract in
+// ../shared/spec/http-api.md, extended by docs/api.md), the web UI, health
+// and metrics.
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/host"
+	"github.com/wasmq/wasmq/runner"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Plugins is the part of the host the API uses; *host.Host satisfies it.
+type Plugins interface {
+	Modules(tenant string) []host.ModuleInfo
+	Install(tenant, name string, wasm []byte) (host.ModuleInfo, error)
+	Remove(tenant, name string) error
+	Ready() bool
+}
+
+// Runner is the part of the runner the API uses; *runner.Runner does.
+type Runner interface {
+	Channels(ctx context.Context) ([]abi.ChannelStatus, error)
+	Stats() runner.Stats
+}
+
+// Tenant is a caller identity: its name and the sha256 of its token.
+type Tenant struct {
+	Name        string
+	TokenSHA256 [32]byte
+}
+
+// Options configure the server.
+type Options struct {
+	Store   store.Store
+	Enqueue *enqueue.Service
+	Plugins Plugins
+	Runner  Runner // nil: channel status and runner metrics are absent
+	// Tenants and Admin (sha256 of the admin token). With no tenant and
+	// no admin, every request is the "default" tenant without auth.
+	Tenants   []Tenant
+	Admin     *[32]byte
+	BodyLimit int64        // bytes; defaults to 8 MiB
+	UI        http.Handler // mounted at /
+	Log       zerolog.Logger
+}
+
+// DefaultTenant is the tenant of an unauthenticated single-tenant server.
+const DefaultTenant = "default"
+
+type server struct {
+	Options
+	mux *http.ServeMux
+}
+
+// New returns the handler of the whole HTTP surface.
+func New(o Options) http.Handler {
+	if o.BodyLimit == 0 {
+		o.BodyLimit = 8 << 20
+	}
+	s := &server{Options: o, mux: http.NewServeMux()}
+	s.route("POST /v1/jobs", s.createJob)
+	s.route("POST /v1/jobs:batch", s.createBatch)
+	s.route("GET /v1/jobs", s.listJobs)
+	s.route("GET /v1/jobs/{uuid}", s.getJob)
+	s.route("PATCH /v1/jobs/{uuid}", s.patchJob)
+	s.route("GET /v1/jobs/{uuid}/attempts", s.attempts)
+	s.route("POST /v1/jobs/{uuid}/requeue", s.action(abi.CauseRequeue))
+	s.route("POST /v1/jobs/{uuid}/cancel", s.action(abi.CauseCancel))
+	s.route("POST /v1/jobs/{uuid}/done", s.action(abi.CauseSetDone))
+	s.route("GET /v1/stats", s.stats)
+	s.route("GET /v1/channels", s.channels)
+	s.route("GET /v1/plugins", s.listPlugins)
+	s.route("PUT /v1/plugins/{name}", s.putPlugin)
+	s.route("DELETE /v1/plugins/{name}", s.deletePlugin)
+	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openapi)
+	})
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.mux.HandleFunc("GET /readyz", s.ready)
+	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeErr(w, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
+	})
+	if o.UI != nil {
+		s.mux.Handle("/", o.UI)
+	}
+	return s
+}
+
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// caller is who is asking: a tenant, or the admin (tenant "").
+type caller struct {
+	tenant string
+	admin  bool
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c caller) error
+
+func (s *server) route(pattern string, h handler) {
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		c, err := s.auth(r)
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
+			err = h(w, r, c)
+		}
+		if err != nil {
+			writeErr(w, err)
+		}
+		s.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Dur("took", time.Since(start)).Err(err).Msg("request")
+	})
+}
+
+func (s *server) auth(r *http.Request) (caller, error) {
+	if len(s.Tenants) == 0 && s.Admin == nil {
+		return caller{tenant: DefaultTenant, admin: true}, nil
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || tok == "" {
+		return caller{}, &httpError{401, "unauthenticated", "missing bearer token (Authorization: Bearer <token>)", ""}
+	}
+	sum := sha256.Sum256([]byte(tok))
+	if s.Admin != nil && subtle.ConstantTimeCompare(sum[:], s.Admin[:]) == 1 {
+		return caller{admin: true}, nil
+	}
+	for _, t := range s.Tenants {
+		if subtle.ConstantTimeCompare(sum[:], t.TokenSHA256[:]) == 1 {
+			return caller{tenant: t.Name}, nil
+		}
+	}
+	return caller{}, &httpError{401, "unauthenticated", "unknown token", ""}
+}
+
+// scope is the tenant filter for reads: "" lets the admin see all.
+func (c caller) scope(r *http.Request) string {
+	if c.admin {
+		return r.URL.Query().Get("tenant")
+	}
+	return c.tenant
+}
+
+// owner is the tenant new jobs and plugins belong to.
+func (c caller) owner(r *http.Request) (string, error) {
+	if !c.admin || c.tenant != "" {
+		return c.tenant, nil
+	}
+	if t := r.URL.Query().Get("tenant"); t != "" {
+		return t, nil
+	}
+	return "", &httpError{422, "invalid_argument", "the admin token must say which tenant with ?tenant=", "tenant"}
+}
+
+func readBody(r *http.Request) ([]byte, error) {
+	b, err := io.ReadAll(r.Body)
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
+	}
+	return b, err
+}
+
+// jobOut is a job as the API shows it: every field, plus deduplicated.
+type jobOut struct {
+	abi.Job
+	Deduplicated bool `json:"deduplicated,omitempty"`
+}
+
+func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := c.owner(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req enqueue.Request
+	if err := enqueue.Decode(body, &req); err != nil {
+		return err
+	}
+	ins, err := s.Enqueue.Create(r.Context(), owner, req)
+	if err != nil {
+		return err
+	}
+	if len(ins) > 1 { // split by batch_size
+		return writeJSON(w, 201, map[string]any{"jobs": outs(ins)})
+	}
+	status := 201
+	if ins[0].Deduplicated {
+		status = 200
+	}
+	return writeJSON(w, status, jobOut{ins[0].Job, ins[0].Deduplicated})
+}
+
+func outs(ins []store.Inserted) []jobOut {
+	out := make([]jobOut, len(ins))
+	for i, x := range ins {
+		out[i] = jobOut{x.Job, x.Deduplicated}
+	}
+	return out
+}
+
+func (s *server) createBatch(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := c.owner(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req enqueue.BatchRequest
+	if err := enqueue.Decode(body, &req); err != nil {
+		return err
+	}
+	ins, err := s.Enqueue.CreateBatch(r.Context(), owner, req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 201, map[string]any{"jobs": outs(ins)})
+}
+
+func (s *server) getJob(w http.ResponseWriter, r *http.Request, c caller) error {
+	j, err := s.Store.Get(r.Context(), c.scope(r), r.PathValue("uuid"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, j)
+}
+
+func (s *server) attempts(w http.ResponseWriter, r *http.Request, c caller) error {
+	a, err := s.Store.Attempts(r.Context(), c.scope(r), r.PathValue("uuid"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, map[string]any{"attempts": a})
+}
+
+func (s *server) listJobs(w http.ResponseWriter, r *http.Request, c caller) error {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "state", "channel", "func", "graph_uuid", "identity_key", "q", "limit", "cursor", "tenant":
+		default:
+			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q", k), k}
+		}
+	}
+	f := store.Filter{Tenant: c.scope(r), Channel: q.Get("channel"), Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),
+		IdentityKey: q.Get("identity_key"), Query: q.Get("q"), Cursor: q.Get("cursor")}
+	if f.Channel != "" {
+		f.Channel = runner.NormalizeChannel(f.Channel)
+	}
+	if v := q.Get("state"); v != "" {
+		for _, st := range strings.Split(v, ",") {
+			if !abi.State(st).Valid() {
+				return &httpError{422, "invalid_argument", fmt.Sprintf("state %q is not one of %v", st, abi.States), "state"}
+			}
+			f.States = append(f.States, abi.State(st))
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return &httpError{422, "invalid_argument", "limit must be an integer from 1 to 1000", "limit"}
+		}
+		f.Limit = n
+	}
+	p, err := s.Store.List(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, map[string]any{"jobs": p.Jobs, "next_cursor": p.NextCursor})
+}
+
+func (s *server) action(cause abi.Cause) handler {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		ctx, id, scope := r.Context(), r.PathValue("uuid"), c.scope(r)
+		var j abi.Job
+		var err error
+		switch cause {
+		case abi.CauseRequeue:
+			j, err = s.Store.Requeue(ctx, scope, id)
+		case abi.CauseCancel:
+			j, err = s.Store.Cancel(ctx, scope, id)
+		case abi.CauseSetDone:
+			j, err = s.Store.SetDone(ctx, scope, id, nil)
+		}
+		if err != nil {
+			return err
+		}
+		return writeJSON(w, 200, j)
+	}
+}
+
+func (s *server) patchJob(w http.ResponseWriter, r *http.Request, c caller) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var req struct {
+		Priority    *int            `json:"priority"`
+		ETA         json.RawMessage `json:"eta"`
+		Channel     *string         `json:"channel"`
+		MaxRetries  *int            `json:"max_retries"`
+		Description *string         `json:"description"`
+	}
+	if err := enqueue.Decode(body, &req); err != nil {
+		return err
+	}
+	p := store.Patch{Priority: req.Priority, MaxRetries: req.MaxRetries, Description: req.Description}
+	if req.Channel != nil {
+		ch := runner.NormalizeChannel(*req.Channel)
+		p.Channel = &ch
+	}
+	if len(req.ETA) > 0 {
+		eta, err := enqueue.ParseWhen("eta", req.ETA, time.Now().UTC())
+		if err != nil {
+			return err
+		}
+		p.ETA = &eta
+	}
+	j, err := s.Store.Update(r.Context(), c.scope(r), r.PathValue("uuid"), p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, j)
+}
+
+func (s *server) stats(w http.ResponseWriter, r *http.Request, c caller) error {
+	counts, err := s.Store.Counts(r.Context(), c.scope(r))
+	if err != nil {
+		return err
+	}
+	total := map[abi.State]int{}
+	for _, st := range abi.States {
+		total[st] = 0
+	}
+	for _, cc := range counts {
+		for st, n := range cc.Counts {
+			total[st] += n
+		}
+	}
+	return writeJSON(w, 200, map[string]any{"states": total})
+}
+
+func (s *server) channels(w http.ResponseWriter, r *http.Request, c caller) error {
+	if s.Runner == nil {
+		return writeJSON(w, 200, map[string]any{"channels": []abi.ChannelStatus{}})
+	}
+	chs, err := s.Runner.Channels(r.Context())
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, 200, map[string]any{"channels": chs})
+}
+
+func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
+	mods := s.Plugins.Modules(c.scope(r))
+	if mods == nil {
+		mods = []host.ModuleInfo{}
+	}
+	return writeJSON(w, 200, map[string]any{"plugins": mods})
+}
+
+func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := c.owner(r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	info, err := s.Plugins.Install(owner, r.PathValue("name"), body)
+	if err != nil {
+		return &httpError{422, "invalid_plugin", err.Error(), "body"}
+	}
+	return writeJSON(w, 201, info)
+}
+
+func (s *server) deletePlugin(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := c.owner(r)
+	if err != nil {
+		return err
+	}
+	if err := s.Plugins.Remove(owner, r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(204)
+	return nil
+}
+
+func (s *server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.Store.Ping(ctx); err != nil {
+		writeJSON(w, 503, map[string]string{"status": "store unreachable: " + err.Error()})
+		return
+	}
+	if !s.Plugins.Ready() {
+		writeJSON(w, 503, map[string]string{"status": "plugins not loaded"})
+		return
+	}
+	writeJSON(w, 200, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,75 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/enqueue"
+)
+
+// httpError is an error with its HTTP status and API error code.
+type httpError struct {
+	status int
+	code   string
+	msg    string
+	field  string
+}
+
+func (e *httpError) Error() string { return e.msg }
+
+// classify maps an error to the contract's status classes.
+func classify(err error) *httpError {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he
+	}
+	field := ""
+	var fe *abi.FieldError
+	if errors.As(err, &fe) {
+		field = fe.Field
+	}
+	var qe *enqueue.QuotaError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &qe):
+		return &httpError{429, "quota_exceeded", qe.Msg, ""}
+	case errors.As(err, &mbe):
+		return &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
+	case errors.Is(err, enqueue.ErrMalformed):
+		return &httpError{400, "invalid_argument", err.Error(), field}
+	case errors.Is(err, abi.ErrNotFound):
+		return &httpError{404, "not_found", err.Error(), field}
+	case errors.Is(err, abi.ErrIllegalTransition):
+		return &httpError{409, "failed_precondition", err.Error(), field}
+	case errors.Is(err, abi.ErrConflict):
+		return &httpError{409, "conflict", err.Error(), field}
+	case errors.Is(err, abi.ErrInvalid):
+		return &httpError{422, "invalid_argument", err.Error(), field}
+	}
+	return &httpError{500, "internal", err.Error(), ""}
+}
+
+func writeErr(w http.ResponseWriter, err error) {
+	he := classify(err)
+	if he.status == 429 {
+		var qe *enqueue.QuotaError
+		if errors.As(err, &qe) {
+			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(max(qe.RetryAfter.Seconds(), 1)))))
+		}
+	}
+	body := map[string]string{"code": he.code, "message": he.msg}
+	if he.field != "" {
+		body["field"] = he.field
+	}
+	writeJSON(w, he.status, map[string]any{"error": body})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,551 @@
+// Command wasmq is the job queue's server and command-line client.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/client"
+	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/host"
+	"github.com/wasmq/wasmq/server"
+)
+
+const version = "0.1.0"
+
+const usage = `wasmq — a job queue whose job functions are WebAssembly plugins
+
+Server:
+  wasmq serve [--config FILE]          run the API, the runner and the web UI
+  wasmq migrate [--config FILE]        apply database migrations
+  wasmq config check FILE              validate a config file
+  wasmq plugins check FILE...          tell whether .wasm files would load
+  wasmq run FUNC [--args JSON] [--kwargs JSON] [--config FILE]
+                                       run a function now, in-process, storing nothing
+
+Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
+  wasmq enqueue FUNC [--args JSON] [--kwargs JSON] [--context JSON] [--priority N]
+        [--eta T] [--channel C] [--identity-key K] [--max-retries N] [--description D]
+  wasmq jobs list [--state S] [--channel C] [--func F] [--q TEXT] [--limit N]
+  wasmq jobs show|requeue|cancel|done UUID
+  wasmq channels
+  wasmq plugins list | upload NAME FILE
+  wasmq version
+`
+
+func main() {
+	err := run(os.Args[1:], os.Stdout)
+	var ex exitError
+	switch {
+	case errors.As(err, &ex):
+		os.Exit(int(ex))
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "wasmq:", oneLine(err))
+		os.Exit(1)
+	}
+}
+
+// exitError ends the program with a status after its own output.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+func run(args []string, out io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(out, usage)
+		return exitError(2)
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return serve(rest)
+	case "migrate":
+		return migrate(rest, out)
+	case "config":
+		if len(rest) < 2 || rest[0] != "check" {
+			return errors.New("usage: wasmq config check FILE")
+		}
+		return configCheck(rest[1], out)
+	case "run":
+		return runSync(rest, out)
+	case "enqueue":
+		return enqueueCmd(rest, out)
+	case "jobs":
+		return jobsCmd(rest, out)
+	case "channels":
+		return channelsCmd(rest, out)
+	case "plugins":
+		return pluginsCmd(rest, out)
+	case "version", "--version":
+		fmt.Fprintln(out, "wasmq", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(out, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q (wasmq help lists them)", cmd)
+}
+
+// flags parses a command's flags, allowing them before or after its
+// positional arguments.
+func flags(name string, args []string, define func(fs *flag.FlagSet)) ([]string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	define(fs)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func logger(level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(os.Stderr).Level(lvl).With().Timestamp().Logger()
+}
+
+func serve(args []string) error {
+	var cfgPath string
+	if _, err := flags("serve", args, func(fs *flag.FlagSet) { fs.StringVar(&cfgPath, "config", "", "config file") }); err != nil {
+		return err
+	}
+	f, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	log := logger(f.Server.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	n, err := server.New(ctx, f, log)
+	if err != nil {
+		return err
+	}
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	serr := n.Serve(ctx)
+	stop()
+	cerr := n.Close(context.Background())
+	if serr != nil {
+		return serr
+	}
+	return cerr
+}
+
+func migrate(args []string, out io.Writer) error {
+	var cfgPath string
+	if _, err := flags("migrate", args, func(fs *flag.FlagSet) { fs.StringVar(&cfgPath, "config", "", "config file") }); err != nil {
+		return err
+	}
+	f, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	n, err := server.Migrate(context.Background(), f.Store)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "%s store: %d migration(s) applied; schema is current\n", f.Store.Driver, n)
+	return nil
+}
+
+func configCheck(path string, out io.Writer) error {
+	if _, err := config.Load(path); err != nil {
+		fmt.Fprintln(out, strings.ReplaceAll(err.Error(), "\n", "\n"+path+": "))
+		return exitError(1)
+	}
+	fmt.Fprintf(out, "%s: OK\n", path)
+	return nil
+}
+
+func runSync(args []string, out io.Writer) error {
+	var cfgPath, a, kw, c string
+	var asJSON bool
+	pos, err := flags("run", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfgPath, "config", "", "config file")
+		fs.StringVar(&a, "args", "[]", "JSON list")
+		fs.StringVar(&kw, "kwargs", "{}", "JSON object")
+		fs.StringVar(&c, "context", "{}", "JSON object")
+		fs.BoolVar(&asJSON, "json", false, "JSON output")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: wasmq run FUNC [--args JSON] [--kwargs JSON]")
+	}
+	f, err := config.Load(cfgPath)
+	if err != nil {
+		return err
+	}
+	h, err := host.New(f.Host, logger("warn"))
+	if err != nil {
+		return err
+	}
+	defer h.Close(context.Background())
+	svc := &enqueue.Service{Funcs: h, Sync: h}
+	body, _ := json.Marshal(map[string]any{"func": pos[0], "args": json.RawMessage(a), "kwargs": json.RawMessage(kw), "context": json.RawMessage(c)})
+	var req enqueue.Request
+	if err := enqueue.Decode(body, &req); err != nil {
+		return err
+	}
+	ins, err := svc.Create(context.Background(), "default", req)
+	if err != nil {
+		return err
+	}
+	j := ins[0].Job
+	if asJSON {
+		return json.NewEncoder(out).Encode(j)
+	}
+	printJob(out, j)
+	if j.State != abi.StateDone {
+		return exitError(1)
+	}
+	return nil
+}
+
+// remote holds the client flags every remote command takes.
+type remote struct {
+	url, token string
+	json       bool
+}
+
+func (r *remote) define(fs *flag.FlagSet) {
+	fs.StringVar(&r.url, "url", envOr("WASMQ_URL", "http://127.0.0.1:8765"), "server URL")
+	fs.StringVar(&r.token, "token", os.Getenv("WASMQ_TOKEN"), "bearer token")
+	fs.BoolVar(&r.json, "json", false, "JSON output")
+}
+
+func (r *remote) client() *client.Client { return client.New(r.url, r.token) }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func ctx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 30*time.Second)
+}
+
+func enqueueCmd(args []string, out io.Writer) error {
+	var r remote
+	var a, kw, c, eta, channel, ikey, desc string
+	var prio, maxr int
+	pos, err := flags("enqueue", args, func(fs *flag.FlagSet) {
+		r.define(fs)
+		fs.StringVar(&a, "args", "", "JSON list")
+		fs.StringVar(&kw, "kwargs", "", "JSON object")
+		fs.StringVar(&c, "context", "", "JSON object")
+		fs.StringVar(&eta, "eta", "", "RFC 3339 instant or seconds from now")
+		fs.StringVar(&channel, "channel", "", "channel")
+		fs.StringVar(&ikey, "identity-key", "", "identity key")
+		fs.StringVar(&desc, "description", "", "description")
+		fs.IntVar(&prio, "priority", -1, "priority (lower runs first)")
+		fs.IntVar(&maxr, "max-retries", -1, "max retries (0 = forever)")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return errors.New("usage: wasmq enqueue FUNC [--args JSON] [--kwargs JSON] ...")
+	}
+	body := map[string]any{"func": pos[0]}
+	for k, v := range map[string]string{"args": a, "kwargs": kw, "context": c} {
+		if v != "" {
+			if !json.Valid([]byte(v)) {
+				return fmt.Errorf("--%s: not valid JSON: %s", k, v)
+			}
+			body[k] = json.RawMessage(v)
+		}
+	}
+	if eta != "" {
+		if _, err := time.Parse(time.RFC3339Nano, eta); err == nil {
+			body["eta"] = eta
+		} else {
+			body["eta"] = json.RawMessage(eta)
+		}
+	}
+	for k, v := range map[string]string{"channel": channel, "identity_key": ikey, "description": desc} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	if prio >= 0 {
+		body["priority"] = prio
+	}
+	if maxr >= 0 {
+		body["max_retries"] = maxr
+	}
+	raw, _ := json.Marshal(body)
+	cx, cancel := ctx()
+	defer cancel()
+	j, err := r.client().EnqueueRaw(cx, raw)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return json.NewEncoder(out).Encode(j)
+	}
+	if j.Deduplicated {
+		fmt.Fprintf(out, "%s (existing job with identity key %s, %s)\n", j.UUID, j.IdentityKey, j.State)
+		return nil
+	}
+	fmt.Fprintln(out, j.UUID)
+	return nil
+}
+
+func jobsCmd(args []string, out io.Writer) error {
+	var r remote
+	var o client.ListOptions
+	pos, err := flags("jobs", args, func(fs *flag.FlagSet) {
+		r.define(fs)
+		fs.StringVar(&o.State, "state", "", "states, comma-separated")
+		fs.StringVar(&o.Channel, "channel", "", "channel")
+		fs.StringVar(&o.Func, "func", "", "function")
+		fs.StringVar(&o.Query, "q", "", "text")
+		fs.StringVar(&o.Cursor, "cursor", "", "next page")
+		fs.StringVar(&o.Tenant, "tenant", "", "tenant (admin)")
+		fs.IntVar(&o.Limit, "limit", 20, "jobs per page")
+	})
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return errors.New("usage: wasmq jobs list|show|requeue|cancel|done [UUID]")
+	}
+	cl := r.client()
+	cx, cancel := ctx()
+	defer cancel()
+	if pos[0] == "list" {
+		p, err := cl.List(cx, o)
+		if err != nil {
+			return err
+		}
+		if r.json {
+			return json.NewEncoder(out).Encode(p)
+		}
+		tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "UUID\tSTATE\tFUNC\tCHANNEL\tPRI\tRETRY\tCREATED")
+		for _, j := range p.Jobs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d/%d\t%s\n", j.UUID, j.State, j.Func, j.Channel, j.Priority, j.Retry, j.MaxRetries,
+				j.DateCreated.Local().Format("2006-01-02 15:04:05"))
+		}
+		tw.Flush()
+		if p.NextCursor != "" {
+			fmt.Fprintf(out, "more: --cursor %s\n", p.NextCursor)
+		}
+		return nil
+	}
+	if len(pos) != 2 {
+		return fmt.Errorf("usage: wasmq jobs %s UUID", pos[0])
+	}
+	if _, err := uuid.Parse(pos[1]); err != nil {
+		return fmt.Errorf("%q is not a job uuid", pos[1])
+	}
+	var j abi.Job
+	switch pos[0] {
+	case "show":
+		j, err = cl.Get(cx, pos[1])
+	case "requeue":
+		j, err = cl.Requeue(cx, pos[1])
+	case "cancel":
+		j, err = cl.Cancel(cx, pos[1])
+	case "done":
+		j, err = cl.SetDone(cx, pos[1])
+	default:
+		return fmt.Errorf("unknown jobs command %q (list, show, requeue, cancel, done)", pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return json.NewEncoder(out).Encode(j)
+	}
+	printJob(out, j)
+	return nil
+}
+
+func printJob(out io.Writer, j abi.Job) {
+	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+	row := func(k string, v any) {
+		if s := fmt.Sprint(v); s != "" && s != "<nil>" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, s)
+		}
+	}
+	row("uuid", j.UUID)
+	row("state", j.State)
+	row("func", j.FuncString)
+	row("channel", j.Channel)
+	row("priority", j.Priority)
+	row("retry", fmt.Sprintf("%d/%d (attempts %d)", j.Retry, j.MaxRetries, j.Attempt))
+	row("description", j.Description)
+	if len(j.Result) > 0 {
+		row("result", string(j.Result))
+	}
+	row("exc_name", j.ExcName)
+	row("exc_message", j.ExcMessage)
+	row("created", j.DateCreated.Format(time.RFC3339Nano))
+	if j.ETA != nil {
+		row("eta", j.ETA.Format(time.RFC3339Nano))
+	}
+	if j.DateDone != nil {
+		row("done", j.DateDone.Format(time.RFC3339Nano))
+	}
+	if j.ExecTime != nil {
+		row("exec_time", fmt.Sprintf("%.3fs", *j.ExecTime))
+	}
+	row("worker", j.WorkerID)
+	tw.Flush()
+}
+
+func channelsCmd(args []string, out io.Writer) error {
+	var r remote
+	if _, err := flags("channels", args, r.define); err != nil {
+		return err
+	}
+	cx, cancel := ctx()
+	defer cancel()
+	chs, err := r.client().Channels(cx)
+	if err != nil {
+		return err
+	}
+	if r.json {
+		return json.NewEncoder(out).Encode(chs)
+	}
+	tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tCAPACITY\tRUNNING\tPENDING\tFAILED\tFLAGS")
+	for _, c := range chs {
+		var fl []string
+		if c.Sequential {
+			fl = append(fl, "sequential")
+		}
+		if c.Throttle > 0 {
+			fl = append(fl, fmt.Sprintf("throttle=%gs", c.Throttle))
+		}
+		if c.Paused {
+			fl = append(fl, "paused")
+		}
+		if c.Blocked {
+			fl = append(fl, "BLOCKED")
+		}
+		capacity := fmt.Sprint(c.Capacity)
+		if c.Capacity == 0 {
+			capacity = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", c.Name, capacity, c.Running, c.Pending, c.Failed, strings.Join(fl, " "))
+	}
+	return tw.Flush()
+}
+
+func pluginsCmd(args []string, out io.Writer) error {
+	var r remote
+	pos, err := flags("plugins", args, r.define)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return errors.New("usage: wasmq plugins list | check FILE... | upload NAME FILE")
+	}
+	switch pos[0] {
+	case "check":
+		if len(pos) < 2 {
+			return errors.New("usage: wasmq plugins check FILE...")
+		}
+		bad := false
+		for _, p := range pos[1:] {
+			info, errs := host.CheckFile(p)
+			if len(errs) > 0 {
+				bad = true
+				for _, e := range errs {
+					fmt.Fprintf(out, "%s: %v\n", p, e)
+				}
+				continue
+			}
+			fmt.Fprintf(out, "%s: OK, exports %s (sha256 %s)\n", p, strings.Join(info.Exports, ", "), info.SHA256[:12])
+		}
+		if bad {
+			return exitError(1)
+		}
+		return nil
+	case "list":
+		cx, cancel := ctx()
+		defer cancel()
+		ps, err := r.client().Plugins(cx)
+		if err != nil {
+			return err
+		}
+		if r.json {
+			return json.NewEncoder(out).Encode(ps)
+		}
+		tw := tabwriter.NewWriter(out, 0, 2, 2, ' ', 0)
+		fmt.Fprintln(tw, "MODULE\tTENANT\tSHA256\tEXPORTS\tERROR")
+		for _, p := range ps {
+			sha, _ := p["sha256"].(string)
+			if len(sha) > 12 {
+				sha = sha[:12]
+			}
+			var ex []string
+			if l, ok := p["exports"].([]any); ok {
+				for _, e := range l {
+					ex = append(ex, fmt.Sprint(e))
+				}
+			}
+			fmt.Fprintf(tw, "%v\t%v\t%s\t%s\t%v\n", p["name"], orDash(p["tenant"]), sha, strings.Join(ex, ","), orDash(p["load_error"]))
+		}
+		return tw.Flush()
+	case "upload":
+		if len(pos) != 3 {
+			return errors.New("usage: wasmq plugins upload NAME FILE")
+		}
+		wasm, err := os.ReadFile(pos[2])
+		if err != nil {
+			return err
+		}
+		cx, cancel := ctx()
+		defer cancel()
+		info, err := r.client().UploadPlugin(cx, pos[1], wasm)
+		if err != nil {
+			return err
+		}
+		if r.json {
+			return json.NewEncoder(out).Encode(info)
+		}
+		fmt.Fprintf(out, "installed %s\n", pos[1])
+		return nil
+	}
+	return fmt.Errorf("unknown plugins command %q (list, check, upload)", pos[0])
+}
+
+func orDash(v any) string {
+	if s := fmt.Sprint(v); v != nil && s != "" {
+		return s
+	}
+	return "-"
+}

@@ -1,0 +1,359 @@
+package enqueue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/runner"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Functions resolves a function visible to a tenant; *host.Host does.
+type Functions interface {
+	Function(tenant, fn string) (abi.FunctionConfig, error)
+}
+
+// Limits are a tenant's quotas; zero means unlimited.
+type Limits struct {
+	MaxPending int     // jobs waiting, pending or enqueued
+	Rate       float64 // jobs created per second, sustained
+	Burst      int     // jobs created at once above the rate
+}
+
+// QuotaError says a tenant's quota refused the request (HTTP 429).
+type QuotaError struct {
+	Msg        string
+	RetryAfter time.Duration
+}
+
+func (e *QuotaError) Error() string { return e.Msg }
+
+// Service turns requests into stored jobs.
+type Service struct {
+	Store store.Store
+	Funcs Functions
+	// Limits per tenant name.
+	Limits map[string]Limits
+	// Sync, when set, runs jobs at once and stores nothing
+	// (WASMQ_NO_DELAY=1).
+	Sync runner.Executor
+
+	mu      sync.Mutex
+	buckets map[string]*bucket
+}
+
+// MaxBatch caps the jobs of one request (after batch splitting).
+const MaxBatch = 10000
+
+// Create stores one job (or the jobs a batch_size splits it into).
+func (s *Service) Create(ctx context.Context, tenant string, r Request) ([]store.Inserted, error) {
+	if r.Ref != "" {
+		return nil, &abi.FieldError{Field: "ref", Msg: "ref is for entries of a batch (POST /v1/jobs:batch)", Err: ErrMalformed}
+	}
+	return s.create(ctx, tenant, []Request{r}, false)
+}
+
+// CreateBatch stores every job of a batch, or none.
+func (s *Service) CreateBatch(ctx context.Context, tenant string, b BatchRequest) ([]store.Inserted, error) {
+	if len(b.Jobs) == 0 {
+		return nil, &abi.FieldError{Field: "jobs", Msg: "a batch needs at least one job", Err: abi.ErrInvalid}
+	}
+	return s.create(ctx, tenant, b.Jobs, true)
+}
+
+// Child enqueues a job on behalf of a running plugin: same tenant, the
+// request is the JSON body of POST /v1/jobs; the child joins the
+// parent's graph (as a graph member, not a dependency: the parent is
+// still running).
+func (s *Service) Child(ctx context.Context, parent *abi.Job, body []byte) (string, error) {
+	var r Request
+	if err := Decode(body, &r); err != nil {
+		return "", err
+	}
+	jobs, err := s.Build(ctx, parent.Tenant, []Request{r}, false)
+	if err != nil {
+		return "", err
+	}
+	for i := range jobs {
+		if jobs[i].GraphUUID == "" {
+			jobs[i].GraphUUID = parent.GraphUUID
+		}
+	}
+	ins, err := s.store(ctx, parent.Tenant, jobs)
+	if err != nil {
+		return "", err
+	}
+	return ins[0].Job.UUID, nil
+}
+
+func (s *Service) create(ctx context.Context, tenant string, reqs []Request, batch bool) ([]store.Inserted, error) {
+	jobs, err := s.Build(ctx, tenant, reqs, batch)
+	if err != nil {
+		return nil, err
+	}
+	return s.store(ctx, tenant, jobs)
+}
+
+func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob) ([]store.Inserted, error) {
+	if s.Sync != nil {
+		done, err := runner.RunSync(ctx, s.Sync, jobs)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]store.Inserted, len(done))
+		for i, j := range done {
+			out[i] = store.Inserted{Job: j}
+		}
+		return out, nil
+	}
+	if err := s.admit(ctx, tenant, len(jobs)); err != nil {
+		return nil, err
+	}
+	return s.Store.Insert(ctx, jobs)
+}
+
+// Build validates requests and resolves them into jobs, without storing.
+func (s *Service) Build(ctx context.Context, tenant string, reqs []Request, batch bool) ([]store.NewJob, error) {
+	now := time.Now().UTC()
+	refs := map[string]string{} // ref → uuid of the last job it produced
+	var out []store.NewJob
+	graph := ""
+	hasDeps := false
+	for _, r := range reqs {
+		if len(r.DependsOn) > 0 {
+			hasDeps = true
+		}
+	}
+	if batch && hasDeps {
+		graph = uuid.NewString()
+	}
+	for i, r := range reqs {
+		prefix := ""
+		if batch {
+			prefix = fmt.Sprintf("jobs[%d].", i)
+		}
+		jobs, err := s.build(ctx, tenant, r, now, refs, prefix)
+		if err != nil {
+			return nil, err
+		}
+		if r.Ref != "" {
+			if _, dup := refs[r.Ref]; dup {
+				return nil, &abi.FieldError{Field: prefix + "ref", Msg: fmt.Sprintf("ref %q is used twice", r.Ref), Err: abi.ErrInvalid}
+			}
+			if len(jobs) > 1 {
+				return nil, &abi.FieldError{Field: prefix + "ref", Msg: "a job split by batch_size cannot be referenced", Err: abi.ErrInvalid}
+			}
+			refs[r.Ref] = jobs[0].UUID
+		}
+		for k := range jobs {
+			if graph != "" {
+				jobs[k].GraphUUID = graph
+			}
+		}
+		out = append(out, jobs...)
+		if len(out) > MaxBatch {
+			return nil, &abi.FieldError{Field: "jobs", Msg: fmt.Sprintf("at most %d jobs per request", MaxBatch), Err: abi.ErrInvalid}
+		}
+	}
+	return out, nil
+}
+
+func (s *Service) build(ctx context.Context, tenant string, r Request, now time.Time, refs map[string]string, prefix string) ([]store.NewJob, error) {
+	bad := func(field, msg string) error {
+		return &abi.FieldError{Field: prefix + field, Msg: msg, Err: abi.ErrInvalid}
+	}
+	if r.Func == "" {
+		return nil, &abi.FieldError{Field: prefix + "func", Msg: "is required (module.function)", Err: ErrMalformed}
+	}
+	if _, _, err := abi.SplitFunc(r.Func); err != nil {
+		return nil, bad("func", err.Error())
+	}
+	fc, err := s.Funcs.Function(tenant, r.Func)
+	if err != nil {
+		if errors.Is(err, abi.ErrNotFound) {
+			return nil, &abi.FieldError{Field: prefix + "func", Msg: err.Error(), Err: abi.ErrNotFound}
+		}
+		return nil, fmt.Errorf("resolve %s: %w", r.Func, err)
+	}
+	args, err := jsonOf(r.Args, '[', "[]")
+	if err != nil {
+		return nil, &abi.FieldError{Field: prefix + "args", Msg: "must be a JSON list", Err: ErrMalformed}
+	}
+	kwargs, err := jsonOf(r.Kwargs, '{', "{}")
+	if err != nil {
+		return nil, &abi.FieldError{Field: prefix + "kwargs", Msg: "must be a JSON object", Err: ErrMalformed}
+	}
+	ctxt, err := jsonOf(r.Context, '{', "{}")
+	if err != nil {
+		return nil, &abi.FieldError{Field: prefix + "context", Msg: "must be a JSON object", Err: ErrMalformed}
+	}
+	j := store.NewJob{UUID: uuid.NewString(), Tenant: tenant, Func: r.Func, Args: args, Kwargs: kwargs, Context: ctxt,
+		Priority: abi.DefaultPriority, MaxRetries: abi.DefaultMaxRetries, IdentityKey: r.IdentityKey}
+	if r.Priority != nil {
+		if *r.Priority < 0 {
+			return nil, bad("priority", "must be an integer >= 0")
+		}
+		j.Priority = *r.Priority
+	}
+	switch {
+	case r.MaxRetries != nil:
+		if *r.MaxRetries < 0 {
+			return nil, bad("max_retries", "must be an integer >= 0 (0 retries forever)")
+		}
+		j.MaxRetries = *r.MaxRetries
+	case fc.MaxRetries != nil:
+		j.MaxRetries = *fc.MaxRetries
+	}
+	j.Description = r.Func
+	if fc.Description != "" {
+		j.Description = fc.Description
+	}
+	if r.Description != nil {
+		if len(*r.Description) > 1000 {
+			return nil, bad("description", "at most 1000 characters")
+		}
+		j.Description = *r.Description
+	}
+	channel := fc.Channel
+	if r.Channel != nil {
+		channel = *r.Channel
+	}
+	if channel != "" {
+		if err := checkChannel(channel); err != nil {
+			return nil, bad("channel", err.Error())
+		}
+	}
+	j.Channel = runner.NormalizeChannel(channel)
+	if len(j.IdentityKey) > 255 {
+		return nil, bad("identity_key", "at most 255 characters")
+	}
+	if j.ETA, err = ParseWhen(prefix+"eta", r.ETA, now); err != nil {
+		return nil, err
+	}
+	if j.ExpectedAt, err = ParseWhen(prefix+"expected_at", r.ExpectedAt, now); err != nil {
+		return nil, err
+	}
+	for k, d := range r.DependsOn {
+		if id, ok := refs[d]; ok {
+			d = id
+		} else if _, err := uuid.Parse(d); err != nil {
+			return nil, bad(fmt.Sprintf("depends_on[%d]", k), fmt.Sprintf("%q is neither a job uuid nor the ref of an earlier job of this batch", d))
+		}
+		j.DependsOn = append(j.DependsOn, d)
+	}
+	var c struct {
+		User    any   `json:"user"`
+		Model   any   `json:"model"`
+		Records []any `json:"records"`
+	}
+	if err := json.Unmarshal(ctxt, &c); err != nil {
+		return nil, &abi.FieldError{Field: prefix + "context.records", Msg: "must be a list of record ids", Err: ErrMalformed}
+	}
+	j.UserID, j.ModelName = scalar(c.User), scalar(c.Model)
+	j.FuncString = FuncString(r.Func, args, kwargs)
+	if r.BatchSize == nil {
+		return []store.NewJob{j}, nil
+	}
+	if *r.BatchSize < 1 {
+		return nil, bad("batch_size", "must be an integer >= 1")
+	}
+	return split(j, c.Records, *r.BatchSize)
+}
+
+// split makes one job per batch_size records of context.records
+// (Tryton's queue_batch); each gets its own uuid and description suffix.
+func split(j store.NewJob, records []any, size int) ([]store.NewJob, error) {
+	if len(records) <= size {
+		return []store.NewJob{j}, nil
+	}
+	var ctx map[string]any
+	if err := json.Unmarshal(j.Context, &ctx); err != nil {
+		return nil, err
+	}
+	var out []store.NewJob
+	parts := (len(records) + size - 1) / size
+	for i := 0; i < len(records); i += size {
+		part := j
+		part.UUID = uuid.NewString()
+		ctx["records"] = records[i:min(i+size, len(records))]
+		part.Context, _ = json.Marshal(ctx)
+		part.Description = fmt.Sprintf("%s (%d/%d)", j.Description, i/size+1, parts)
+		if j.IdentityKey != "" {
+			part.IdentityKey = fmt.Sprintf("%s#%d", j.IdentityKey, i/size+1)
+		}
+		out = append(out, part)
+	}
+	return out, nil
+}
+
+func scalar(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	default:
+		b, _ := json.Marshal(x)
+		return string(b)
+	}
+}
+
+// jsonOf checks raw is a JSON value starting with open (list or object).
+func jsonOf(raw json.RawMessage, open byte, def string) (json.RawMessage, error) {
+	t := strings.TrimSpace(string(raw))
+	if t == "" || t == "null" {
+		return json.RawMessage(def), nil
+	}
+	if t[0] != open || !json.Valid([]byte(t)) {
+		return nil, errors.New("wrong JSON type")
+	}
+	return json.RawMessage(t), nil
+}
+
+func checkChannel(c string) error {
+	for _, part := range strings.Split(c, ".") {
+		if part == "" {
+			return fmt.Errorf("%q is not a channel name (dot-separated words)", c)
+		}
+		for _, r := range part {
+			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return fmt.Errorf("%q: channel names use letters, digits, _ and -", c)
+			}
+		}
+	}
+	return nil
+}
+
+// FuncString is the human form of a call: mail.send(42, "x", lang="fr").
+func FuncString(fn string, args, kwargs json.RawMessage) string {
+	var parts []string
+	var a []json.RawMessage
+	if json.Unmarshal(args, &a) == nil {
+		for _, v := range a {
+			parts = append(parts, string(v))
+		}
+	}
+	var kw map[string]json.RawMessage
+	if json.Unmarshal(kwargs, &kw) == nil {
+		keys := make([]string, 0, len(kw))
+		for k := range kw {
+			keys = append(keys, k)
+		}
+		sortStrings(keys)
+		for _, k := range keys {
+			parts = append(parts, k+"="+string(kw[k]))
+		}
+	}
+	s := fn + "(" + strings.Join(parts, ", ") + ")"
+	if len(s) > 500 {
+		s = s[:497] + "..."
+	}
+	return s
+}
