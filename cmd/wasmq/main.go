@@ -488,7 +488,7 @@ func pluginsCmd(args []string, out io.Writer) error {
 				}
 				continue
 			}
-			fmt.Fprintf(out, "%s: OK, exports %s (sha256 %s)\n", p, strings.Join(info.Exports, ", "), info.SHA256[:12])
+			fmt.Fprintf(out, "%s: OK, exports %s\n", p, strings.Join(info.Exports, ", "))
 		}
 		if bad {
 			return exitError(1)
