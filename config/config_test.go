@@ -1,0 +1,84 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/host"
+	"github.com/wasmq/wasmq/runner"
+	"github.com/wasmq/wasmq/store"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "wasmq.toml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestTheShippedConfigIsValid(t *testing.T) {
+	if _, err := config.Load("../wasmq.toml"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
+	cases := map[string]string{
+		"[server]\nlisten = \"127.0.0.1:1\"\nlistn = 1\n":                 "server.listn",
+		"[store]\ndriver = \"mysql\"\n":                                   "store.driver",
+		"[runner]\nchannels = \"root:4,a:x\"\n":                           "runner.channels",
+		"[runner]\nchannels = \"root:4,s:2:sequential\"\n":                "sequential channel must have capacity 1",
+		"[runner]\nchannels = \"root:4,a:1:fast\"\n":                      "unknown key \"fast\" (known keys",
+		"[host]\ntimeout = \"soon\"\n":                                    "timeout",
+		"[[tenants]]\nname = \"acme\"\n":                                  "tenants[0].token",
+		"[[tenants]]\nname = \"a\"\ntoken = \"short\"\n":                  "at least 16",
+		"[server]\nlisten = \"0.0.0.0:8765\"\n":                           "not a loopback address",
+		"[server]\nlisten = \"127.0.0.1:1\"\n[runner]\nlease = \"500ms\"": "runner.lease",
+		"this is not toml":                                                "line 1",
+	}
+	for body, want := range cases {
+		_, err := config.Load(write(t, body))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("config %q: error %v, want it to mention %q", body, err, want)
+		}
+	}
+}
+
+func TestEnvironmentOverrides(t *testing.T) {
+	t.Setenv("WASMQ_CHANNELS", "root:9")
+	t.Setenv("WASMQ_LISTEN", "127.0.0.1:9999")
+	f, err := config.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Runner.Channels != "root:9" || f.Server.Listen != "127.0.0.1:9999" || f.Runner.Workers != 9 {
+		t.Fatalf("%+v %+v", f.Runner, f.Server)
+	}
+}
+
+// TestEveryKeyIsDocumented keeps docs/config.md in step with the structs.
+func TestEveryKeyIsDocumented(t *testing.T) {
+	doc, err := os.ReadFile("../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}}
+	for sec, v := range sections {
+		ty := reflect.TypeOf(v)
+		for i := 0; i < ty.NumField(); i++ {
+			tag := ty.Field(i).Tag.Get("toml")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			if !strings.Contains(string(doc), "`"+tag+"`") {
+				t.Errorf("docs/config.md does not document [%s] %s", sec, tag)
+			}
+		}
+	}
+}
