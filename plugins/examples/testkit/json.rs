@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 // Just enough JSON reading for the testkit: find a member of an object, the
 // items of an array, and read numbers, booleans and simple strings.
 

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 // A minimal in-tree binding of the Extism guest ABI (`extism:host/env`) and of
 // wasmq's host functions (`extism:host/user`), with the function names of the
 // extism-pdk crate (`input`, `output`, `set_error`), because crates.io is not

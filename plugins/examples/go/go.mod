@@ -1,0 +1,3 @@
+module wasmq.example/report
+
+go 1.24
