@@ -18,6 +18,7 @@ import (
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/postgres"
 	"github.com/wasmq/wasmq/store/sqlite"
 	"github.com/wasmq/wasmq/ui"
 )
@@ -39,7 +40,7 @@ func OpenStore(ctx context.Context, cfg store.Config) (store.Store, error) {
 	case "sqlite":
 		return sqlite.Open(ctx, cfg.Path, *cfg.Migrate)
 	case "postgres":
-		return nil, errors.New("store.driver: \"postgres\" is not available in this build yet (see the foundation issue); use \"sqlite\"")
+		return postgres.Open(ctx, cfg.DSN, *cfg.Migrate)
 	}
 	return nil, fmt.Errorf("store.driver: unknown driver %q", cfg.Driver)
 }
@@ -47,11 +48,13 @@ func OpenStore(ctx context.Context, cfg store.Config) (store.Store, error) {
 // Migrate applies pending migrations to the configured store and
 // returns how many it applied (0 when the schema is current).
 func Migrate(ctx context.Context, cfg store.Config) (int, error) {
-	if cfg.Driver == "sqlite" {
+	switch cfg.Driver {
+	case "sqlite":
 		return sqlite.MigrateFile(ctx, cfg.Path)
+	case "postgres":
+		return postgres.Migrate(ctx, cfg.DSN)
 	}
-	_, err := OpenStore(ctx, cfg)
-	return 0, err
+	return 0, fmt.Errorf("store.driver: unknown driver %q", cfg.Driver)
 }
 
 // New opens the store, loads the plugins and builds the runner and the

@@ -279,14 +279,14 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 		args = append(args, q, q, q, q)
 	}
 	if f.Cursor != "" {
-		created, seq, err := decodeCursor(f.Cursor)
+		created, seq, err := store.DecodeCursor(f.Cursor)
 		if err != nil {
 			return store.Page{}, err
 		}
 		where = append(where, "(date_created < ? OR (date_created = ? AND seq < ?))")
 		args = append(args, created, created, seq)
 	}
-	limit := pageLimit(f.Limit)
+	limit := store.PageLimit(f.Limit)
 	args = append(args, limit+1)
 	jobs, err := queryJobs(ctx, s.r, "WHERE "+strings.Join(where, " AND ")+" ORDER BY date_created DESC, seq DESC LIMIT ?", args...)
 	if err != nil {
@@ -296,7 +296,7 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 	if len(jobs) > limit {
 		page.Jobs = jobs[:limit]
 		last := page.Jobs[limit-1]
-		page.NextCursor = encodeCursor(last.DateCreated.UnixMicro(), last.Seq)
+		page.NextCursor = store.EncodeCursor(last.DateCreated.UnixMicro(), last.Seq)
 	}
 	if page.Jobs == nil {
 		page.Jobs = []abi.Job{}

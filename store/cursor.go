@@ -1,4 +1,4 @@
-package sqlite
+package store
 
 import (
 	"encoding/base64"
@@ -7,13 +7,13 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// A cursor is the (date_created, seq) of the last job of a page: paging by
+// EncodeCursor, DecodeCursor: a cursor is the (date_created, seq) of the last job of a page: paging by
 // key, not offset, so jobs inserted meanwhile neither repeat nor vanish.
-func encodeCursor(createdMicros, seq int64) string {
+func EncodeCursor(createdMicros, seq int64) string {
 	return base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, "%d:%d", createdMicros, seq))
 }
 
-func decodeCursor(c string) (int64, int64, error) {
+func DecodeCursor(c string) (int64, int64, error) {
 	b, err := base64.RawURLEncoding.DecodeString(c)
 	var created, seq int64
 	if err == nil {
@@ -25,7 +25,8 @@ func decodeCursor(c string) (int64, int64, error) {
 	return created, seq, nil
 }
 
-func pageLimit(n int) int {
+// PageLimit is the page size of a Filter.Limit: 50 by default, 1000 at most.
+func PageLimit(n int) int {
 	switch {
 	case n <= 0:
 		return 50

@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// parentsState: are all parents done (a vacuumed parent holds no one)?
+// Are all finished with at least one cancelled?
+func parentsState(ctx context.Context, w *wtx, uuid string) (allDone, cancelledFinished bool, err error) {
+	var open, cancelled int
+	err = w.QueryRow(ctx, `SELECT
+		COUNT(*) FILTER (WHERE p.state NOT IN ('done', 'cancelled')),
+		COUNT(*) FILTER (WHERE p.state = 'cancelled')
+		FROM job_dependencies d JOIN jobs p ON p.uuid = d.parent WHERE d.child = $1`, uuid).Scan(&open, &cancelled)
+	if err != nil {
+		return false, false, fmt.Errorf("postgres store: parents of %s: %w", uuid, err)
+	}
+	return open == 0 && cancelled == 0, open == 0 && cancelled > 0, nil
+}
+
+// settleChildren re-evaluates the waiting children of parents that just
+// finished: all parents done → pending; all finished, one cancelled →
+// cancelled, which settles its own children in turn.
+func settleChildren(ctx context.Context, w *wtx, parents []string) error {
+	for len(parents) > 0 {
+		rows, err := w.Query(ctx, `SELECT DISTINCT j.uuid, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
+			WHERE d.parent = ANY($1) AND j.state = 'wait_dependencies'`, parents)
+		if err != nil {
+			return fmt.Errorf("postgres store: children: %w", err)
+		}
+		type child struct{ uuid, channel string }
+		kids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (child, error) {
+			var c child
+			return c, r.Scan(&c.uuid, &c.channel)
+		})
+		if err != nil {
+			return err
+		}
+		parents = nil
+		for _, c := range kids {
+			done, cancelled, err := parentsState(ctx, w, c.uuid)
+			if err != nil {
+				return err
+			}
+			switch {
+			case done:
+				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'pending', version = nextval('job_version') WHERE uuid = $1`, c.uuid); err != nil {
+					return fmt.Errorf("postgres store: promote %s: %w", c.uuid, err)
+				}
+				w.emit(store.EventPending, c.channel)
+			case cancelled:
+				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, version = nextval('job_version') WHERE uuid = $2`, w.now, c.uuid); err != nil {
+					return fmt.Errorf("postgres store: cancel %s: %w", c.uuid, err)
+				}
+				parents = append(parents, c.uuid)
+			}
+		}
+	}
+	return nil
+}
+
+// manual runs a manual action: reads the job under a row lock, checks
+// the transition, applies it and returns the job as stored.
+func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(w *wtx, j abi.Job) (abi.State, error)) (abi.Job, error) {
+	var out abi.Job
+	err := s.write(ctx, func(w *wtx) error {
+		if _, err := w.Exec(ctx, `SELECT 1 FROM jobs WHERE uuid = $1 FOR UPDATE`, uuid); err != nil {
+			return fmt.Errorf("postgres store: lock %s: %w", uuid, err)
+		}
+		j, err := getJob(ctx, w, tenant, uuid)
+		if err != nil {
+			return err
+		}
+		if !abi.CanApply(cause, j.State) {
+			return fmt.Errorf("job %s is %s: %w: %s applies to %v", uuid, j.State, abi.ErrIllegalTransition, cause, abi.AllowedFrom(cause))
+		}
+		to, err := apply(w, j)
+		if err != nil {
+			return err
+		}
+		if err := abi.CheckTransition(j.State, to, cause); err != nil {
+			return err
+		}
+		if j.State.Running() {
+			w.emit(store.EventFinished, j.Channel)
+		}
+		w.emit(store.EventChanged, j.Channel)
+		out, err = getJob(ctx, w, tenant, uuid)
+		return err
+	})
+	return out, err
+}
+
+func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	return s.manual(ctx, tenant, uuid, abi.CauseRequeue, func(w *wtx, j abi.Job) (abi.State, error) {
+		done, _, err := parentsState(ctx, w, uuid)
+		if err != nil {
+			return "", err
+		}
+		to := abi.StatePending
+		if !done {
+			to = abi.StateWaitDependencies
+		}
+		// "Run it again now": counters, dates, last outcome and any
+		// postponement are cleared.
+		_, err = w.Exec(ctx, `UPDATE jobs SET state = $1, retry = 0, eta = NULL, result = NULL,
+			exc_name = '', exc_message = '', exc_info = '', date_enqueued = NULL, date_started = NULL,
+			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = false, worker_id = '',
+			lease_until = NULL, version = nextval('job_version') WHERE uuid = $2`, string(to), uuid)
+		if to == abi.StatePending {
+			w.emit(store.EventPending, j.Channel)
+		}
+		return to, err
+	})
+}
+
+func (s *Store) SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error) {
+	if len(result) == 0 {
+		result = json.RawMessage(`"Manually set to done"`)
+	}
+	return s.manual(ctx, tenant, uuid, abi.CauseSetDone, func(w *wtx, j abi.Job) (abi.State, error) {
+		if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'done', result = $1::json, date_done = $2, worker_id = '',
+			lease_until = NULL, version = nextval('job_version') WHERE uuid = $3`, string(result), w.now, uuid); err != nil {
+			return "", err
+		}
+		return abi.StateDone, settleChildren(ctx, w, []string{uuid})
+	})
+}
+
+func (s *Store) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	return s.manual(ctx, tenant, uuid, abi.CauseCancel, func(w *wtx, j abi.Job) (abi.State, error) {
+		if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, worker_id = '',
+			lease_until = NULL, version = nextval('job_version') WHERE uuid = $2`, w.now, uuid); err != nil {
+			return "", err
+		}
+		// Every waiting descendant, transitively, in one statement.
+		_, err := w.Exec(ctx, `WITH RECURSIVE d(uuid) AS (
+				SELECT child FROM job_dependencies WHERE parent = $1
+				UNION SELECT jd.child FROM job_dependencies jd JOIN d ON jd.parent = d.uuid)
+			UPDATE jobs SET state = 'cancelled', date_cancelled = $2, version = nextval('job_version')
+			WHERE uuid IN (SELECT uuid FROM d) AND state = 'wait_dependencies'`, uuid, w.now)
+		if err != nil {
+			return "", fmt.Errorf("postgres store: cancel dependents of %s: %w", uuid, err)
+		}
+		return abi.StateCancelled, nil
+	})
+}
+
+func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) (abi.Job, error) {
+	if p.Priority != nil && *p.Priority < 0 {
+		return abi.Job{}, &abi.FieldError{Field: "priority", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
+	}
+	if p.MaxRetries != nil && *p.MaxRetries < 0 {
+		return abi.Job{}, &abi.FieldError{Field: "max_retries", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
+	}
+	if p.Channel != nil && *p.Channel == "" {
+		return abi.Job{}, &abi.FieldError{Field: "channel", Msg: "must not be empty", Err: abi.ErrInvalid}
+	}
+	var out abi.Job
+	err := s.write(ctx, func(w *wtx) error {
+		if _, err := w.Exec(ctx, `SELECT 1 FROM jobs WHERE uuid = $1 FOR UPDATE`, uuid); err != nil {
+			return err
+		}
+		j, err := getJob(ctx, w, tenant, uuid)
+		if err != nil {
+			return err
+		}
+		switch j.State {
+		case abi.StateWaitDependencies, abi.StatePending, abi.StateFailed:
+		default:
+			return fmt.Errorf("job %s is %s: %w: a job can be changed only in wait_dependencies, pending or failed", uuid, j.State, abi.ErrIllegalTransition)
+		}
+		if p.Priority != nil {
+			j.Priority = *p.Priority
+		}
+		if p.ETA != nil {
+			j.ETA = *p.ETA
+		}
+		if p.Channel != nil {
+			j.Channel = *p.Channel
+		}
+		if p.MaxRetries != nil {
+			j.MaxRetries = *p.MaxRetries
+		}
+		if p.Description != nil {
+			j.Description = *p.Description
+		}
+		if _, err := w.Exec(ctx, `UPDATE jobs SET priority = $1, eta = $2, channel = $3, max_retries = $4,
+			description = $5, version = nextval('job_version') WHERE uuid = $6`, j.Priority, j.ETA, j.Channel, j.MaxRetries,
+			j.Description, uuid); err != nil {
+			return fmt.Errorf("postgres store: update %s: %w", uuid, err)
+		}
+		w.emit(store.EventChanged, j.Channel)
+		if j.State == abi.StatePending {
+			w.emit(store.EventPending, j.Channel)
+		}
+		out, err = getJob(ctx, w, tenant, uuid)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,331 @@
+// Package postgres is the store for several nodes sharing one PostgreSQL
+// database: claims with FOR UPDATE SKIP LOCKED, identity-key dedup by a
+// partial unique index, LISTEN/NOTIFY wake-ups, an advisory lock electing
+// the scheduling leader, and one round trip per batch on the hot paths.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFiles embed.FS
+
+func migrations() []string {
+	names, _ := fs.Glob(migrationFiles, "migrations/*.sql")
+	sort.Strings(names)
+	out := make([]string, len(names))
+	for i, n := range names {
+		b, _ := migrationFiles.ReadFile(n)
+		out[i] = string(b)
+	}
+	return out
+}
+
+// SchemaVersion is the newest schema this binary knows.
+var SchemaVersion = len(migrations())
+
+const (
+	notifyChannel = "wasmq_events"
+	leaderLockKey = 0x7761736d71 // "wasmq"
+)
+
+// Store implements store.Store on PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+	cfg  *pgx.ConnConfig
+
+	leadMu   sync.Mutex
+	leadConn *pgx.Conn // holds the advisory lock while this process leads
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects; with migrate it applies pending migrations first, and
+// otherwise refuses a schema behind (or ahead of) this binary.
+func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
+	pcfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: store.dsn: %w", err)
+	}
+	if pcfg.MaxConns < 8 {
+		pcfg.MaxConns = 8
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: connect: %w", err)
+	}
+	s := &Store{pool: pool, cfg: pcfg.ConnConfig}
+	if migrate {
+		if _, err := s.Migrate(ctx); err != nil {
+			pool.Close()
+			return nil, err
+		}
+	}
+	v, err := s.schemaVersion(ctx, pool)
+	if err == nil {
+		switch {
+		case v > SchemaVersion:
+			err = fmt.Errorf("postgres store: database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", v, SchemaVersion)
+		case v < SchemaVersion:
+			err = fmt.Errorf("postgres store: database schema version %d is behind this binary (%d); run `wasmq migrate`", v, SchemaVersion)
+		}
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func (s *Store) schemaVersion(ctx context.Context, q querier) (int, error) {
+	var exists bool
+	if err := q.QueryRow(ctx, `SELECT to_regclass('wasmq_schema_version') IS NOT NULL`).Scan(&exists); err != nil {
+		return 0, fmt.Errorf("postgres store: read schema version: %w", err)
+	}
+	if !exists {
+		return 0, nil
+	}
+	var v int
+	if err := q.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM wasmq_schema_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("postgres store: read schema version: %w", err)
+	}
+	return v, nil
+}
+
+// Migrate applies the migrations the database lacks; concurrent callers
+// serialise on an advisory lock. Returns how many it applied.
+func (s *Store) Migrate(ctx context.Context) (int, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres store: migrate: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, leaderLockKey+1); err != nil {
+		return 0, fmt.Errorf("postgres store: migrate lock: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS wasmq_schema_version (version integer NOT NULL, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
+		return 0, fmt.Errorf("postgres store: migrate: %w", err)
+	}
+	v, err := s.schemaVersion(ctx, tx)
+	if err != nil {
+		return 0, err
+	}
+	if v > SchemaVersion {
+		return 0, fmt.Errorf("postgres store: database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", v, SchemaVersion)
+	}
+	ms := migrations()
+	for i := v; i < len(ms); i++ {
+		if _, err := tx.Exec(ctx, ms[i]); err != nil {
+			return 0, fmt.Errorf("postgres store: migration %d: %w", i+1, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, i+1); err != nil {
+			return 0, err
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("postgres store: migrate: %w", err)
+	}
+	return len(ms) - v, nil
+}
+
+// Migrate connects to dsn and applies pending migrations.
+func Migrate(ctx context.Context, dsn string) (int, error) {
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		return 0, fmt.Errorf("postgres store: store.dsn: %w", err)
+	}
+	defer pool.Close()
+	return (&Store{pool: pool}).Migrate(ctx)
+}
+
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+func (s *Store) Close() error {
+	s.leadMu.Lock()
+	if s.leadConn != nil {
+		s.leadConn.Close(context.Background())
+		s.leadConn = nil
+	}
+	s.leadMu.Unlock()
+	s.pool.Close()
+	return nil
+}
+
+// TryLead holds a session advisory lock on a dedicated connection: the
+// lock lives exactly as long as that connection, so a killed leader's
+// lock is released by PostgreSQL itself.
+func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) {
+	s.leadMu.Lock()
+	defer s.leadMu.Unlock()
+	if s.leadConn != nil {
+		if err := s.leadConn.Ping(ctx); err == nil {
+			return true, nil
+		}
+		s.leadConn.Close(context.Background())
+		s.leadConn = nil
+	}
+	conn, err := pgx.ConnectConfig(ctx, s.cfg)
+	if err != nil {
+		return false, fmt.Errorf("postgres store: leader connection: %w", err)
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil {
+		conn.Close(context.Background())
+		return false, fmt.Errorf("postgres store: leader lock: %w", err)
+	}
+	if !ok {
+		conn.Close(context.Background())
+		return false, nil
+	}
+	s.leadConn = conn
+	return true, nil
+}
+
+// Subscribe LISTENs on a dedicated connection, reconnecting after errors;
+// a reconnect sends an EventChanged since notifications may have been
+// missed meanwhile.
+func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
+	ch := make(chan store.Event, 64)
+	ready := make(chan error, 1)
+	go func() {
+		defer close(ch)
+		first := true
+		for ctx.Err() == nil {
+			conn, err := pgx.ConnectConfig(ctx, s.cfg)
+			if err == nil {
+				_, err = conn.Exec(ctx, "LISTEN "+notifyChannel)
+			}
+			if first {
+				ready <- err
+				first = false
+				if err != nil {
+					if conn != nil {
+						conn.Close(context.Background())
+					}
+					return
+				}
+			} else if err == nil {
+				send(ch, store.Event{Kind: store.EventChanged})
+			}
+			for err == nil {
+				var n *pgconn.Notification
+				n, err = conn.WaitForNotification(ctx)
+				if err == nil {
+					var e store.Event
+					if json.Unmarshal([]byte(n.Payload), &e) == nil {
+						send(ch, e)
+					}
+				}
+			}
+			if conn != nil {
+				conn.Close(context.Background())
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}()
+	if err := <-ready; err != nil {
+		return nil, fmt.Errorf("postgres store: listen: %w", err)
+	}
+	return ch, nil
+}
+
+// send never blocks the listener: a full buffer already means "re-read".
+func send(ch chan store.Event, e store.Event) {
+	select {
+	case ch <- e:
+	default:
+	}
+}
+
+// wtx is one write transaction with the events to notify at commit.
+type wtx struct {
+	pgx.Tx
+	now    time.Time
+	events []store.Event
+}
+
+func (w *wtx) emit(kind store.EventKind, channels ...string) {
+	for i := range w.events {
+		if w.events[i].Kind == kind {
+			w.events[i].Channels = append(w.events[i].Channels, channels...)
+			return
+		}
+	}
+	w.events = append(w.events, store.Event{Kind: kind, Channels: channels})
+}
+
+func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres store: begin: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	w := &wtx{Tx: tx, now: time.Now().UTC()}
+	if err := fn(w); err != nil {
+		return err
+	}
+	for _, e := range w.events {
+		e.Channels = dedup(e.Channels)
+		if len(e.Channels) > 50 {
+			e.Channels = nil // "some channels": listeners re-read anyway
+		}
+		b, _ := json.Marshal(e)
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, string(b)); err != nil {
+			return fmt.Errorf("postgres store: notify: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres store: commit: %w", err)
+	}
+	return nil
+}
+
+func dedup(xs []string) []string {
+	seen := map[string]bool{}
+	out := xs[:0]
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+var errNoRows = pgx.ErrNoRows
+
+func isUnique(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+func likePrefix(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+var _ = abi.ErrNotFound

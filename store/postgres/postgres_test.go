@@ -1,0 +1,374 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/storetest"
+)
+
+func baseDSN() string {
+	if v := os.Getenv("WASMQ_TEST_DATABASE_URL"); v != "" {
+		return v
+	}
+	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+}
+
+// testDSN creates a fresh schema and returns a DSN whose search_path is
+// that schema, so tests (and parallel packages) never see each other's
+// jobs. The schema is dropped when tb ends.
+func testDSN(tb testing.TB) string {
+	tb.Helper()
+	ctx := context.Background()
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, baseDSN())
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			tb.Fatalf("PostgreSQL unreachable: %v", err)
+		}
+		tb.Skipf("PostgreSQL unreachable: %v", err)
+	}
+	defer conn.Close(ctx)
+	schema := fmt.Sprintf("wasmq_t_%d", rand.Uint64())
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), baseDSN())
+		if err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+	u, err := url.Parse(baseDSN())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func openTest(tb testing.TB) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), testDSN(tb), true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
+}
+
+func newJob(key string) store.NewJob {
+	return store.NewJob{UUID: uuid.NewString(), Tenant: "t1", Func: "testkit.echo", Channel: "root",
+		Priority: 10, MaxRetries: 5, IdentityKey: key}
+}
+
+func TestFiftyConcurrentInsertsWithOneIdentityKeyStoreOneJob(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	got := make([]store.Inserted, 50)
+	errs := make([]error, 50)
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ins, err := s.Insert(ctx, []store.NewJob{newJob("same")})
+			errs[i] = err
+			if err == nil {
+				got[i] = ins[0]
+			}
+		}()
+	}
+	wg.Wait()
+	created := 0
+	for i := range 50 {
+		if errs[i] != nil {
+			t.Fatalf("insert %d: %v", i, errs[i])
+		}
+		if !got[i].Deduplicated {
+			created++
+		}
+		if got[i].Job.UUID != got[0].Job.UUID {
+			t.Fatalf("insert %d returned job %s, insert 0 returned %s", i, got[i].Job.UUID, got[0].Job.UUID)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d inserts created a job, want exactly 1", created)
+	}
+	page, err := s.List(ctx, store.Filter{IdentityKey: "same"})
+	if err != nil || len(page.Jobs) != 1 {
+		t.Fatalf("stored %d jobs with the key (%v), want 1", len(page.Jobs), err)
+	}
+}
+
+// enqueueAll inserts n jobs and moves them to enqueued like the scheduler.
+func enqueueAll(tb testing.TB, s *Store, n int) {
+	tb.Helper()
+	ctx := context.Background()
+	jobs := make([]store.NewJob, n)
+	for i := range jobs {
+		jobs[i] = newJob("")
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		tb.Fatal(err)
+	}
+	var after int64
+	for {
+		cs, err := s.PendingSince(ctx, after, 5000)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if len(cs) == 0 {
+			return
+		}
+		after = cs[len(cs)-1].Version
+		if _, err := s.Enqueue(ctx, cs, time.Now().Add(time.Hour)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func TestConcurrentClaimersWithSkipLockedNeverShareAJob(t *testing.T) {
+	s := openTest(t)
+	enqueueAll(t, s, 500)
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[string]string{}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			worker := fmt.Sprintf("w%d", w)
+			for {
+				jobs, err := s.Claim(ctx, worker, 7, time.Now().Add(time.Minute))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(jobs) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, j := range jobs {
+					if prev, ok := seen[j.UUID]; ok {
+						t.Errorf("job %s handed to %s and %s", j.UUID, prev, worker)
+					}
+					seen[j.UUID] = worker
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != 500 {
+		t.Fatalf("claimed %d distinct jobs, want 500", len(seen))
+	}
+}
+
+func TestCompleteAppliesABatchAndSkipsJobsNoLongerHeld(t *testing.T) {
+	s := openTest(t)
+	enqueueAll(t, s, 100)
+	ctx := context.Background()
+	jobs, err := s.Claim(ctx, "w1", 100, time.Now().Add(time.Minute))
+	if err != nil || len(jobs) != 100 {
+		t.Fatalf("claimed %d (%v), want 100", len(jobs), err)
+	}
+	cs := make([]store.Completion, len(jobs))
+	for i, j := range jobs {
+		cs[i] = store.Completion{UUID: j.UUID, WorkerID: "w1", Attempt: j.Attempt, To: abi.StateDone,
+			Cause: abi.CauseDone, Result: []byte(`{"ok":true}`), Ended: time.Now()}
+	}
+	cs[0].WorkerID = "someone-else"
+	cs[1].Attempt++
+	applied, err := s.Complete(ctx, cs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(applied) != 98 {
+		t.Fatalf("applied %d completions, want 98", len(applied))
+	}
+	j, err := s.Get(ctx, "", jobs[2].UUID)
+	if err != nil || j.State != abi.StateDone || string(j.Result) != `{"ok":true}` || j.DateDone == nil {
+		t.Fatalf("completed job: %+v (%v)", j, err)
+	}
+	if j, _ := s.Get(ctx, "", jobs[0].UUID); j.State != abi.StateStarted {
+		t.Fatalf("job completed by another worker is %s, want started", j.State)
+	}
+}
+
+func TestMigrationsAreIdempotentAndANewerSchemaIsRefused(t *testing.T) {
+	ctx := context.Background()
+	dsn := testDSN(t)
+	if _, err := Open(ctx, dsn, false); err == nil || !strings.Contains(err.Error(), "run `wasmq migrate`") {
+		t.Fatalf("opening an unmigrated database without migrate: %v", err)
+	}
+	if n, err := Migrate(ctx, dsn); err != nil || n != SchemaVersion {
+		t.Fatalf("first migrate applied %d (%v), want %d", n, err, SchemaVersion)
+	}
+	if n, err := Migrate(ctx, dsn); err != nil || n != 0 {
+		t.Fatalf("second migrate applied %d (%v), want 0", n, err)
+	}
+	s, err := Open(ctx, dsn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, SchemaVersion+4); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	want := fmt.Sprintf("database schema version %d is newer than this wasmq binary supports (%d); upgrade wasmq", SchemaVersion+4, SchemaVersion)
+	for _, migrate := range []bool{false, true} {
+		if _, err := Open(ctx, dsn, migrate); err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("opening a newer schema (migrate=%v): %v", migrate, err)
+		}
+	}
+}
+
+func TestSubscribeReceivesTheNotifyOfAnotherStore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	dsn := testDSN(t)
+	a, err := Open(ctx, dsn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, dsn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	events, err := a.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := newJob("")
+	j.Channel = "root.mail"
+	if _, err := b.Insert(ctx, []store.NewJob{j}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case e := <-events:
+			if e.Kind == store.EventPending && len(e.Channels) == 1 && e.Channels[0] == "root.mail" {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatal("no pending event for root.mail")
+		}
+	}
+}
+
+func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
+	ctx := context.Background()
+	dsn := testDSN(t)
+	a, err := Open(ctx, dsn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := openTest(t)
+	b.Close()
+	b, err = Open(ctx, dsn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	// The lock is database-wide: another package's test may lead; wait for it.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ok, err := a.TryLead(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a never became leader")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if ok, err := a.TryLead(ctx, "a"); !ok || err != nil {
+		t.Fatalf("the leader's second TryLead: %v %v", ok, err)
+	}
+	if ok, err := b.TryLead(ctx, "b"); ok || err != nil {
+		t.Fatalf("b leads while a does: %v %v", ok, err)
+	}
+	a.Close()
+	if ok, err := b.TryLead(ctx, "b"); !ok || err != nil {
+		t.Fatalf("b does not lead after a closed: %v %v", ok, err)
+	}
+}
+
+func BenchmarkInsertOne(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := s.Insert(ctx, []store.NewJob{newJob("")}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkInsertBatch10k(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	for b.Loop() {
+		jobs := make([]store.NewJob, 10000)
+		for i := range jobs {
+			jobs[i] = newJob("")
+		}
+		if _, err := s.Insert(ctx, jobs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "jobs/s")
+}
+
+// BenchmarkClaimComplete100 measures the worker hot path: claim 100,
+// complete 100, two round trips per batch.
+func BenchmarkClaimComplete100(b *testing.B) {
+	s := openTest(b)
+	ctx := context.Background()
+	enqueueAll(b, s, 100*b.N)
+	b.ResetTimer()
+	for range b.N {
+		jobs, err := s.Claim(ctx, "w", 100, time.Now().Add(time.Minute))
+		if err != nil || len(jobs) != 100 {
+			b.Fatalf("claimed %d: %v", len(jobs), err)
+		}
+		cs := make([]store.Completion, len(jobs))
+		for i, j := range jobs {
+			cs[i] = store.Completion{UUID: j.UUID, WorkerID: "w", Attempt: j.Attempt, To: abi.StateDone,
+				Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
+		}
+		if applied, err := s.Complete(ctx, cs); err != nil || len(applied) != 100 {
+			b.Fatalf("completed %d: %v", len(applied), err)
+		}
+	}
+	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "jobs/s")
+}
