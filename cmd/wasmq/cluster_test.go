@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/store/pgtest"
+)
+
+// node is a `wasmq serve` process.
+type node struct {
+	cmd  *exec.Cmd
+	url  string
+	name string
+	log  string
+}
+
+func buildWasmq(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "wasmq")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startNode starts a node on the shared PostgreSQL schema of dsn.
+func startNode(t *testing.T, bin, dsn, name string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	plugins, _ := filepath.Abs("../../plugins/enabled")
+	cfg := filepath.Join(dir, "wasmq.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
+listen = %q
+log_level = "warn"
+[store]
+driver = "postgres"
+dsn = %q
+migrate = true
+[runner]
+channels = "root:8"
+node_id = %q
+lease = "2s"
+shutdown_timeout = "2s"
+[host]
+plugins_dir = %q
+cache_dir = %q
+`, addr, dsn, name, plugins, filepath.Join(dir, "cache"))), 0o644)
+	n := &node{url: "http://" + addr, name: name, log: filepath.Join(dir, "serve.log")}
+	n.cmd = exec.Command(bin, "serve", "--config", cfg)
+	logf, _ := os.Create(n.log)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if n.cmd.ProcessState == nil {
+			n.cmd.Process.Signal(syscall.SIGTERM)
+			n.cmd.Wait()
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if res, err := http.Get(n.url + "/readyz"); err == nil && res.StatusCode == 200 {
+			res.Body.Close()
+			return n
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(n.log)
+			t.Fatalf("node %s not ready: %s", name, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func post(t *testing.T, url string, body any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(body)
+	res, err := http.Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	json.NewDecoder(res.Body).Decode(&out)
+	if res.StatusCode >= 300 {
+		t.Fatalf("POST %s: %d %v", url, res.StatusCode, out)
+	}
+	return out
+}
+
+type listed struct {
+	UUID     string `json:"uuid"`
+	State    string `json:"state"`
+	Attempt  int    `json:"attempt"`
+	Retry    int    `json:"retry"`
+	WorkerID string `json:"worker_id"`
+}
+
+func listAll(t *testing.T, url string) []listed {
+	t.Helper()
+	var all []listed
+	cursor := ""
+	for {
+		res, err := http.Get(url + "/v1/jobs?limit=1000&cursor=" + cursor)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Jobs       []listed `json:"jobs"`
+			NextCursor string   `json:"next_cursor"`
+		}
+		json.NewDecoder(res.Body).Decode(&p)
+		res.Body.Close()
+		all = append(all, p.Jobs...)
+		if p.NextCursor == "" {
+			return all
+		}
+		cursor = p.NextCursor
+	}
+}
+
+func TestTwoNodesRunEveryJobExactlyOnce(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	a := startNode(t, bin, dsn, "node-a")
+	b := startNode(t, bin, dsn, "node-b")
+	jobs := make([]map[string]any, 1000)
+	for i := range jobs {
+		jobs[i] = map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 5}}
+	}
+	post(t, a.url+"/v1/jobs:batch", map[string]any{"jobs": jobs[:500]})
+	post(t, b.url+"/v1/jobs:batch", map[string]any{"jobs": jobs[500:]})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		all := listAll(t, a.url)
+		done, byNode := 0, map[string]int{}
+		for _, j := range all {
+			if j.State == "done" {
+				done++
+				byNode[j.WorkerID]++
+			}
+		}
+		if done == 1000 {
+			for _, j := range all {
+				if j.Attempt != 1 {
+					t.Fatalf("job %s ran %d times", j.UUID, j.Attempt)
+				}
+			}
+			if byNode["node-a"] == 0 || byNode["node-b"] == 0 {
+				t.Fatalf("one node did all the work: %v", byNode)
+			}
+			t.Logf("jobs per node: %v", byNode)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 1000 jobs done after 60s", done)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestJobsOfAKilledNodeFinishOnAnother(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	a := startNode(t, bin, dsn, "node-a")
+	var ids []string
+	for i := 0; i < 3; i++ {
+		j := post(t, a.url+"/v1/jobs", map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 3000}, "max_retries": 3})
+		ids = append(ids, j["uuid"].(string))
+	}
+	// Wait until node a runs them, then kill it without warning.
+	deadline := time.Now().Add(10 * time.Second)
+	for started := 0; started < 3; {
+		started = 0
+		for _, j := range listAll(t, a.url) {
+			if j.State == "started" {
+				started++
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("jobs did not start on node a")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	a.cmd.Wait()
+	killed := time.Now()
+	b := startNode(t, bin, dsn, "node-b")
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		all := listAll(t, b.url)
+		done := 0
+		for _, j := range all {
+			if j.State == "done" {
+				done++
+				if j.WorkerID != "node-b" || j.Attempt != 2 || j.Retry != 2 {
+					t.Fatalf("recovered job %+v: want run by node-b on attempt 2, the death counted", j)
+				}
+			}
+		}
+		if done == 3 {
+			t.Logf("recovered %v after kill -9", time.Since(killed))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 3 jobs recovered after 20s: %+v", done, all)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
