@@ -191,13 +191,18 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	}
 }
 
+// wakeFetch makes the fetch loop claim now (a slot freed, jobs enqueued).
+func (r *Runner) wakeFetch() {
+	select {
+	case r.slotFreed <- struct{}{}:
+	default:
+	}
+}
+
 func (r *Runner) execute(job abi.Job) {
 	defer func() {
 		r.slots <- struct{}{}
-		select {
-		case r.slotFreed <- struct{}{}:
-		default:
-		}
+		r.wakeFetch()
 		r.inflight.Done()
 	}()
 	fc, _ := r.exec.Function(job.Tenant, job.Func)

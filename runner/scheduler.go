@@ -202,6 +202,9 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 			delete(s.pending, c.UUID)
 		}
 		s.r.stats.enqueued.Add(int64(len(moved)))
+		if len(moved) > 0 {
+			s.r.wakeFetch() // this node's workers need not wait for the NOTIFY round trip
+		}
 		pick = pick[n:]
 	}
 	return next, nil

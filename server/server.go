@@ -18,8 +18,7 @@ import (
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
-	"github.com/wasmq/wasmq/store/postgres"
-	"github.com/wasmq/wasmq/store/sqlite"
+	"github.com/wasmq/wasmq/store/backends"
 	"github.com/wasmq/wasmq/ui"
 )
 
@@ -34,33 +33,10 @@ type Node struct {
 	log     zerolog.Logger
 }
 
-// OpenStore opens the configured store.
-func OpenStore(ctx context.Context, cfg store.Config) (store.Store, error) {
-	switch cfg.Driver {
-	case "sqlite":
-		return sqlite.Open(ctx, cfg.Path, *cfg.Migrate)
-	case "postgres":
-		return postgres.Open(ctx, cfg.DSN, *cfg.Migrate)
-	}
-	return nil, fmt.Errorf("store.driver: unknown driver %q", cfg.Driver)
-}
-
-// Migrate applies pending migrations to the configured store and
-// returns how many it applied (0 when the schema is current).
-func Migrate(ctx context.Context, cfg store.Config) (int, error) {
-	switch cfg.Driver {
-	case "sqlite":
-		return sqlite.MigrateFile(ctx, cfg.Path)
-	case "postgres":
-		return postgres.Migrate(ctx, cfg.DSN)
-	}
-	return 0, fmt.Errorf("store.driver: unknown driver %q", cfg.Driver)
-}
-
 // New opens the store, loads the plugins and builds the runner and the
 // HTTP handler; Start sets the runner going.
 func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) {
-	st, err := OpenStore(ctx, f.Store)
+	st, err := backends.Open(ctx, f.Store, log)
 	if err != nil {
 		return nil, err
 	}

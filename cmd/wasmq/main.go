@@ -18,11 +18,13 @@ import (
 	"github.com/google/uuid"
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/bench"
 	"github.com/wasmq/wasmq/client"
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/server"
+	"github.com/wasmq/wasmq/store/backends"
 )
 
 const version = "0.1.0"
@@ -44,6 +46,8 @@ Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
   wasmq jobs show|requeue|cancel|done UUID
   wasmq channels
   wasmq plugins list | upload NAME FILE
+  wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh]
+                                       measure throughput and idle latency of a fresh node
   wasmq version
 `
 
@@ -92,6 +96,8 @@ func run(args []string, out io.Writer) error {
 		return channelsCmd(rest, out)
 	case "plugins":
 		return pluginsCmd(rest, out)
+	case "bench":
+		return benchCmd(rest, out)
 	case "version", "--version":
 		fmt.Fprintln(out, "wasmq", version)
 		return nil
@@ -166,7 +172,7 @@ func migrate(args []string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	n, err := server.Migrate(context.Background(), f.Store)
+	n, err := backends.Migrate(context.Background(), f.Store)
 	if err != nil {
 		return err
 	}
@@ -548,4 +554,30 @@ func orDash(v any) string {
 		return s
 	}
 	return "-"
+}
+
+func benchCmd(args []string, out io.Writer) error {
+	var o bench.Options
+	var asJSON bool
+	if _, err := flags("bench", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&o.Driver, "store", "sqlite", "sqlite or postgres")
+		fs.StringVar(&o.DSN, "dsn", os.Getenv("WASMQ_DATABASE_URL"), "PostgreSQL DSN (an empty schema)")
+		fs.IntVar(&o.Jobs, "jobs", 20000, "jobs for the throughput run")
+		fs.IntVar(&o.Capacity, "capacity", 100, "root channel capacity")
+		fs.StringVar(&o.Isolation, "isolation", "pooled", "pooled or fresh")
+		fs.IntVar(&o.Samples, "samples", 200, "latency samples")
+		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
+		fs.BoolVar(&asJSON, "json", false, "JSON output")
+	}); err != nil {
+		return err
+	}
+	r, err := bench.Run(context.Background(), o)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(r)
+	}
+	fmt.Fprintln(out, r)
+	return nil
 }

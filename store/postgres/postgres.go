@@ -41,7 +41,7 @@ func migrations() []string {
 var SchemaVersion = len(migrations())
 
 const (
-	notifyChannel = "wasmq_events"
+	notifyPrefix  = "wasmq_events"
 	leaderLockKey = 0x7761736d71 // "wasmq"
 )
 
@@ -49,6 +49,10 @@ const (
 type Store struct {
 	pool *pgxpool.Pool
 	cfg  *pgx.ConnConfig
+	// notify is the NOTIFY channel: one per schema, since NOTIFY is
+	// database-wide and two deployments (or test schemas) must not wake
+	// each other.
+	notify string
 
 	leadMu   sync.Mutex
 	leadConn *pgx.Conn // holds the advisory lock while this process leads
@@ -70,7 +74,18 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	s := &Store{pool: pool, cfg: pcfg.ConnConfig}
+	s := &Store{pool: pool, cfg: pcfg.ConnConfig, notify: notifyPrefix}
+	var schema string
+	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres store: connect: %w", err)
+	}
+	if schema != "public" {
+		s.notify = notifyPrefix + "_" + schema
+		if len(s.notify) > 63 { // NOTIFY channels are identifiers: 63 bytes at most
+			s.notify = s.notify[:63]
+		}
+	}
 	if migrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			pool.Close()
@@ -173,7 +188,8 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// TryLead holds a session advisory lock on a dedicated connection: the
+// TryLead holds a session advisory lock (one per schema, so deployments
+// sharing a database elect their own leaders) on a dedicated connection: the
 // lock lives exactly as long as that connection, so a killed leader's
 // lock is released by PostgreSQL itself.
 func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) {
@@ -191,7 +207,7 @@ func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) {
 		return false, fmt.Errorf("postgres store: leader connection: %w", err)
 	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, leaderLockKey).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('wasmq-leader:' || current_schema()))`).Scan(&ok); err != nil {
 		conn.Close(context.Background())
 		return false, fmt.Errorf("postgres store: leader lock: %w", err)
 	}
@@ -215,7 +231,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 		for ctx.Err() == nil {
 			conn, err := pgx.ConnectConfig(ctx, s.cfg)
 			if err == nil {
-				_, err = conn.Exec(ctx, "LISTEN "+notifyChannel)
+				_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.notify}.Sanitize())
 			}
 			if first {
 				ready <- err
@@ -289,13 +305,18 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 	if err := fn(w); err != nil {
 		return err
 	}
-	for _, e := range w.events {
-		e.Channels = dedup(e.Channels)
-		if len(e.Channels) > 50 {
-			e.Channels = nil // "some channels": listeners re-read anyway
+	if len(w.events) > 0 {
+		payloads := make([]string, len(w.events))
+		for i, e := range w.events {
+			e.Channels = dedup(e.Channels)
+			if len(e.Channels) > 50 {
+				e.Channels = nil // "some channels": listeners re-read anyway
+			}
+			b, _ := json.Marshal(e)
+			payloads[i] = string(b)
 		}
-		b, _ := json.Marshal(e)
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, notifyChannel, string(b)); err != nil {
+		// Every event of the transaction in one round trip.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.notify, payloads); err != nil {
 			return fmt.Errorf("postgres store: notify: %w", err)
 		}
 	}

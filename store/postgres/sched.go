@@ -75,7 +75,26 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 		return nil, nil
 	}
 	now := time.Now().UTC()
-	rows, err := s.pool.Query(ctx, `WITH picked AS (
+	rows, err := s.pool.Query(ctx, claimSQL, limit, now, workerID, leaseUntil)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: claim: %w", err)
+	}
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) {
+		var deps []string
+		j, err := scanJob(withDeps{r, &deps})
+		if deps != nil {
+			j.DependsOn = deps
+		}
+		return j, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: claim: %w", err)
+	}
+	sort.Slice(jobs, func(i, k int) bool { return runsBefore(jobs[i], jobs[k]) })
+	return jobs, nil
+}
+
+var claimSQL = `WITH picked AS (
 			SELECT seq FROM jobs WHERE state = 'enqueued'
 			ORDER BY priority, expected_at NULLS LAST, date_created, seq
 			LIMIT $1 FOR UPDATE SKIP LOCKED),
@@ -89,20 +108,17 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 			SELECT uuid, attempt, worker_id, date_started FROM started
 			ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, started = EXCLUDED.started,
 				ended = NULL, outcome = '', exc_name = '', exc_message = '', logs = '[]')
-		SELECT `+jobColumns+` FROM started`, limit, now, workerID, leaseUntil)
-	if err != nil {
-		return nil, fmt.Errorf("postgres store: claim: %w", err)
-	}
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
-	if err != nil {
-		return nil, fmt.Errorf("postgres store: claim: %w", err)
-	}
-	sort.Slice(jobs, func(i, k int) bool { return runsBefore(jobs[i], jobs[k]) })
-	if err := fillDeps(ctx, s.pool, jobs); err != nil {
-		return nil, err
-	}
-	return jobs, nil
+		SELECT ` + jobColumns + `, (SELECT array_agg(d.parent ORDER BY d.ctid) FROM job_dependencies d WHERE d.child = started.uuid)
+		FROM started`
+
+// withDeps scans the parents array that follows jobColumns, saving
+// Claim a second round trip for dependencies.
+type withDeps struct {
+	pgx.Row
+	deps *[]string
 }
+
+func (w withDeps) Scan(dest ...any) error { return w.Row.Scan(append(dest, w.deps)...) }
 
 func runsBefore(a, b abi.Job) bool {
 	if a.Priority != b.Priority {
@@ -120,102 +136,122 @@ func runsBefore(a, b abi.Job) bool {
 	return a.Seq < b.Seq
 }
 
-// Complete sends every completion of the batch in one pipelined round
-// trip inside one transaction; each applies only while the job is still
-// started by that worker and attempt.
+// Complete applies the whole batch in one statement (arrays unnested
+// server-side), inside one transaction with the dependents' promotion;
+// each completion applies only while the job is still started by that
+// worker and attempt.
 func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	n := len(cs)
+	var (
+		ids, workers, states, excNames, excMsgs, excInfos, shas, outcomes, logs = make([]string, 0, n),
+			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n),
+			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+		attempts, uncounts = make([]int32, 0, n), make([]int32, 0, n)
+		results            = make([]*string, 0, n)
+		endeds             = make([]time.Time, 0, n)
+		etas               = make([]*time.Time, 0, n)
+	)
+	now := time.Now().UTC()
+	seen := make(map[string]bool, n)
+	for _, c := range cs {
+		if err := abi.CheckTransition(abi.StateStarted, c.To, c.Cause); err != nil {
+			return nil, fmt.Errorf("complete %s: %w", c.UUID, err)
+		}
+		if seen[c.UUID] { // one report per job: the first wins
+			continue
+		}
+		seen[c.UUID] = true
+		ended := c.Ended
+		if ended.IsZero() {
+			ended = now
+		}
+		var result *string
+		if len(c.Result) > 0 {
+			r := string(c.Result)
+			result = &r
+		}
+		var uncount int32
+		if c.UncountRetry {
+			uncount = 1
+		}
+		l, _ := json.Marshal(orLogs(c.Logs))
+		outcome := string(c.To)
+		if c.Cause == abi.CauseShutdown {
+			outcome = "interrupted"
+		} else if c.To == abi.StatePending {
+			outcome = "retry"
+		}
+		var eta *time.Time
+		if c.To == abi.StatePending {
+			eta = c.ETA
+		}
+		ids, workers, states = append(ids, c.UUID), append(workers, c.WorkerID), append(states, string(c.To))
+		excNames, excMsgs, excInfos = append(excNames, c.ExcName), append(excMsgs, c.ExcMessage), append(excInfos, c.ExcInfo)
+		shas, outcomes, logs = append(shas, c.PluginSHA256), append(outcomes, outcome), append(logs, string(l))
+		attempts, uncounts = append(attempts, int32(c.Attempt)), append(uncounts, uncount)
+		results, endeds, etas = append(results, result), append(endeds, ended), append(etas, eta)
+	}
 	var applied []string
 	err := s.write(ctx, func(w *wtx) error {
-		b := &pgx.Batch{}
-		for _, c := range cs {
-			if err := abi.CheckTransition(abi.StateStarted, c.To, c.Cause); err != nil {
-				return fmt.Errorf("complete %s: %w", c.UUID, err)
-			}
-			ended := c.Ended
-			if ended.IsZero() {
-				ended = w.now
-			}
-			var result *string
-			if len(c.Result) > 0 {
-				r := string(c.Result)
-				result = &r
-			}
-			uncount := 0
-			if c.UncountRetry {
-				uncount = 1
-			}
-			logs, _ := json.Marshal(orLogs(c.Logs))
-			outcome := string(c.To)
-			if c.Cause == abi.CauseShutdown {
-				outcome = "interrupted"
-			} else if c.To == abi.StatePending {
-				outcome = "retry"
-			}
-			var eta *time.Time
-			if c.To == abi.StatePending {
-				eta = c.ETA
-			}
-			b.Queue(`WITH upd AS (
-				UPDATE jobs SET state = $1, result = $2::json, exc_name = $3, exc_message = $4, exc_info = $5,
-					exec_time = EXTRACT(EPOCH FROM ($6 - date_started)),
-					date_done = CASE WHEN $1 = 'done' THEN $6 ELSE date_done END,
-					late = (expected_at IS NOT NULL AND expected_at < $6 AND $1 <> 'pending'),
-					eta = CASE WHEN $1 = 'pending' THEN $7 ELSE eta END,
-					retry = GREATEST(retry - $8, 0),
-					worker_id = CASE WHEN $1 = 'pending' THEN '' ELSE worker_id END,
-					date_enqueued = CASE WHEN $1 = 'pending' THEN NULL ELSE date_enqueued END,
-					lease_until = NULL, plugin_sha256 = $9, version = nextval('job_version')
-				WHERE uuid = $10 AND state = 'started' AND worker_id = $11 AND attempt = $12
-				RETURNING uuid, channel),
+		rows, err := w.Query(ctx, `WITH c AS (
+				SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
+					$8::text[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[], $14::text[])
+				AS c(uuid, worker, attempt, st, result, en, em, ei, ended, eta, uncount, sha, outcome, logs)),
+			upd AS (
+				UPDATE jobs j SET state = c.st, result = c.result::json, exc_name = c.en, exc_message = c.em,
+					exc_info = c.ei, exec_time = EXTRACT(EPOCH FROM (c.ended - j.date_started)),
+					date_done = CASE WHEN c.st = 'done' THEN c.ended ELSE j.date_done END,
+					late = (j.expected_at IS NOT NULL AND j.expected_at < c.ended AND c.st <> 'pending'),
+					eta = CASE WHEN c.st = 'pending' THEN c.eta ELSE j.eta END,
+					retry = GREATEST(j.retry - c.uncount, 0),
+					worker_id = CASE WHEN c.st = 'pending' THEN '' ELSE j.worker_id END,
+					date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
+					lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
+				FROM c WHERE j.uuid = c.uuid AND j.state = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
+				RETURNING j.uuid, j.channel, j.state,
+					j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid)),
 			att AS (
-				UPDATE job_attempts SET ended = $6, outcome = $13, exc_name = $3, exc_message = $4,
-					plugin_sha256 = $9, logs = $14::json
-				WHERE job_uuid = $10 AND attempt = $12 AND EXISTS (SELECT 1 FROM upd))
-			SELECT uuid, channel FROM upd`,
-				string(c.To), result, c.ExcName, c.ExcMessage, c.ExcInfo, ended, eta, uncount, c.PluginSHA256,
-				c.UUID, c.WorkerID, c.Attempt, outcome, string(logs))
+				UPDATE job_attempts a SET ended = c.ended, outcome = c.outcome, exc_name = c.en, exc_message = c.em,
+					plugin_sha256 = c.sha, logs = c.logs::json
+				FROM c JOIN upd ON upd.uuid = c.uuid WHERE a.job_uuid = c.uuid AND a.attempt = c.attempt)
+			SELECT * FROM upd`,
+			ids, workers, attempts, states, results, excNames, excMsgs, excInfos, endeds, etas, uncounts, shas, outcomes, logs)
+		if err != nil {
+			return fmt.Errorf("postgres store: complete: %w", err)
 		}
-		br := w.SendBatch(ctx, b)
-		var done []string
-		for _, c := range cs {
-			var id, ch string
-			err := br.QueryRow().Scan(&id, &ch)
-			if err == pgx.ErrNoRows {
-				continue // taken back meanwhile: not ours to write
-			}
-			if err != nil {
-				br.Close()
-				return fmt.Errorf("postgres store: complete %s: %w", c.UUID, err)
+		var parents []string
+		for rows.Next() {
+			var id, ch, st string
+			var hasChildren bool
+			if err := rows.Scan(&id, &ch, &st, &hasChildren); err != nil {
+				rows.Close()
+				return fmt.Errorf("postgres store: complete: %w", err)
 			}
 			applied = append(applied, id)
 			w.emit(store.EventFinished, ch)
-			switch c.To {
-			case abi.StateDone:
-				done = append(done, id)
+			switch abi.State(st) {
 			case abi.StatePending:
 				w.emit(store.EventPending, ch)
 			case abi.StateFailed:
 				w.emit(store.EventChanged, ch)
 			}
+			if hasChildren {
+				parents = append(parents, id)
+			}
 		}
-		if err := br.Close(); err != nil {
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("postgres store: complete: %w", err)
-		}
-		if len(done) == 0 {
-			return nil
-		}
-		// Most done jobs have no dependents: one query finds the few that do.
-		rows, err := w.Query(ctx, `SELECT DISTINCT parent FROM job_dependencies WHERE parent = ANY($1)`, done)
-		if err != nil {
-			return err
-		}
-		parents, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			return err
 		}
 		return settleChildren(ctx, w, parents)
 	})
-	return applied, err
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
 }
 
 func orLogs(l []abi.LogLine) []abi.LogLine {

@@ -1,0 +1,170 @@
+// Package bench measures a whole wasmq node: end-to-end throughput of
+// testkit.echo jobs, each run in the wasm sandbox, and the latency from
+// enqueue to start on an idle node. `wasmq bench` prints its report.
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/server"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Options of one run.
+type Options struct {
+	Driver     string // "sqlite" or "postgres"
+	DSN        string // postgres; a fresh, empty schema is best
+	Jobs       int    // throughput jobs; default 20000
+	Capacity   int    // root channel capacity; default 100
+	Isolation  string // "pooled" or "fresh"
+	Samples    int    // latency samples; default 200
+	PluginsDir string // holds testkit.wasm; default plugins/enabled
+	Dir        string // scratch folder; default a temp dir
+}
+
+// Report is what a run measured.
+type Report struct {
+	Options    Options
+	Throughput float64 // jobs/s, from the first insert to the last done
+	Elapsed    time.Duration
+	P50, P99   time.Duration // enqueue → start, idle node
+	Max        time.Duration
+}
+
+func (r Report) String() string {
+	return fmt.Sprintf("store=%s isolation=%s capacity=%d jobs=%d: %.0f jobs/s (%v); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
+		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond),
+		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples)
+}
+
+// Run starts a node, measures it and stops it.
+func Run(ctx context.Context, o Options) (Report, error) {
+	if o.Jobs == 0 {
+		o.Jobs = 20000
+	}
+	if o.Capacity == 0 {
+		o.Capacity = 100
+	}
+	if o.Samples == 0 {
+		o.Samples = 200
+	}
+	if o.Isolation == "" {
+		o.Isolation = "pooled"
+	}
+	if o.PluginsDir == "" {
+		o.PluginsDir = "plugins/enabled"
+	}
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "wasmq-bench-")
+		if err != nil {
+			return Report{}, err
+		}
+		defer os.RemoveAll(d)
+		o.Dir = d
+	}
+	var f config.File
+	f.Store.Driver, f.Store.DSN, f.Store.Path = o.Driver, o.DSN, filepath.Join(o.Dir, "bench.db")
+	migrate := true
+	f.Store.Migrate = &migrate
+	f.Runner.Channels = fmt.Sprintf("root:%d", o.Capacity)
+	f.Runner.BatchSize = 1000
+	f.Host.PluginsDir, f.Host.Isolation = o.PluginsDir, o.Isolation
+	f.Host.CacheDir = filepath.Join(o.Dir, "cache")
+	f = f.WithDefaults()
+	if err := f.Validate(); err != nil {
+		return Report{}, err
+	}
+	n, err := server.New(ctx, f, zerolog.Nop())
+	if err != nil {
+		return Report{}, err
+	}
+	defer n.Close(context.Background())
+	if _, err := n.Host.Function("default", "testkit.echo"); err != nil {
+		return Report{}, fmt.Errorf("bench needs testkit.wasm in %s: %w", o.PluginsDir, err)
+	}
+	if err := n.Start(ctx); err != nil {
+		return Report{}, err
+	}
+	r := Report{Options: o}
+
+	// Throughput: insert every job (batches of 1,000), measure until the
+	// last one is done.
+	start := time.Now()
+	for i := 0; i < o.Jobs; i += 1000 {
+		batch := make([]store.NewJob, 0, 1000)
+		for k := i; k < min(i+1000, o.Jobs); k++ {
+			batch = append(batch, job())
+		}
+		if _, err := n.Store.Insert(ctx, batch); err != nil {
+			return r, err
+		}
+	}
+	for {
+		done, err := count(ctx, n.Store, abi.StateDone)
+		if err != nil {
+			return r, err
+		}
+		if done >= o.Jobs {
+			break
+		}
+		if failed, _ := count(ctx, n.Store, abi.StateFailed); failed > 0 {
+			return r, fmt.Errorf("%d bench jobs failed", failed)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	r.Elapsed = time.Since(start)
+	r.Throughput = float64(o.Jobs) / r.Elapsed.Seconds()
+
+	// Latency on an idle node: one job at a time, enqueue → date_started.
+	var lat []time.Duration
+	for i := 0; i < o.Samples; i++ {
+		time.Sleep(2 * time.Millisecond)
+		ins, err := n.Store.Insert(ctx, []store.NewJob{job()})
+		if err != nil {
+			return r, err
+		}
+		id := ins[0].Job.UUID
+		for {
+			j, err := n.Store.Get(ctx, "", id)
+			if err != nil {
+				return r, err
+			}
+			if j.DateStarted != nil && j.State == abi.StateDone {
+				lat = append(lat, j.DateStarted.Sub(j.DateCreated))
+				break
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+	sort.Slice(lat, func(i, k int) bool { return lat[i] < lat[k] })
+	r.P50, r.P99, r.Max = lat[len(lat)/2], lat[len(lat)*99/100], lat[len(lat)-1]
+	return r, nil
+}
+
+func job() store.NewJob {
+	return store.NewJob{UUID: uuid.NewString(), Tenant: "default", Func: "testkit.echo", Args: json.RawMessage(`[1]`),
+		Kwargs: json.RawMessage(`{}`), Context: json.RawMessage(`{}`), FuncString: "testkit.echo(1)",
+		Description: "bench", Channel: "root", Priority: 10, MaxRetries: 5}
+}
+
+func count(ctx context.Context, st store.Store, s abi.State) (int, error) {
+	cs, err := st.Counts(ctx, "default")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range cs {
+		n += c.Counts[s]
+	}
+	return n, nil
+}
