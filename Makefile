@@ -34,7 +34,8 @@ fmt: ## format the Go sources
 
 bench: build ## Go benchmarks of store, host and HTTP, then the end-to-end `wasmq bench`
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/... ./host/... ./api/...
-	./$(BIN) bench
+	./$(BIN) bench --store sqlite --isolation pooled --jobs 10000
+	./$(BIN) bench --store sqlite --isolation fresh --jobs 5000
 
 plugins: ## rebuild every example .wasm from its source (rustc, Go, npm, wat2wasm)
 	$(MAKE) -C plugins

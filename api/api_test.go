@@ -29,12 +29,12 @@ const (
 // srv is a real wasmq node (SQLite store, host with the real testkit,
 // runner) behind a real HTTP listener, with two tenants and an admin.
 type srv struct {
-	t   *testing.T
+	t   testing.TB
 	url string
 	n   *server.Node
 }
 
-func start(t *testing.T, tweak ...func(*config.File)) *srv {
+func start(t testing.TB, tweak ...func(*config.File)) *srv {
 	t.Helper()
 	wasm, err := os.ReadFile("../plugins/examples/testkit/testkit.wasm")
 	if err != nil {
@@ -78,7 +78,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T) map[string]any {
+func (r resp) json(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.body, &m); err != nil {
@@ -88,7 +88,7 @@ func (r resp) json(t *testing.T) map[string]any {
 }
 
 // errOf returns the error object of an error response.
-func (r resp) errOf(t *testing.T) (code, message, field string) {
+func (r resp) errOf(t testing.TB) (code, message, field string) {
 	t.Helper()
 	e, ok := r.json(t)["error"].(map[string]any)
 	if !ok {

@@ -56,3 +56,14 @@ func TestASecondProcessIsRefused(t *testing.T) {
 		t.Fatalf("second open: %v", err)
 	}
 }
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		s, err := Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), true)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		return s
+	})
+}

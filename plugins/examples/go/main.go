@@ -40,3 +40,11 @@ func wordCount() int32 {
 }
 
 func main() {}
+
+// echo returns its input unchanged: the baseline of a big module's cost.
+//
+//go:wasmexport echo
+func echo() int32 {
+	Output(Input())
+	return 0
+}

@@ -1,0 +1,81 @@
+package storetest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Bench runs the store benchmarks every backend reports
+// (docs/benchmarks.md): one insert, a 10k batch, the worker hot path.
+func Bench(b *testing.B, open func(b *testing.B) store.Store) {
+	b.Run("InsertOne", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		for b.Loop() {
+			if _, err := s.Insert(ctx, []store.NewJob{nj("t")}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("InsertBatch10k", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		for b.Loop() {
+			jobs := make([]store.NewJob, 10000)
+			for i := range jobs {
+				jobs[i] = nj("t")
+			}
+			if _, err := s.Insert(ctx, jobs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "jobs/s")
+	})
+	for _, batch := range []int{100, 500} {
+		b.Run("ClaimComplete"+map[int]string{100: "100", 500: "500"}[batch], func(b *testing.B) {
+			s := open(b)
+			ctx := context.Background()
+			for i := 0; i < batch*b.N; i += 10000 {
+				jobs := make([]store.NewJob, min(10000, batch*b.N-i))
+				for k := range jobs {
+					jobs[k] = nj("t")
+				}
+				if _, err := s.Insert(ctx, jobs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for {
+				c, err := s.PendingSince(ctx, 0, 10000)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if len(c) == 0 {
+					break
+				}
+				if _, err := s.Enqueue(ctx, c, time.Now().Add(time.Hour)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			for range b.N {
+				jobs, err := s.Claim(ctx, "w", batch, time.Now().Add(time.Minute))
+				if err != nil || len(jobs) != batch {
+					b.Fatalf("claimed %d: %v", len(jobs), err)
+				}
+				cs := make([]store.Completion, len(jobs))
+				for i, j := range jobs {
+					cs[i] = store.Completion{UUID: j.UUID, WorkerID: "w", Attempt: j.Attempt, To: abi.StateDone,
+						Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
+				}
+				if applied, err := s.Complete(ctx, cs); err != nil || len(applied) != batch {
+					b.Fatalf("completed %d: %v", len(applied), err)
+				}
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "jobs/s")
+		})
+	}
+}
