@@ -1,0 +1,50 @@
+package enqueue
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+var timeZero = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+
+func TestFuncStringIsTheHumanFormOfTheCall(t *testing.T) {
+	got := FuncString("mail.send", json.RawMessage(`[42,"x"]`), json.RawMessage(`{"lang":"fr","a":true}`))
+	if want := `mail.send(42, "x", a=true, lang="fr")`; got != want {
+		t.Fatalf("%s, want %s", got, want)
+	}
+}
+
+func TestWhenTakesAnInstantOrSecondsFromNow(t *testing.T) {
+	at, err := ParseWhen("eta", json.RawMessage(`"2026-11-22T11:00:00.5+01:00"`), timeZero)
+	if err != nil || !at.Equal(time.Date(2026, 11, 22, 10, 0, 0, 5e8, time.UTC)) {
+		t.Fatalf("%v %v", at, err)
+	}
+	in, err := ParseWhen("eta", json.RawMessage(`90`), timeZero)
+	if err != nil || !in.Equal(timeZero.Add(90*time.Second)) {
+		t.Fatalf("%v %v", in, err)
+	}
+	if _, err := ParseWhen("eta", json.RawMessage(`1.5`), timeZero); err == nil {
+		t.Fatal("a fractional number of seconds was accepted")
+	}
+}
+
+func TestBatchSizeSplitsContextRecords(t *testing.T) {
+	s := &Service{Funcs: funcs{}}
+	size := 2
+	jobs, err := s.Build(t.Context(), "t", []Request{{Func: "m.f", Context: json.RawMessage(`{"records":[1,2,3,4,5]}`), BatchSize: &size}}, false)
+	if err != nil || len(jobs) != 3 {
+		t.Fatalf("%d jobs, %v", len(jobs), err)
+	}
+	if string(jobs[2].Context) != `{"records":[5]}` || jobs[0].Description != "m.f (1/3)" {
+		t.Fatalf("%s %s", jobs[2].Context, jobs[0].Description)
+	}
+}
+
+type funcs struct{}
+
+func (funcs) Function(tenant, fn string) (abi.FunctionConfig, error) {
+	return abi.FunctionConfig{}, nil
+}

@@ -1,0 +1,38 @@
+package enqueue
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// FuzzDecode: no body makes the strict decoder panic, and every refusal is
+// a FieldError of a known class (so the API answers 400 or 422, never 500).
+func FuzzDecode(f *testing.F) {
+	for _, seed := range []string{
+		`{"func":"m.f"}`, `{"func":"m.f","args":[1,"x"],"kwargs":{"a":null},"eta":60}`,
+		`{"func":"m.f","eta":"2026-11-22T10:00:00Z","priority":-1}`, `{"jobs":[{"ref":"a","func":"m.f"}]}`,
+		`{"func":`, `[]`, `null`, `{"func":"m.f"} trailing`, `{"func":1}`, `{"prio":1}`, "",
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var r Request
+		if err := Decode(body, &r); err != nil {
+			var fe *abi.FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("decode error %v is not a malformed-request FieldError", err)
+			}
+			return
+		}
+		if _, err := ParseWhen("eta", r.ETA, timeZero); err != nil {
+			var fe *abi.FieldError
+			if !errors.As(err, &fe) || fe.Field != "eta" {
+				t.Fatalf("eta error %v does not name the field", err)
+			}
+		}
+		var b BatchRequest
+		_ = Decode(body, &b)
+	})
+}
