@@ -150,6 +150,7 @@ func (s *Store) Insert(ctx context.Context, jobs []store.NewJob) ([]store.Insert
 		// alias maps a deduplicated request uuid to the job that stands for it,
 		// so later entries of the batch may depend on it.
 		alias := map[string]string{}
+		fresh := map[string]int{} // uuid → index in jobs, of the jobs inserted
 		for i, nj := range jobs {
 			if nj.IdentityKey != "" {
 				existing, err := queryJobs(ctx, w, `WHERE tenant = ? AND identity_key = ? AND state IN ('wait_dependencies','pending','enqueued')`, nj.Tenant, nj.IdentityKey)
@@ -220,14 +221,27 @@ func (s *Store) Insert(ctx context.Context, jobs []store.NewJob) ([]store.Insert
 					return fmt.Errorf("sqlite store: insert dependency: %w", err)
 				}
 			}
-			j, err := getJob(ctx, w, "", nj.UUID)
-			if err != nil {
-				return err
-			}
-			out[i] = store.Inserted{Job: j}
+			fresh[nj.UUID] = i
 			if state == abi.StatePending {
 				w.emit(store.EventPending, nj.Channel)
 			}
+		}
+		// Read back what was inserted, a chunk at a time (SQLite caps the
+		// number of parameters of one statement).
+		ids := make([]any, 0, len(fresh))
+		for id := range fresh {
+			ids = append(ids, id)
+		}
+		for len(ids) > 0 {
+			n := min(len(ids), 500)
+			jobs, err := queryJobs(ctx, w, `WHERE uuid IN (?`+strings.Repeat(",?", n-1)+`)`, ids[:n]...)
+			if err != nil {
+				return err
+			}
+			for _, j := range jobs {
+				out[fresh[j.UUID]] = store.Inserted{Job: j}
+			}
+			ids = ids[n:]
 		}
 		return nil
 	})

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
@@ -81,23 +83,30 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 			ids = append(ids, id)
 		}
 		rows.Close()
-		for _, id := range ids {
-			if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'started', retry = retry + 1, attempt = attempt + 1,
-				date_started = ?, date_done = NULL, exec_time = NULL, worker_id = ?, lease_until = ?, version = ?
-				WHERE uuid = ? AND state = 'enqueued'`, micros(w.now), workerID, micros(leaseUntil), w.nextVersion(), id); err != nil {
-				return fmt.Errorf("sqlite store: start %s: %w", id, err)
-			}
-			if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
-				SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid = ?`, id); err != nil {
-				return fmt.Errorf("sqlite store: record attempt of %s: %w", id, err)
-			}
-			j, err := getJob(ctx, w, "", id)
-			if err != nil {
-				return err
-			}
-			out = append(out, j)
+		if len(ids) == 0 {
+			return nil
 		}
-		return nil
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		in := `(?` + strings.Repeat(",?", len(ids)-1) + `)`
+		// One version for the batch: versions order pending jobs only, and
+		// these leave pending.
+		head := []any{micros(w.now), workerID, micros(leaseUntil), w.nextVersion()}
+		if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+			date_started = ?, date_done = NULL, exec_time = NULL, worker_id = ?, lease_until = ?, version = ?
+			WHERE state = 'enqueued' AND uuid IN `+in, append(head, args...)...); err != nil {
+			return fmt.Errorf("sqlite store: start jobs: %w", err)
+		}
+		if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
+			SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid IN `+in, args...); err != nil {
+			return fmt.Errorf("sqlite store: record attempts: %w", err)
+		}
+		jobs, err := queryJobs(ctx, w, `WHERE uuid IN (?`+strings.Repeat(",?", len(ids)-1)+`)
+			ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq`, args...)
+		out = jobs
+		return err
 	})
 	return out, err
 }
@@ -122,35 +131,35 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			if len(c.Result) > 0 {
 				result = string(c.Result)
 			}
-			var res sql.Result
+			var channel string
 			var err error
 			switch c.To {
 			case abi.StateDone:
-				res, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
+				err = w.QueryRowContext(ctx, `UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
 					exc_info = '', date_done = ?, exec_time = (? - date_started) / 1e6,
 					late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ?`,
-					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt)
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
+					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
 			case abi.StatePending:
-				res, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
+				err = w.QueryRowContext(ctx, `UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
 					exc_name = ?, exc_message = ?, exc_info = ?, exec_time = (? - date_started) / 1e6,
 					date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ?`,
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
 					optMicros(c.ETA), result, uncount, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended),
-					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt)
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
 			case abi.StateFailed:
-				res, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
+				err = w.QueryRowContext(ctx, `UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
 					exc_info = ?, exec_time = (? - date_started) / 1e6, late = (expected_at IS NOT NULL AND expected_at < ?),
 					lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ?`,
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
 					result, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended), micros(ended),
-					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt)
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
+			}
+			if errors.Is(err, sql.ErrNoRows) {
+				continue // taken back (lease expired, requeued) meanwhile: not ours to write
 			}
 			if err != nil {
 				return fmt.Errorf("sqlite store: complete %s: %w", c.UUID, err)
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				continue // taken back (lease expired, requeued) meanwhile: not ours to write
 			}
 			applied = append(applied, c.UUID)
 			logs, _ := json.Marshal(orLogs(c.Logs))
@@ -165,10 +174,6 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
 				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
 			}
-			var channel string
-			if err := w.QueryRowContext(ctx, `SELECT channel FROM jobs WHERE uuid = ?`, c.UUID).Scan(&channel); err != nil {
-				return err
-			}
 			w.emit(store.EventFinished, channel)
 			switch c.To {
 			case abi.StateDone:
@@ -179,7 +184,29 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				w.emit(store.EventChanged, channel)
 			}
 		}
-		return settleChildren(ctx, w, done)
+		if len(done) == 0 {
+			return nil
+		}
+		// Most done jobs have no dependents: one query finds the few that do.
+		args := make([]any, len(done))
+		for i, d := range done {
+			args[i] = d
+		}
+		rows, err := w.QueryContext(ctx, `SELECT DISTINCT parent FROM job_dependencies WHERE parent IN (?`+strings.Repeat(",?", len(done)-1)+`)`, args...)
+		if err != nil {
+			return err
+		}
+		var parents []string
+		for rows.Next() {
+			var p string
+			if err := rows.Scan(&p); err != nil {
+				rows.Close()
+				return err
+			}
+			parents = append(parents, p)
+		}
+		rows.Close()
+		return settleChildren(ctx, w, parents)
 	})
 	return applied, err
 }
