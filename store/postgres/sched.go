@@ -41,7 +41,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 		ids[i], vers[i] = c.UUID, c.Version
 	}
 	var moved []string
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeOn(ctx, s.fast, func(w *wtx) error {
 		rows, err := w.Query(ctx, `UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
 			version = nextval('job_version')
 			FROM unnest($3::text[], $4::bigint[]) AS c(uuid, version)
@@ -75,7 +75,7 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 		return nil, nil
 	}
 	now := time.Now().UTC()
-	rows, err := s.pool.Query(ctx, claimSQL, limit, now, workerID, leaseUntil)
+	rows, err := s.fast.Query(ctx, claimSQL, limit, now, workerID, leaseUntil)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: claim: %w", err)
 	}
