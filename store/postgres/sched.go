@@ -99,7 +99,10 @@ var claimSQL = `WITH picked AS (
 			ORDER BY priority, expected_at NULLS LAST, date_created, seq
 			LIMIT $1 FOR UPDATE SKIP LOCKED),
 		started AS (
-			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1, date_started = $2,
+			-- $2 is read before the statement runs; a job enqueued in between
+			-- must not look started before it was enqueued.
+			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+				date_started = GREATEST($2::timestamptz, j.date_enqueued),
 				date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, version = nextval('job_version')
 			FROM picked WHERE j.seq = picked.seq
 			RETURNING j.*),

@@ -25,7 +25,10 @@ func newHost(t *testing.T) *host.Host {
 	if err := os.WriteFile(filepath.Join(dir, "testkit.wasm"), wasm, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	h, err := host.New(host.Config{PluginsDir: dir, Timeout: abi.Duration(2 * time.Second)}.WithDefaults(), zerolog.Nop())
+	// The compilation cache goes to a temporary folder: the default,
+	// data/wasm-cache, is relative and would land in the source tree.
+	cfg := host.Config{PluginsDir: dir, CacheDir: t.TempDir(), Timeout: abi.Duration(2 * time.Second)}.WithDefaults()
+	h, err := host.New(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
