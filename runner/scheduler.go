@@ -190,6 +190,10 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		}
 		pick = append(pick, c)
 	}
+	channelOf := make(map[string]string, len(pick))
+	for _, c := range pick {
+		channelOf[c.UUID] = c.Channel
+	}
 	for len(pick) > 0 {
 		n := min(len(pick), s.r.cfg.BatchSize)
 		moved, err := st.Enqueue(ctx, pick[:n], now.Add(s.r.cfg.Lease.D()))
@@ -200,6 +204,16 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		// version, if still pending, is newer than what we hold.
 		for _, c := range pick[:n] {
 			delete(s.pending, c.UUID)
+		}
+		// A throttle counts from the hand-over as stored (the store dates
+		// it after our queries), not from the start of this round.
+		after := time.Now()
+		for _, id := range moved {
+			for x := s.tree.Get(channelOf[id]); x != nil; x = x.Parent {
+				if x.Throttle > 0 {
+					s.lastStart[x] = after
+				}
+			}
 		}
 		s.r.stats.enqueued.Add(int64(len(moved)))
 		if len(moved) > 0 {
