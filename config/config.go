@@ -56,6 +56,9 @@ type Tenant struct {
 	// MaxPending caps the tenant's jobs waiting to run. Defaults to 0
 	// (unlimited).
 	MaxPending int `toml:"max_pending"`
+	// MaxRunning caps the tenant's jobs enqueued or running at once,
+	// across all nodes. Defaults to 0 (unlimited).
+	MaxRunning int `toml:"max_running"`
 	// Rate caps jobs created per second, with Burst at once. Defaults to
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
@@ -149,8 +152,8 @@ func (f File) Validate() error {
 		if _, err := t.SHA256(key); err != nil {
 			errs = append(errs, err)
 		}
-		if t.MaxPending < 0 || t.Rate < 0 || t.Burst < 0 {
-			errs = append(errs, fmt.Errorf("%s: max_pending, rate and burst must be >= 0", key))
+		if t.MaxPending < 0 || t.MaxRunning < 0 || t.Rate < 0 || t.Burst < 0 {
+			errs = append(errs, fmt.Errorf("%s: max_pending, max_running, rate and burst must be >= 0", key))
 		}
 	}
 	if len(f.Tenants) == 0 && f.Server.AdminToken == "" && f.Server.AdminTokenSHA256 == "" && f.Server.AdminTokenEnv == "" {

@@ -40,6 +40,9 @@ type Config struct {
 	// BatchSize caps the jobs enqueued, claimed or completed in one store
 	// call. Defaults to 500.
 	BatchSize int `toml:"batch_size"`
+	// TenantMaxRunning caps each tenant's enqueued+started jobs across
+	// all nodes; filled from [[tenants]] max_running. Defaults to none.
+	TenantMaxRunning map[string]int `toml:"-"`
 }
 
 // WithDefaults returns c with unset fields at their defaults and the

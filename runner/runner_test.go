@@ -93,6 +93,7 @@ func start(t *testing.T, channels string, st store.Store, tweak ...func(*runner.
 }
 
 type spec struct {
+	tenant   string
 	name     string
 	fn       string
 	args     string
@@ -131,7 +132,10 @@ func add(t *testing.T, st store.Store, specs ...spec) map[string]string {
 		for _, d := range s.deps {
 			deps = append(deps, ids[d])
 		}
-		njs = append(njs, store.NewJob{UUID: id, Tenant: "default", Func: "testkit." + s.fn, Args: json.RawMessage(s.args),
+		if s.tenant == "" {
+			s.tenant = "default"
+		}
+		njs = append(njs, store.NewJob{UUID: id, Tenant: s.tenant, Func: "testkit." + s.fn, Args: json.RawMessage(s.args),
 			Kwargs: json.RawMessage(s.kwargs), Context: json.RawMessage(`{}`), Description: s.name,
 			Channel: runner.NormalizeChannel(s.channel), Priority: s.priority, MaxRetries: s.retries, ETA: s.eta, DependsOn: deps})
 	}
@@ -578,7 +582,44 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"JobsOfADeadWorkerComeBack", TestJobsOfADeadWorkerComeBack},
 		{"AutovacuumDeletesOldFinishedJobs", TestAutovacuumDeletesOldFinishedJobs},
 		{"ChannelStatus", TestChannelStatus},
+		{"TenantsTakeTurnsAtEqualPriority", TestTenantsTakeTurnsAtEqualPriority},
+		{"TenantMaxRunningIsACapAcrossChannels", TestTenantMaxRunningIsACapAcrossChannels},
 	} {
 		t.Run(c.name, c.fn)
+	}
+}
+
+func TestTenantsTakeTurnsAtEqualPriority(t *testing.T) {
+	st := newStore(t)
+	var specs []spec
+	for i := 1; i <= 5; i++ {
+		specs = append(specs, spec{tenant: "flood", name: fmt.Sprintf("F%d", i)})
+	}
+	specs = append(specs, spec{tenant: "small", name: "S1"}, spec{tenant: "small", name: "S2"})
+	ids := add(t, st, specs...)
+	n := start(t, "root:1", st)
+	all := []string{}
+	for _, id := range ids {
+		all = append(all, id)
+	}
+	waitState(t, n.store, 10*time.Second, abi.StateDone, all...)
+	got := strings.Join(names(spans(t, st, ids)), ",")
+	if got != "F1,S1,F2,S2,F3,F4,F5" {
+		t.Fatalf("start order %s: the small tenant waited behind the flood", got)
+	}
+}
+
+func TestTenantMaxRunningIsACapAcrossChannels(t *testing.T) {
+	st := newStore(t)
+	ids := add(t, st, spec{tenant: "capped", name: "C1", args: `["ok:200"]`}, spec{tenant: "capped", name: "C2", args: `["ok:200"]`, channel: "x"},
+		spec{tenant: "capped", name: "C3", args: `["ok:200"]`}, spec{tenant: "other", name: "O1", args: `["ok:200"]`})
+	n := start(t, "root:4,x:2", st, func(c *runner.Config) { c.TenantMaxRunning = map[string]int{"capped": 1} })
+	waitState(t, n.store, 10*time.Second, abi.StateDone, ids["C1"], ids["C2"], ids["C3"], ids["O1"])
+	ss := spans(t, st, ids)
+	if c := maxConcurrent(ss, "C"); c != 1 {
+		t.Fatalf("tenant capped at 1 ran %d jobs at once", c)
+	}
+	if c := maxConcurrent(ss, ""); c < 2 {
+		t.Fatal("the other tenant waited for the capped one")
 	}
 }

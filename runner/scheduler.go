@@ -17,10 +17,13 @@ type scheduler struct {
 	maxVersion int64
 	reload     bool                   // re-read every pending job next round
 	lastStart  map[*Channel]time.Time // throttled channels
+	served     map[string]int         // jobs handed over per tenant, decaying
+	decayed    time.Time
 }
 
 func newScheduler(r *Runner) *scheduler {
-	return &scheduler{r: r, tree: r.tree, pending: map[string]store.Candidate{}, reload: true, lastStart: map[*Channel]time.Time{}}
+	return &scheduler{r: r, tree: r.tree, pending: map[string]store.Candidate{}, reload: true,
+		lastStart: map[*Channel]time.Time{}, served: map[string]int{}, decayed: time.Now()}
 }
 
 // run schedules until ctx ends: a round after every batch of store events,
@@ -170,6 +173,13 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		ready = append(ready, h)
 	}
 	sort.Slice(ready, func(i, j int) bool { return less(ready[i], ready[j]) })
+	ready = fairShare(ready, s.served)
+	var tenantRunning map[string]int
+	if len(s.r.cfg.TenantMaxRunning) > 0 {
+		if tenantRunning, err = st.RunningByTenant(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
 
 	root := s.tree.Root()
 	var pick []store.Candidate
@@ -181,6 +191,12 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		if !s.fits(ch, used, now, wakeAt) {
 			continue
 		}
+		if limit := s.r.cfg.TenantMaxRunning[c.Tenant]; limit > 0 {
+			if tenantRunning[c.Tenant] >= limit {
+				continue
+			}
+			tenantRunning[c.Tenant]++
+		}
 		for x := ch; x != nil; x = x.Parent {
 			used[x]++
 			if x.Throttle > 0 {
@@ -189,6 +205,17 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 			}
 		}
 		pick = append(pick, c)
+		s.served[c.Tenant]++
+	}
+	if now.Sub(s.decayed) > 10*time.Second { // old service fades: fairness is about now
+		for t, n := range s.served {
+			if n /= 2; n == 0 {
+				delete(s.served, t)
+			} else {
+				s.served[t] = n
+			}
+		}
+		s.decayed = now
 	}
 	channelOf := make(map[string]string, len(pick))
 	for _, c := range pick {
@@ -270,4 +297,43 @@ func (t *ChannelTree) hasSequential() bool {
 		}
 	}
 	return false
+}
+
+// fairShare reorders candidates already in run order so that, within one
+// priority, tenants take turns, the least served lately first: one
+// tenant's flood cannot starve another tenant's jobs queued behind it.
+// Each tenant's own order is kept, and a lower priority never overtakes a
+// higher one.
+func fairShare(ready []store.Candidate, served map[string]int) []store.Candidate {
+	out := make([]store.Candidate, 0, len(ready))
+	for i := 0; i < len(ready); {
+		j := i
+		for j < len(ready) && ready[j].Priority == ready[i].Priority {
+			j++
+		}
+		class := ready[i:j]
+		var order []string // tenants by their best candidate
+		queues := map[string][]store.Candidate{}
+		for _, c := range class {
+			if _, ok := queues[c.Tenant]; !ok {
+				order = append(order, c.Tenant)
+			}
+			queues[c.Tenant] = append(queues[c.Tenant], c)
+		}
+		if len(order) == 1 {
+			out = append(out, class...)
+		} else {
+			sort.SliceStable(order, func(a, b int) bool { return served[order[a]] < served[order[b]] })
+			for len(out) < j {
+				for _, t := range order {
+					if q := queues[t]; len(q) > 0 {
+						out = append(out, q[0])
+						queues[t] = q[1:]
+					}
+				}
+			}
+		}
+		i = j
+	}
+	return out
 }

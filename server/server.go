@@ -51,6 +51,12 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 		}
 		tenants = append(tenants, api.Tenant{Name: t.Name, TokenSHA256: sum})
 		limits[t.Name] = enqueue.Limits{MaxPending: t.MaxPending, Rate: t.Rate, Burst: t.Burst}
+		if t.MaxRunning > 0 {
+			if f.Runner.TenantMaxRunning == nil {
+				f.Runner.TenantMaxRunning = map[string]int{}
+			}
+			f.Runner.TenantMaxRunning[t.Name] = t.MaxRunning
+		}
 	}
 	admin, err := f.AdminSHA256()
 	if err != nil {

@@ -185,6 +185,8 @@ type Store interface {
 	Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Time) ([]string, error)
 	// RunningCounts returns enqueued+started per channel.
 	RunningCounts(ctx context.Context) (map[string]int, error)
+	// RunningByTenant returns enqueued+started per tenant (quotas).
+	RunningByTenant(ctx context.Context) (map[string]int, error)
 	// FailedChannels returns the channels having at least one failed job.
 	FailedChannels(ctx context.Context) (map[string]int, error)
 

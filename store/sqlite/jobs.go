@@ -378,7 +378,15 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount
 }
 
 func (s *Store) channelCounts(ctx context.Context, where string) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT channel, COUNT(*) FROM jobs WHERE `+where+` GROUP BY channel`)
+	return s.countBy(ctx, "channel", where)
+}
+
+func (s *Store) RunningByTenant(ctx context.Context) (map[string]int, error) {
+	return s.countBy(ctx, "tenant", `state IN ('enqueued', 'started')`)
+}
+
+func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+col+`, COUNT(*) FROM jobs WHERE `+where+` GROUP BY `+col)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: channel counts: %w", err)
 	}
