@@ -437,3 +437,25 @@ func TestListPagingAndFilters(t *testing.T) {
 		t.Fatalf("bad cursor: %d", r.status)
 	}
 }
+
+func TestMaxPendingQuotaCountsWaitingJobs(t *testing.T) {
+	s := start(t, func(f *config.File) { f.Tenants[0].MaxPending = 2 })
+	body := map[string]any{"func": "testkit.echo", "eta": 3600}
+	for i := 0; i < 2; i++ {
+		if r := s.do("POST", "/v1/jobs", tokA, body); r.status != 201 {
+			t.Fatalf("within quota: %d", r.status)
+		}
+	}
+	r := s.do("POST", "/v1/jobs", tokA, body)
+	if code, _, _ := r.errOf(t); r.status != 429 || code != "quota_exceeded" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("over max_pending: %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/jobs:batch", tokA, map[string]any{"jobs": []any{body}}); r.status != 429 {
+		t.Fatalf("a batch over max_pending: %d", r.status)
+	}
+	id := s.do("GET", "/v1/jobs?limit=1", tokA, nil).json(t)["jobs"].([]any)[0].(map[string]any)["uuid"].(string)
+	s.do("POST", "/v1/jobs/"+id+"/cancel", tokA, nil)
+	if r := s.do("POST", "/v1/jobs", tokA, body); r.status != 201 {
+		t.Fatalf("after a cancel frees a place: %d", r.status)
+	}
+}
