@@ -330,58 +330,9 @@ func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
 	}
 }
 
-func BenchmarkInsertOne(b *testing.B) {
-	s := openTest(b)
-	ctx := context.Background()
-	for b.Loop() {
-		if _, err := s.Insert(ctx, []store.NewJob{newJob("")}); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-func BenchmarkInsertBatch10k(b *testing.B) {
-	s := openTest(b)
-	ctx := context.Background()
-	for b.Loop() {
-		jobs := make([]store.NewJob, 10000)
-		for i := range jobs {
-			jobs[i] = newJob("")
-		}
-		if _, err := s.Insert(ctx, jobs); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*10000)/b.Elapsed().Seconds(), "jobs/s")
-}
-
-// BenchmarkClaimComplete100 measures the worker hot path: claim 100,
-// complete 100, two round trips per batch.
-func BenchmarkClaimComplete100(b *testing.B) { benchClaimComplete(b, 100) }
-
-// BenchmarkClaimComplete500: the same with the batches a busy runner uses.
-func BenchmarkClaimComplete500(b *testing.B) { benchClaimComplete(b, 500) }
-
-func benchClaimComplete(b *testing.B, batch int) {
-	s := openTest(b)
-	ctx := context.Background()
-	enqueueAll(b, s, batch*b.N)
-	b.ResetTimer()
-	for range b.N {
-		jobs, err := s.Claim(ctx, "w", batch, time.Now().Add(time.Minute))
-		if err != nil || len(jobs) != batch {
-			b.Fatalf("claimed %d: %v", len(jobs), err)
-		}
-		cs := make([]store.Completion, len(jobs))
-		for i, j := range jobs {
-			cs[i] = store.Completion{UUID: j.UUID, WorkerID: "w", Attempt: j.Attempt, To: abi.StateDone,
-				Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
-		}
-		if applied, err := s.Complete(ctx, cs); err != nil || len(applied) != batch {
-			b.Fatalf("completed %d: %v", len(applied), err)
-		}
-	}
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "jobs/s")
+// BenchmarkStore runs the benchmarks every backend reports.
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return openTest(b) })
 }
 
 // BenchmarkClaimComplete100Parallel is the same hot path with several
