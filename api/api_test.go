@@ -18,6 +18,7 @@ import (
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/server"
+	"github.com/wasmq/wasmq/store/pgtest"
 )
 
 const (
@@ -34,6 +35,9 @@ type srv struct {
 	n   *server.Node
 }
 
+// backend is the store the node runs on; TestOnPostgreSQL switches it.
+var backend = "sqlite"
+
 func start(t testing.TB, tweak ...func(*config.File)) *srv {
 	t.Helper()
 	wasm, err := os.ReadFile("../plugins/examples/testkit/testkit.wasm")
@@ -49,6 +53,10 @@ func start(t testing.TB, tweak ...func(*config.File)) *srv {
 		Tenants: []config.Tenant{{Name: "acme", Token: tokA}, {Name: "globex", Token: tokB}},
 	}
 	f.Store.Path = filepath.Join(dir, "wasmq.db")
+	if backend == "postgres" {
+		migrate := true
+		f.Store.Driver, f.Store.DSN, f.Store.Migrate = "postgres", pgtest.DSN(t), &migrate
+	}
 	f.Host.PluginsDir = plugins
 	f.Host.CacheDir = filepath.Join(os.TempDir(), "wasmq-api-test-cache")
 	f.Runner.Channels = "root:4"
@@ -457,5 +465,29 @@ func TestMaxPendingQuotaCountsWaitingJobs(t *testing.T) {
 	s.do("POST", "/v1/jobs/"+id+"/cancel", tokA, nil)
 	if r := s.do("POST", "/v1/jobs", tokA, body); r.status != 201 {
 		t.Fatalf("after a cancel frees a place: %d", r.status)
+	}
+}
+
+// TestOnPostgreSQL runs every API test again on a node backed by PostgreSQL.
+func TestOnPostgreSQL(t *testing.T) {
+	pgtest.DSN(t)
+	backend = "postgres"
+	defer func() { backend = "sqlite" }()
+	for _, c := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"CreateRunAndReadAJob", TestCreateRunAndReadAJob},
+		{"TenantsNeverSeeEachOther", TestTenantsNeverSeeEachOther},
+		{"BadRequestsAreRefusedWithTheFieldNamedAndStoreNothing", TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing},
+		{"BatchBuildsAGraphAndRunsItInOrder", TestBatchBuildsAGraphAndRunsItInOrder},
+		{"ActionsAndPatchFollowTheStateTable", TestActionsAndPatchFollowTheStateTable},
+		{"IdentityKeyAnswers200WithTheExistingJob", TestIdentityKeyAnswers200WithTheExistingJob},
+		{"QuotaAnswers429ThenAcceptsAfterTheWindow", TestQuotaAnswers429ThenAcceptsAfterTheWindow},
+		{"ChannelsPluginsHealthMetricsAndOpenAPI", TestChannelsPluginsHealthMetricsAndOpenAPI},
+		{"ListPagingAndFilters", TestListPagingAndFilters},
+		{"MaxPendingQuotaCountsWaitingJobs", TestMaxPendingQuotaCountsWaitingJobs},
+	} {
+		t.Run(c.name, c.fn)
 	}
 }
