@@ -394,8 +394,16 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 			t.Fatalf("%s: %d", p, r.status)
 		}
 	}
-	if r := s.do("GET", "/metrics", tokAdmin, nil); r.status != 200 || !strings.Contains(string(r.body), "wasmq_runner_leader 1") {
-		t.Fatalf("metrics: %d %s", r.status, r.body)
+	// The node elects itself leader shortly after start.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		r := s.do("GET", "/metrics", tokAdmin, nil)
+		if r.status == 200 && strings.Contains(string(r.body), "wasmq_runner_leader 1") && strings.Contains(string(r.body), `wasmq_jobs{channel="root"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics: %d %s", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	spec := s.do("GET", "/v1/openapi.json", "", nil).json(t)
 	paths := spec["paths"].(map[string]any)
