@@ -77,8 +77,8 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 		if err != nil {
 			return err
 		}
-		if !abi.CanApply(cause, j.State) {
-			return fmt.Errorf("job %s is %s: %w: %s applies to %v", uuid, j.State, abi.ErrIllegalTransition, cause, abi.AllowedFrom(cause))
+		if err := store.CheckManual(j, cause); err != nil {
+			return err
 		}
 		to, err := apply(w, j)
 		if err != nil {
@@ -153,14 +153,8 @@ func (s *Store) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error
 }
 
 func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) (abi.Job, error) {
-	if p.Priority != nil && *p.Priority < 0 {
-		return abi.Job{}, &abi.FieldError{Field: "priority", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
-	}
-	if p.MaxRetries != nil && *p.MaxRetries < 0 {
-		return abi.Job{}, &abi.FieldError{Field: "max_retries", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
-	}
-	if p.Channel != nil && *p.Channel == "" {
-		return abi.Job{}, &abi.FieldError{Field: "channel", Msg: "must not be empty", Err: abi.ErrInvalid}
+	if err := p.Validate(); err != nil {
+		return abi.Job{}, err
 	}
 	var out abi.Job
 	err := s.write(ctx, func(w *wtx) error {
@@ -171,25 +165,8 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		if err != nil {
 			return err
 		}
-		switch j.State {
-		case abi.StateWaitDependencies, abi.StatePending, abi.StateFailed:
-		default:
-			return fmt.Errorf("job %s is %s: %w: a job can be changed only in wait_dependencies, pending or failed", uuid, j.State, abi.ErrIllegalTransition)
-		}
-		if p.Priority != nil {
-			j.Priority = *p.Priority
-		}
-		if p.ETA != nil {
-			j.ETA = *p.ETA
-		}
-		if p.Channel != nil {
-			j.Channel = *p.Channel
-		}
-		if p.MaxRetries != nil {
-			j.MaxRetries = *p.MaxRetries
-		}
-		if p.Description != nil {
-			j.Description = *p.Description
+		if err := p.Apply(&j); err != nil {
+			return err
 		}
 		if _, err := w.Exec(ctx, `UPDATE jobs SET priority = $1, eta = $2, channel = $3, max_retries = $4,
 			description = $5, version = nextval('job_version') WHERE uuid = $6`, j.Priority, j.ETA, j.Channel, j.MaxRetries,

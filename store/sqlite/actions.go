@@ -82,8 +82,8 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 		if err != nil {
 			return err
 		}
-		if !abi.CanApply(cause, j.State) {
-			return fmt.Errorf("job %s is %s: %w: %s applies to %v", uuid, j.State, abi.ErrIllegalTransition, cause, abi.AllowedFrom(cause))
+		if err := store.CheckManual(j, cause); err != nil {
+			return err
 		}
 		to, err := apply(w, j)
 		if err != nil {
@@ -181,14 +181,8 @@ func cancelDescendants(ctx context.Context, w *wtx, root string) error {
 }
 
 func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) (abi.Job, error) {
-	if p.Priority != nil && *p.Priority < 0 {
-		return abi.Job{}, &abi.FieldError{Field: "priority", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
-	}
-	if p.MaxRetries != nil && *p.MaxRetries < 0 {
-		return abi.Job{}, &abi.FieldError{Field: "max_retries", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
-	}
-	if p.Channel != nil && *p.Channel == "" {
-		return abi.Job{}, &abi.FieldError{Field: "channel", Msg: "must not be empty", Err: abi.ErrInvalid}
+	if err := p.Validate(); err != nil {
+		return abi.Job{}, err
 	}
 	var out abi.Job
 	err := s.write(ctx, func(w *wtx) error {
@@ -196,25 +190,8 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		if err != nil {
 			return err
 		}
-		switch j.State {
-		case abi.StateWaitDependencies, abi.StatePending, abi.StateFailed:
-		default:
-			return fmt.Errorf("job %s is %s: %w: a job can be changed only in wait_dependencies, pending or failed", uuid, j.State, abi.ErrIllegalTransition)
-		}
-		if p.Priority != nil {
-			j.Priority = *p.Priority
-		}
-		if p.ETA != nil {
-			j.ETA = *p.ETA
-		}
-		if p.Channel != nil {
-			j.Channel = *p.Channel
-		}
-		if p.MaxRetries != nil {
-			j.MaxRetries = *p.MaxRetries
-		}
-		if p.Description != nil {
-			j.Description = *p.Description
+		if err := p.Apply(&j); err != nil {
+			return err
 		}
 		if _, err := w.ExecContext(ctx, `UPDATE jobs SET priority = ?, eta = ?, channel = ?, max_retries = ?,
 			description = ?, version = ? WHERE uuid = ?`, j.Priority, optMicros(j.ETA), j.Channel, j.MaxRetries,
