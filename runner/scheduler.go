@@ -59,18 +59,21 @@ func (s *scheduler) run(ctx context.Context) {
 				events = nil
 				continue
 			}
-			s.note(e)
+			news := s.note(e)
 			for drained := false; !drained; { // one round for a burst of events
 				select {
 				case e, ok := <-events:
 					if !ok {
 						events, drained = nil, true
 					} else {
-						s.note(e)
+						news = s.note(e) || news
 					}
 				default:
 					drained = true
 				}
+			}
+			if !news {
+				continue // only our own hand-overs: nothing to decide
 			}
 		case <-timer.C:
 		case <-poll.C:
@@ -85,13 +88,16 @@ func (s *scheduler) run(ctx context.Context) {
 	}
 }
 
-func (s *scheduler) note(e store.Event) {
+// note records what an event means for the next round and reports
+// whether it calls for one.
+func (s *scheduler) note(e store.Event) bool {
 	// A change other than new or newly pending jobs (cancel, set done,
 	// patch, failure) may take a job out of pending without a new version
 	// the incremental read would see.
 	if e.Kind == store.EventChanged {
 		s.reload = true
 	}
+	return e.Kind != store.EventEnqueued
 }
 
 // round reads what changed, picks what may start and enqueues it; it
@@ -126,6 +132,10 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		for x := s.tree.Get(name); x != nil; x = x.Parent {
 			used[x] += n
 		}
+	}
+	root := s.tree.Root()
+	if root.Capacity > 0 && used[root] >= root.Capacity {
+		return time.Time{}, nil // full: the next finished job brings a round
 	}
 	var failed map[string]int
 	if s.tree.hasSequential() {
@@ -181,7 +191,6 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		}
 	}
 
-	root := s.tree.Root()
 	var pick []store.Candidate
 	for _, c := range ready {
 		if root.Capacity > 0 && used[root] >= root.Capacity {
@@ -305,6 +314,16 @@ func (t *ChannelTree) hasSequential() bool {
 // Each tenant's own order is kept, and a lower priority never overtakes a
 // higher one.
 func fairShare(ready []store.Candidate, served map[string]int) []store.Candidate {
+	single := true
+	for _, c := range ready {
+		if c.Tenant != ready[0].Tenant {
+			single = false
+			break
+		}
+	}
+	if single {
+		return ready
+	}
 	out := make([]store.Candidate, 0, len(ready))
 	for i := 0; i < len(ready); {
 		j := i
