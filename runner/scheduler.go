@@ -51,20 +51,37 @@ func (s *scheduler) run(ctx context.Context) {
 			wait = max(time.Until(next), 0)
 		}
 		timer.Reset(wait)
+		if !s.wait(ctx, &events, timer, poll) {
+			return
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// wait blocks until a round is due: a store event that calls for one (not
+// merely our own hand-overs), the timer, or the safety poll. It returns
+// false when ctx ends.
+func (s *scheduler) wait(ctx context.Context, events *<-chan store.Event, timer *time.Timer, poll *time.Ticker) bool {
+	for {
 		select {
 		case <-ctx.Done():
-			return
-		case e, ok := <-events:
+			return false
+		case e, ok := <-*events:
 			if !ok {
-				events = nil
-				continue
+				*events = nil
+				return true
 			}
 			news := s.note(e)
 			for drained := false; !drained; { // one round for a burst of events
 				select {
-				case e, ok := <-events:
+				case e, ok := <-*events:
 					if !ok {
-						events, drained = nil, true
+						*events, drained = nil, true
 					} else {
 						news = s.note(e) || news
 					}
@@ -72,18 +89,15 @@ func (s *scheduler) run(ctx context.Context) {
 					drained = true
 				}
 			}
-			if !news {
-				continue // only our own hand-overs: nothing to decide
+			if news {
+				return true
 			}
 		case <-timer.C:
+			timer.Reset(time.Hour) // drained: the caller's Stop must not block
+			return true
 		case <-poll.C:
 			s.reload = true
-		}
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
+			return true
 		}
 	}
 }
