@@ -109,10 +109,10 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 		}
 		// "Run it again now": counters, dates, last outcome and any
 		// postponement are cleared.
-		_, err = w.Exec(ctx, `UPDATE jobs SET state = $1, retry = 0, eta = NULL, result = NULL,
+		_, err = w.Exec(ctx, `UPDATE jobs j SET state = $1, retry = 0, eta = NULL, result = NULL,
 			exc_name = '', exc_message = '', exc_info = '', date_enqueued = NULL, date_started = NULL,
 			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = false, worker_id = '',
-			lease_until = NULL, version = nextval('job_version') WHERE uuid = $2`, string(to), uuid)
+			lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $2`, string(to), uuid)
 		if to == abi.StatePending {
 			w.emit(store.EventPending, j.Channel)
 		}

@@ -169,6 +169,14 @@ func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 	return nil
 }
 
+// holderExpr decides, for a job j entering an active state again (retry,
+// dead worker, requeue), whether it takes back its identity key: only if
+// no other active job holds it. Otherwise it stays active without the key,
+// so the unique index jobs_identity is not violated; Insert still finds it.
+const holderExpr = `(j.identity_key = '' OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.tenant = j.tenant
+	AND o.identity_key = j.identity_key AND o.key_holder AND o.uuid <> j.uuid
+	AND o.state IN ('wait_dependencies', 'pending', 'enqueued')))`
+
 func insertError(err error) error {
 	if isUnique(err) {
 		return &abi.FieldError{Field: "uuid", Msg: "a job with this uuid exists", Err: abi.ErrConflict}
@@ -218,11 +226,24 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		if state == abi.StateCancelled {
 			cancelled = &w.now
 		}
+		if nj.IdentityKey != "" {
+			// An active job that came back to pending without holding the
+			// key (see holderExpr) is not in the unique index: look first.
+			existing, err := queryJobs(ctx, w, `WHERE tenant = $1 AND identity_key = $2 AND state IN ('wait_dependencies','pending','enqueued') LIMIT 1`, nj.Tenant, nj.IdentityKey)
+			if err != nil {
+				return err
+			}
+			if len(existing) > 0 {
+				out[i] = store.Inserted{Job: existing[0], Deduplicated: true}
+				alias[nj.UUID] = existing[0].UUID
+				continue
+			}
+		}
 		rows, err := w.Query(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name,
 			func_string, description, channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid,
 			state, date_created, date_cancelled)
 			VALUES ($1,$2,$3,$4::json,$5::json,$6::json,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
-			ON CONFLICT (tenant, identity_key) WHERE identity_key <> '' AND state IN ('wait_dependencies', 'pending', 'enqueued')
+			ON CONFLICT (tenant, identity_key) WHERE identity_key <> '' AND key_holder AND state IN ('wait_dependencies', 'pending', 'enqueued')
 			DO NOTHING RETURNING uuid`,
 			nj.UUID, nj.Tenant, nj.Func, orJSON(nj.Args, "[]"), orJSON(nj.Kwargs, "{}"), orJSON(nj.Context, "{}"),
 			nj.UserID, nj.ModelName, nj.FuncString, nj.Description, nj.Channel, nj.Priority, nj.ETA, nj.ExpectedAt,

@@ -212,6 +212,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 					retry = GREATEST(j.retry - c.uncount, 0),
 					worker_id = CASE WHEN c.st = 'pending' THEN '' ELSE j.worker_id END,
 					date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
+					key_holder = CASE WHEN c.st = 'pending' THEN `+holderExpr+` ELSE j.key_holder END,
 					lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
 				FROM c WHERE j.uuid = c.uuid AND j.state = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
 				RETURNING j.uuid, j.channel, j.state,
@@ -307,8 +308,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 					abi.ExcJobFoundDead, fmt.Sprintf("Job found dead after %d attempts: %s", d.retry, msg), d.uuid)
 				w.emit(store.EventChanged, d.channel)
 			} else {
-				_, err = w.Exec(ctx, `UPDATE jobs SET state = 'pending', date_enqueued = NULL, worker_id = '',
-					lease_until = NULL, version = nextval('job_version') WHERE uuid = $1`, d.uuid)
+				_, err = w.Exec(ctx, `UPDATE jobs j SET state = 'pending', date_enqueued = NULL, worker_id = '',
+					lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $1`, d.uuid)
 				w.emit(store.EventPending, d.channel)
 			}
 			if err != nil {

@@ -26,8 +26,11 @@ import (
 //go:embed schema.sql
 var schemaV1 string
 
+//go:embed schema_v2.sql
+var schemaV2 string
+
 // migrations[i] brings the schema from version i to i+1.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // SchemaVersion is the newest schema this binary knows.
 var SchemaVersion = len(migrations)

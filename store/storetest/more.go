@@ -94,12 +94,67 @@ func dedupOnlyWhileActive(t *testing.T, s store.Store) {
 		t.Fatal("fixture not failed")
 	}
 	g := mustCreate("f")
-	if _, err := s.Requeue(ctx, "t", f.UUID); err == nil {
-		if a, b := get(t, s, f.UUID), get(t, s, g.UUID); a.State.Active() && b.State.Active() {
-			t.Fatalf("two active jobs share identity key f: %s and %s", a.State, b.State)
+	requeueUnderTakenKey(t, s, f, g)
+
+	// A started job that goes back to pending (retry, dead worker) while a
+	// newer job holds its key must not be stuck: the store keeps both.
+	for _, viaReaper := range []bool{false, true} {
+		key := fmt.Sprintf("r%v", viaReaper)
+		old := mustCreate(key)
+		var held abi.Job
+		for _, j := range start(t, s, "w3", 50*time.Millisecond) {
+			if j.UUID == old.UUID {
+				held = j
+			}
 		}
-	} else if !errors.Is(err, abi.ErrConflict) && !errors.Is(err, abi.ErrIllegalTransition) {
-		t.Fatalf("requeue under a taken key: %v, want a conflict", err)
+		newer := mustCreate(key)
+		if viaReaper {
+			if got, err := s.ReapExpired(ctx, time.Now().Add(time.Second)); err != nil || len(got) == 0 {
+				t.Fatalf("reap under a taken key: %v %v", got, err)
+			}
+		} else {
+			ap, err := s.Complete(ctx, []store.Completion{{UUID: held.UUID, WorkerID: "w3", Attempt: held.Attempt, To: abi.StatePending, Cause: abi.CauseRetry}})
+			if err != nil || len(ap) != 1 {
+				t.Fatalf("retry under a taken key: %v %v", ap, err)
+			}
+		}
+		if g := get(t, s, old.UUID); g.State != abi.StatePending {
+			t.Fatalf("retried job is %s", g.State)
+		}
+		r := must(s.Insert(ctx, []store.NewJob{keyed("t", key)}))
+		if !r[0].Deduplicated {
+			t.Fatal("a key held by two pending jobs did not deduplicate")
+		}
+		// The newer job leaves; the retried one still blocks the key.
+		if _, err := s.Cancel(ctx, "t", newer.UUID); err != nil {
+			t.Fatal(err)
+		}
+		if r := must(s.Insert(ctx, []store.NewJob{keyed("t", key)})); !r[0].Deduplicated || r[0].Job.UUID != old.UUID {
+			t.Fatalf("the retried pending job does not block its key: %+v", r[0])
+		}
+		if _, err := s.Cancel(ctx, "t", old.UUID); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func requeueUnderTakenKey(t *testing.T, s store.Store, f, g abi.Job) {
+	t.Helper()
+	ctx := context.Background()
+	// The failed job is requeued beside the newer one holding its key
+	// (semantics §5 checks keys on creation only); the key stays blocked.
+	if r, err := s.Requeue(ctx, "t", f.UUID); err != nil || r.State != abi.StatePending {
+		t.Fatalf("requeue under a taken key: %v", err)
+	}
+	if _, err := s.Cancel(ctx, "t", g.UUID); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Insert(ctx, []store.NewJob{func() store.NewJob { j := nj("t"); j.IdentityKey = "f"; return j }()})
+	if err != nil || !r[0].Deduplicated || r[0].Job.UUID != f.UUID {
+		t.Fatalf("the requeued job does not block its key: %+v %v", r, err)
+	}
+	if _, err := s.Cancel(ctx, "t", f.UUID); err != nil {
+		t.Fatal(err)
 	}
 }
 

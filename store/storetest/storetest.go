@@ -29,6 +29,18 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"VacuumKeepsFailedAndRecent", vacuum},
 		{"EventsAfterWrites", events},
 		{"SubSecondTimestamps", timestamps},
+		{"IdentityKeyBlocksOnlyWhileActive", dedupOnlyWhileActive},
+		{"EnqueueIsConditionalOnVersion", enqueueIsConditionalOnVersion},
+		{"ListFiltersNewestFirstAndPaging", listFiltersAndPaging},
+		{"RunningCountsPerChannelAndTenant", runningCountsPerChannelAndTenant},
+		{"EventAfterCompletion", eventsAfterCompletion},
+		{"FinishedJobsRecordWhatHappened", finishedJobsRecordWhatHappened},
+		{"RequeueWaitsForParents", requeueWaitsForParents},
+		{"PatchOnlyBeforeStart", patchBeforeStart},
+		{"VacuumedParentCountsAsDone", vacuumedParentCountsAsDone},
+		{"RunOrderBreaksTiesBySeq", runOrderBreaksTiesBySeq},
+		{"CyclesAreRefused", cyclesAreRefused},
+		{"RetryBudget", retryBudget},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
@@ -144,13 +156,20 @@ func get(t *testing.T, s store.Store, id string) abi.Job {
 	return j
 }
 
-// start moves every pending job to started for worker w.
+// start moves every pending job whose eta has come to started for worker
+// w, as the scheduler and a worker would.
 func start(t *testing.T, s store.Store, w string, lease time.Duration) []abi.Job {
 	t.Helper()
 	ctx := context.Background()
-	c, err := s.PendingSince(ctx, 0, 1000)
+	all, err := s.PendingSince(ctx, 0, 1000)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var c []store.Candidate
+	for _, x := range all {
+		if x.ETA == nil || !x.ETA.After(time.Now()) {
+			c = append(c, x)
+		}
 	}
 	if _, err := s.Enqueue(ctx, c, time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)

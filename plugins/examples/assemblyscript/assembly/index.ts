@@ -28,3 +28,9 @@ export function busy(): i32 {
 }
 
 export function myAbort(message: string | null, fileName: string | null, lineNumber: u32, columnNumber: u32): void {}
+
+// echo returns its input unchanged: the baseline cost of a call.
+export function echo(): i32 {
+  Host.output(Host.input());
+  return 0;
+}
