@@ -205,7 +205,10 @@ func resultOutcome(output []byte) abi.Outcome {
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: s}
 	}
 	result := json.RawMessage(bytes.Clone(output))
-	if t := bytes.TrimSpace(output); t[0] != '{' {
+	t := bytes.TrimSpace(output)
+	// A control document has exactly one key, "wasmq": anything else is a
+	// plain result, told apart without decoding the whole output.
+	if t[0] != '{' || !bytes.HasPrefix(bytes.TrimLeft(t[1:], " \t\r\n"), []byte(`"wasmq"`)) {
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: result}
 	}
 	var top map[string]json.RawMessage
