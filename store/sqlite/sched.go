@@ -68,7 +68,9 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 	}
 	var out []store.Claimed
 	err := s.write(ctx, func(w *wtx) error {
-		rows, err := w.QueryContext(ctx, `SELECT uuid FROM jobs WHERE state = 'enqueued'
+		// INDEXED BY: without fresh statistics the planner prefers
+		// jobs_state_channel and sorts every enqueued job on each claim.
+		rows, err := w.QueryContext(ctx, `SELECT uuid FROM jobs INDEXED BY jobs_enqueued_order WHERE state = 'enqueued'
 			ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq LIMIT ?`, limit)
 		if err != nil {
 			return fmt.Errorf("sqlite store: claim: %w", err)
@@ -115,6 +117,32 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 	var applied []string
 	err := s.write(ctx, func(w *wtx) error {
 		var done []string
+		// Statements are prepared once per batch: parsing them per job
+		// costed more than running them.
+		stmts := map[string]*sql.Stmt{}
+		defer func() {
+			for _, st := range stmts {
+				st.Close()
+			}
+		}()
+		prep := func(q string) (*sql.Stmt, error) {
+			if st, ok := stmts[q]; ok {
+				return st, nil
+			}
+			st, err := w.PrepareContext(ctx, q)
+			if err != nil {
+				return nil, fmt.Errorf("sqlite store: complete: %w", err)
+			}
+			stmts[q] = st
+			return st, nil
+		}
+		queryRow := func(q string, args ...any) *sql.Row {
+			st, err := prep(q)
+			if err != nil {
+				return w.QueryRowContext(ctx, q, args...) // reports the same error
+			}
+			return st.QueryRowContext(ctx, args...)
+		}
 		for _, c := range cs {
 			if err := abi.CheckTransition(abi.StateStarted, c.To, c.Cause); err != nil {
 				return fmt.Errorf("complete %s: %w", c.UUID, err)
@@ -135,20 +163,20 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			var err error
 			switch c.To {
 			case abi.StateDone:
-				err = w.QueryRowContext(ctx, `UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
+				err = queryRow(`UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
 					exc_info = '', date_done = ?, exec_time = (? - date_started) / 1e6,
 					late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, version = ?
 					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
 					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
 			case abi.StatePending:
-				err = w.QueryRowContext(ctx, `UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
+				err = queryRow(`UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
 					exc_name = ?, exc_message = ?, exc_info = ?, exec_time = (? - date_started) / 1e6,
 					date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, version = ?
 					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
 					optMicros(c.ETA), result, uncount, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended),
 					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
 			case abi.StateFailed:
-				err = w.QueryRowContext(ctx, `UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
+				err = queryRow(`UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
 					exc_info = ?, exec_time = (? - date_started) / 1e6, late = (expected_at IS NOT NULL AND expected_at < ?),
 					lease_until = NULL, plugin_sha256 = ?, version = ?
 					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
@@ -169,9 +197,12 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			} else if c.To == abi.StatePending {
 				outcome = "retry"
 			}
-			if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = ?, exc_name = ?, exc_message = ?,
-				plugin_sha256 = ?, logs = ? WHERE job_uuid = ? AND attempt = ?`,
-				micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
+			st, err := prep(`UPDATE job_attempts SET ended = ?, outcome = ?, exc_name = ?, exc_message = ?,
+				plugin_sha256 = ?, logs = ? WHERE job_uuid = ? AND attempt = ?`)
+			if err != nil {
+				return err
+			}
+			if _, err := st.ExecContext(ctx, micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
 				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
 			}
 			w.emit(store.EventFinished, channel)
