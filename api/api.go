@@ -167,6 +167,16 @@ func (c caller) owner(r *http.Request) (string, error) {
 	return "", &httpError{422, "invalid_argument", "the admin token must say which tenant with ?tenant=", "tenant"}
 }
 
+// decodeBody reads the request body under the size limit and decodes it
+// strictly into v.
+func decodeBody(r *http.Request, v any) error {
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return enqueue.Decode(body, v)
+}
+
 func readBody(r *http.Request) ([]byte, error) {
 	b, err := io.ReadAll(r.Body)
 	var mbe *http.MaxBytesError
@@ -187,12 +197,8 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req enqueue.Request
-	if err := enqueue.Decode(body, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	ins, err := s.Enqueue.Create(r.Context(), owner, req)
@@ -222,12 +228,8 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req enqueue.BatchRequest
-	if err := enqueue.Decode(body, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	ins, err := s.Enqueue.CreateBatch(r.Context(), owner, req)
@@ -310,10 +312,6 @@ func (s *server) action(cause abi.Cause) handler {
 }
 
 func (s *server) patchJob(w http.ResponseWriter, r *http.Request, c caller) error {
-	body, err := readBody(r)
-	if err != nil {
-		return err
-	}
 	var req struct {
 		Priority    *int            `json:"priority"`
 		ETA         json.RawMessage `json:"eta"`
@@ -321,7 +319,7 @@ func (s *server) patchJob(w http.ResponseWriter, r *http.Request, c caller) erro
 		MaxRetries  *int            `json:"max_retries"`
 		Description *string         `json:"description"`
 	}
-	if err := enqueue.Decode(body, &req); err != nil {
+	if err := decodeBody(r, &req); err != nil {
 		return err
 	}
 	p := store.Patch{Priority: req.Priority, MaxRetries: req.MaxRetries, Description: req.Description}

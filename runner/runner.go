@@ -5,7 +5,6 @@ package runner
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -417,6 +416,3 @@ func (r *Runner) Channels(ctx context.Context) ([]abi.ChannelStatus, error) {
 	}
 	return out, nil
 }
-
-// ErrNotStarted is returned by calls that need a running runner.
-var ErrNotStarted = errors.New("runner not started")

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -368,5 +367,3 @@ func isUnique(err error) bool {
 func likePrefix(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
-
-var _ = abi.ErrNotFound
