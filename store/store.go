@@ -90,6 +90,11 @@ type Candidate struct {
 	Version int64
 }
 
+// RunningJob is an enqueued or started job as the scheduler counts it.
+type RunningJob struct {
+	UUID, Channel, Tenant string
+}
+
 // Claimed is a started job handed to a worker.
 type Claimed = abi.Job
 
@@ -132,7 +137,11 @@ type ChannelCount struct {
 // re-reads the store; a lost event is caught by the listener's safety poll.
 type Event struct {
 	Kind     EventKind
-	Channels []string // channels concerned, when known
+	Channels []string `json:"Channels,omitempty"` // channels concerned, when known
+	// UUIDs are the jobs that left enqueued/started, on EventFinished:
+	// the scheduler keeps its running counts from them instead of
+	// re-counting. Nil means "some jobs": re-count.
+	UUIDs []string `json:"UUIDs,omitempty"`
 }
 
 type EventKind string
@@ -143,6 +152,10 @@ const (
 	EventFinished EventKind = "finished" // jobs left enqueued/started: capacity freed
 	EventChanged  EventKind = "changed"  // anything else (cancel, patch, failed job requeued...)
 )
+
+// EventResync is what a subscriber receives after its buffer overflowed
+// and events were dropped: re-read everything.
+var EventResync = Event{Kind: EventChanged}
 
 // Store is the durable home of jobs. All methods are safe for concurrent
 // use. Errors wrap abi.ErrNotFound, abi.ErrIllegalTransition,
@@ -183,6 +196,9 @@ type Store interface {
 	// Version still matches; returns the uuids it moved. leaseUntil bounds
 	// how long an enqueued job may wait for a worker.
 	Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Time) ([]string, error)
+	// Running lists every enqueued and started job: the scheduler counts
+	// from it, then follows EventFinished uuids.
+	Running(ctx context.Context) ([]RunningJob, error)
 	// RunningCounts returns enqueued+started per channel.
 	RunningCounts(ctx context.Context) (map[string]int, error)
 	// RunningByTenant returns enqueued+started per tenant (quotas).
@@ -190,6 +206,12 @@ type Store interface {
 	// FailedChannels returns the channels having at least one failed job.
 	FailedChannels(ctx context.Context) (map[string]int, error)
 
+	// Start moves the given pending jobs, each only if its Version still
+	// matches, through enqueued to started for workerID in one step:
+	// Enqueue then Claim, with no other worker able to take them between.
+	// The leader uses it for its own free workers. Returns the started
+	// jobs in run order.
+	Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error)
 	// Claim moves up to limit enqueued jobs to started for workerID, in
 	// run order, never handing one job to two callers; retry and attempt
 	// are incremented and the lease set.

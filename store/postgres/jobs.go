@@ -426,6 +426,23 @@ func (s *Store) RunningCounts(ctx context.Context) (map[string]int, error) {
 	return s.channelCounts(ctx, `state IN ('enqueued', 'started')`)
 }
 
+func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
+	rows, err := s.pool.Query(ctx, `SELECT uuid, channel, tenant FROM jobs WHERE state IN ('enqueued', 'started')`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: running jobs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RunningJob
+	for rows.Next() {
+		var j store.RunningJob
+		if err := rows.Scan(&j.UUID, &j.Channel, &j.Tenant); err != nil {
+			return nil, fmt.Errorf("postgres store: running jobs: %w", err)
+		}
+		out = append(out, j)
+	}
+	return out, rows.Err()
+}
+
 func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
 	return s.channelCounts(ctx, `state = 'failed'`)
 }

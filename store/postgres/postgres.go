@@ -238,10 +238,12 @@ func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) {
 // a reconnect sends an EventChanged since notifications may have been
 // missed meanwhile.
 func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
-	ch := make(chan store.Event, 64)
+	ch := make(chan store.Event, subscriberBuffer)
 	ready := make(chan error, 1)
 	go func() {
 		defer close(ch)
+		var lost bool
+		send := func(e store.Event) { lost = deliver(ch, e, lost) }
 		first := true
 		for ctx.Err() == nil {
 			conn, err := pgx.ConnectConfig(ctx, s.cfg)
@@ -258,7 +260,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 					return
 				}
 			} else if err == nil {
-				send(ch, store.Event{Kind: store.EventChanged})
+				send(store.EventResync)
 			}
 			for err == nil {
 				var n *pgconn.Notification
@@ -266,7 +268,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 				if err == nil {
 					var e store.Event
 					if json.Unmarshal([]byte(n.Payload), &e) == nil {
-						send(ch, e)
+						send(e)
 					}
 				}
 			}
@@ -285,13 +287,32 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	return ch, nil
 }
 
-// send never blocks the listener: a full buffer already means "re-read".
-func send(ch chan store.Event, e store.Event) {
+// subscriberBuffer absorbs bursts while a subscriber works.
+const subscriberBuffer = 1024
+
+// deliver never blocks the listener. Once an event is dropped (the
+// subscriber fell behind) the next delivery is a resync, since dropped
+// events may have carried uuids the subscriber counts with. Returns
+// whether events are still lost.
+func deliver(ch chan store.Event, e store.Event, lost bool) bool {
+	if lost {
+		select {
+		case ch <- store.EventResync:
+		default:
+			return true
+		}
+	}
 	select {
 	case ch <- e:
+		return false
 	default:
+		return true
 	}
 }
+
+// uuidsPerNotify keeps a payload under NOTIFY's 8,000 bytes: 150 uuids
+// of 39 bytes quoted, plus up to 50 channel names.
+const uuidsPerNotify = 150
 
 // wtx is one write transaction with the events to notify at commit.
 type wtx struct {
@@ -310,6 +331,17 @@ func (w *wtx) emit(kind store.EventKind, channels ...string) {
 	w.events = append(w.events, store.Event{Kind: kind, Channels: channels})
 }
 
+// finished records that a job left enqueued/started: the event names it,
+// so the scheduler's running counts need no re-count.
+func (w *wtx) finished(uuid, channel string) {
+	w.emit(store.EventFinished, channel)
+	for i := range w.events {
+		if w.events[i].Kind == store.EventFinished {
+			w.events[i].UUIDs = append(w.events[i].UUIDs, uuid)
+		}
+	}
+}
+
 func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 	return s.writeOn(ctx, s.pool, fn)
 }
@@ -325,14 +357,27 @@ func (s *Store) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx)
 		return err
 	}
 	if len(w.events) > 0 {
-		payloads := make([]string, len(w.events))
-		for i, e := range w.events {
+		payloads := make([]string, 0, len(w.events))
+		for _, e := range w.events {
 			e.Channels = dedup(e.Channels)
 			if len(e.Channels) > 50 {
 				e.Channels = nil // "some channels": listeners re-read anyway
 			}
-			b, _ := json.Marshal(e)
-			payloads[i] = string(b)
+			// A NOTIFY payload holds at most 8,000 bytes: uuids go in
+			// chunks, each chunk its own notification.
+			for {
+				part, n := e, min(len(e.UUIDs), uuidsPerNotify)
+				part.UUIDs = e.UUIDs[:n]
+				b, _ := json.Marshal(part)
+				if len(b) > 7900 { // long names: fall back to "some channels, some jobs"
+					part.Channels, part.UUIDs = nil, nil
+					b, _ = json.Marshal(part)
+				}
+				payloads = append(payloads, string(b))
+				if e.UUIDs = e.UUIDs[n:]; len(e.UUIDs) == 0 {
+					break
+				}
+			}
 		}
 		// Every event of the transaction in one round trip.
 		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.notify, payloads); err != nil {

@@ -79,6 +79,29 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: claim: %w", err)
 	}
+	return collectStarted(rows, "claim")
+}
+
+// Start is Claim for jobs the caller picked: one statement takes each
+// still-pending job at its version through enqueued to started.
+func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID string, leaseUntil time.Time) ([]store.Claimed, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(jobs))
+	vers := make([]int64, len(jobs))
+	for i, c := range jobs {
+		ids[i], vers[i] = c.UUID, c.Version
+	}
+	now := time.Now().UTC()
+	rows, err := s.fast.Query(ctx, startSQL, ids, vers, now, workerID, leaseUntil)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: start: %w", err)
+	}
+	return collectStarted(rows, "start")
+}
+
+func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) {
 		var deps []string
 		j, err := scanJob(withDeps{r, &deps})
@@ -88,11 +111,22 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 		return j, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: claim: %w", err)
+		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
 	}
 	sort.Slice(jobs, func(i, k int) bool { return runsBefore(jobs[i], jobs[k]) })
 	return jobs, nil
 }
+
+// startedTail records the attempts of the rows in "started" and returns
+// them with their parents, saving a round trip for dependencies.
+const startedTail = `,
+		attempts AS (
+			INSERT INTO job_attempts (job_uuid, attempt, worker_id, started)
+			SELECT uuid, attempt, worker_id, date_started FROM started
+			ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, started = EXCLUDED.started,
+				ended = NULL, outcome = '', exc_name = '', exc_message = '', logs = '[]')
+		SELECT ` + jobColumns + `, (SELECT array_agg(d.parent ORDER BY d.ctid) FROM job_dependencies d WHERE d.child = started.uuid)
+		FROM started`
 
 var claimSQL = `WITH picked AS (
 			SELECT seq FROM jobs WHERE state = 'enqueued'
@@ -105,14 +139,15 @@ var claimSQL = `WITH picked AS (
 				date_started = GREATEST($2::timestamptz, j.date_enqueued),
 				date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, version = nextval('job_version')
 			FROM picked WHERE j.seq = picked.seq
-			RETURNING j.*),
-		attempts AS (
-			INSERT INTO job_attempts (job_uuid, attempt, worker_id, started)
-			SELECT uuid, attempt, worker_id, date_started FROM started
-			ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, started = EXCLUDED.started,
-				ended = NULL, outcome = '', exc_name = '', exc_message = '', logs = '[]')
-		SELECT ` + jobColumns + `, (SELECT array_agg(d.parent ORDER BY d.ctid) FROM job_dependencies d WHERE d.child = started.uuid)
-		FROM started`
+			RETURNING j.*)` + startedTail
+
+var startSQL = `WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(uuid, version)),
+		started AS (
+			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+				date_enqueued = $3, date_started = $3,
+				date_done = NULL, exec_time = NULL, worker_id = $4, lease_until = $5, version = nextval('job_version')
+			FROM c WHERE j.uuid = c.uuid AND j.state = 'pending' AND j.version = c.version
+			RETURNING j.*)` + startedTail
 
 // withDeps scans the parents array that follows jobColumns, saving
 // Claim a second round trip for dependencies.
@@ -235,7 +270,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				return fmt.Errorf("postgres store: complete: %w", err)
 			}
 			applied = append(applied, id)
-			w.emit(store.EventFinished, ch)
+			w.finished(id, ch)
 			switch abi.State(st) {
 			case abi.StatePending:
 				w.emit(store.EventPending, ch)
@@ -321,7 +356,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 					return err
 				}
 			}
-			w.emit(store.EventFinished, d.channel)
+			w.finished(d.uuid, d.channel)
 			out = append(out, store.Reaped{UUID: d.uuid, State: to})
 		}
 		return nil

@@ -93,7 +93,7 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 			return err
 		}
 		if j.State.Running() {
-			w.emit(store.EventFinished, j.Channel)
+			w.finished(j.UUID, j.Channel)
 		}
 		w.emit(store.EventChanged, j.Channel)
 		out, err = getJob(ctx, w, tenant, uuid)

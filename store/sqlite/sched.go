@@ -88,29 +88,74 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 		if len(ids) == 0 {
 			return nil
 		}
-		args := make([]any, len(ids))
-		for i, id := range ids {
-			args[i] = id
-		}
-		in := `(?` + strings.Repeat(",?", len(ids)-1) + `)`
 		// One version for the batch: versions order pending jobs only, and
 		// these leave pending.
+		in, args := inList(ids)
 		head := []any{micros(w.now), workerID, micros(leaseUntil), w.nextVersion()}
 		if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'started', retry = retry + 1, attempt = attempt + 1,
 			date_started = ?, date_done = NULL, exec_time = NULL, worker_id = ?, lease_until = ?, version = ?
 			WHERE state = 'enqueued' AND uuid IN `+in, append(head, args...)...); err != nil {
 			return fmt.Errorf("sqlite store: start jobs: %w", err)
 		}
-		if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
-			SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid IN `+in, args...); err != nil {
-			return fmt.Errorf("sqlite store: record attempts: %w", err)
-		}
-		jobs, err := queryJobs(ctx, w, `WHERE uuid IN (?`+strings.Repeat(",?", len(ids)-1)+`)
-			ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq`, args...)
-		out = jobs
+		out, err = startedJobs(ctx, w, ids)
 		return err
 	})
 	return out, err
+}
+
+// Start takes each still-pending job at its version through enqueued to
+// started in one transaction.
+func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID string, leaseUntil time.Time) ([]store.Claimed, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	var out []store.Claimed
+	err := s.write(ctx, func(w *wtx) error {
+		stmt, err := w.PrepareContext(ctx, `UPDATE jobs SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+			date_enqueued = ?, date_started = ?, date_done = NULL, exec_time = NULL, worker_id = ?, lease_until = ?, version = ?
+			WHERE uuid = ? AND state = 'pending' AND version = ?`)
+		if err != nil {
+			return fmt.Errorf("sqlite store: start: %w", err)
+		}
+		defer stmt.Close()
+		version := w.nextVersion()
+		var ids []string
+		for _, c := range jobs {
+			res, err := stmt.ExecContext(ctx, micros(w.now), micros(w.now), workerID, micros(leaseUntil), version, c.UUID, c.Version)
+			if err != nil {
+				return fmt.Errorf("sqlite store: start %s: %w", c.UUID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				ids = append(ids, c.UUID)
+			}
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		out, err = startedJobs(ctx, w, ids)
+		return err
+	})
+	return out, err
+}
+
+func inList(ids []string) (string, []any) {
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return `(?` + strings.Repeat(",?", len(ids)-1) + `)`, args
+}
+
+// startedJobs records the attempts of jobs just started and reads them
+// back in run order.
+func startedJobs(ctx context.Context, w *wtx, ids []string) ([]store.Claimed, error) {
+	in, args := inList(ids)
+	if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
+		SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid IN `+in, args...); err != nil {
+		return nil, fmt.Errorf("sqlite store: record attempts: %w", err)
+	}
+	return queryJobs(ctx, w, `WHERE uuid IN `+in+`
+		ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq`, args...)
 }
 
 func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
@@ -205,7 +250,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			if _, err := st.ExecContext(ctx, micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
 				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
 			}
-			w.emit(store.EventFinished, channel)
+			w.finished(c.UUID, channel)
 			switch c.To {
 			case abi.StateDone:
 				done = append(done, c.UUID)
@@ -313,7 +358,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 					return err
 				}
 			}
-			w.emit(store.EventFinished, d.channel)
+			w.finished(d.uuid, d.channel)
 			out = append(out, store.Reaped{UUID: d.uuid, State: to})
 		}
 		return nil

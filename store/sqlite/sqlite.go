@@ -46,7 +46,7 @@ type Store struct {
 	version int64
 
 	subMu sync.Mutex
-	subs  map[chan store.Event]struct{}
+	subs  map[chan store.Event]bool // → events were dropped
 }
 
 var _ store.Store = (*Store)(nil)
@@ -94,7 +94,7 @@ func open(path string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite store: %s is in use by another wasmq process (the embedded store serves one process; use PostgreSQL for several nodes)", path)
 	}
-	s := &Store{path: path, lock: lock, subs: map[chan store.Event]struct{}{}}
+	s := &Store{path: path, lock: lock, subs: map[chan store.Event]bool{}}
 	if s.w, err = sql.Open("sqlite", dsn(path)); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
@@ -255,10 +255,21 @@ func (w *wtx) emit(kind store.EventKind, channels ...string) {
 	w.events = append(w.events, store.Event{Kind: kind, Channels: channels})
 }
 
+// finished records that a job left enqueued/started: the event names it,
+// so the scheduler's running counts need no re-count.
+func (w *wtx) finished(uuid, channel string) {
+	w.emit(store.EventFinished, channel)
+	for i := range w.events {
+		if w.events[i].Kind == store.EventFinished {
+			w.events[i].UUIDs = append(w.events[i].UUIDs, uuid)
+		}
+	}
+}
+
 func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
-	ch := make(chan store.Event, 64)
+	ch := make(chan store.Event, 1024)
 	s.subMu.Lock()
-	s.subs[ch] = struct{}{}
+	s.subs[ch] = false
 	s.subMu.Unlock()
 	go func() {
 		<-ctx.Done()
@@ -270,15 +281,24 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	return ch, nil
 }
 
-// publish never blocks a writer: a subscriber whose buffer is full already
-// has wake-ups pending and re-reads the store anyway.
+// publish never blocks a writer. A subscriber whose buffer is full gets a
+// resync once it has room again: what it missed may have named jobs.
 func (s *Store) publish(e store.Event) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
-	for ch := range s.subs {
+	for ch, lost := range s.subs {
+		if lost { // dropped events may have carried uuids: resync first
+			select {
+			case ch <- store.EventResync:
+			default:
+				continue
+			}
+		}
 		select {
 		case ch <- e:
+			s.subs[ch] = false
 		default:
+			s.subs[ch] = true
 		}
 	}
 }

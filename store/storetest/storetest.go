@@ -41,6 +41,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RunOrderBreaksTiesBySeq", runOrderBreaksTiesBySeq},
 		{"CyclesAreRefused", cyclesAreRefused},
 		{"RetryBudget", retryBudget},
+		{"StartTakesPickedJobsStraightToStarted", startTakesPickedJobsStraightToStarted},
+		{"FinishedEventsNameTheJobs", finishedEventsNameTheJobs},
+		{"DroppedEventsBringAResync", droppedEventsBringAResync},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}

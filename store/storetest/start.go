@@ -1,0 +1,167 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// startTakesPickedJobsStraightToStarted: Start is Enqueue then Claim for
+// the jobs the leader picked, conditional on their version like Enqueue.
+func startTakesPickedJobsStraightToStarted(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p := nj("t")
+	a, b, stale := nj("t"), nj("t"), nj("t")
+	a.DependsOn = []string{p.UUID}
+	a.Priority = 1
+	insert(t, s, p)
+	pj := start(t, s, "w", time.Minute)[0]
+	complete(t, s, pj, abi.StateDone, abi.CauseDone) // a's parent is done: a is pending
+	insert(t, s, a, b, stale)
+	cands := must(s.PendingSince(ctx, 0, 10))
+	if len(cands) != 3 {
+		t.Fatalf("candidates %+v", cands)
+	}
+	if _, err := s.Update(ctx, "t", stale.UUID, store.Patch{Priority: ptr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	before := time.Now()
+	got := must(s.Start(ctx, cands, "node-1", time.Now().Add(time.Minute)))
+	if len(got) != 2 || got[0].UUID != a.UUID || got[1].UUID != b.UUID {
+		t.Fatalf("started %v, want [a b] in run order (the changed job stays pending)", uuids(got))
+	}
+	for _, j := range got {
+		if j.State != abi.StateStarted || j.WorkerID != "node-1" || j.Attempt != 1 || j.Retry != 1 ||
+			j.DateEnqueued == nil || j.DateStarted == nil || j.DateStarted.Before(before.Add(-time.Second)) ||
+			j.DateStarted.Before(*j.DateEnqueued) || j.LeaseUntil == nil {
+			t.Fatalf("started job %+v", j)
+		}
+	}
+	if !slices.Equal(got[0].DependsOn, []string{p.UUID}) {
+		t.Fatalf("parents of a %v", got[0].DependsOn)
+	}
+	if at := must(s.Attempts(ctx, "t", a.UUID)); len(at) != 1 || at[0].WorkerID != "node-1" || at[0].Ended != nil {
+		t.Fatalf("attempts of a started job %+v", at)
+	}
+	if g := get(t, s, stale.UUID); g.State != abi.StatePending {
+		t.Fatalf("the changed job is %s", g.State)
+	}
+	if again := must(s.Start(ctx, cands, "node-2", time.Now().Add(time.Minute))); len(again) != 0 {
+		t.Fatalf("started twice: %v", uuids(again))
+	}
+	if cl := must(s.Claim(ctx, "node-2", 10, time.Now().Add(time.Minute))); len(cl) != 0 {
+		t.Fatalf("another worker claimed started jobs %v", uuids(cl))
+	}
+	running := must(s.Running(ctx))
+	var ids []string
+	for _, r := range running {
+		if r.Channel != "root" || r.Tenant != "t" {
+			t.Fatalf("running %+v", r)
+		}
+		ids = append(ids, r.UUID)
+	}
+	slices.Sort(ids)
+	want := []string{a.UUID, b.UUID}
+	slices.Sort(want)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("running %v, want %v", ids, want)
+	}
+	complete(t, s, got[1], abi.StateDone, abi.CauseDone)
+	if g := get(t, s, b.UUID); g.State != abi.StateDone || g.ExecTime == nil {
+		t.Fatalf("completed job %+v", g)
+	}
+}
+
+// finishedEventsNameTheJobs: the scheduler follows running jobs through
+// the uuids of EventFinished, even for batches larger than one
+// notification holds.
+func finishedEventsNameTheJobs(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var jobs []store.NewJob
+	for i := 0; i < 400; i++ {
+		jobs = append(jobs, nj("t"))
+	}
+	insert(t, s, jobs...)
+	started := start(t, s, "w", time.Minute)
+	ch, err := s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	var cs []store.Completion
+	for _, j := range started {
+		cs = append(cs, store.Completion{UUID: j.UUID, WorkerID: j.WorkerID, Attempt: j.Attempt, To: abi.StateDone, Cause: abi.CauseDone})
+	}
+	if ap := must(s.Complete(ctx, cs)); len(ap) != 400 {
+		t.Fatalf("%d of 400 applied", len(ap))
+	}
+	left := map[string]bool{}
+	for _, j := range started {
+		left[j.UUID] = true
+	}
+	deadline := time.After(5 * time.Second)
+	for len(left) > 0 {
+		select {
+		case e := <-ch:
+			if e.Kind == store.EventFinished {
+				if e.UUIDs == nil {
+					t.Fatalf("a finished event without uuids: %+v", e)
+				}
+				for _, id := range e.UUIDs {
+					delete(left, id)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("%d finished jobs never named in an event", len(left))
+		}
+	}
+}
+
+// droppedEventsBringAResync: a subscriber that falls behind loses events,
+// and learns it: the next event it gets is a resync.
+func droppedEventsBringAResync(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	for i := 0; i < cap(ch)+50; i++ {
+		insert(t, s, nj("t")) // one event each; nobody reads
+	}
+	time.Sleep(200 * time.Millisecond) // the last notifications arrive
+	for len(ch) > 0 {
+		<-ch
+	}
+	insert(t, s, nj("t"))
+	select {
+	case e := <-ch:
+		if e.Kind != store.EventChanged || e.Channels != nil || e.UUIDs != nil {
+			t.Fatalf("after dropped events the first event is %+v, want a resync", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event after the overflow")
+	}
+	select {
+	case e := <-ch:
+		if e.Kind != store.EventPending {
+			t.Fatalf("then %+v, want the insert's event", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the insert's own event is missing")
+	}
+}
+
+func uuids(js []abi.Job) []string {
+	out := make([]string, len(js))
+	for i, j := range js {
+		out[i] = j.UUID
+	}
+	return out
+}
