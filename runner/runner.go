@@ -49,6 +49,39 @@ type Runner struct {
 	bg          sync.WaitGroup
 	completerWG sync.WaitGroup
 	leading     atomic.Bool
+	leadDone    chan struct{} // closed when leadLoop has returned
+	notes       notes         // workers → scheduler
+}
+
+// notes carries what this node's workers tell the scheduler, which must
+// never be lost (a lost note would hold a slot until the next recount):
+// an unbounded queue with a wake-up signal.
+type notes struct {
+	mu      sync.Mutex
+	ended   []string
+	settled []string
+	wake    chan struct{}
+}
+
+func (n *notes) post(ended string, settled []string) {
+	n.mu.Lock()
+	if ended != "" {
+		n.ended = append(n.ended, ended)
+	}
+	n.settled = append(n.settled, settled...)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (n *notes) take() ([]string, []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	e, s := n.ended, n.settled
+	n.ended, n.settled = nil, nil
+	return e, s
 }
 
 type counters struct {
@@ -74,6 +107,7 @@ func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner
 		slots:       make(chan struct{}, cfg.Workers),
 		slotFreed:   make(chan struct{}, 1),
 		completions: make(chan store.Completion, cfg.Workers*2),
+		notes:       notes{wake: make(chan struct{}, 1)},
 	}
 	for i := 0; i < cfg.Workers; i++ {
 		r.slots <- struct{}{}
@@ -98,10 +132,10 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.completerWG.Add(1)
 		go r.completer()
 		r.bg.Add(3)
-		r.fetchDone = make(chan struct{})
+		r.fetchDone, r.leadDone = make(chan struct{}), make(chan struct{})
 		go func() { defer r.bg.Done(); defer close(r.fetchDone); r.fetchLoop(fetch) }()
 		go func() { defer r.bg.Done(); r.renewLoop(bg) }()
-		go func() { defer r.bg.Done(); r.leadLoop(lead) }()
+		go func() { defer r.bg.Done(); defer close(r.leadDone); r.leadLoop(lead) }()
 		r.started.Store(true)
 		r.log.Info().Str("channels", r.cfg.Channels).Int("workers", r.cfg.Workers).Msg("runner started")
 	})
@@ -119,6 +153,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 		// Scheduling stops first, so jobs handed back below stay pending.
 		r.leadCancel()
 		r.fetchCancel()
+		<-r.leadDone  // the scheduler starts no more jobs here
 		<-r.fetchDone // no more inflight.Add after this
 		done := make(chan struct{})
 		go func() { r.inflight.Wait(); close(done) }()
@@ -168,9 +203,7 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 			}
 			for i := range jobs {
 				<-r.slots
-				r.inflight.Add(1)
-				r.stats.started.Add(1)
-				go r.execute(jobs[i])
+				r.launch(jobs[i])
 			}
 			if len(jobs) > 0 && len(jobs) == min(free, r.cfg.BatchSize) {
 				continue // there may be more
@@ -190,6 +223,39 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	}
 }
 
+// launch runs a started job on a slot already taken.
+func (r *Runner) launch(job abi.Job) {
+	r.inflight.Add(1)
+	r.stats.started.Add(1)
+	go r.execute(job)
+}
+
+// reserveSlots takes up to n free worker slots without waiting.
+func (r *Runner) reserveSlots(n int) int {
+	for i := 0; i < n; i++ {
+		select {
+		case <-r.slots:
+		default:
+			return i
+		}
+	}
+	return n
+}
+
+func (r *Runner) releaseSlots(n int) {
+	for i := 0; i < n; i++ {
+		r.slots <- struct{}{}
+	}
+	if n > 0 {
+		r.wakeFetch()
+	}
+}
+
+// sequential reports whether a job's next in line depends on its outcome.
+func (r *Runner) sequential(channel string) bool {
+	return r.tree.Get(channel).Sequential
+}
+
 // wakeFetch makes the fetch loop claim now (a slot freed, jobs enqueued).
 func (r *Runner) wakeFetch() {
 	select {
@@ -200,6 +266,11 @@ func (r *Runner) wakeFetch() {
 
 func (r *Runner) execute(job abi.Job) {
 	defer func() {
+		// The code has returned: the slot is free now, not once the
+		// outcome is committed (the completer batches that).
+		if r.leading.Load() && !r.sequential(job.Channel) {
+			r.notes.post(job.UUID, nil)
+		}
 		r.slots <- struct{}{}
 		r.wakeFetch()
 		r.inflight.Done()
@@ -256,15 +327,30 @@ func (r *Runner) flush(batch []store.Completion) {
 		_, err := r.store.Complete(ctx, batch)
 		cancel()
 		if err == nil {
+			r.settled(batch)
 			return
 		}
 		if time.Now().After(deadline) {
+			r.settled(batch)
 			r.log.Error().Err(err).Int("jobs", len(batch)).Msg("could not record outcomes; their leases will expire and the jobs come back")
 			return
 		}
 		r.log.Warn().Err(err).Msg("recording outcomes failed; retrying")
 		time.Sleep(wait)
 	}
+}
+
+// settled tells the scheduler these outcomes are written (or given up
+// on: then the reaper takes the jobs back).
+func (r *Runner) settled(batch []store.Completion) {
+	if !r.leading.Load() {
+		return
+	}
+	ids := make([]string, len(batch))
+	for i, c := range batch {
+		ids[i] = c.UUID
+	}
+	r.notes.post("", ids)
 }
 
 // renewLoop keeps this node's leases alive while it runs.

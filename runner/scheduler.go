@@ -1,33 +1,58 @@
 package runner
 
 import (
+	"container/heap"
 	"context"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/wasmq/wasmq/store"
 )
 
-// scheduler decides which pending jobs become enqueued. It runs on the
-// leader only, in one goroutine that owns every field: no locks.
+// scheduler decides which pending jobs start. It runs on the leader only,
+// in one goroutine that owns every field: no locks.
+//
+// It keeps in memory what it needs for a round, so that a round on a busy
+// node costs one store write: the pending jobs in run order (re-read only
+// when the store says jobs became pending), and the running jobs per
+// channel, counted once from the store then followed through the uuids of
+// finished events and the notes of this node's own workers, which free a
+// slot as soon as a job's code has returned rather than when its outcome
+// is committed.
 type scheduler struct {
-	r          *Runner
-	tree       *ChannelTree
-	pending    map[string]store.Candidate
-	maxVersion int64
-	reload     bool                   // re-read every pending job next round
-	lastStart  map[*Channel]time.Time // throttled channels
-	served     map[string]int         // jobs handed over per tenant, decaying
-	decayed    time.Time
+	r    *Runner
+	tree *ChannelTree
+
+	pending     map[string]store.Candidate // by uuid, at its latest version
+	tenants     map[string]int             // pending jobs per tenant
+	order       []store.Candidate          // run order; an entry is stale once pending holds another version
+	fresh       []store.Candidate          // read since the last round, not yet in order
+	later       etaHeap                    // not yet due (channels that are not sequential)
+	maxVersion  int64
+	reload      bool // re-read every pending job
+	readPending bool // jobs became pending: read what is new
+
+	running    map[string]store.RunningJob // enqueued or started, by uuid
+	used       map[*Channel]int            // running per channel, subtree included
+	tenantUsed map[string]int
+	ended      map[string]bool // ours, code returned, outcome not yet committed
+	recount    bool            // re-read the running jobs
+
+	lastStart map[*Channel]time.Time // throttled channels
+	served    map[string]int         // jobs handed over per tenant, decaying
+	decayed   time.Time
 }
 
 func newScheduler(r *Runner) *scheduler {
-	return &scheduler{r: r, tree: r.tree, pending: map[string]store.Candidate{}, reload: true,
-		lastStart: map[*Channel]time.Time{}, served: map[string]int{}, decayed: time.Now()}
+	return &scheduler{r: r, tree: r.tree, reload: true, recount: true,
+		pending: map[string]store.Candidate{}, tenants: map[string]int{},
+		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
+		ended: map[string]bool{}, lastStart: map[*Channel]time.Time{}, served: map[string]int{}, decayed: time.Now()}
 }
 
-// run schedules until ctx ends: a round after every batch of store events,
-// at the next due eta or throttle end, and on the safety poll.
+// run schedules until ctx ends: a round after store events and worker
+// notes, at the next due eta or throttle end, and on the safety poll.
 func (s *scheduler) run(ctx context.Context) {
 	events, err := s.r.store.Subscribe(ctx)
 	if err != nil {
@@ -45,7 +70,7 @@ func (s *scheduler) run(ctx context.Context) {
 		wait := time.Hour
 		if err != nil {
 			s.r.log.Warn().Err(err).Msg("scheduler round failed; retrying")
-			s.reload = true
+			s.reload, s.recount = true, true
 			wait = 200 * time.Millisecond
 		} else if !next.IsZero() {
 			wait = max(time.Until(next), 0)
@@ -63,9 +88,9 @@ func (s *scheduler) run(ctx context.Context) {
 	}
 }
 
-// wait blocks until a round is due: a store event that calls for one (not
-// merely our own hand-overs), the timer, or the safety poll. It returns
-// false when ctx ends.
+// wait blocks until a round is due: a store event or worker note that
+// calls for one, the timer, or the safety poll. It returns false when ctx
+// ends.
 func (s *scheduler) wait(ctx context.Context, events *<-chan store.Event, timer *time.Timer, poll *time.Ticker) bool {
 	for {
 		select {
@@ -92,11 +117,13 @@ func (s *scheduler) wait(ctx context.Context, events *<-chan store.Event, timer 
 			if news {
 				return true
 			}
+		case <-s.r.notes.wake:
+			return true
 		case <-timer.C:
 			timer.Reset(time.Hour) // drained: the caller's Stop must not block
 			return true
 		case <-poll.C:
-			s.reload = true
+			s.reload, s.recount = true, true
 			return true
 		}
 	}
@@ -105,77 +132,254 @@ func (s *scheduler) wait(ctx context.Context, events *<-chan store.Event, timer 
 // note records what an event means for the next round and reports
 // whether it calls for one.
 func (s *scheduler) note(e store.Event) bool {
-	// A change other than new or newly pending jobs (cancel, set done,
-	// patch, failure) may take a job out of pending without a new version
-	// the incremental read would see.
-	if e.Kind == store.EventChanged {
-		s.reload = true
+	switch e.Kind {
+	case store.EventEnqueued:
+		return false // our own hand-overs
+	case store.EventPending:
+		s.readPending = true
+	case store.EventFinished:
+		if e.UUIDs == nil {
+			s.recount = true
+		}
+		for _, id := range e.UUIDs {
+			s.release(id)
+			delete(s.ended, id)
+		}
+	default:
+		// A cancel, set done, patch or failure may take a job out of
+		// pending without a version the incremental read would see.
+		s.reload, s.recount = true, true
 	}
-	return e.Kind != store.EventEnqueued
+	return true
 }
 
-// round reads what changed, picks what may start and enqueues it; it
-// returns when the next round is due for time reasons (eta, throttle).
-func (s *scheduler) round(ctx context.Context) (time.Time, error) {
-	st := s.r.store
-	if s.reload {
-		s.pending, s.maxVersion, s.reload = map[string]store.Candidate{}, 0, false
+// release stops counting a job as running.
+func (s *scheduler) release(id string) {
+	j, ok := s.running[id]
+	if !ok {
+		return
 	}
-	for {
-		batch, err := st.PendingSince(ctx, s.maxVersion, 5000)
-		if err != nil {
-			return time.Time{}, err
-		}
-		for _, c := range batch {
-			s.pending[c.UUID] = c
-			s.maxVersion = max(s.maxVersion, c.Version)
-		}
-		if len(batch) < 5000 {
-			break
-		}
+	delete(s.running, id)
+	for x := s.tree.Get(j.Channel); x != nil; x = x.Parent {
+		s.used[x]--
 	}
-	if len(s.pending) == 0 {
-		return time.Time{}, nil
+	s.tenantUsed[j.Tenant]--
+}
+
+// count starts counting a job as running.
+func (s *scheduler) count(j store.RunningJob) {
+	if _, ok := s.running[j.UUID]; ok {
+		return
 	}
-	running, err := st.RunningCounts(ctx)
+	s.running[j.UUID] = j
+	for x := s.tree.Get(j.Channel); x != nil; x = x.Parent {
+		s.used[x]++
+	}
+	s.tenantUsed[j.Tenant]++
+}
+
+// drainNotes applies what this node's workers reported: a job whose code
+// returned frees its slot at once (except in a sequential channel, whose
+// next job depends on the outcome); a settled one, once committed.
+func (s *scheduler) drainNotes() {
+	ended, settled := s.r.notes.take()
+	for _, id := range ended {
+		s.release(id)
+		s.ended[id] = true
+	}
+	for _, id := range settled {
+		if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
+			// The job may be pending again, at the head of its channel:
+			// read it before choosing the next head.
+			s.readPending = true
+		}
+		s.release(id)
+		delete(s.ended, id)
+	}
+}
+
+// recountRunning re-reads the running jobs. Notes that arrive meanwhile
+// wait in the queue, so a job in ended while still started in the store
+// is not counted, and one committed after the read is released by its
+// event or note afterwards.
+func (s *scheduler) recountRunning(ctx context.Context) error {
+	all, err := s.r.store.Running(ctx)
 	if err != nil {
+		return err
+	}
+	s.running, s.used, s.tenantUsed = map[string]store.RunningJob{}, map[*Channel]int{}, map[string]int{}
+	still := map[string]bool{}
+	for _, j := range all {
+		if s.ended[j.UUID] {
+			still[j.UUID] = true
+			continue
+		}
+		s.count(j)
+	}
+	s.ended = still // the others were committed: nothing left to subtract
+	s.recount = false
+	return nil
+}
+
+// addPending takes in a candidate read from the store.
+func (s *scheduler) addPending(c store.Candidate, now time.Time) {
+	if old, ok := s.pending[c.UUID]; ok {
+		s.tenants[old.Tenant]--
+	}
+	s.pending[c.UUID] = c
+	s.tenants[c.Tenant]++
+	if c.ETA != nil && c.ETA.After(now) && !s.tree.Get(c.Channel).Sequential {
+		heap.Push(&s.later, c)
+	} else {
+		s.fresh = append(s.fresh, c) // a sequential channel's head waits for its eta in order
+	}
+}
+
+func (s *scheduler) dropPending(id string) {
+	if c, ok := s.pending[id]; ok {
+		delete(s.pending, id)
+		if s.tenants[c.Tenant]--; s.tenants[c.Tenant] == 0 {
+			delete(s.tenants, c.Tenant)
+		}
+	}
+}
+
+// current reports whether an entry of order is the job's latest version
+// and the job is still pending.
+func (s *scheduler) current(c store.Candidate) bool {
+	p, ok := s.pending[c.UUID]
+	return ok && p.Version == c.Version
+}
+
+// readStore brings pending and running jobs up to date.
+func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
+	if s.reload {
+		s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
+		s.maxVersion, s.reload, s.readPending = 0, false, true
+	}
+	if s.readPending {
+		s.readPending = false
+		for {
+			batch, err := s.r.store.PendingSince(ctx, s.maxVersion, 5000)
+			if err != nil {
+				s.readPending = true
+				return err
+			}
+			for _, c := range batch {
+				s.addPending(c, now)
+				s.maxVersion = max(s.maxVersion, c.Version)
+			}
+			if len(batch) < 5000 {
+				break
+			}
+		}
+	}
+	if s.recount {
+		if err := s.recountRunning(ctx); err != nil {
+			return err
+		}
+	}
+	for len(s.later) > 0 && !s.later[0].ETA.After(now) {
+		if c := heap.Pop(&s.later).(store.Candidate); s.current(c) {
+			s.fresh = append(s.fresh, c)
+		}
+	}
+	if len(s.fresh) > 0 {
+		s.order = mergeOrder(s.order, s.fresh, s.current)
+		s.fresh = s.fresh[:0]
+	}
+	return nil
+}
+
+// mergeOrder merges sorted-to-be fresh candidates into order, dropping
+// stale entries on the way.
+func mergeOrder(order, fresh []store.Candidate, current func(store.Candidate) bool) []store.Candidate {
+	sort.Slice(fresh, func(i, j int) bool { return less(fresh[i], fresh[j]) })
+	out := make([]store.Candidate, 0, len(order)+len(fresh))
+	i, j := 0, 0
+	for i < len(order) || j < len(fresh) {
+		var c store.Candidate
+		if j == len(fresh) || i < len(order) && less(order[i], fresh[j]) {
+			c, i = order[i], i+1
+		} else {
+			c, j = fresh[j], j+1
+		}
+		if current(c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// round picks what may start and hands it over; it returns when the next
+// round is due for time reasons (eta, throttle).
+func (s *scheduler) round(ctx context.Context) (time.Time, error) {
+	s.drainNotes()
+	now := time.Now()
+	if err := s.readStore(ctx, now); err != nil {
 		return time.Time{}, err
 	}
-	used := map[*Channel]int{}
-	for name, n := range running {
-		for x := s.tree.Get(name); x != nil; x = x.Parent {
-			used[x] += n
-		}
-	}
-	root := s.tree.Root()
-	if root.Capacity > 0 && used[root] >= root.Capacity {
-		return time.Time{}, nil // full: the next finished job brings a round
-	}
-	var failed map[string]int
-	if s.tree.hasSequential() {
-		if failed, err = st.FailedChannels(ctx); err != nil {
-			return time.Time{}, err
-		}
-	}
-
-	now := time.Now()
 	var next time.Time
 	wakeAt := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
 			next = t
 		}
 	}
-	// A sequential channel runs only its head, in order, even when the
-	// head is postponed: later jobs wait for it.
-	heads := map[*Channel]store.Candidate{}
-	ready := make([]store.Candidate, 0, len(s.pending))
-	for _, c := range s.pending {
+	if len(s.later) > 0 {
+		wakeAt(*s.later[0].ETA)
+	}
+	root := s.tree.Root()
+	full := func() bool { return root.Capacity > 0 && s.used[root] >= root.Capacity }
+	if len(s.pending) == 0 || full() {
+		return next, nil // full: the next finished job brings a round
+	}
+	var failed map[string]int
+	if s.tree.hasSequential() {
+		var err error
+		if failed, err = s.r.store.FailedChannels(ctx); err != nil {
+			return time.Time{}, err
+		}
+	}
+
+	// Walk the run order. A sequential channel runs only its head, even
+	// when the head is postponed: later jobs wait for it.
+	var pick []store.Candidate
+	try := func(c store.Candidate) {
+		ch := s.tree.Get(c.Channel)
+		if !s.fits(ch, now, wakeAt) {
+			return
+		}
+		if limit := s.r.cfg.TenantMaxRunning[c.Tenant]; limit > 0 && s.tenantUsed[c.Tenant] >= limit {
+			return
+		}
+		s.count(store.RunningJob{UUID: c.UUID, Channel: c.Channel, Tenant: c.Tenant})
+		for x := ch; x != nil; x = x.Parent {
+			if x.Throttle > 0 {
+				s.lastStart[x] = now
+				wakeAt(now.Add(x.Throttle))
+			}
+		}
+		pick = append(pick, c)
+		s.served[c.Tenant]++
+	}
+	fair := len(s.tenants) > 1 // tenants take turns: gather every ready job first
+	var ready []store.Candidate
+	heads := map[*Channel]bool{}
+	stale := 0
+	for _, c := range s.order {
+		if !s.current(c) {
+			stale++
+			continue
+		}
 		ch := s.tree.Get(c.Channel)
 		if ch.Sequential {
-			if h, ok := heads[ch]; !ok || less(c, h) {
-				heads[ch] = c
+			if heads[ch] {
+				continue
 			}
-			continue
+			heads[ch] = true
+			if failed[ch.Name] > 0 {
+				continue
+			}
 		}
 		if ch.pausedPath() {
 			continue
@@ -184,51 +388,25 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 			wakeAt(*c.ETA)
 			continue
 		}
-		ready = append(ready, c)
-	}
-	for ch, h := range heads {
-		if ch.pausedPath() || failed[ch.Name] > 0 {
+		if fair {
+			ready = append(ready, c)
 			continue
 		}
-		if h.ETA != nil && h.ETA.After(now) {
-			wakeAt(*h.ETA)
-			continue
-		}
-		ready = append(ready, h)
-	}
-	sort.Slice(ready, func(i, j int) bool { return less(ready[i], ready[j]) })
-	ready = fairShare(ready, s.served)
-	var tenantRunning map[string]int
-	if len(s.r.cfg.TenantMaxRunning) > 0 {
-		if tenantRunning, err = st.RunningByTenant(ctx); err != nil {
-			return time.Time{}, err
-		}
-	}
-
-	var pick []store.Candidate
-	for _, c := range ready {
-		if root.Capacity > 0 && used[root] >= root.Capacity {
+		if full() {
 			break
 		}
-		ch := s.tree.Get(c.Channel)
-		if !s.fits(ch, used, now, wakeAt) {
-			continue
-		}
-		if limit := s.r.cfg.TenantMaxRunning[c.Tenant]; limit > 0 {
-			if tenantRunning[c.Tenant] >= limit {
-				continue
+		try(c)
+	}
+	if fair {
+		for _, c := range fairShare(ready, s.served) {
+			if full() {
+				break
 			}
-			tenantRunning[c.Tenant]++
+			try(c)
 		}
-		for x := ch; x != nil; x = x.Parent {
-			used[x]++
-			if x.Throttle > 0 {
-				s.lastStart[x] = now
-				wakeAt(now.Add(x.Throttle))
-			}
-		}
-		pick = append(pick, c)
-		s.served[c.Tenant]++
+	}
+	if stale > len(s.order)/2 {
+		s.order = slices.DeleteFunc(s.order, func(c store.Candidate) bool { return !s.current(c) })
 	}
 	if now.Sub(s.decayed) > 10*time.Second { // old service fades: fairness is about now
 		for t, n := range s.served {
@@ -240,45 +418,95 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		}
 		s.decayed = now
 	}
-	channelOf := make(map[string]string, len(pick))
+	return next, s.handOver(ctx, pick)
+}
+
+// handOver starts what this node's free workers can take at once, and
+// enqueues the rest for any node to claim. Picked jobs leave pending
+// whether they moved or not: one that changed meanwhile comes back with a
+// newer version.
+func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error {
 	for _, c := range pick {
-		channelOf[c.UUID] = c.Channel
+		s.dropPending(c.UUID)
+	}
+	// The writes are not cut short by a lost leadership or a stop: once
+	// the store has started a job, this node must run it.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	lease := time.Now().Add(s.r.cfg.Lease.D())
+	if n := s.r.reserveSlots(min(len(pick), s.r.cfg.BatchSize)); n > 0 {
+		started, err := s.r.store.Start(wctx, pick[:n], s.r.cfg.NodeID, lease)
+		s.r.releaseSlots(n - len(started))
+		if err != nil {
+			s.uncount(pick)
+			return err
+		}
+		for i := range started {
+			s.r.launch(started[i])
+		}
+		s.settle(pick[:n], idsOf(started))
+		pick = pick[n:]
 	}
 	for len(pick) > 0 {
 		n := min(len(pick), s.r.cfg.BatchSize)
-		moved, err := st.Enqueue(ctx, pick[:n], now.Add(s.r.cfg.Lease.D()))
+		moved, err := s.r.store.Enqueue(wctx, pick[:n], lease)
 		if err != nil {
-			return time.Time{}, err
+			s.uncount(pick)
+			return err
 		}
-		// Whether moved or not (changed meanwhile), the job's current
-		// version, if still pending, is newer than what we hold.
-		for _, c := range pick[:n] {
-			delete(s.pending, c.UUID)
-		}
-		// A throttle counts from the hand-over as stored (the store dates
-		// it after our queries), not from the start of this round.
-		after := time.Now()
-		for _, id := range moved {
-			for x := s.tree.Get(channelOf[id]); x != nil; x = x.Parent {
-				if x.Throttle > 0 {
-					s.lastStart[x] = after
-				}
-			}
-		}
-		s.r.stats.enqueued.Add(int64(len(moved)))
+		s.settle(pick[:n], moved)
 		if len(moved) > 0 {
 			s.r.wakeFetch() // this node's workers need not wait for the NOTIFY round trip
 		}
 		pick = pick[n:]
 	}
-	return next, nil
+	return nil
+}
+
+// settle un-counts the picked jobs the store did not move, and dates
+// throttles from the hand-over as stored rather than from the round's
+// start.
+func (s *scheduler) settle(picked []store.Candidate, moved []string) {
+	ok := make(map[string]bool, len(moved))
+	for _, id := range moved {
+		ok[id] = true
+	}
+	after := time.Now()
+	for _, c := range picked {
+		if !ok[c.UUID] {
+			s.release(c.UUID)
+			continue
+		}
+		for x := s.tree.Get(c.Channel); x != nil; x = x.Parent {
+			if x.Throttle > 0 {
+				s.lastStart[x] = after
+			}
+		}
+	}
+	s.r.stats.enqueued.Add(int64(len(moved)))
+}
+
+// uncount forgets picks whose hand-over failed; the next round re-reads.
+func (s *scheduler) uncount(picked []store.Candidate) {
+	for _, c := range picked {
+		s.release(c.UUID)
+	}
+	s.reload, s.recount = true, true
+}
+
+func idsOf(jobs []store.Claimed) []string {
+	out := make([]string, len(jobs))
+	for i := range jobs {
+		out[i] = jobs[i].UUID
+	}
+	return out
 }
 
 // fits reports whether one more job may start in ch: room in ch and every
 // ancestor, and no throttle holding any of them.
-func (s *scheduler) fits(ch *Channel, used map[*Channel]int, now time.Time, wakeAt func(time.Time)) bool {
+func (s *scheduler) fits(ch *Channel, now time.Time, wakeAt func(time.Time)) bool {
 	for x := ch; x != nil; x = x.Parent {
-		if x.Capacity > 0 && used[x] >= x.Capacity {
+		if x.Capacity > 0 && s.used[x] >= x.Capacity {
 			return false
 		}
 		if x.Throttle > 0 {
@@ -311,6 +539,20 @@ func less(a, b store.Candidate) bool {
 	return a.Seq < b.Seq
 }
 
+// etaHeap holds postponed candidates, soonest first.
+type etaHeap []store.Candidate
+
+func (h etaHeap) Len() int           { return len(h) }
+func (h etaHeap) Less(i, j int) bool { return h[i].ETA.Before(*h[j].ETA) }
+func (h etaHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *etaHeap) Push(x any)        { *h = append(*h, x.(store.Candidate)) }
+func (h *etaHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}
+
 func (t *ChannelTree) hasSequential() bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -328,16 +570,6 @@ func (t *ChannelTree) hasSequential() bool {
 // Each tenant's own order is kept, and a lower priority never overtakes a
 // higher one.
 func fairShare(ready []store.Candidate, served map[string]int) []store.Candidate {
-	single := true
-	for _, c := range ready {
-		if c.Tenant != ready[0].Tenant {
-			single = false
-			break
-		}
-	}
-	if single {
-		return ready
-	}
 	out := make([]store.Candidate, 0, len(ready))
 	for i := 0; i < len(ready); {
 		j := i

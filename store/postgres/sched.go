@@ -31,6 +31,12 @@ func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int)
 
 // Enqueue is one statement for the whole batch, each row conditional on
 // the version the scheduler read.
+//
+// In the statements that join a batch of uuids to jobs, "state || ”"
+// hides the state from the planner on purpose: with statistics taken
+// before a burst (autovacuum analyzes a minute later) it believed a state
+// had almost no rows and scanned a state index once per row of the batch
+// (300 jobs: 60 ms instead of 4). The uuid index is the plan we want.
 func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil time.Time) ([]string, error) {
 	if len(jobs) == 0 {
 		return nil, nil
@@ -45,7 +51,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 		rows, err := w.Query(ctx, `UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
 			version = nextval('job_version')
 			FROM unnest($3::text[], $4::bigint[]) AS c(uuid, version)
-			WHERE j.uuid = c.uuid AND j.state = 'pending' AND j.version = c.version
+			WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
 			RETURNING j.uuid, j.channel`, w.now, leaseUntil, ids, vers)
 		if err != nil {
 			return fmt.Errorf("postgres store: enqueue: %w", err)
@@ -146,7 +152,7 @@ var startSQL = `WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(u
 			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
 				date_enqueued = $3, date_started = $3,
 				date_done = NULL, exec_time = NULL, worker_id = $4, lease_until = $5, version = nextval('job_version')
-			FROM c WHERE j.uuid = c.uuid AND j.state = 'pending' AND j.version = c.version
+			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
 			RETURNING j.*)` + startedTail
 
 // withDeps scans the parents array that follows jobColumns, saving
@@ -249,7 +255,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 					date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
 					key_holder = CASE WHEN c.st = 'pending' THEN `+holderExpr+` ELSE j.key_holder END,
 					lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
-				FROM c WHERE j.uuid = c.uuid AND j.state = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
+				FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
 				RETURNING j.uuid, j.channel, j.state,
 					j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid)),
 			att AS (

@@ -78,4 +78,47 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "jobs/s")
 		})
 	}
+	// The leader's path: Start the jobs it picked for its own workers,
+	// then complete them.
+	b.Run("StartComplete100", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		var cands []store.Candidate
+		for i := 0; i < 100*b.N; i += 10000 {
+			jobs := make([]store.NewJob, min(10000, 100*b.N-i))
+			for k := range jobs {
+				jobs[k] = nj("t")
+			}
+			if _, err := s.Insert(ctx, jobs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for len(cands) < 100*b.N {
+			after := int64(0)
+			if len(cands) > 0 {
+				after = cands[len(cands)-1].Version
+			}
+			c, err := s.PendingSince(ctx, after, 10000)
+			if err != nil || len(c) == 0 {
+				b.Fatalf("pending: %d, %v", len(c), err)
+			}
+			cands = append(cands, c...)
+		}
+		b.ResetTimer()
+		for i := range b.N {
+			jobs, err := s.Start(ctx, cands[i*100:(i+1)*100], "w", time.Now().Add(time.Minute))
+			if err != nil || len(jobs) != 100 {
+				b.Fatalf("started %d: %v", len(jobs), err)
+			}
+			cs := make([]store.Completion, len(jobs))
+			for i, j := range jobs {
+				cs[i] = store.Completion{UUID: j.UUID, WorkerID: "w", Attempt: j.Attempt, To: abi.StateDone,
+					Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
+			}
+			if applied, err := s.Complete(ctx, cs); err != nil || len(applied) != 100 {
+				b.Fatalf("completed %d: %v", len(applied), err)
+			}
+		}
+		b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "jobs/s")
+	})
 }
