@@ -38,7 +38,7 @@ func BenchmarkEndToEndSQLite(b *testing.B) {
 func BenchmarkEndToEndPostgres(b *testing.B) {
 	dir := plugins(b)
 	for b.Loop() {
-		r, err := Run(context.Background(), Options{Driver: "postgres", DSN: pgtest.DSN(b), Jobs: 10000, Samples: 20, PluginsDir: dir})
+		r, err := Run(context.Background(), Options{Driver: "postgres", DSN: pgtest.DSN(b), Jobs: 40000, Samples: 20, PluginsDir: dir})
 		if err != nil {
 			b.Fatal(err)
 		}

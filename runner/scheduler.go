@@ -362,6 +362,9 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		pick = append(pick, c)
 		s.served[c.Tenant]++
 	}
+	for len(s.order) > 0 && !s.current(s.order[0]) {
+		s.order = s.order[1:] // what the last rounds handed over
+	}
 	fair := len(s.tenants) > 1 // tenants take turns: gather every ready job first
 	var ready []store.Candidate
 	heads := map[*Channel]bool{}

@@ -107,6 +107,13 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 		if !done {
 			to = abi.StateWaitDependencies
 		}
+		if j.State == abi.StateStarted && j.DateStarted != nil {
+			// The running attempt's outcome will not be recorded: its
+			// worker no longer holds the job.
+			if err := endAttempt(ctx, w, uuid, j.Attempt, j.WorkerID, *j.DateStarted, w.now, "requeued", "", ""); err != nil {
+				return "", err
+			}
+		}
 		// "Run it again now": counters, dates, last outcome and any
 		// postponement are cleared.
 		_, err = w.Exec(ctx, `UPDATE jobs j SET state = $1, retry = 0, eta = NULL, result = NULL,

@@ -346,7 +346,8 @@ func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
 }
 
 func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error) {
-	if _, err := s.Get(ctx, tenant, uuid); err != nil {
+	j, err := s.Get(ctx, tenant, uuid)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT attempt, worker_id, plugin_sha256, started, ended, outcome,
@@ -371,7 +372,10 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 		}
 		out = append(out, a)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return store.WithRunning(out, j), nil
 }
 
 func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {

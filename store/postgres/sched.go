@@ -123,19 +123,15 @@ func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 	return jobs, nil
 }
 
-// startedTail records the attempts of the rows in "started" and returns
-// them with their parents, saving a round trip for dependencies.
-const startedTail = `,
-		attempts AS (
-			INSERT INTO job_attempts (job_uuid, attempt, worker_id, started)
-			SELECT uuid, attempt, worker_id, date_started FROM started
-			ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, started = EXCLUDED.started,
-				ended = NULL, outcome = '', exc_name = '', exc_message = '', logs = '[]')
+// startedTail returns the rows in "started" with their parents, saving a
+// round trip for dependencies. The attempt is not written here: the job
+// row holds it while it runs, and it is recorded once, when it ends.
+const startedTail = `
 		SELECT ` + jobColumns + `, (SELECT array_agg(d.parent ORDER BY d.ctid) FROM job_dependencies d WHERE d.child = started.uuid)
 		FROM started`
 
 var claimSQL = `WITH picked AS (
-			SELECT seq FROM jobs WHERE state = 'enqueued'
+			SELECT uuid FROM jobs WHERE state = 'enqueued'
 			ORDER BY priority, expected_at NULLS LAST, date_created, seq
 			LIMIT $1 FOR UPDATE SKIP LOCKED),
 		started AS (
@@ -144,7 +140,7 @@ var claimSQL = `WITH picked AS (
 			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
 				date_started = GREATEST($2::timestamptz, j.date_enqueued),
 				date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, version = nextval('job_version')
-			FROM picked WHERE j.seq = picked.seq
+			FROM picked WHERE j.uuid = picked.uuid
 			RETURNING j.*)` + startedTail
 
 var startSQL = `WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(uuid, version)),
@@ -256,13 +252,16 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 					key_holder = CASE WHEN c.st = 'pending' THEN `+holderExpr+` ELSE j.key_holder END,
 					lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
 				FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
-				RETURNING j.uuid, j.channel, j.state,
-					j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid)),
+				RETURNING j.uuid, j.channel, j.state, j.date_started,
+					j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid) AS has_children),
 			att AS (
-				UPDATE job_attempts a SET ended = c.ended, outcome = c.outcome, exc_name = c.en, exc_message = c.em,
-					plugin_sha256 = c.sha, logs = c.logs::json
-				FROM c JOIN upd ON upd.uuid = c.uuid WHERE a.job_uuid = c.uuid AND a.attempt = c.attempt)
-			SELECT * FROM upd`,
+				INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
+				SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json
+				FROM c JOIN upd ON upd.uuid = c.uuid
+				ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, plugin_sha256 = EXCLUDED.plugin_sha256,
+					started = EXCLUDED.started, ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
+					exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs)
+			SELECT uuid, channel, state, has_children FROM upd`,
 			ids, workers, attempts, states, results, excNames, excMsgs, excInfos, endeds, etas, uncounts, shas, outcomes, logs)
 		if err != nil {
 			return fmt.Errorf("postgres store: complete: %w", err)
@@ -317,7 +316,7 @@ func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil tim
 func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
 	var out []store.Reaped
 	err := s.write(ctx, func(w *wtx) error {
-		rows, err := w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel FROM jobs
+		rows, err := w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, date_started FROM jobs
 			WHERE state IN ('enqueued', 'started') AND lease_until < $1 FOR UPDATE SKIP LOCKED`, now)
 		if err != nil {
 			return fmt.Errorf("postgres store: expired leases: %w", err)
@@ -326,10 +325,11 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			uuid, state         string
 			retry, max, attempt int
 			worker, channel     string
+			started             *time.Time
 		}
 		ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dead, error) {
 			var d dead
-			return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel)
+			return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.started)
 		})
 		if err != nil {
 			return err
@@ -356,9 +356,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			if err != nil {
 				return fmt.Errorf("postgres store: reap %s: %w", d.uuid, err)
 			}
-			if d.state == string(abi.StateStarted) {
-				if _, err := w.Exec(ctx, `UPDATE job_attempts SET ended = $1, outcome = 'dead', exc_name = $2, exc_message = $3
-					WHERE job_uuid = $4 AND attempt = $5`, now, abi.ExcJobFoundDead, msg, d.uuid, d.attempt); err != nil {
+			if d.state == string(abi.StateStarted) && d.started != nil {
+				if err := endAttempt(ctx, w, d.uuid, d.attempt, d.worker, *d.started, now, "dead", abi.ExcJobFoundDead, msg); err != nil {
 					return err
 				}
 			}
@@ -386,4 +385,18 @@ func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time)
 		return nil
 	})
 	return int(n), err
+}
+
+// endAttempt records an attempt that ended without its worker reporting
+// it (a dead worker, a requeue while it ran).
+func endAttempt(ctx context.Context, w *wtx, uuid string, attempt int, worker string, started, ended time.Time, outcome, excName, excMsg string) error {
+	_, err := w.Exec(ctx, `INSERT INTO job_attempts (job_uuid, attempt, worker_id, started, ended, outcome, exc_name, exc_message)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (job_uuid, attempt) DO UPDATE SET ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
+			exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message`,
+		uuid, attempt, worker, started, ended, outcome, excName, excMsg)
+	if err != nil {
+		return fmt.Errorf("postgres store: record the end of attempt %d of %s: %w", attempt, uuid, err)
+	}
+	return nil
 }

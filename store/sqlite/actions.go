@@ -112,6 +112,14 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 		if !done {
 			to = abi.StateWaitDependencies
 		}
+		if j.State == abi.StateStarted {
+			// The running attempt's outcome will not be recorded: its
+			// worker no longer holds the job.
+			if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = 'requeued'
+				WHERE job_uuid = ? AND attempt = ?`, micros(w.now), uuid, j.Attempt); err != nil {
+				return "", fmt.Errorf("sqlite store: record the end of attempt %d of %s: %w", j.Attempt, uuid, err)
+			}
+		}
 		// A requeue means "run it again now": the counters, dates, last
 		// outcome and any postponement are cleared.
 		_, err = w.ExecContext(ctx, `UPDATE jobs SET state = ?, retry = 0, eta = NULL, result = NULL,

@@ -158,6 +158,53 @@ func droppedEventsBringAResync(t *testing.T, s store.Store) {
 	}
 }
 
+// attemptsAreRecordedHoweverTheyEnd: the running attempt is listed while
+// it runs, and recorded when it ends: reported by its worker, found dead,
+// or cut off by a requeue.
+func attemptsAreRecordedHoweverTheyEnd(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, b := nj("t"), nj("t")
+	insert(t, s, a, b)
+	started := start(t, s, "w", time.Minute)
+	if len(started) != 2 {
+		t.Fatalf("started %d", len(started))
+	}
+	at := must(s.Attempts(ctx, "t", a.UUID))
+	if len(at) != 1 || at[0].Attempt != 1 || at[0].WorkerID != "w" || at[0].Ended != nil || at[0].Outcome != "" || at[0].Started.IsZero() {
+		t.Fatalf("the running attempt %+v", at)
+	}
+	if _, err := s.Requeue(ctx, "t", a.UUID); err != nil {
+		t.Fatal(err)
+	}
+	at = must(s.Attempts(ctx, "t", a.UUID))
+	if len(at) != 1 || at[0].Outcome != "requeued" || at[0].Ended == nil {
+		t.Fatalf("the attempt cut off by a requeue %+v", at)
+	}
+	var jb abi.Job
+	for _, j := range started {
+		if j.UUID == b.UUID {
+			jb = j
+		}
+	}
+	if ap := must(s.Complete(ctx, []store.Completion{{UUID: b.UUID, WorkerID: "w", Attempt: jb.Attempt, To: abi.StatePending,
+		Cause: abi.CauseRetry, ExcName: "RetryableJobError", ExcMessage: "later"}})); len(ap) != 1 {
+		t.Fatal("retry not applied")
+	}
+	again := start(t, s, "w2", time.Millisecond) // a's second run and b's retry
+	if len(again) != 2 {
+		t.Fatalf("restarted %d", len(again))
+	}
+	time.Sleep(20 * time.Millisecond)
+	if r := must(s.ReapExpired(ctx, time.Now())); len(r) != 2 {
+		t.Fatalf("reaped %+v", r)
+	}
+	at = must(s.Attempts(ctx, "t", b.UUID))
+	if len(at) != 2 || at[0].Outcome != "retry" || at[0].ExcMessage != "later" || at[0].Ended == nil ||
+		at[1].Attempt != 2 || at[1].WorkerID != "w2" || at[1].Outcome != "dead" || at[1].ExcName != abi.ExcJobFoundDead || at[1].Ended == nil {
+		t.Fatalf("attempts of a retried then dead job %+v", at)
+	}
+}
+
 func uuids(js []abi.Job) []string {
 	out := make([]string, len(js))
 	for i, j := range js {

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"StartTakesPickedJobsStraightToStarted", startTakesPickedJobsStraightToStarted},
 		{"FinishedEventsNameTheJobs", finishedEventsNameTheJobs},
 		{"DroppedEventsBringAResync", droppedEventsBringAResync},
+		{"AttemptsAreRecordedHoweverTheyEnd", attemptsAreRecordedHoweverTheyEnd},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
