@@ -2,11 +2,13 @@ package store
 
 import "github.com/wasmq/wasmq/abi"
 
-// WithRunning completes a job's recorded attempts with the one running
-// now, if any: a store may record an attempt only when it ends, since the
-// started job's row already holds it (worker, attempt, start).
-func WithRunning(recorded []abi.Attempt, j abi.Job) []abi.Attempt {
-	if j.State != abi.StateStarted || j.DateStarted == nil {
+// WithCurrent completes a job's recorded attempts with the one its row
+// holds, if not recorded: the attempt running now, or the last one of a
+// done job. A store may leave both unwritten (the hot path writes one row
+// per job, not two or three): the row already says worker, attempt, start,
+// end and plugin digest, and a silent successful attempt has nothing else.
+func WithCurrent(recorded []abi.Attempt, j abi.Job) []abi.Attempt {
+	if j.Attempt == 0 || j.DateStarted == nil {
 		return recorded
 	}
 	for _, a := range recorded {
@@ -14,6 +16,15 @@ func WithRunning(recorded []abi.Attempt, j abi.Job) []abi.Attempt {
 			return recorded
 		}
 	}
-	return append(recorded, abi.Attempt{JobUUID: j.UUID, Attempt: j.Attempt, WorkerID: j.WorkerID,
-		Started: j.DateStarted.UTC(), Logs: []abi.LogLine{}})
+	a := abi.Attempt{JobUUID: j.UUID, Attempt: j.Attempt, WorkerID: j.WorkerID, PluginSHA256: j.PluginSHA256,
+		Started: j.DateStarted.UTC(), Logs: []abi.LogLine{}}
+	switch {
+	case j.State == abi.StateStarted:
+	case j.State == abi.StateDone && j.DateDone != nil:
+		ended := j.DateDone.UTC()
+		a.Ended, a.Outcome = &ended, string(abi.StateDone)
+	default:
+		return recorded
+	}
+	return append(recorded, a)
 }

@@ -107,10 +107,16 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 		if !done {
 			to = abi.StateWaitDependencies
 		}
-		if j.State == abi.StateStarted && j.DateStarted != nil {
+		switch {
+		case j.State == abi.StateStarted && j.DateStarted != nil:
 			// The running attempt's outcome will not be recorded: its
 			// worker no longer holds the job.
 			if err := endAttempt(ctx, w, uuid, j.Attempt, j.WorkerID, *j.DateStarted, w.now, "requeued", "", ""); err != nil {
+				return "", err
+			}
+		case j.State == abi.StateDone:
+			// The requeue clears the dates the last attempt is read from.
+			if err := keepLastAttempt(ctx, w, j); err != nil {
 				return "", err
 			}
 		}

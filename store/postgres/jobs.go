@@ -375,7 +375,7 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return store.WithRunning(out, j), nil
+	return store.WithCurrent(out, j), nil
 }
 
 func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {

@@ -258,6 +258,9 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
 				SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json
 				FROM c JOIN upd ON upd.uuid = c.uuid
+				-- A done job's row says all a silent last attempt would
+				-- (store.WithCurrent); a requeue writes it down first.
+				WHERE NOT (c.st = 'done' AND c.logs = '[]')
 				ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, plugin_sha256 = EXCLUDED.plugin_sha256,
 					started = EXCLUDED.started, ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
 					exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs)
@@ -397,6 +400,23 @@ func endAttempt(ctx context.Context, w *wtx, uuid string, attempt int, worker st
 		uuid, attempt, worker, started, ended, outcome, excName, excMsg)
 	if err != nil {
 		return fmt.Errorf("postgres store: record the end of attempt %d of %s: %w", attempt, uuid, err)
+	}
+	return nil
+}
+
+// keepLastAttempt writes down a done job's last attempt when only the job
+// row holds it.
+func keepLastAttempt(ctx context.Context, w *wtx, j abi.Job) error {
+	last := store.WithCurrent(nil, j)
+	if len(last) == 0 {
+		return nil
+	}
+	a := last[0]
+	_, err := w.Exec(ctx, `INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_uuid, attempt) DO NOTHING`,
+		a.JobUUID, a.Attempt, a.WorkerID, a.PluginSHA256, a.Started, a.Ended, a.Outcome)
+	if err != nil {
+		return fmt.Errorf("postgres store: keep the last attempt of %s: %w", j.UUID, err)
 	}
 	return nil
 }

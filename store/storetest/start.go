@@ -205,6 +205,36 @@ func attemptsAreRecordedHoweverTheyEnd(t *testing.T, s store.Store) {
 	}
 }
 
+// silentSuccessIsListedAndSurvivesARequeue: a done attempt without logs
+// is listed like any other, and is still there after the job is requeued
+// and run again.
+func silentSuccessIsListedAndSurvivesARequeue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a := nj("t")
+	insert(t, s, a)
+	j := start(t, s, "w", time.Minute)[0]
+	if ap := must(s.Complete(ctx, []store.Completion{{UUID: a.UUID, WorkerID: "w", Attempt: j.Attempt, To: abi.StateDone,
+		Cause: abi.CauseDone, PluginSHA256: "sha-1"}})); len(ap) != 1 {
+		t.Fatal("not applied")
+	}
+	done := get(t, s, a.UUID)
+	at := must(s.Attempts(ctx, "t", a.UUID))
+	if len(at) != 1 || at[0].Attempt != 1 || at[0].Outcome != "done" || at[0].WorkerID != "w" || at[0].PluginSHA256 != "sha-1" ||
+		at[0].Ended == nil || !at[0].Ended.Equal(*done.DateDone) || !at[0].Started.Equal(*done.DateStarted) {
+		t.Fatalf("the silent successful attempt %+v", at)
+	}
+	if _, err := s.Requeue(ctx, "t", a.UUID); err != nil {
+		t.Fatal(err)
+	}
+	j = start(t, s, "w2", time.Minute)[0]
+	complete(t, s, j, abi.StateDone, abi.CauseDone)
+	at = must(s.Attempts(ctx, "t", a.UUID))
+	if len(at) != 2 || at[0].Outcome != "done" || at[0].WorkerID != "w" || at[0].Ended == nil ||
+		at[1].Attempt != 2 || at[1].WorkerID != "w2" || at[1].Outcome != "done" {
+		t.Fatalf("attempts after a requeue and a second run %+v", at)
+	}
+}
+
 func uuids(js []abi.Job) []string {
 	out := make([]string, len(js))
 	for i, j := range js {

@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"FinishedEventsNameTheJobs", finishedEventsNameTheJobs},
 		{"DroppedEventsBringAResync", droppedEventsBringAResync},
 		{"AttemptsAreRecordedHoweverTheyEnd", attemptsAreRecordedHoweverTheyEnd},
+		{"SilentSuccessIsListedAndSurvivesARequeue", silentSuccessIsListedAndSurvivesARequeue},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
