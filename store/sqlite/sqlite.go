@@ -47,6 +47,9 @@ type Store struct {
 
 	subMu sync.Mutex
 	subs  map[chan store.Event]bool // → events were dropped
+
+	stopCheckpoints chan struct{}
+	checkpointsDone chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -76,7 +79,25 @@ func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("sqlite store: read version: %w", err)
 	}
+	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
+	go s.checkpoints(s.r)
 	return s, nil
+}
+
+// checkpoints copies the write-ahead log into the database file a few
+// times a second (PASSIVE: it waits for no one), so the log stays short.
+func (s *Store) checkpoints(db *sql.DB) {
+	defer close(s.checkpointsDone)
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCheckpoints:
+			return
+		case <-t.C:
+			db.Exec(`PRAGMA wal_checkpoint(PASSIVE)`) // a miss is retried on the next tick
+		}
+	}
 }
 
 // open opens the file and takes its lock, without looking at the schema.
@@ -95,7 +116,10 @@ func open(path string) (*Store, error) {
 		return nil, fmt.Errorf("sqlite store: %s is in use by another wasmq process (the embedded store serves one process; use PostgreSQL for several nodes)", path)
 	}
 	s := &Store{path: path, lock: lock, subs: map[chan store.Event]bool{}}
-	if s.w, err = sql.Open("sqlite", dsn(path)); err != nil {
+	// The writer never checkpoints (SQLite would, inside the commit that
+	// crosses 1,000 pages: several ms added to that one write); a
+	// background loop does, without blocking writers.
+	if s.w, err = sql.Open("sqlite", dsn(path)+"&_pragma=wal_autocheckpoint(0)"); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite store: open %s: %w", path, err)
 	}
@@ -180,6 +204,11 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 
 // Close releases the file; safe to call twice.
 func (s *Store) Close() error {
+	if s.stopCheckpoints != nil {
+		close(s.stopCheckpoints)
+		<-s.checkpointsDone
+		s.stopCheckpoints = nil
+	}
 	var errs []error
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
