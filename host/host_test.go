@@ -484,6 +484,21 @@ func TestHugeInitialMemoryIsAMemoryLimitNotAnAllocation(t *testing.T) {
 	}
 }
 
+// Linear memories are recycled between instances: a fresh instance must
+// still see only zeroes, in its initial pages and in those it grows.
+func TestFreshInstancesStartWithZeroedMemory(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "testdata/scribble.wasm", filepath.Join(dir, "scribble.wasm"))
+	cfg := testConfig(dir)
+	cfg.Isolation = IsolationFresh
+	h := newTestHost(t, cfg)
+	for i := 0; i < 20; i++ {
+		if o := run(t, h, job("scribble.run")); o.Kind != abi.OutcomeDone {
+			t.Fatalf("run %d: %s %s %q", i, o.Kind, o.ExcName, o.ExcMessage)
+		}
+	}
+}
+
 func TestConcurrentJobsNeverMixOutputs(t *testing.T) {
 	h, _ := kitHost(t, "")
 	var wg sync.WaitGroup
