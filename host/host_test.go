@@ -428,7 +428,7 @@ func TestInstancesAreRecycledAfterMaxUses(t *testing.T) {
 func TestInputDocumentEscapesStrings(t *testing.T) {
 	j := job("kit.echo")
 	j.UUID, j.Tenant, j.UserID = "a\"b\\c\n\x01", "t\u00e9", "\xff"
-	b, err := inputDocument(j, time.Unix(0, 0))
+	b, err := appendInputDocument(nil, j, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}

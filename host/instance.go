@@ -26,6 +26,9 @@ type instance struct {
 	k      kernel
 	uses   int
 	call   *call
+	// state and stack are the current call's, kept to save allocations.
+	state call
+	stack [1]uint64
 }
 
 // call is the state of one attempt on an instance.
