@@ -206,7 +206,7 @@ func resultOutcome(output []byte) abi.Outcome {
 	if len(bytes.TrimSpace(output)) == 0 {
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: json.RawMessage("null")}
 	}
-	if !json.Valid(output) {
+	if !validJSON(output) {
 		s, _ := json.Marshal(string(output))
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: s}
 	}
