@@ -299,11 +299,9 @@ func putDocBuf(b *[]byte) {
 // attempt. Args and kwargs are copied as they are; the document is written
 // by hand: encoding/json on a map was 40% of a pooled call.
 func appendInputDocument(b []byte, job *abi.Job, deadline time.Time) ([]byte, error) {
-	var caller map[string]json.RawMessage
-	if t := bytes.TrimSpace(job.Context); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("{}")) {
-		if err := json.Unmarshal(t, &caller); err != nil {
-			return b, fmt.Errorf("job context is not a JSON object: %w", err)
-		}
+	caller, err := callerContext(job.Context)
+	if err != nil {
+		return b, err
 	}
 	b = append(b, `{"args":`...)
 	b = append(b, orJSON(job.Args, "[]")...)
@@ -367,6 +365,20 @@ func appendInputDocument(b []byte, job *abi.Job, deadline time.Time) ([]byte, er
 		b = append(b, caller[k]...)
 	}
 	return append(b, "}}"...), nil
+}
+
+// callerContext decodes the caller's context keys (nil when there are
+// none; the values stay raw JSON).
+func callerContext(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("{}")) {
+		return nil, nil
+	}
+	var caller map[string]json.RawMessage
+	if err := json.Unmarshal(t, &caller); err != nil {
+		return nil, fmt.Errorf("job context is not a JSON object: %w", err)
+	}
+	return caller, nil
 }
 
 // appendJSONString appends s as a JSON string (invalid UTF-8 becomes
