@@ -109,8 +109,10 @@ func BenchmarkRun(b *testing.B) {
 	}
 }
 
-// BenchmarkEntryLoop measures what instrument() costs per guest call:
-// fib(20) is 21,891 calls.
+// BenchmarkEntryLoop measures what termination checks cost: fib(20) is
+// 21,891 calls and no loop, count(100000) 100,000 loop iterations and no
+// call. "plain" has no check (and cannot be interrupted), "wazero" is
+// wazero's WithCloseOnContextDone, "countdown" is instrument().
 func BenchmarkEntryLoop(b *testing.B) {
 	wasm, err := os.ReadFile("testdata/fib.wasm")
 	if err != nil {
@@ -120,25 +122,37 @@ func BenchmarkEntryLoop(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for name, code := range map[string][]byte{"plain": wasm, "instrumented": inst} {
-		b.Run(name, func(b *testing.B) {
-			ctx := context.Background()
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
-			defer rt.Close(ctx)
-			mod, err := rt.Instantiate(ctx, code)
-			if err != nil {
-				b.Fatal(err)
-			}
-			fib := mod.ExportedFunction("fib")
-			cctx, cancel := context.WithTimeout(ctx, time.Hour)
-			defer cancel()
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if _, err := fib.Call(cctx, 20); err != nil {
+	for _, v := range []struct {
+		name      string
+		code      []byte
+		closeOnCD bool
+	}{{"plain", wasm, false}, {"wazero", wasm, true}, {"countdown", inst, false}} {
+		for _, fn := range []struct {
+			name string
+			arg  uint64
+		}{{"fib", 20}, {"count", 100000}} {
+			b.Run(fn.name+"/"+v.name, func(b *testing.B) {
+				ctx := context.Background()
+				rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(v.closeOnCD))
+				defer rt.Close(ctx)
+				if _, err := instantiateCheckModule(ctx, rt); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				mod, err := rt.Instantiate(ctx, v.code)
+				if err != nil {
+					b.Fatal(err)
+				}
+				f := mod.ExportedFunction(fn.name)
+				cctx, cancel := context.WithTimeout(ctx, time.Hour)
+				defer cancel()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := f.Call(cctx, fn.arg); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
 	}
 }
 

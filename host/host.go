@@ -117,7 +117,10 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
 
 func (h *Host) startRuntime(ctx context.Context) error {
 	rc := wazero.NewRuntimeConfig().
-		WithCloseOnContextDone(true).
+		// Deadlines are enforced by the countdown instrument() adds,
+		// which is far cheaper than wazero's check at every loop
+		// iteration (instrument.go).
+		WithCloseOnContextDone(false).
 		// Traps name functions from the name section; DWARF line numbers
 		// would be wrong after instrument shifts the code section.
 		WithDebugInfoEnabled(false).
@@ -146,6 +149,9 @@ func (h *Host) startRuntime(ctx context.Context) error {
 		return err
 	}
 	if err := add(instantiateHostModule(ctx, h.rt, abi.HostUserModule, userFunctions())); err != nil {
+		return err
+	}
+	if err := add(instantiateCheckModule(ctx, h.rt)); err != nil {
 		return err
 	}
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {

@@ -428,7 +428,7 @@ func TestInstancesAreRecycledAfterMaxUses(t *testing.T) {
 func TestInputDocumentEscapesStrings(t *testing.T) {
 	j := job("kit.echo")
 	j.UUID, j.Tenant, j.UserID = "a\"b\\c\n\x01", "t\u00e9", "\xff"
-	b, err := inputDocument(j, time.Unix(0, 0))
+	b, err := appendInputDocument(nil, j, time.Unix(0, 0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -481,6 +481,21 @@ func TestHugeInitialMemoryIsAMemoryLimitNotAnAllocation(t *testing.T) {
 	}
 	if o := run(t, h, job("kit.echo")); o.Kind != abi.OutcomeDone {
 		t.Errorf("the host stopped serving: %+v", o)
+	}
+}
+
+// Linear memories are recycled between instances: a fresh instance must
+// still see only zeroes, in its initial pages and in those it grows.
+func TestFreshInstancesStartWithZeroedMemory(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "testdata/scribble.wasm", filepath.Join(dir, "scribble.wasm"))
+	cfg := testConfig(dir)
+	cfg.Isolation = IsolationFresh
+	h := newTestHost(t, cfg)
+	for i := 0; i < 20; i++ {
+		if o := run(t, h, job("scribble.run")); o.Kind != abi.OutcomeDone {
+			t.Fatalf("run %d: %s %s %q", i, o.Kind, o.ExcName, o.ExcMessage)
+		}
 	}
 }
 

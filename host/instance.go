@@ -26,6 +26,9 @@ type instance struct {
 	k      kernel
 	uses   int
 	call   *call
+	// state and stack are the current call's, kept to save allocations.
+	state call
+	stack [1]uint64
 }
 
 // call is the state of one attempt on an instance.
@@ -70,12 +73,22 @@ func (c *call) stop(exc, msg string) {
 
 // limitedMemory backs a guest's linear memory so that its limit can change
 // per call (each function has its own memory_limit) and a refused grow is
-// known to be the memory limit, not a guest bug.
+// known to be the memory limit, not a guest bug. Its buffer comes from,
+// and goes back to, memPools.
 type limitedMemory struct {
-	buf   []byte
+	buf []byte
+	// dirty is how much of buf[:cap(buf)] may hold non-zero bytes: the
+	// guest's memory, and what an earlier owner of the buffer left.
+	dirty uint64
 	max   uint64
 	limit uint64
 	hit   bool
+}
+
+func newLimitedMemory(capBytes, maxBytes, limit uint64) *limitedMemory {
+	m := &limitedMemory{max: maxBytes, limit: limit}
+	m.buf, m.dirty = takeMemory(min(capBytes, limit))
+	return m
 }
 
 func (m *limitedMemory) Reallocate(size uint64) []byte {
@@ -83,27 +96,79 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 		m.hit = true
 		return nil
 	}
-	if size <= uint64(cap(m.buf)) {
-		m.buf = m.buf[:size]
-		return m.buf
+	old := uint64(len(m.buf))
+	if size > uint64(cap(m.buf)) {
+		// Growth is geometric (the pool's sizes are powers of two), so a
+		// guest growing page by page copies its memory a few times only.
+		// The old buffer is left to the GC, not recycled: wazero may
+		// still hold it.
+		nb, dirty := takeMemory(min(max(size, 2*uint64(cap(m.buf))), m.limit))
+		copy(nb[:old], m.buf)
+		m.buf, m.dirty = nb[:old], max(dirty, old)
 	}
-	// Grow geometrically within the limit: growth is rare, copies are big.
-	c := uint64(cap(m.buf)) * 2
-	if c < size {
-		c = size
+	m.buf = m.buf[:size]
+	if m.dirty > old {
+		clear(m.buf[old:min(size, m.dirty)]) // wasm memory grows zeroed
 	}
-	if c > m.limit {
-		c = m.limit
-	}
-	nb := make([]byte, size, c)
-	copy(nb, m.buf)
-	m.buf = nb
-	return nb
+	m.dirty = max(m.dirty, size)
+	return m.buf
 }
 
-func (m *limitedMemory) Free() { m.buf = nil }
+// Free is called by wazero when the module is closed, which the host does
+// only once the guest stopped: the buffer can serve another instance.
+func (m *limitedMemory) Free() {
+	putMemory(m.buf, m.dirty)
+	m.buf = nil
+}
 
 func (m *limitedMemory) size() uint64 { return uint64(len(m.buf)) }
+
+// Linear memories are recycled: a new instance then clears only the bytes
+// the last owner used instead of allocating its memory (which the GC
+// zeroes, then scans and frees). memPools[k] holds buffers whose capacity
+// is at least 1<<k bytes.
+const (
+	minPooledMemory = 18 // 256 KiB: most small modules never grow past it
+	maxPooledMemory = 24 // 16 MiB
+)
+
+var memPools [maxPooledMemory + 1]sync.Pool
+
+type pooledMemory struct {
+	buf   []byte
+	dirty uint64
+}
+
+// takeMemory returns an empty buffer of capacity at least n and how many
+// of its bytes may be non-zero.
+func takeMemory(n uint64) ([]byte, uint64) {
+	k := uint(minPooledMemory)
+	for k <= maxPooledMemory && uint64(1)<<k < n {
+		k++
+	}
+	if k > maxPooledMemory {
+		return make([]byte, 0, n), 0
+	}
+	if p, _ := memPools[k].Get().(*pooledMemory); p != nil {
+		return p.buf, p.dirty
+	}
+	return make([]byte, 0, uint64(1)<<k), 0
+}
+
+func putMemory(buf []byte, dirty uint64) {
+	c := uint64(cap(buf))
+	if c < 1<<minPooledMemory {
+		return
+	}
+	k := uint(minPooledMemory)
+	for k < maxPooledMemory && uint64(1)<<(k+1) <= c {
+		k++
+	}
+	if c > 1<<(maxPooledMemory+1) {
+		return
+	}
+	memPools[k].Put(&pooledMemory{buf[:0], min(dirty, c)})
+}
 
 // stdioWriter sends a guest's stdout/stderr (WASI) to the job's log.
 type stdioWriter struct {
@@ -138,7 +203,7 @@ func (h *Host) newInstance(ctx context.Context, code *compiled, tenant string, m
 		return nil, fmt.Errorf("%w: the module starts with %d bytes, limit %d", errMemoryAtStart, code.minMemory, memLimit)
 	}
 	alloc := experimental.MemoryAllocatorFunc(func(capBytes, maxBytes uint64) experimental.LinearMemory {
-		in.mem = &limitedMemory{max: maxBytes, limit: memLimit, buf: make([]byte, 0, min(capBytes, memLimit))}
+		in.mem = newLimitedMemory(capBytes, maxBytes, memLimit)
 		return in.mem
 	})
 	cfg := wazero.NewModuleConfig().

@@ -2,23 +2,33 @@ package host
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/sys"
 )
 
-// instrument returns a copy of a wasm binary in which every function
-// entry counts down a new mutable global and, every checkEvery calls,
-// enters an empty loop.
+// instrument returns a copy of a wasm binary in which every function entry
+// and every loop header counts down a new mutable global and, every
+// checkEvery times, calls a new import, wasmq:internal.check, which ends
+// the call when its context is done.
 //
-// Why: with WithCloseOnContextDone wazero checks for a closed module only
-// at loop headers. Code without loops — deep or exponential recursion — is
-// then never interrupted, and while it runs the Go GC cannot stop the
-// world, so the whole process stalls. The check is a call out to Go that
-// costs ~50 ns, so it is taken every checkEvery calls, not on every call
-// (docs/benchmarks.md has both costs).
+// Why: the guest must stop at its deadline, and while native code runs the
+// Go GC cannot stop the world, so a guest that never calls out stalls the
+// whole process. wazero's own answer, WithCloseOnContextDone, calls out to
+// Go (~50 ns) at every loop iteration, and not at function entries, so
+// loop-free recursion escapes it: byte loops such as a Rust memcpy spent
+// more time in that check than in their body (half of a pooled Rust call).
+// Counting down in the guest costs a few instructions per iteration and
+// catches recursion too (docs/benchmarks.md has the costs).
 //
-// Function and existing global indices are untouched (the new global is
-// the last one), so the name section still names functions in traps.
+// The import is the last imported function, so every defined function's
+// index moves up by one: calls, ref.func, exports, the start function,
+// element segments and the name section are renumbered to match. Type and
+// global indices are untouched (the new type and global are the last ones).
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
 		return nil, errors.New("not a WebAssembly binary (bad magic)")
@@ -42,72 +52,125 @@ func instrument(wasm []byte) ([]byte, error) {
 		secs = append(secs, section{id, wasm[start:end]})
 		p = end
 	}
-	// The counter's index: imported globals, then defined ones.
-	var global uint64
-	hasGlobals := false
+	var rw rewriter
+	var types, globals uint64
 	for _, s := range secs {
+		var err error
 		switch s.id {
+		case 1:
+			types, _, err = readULEB(s.body, 0)
 		case 2:
-			n, err := importedGlobals(s.body)
-			if err != nil {
-				return nil, fmt.Errorf("import section: %w", err)
-			}
-			global += n
-		case 6:
+			rw.importedFuncs, globals, err = countImports(s.body)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+	}
+	for _, s := range secs {
+		if s.id == 6 {
 			n, _, err := readULEB(s.body, 0)
 			if err != nil {
 				return nil, fmt.Errorf("global section: %w", err)
 			}
-			global += n
-			hasGlobals = true
+			globals += n
 		}
 	}
+	rw.check = countdown(globals, rw.importedFuncs)
+
+	// The new entries, appended to their sections (created if missing).
+	checkType := []byte{0x60, 0x00, 0x00} // func () -> ()
+	checkImport := appendName(nil, checkModule)
+	checkImport = appendName(checkImport, checkFunc)
+	checkImport = append(checkImport, 0x00) // func
+	checkImport = appendULEB(checkImport, types)
 	counter := []byte{0x7f, 0x01, 0x41} // i32, mutable, i32.const
 	counter = appendSLEB(counter, checkEvery)
 	counter = append(counter, 0x0b)
+	added := map[byte][]byte{1: checkType, 2: checkImport, 6: counter}
 
-	out := make([]byte, 0, len(wasm)+len(wasm)/8)
+	out := make([]byte, 0, len(wasm)+len(wasm)/4)
 	out = append(out, wasm[:8]...)
 	emit := func(id byte, body []byte) {
 		out = append(out, id)
 		out = appendULEB(out, uint64(len(body)))
 		out = append(out, body...)
 	}
-	for _, s := range secs {
-		switch {
-		case s.id == 6:
-			n, m, _ := readULEB(s.body, 0)
-			body := appendULEB(nil, n+1)
-			body = append(body, s.body[m:]...)
-			emit(6, append(body, counter...))
-		case s.id == 10:
-			code, err := instrumentCode(s.body, entryCheck(global))
-			if err != nil {
-				return nil, fmt.Errorf("code section: %w", err)
+	emitMissing := func(before byte) {
+		for _, id := range []byte{1, 2, 6} {
+			if e, ok := added[id]; ok && sectionOrder(id) < sectionOrder(before) {
+				emit(id, append([]byte{1}, e...))
+				delete(added, id)
 			}
-			emit(10, code)
-		default:
-			// A module without globals gets a global section right
-			// before the first section that must follow it.
-			if !hasGlobals && (s.id == 7 || s.id == 8 || s.id == 9 || s.id == 12 || s.id == 10 || s.id == 11) {
-				emit(6, append([]byte{1}, counter...))
-				hasGlobals = true
-			}
-			emit(s.id, s.body)
 		}
 	}
+	for _, s := range secs {
+		if s.id != 0 {
+			emitMissing(s.id)
+		}
+		var body []byte
+		var err error
+		switch s.id {
+		case 1, 2, 6:
+			body, err = rw.appendTo(s.id, s.body, added[s.id])
+			delete(added, s.id)
+		case 7:
+			body, err = rw.exports(s.body)
+		case 8:
+			var f uint64
+			if f, _, err = readULEB(s.body, 0); err == nil {
+				body = appendULEB(nil, rw.fn(f))
+			}
+		case 9:
+			body, err = rw.elements(s.body)
+		case 10:
+			body, err = rw.code(s.body)
+		case 0:
+			body, err = rw.custom(s.body)
+		default:
+			body = s.body
+		}
+		if err != nil {
+			return nil, fmt.Errorf("section %d: %w", s.id, err)
+		}
+		emit(s.id, body)
+	}
+	emitMissing(0xff)
 	return out, nil
 }
 
-// checkEvery is how many function entries pass between two checks.
+// The function instrument imports.
+const (
+	checkModule = "wasmq:internal"
+	checkFunc   = "check"
+)
+
+// checkEvery is how many function entries and loop iterations pass
+// between two checks.
 const checkEvery = 1024
 
-// entryCheck is, for counter global g:
+// instantiateCheckModule provides wasmq:internal.check. A guest that
+// reaches it after its context ended exits the way wazero's own
+// WithCloseOnContextDone would have stopped it.
+func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module, error) {
+	return rt.NewHostModuleBuilder(checkModule).NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) {
+			select {
+			case <-ctx.Done():
+				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
+				}
+				panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+			default:
+			}
+		}), nil, nil).Export(checkFunc).Instantiate(ctx)
+}
+
+// countdown is, for counter global g and check function f:
 //
 //	global.get g; i32.const 1; i32.sub; global.set g
 //	global.get g; i32.eqz
-//	if; i32.const checkEvery; global.set g; loop; end; end
-func entryCheck(g uint64) []byte {
+//	if; i32.const checkEvery; global.set g; call f; end
+func countdown(g, f uint64) []byte {
 	gi := appendULEB(nil, g)
 	b := append([]byte{0x23}, gi...)
 	b = append(b, 0x41, 0x01, 0x6b, 0x24)
@@ -118,23 +181,456 @@ func entryCheck(g uint64) []byte {
 	b = appendSLEB(b, checkEvery)
 	b = append(b, 0x24)
 	b = append(b, gi...)
-	return append(b, 0x03, 0x40, 0x0b, 0x0b)
+	b = append(b, 0x10)
+	b = appendULEB(b, f)
+	return append(b, 0x0b)
 }
 
-// importedGlobals counts the global imports of an import section.
-func importedGlobals(sec []byte) (uint64, error) {
+// sectionOrder is the position of a known section in a module.
+func sectionOrder(id byte) int {
+	// type, import, function, table, memory, tag, global, export, start,
+	// element, data count, code, data
+	for i, s := range []byte{1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11} {
+		if s == id {
+			return i
+		}
+	}
+	return 100
+}
+
+// rewriter renumbers function indices around the new import.
+type rewriter struct {
+	importedFuncs uint64
+	check         []byte
+}
+
+// fn is the new index of function f.
+func (rw *rewriter) fn(f uint64) uint64 {
+	if f >= rw.importedFuncs {
+		return f + 1
+	}
+	return f
+}
+
+// appendTo adds one entry to a vector section; global initializers are
+// renumbered (ref.func).
+func (rw *rewriter) appendTo(id byte, body, entry []byte) ([]byte, error) {
+	n, p, err := readULEB(body, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(body)+len(entry)+5), n+1)
+	if id != 6 {
+		out = append(out, body[p:]...)
+		return append(out, entry...), nil
+	}
+	for i := uint64(0); i < n; i++ {
+		if p+2 > len(body) {
+			return nil, errors.New("truncated global")
+		}
+		out = append(out, body[p:p+2]...) // valtype, mutability
+		if out, p, err = rw.expr(out, body, p+2); err != nil {
+			return nil, err
+		}
+	}
+	if p != len(body) {
+		return nil, errors.New("trailing bytes")
+	}
+	return append(out, entry...), nil
+}
+
+func (rw *rewriter) exports(body []byte) ([]byte, error) {
+	n, p, err := readULEB(body, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(body)+8), n)
+	for i := uint64(0); i < n; i++ {
+		q, err := skipName(body, p)
+		if err != nil || q >= len(body) {
+			return nil, errors.New("malformed export")
+		}
+		kind := body[q]
+		idx, m, err := readULEB(body, q+1)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, body[p:q+1]...)
+		if kind == 0x00 {
+			idx = rw.fn(idx)
+		}
+		out = appendULEB(out, idx)
+		p = q + 1 + m
+	}
+	return out, nil
+}
+
+func (rw *rewriter) elements(body []byte) ([]byte, error) {
+	n, p, err := readULEB(body, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(body)+len(body)/8), n)
+	u32 := func() (uint64, error) {
+		v, m, err := readULEB(body, p)
+		if err == nil {
+			out = appendULEB(out, v)
+			p += m
+		}
+		return v, err
+	}
+	byte1 := func() error {
+		if p >= len(body) {
+			return errors.New("truncated element segment")
+		}
+		out = append(out, body[p])
+		p++
+		return nil
+	}
+	for i := uint64(0); i < n; i++ {
+		flags, err := u32()
+		if err != nil {
+			return nil, err
+		}
+		if flags > 7 {
+			return nil, fmt.Errorf("element segment kind %d", flags)
+		}
+		if flags&1 == 0 { // active: [table index] offset expression
+			if flags&2 != 0 {
+				if _, err := u32(); err != nil {
+					return nil, err
+				}
+			}
+			if out, p, err = rw.expr(out, body, p); err != nil {
+				return nil, err
+			}
+		}
+		if flags&3 != 0 { // elemkind or reftype
+			if err := byte1(); err != nil {
+				return nil, err
+			}
+		}
+		count, m, err := readULEB(body, p)
+		if err != nil {
+			return nil, err
+		}
+		p += m
+		out = appendULEB(out, count)
+		for j := uint64(0); j < count; j++ {
+			if flags&4 != 0 {
+				if out, p, err = rw.expr(out, body, p); err != nil {
+					return nil, err
+				}
+				continue
+			}
+			f, m, err := readULEB(body, p)
+			if err != nil {
+				return nil, err
+			}
+			p += m
+			out = appendULEB(out, rw.fn(f))
+		}
+	}
+	if p != len(body) {
+		return nil, errors.New("trailing bytes")
+	}
+	return out, nil
+}
+
+// code instruments and renumbers every function body.
+func (rw *rewriter) code(sec []byte) ([]byte, error) {
 	count, p, err := readULEB(sec, 0)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var globals uint64
-	skipName := func() error {
-		n, m, err := readULEB(sec, p)
-		if err != nil || p+m+int(n) > len(sec) {
-			return errors.New("malformed name")
+	out := make([]byte, 0, len(sec)+len(sec)/4)
+	out = appendULEB(out, count)
+	var body []byte
+	for i := uint64(0); i < count; i++ {
+		size, n, err := readULEB(sec, p)
+		if err != nil {
+			return nil, fmt.Errorf("body %d: %w", i, err)
 		}
-		p += m + int(n)
-		return nil
+		start := p + n
+		end := start + int(size)
+		if end > len(sec) || end < start {
+			return nil, fmt.Errorf("body %d runs past the section", i)
+		}
+		if body, err = rw.body(body[:0], sec[start:end]); err != nil {
+			return nil, fmt.Errorf("body %d: %w", i, err)
+		}
+		out = appendULEB(out, uint64(len(body)))
+		out = append(out, body...)
+		p = end
+	}
+	if p != len(sec) {
+		return nil, errors.New("trailing bytes after the last body")
+	}
+	return out, nil
+}
+
+func (rw *rewriter) body(out, b []byte) ([]byte, error) {
+	// The local declarations: a vector of (count, valtype).
+	groups, q, err := readULEB(b, 0)
+	if err != nil {
+		return nil, fmt.Errorf("locals: %w", err)
+	}
+	for g := uint64(0); g < groups; g++ {
+		_, m, err := readULEB(b, q)
+		if err != nil || q+m >= len(b) {
+			return nil, errors.New("locals: malformed")
+		}
+		q += m + 1 // one-byte value types only (no GC proposal)
+	}
+	out = append(out, b[:q]...)
+	out = append(out, rw.check...)
+	out, q, err = rw.instrs(out, b, q)
+	if err == nil && q != len(b) {
+		err = errors.New("code after the final end")
+	}
+	return out, err
+}
+
+// expr copies a constant expression (up to its end), renumbering ref.func.
+func (rw *rewriter) expr(out, b []byte, p int) ([]byte, int, error) {
+	return rw.instrs(out, b, p)
+}
+
+// instrs copies instructions from b[p:] to out until the end that closes
+// the body (or the expression), renumbering function indices and adding
+// the countdown at every loop header. It returns the position after that
+// end.
+func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
+	depth := 0
+	var err error
+	// imm skips n LEB128 immediates.
+	imm := func(q, n int) int {
+		for ; n > 0 && err == nil; n-- {
+			var m int
+			_, m, err = readULEB(b, q)
+			q += m
+		}
+		return q
+	}
+	memarg := func(q int) int {
+		var align uint64
+		var m int
+		align, m, err = readULEB(b, q)
+		if err != nil {
+			return q
+		}
+		if align&0x40 != 0 { // multi-memory: a memory index follows
+			return imm(q+m, 2)
+		}
+		return imm(q+m, 1)
+	}
+	for p < len(b) {
+		op := b[p]
+		q := p + 1
+		switch {
+		case op == 0x02 || op == 0x03 || op == 0x04: // block, loop, if
+			depth++
+			if q >= len(b) {
+				return nil, 0, errors.New("truncated block type")
+			}
+			if c := b[q]; c == 0x40 || c >= 0x6f && c <= 0x7f {
+				q++
+			} else {
+				_, m, e := readSLEB(b, q) // a type index, s33
+				q, err = q+m, e
+			}
+			if err == nil && op == 0x03 {
+				out = append(out, b[p:q]...)
+				out = append(out, rw.check...)
+				p = q
+				continue
+			}
+		case op == 0x0b: // end
+			if depth == 0 {
+				return append(out, op), q, nil
+			}
+			depth--
+		case op == 0x10 || op == 0x12 || op == 0xd2: // call, return_call, ref.func
+			f, m, e := readULEB(b, q)
+			if e != nil {
+				return nil, 0, e
+			}
+			out = append(out, op)
+			out = appendULEB(out, rw.fn(f))
+			p = q + m
+			continue
+		case op <= 0x01, op == 0x05, op == 0x0f, op == 0x1a, op == 0x1b, op == 0xd1,
+			op >= 0x45 && op <= 0xc4:
+			// no immediate
+		case op == 0x0c || op == 0x0d || op >= 0x20 && op <= 0x26 || op == 0x3f || op == 0x40:
+			q = imm(q, 1)
+		case op == 0xd0: // ref.null reftype
+			q++
+		case op == 0x0e: // br_table
+			var n uint64
+			var m int
+			n, m, err = readULEB(b, q)
+			q = imm(q+m, int(n)+1)
+		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
+			q = imm(q, 2)
+		case op == 0x1c: // select t*
+			var n uint64
+			var m int
+			n, m, err = readULEB(b, q)
+			q += m + int(n)
+		case op >= 0x28 && op <= 0x3e:
+			q = memarg(q)
+		case op == 0x41 || op == 0x42:
+			var m int
+			_, m, err = readSLEB(b, q)
+			q += m
+		case op == 0x43:
+			q += 4
+		case op == 0x44:
+			q += 8
+		case op == 0xfc:
+			var sub uint64
+			var m int
+			sub, m, err = readULEB(b, q)
+			q += m
+			switch {
+			case sub <= 7:
+			case sub == 8, sub == 10, sub == 12, sub == 14:
+				q = imm(q, 2)
+			case sub <= 17:
+				q = imm(q, 1)
+			default:
+				return nil, 0, fmt.Errorf("unknown instruction 0xfc %d at byte %d", sub, p)
+			}
+		case op == 0xfd:
+			var sub uint64
+			var m int
+			sub, m, err = readULEB(b, q)
+			q += m
+			switch {
+			case sub <= 11 || sub == 92 || sub == 93: // loads and stores
+				q = memarg(q)
+			case sub == 12 || sub == 13: // v128.const, i8x16.shuffle
+				q += 16
+			case sub >= 21 && sub <= 34: // extract and replace lane
+				q++
+			case sub >= 84 && sub <= 91: // load and store lane
+				q = memarg(q) + 1
+			case sub > 0xff:
+				return nil, 0, fmt.Errorf("unknown instruction 0xfd %d at byte %d", sub, p)
+			}
+		case op == 0xfe:
+			var sub uint64
+			var m int
+			sub, m, err = readULEB(b, q)
+			q += m
+			if sub == 0x03 { // atomic.fence
+				q++
+			} else {
+				q = memarg(q)
+			}
+		default:
+			return nil, 0, fmt.Errorf("unknown instruction %#x at byte %d", op, p)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		if q > len(b) {
+			return nil, 0, errors.New("truncated instruction")
+		}
+		out = append(out, b[p:q]...)
+		p = q
+	}
+	return nil, 0, errors.New("missing end")
+}
+
+// custom renumbers the function names of the name section; other custom
+// sections are copied.
+func (rw *rewriter) custom(body []byte) ([]byte, error) {
+	p, err := skipName(body, 0)
+	if err != nil {
+		return nil, err
+	}
+	if string(body[:p]) != "\x04name" {
+		return body, nil
+	}
+	out := append(make([]byte, 0, len(body)+16), body[:p]...)
+	for p < len(body) {
+		id := body[p]
+		size, m, err := readULEB(body, p+1)
+		if err != nil {
+			return nil, err
+		}
+		start := p + 1 + m
+		end := start + int(size)
+		if end > len(body) || end < start {
+			return nil, errors.New("name subsection runs past the end")
+		}
+		sub := body[start:end]
+		switch id {
+		case 1: // function names
+			sub, err = rw.nameMap(sub, false)
+		case 2, 3: // local and label names, by function
+			sub, err = rw.nameMap(sub, true)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("name subsection %d: %w", id, err)
+		}
+		out = append(out, id)
+		out = appendULEB(out, uint64(len(sub)))
+		out = append(out, sub...)
+		p = end
+	}
+	return out, nil
+}
+
+// nameMap renumbers the function indices of a name map (or, indirect,
+// of a map of name maps).
+func (rw *rewriter) nameMap(b []byte, indirect bool) ([]byte, error) {
+	n, p, err := readULEB(b, 0)
+	if err != nil {
+		return nil, err
+	}
+	out := appendULEB(make([]byte, 0, len(b)+8), n)
+	for i := uint64(0); i < n; i++ {
+		f, m, err := readULEB(b, p)
+		if err != nil {
+			return nil, err
+		}
+		out = appendULEB(out, rw.fn(f))
+		p += m
+		q := p
+		if indirect {
+			inner, m, err := readULEB(b, q)
+			if err != nil {
+				return nil, err
+			}
+			q += m
+			for j := uint64(0); j < inner; j++ {
+				if _, m, err = readULEB(b, q); err != nil {
+					return nil, err
+				}
+				if q, err = skipName(b, q+m); err != nil {
+					return nil, err
+				}
+			}
+		} else if q, err = skipName(b, q); err != nil {
+			return nil, err
+		}
+		out = append(out, b[p:q]...)
+		p = q
+	}
+	if p != len(b) {
+		return nil, errors.New("trailing bytes")
+	}
+	return out, nil
+}
+
+// countImports counts the function and global imports of an import section.
+func countImports(sec []byte) (funcs, globals uint64, err error) {
+	count, p, err := readULEB(sec, 0)
+	if err != nil {
+		return 0, 0, err
 	}
 	skipLimits := func() error {
 		if p >= len(sec) {
@@ -142,12 +638,7 @@ func importedGlobals(sec []byte) (uint64, error) {
 		}
 		flags := sec[p]
 		p++
-		if _, m, err := readULEB(sec, p); err != nil {
-			return err
-		} else {
-			p += m
-		}
-		if flags&1 != 0 {
+		for i := 0; i < 1+int(flags&1); i++ {
 			_, m, err := readULEB(sec, p)
 			if err != nil {
 				return err
@@ -157,14 +648,14 @@ func importedGlobals(sec []byte) (uint64, error) {
 		return nil
 	}
 	for i := uint64(0); i < count; i++ {
-		if err := skipName(); err != nil {
-			return 0, err
+		if p, err = skipName(sec, p); err != nil {
+			return 0, 0, err
 		}
-		if err := skipName(); err != nil {
-			return 0, err
+		if p, err = skipName(sec, p); err != nil {
+			return 0, 0, err
 		}
 		if p >= len(sec) {
-			return 0, errors.New("truncated import")
+			return 0, 0, errors.New("truncated import")
 		}
 		kind := sec[p]
 		p++
@@ -172,69 +663,42 @@ func importedGlobals(sec []byte) (uint64, error) {
 		case 0x00: // func: type index
 			_, m, err := readULEB(sec, p)
 			if err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 			p += m
+			funcs++
 		case 0x01: // table: reftype, limits
 			p++
 			if err := skipLimits(); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		case 0x02: // memory: limits
 			if err := skipLimits(); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		case 0x03: // global: valtype, mutability
 			p += 2
 			globals++
 		default:
-			return 0, fmt.Errorf("unknown import kind %#x", kind)
+			return 0, 0, fmt.Errorf("unknown import kind %#x", kind)
 		}
 	}
-	return globals, nil
+	return funcs, globals, nil
 }
 
-func instrumentCode(sec []byte, entry []byte) ([]byte, error) {
-	count, n, err := readULEB(sec, 0)
-	if err != nil {
-		return nil, err
+// skipName returns the position after the name (a length-prefixed string)
+// at p.
+func skipName(b []byte, p int) (int, error) {
+	n, m, err := readULEB(b, p)
+	if err != nil || p+m+int(n) > len(b) || p+m+int(n) < p {
+		return 0, errors.New("malformed name")
 	}
-	out := make([]byte, 0, len(sec)+int(count)*(len(entry)+1))
-	out = appendULEB(out, count)
-	p := n
-	for i := uint64(0); i < count; i++ {
-		size, n, err := readULEB(sec, p)
-		if err != nil {
-			return nil, fmt.Errorf("body %d: %w", i, err)
-		}
-		body := p + n
-		end := body + int(size)
-		if end > len(sec) || end < body {
-			return nil, fmt.Errorf("body %d runs past the section", i)
-		}
-		// Skip the local declarations: a vector of (count, valtype).
-		groups, m, err := readULEB(sec[:end], body)
-		if err != nil {
-			return nil, fmt.Errorf("body %d locals: %w", i, err)
-		}
-		q := body + m
-		for g := uint64(0); g < groups; g++ {
-			_, m, err := readULEB(sec[:end], q)
-			if err != nil || q+m >= end {
-				return nil, fmt.Errorf("body %d locals: malformed", i)
-			}
-			q += m + 1 // one-byte value types only (no GC proposal)
-		}
-		out = appendULEB(out, size+uint64(len(entry)))
-		out = append(out, sec[body:q]...)
-		out = append(out, entry...)
-		out = append(out, sec[q:end]...)
-		p = end
-	}
-	if p != len(sec) {
-		return nil, errors.New("trailing bytes after the last body")
-	}
-	return out, nil
+	return p + m + int(n), nil
+}
+
+func appendName(b []byte, s string) []byte {
+	b = appendULEB(b, uint64(len(s)))
+	return append(b, s...)
 }
 
 func appendSLEB(b []byte, v int64) []byte {
@@ -257,6 +721,25 @@ func readULEB(b []byte, p int) (uint64, int, error) {
 		c := b[p+i]
 		v |= uint64(c&0x7f) << (7 * i)
 		if c < 0x80 {
+			return v, i + 1, nil
+		}
+	}
+	return 0, 0, errors.New("LEB128 too long")
+}
+
+// readSLEB reads a signed LEB128; only its length matters here.
+func readSLEB(b []byte, p int) (int64, int, error) {
+	var v int64
+	for i := 0; i < 10; i++ {
+		if p+i >= len(b) {
+			return 0, 0, errors.New("truncated LEB128")
+		}
+		c := b[p+i]
+		v |= int64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if i < 9 && c&0x40 != 0 {
+				v |= -1 << (7 * (i + 1))
+			}
 			return v, i + 1, nil
 		}
 	}

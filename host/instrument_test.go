@@ -2,11 +2,14 @@ package host
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/sys"
 )
 
 func TestInstrumentedModuleBehavesTheSameAndIsInterruptible(t *testing.T) {
@@ -19,8 +22,11 @@ func TestInstrumentedModuleBehavesTheSameAndIsInterruptible(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(true))
+	rt := wazero.NewRuntime(ctx)
 	defer rt.Close(ctx)
+	if _, err := instantiateCheckModule(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
 	mod, err := rt.Instantiate(ctx, inst)
 	if err != nil {
 		t.Fatal(err)
@@ -31,14 +37,61 @@ func TestInstrumentedModuleBehavesTheSameAndIsInterruptible(t *testing.T) {
 	if r, err := mod.ExportedFunction("fib").Call(ctx, 20); err != nil || r[0] != 6765 {
 		t.Errorf("fib(20) = %v %v", r, err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	if _, err := mod.ExportedFunction("fib").Call(cctx, 60); err == nil {
-		t.Fatal("fib(60) finished?")
+	if r, err := mod.ExportedFunction("count").Call(ctx, 100000); err != nil || r[0] != 100000 {
+		t.Errorf("count(100000) = %v %v", r, err)
 	}
-	if took := time.Since(start); took > time.Second {
-		t.Errorf("interrupted after %s, want about 100ms", took)
+	for _, c := range []struct {
+		fn  string
+		arg uint64
+	}{{"fib", 60}, {"count", 1 << 31}} {
+		cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		start := time.Now()
+		_, err := mod.ExportedFunction(c.fn).Call(cctx, c.arg)
+		cancel()
+		var ee *sys.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != sys.ExitCodeDeadlineExceeded {
+			t.Fatalf("%s(%d): %v, want a deadline exit", c.fn, c.arg, err)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s interrupted after %s, want about 100ms", c.fn, took)
+		}
+	}
+}
+
+// The renumbering around the new import keeps every function reference:
+// exports, the start function, calls, tables (call_indirect), ref.func and
+// the names shown in traps.
+func TestInstrumentRenumbersFunctions(t *testing.T) {
+	wasm, err := os.ReadFile("testdata/renumber.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	if _, err := instantiateCheckModule(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithFunc(func(x int32) int32 { return x * 10 }).Export("times10").Instantiate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mod, err := rt.Instantiate(ctx, inst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]uint64{"started": 1, "direct": 42, "indirect": 7, "reffunc": 9, "imported": 30} {
+		if r, err := mod.ExportedFunction(name).Call(ctx); err != nil || r[0] != want {
+			t.Errorf("%s() = %v %v, want %d", name, r, err, want)
+		}
+	}
+	_, err = mod.ExportedFunction("boom").Call(ctx)
+	if err == nil || !strings.Contains(err.Error(), ".explode()") {
+		t.Errorf("trap names %v, want .explode()", err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -93,7 +94,10 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	defer context.AfterFunc(h.killCtx, cancel)()
 	deadline, _ := cctx.Deadline()
 
-	input, err := inputDocument(job, deadline)
+	docBuf := docBufs.Get().(*[]byte)
+	defer putDocBuf(docBuf)
+	input, err := appendInputDocument((*docBuf)[:0], job, deadline)
+	*docBuf = input
 	if err != nil {
 		return failed(abi.ExcError, err.Error())
 	}
@@ -105,7 +109,8 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	if err != nil {
 		return h.classifyStart(ctx, cctx, err, lim)
 	}
-	c := &call{
+	c := &in.state // reused: the instance serves one job at a time
+	*c = call{
 		job: job, fc: fc, config: config, maxOutput: uint64(h.cfg.MaxOutput), allowed: fc.AllowedHosts,
 		maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes),
 	}
@@ -120,13 +125,14 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	c.inOff, c.inLen = in.k.write(input), uint64(len(input))
 	in.call = c
 	in.uses++
-	stack := [1]uint64{}
-	callErr := in.function(export).CallWithStack(withInstance(cctx, in), stack[:])
+	stack := in.stack[:]
+	stack[0] = 0
+	callErr := in.function(export).CallWithStack(withInstance(cctx, in), stack)
 	in.call = nil
 
 	out := h.outcome(ctx, cctx, in, c, callErr, int32(uint32(stack[0])), export)
 	if h.opts.observe != nil && callErr == nil {
-		h.opts.observe(input, bytes.Clone(in.k.mem[c.outOff:c.outOff+c.outLen]), int32(uint32(stack[0])), string(in.k.block(c.errOff)))
+		h.opts.observe(bytes.Clone(input), bytes.Clone(in.k.mem[c.outOff:c.outOff+c.outLen]), int32(uint32(stack[0])), string(in.k.block(c.errOff)))
 	}
 	out.Logs = c.logs
 	if c.logsDropped > 0 {
@@ -200,7 +206,7 @@ func resultOutcome(output []byte) abi.Outcome {
 	if len(bytes.TrimSpace(output)) == 0 {
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: json.RawMessage("null")}
 	}
-	if !json.Valid(output) {
+	if !validJSON(output) {
 		s, _ := json.Marshal(string(output))
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: s}
 	}
@@ -278,17 +284,25 @@ func firstLine(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// inputDocument builds {"args", "kwargs", "context"}: the caller's context
-// keys, overlaid with what the host knows about the attempt. It is written
-// by hand: encoding/json on a map was 40% of a pooled call.
-func inputDocument(job *abi.Job, deadline time.Time) ([]byte, error) {
-	var caller map[string]json.RawMessage
-	if t := bytes.TrimSpace(job.Context); len(t) > 0 && !bytes.Equal(t, []byte("null")) && !bytes.Equal(t, []byte("{}")) {
-		if err := json.Unmarshal(t, &caller); err != nil {
-			return nil, fmt.Errorf("job context is not a JSON object: %w", err)
-		}
+// docBufs holds the buffers input documents are built in (they are copied
+// into the kernel arena).
+var docBufs = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+func putDocBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		docBufs.Put(b)
 	}
-	b := make([]byte, 0, 256+len(job.Args)+len(job.Kwargs)+len(job.Context))
+}
+
+// appendInputDocument appends {"args", "kwargs", "context"} to b: the
+// caller's context keys, overlaid with what the host knows about the
+// attempt. Args and kwargs are copied as they are; the document is written
+// by hand: encoding/json on a map was 40% of a pooled call.
+func appendInputDocument(b []byte, job *abi.Job, deadline time.Time) ([]byte, error) {
+	caller, err := callerContext(job.Context)
+	if err != nil {
+		return b, err
+	}
 	b = append(b, `{"args":`...)
 	b = append(b, orJSON(job.Args, "[]")...)
 	b = append(b, `,"kwargs":`...)
@@ -310,27 +324,38 @@ func inputDocument(job *abi.Job, deadline time.Time) ([]byte, error) {
 	b = append(b, `,"deadline":"`...)
 	b = deadline.UTC().AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
-	hostKey := map[string]bool{"job_uuid": true, "tenant": true, "channel": true, "retry": true,
-		"attempt": true, "max_retries": true, "priority": true, "deadline": true}
 	// user and model: the job's own fields win, else the caller's keys.
-	if job.UserID != "" || caller["user"] == nil {
+	hostUser := job.UserID != "" || caller["user"] == nil
+	if hostUser {
 		b = append(b, `,"user":`...)
 		b = appendJSONString(b, job.UserID)
-		hostKey["user"] = true
 	}
-	if job.ModelName != "" || caller["model"] == nil {
+	hostModel := job.ModelName != "" || caller["model"] == nil
+	if hostModel {
 		b = append(b, `,"model":`...)
 		b = appendJSONString(b, job.ModelName)
-		hostKey["model"] = true
 	}
 	if caller["records"] == nil {
 		b = append(b, `,"records":[]`...)
 	}
+	if len(caller) == 0 {
+		return append(b, "}}"...), nil
+	}
 	keys := make([]string, 0, len(caller))
 	for k := range caller {
-		if !hostKey[k] {
-			keys = append(keys, k)
+		switch k {
+		case "job_uuid", "tenant", "channel", "retry", "attempt", "max_retries", "priority", "deadline":
+			continue
+		case "user":
+			if hostUser {
+				continue
+			}
+		case "model":
+			if hostModel {
+				continue
+			}
 		}
+		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
@@ -340,6 +365,20 @@ func inputDocument(job *abi.Job, deadline time.Time) ([]byte, error) {
 		b = append(b, caller[k]...)
 	}
 	return append(b, "}}"...), nil
+}
+
+// callerContext decodes the caller's context keys (nil when there are
+// none; the values stay raw JSON).
+func callerContext(raw json.RawMessage) (map[string]json.RawMessage, error) {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) || bytes.Equal(t, []byte("{}")) {
+		return nil, nil
+	}
+	var caller map[string]json.RawMessage
+	if err := json.Unmarshal(t, &caller); err != nil {
+		return nil, fmt.Errorf("job context is not a JSON object: %w", err)
+	}
+	return caller, nil
 }
 
 // appendJSONString appends s as a JSON string (invalid UTF-8 becomes

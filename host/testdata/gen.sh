@@ -9,3 +9,5 @@ printf 'this is not wasm' > notwasm.wasm
 wat2wasm --debug-names fib.wat -o fib.wasm
 wat2wasm bigmem.wat -o bigmem.wasm
 wat2wasm bigmem_exported.wat -o bigmem_exported.wasm
+wat2wasm --debug-names renumber.wat -o renumber.wasm
+wat2wasm scribble.wat -o scribble.wasm

@@ -26,20 +26,23 @@ extern "C" {
     fn wasmq_log_v1(level: i32, message: u64);
 }
 
-/// The whole input document.
+/// The whole input document, read 8 bytes per host call straight into the
+/// buffer (as extism-pdk does: no per-chunk `extend_from_slice`).
 pub fn input() -> Vec<u8> {
     unsafe {
-        let n = input_length();
-        let mut buf = Vec::with_capacity(n as usize);
+        let n = input_length() as usize;
+        let mut buf: Vec<u8> = Vec::with_capacity(n);
+        let p = buf.as_mut_ptr();
         let mut i = 0;
         while i + 8 <= n {
-            buf.extend_from_slice(&input_load_u64(i).to_le_bytes());
+            (p.add(i) as *mut u64).write_unaligned(input_load_u64(i as u64).to_le());
             i += 8;
         }
         while i < n {
-            buf.push(input_load_u8(i));
+            *p.add(i) = input_load_u8(i as u64);
             i += 1;
         }
+        buf.set_len(n);
         buf
     }
 }
@@ -49,10 +52,9 @@ pub fn memory_new(data: &[u8]) -> u64 {
     unsafe {
         let offs = alloc(data.len() as u64);
         let mut i = 0;
+        let p = data.as_ptr();
         while i + 8 <= data.len() {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(&data[i..i + 8]);
-            store_u64(offs + i as u64, u64::from_le_bytes(w));
+            store_u64(offs + i as u64, u64::from_le((p.add(i) as *const u64).read_unaligned()));
             i += 8;
         }
         while i < data.len() {

@@ -1,0 +1,27 @@
+;; Every kind of function reference instrument() must renumber when it adds
+;; its import: exports, start, call, call_indirect through an active and a
+;; passive element segment, ref.func in a global and in code, and names.
+(module
+  (import "env" "times10" (func $times10 (param i32) (result i32)))
+  (type $ret (func (result i32)))
+  (table $t 4 funcref)
+  (global $started (mut i32) (i32.const 0))
+  (global $ref funcref (ref.func $nine))
+  (elem (i32.const 0) $seven $nine)
+  (elem funcref (ref.func $seven))
+  (func $start (global.set $started (i32.const 1)))
+  (start $start)
+  (func $seven (result i32) (i32.const 7))
+  (func $nine (result i32) (i32.const 9))
+  (func (export "started") (result i32) (global.get $started))
+  (func (export "direct") (result i32) (i32.add (call $seven) (i32.const 35)))
+  (func (export "indirect") (result i32) (call_indirect (type $ret) (i32.const 0)))
+  (func (export "reffunc") (result i32)
+    (table.set $t (i32.const 2) (global.get $ref))
+    (table.init $t 1 (i32.const 3) (i32.const 0) (i32.const 1))
+    (table.set $t (i32.const 1) (ref.func $seven))
+    (i32.add (call_indirect (type $ret) (i32.const 3))
+      (i32.sub (call_indirect (type $ret) (i32.const 2)) (call_indirect (type $ret) (i32.const 1)))))
+  (func (export "imported") (result i32) (call $times10 (i32.const 3)))
+  (func $explode (unreachable))
+  (func (export "boom") (call $explode)))
