@@ -353,15 +353,23 @@ func (r *Runner) settled(batch []store.Completion) {
 	r.notes.post("", ids)
 }
 
-// renewLoop keeps this node's leases alive while it runs.
+// renewLoop keeps this node's leases alive while it runs, and tells the
+// leader, whichever node it is, that this node takes work.
 func (r *Runner) renewLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Lease.D() / 3)
 	defer t.Stop()
+	announce := func() {
+		if err := r.store.Announce(ctx, r.cfg.NodeID); err != nil && ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("announce failed")
+		}
+	}
+	announce()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			announce()
 			if _, err := r.store.RenewLeases(ctx, r.cfg.NodeID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("renew leases failed")
 			}

@@ -39,6 +39,9 @@ type scheduler struct {
 	ended      map[string]bool // ours, code returned, outcome not yet committed
 	recount    bool            // re-read the running jobs
 
+	nodes map[string]time.Time // nodes heard from (EventNode), when
+	alone bool                 // no other node heard from: no head start to give up
+
 	lastStart map[*Channel]time.Time // throttled channels
 	served    map[string]int         // jobs handed over per tenant, decaying
 	decayed   time.Time
@@ -48,7 +51,7 @@ func newScheduler(r *Runner) *scheduler {
 	return &scheduler{r: r, tree: r.tree, reload: true, recount: true,
 		pending: map[string]store.Candidate{}, tenants: map[string]int{},
 		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
-		ended: map[string]bool{}, lastStart: map[*Channel]time.Time{}, served: map[string]int{}, decayed: time.Now()}
+		ended: map[string]bool{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{}, served: map[string]int{}, decayed: time.Now()}
 }
 
 // run schedules until ctx ends: a round after store events and worker
@@ -135,6 +138,9 @@ func (s *scheduler) note(e store.Event) bool {
 	switch e.Kind {
 	case store.EventEnqueued:
 		return false // our own hand-overs
+	case store.EventNode:
+		s.nodes[e.Node] = time.Now()
+		return false
 	case store.EventPending:
 		s.readPending = true
 	case store.EventFinished:
@@ -437,7 +443,7 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	lease := time.Now().Add(s.r.cfg.Lease.D())
-	if n := s.r.reserveSlots(min(len(pick), s.r.cfg.BatchSize)); n > 0 {
+	if n := s.r.reserveSlots(min(s.ownShare(len(pick)), s.r.cfg.BatchSize)); n > 0 {
 		started, err := s.r.store.Start(wctx, pick[:n], s.r.cfg.NodeID, lease)
 		s.r.releaseSlots(n - len(started))
 		if err != nil {
@@ -458,12 +464,30 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 			return err
 		}
 		s.settle(pick[:n], moved)
-		if len(moved) > 0 {
+		if len(moved) > 0 && s.alone {
 			s.r.wakeFetch() // this node's workers need not wait for the NOTIFY round trip
 		}
 		pick = pick[n:]
 	}
 	return nil
+}
+
+// ownShare is how many of n picked jobs the leader starts on its own
+// workers: all of them alone, else its share among the nodes heard from
+// within a lease (they announce every third of one). The rest is enqueued
+// for every node, the leader's workers included, to claim.
+func (s *scheduler) ownShare(n int) int {
+	alive := 1
+	for node, seen := range s.nodes {
+		switch {
+		case time.Since(seen) > s.r.cfg.Lease.D():
+			delete(s.nodes, node)
+		case node != s.r.cfg.NodeID:
+			alive++
+		}
+	}
+	s.alone = alive == 1
+	return (n + alive - 1) / alive
 }
 
 // settle un-counts the picked jobs the store did not move, and dates

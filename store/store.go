@@ -142,6 +142,8 @@ type Event struct {
 	// the scheduler keeps its running counts from them instead of
 	// re-counting. Nil means "some jobs": re-count.
 	UUIDs []string `json:"UUIDs,omitempty"`
+	// Node is the node that announced itself, on EventNode.
+	Node string `json:"Node,omitempty"`
 }
 
 type EventKind string
@@ -151,6 +153,7 @@ const (
 	EventEnqueued EventKind = "enqueued" // the scheduler enqueued jobs: workers may claim
 	EventFinished EventKind = "finished" // jobs left enqueued/started: capacity freed
 	EventChanged  EventKind = "changed"  // anything else (cancel, patch, failed job requeued...)
+	EventNode     EventKind = "node"     // a node is alive and takes work (Announce)
 )
 
 // EventResync is what a subscriber receives after its buffer overflowed
@@ -232,6 +235,10 @@ type Store interface {
 	// Subscribe delivers change events (NOTIFY on PostgreSQL, in-process
 	// on SQLite, from any process sharing the store) until ctx ends.
 	Subscribe(ctx context.Context) (<-chan Event, error)
+	// Announce tells every subscriber, in any process, that nodeID is
+	// alive and runs jobs: the leader shares work among the nodes it
+	// heard from lately.
+	Announce(ctx context.Context, nodeID string) error
 	// TryLead tries to become (or stay) the scheduling leader among the
 	// processes sharing this store; returns whether this process leads.
 	// Leadership lasts until ctx ends or the connection is lost.

@@ -287,6 +287,14 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	return ch, nil
 }
 
+func (s *Store) Announce(ctx context.Context, nodeID string) error {
+	b, _ := json.Marshal(store.Event{Kind: store.EventNode, Node: nodeID})
+	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.notify, string(b)); err != nil {
+		return fmt.Errorf("postgres store: announce %s: %w", nodeID, err)
+	}
+	return nil
+}
+
 // subscriberBuffer absorbs bursts while a subscriber works.
 const subscriberBuffer = 1024
 

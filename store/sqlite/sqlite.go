@@ -233,6 +233,12 @@ func (s *Store) Ping(ctx context.Context) error {
 	return s.r.PingContext(ctx)
 }
 
+// Announce: the one process hears itself.
+func (s *Store) Announce(ctx context.Context, nodeID string) error {
+	s.publish(store.Event{Kind: store.EventNode, Node: nodeID})
+	return nil
+}
+
 // TryLead: the file lock already makes this process the only one.
 func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) { return true, nil }
 

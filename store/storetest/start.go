@@ -235,6 +235,25 @@ func silentSuccessIsListedAndSurvivesARequeue(t *testing.T, s store.Store) {
 	}
 }
 
+// nodesAnnounceThemselves: every subscriber hears an announcement.
+func nodesAnnounceThemselves(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := must(s.Subscribe(ctx))
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	if err := s.Announce(ctx, "node-7"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-ch:
+		if e.Kind != store.EventNode || e.Node != "node-7" {
+			t.Fatalf("event %+v after an announcement", e)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the announcement was not heard")
+	}
+}
+
 func uuids(js []abi.Job) []string {
 	out := make([]string, len(js))
 	for i, j := range js {

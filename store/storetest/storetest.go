@@ -46,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DroppedEventsBringAResync", droppedEventsBringAResync},
 		{"AttemptsAreRecordedHoweverTheyEnd", attemptsAreRecordedHoweverTheyEnd},
 		{"SilentSuccessIsListedAndSurvivesARequeue", silentSuccessIsListedAndSurvivesARequeue},
+		{"NodesAnnounceThemselves", nodesAnnounceThemselves},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
