@@ -202,10 +202,6 @@ type Store interface {
 	// Running lists every enqueued and started job: the scheduler counts
 	// from it, then follows EventFinished uuids.
 	Running(ctx context.Context) ([]RunningJob, error)
-	// RunningCounts returns enqueued+started per channel.
-	RunningCounts(ctx context.Context) (map[string]int, error)
-	// RunningByTenant returns enqueued+started per tenant (quotas).
-	RunningByTenant(ctx context.Context) (map[string]int, error)
 	// FailedChannels returns the channels having at least one failed job.
 	FailedChannels(ctx context.Context) (map[string]int, error)
 

@@ -377,14 +377,6 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount
 	return out, rows.Err()
 }
 
-func (s *Store) channelCounts(ctx context.Context, where string) (map[string]int, error) {
-	return s.countBy(ctx, "channel", where)
-}
-
-func (s *Store) RunningByTenant(ctx context.Context) (map[string]int, error) {
-	return s.countBy(ctx, "tenant", `state IN ('enqueued', 'started')`)
-}
-
 func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+col+`, COUNT(*) FROM jobs WHERE `+where+` GROUP BY `+col)
 	if err != nil {
@@ -401,10 +393,6 @@ func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int,
 		out[ch] = n
 	}
 	return out, rows.Err()
-}
-
-func (s *Store) RunningCounts(ctx context.Context) (map[string]int, error) {
-	return s.channelCounts(ctx, `state IN ('enqueued', 'started')`)
 }
 
 func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
@@ -425,5 +413,5 @@ func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
 }
 
 func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
-	return s.channelCounts(ctx, `state = 'failed'`)
+	return s.countBy(ctx, "channel", `state = 'failed'`)
 }
