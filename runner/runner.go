@@ -50,6 +50,7 @@ type Runner struct {
 	completerWG sync.WaitGroup
 	leading     atomic.Bool
 	leadDone    chan struct{} // closed when leadLoop has returned
+	claimable   atomic.Bool   // the scheduler enqueued jobs: worth a claim
 	notes       notes         // workers → scheduler
 }
 
@@ -194,10 +195,18 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	}
 	poll := time.NewTicker(min(r.cfg.SafetyPoll.D(), time.Second))
 	defer poll.Stop()
+	// A freed slot alone is no reason to ask the store: only when jobs may
+	// be waiting in enqueued (an event said so, the last claim was full,
+	// or the poll) — else every finished job would cost a query.
+	claimable := true
 	for {
 		free := len(r.slots)
-		if free > 0 {
-			jobs, err := r.store.Claim(ctx, r.cfg.NodeID, min(free, r.cfg.BatchSize), time.Now().Add(r.cfg.Lease.D()))
+		if r.claimable.Swap(false) {
+			claimable = true
+		}
+		if free > 0 && claimable {
+			limit := min(free, r.cfg.BatchSize)
+			jobs, err := r.store.Claim(ctx, r.cfg.NodeID, limit, time.Now().Add(r.cfg.Lease.D()))
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("claim failed")
 			}
@@ -205,7 +214,10 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 				<-r.slots
 				r.launch(jobs[i])
 			}
-			if len(jobs) > 0 && len(jobs) == min(free, r.cfg.BatchSize) {
+			if err == nil && len(jobs) < limit {
+				claimable = false
+			}
+			if len(jobs) > 0 && len(jobs) == limit {
 				continue // there may be more
 			}
 		}
@@ -213,12 +225,15 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e, ok := <-events:
-			if !ok {
-				events = nil
+			switch {
+			case !ok:
+				events, claimable = nil, true
+			case e.Kind == store.EventEnqueued, e.Kind == store.EventChanged:
+				claimable = true
 			}
-			_ = e
 		case <-r.slotFreed:
 		case <-poll.C:
+			claimable = true
 		}
 	}
 }

@@ -465,6 +465,7 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 		}
 		s.settle(pick[:n], moved)
 		if len(moved) > 0 && s.alone {
+			s.r.claimable.Store(true)
 			s.r.wakeFetch() // this node's workers need not wait for the NOTIFY round trip
 		}
 		pick = pick[n:]
