@@ -41,11 +41,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(jobs))
-	vers := make([]int64, len(jobs))
-	for i, c := range jobs {
-		ids[i], vers[i] = c.UUID, c.Version
-	}
+	ids, vers := idsAndVersions(jobs)
 	var moved []string
 	err := s.writeOn(ctx, s.fast, func(w *wtx) error {
 		rows, err := w.Query(ctx, `UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
@@ -88,17 +84,23 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 	return collectStarted(rows, "claim")
 }
 
+// idsAndVersions are the arrays a batch statement unnests.
+func idsAndVersions(jobs []store.Candidate) ([]string, []int64) {
+	ids := make([]string, len(jobs))
+	vers := make([]int64, len(jobs))
+	for i, c := range jobs {
+		ids[i], vers[i] = c.UUID, c.Version
+	}
+	return ids, vers
+}
+
 // Start is Claim for jobs the caller picked: one statement takes each
 // still-pending job at its version through enqueued to started.
 func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID string, leaseUntil time.Time) ([]store.Claimed, error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(jobs))
-	vers := make([]int64, len(jobs))
-	for i, c := range jobs {
-		ids[i], vers[i] = c.UUID, c.Version
-	}
+	ids, vers := idsAndVersions(jobs)
 	now := time.Now().UTC()
 	rows, err := s.fast.Query(ctx, startSQL, ids, vers, now, workerID, leaseUntil)
 	if err != nil {
