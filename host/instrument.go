@@ -149,8 +149,9 @@ const (
 const checkEvery = 1024
 
 // instantiateCheckModule provides wasmq:internal.check. A guest that
-// reaches it after its context ended exits the way wazero's own
-// WithCloseOnContextDone would have stopped it.
+// reaches it after its context ended, or past its job's deadline
+// (checkCall), exits the way wazero's own WithCloseOnContextDone would
+// have stopped it.
 func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module, error) {
 	return rt.NewHostModuleBuilder(checkModule).NewFunctionBuilder().
 		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) {
@@ -162,6 +163,7 @@ func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module,
 				panic(sys.NewExitError(sys.ExitCodeContextCanceled))
 			default:
 			}
+			checkCall(ctx)
 		}), nil, nil).Export(checkFunc).Instantiate(ctx)
 }
 

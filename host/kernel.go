@@ -250,7 +250,8 @@ func envFunctions() []hostFn {
 			in.k.varSz += len(name) + len(v)
 		}, vt(i64, i64), nil},
 		{"http_request", func(ctx context.Context, _ api.Module, s []uint64) {
-			s[0] = current(ctx).httpRequest(ctx, s[0], s[1])
+			in := current(ctx)
+			s[0] = in.httpRequest(in.call.context(), s[0], s[1])
 		}, vt(i64, i64), vt(i64)},
 		{"http_status_code", func(ctx context.Context, _ api.Module, s []uint64) {
 			s[0] = uint64(uint32(current(ctx).call.httpStatus))
@@ -299,11 +300,12 @@ func userFunctions() []hostFn {
 		}, vt(i64), nil},
 		{abi.HostEnqueue, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
-			s[0] = in.k.write(in.enqueue(ctx, in.k.block(s[0])))
+			s[0] = in.k.write(in.enqueue(in.call.context(), in.k.block(s[0])))
 		}, vt(i64), vt(i64)},
 		{abi.HostSleep, func(ctx context.Context, _ api.Module, s []uint64) {
 			// The sleep ends a little before the job's deadline (returning
 			// 1) so the guest can still wrap up, e.g. ask for a retry.
+			ctx = current(ctx).call.context()
 			d := time.Duration(int64(s[0])) * time.Millisecond
 			cut := false
 			if dl, ok := ctx.Deadline(); ok {
