@@ -28,7 +28,9 @@ type instance struct {
 	k      kernel
 	uses   int
 	call   *call
-	// state and stack are the current call's, kept to save allocations.
+	// ctx, state and stack are the current call's, kept to save
+	// allocations.
+	ctx   instCtx
 	state call
 	stack [1]uint64
 }
@@ -97,7 +99,7 @@ func (c *call) expired() bool { return !time.Now().Before(c.deadline) }
 // call when its deadline passed or the host gives up waiting on Close.
 // The caller's context is checked by the countdown itself.
 func checkCall(ctx context.Context) {
-	in, _ := ctx.Value(instKey{}).(*instance)
+	in := instanceOf(ctx)
 	if in == nil || in.call == nil {
 		return
 	}

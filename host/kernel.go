@@ -22,9 +22,34 @@ import (
 
 type instKey struct{}
 
+// instCtx is the context a job's call runs under: the caller's, carrying
+// the instance. Each instance has one, set per call (no allocation), and
+// host functions find the instance with a type assertion instead of a
+// Value lookup: dozens of host calls per job make that count.
+type instCtx struct {
+	context.Context
+	in *instance
+}
+
+func (c *instCtx) Value(key any) any {
+	if key == (instKey{}) {
+		return c.in
+	}
+	return c.Context.Value(key)
+}
+
+// instanceOf returns the instance ctx carries, or nil.
+func instanceOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*instCtx); ok {
+		return c.in
+	}
+	in, _ := ctx.Value(instKey{}).(*instance)
+	return in
+}
+
 // current returns the instance a host function was called for.
 func current(ctx context.Context) *instance {
-	in, _ := ctx.Value(instKey{}).(*instance)
+	in := instanceOf(ctx)
 	if in == nil || in.call == nil {
 		panic(fmt.Errorf("wasmq host function called outside a job"))
 	}

@@ -130,7 +130,7 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	stack := in.stack[:]
 	stack[0] = 0
 	callErr := in.function(export).CallWithStack(withInstance(ctx, in), stack)
-	in.call = nil
+	in.call, in.ctx = nil, instCtx{}
 
 	out := h.outcome(ctx, in, c, callErr, int32(uint32(stack[0])), export)
 	if h.opts.observe != nil && callErr == nil {
@@ -405,8 +405,10 @@ func orJSON(v json.RawMessage, def string) json.RawMessage {
 	return v
 }
 
+// withInstance returns the instance's context for a call under ctx.
 func withInstance(ctx context.Context, in *instance) context.Context {
-	return context.WithValue(ctx, instKey{}, in)
+	in.ctx = instCtx{ctx, in}
+	return &in.ctx
 }
 
 // acquire takes an idle pooled instance of code for tenant, or makes one.
