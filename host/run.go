@@ -115,7 +115,12 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 		job: job, fc: fc, config: config, maxOutput: uint64(h.cfg.MaxOutput), allowed: fc.AllowedHosts,
 		maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes),
 	}
-	defer c.release()
+	released := false // once the instance is back in its pool, c is not ours
+	defer func() {
+		if !released {
+			c.release()
+		}
+	}()
 	in.k.reset(lim.memory)
 	if in.mem != nil {
 		in.mem.hit = false
@@ -140,6 +145,8 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	if c.logsDropped > 0 {
 		out.Logs = append(out.Logs, abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf("wasmq: %d more log lines dropped (limit %d lines, %d bytes)", c.logsDropped, c.maxLogLines, c.maxLogBytes)})
 	}
+	c.release()
+	released = true
 	h.release(in, callErr == nil && c.stopped == nil, lim)
 	return out
 }
