@@ -218,7 +218,8 @@ func (h *Host) Close(ctx context.Context) error {
 		<-done
 	}
 	h.kill()
-	// Closing the runtime also interrupts jobs still running.
+	// Every attempt has ended (kill stops guests at their next countdown
+	// check and blocking host functions at once): free everything.
 	if cerr := h.rt.Close(context.Background()); cerr != nil && err == nil {
 		err = fmt.Errorf("close host: %w", cerr)
 	}

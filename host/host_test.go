@@ -317,6 +317,49 @@ func TestCallerCancelIsInterruptedNotTimeout(t *testing.T) {
 	}
 }
 
+// The countdown also watches the caller's context: a guest that never
+// calls out (a loop, a recursion) is interrupted when the caller cancels.
+func TestCallerCancelInterruptsAGuestThatNeverCallsOut(t *testing.T) {
+	h, _ := kitHost(t, "")
+	for _, fn := range []string{"kit.loop", "kit.recurse"} {
+		ctx, cancel := context.WithCancel(context.Background())
+		time.AfterFunc(100*time.Millisecond, cancel)
+		start := time.Now()
+		o := h.Run(ctx, job(fn))
+		if o.Kind != abi.OutcomeInterrupted {
+			t.Errorf("%s: got %s %s", fn, o.Kind, o.ExcName)
+		}
+		if took := time.Since(start); took > time.Second {
+			t.Errorf("%s: interrupted after %s, want about 100ms", fn, took)
+		}
+		cancel()
+	}
+}
+
+// A start function or an _initialize that never ends is stopped at the
+// job's deadline, like the call itself.
+func TestEndlessInitializationIsATimeout(t *testing.T) {
+	dir := t.TempDir()
+	for _, m := range []string{"startloop", "initloop"} {
+		copyFile(t, "testdata/"+m+".wasm", filepath.Join(dir, m+".wasm"))
+		writeFile(t, filepath.Join(dir, m+".toml"), "[functions.run]\ntimeout = \"200ms\"\n")
+	}
+	for _, iso := range []string{IsolationFresh, IsolationPooled} {
+		cfg := testConfig(dir)
+		cfg.Isolation = iso
+		h := newTestHost(t, cfg)
+		for _, m := range []string{"startloop", "initloop"} {
+			start := time.Now()
+			if o := run(t, h, job(m+".run")); o.Kind != abi.OutcomeSandbox || o.ExcName != abi.ExcTimeout {
+				t.Errorf("%s %s: got %s %s %q", iso, m, o.Kind, o.ExcName, o.ExcMessage)
+			}
+			if took := time.Since(start); took > time.Second {
+				t.Errorf("%s %s: stopped after %s, want about 200ms", iso, m, took)
+			}
+		}
+	}
+}
+
 func TestEnqueuerReceivesChildRequests(t *testing.T) {
 	var got []byte
 	var parent string

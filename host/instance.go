@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/experimental"
+	"github.com/tetratelabs/wazero/sys"
 	"github.com/wasmq/wasmq/abi"
 )
 
@@ -26,13 +28,24 @@ type instance struct {
 	k      kernel
 	uses   int
 	call   *call
-	// state and stack are the current call's, kept to save allocations.
+	// ctx, state and stack are the current call's, kept to save
+	// allocations.
+	ctx   instCtx
 	state call
 	stack [1]uint64
 }
 
 // call is the state of one attempt on an instance.
 type call struct {
+	h *Host
+	// parent is the caller's context and deadline ends the attempt; the
+	// guest's countdown checks both (checkCall). ctx, with that deadline,
+	// is made only for host functions that block (context).
+	parent   context.Context
+	deadline time.Time
+	ctx      context.Context
+	cancel   func()
+
 	job        *abi.Job
 	fc         abi.FunctionConfig
 	config     map[string]string
@@ -59,6 +72,45 @@ type call struct {
 	// stopped is set by a host function that ends the guest with a
 	// classified sandbox failure; the panic that follows only unwinds.
 	stopped *sandboxError
+}
+
+// context is the attempt's context, for host functions that block: the
+// caller's, ending at the deadline or when Close gives up waiting.
+func (c *call) context() context.Context {
+	if c.ctx == nil {
+		ctx, cancel := context.WithDeadline(c.parent, c.deadline)
+		stop := context.AfterFunc(c.h.killCtx, cancel)
+		c.ctx, c.cancel = ctx, func() { stop(); cancel() }
+	}
+	return c.ctx
+}
+
+// release frees the context made by context, if any.
+func (c *call) release() {
+	if c.cancel != nil {
+		c.cancel()
+		c.ctx, c.cancel = nil, nil
+	}
+}
+
+func (c *call) expired() bool { return !time.Now().Before(c.deadline) }
+
+// checkCall is run by the guest's countdown (instrument): it ends the
+// call when its deadline passed or the host gives up waiting on Close.
+// The caller's context is checked by the countdown itself.
+func checkCall(ctx context.Context) {
+	in := instanceOf(ctx)
+	if in == nil || in.call == nil {
+		return
+	}
+	if in.call.expired() {
+		panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
+	}
+	select {
+	case <-in.h.killCtx.Done():
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	default:
+	}
 }
 
 type sandboxError struct{ exc, msg string }
@@ -196,7 +248,7 @@ var errMemoryAtStart = errors.New("initial memory is over the limit")
 
 // newInstance instantiates code for tenant and runs _initialize (Go
 // wasip1 reactors need it before any other export), under ctx.
-func (h *Host) newInstance(ctx context.Context, code *compiled, tenant string, memLimit uint64) (*instance, error) {
+func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compiled, tenant string, memLimit uint64) (*instance, error) {
 	in := &instance{h: h, code: code, tenant: tenant, fns: make(map[string]api.Function, 4)}
 	in.k.reset(memLimit)
 	if code.minMemory > memLimit {
@@ -219,8 +271,9 @@ func (h *Host) newInstance(ctx context.Context, code *compiled, tenant string, m
 	ictx := experimental.WithMemoryAllocator(ctx, alloc)
 	ictx = context.WithValue(ictx, instKey{}, in)
 	// Host functions called from _initialize need a call to report to.
-	in.call = &call{maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes), maxOutput: uint64(h.cfg.MaxOutput)}
-	defer func() { in.call = nil }()
+	in.call = &call{h: h, parent: ctx, deadline: deadline,
+		maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes), maxOutput: uint64(h.cfg.MaxOutput)}
+	defer func(c *call) { c.release(); in.call = nil }(in.call)
 	mod, err := h.instantiate(ictx, code, cfg)
 	if err != nil {
 		if in.mem != nil && in.mem.hit {

@@ -149,8 +149,9 @@ const (
 const checkEvery = 1024
 
 // instantiateCheckModule provides wasmq:internal.check. A guest that
-// reaches it after its context ended exits the way wazero's own
-// WithCloseOnContextDone would have stopped it.
+// reaches it after its context ended, or past its job's deadline
+// (checkCall), exits the way wazero's own WithCloseOnContextDone would
+// have stopped it.
 func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module, error) {
 	return rt.NewHostModuleBuilder(checkModule).NewFunctionBuilder().
 		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) {
@@ -162,6 +163,7 @@ func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module,
 				panic(sys.NewExitError(sys.ExitCodeContextCanceled))
 			default:
 			}
+			checkCall(ctx)
 		}), nil, nil).Export(checkFunc).Instantiate(ctx)
 }
 
@@ -469,14 +471,18 @@ func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
 		case op == 0x0e: // br_table
 			var n uint64
 			var m int
-			n, m, err = readULEB(b, q)
+			if n, m, err = readULEB(b, q); err == nil && n > uint64(len(b)) {
+				err = errors.New("br_table longer than its function")
+			}
 			q = imm(q+m, int(n)+1)
 		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
 			q = imm(q, 2)
 		case op == 0x1c: // select t*
 			var n uint64
 			var m int
-			n, m, err = readULEB(b, q)
+			if n, m, err = readULEB(b, q); err == nil && n > uint64(len(b)) {
+				err = errors.New("select type vector longer than its function")
+			}
 			q += m + int(n)
 		case op >= 0x28 && op <= 0x3e:
 			q = memarg(q)
@@ -535,7 +541,7 @@ func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
-		if q > len(b) {
+		if q > len(b) || q <= p {
 			return nil, 0, errors.New("truncated instruction")
 		}
 		out = append(out, b[p:q]...)

@@ -102,3 +102,34 @@ func TestInstrumentRefusesGarbage(t *testing.T) {
 		}
 	}
 }
+
+// instrument never panics, and what wazero accepts it keeps acceptable.
+func FuzzInstrument(f *testing.F) {
+	for _, p := range []string{"testdata/fib.wasm", "testdata/kit.wasm", "testdata/renumber.wasm", "testdata/scribble.wasm",
+		"testdata/startloop.wasm", "testdata/initloop.wasm", "testdata/bigmem.wasm"} {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	defer rt.Close(ctx)
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		inst, err := instrument(wasm)
+		if err != nil {
+			return
+		}
+		cm, err := rt.CompileModule(ctx, wasm)
+		if err != nil {
+			return
+		}
+		cm.Close(ctx)
+		cm, err = rt.CompileModule(ctx, inst)
+		if err != nil {
+			t.Fatalf("wazero accepts the module but not its instrumented copy: %v", err)
+		}
+		cm.Close(ctx)
+	})
+}

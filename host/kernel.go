@@ -22,9 +22,34 @@ import (
 
 type instKey struct{}
 
+// instCtx is the context a job's call runs under: the caller's, carrying
+// the instance. Each instance has one, set per call (no allocation), and
+// host functions find the instance with a type assertion instead of a
+// Value lookup: dozens of host calls per job make that count.
+type instCtx struct {
+	context.Context
+	in *instance
+}
+
+func (c *instCtx) Value(key any) any {
+	if key == (instKey{}) {
+		return c.in
+	}
+	return c.Context.Value(key)
+}
+
+// instanceOf returns the instance ctx carries, or nil.
+func instanceOf(ctx context.Context) *instance {
+	if c, ok := ctx.(*instCtx); ok {
+		return c.in
+	}
+	in, _ := ctx.Value(instKey{}).(*instance)
+	return in
+}
+
 // current returns the instance a host function was called for.
 func current(ctx context.Context) *instance {
-	in, _ := ctx.Value(instKey{}).(*instance)
+	in := instanceOf(ctx)
 	if in == nil || in.call == nil {
 		panic(fmt.Errorf("wasmq host function called outside a job"))
 	}
@@ -250,7 +275,8 @@ func envFunctions() []hostFn {
 			in.k.varSz += len(name) + len(v)
 		}, vt(i64, i64), nil},
 		{"http_request", func(ctx context.Context, _ api.Module, s []uint64) {
-			s[0] = current(ctx).httpRequest(ctx, s[0], s[1])
+			in := current(ctx)
+			s[0] = in.httpRequest(in.call.context(), s[0], s[1])
 		}, vt(i64, i64), vt(i64)},
 		{"http_status_code", func(ctx context.Context, _ api.Module, s []uint64) {
 			s[0] = uint64(uint32(current(ctx).call.httpStatus))
@@ -299,11 +325,12 @@ func userFunctions() []hostFn {
 		}, vt(i64), nil},
 		{abi.HostEnqueue, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
-			s[0] = in.k.write(in.enqueue(ctx, in.k.block(s[0])))
+			s[0] = in.k.write(in.enqueue(in.call.context(), in.k.block(s[0])))
 		}, vt(i64), vt(i64)},
 		{abi.HostSleep, func(ctx context.Context, _ api.Module, s []uint64) {
 			// The sleep ends a little before the job's deadline (returning
 			// 1) so the guest can still wrap up, e.g. ask for a retry.
+			ctx = current(ctx).call.context()
 			d := time.Duration(int64(s[0])) * time.Millisecond
 			cut := false
 			if dl, ok := ctx.Deadline(); ok {

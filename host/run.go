@@ -89,10 +89,10 @@ func sandbox(exc, msg string) abi.Outcome {
 
 func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config map[string]string, export string, fc abi.FunctionConfig) abi.Outcome {
 	lim := h.limitsFor(job.Tenant, fc)
-	cctx, cancel := context.WithTimeout(ctx, lim.timeout)
-	defer cancel()
-	defer context.AfterFunc(h.killCtx, cancel)()
-	deadline, _ := cctx.Deadline()
+	// No context.WithTimeout here: the guest's countdown checks the
+	// deadline itself, and host functions that block ask for a context
+	// (call.context). A call that never blocks costs no timer.
+	deadline := time.Now().Add(lim.timeout)
 
 	docBuf := docBufs.Get().(*[]byte)
 	defer putDocBuf(docBuf)
@@ -105,15 +105,22 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 		return sandbox(abi.ExcInputTooLarge, fmt.Sprintf("input of %d bytes is over the limit of %d bytes", len(input), h.cfg.MaxInput))
 	}
 
-	in, err := h.acquire(cctx, code, job.Tenant, lim)
+	in, err := h.acquire(ctx, deadline, code, job.Tenant, lim)
 	if err != nil {
-		return h.classifyStart(ctx, cctx, err, lim)
+		return h.classifyStart(ctx, deadline, err, lim)
 	}
 	c := &in.state // reused: the instance serves one job at a time
 	*c = call{
+		h: h, parent: ctx, deadline: deadline,
 		job: job, fc: fc, config: config, maxOutput: uint64(h.cfg.MaxOutput), allowed: fc.AllowedHosts,
 		maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes),
 	}
+	released := false // once the instance is back in its pool, c is not ours
+	defer func() {
+		if !released {
+			c.release()
+		}
+	}()
 	in.k.reset(lim.memory)
 	if in.mem != nil {
 		in.mem.hit = false
@@ -127,10 +134,10 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	in.uses++
 	stack := in.stack[:]
 	stack[0] = 0
-	callErr := in.function(export).CallWithStack(withInstance(cctx, in), stack)
-	in.call = nil
+	callErr := in.function(export).CallWithStack(withInstance(ctx, in), stack)
+	in.call, in.ctx = nil, instCtx{}
 
-	out := h.outcome(ctx, cctx, in, c, callErr, int32(uint32(stack[0])), export)
+	out := h.outcome(ctx, in, c, callErr, int32(uint32(stack[0])), export)
 	if h.opts.observe != nil && callErr == nil {
 		h.opts.observe(bytes.Clone(input), bytes.Clone(in.k.mem[c.outOff:c.outOff+c.outLen]), int32(uint32(stack[0])), string(in.k.block(c.errOff)))
 	}
@@ -138,20 +145,20 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	if c.logsDropped > 0 {
 		out.Logs = append(out.Logs, abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf("wasmq: %d more log lines dropped (limit %d lines, %d bytes)", c.logsDropped, c.maxLogLines, c.maxLogBytes)})
 	}
-	// An instance whose deadline passed may be closed by wazero at any
-	// moment: do not pool it.
-	h.release(in, callErr == nil && c.stopped == nil && cctx.Err() == nil, lim)
+	c.release()
+	released = true
+	h.release(in, callErr == nil && c.stopped == nil, lim)
 	return out
 }
 
 // classifyStart maps an instantiation (or _initialize) failure.
-func (h *Host) classifyStart(ctx, cctx context.Context, err error, lim limits) abi.Outcome {
+func (h *Host) classifyStart(ctx context.Context, deadline time.Time, err error, lim limits) abi.Outcome {
 	switch {
 	case ctx.Err() != nil:
 		return abi.Outcome{Kind: abi.OutcomeInterrupted, ExcMessage: "interrupted while instantiating: " + ctx.Err().Error()}
 	case errors.Is(err, errMemoryAtStart):
 		return sandbox(abi.ExcMemoryLimit, err.Error())
-	case cctx.Err() != nil:
+	case !time.Now().Before(deadline):
 		return sandbox(abi.ExcTimeout, fmt.Sprintf("instantiation did not finish within %s", lim.timeout))
 	}
 	var ee *sys.ExitError
@@ -163,9 +170,9 @@ func (h *Host) classifyStart(ctx, cctx context.Context, err error, lim limits) a
 	return o
 }
 
-func (h *Host) outcome(ctx, cctx context.Context, in *instance, c *call, err error, rc int32, export string) abi.Outcome {
+func (h *Host) outcome(ctx context.Context, in *instance, c *call, err error, rc int32, export string) abi.Outcome {
 	if err != nil {
-		return h.classifyError(ctx, cctx, in, c, err)
+		return h.classifyError(ctx, in, c, err)
 	}
 	if c.fail != nil {
 		return failed(abi.ExcFailed, *c.fail)
@@ -240,7 +247,7 @@ func resultOutcome(output []byte) abi.Outcome {
 	return failed(abi.ExcError, "control document {\"wasmq\": ...} names none of retry, fail, nothing_to_do, result")
 }
 
-func (h *Host) classifyError(ctx, cctx context.Context, in *instance, c *call, err error) abi.Outcome {
+func (h *Host) classifyError(ctx context.Context, in *instance, c *call, err error) abi.Outcome {
 	if c.stopped != nil {
 		return sandbox(c.stopped.exc, c.stopped.msg)
 	}
@@ -254,12 +261,11 @@ func (h *Host) classifyError(ctx, cctx context.Context, in *instance, c *call, e
 	if errors.As(err, &ee) {
 		switch ee.ExitCode() {
 		case sys.ExitCodeDeadlineExceeded, sys.ExitCodeContextCanceled:
-			dl, _ := cctx.Deadline()
-			return sandbox(abi.ExcTimeout, fmt.Sprintf("did not finish within its timeout (deadline %s)", dl.UTC().Format(time.RFC3339Nano)))
+			return sandbox(abi.ExcTimeout, fmt.Sprintf("did not finish within its timeout (deadline %s)", c.deadline.UTC().Format(time.RFC3339Nano)))
 		}
 		return sandbox(abi.ExcExit, fmt.Sprintf("exited with code %d (proc_exit)", ee.ExitCode()))
 	}
-	if cctx.Err() != nil {
+	if c.expired() {
 		return sandbox(abi.ExcTimeout, "did not finish within its timeout")
 	}
 	if in.k.hit && in.k.refused > c.maxOutput {
@@ -406,12 +412,14 @@ func orJSON(v json.RawMessage, def string) json.RawMessage {
 	return v
 }
 
+// withInstance returns the instance's context for a call under ctx.
 func withInstance(ctx context.Context, in *instance) context.Context {
-	return context.WithValue(ctx, instKey{}, in)
+	in.ctx = instCtx{ctx, in}
+	return &in.ctx
 }
 
 // acquire takes an idle pooled instance of code for tenant, or makes one.
-func (h *Host) acquire(ctx context.Context, code *compiled, tenant string, lim limits) (*instance, error) {
+func (h *Host) acquire(ctx context.Context, deadline time.Time, code *compiled, tenant string, lim limits) (*instance, error) {
 	if !lim.isolated {
 		h.mu.Lock()
 		idle := code.pools[tenant]
@@ -435,7 +443,7 @@ func (h *Host) acquire(ctx context.Context, code *compiled, tenant string, lim l
 		code.pools[tenant] = idle
 		h.mu.Unlock()
 	}
-	return h.newInstance(ctx, code, tenant, lim.memory)
+	return h.newInstance(ctx, deadline, code, tenant, lim.memory)
 }
 
 // release puts a healthy instance back in its pool, or discards it.

@@ -11,3 +11,5 @@ wat2wasm bigmem.wat -o bigmem.wasm
 wat2wasm bigmem_exported.wat -o bigmem_exported.wasm
 wat2wasm --debug-names renumber.wat -o renumber.wasm
 wat2wasm scribble.wat -o scribble.wasm
+wat2wasm startloop.wat -o startloop.wasm
+wat2wasm initloop.wat -o initloop.wasm
