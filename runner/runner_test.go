@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -584,6 +585,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"ChannelStatus", TestChannelStatus},
 		{"TenantsTakeTurnsAtEqualPriority", TestTenantsTakeTurnsAtEqualPriority},
 		{"TenantMaxRunningIsACapAcrossChannels", TestTenantMaxRunningIsACapAcrossChannels},
+		{"ConcurrentProducersAreAllSeenWithoutThePoll", TestConcurrentProducersAreAllSeenWithoutThePoll},
 	} {
 		t.Run(c.name, c.fn)
 	}
@@ -622,4 +624,29 @@ func TestTenantMaxRunningIsACapAcrossChannels(t *testing.T) {
 	if c := maxConcurrent(ss, ""); c < 2 {
 		t.Fatal("the other tenant waited for the capped one")
 	}
+}
+
+// TestConcurrentProducersAreAllSeenWithoutThePoll: many producers insert
+// at once, so transactions commit out of the order in which they took
+// their versions; every job still starts at once, not on the safety poll.
+func TestConcurrentProducersAreAllSeenWithoutThePoll(t *testing.T) {
+	st := newStore(t)
+	start(t, "root:100", st, func(c *runner.Config) { c.SafetyPoll = abi.Duration(time.Hour) })
+	var mu sync.Mutex
+	var ids []string
+	var wg sync.WaitGroup
+	for p := 0; p < 8; p++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 25; i++ {
+				got := add(t, st, spec{name: "j"})
+				mu.Lock()
+				ids = append(ids, got["j"])
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	waitState(t, st, 10*time.Second, abi.StateDone, ids...)
 }

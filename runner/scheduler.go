@@ -30,8 +30,9 @@ type scheduler struct {
 	fresh       []store.Candidate          // read since the last round, not yet in order
 	later       etaHeap                    // not yet due (channels that are not sequential)
 	maxVersion  int64
-	reload      bool // re-read every pending job
-	readPending bool // jobs became pending: read what is new
+	reload      bool     // re-read every pending job
+	readPending bool     // jobs became pending: read what is new
+	named       []string // jobs events said became pending: read them
 
 	running    map[string]store.RunningJob // enqueued or started, by uuid
 	used       map[*Channel]int            // running per channel, subtree included
@@ -142,7 +143,10 @@ func (s *scheduler) note(e store.Event) bool {
 		s.nodes[e.Node] = time.Now()
 		return false
 	case store.EventPending:
-		s.readPending = true
+		if e.UUIDs == nil {
+			s.readPending = true
+		}
+		s.named = append(s.named, e.UUIDs...)
 	case store.EventFinished:
 		if e.UUIDs == nil {
 			s.recount = true
@@ -197,7 +201,7 @@ func (s *scheduler) drainNotes() {
 		if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
 			// The job may be pending again, at the head of its channel:
 			// read it before choosing the next head.
-			s.readPending = true
+			s.named = append(s.named, id)
 		}
 		s.release(id)
 		delete(s.ended, id)
@@ -230,6 +234,9 @@ func (s *scheduler) recountRunning(ctx context.Context) error {
 // addPending takes in a candidate read from the store.
 func (s *scheduler) addPending(c store.Candidate, now time.Time) {
 	if old, ok := s.pending[c.UUID]; ok {
+		if old.Version >= c.Version {
+			return // read twice (an event and the incremental read)
+		}
 		s.tenants[old.Tenant]--
 	}
 	s.pending[c.UUID] = c
@@ -261,7 +268,7 @@ func (s *scheduler) current(c store.Candidate) bool {
 func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 	if s.reload {
 		s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
-		s.maxVersion, s.reload, s.readPending = 0, false, true
+		s.maxVersion, s.reload, s.readPending, s.named = 0, false, true, nil
 	}
 	if s.readPending {
 		s.readPending = false
@@ -278,6 +285,18 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 			if len(batch) < 5000 {
 				break
 			}
+		}
+	}
+	if len(s.named) > 0 {
+		// Not through PendingSince: versions are taken at write time, so
+		// a transaction may commit a version lower than one already read.
+		cs, err := s.r.store.Pending(ctx, s.named)
+		if err != nil {
+			return err
+		}
+		s.named = nil
+		for _, c := range cs {
+			s.addPending(c, now)
 		}
 	}
 	if s.recount {

@@ -138,9 +138,10 @@ type ChannelCount struct {
 type Event struct {
 	Kind     EventKind
 	Channels []string `json:"Channels,omitempty"` // channels concerned, when known
-	// UUIDs are the jobs that left enqueued/started, on EventFinished:
-	// the scheduler keeps its running counts from them instead of
-	// re-counting. Nil means "some jobs": re-count.
+	// UUIDs are the jobs concerned, on EventPending (they became
+	// pending) and EventFinished (they left enqueued/started): the
+	// scheduler reads exactly those, and keeps its running counts from
+	// them. Nil means "some jobs": re-read.
 	UUIDs []string `json:"UUIDs,omitempty"`
 	// Node is the node that announced itself, on EventNode.
 	Node string `json:"Node,omitempty"`
@@ -195,6 +196,11 @@ type Store interface {
 	// ordered by Version, at most limit. The scheduler calls it with the
 	// highest Version it has seen to learn of new and changed jobs.
 	PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error)
+	// Pending returns those of the given jobs that are pending now. The
+	// scheduler reads the jobs an EventPending names with it: unlike the
+	// incremental PendingSince, it cannot miss a job whose transaction
+	// took its version before another's and committed after.
+	Pending(ctx context.Context, uuids []string) ([]Candidate, error)
 	// Enqueue moves the given jobs pending → enqueued, each only if its
 	// Version still matches; returns the uuids it moved. leaseUntil bounds
 	// how long an enqueued job may wait for a worker.
@@ -209,11 +215,12 @@ type Store interface {
 	// matches, through enqueued to started for workerID in one step:
 	// Enqueue then Claim, with no other worker able to take them between.
 	// The leader uses it for its own free workers. Returns the started
-	// jobs in run order.
+	// jobs in run order (as Claim does, without their DependsOn: a worker
+	// does not need it).
 	Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error)
 	// Claim moves up to limit enqueued jobs to started for workerID, in
 	// run order, never handing one job to two callers; retry and attempt
-	// are incremented and the lease set.
+	// are incremented and the lease set. DependsOn is not filled.
 	Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error)
 	// Complete applies finished attempts in one transaction, promotes the
 	// dependents of jobs that reached done, and returns the uuids applied.

@@ -53,7 +53,7 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'pending', version = nextval('job_version') WHERE uuid = $1`, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: promote %s: %w", c.uuid, err)
 				}
-				w.emit(store.EventPending, c.channel)
+				w.pending(c.uuid, c.channel)
 			case cancelled:
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, version = nextval('job_version') WHERE uuid = $2`, w.now, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: cancel %s: %w", c.uuid, err)
@@ -127,7 +127,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = false, worker_id = '',
 			lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $2`, string(to), uuid)
 		if to == abi.StatePending {
-			w.emit(store.EventPending, j.Channel)
+			w.pending(j.UUID, j.Channel)
 		}
 		return to, err
 	})
@@ -188,7 +188,7 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		}
 		w.emit(store.EventChanged, j.Channel)
 		if j.State == abi.StatePending {
-			w.emit(store.EventPending, j.Channel)
+			w.pending(j.UUID, j.Channel)
 		}
 		out, err = getJob(ctx, w, tenant, uuid)
 		return err

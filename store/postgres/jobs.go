@@ -165,7 +165,9 @@ func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 	for i, j := range jobs {
 		out[i] = store.Inserted{Job: byID[j.UUID]}
 	}
-	w.emit(store.EventPending, dedup(chans)...)
+	for _, j := range got {
+		w.pending(j.UUID, j.Channel)
+	}
 	return nil
 }
 
@@ -278,7 +280,7 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		}
 		out[i] = store.Inserted{Job: j}
 		if state == abi.StatePending {
-			w.emit(store.EventPending, nj.Channel)
+			w.pending(nj.UUID, nj.Channel)
 		}
 	}
 	return nil

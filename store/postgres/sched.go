@@ -16,11 +16,26 @@ func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int)
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.pool.Query(ctx, `SELECT uuid, tenant, channel, priority, eta, expected_at, date_created, seq, version
+	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
 		FROM jobs WHERE state = 'pending' AND version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: pending since %d: %w", afterVersion, err)
 	}
+	return collectCandidates(rows)
+}
+
+func (s *Store) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
+		FROM jobs WHERE uuid = ANY($1) AND state || '' = 'pending'`, uuids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: pending jobs: %w", err)
+	}
+	return collectCandidates(rows)
+}
+
+const candidateColumns = `uuid, tenant, channel, priority, eta, expected_at, date_created, seq, version`
+
+func collectCandidates(rows pgx.Rows) ([]store.Candidate, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Candidate, error) {
 		var c store.Candidate
 		err := r.Scan(&c.UUID, &c.Tenant, &c.Channel, &c.Priority, &c.ETA, &c.ExpectedAt, &c.DateCreated, &c.Seq, &c.Version)
@@ -110,14 +125,7 @@ func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID stri
 }
 
 func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) {
-		var deps []string
-		j, err := scanJob(withDeps{r, &deps})
-		if deps != nil {
-			j.DependsOn = deps
-		}
-		return j, err
-	})
+	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
 	}
@@ -125,12 +133,11 @@ func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 	return jobs, nil
 }
 
-// startedTail returns the rows in "started" with their parents, saving a
-// round trip for dependencies. The attempt is not written here: the job
-// row holds it while it runs, and it is recorded once, when it ends.
+// startedTail returns the rows in "started". The attempt is not written
+// here: the job row holds it while it runs, and it is recorded once, when
+// it ends. Nor are the parents read: a worker does not need them.
 const startedTail = `
-		SELECT ` + jobColumns + `, (SELECT array_agg(d.parent ORDER BY d.ctid) FROM job_dependencies d WHERE d.child = started.uuid)
-		FROM started`
+		SELECT ` + jobColumns + ` FROM started`
 
 var claimSQL = `WITH picked AS (
 			SELECT uuid FROM jobs WHERE state = 'enqueued'
@@ -152,15 +159,6 @@ var startSQL = `WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(u
 				date_done = NULL, exec_time = NULL, worker_id = $4, lease_until = $5, version = nextval('job_version')
 			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
 			RETURNING j.*)` + startedTail
-
-// withDeps scans the parents array that follows jobColumns, saving
-// Claim a second round trip for dependencies.
-type withDeps struct {
-	pgx.Row
-	deps *[]string
-}
-
-func (w withDeps) Scan(dest ...any) error { return w.Row.Scan(append(dest, w.deps)...) }
 
 func runsBefore(a, b abi.Job) bool {
 	if a.Priority != b.Priority {
@@ -283,7 +281,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			w.finished(id, ch)
 			switch abi.State(st) {
 			case abi.StatePending:
-				w.emit(store.EventPending, ch)
+				w.pending(id, ch)
 			case abi.StateFailed:
 				w.emit(store.EventChanged, ch)
 			}
@@ -356,7 +354,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			} else {
 				_, err = w.Exec(ctx, `UPDATE jobs j SET state = 'pending', date_enqueued = NULL, worker_id = '',
 					lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $1`, d.uuid)
-				w.emit(store.EventPending, d.channel)
+				w.pending(d.uuid, d.channel)
 			}
 			if err != nil {
 				return fmt.Errorf("postgres store: reap %s: %w", d.uuid, err)

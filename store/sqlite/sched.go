@@ -17,11 +17,35 @@ func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int)
 	if limit <= 0 {
 		limit = 1000
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT uuid, tenant, channel, priority, eta, expected_at, date_created, seq, version
+	rows, err := s.r.QueryContext(ctx, `SELECT `+candidateColumns+`
 		FROM jobs WHERE state = 'pending' AND version > ? ORDER BY version LIMIT ?`, afterVersion, limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: pending since %d: %w", afterVersion, err)
 	}
+	return scanCandidates(rows)
+}
+
+func (s *Store) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
+	var out []store.Candidate
+	for len(uuids) > 0 { // an IN list has at most 32,766 parameters
+		n := min(len(uuids), 10000)
+		in, args := inList(uuids[:n])
+		rows, err := s.r.QueryContext(ctx, `SELECT `+candidateColumns+` FROM jobs WHERE uuid IN `+in+` AND state = 'pending'`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: pending jobs: %w", err)
+		}
+		cs, err := scanCandidates(rows)
+		if err != nil {
+			return nil, err
+		}
+		out, uuids = append(out, cs...), uuids[n:]
+	}
+	return out, nil
+}
+
+const candidateColumns = `uuid, tenant, channel, priority, eta, expected_at, date_created, seq, version`
+
+func scanCandidates(rows *sql.Rows) ([]store.Candidate, error) {
 	defer rows.Close()
 	var out []store.Candidate
 	for rows.Next() {
@@ -255,7 +279,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			case abi.StateDone:
 				done = append(done, c.UUID)
 			case abi.StatePending:
-				w.emit(store.EventPending, channel)
+				w.pending(c.UUID, channel)
 			case abi.StateFailed:
 				w.emit(store.EventChanged, channel)
 			}
@@ -347,7 +371,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			} else {
 				_, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', date_enqueued = NULL, worker_id = '',
 					lease_until = NULL, version = ? WHERE uuid = ?`, w.nextVersion(), d.uuid)
-				w.emit(store.EventPending, d.channel)
+				w.pending(d.uuid, d.channel)
 			}
 			if err != nil {
 				return fmt.Errorf("sqlite store: reap %s: %w", d.uuid, err)

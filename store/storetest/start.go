@@ -41,9 +41,6 @@ func startTakesPickedJobsStraightToStarted(t *testing.T, s store.Store) {
 			t.Fatalf("started job %+v", j)
 		}
 	}
-	if !slices.Equal(got[0].DependsOn, []string{p.UUID}) {
-		t.Fatalf("parents of a %v", got[0].DependsOn)
-	}
 	if at := must(s.Attempts(ctx, "t", a.UUID)); len(at) != 1 || at[0].WorkerID != "node-1" || at[0].Ended != nil {
 		t.Fatalf("attempts of a started job %+v", at)
 	}
@@ -251,6 +248,40 @@ func nodesAnnounceThemselves(t *testing.T, s store.Store) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the announcement was not heard")
+	}
+}
+
+// pendingEventsNameTheJobs: an EventPending names the jobs that became
+// pending, and Pending reads exactly those still pending.
+func pendingEventsNameTheJobs(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := must(s.Subscribe(ctx))
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	a, b := nj("t"), nj("t")
+	insert(t, s, a, b)
+	named := map[string]bool{}
+	for deadline := time.After(5 * time.Second); len(named) < 2; {
+		select {
+		case e := <-ch:
+			if e.Kind == store.EventPending {
+				for _, id := range e.UUIDs {
+					named[id] = true
+				}
+			}
+		case <-deadline:
+			t.Fatalf("pending events named %v, want both inserted jobs", named)
+		}
+	}
+	if !named[a.UUID] || !named[b.UUID] {
+		t.Fatalf("pending events named %v", named)
+	}
+	if _, err := s.Cancel(ctx, "t", b.UUID); err != nil {
+		t.Fatal(err)
+	}
+	got := must(s.Pending(ctx, []string{a.UUID, b.UUID, "no-such-job"}))
+	if len(got) != 1 || got[0].UUID != a.UUID || got[0].Version == 0 || got[0].Channel != "root" || got[0].Tenant != "t" {
+		t.Fatalf("pending among a, cancelled b and an unknown uuid: %+v", got)
 	}
 }
 

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AttemptsAreRecordedHoweverTheyEnd", attemptsAreRecordedHoweverTheyEnd},
 		{"SilentSuccessIsListedAndSurvivesARequeue", silentSuccessIsListedAndSurvivesARequeue},
 		{"NodesAnnounceThemselves", nodesAnnounceThemselves},
+		{"PendingEventsNameTheJobs", pendingEventsNameTheJobs},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
 	}
