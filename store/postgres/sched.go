@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,32 +134,38 @@ func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 	return jobs, nil
 }
 
-// startedTail returns the rows in "started". The attempt is not written
-// here: the job row holds it while it runs, and it is recorded once, when
-// it ends. Nor are the parents read: a worker does not need them.
-const startedTail = `
-		SELECT ` + jobColumns + ` FROM started`
+// startedColumns: the started rows come straight from the UPDATE's
+// RETURNING (no CTE holding whole rows). The attempt is not written here:
+// the job row holds it while it runs, and it is recorded once, when it
+// ends. Nor are the parents read: a worker does not need them.
+var startedColumns = qualified(jobColumns, "j.")
+
+func qualified(cols, prefix string) string {
+	parts := strings.Split(cols, ",")
+	for i, c := range parts {
+		parts[i] = prefix + strings.TrimSpace(c)
+	}
+	return strings.Join(parts, ", ")
+}
 
 var claimSQL = `WITH picked AS (
 			SELECT uuid FROM jobs WHERE state = 'enqueued'
 			ORDER BY priority, expected_at NULLS LAST, date_created, seq
-			LIMIT $1 FOR UPDATE SKIP LOCKED),
-		started AS (
-			-- $2 is read before the statement runs; a job enqueued in between
-			-- must not look started before it was enqueued.
-			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
-				date_started = GREATEST($2::timestamptz, j.date_enqueued),
-				date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, version = nextval('job_version')
-			FROM picked WHERE j.uuid = picked.uuid
-			RETURNING j.*)` + startedTail
+			LIMIT $1 FOR UPDATE SKIP LOCKED)
+		-- $2 is read before the statement runs; a job enqueued in between
+		-- must not look started before it was enqueued.
+		UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+			date_started = GREATEST($2::timestamptz, j.date_enqueued),
+			date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, version = nextval('job_version')
+		FROM picked WHERE j.uuid = picked.uuid
+		RETURNING ` + startedColumns
 
-var startSQL = `WITH c AS (SELECT * FROM unnest($1::text[], $2::bigint[]) AS c(uuid, version)),
-		started AS (
-			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
-				date_enqueued = $3, date_started = $3,
-				date_done = NULL, exec_time = NULL, worker_id = $4, lease_until = $5, version = nextval('job_version')
-			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
-			RETURNING j.*)` + startedTail
+var startSQL = `UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
+			date_enqueued = $3, date_started = $3,
+			date_done = NULL, exec_time = NULL, worker_id = $4, lease_until = $5, version = nextval('job_version')
+		FROM unnest($1::text[], $2::bigint[]) AS c(id, ver)
+		WHERE j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver
+		RETURNING ` + startedColumns
 
 func runsBefore(a, b abi.Job) bool {
 	if a.Priority != b.Priority {
