@@ -53,7 +53,7 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'pending', version = nextval('job_version') WHERE uuid = $1`, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: promote %s: %w", c.uuid, err)
 				}
-				w.pending(c.uuid, c.channel)
+				w.events.Job(store.EventPending, c.uuid, c.channel)
 			case cancelled:
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, version = nextval('job_version') WHERE uuid = $2`, w.now, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: cancel %s: %w", c.uuid, err)
@@ -88,9 +88,9 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 			return err
 		}
 		if j.State.Running() {
-			w.finished(j.UUID, j.Channel)
+			w.events.Job(store.EventFinished, j.UUID, j.Channel)
 		}
-		w.emit(store.EventChanged, j.Channel)
+		w.events.Add(store.EventChanged, j.Channel)
 		out, err = getJob(ctx, w, tenant, uuid)
 		return err
 	})
@@ -127,7 +127,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = false, worker_id = '',
 			lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $2`, string(to), uuid)
 		if to == abi.StatePending {
-			w.pending(j.UUID, j.Channel)
+			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
 		return to, err
 	})
@@ -186,9 +186,9 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 			j.Description, uuid); err != nil {
 			return fmt.Errorf("postgres store: update %s: %w", uuid, err)
 		}
-		w.emit(store.EventChanged, j.Channel)
+		w.events.Add(store.EventChanged, j.Channel)
 		if j.State == abi.StatePending {
-			w.pending(j.UUID, j.Channel)
+			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
 		out, err = getJob(ctx, w, tenant, uuid)
 		return err

@@ -166,7 +166,7 @@ func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		out[i] = store.Inserted{Job: byID[j.UUID]}
 	}
 	for _, j := range got {
-		w.pending(j.UUID, j.Channel)
+		w.events.Job(store.EventPending, j.UUID, j.Channel)
 	}
 	return nil
 }
@@ -280,7 +280,7 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		}
 		out[i] = store.Inserted{Job: j}
 		if state == abi.StatePending {
-			w.pending(nj.UUID, nj.Channel)
+			w.events.Job(store.EventPending, nj.UUID, nj.Channel)
 		}
 	}
 	return nil

@@ -326,34 +326,7 @@ const uuidsPerNotify = 150
 type wtx struct {
 	pgx.Tx
 	now    time.Time
-	events []store.Event
-}
-
-func (w *wtx) emit(kind store.EventKind, channels ...string) {
-	for i := range w.events {
-		if w.events[i].Kind == kind {
-			w.events[i].Channels = append(w.events[i].Channels, channels...)
-			return
-		}
-	}
-	w.events = append(w.events, store.Event{Kind: kind, Channels: channels})
-}
-
-// finished records that a job left enqueued/started: the event names it,
-// so the scheduler's running counts need no re-count.
-func (w *wtx) finished(uuid, channel string) { w.named(store.EventFinished, uuid, channel) }
-
-// pending records that a job became pending: the event names it, so the
-// scheduler reads exactly that job, whatever order transactions commit in.
-func (w *wtx) pending(uuid, channel string) { w.named(store.EventPending, uuid, channel) }
-
-func (w *wtx) named(kind store.EventKind, uuid, channel string) {
-	w.emit(kind, channel)
-	for i := range w.events {
-		if w.events[i].Kind == kind {
-			w.events[i].UUIDs = append(w.events[i].UUIDs, uuid)
-		}
-	}
+	events store.Events
 }
 
 func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {

@@ -79,7 +79,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 		}
 		rows.Close()
 		if len(moved) > 0 {
-			w.emit(store.EventEnqueued, chans...)
+			w.events.Add(store.EventEnqueued, chans...)
 		}
 		return rows.Err()
 	})
@@ -285,12 +285,12 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				return fmt.Errorf("postgres store: complete: %w", err)
 			}
 			applied = append(applied, id)
-			w.finished(id, ch)
+			w.events.Job(store.EventFinished, id, ch)
 			switch abi.State(st) {
 			case abi.StatePending:
-				w.pending(id, ch)
+				w.events.Job(store.EventPending, id, ch)
 			case abi.StateFailed:
-				w.emit(store.EventChanged, ch)
+				w.events.Add(store.EventChanged, ch)
 			}
 			if hasChildren {
 				parents = append(parents, id)
@@ -357,11 +357,11 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 				_, err = w.Exec(ctx, `UPDATE jobs SET state = 'failed', exc_name = $1, exc_message = $2,
 					lease_until = NULL, version = nextval('job_version') WHERE uuid = $3`,
 					abi.ExcJobFoundDead, fmt.Sprintf("Job found dead after %d attempts: %s", d.retry, msg), d.uuid)
-				w.emit(store.EventChanged, d.channel)
+				w.events.Add(store.EventChanged, d.channel)
 			} else {
 				_, err = w.Exec(ctx, `UPDATE jobs j SET state = 'pending', date_enqueued = NULL, worker_id = '',
 					lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $1`, d.uuid)
-				w.pending(d.uuid, d.channel)
+				w.events.Job(store.EventPending, d.uuid, d.channel)
 			}
 			if err != nil {
 				return fmt.Errorf("postgres store: reap %s: %w", d.uuid, err)
@@ -371,7 +371,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 					return err
 				}
 			}
-			w.finished(d.uuid, d.channel)
+			w.events.Job(store.EventFinished, d.uuid, d.channel)
 			out = append(out, store.Reaped{UUID: d.uuid, State: to})
 		}
 		return nil

@@ -60,7 +60,7 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 				if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', version = ? WHERE uuid = ?`, w.nextVersion(), c.uuid); err != nil {
 					return fmt.Errorf("sqlite store: promote %s: %w", c.uuid, err)
 				}
-				w.pending(c.uuid, c.channel)
+				w.events.Job(store.EventPending, c.uuid, c.channel)
 			case cancelled:
 				if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = ?, version = ? WHERE uuid = ?`,
 					micros(w.now), w.nextVersion(), c.uuid); err != nil {
@@ -93,9 +93,9 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 			return err
 		}
 		if j.State.Running() {
-			w.finished(j.UUID, j.Channel)
+			w.events.Job(store.EventFinished, j.UUID, j.Channel)
 		}
-		w.emit(store.EventChanged, j.Channel)
+		w.events.Add(store.EventChanged, j.Channel)
 		out, err = getJob(ctx, w, tenant, uuid)
 		return err
 	})
@@ -127,7 +127,7 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = 0, worker_id = '',
 			lease_until = NULL, version = ? WHERE uuid = ?`, string(to), w.nextVersion(), uuid)
 		if to == abi.StatePending {
-			w.pending(j.UUID, j.Channel)
+			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
 		return to, err
 	})
@@ -206,9 +206,9 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 			j.Description, w.nextVersion(), uuid); err != nil {
 			return fmt.Errorf("sqlite store: update %s: %w", uuid, err)
 		}
-		w.emit(store.EventChanged, j.Channel)
+		w.events.Add(store.EventChanged, j.Channel)
 		if j.State == abi.StatePending {
-			w.pending(j.UUID, j.Channel)
+			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
 		out, err = getJob(ctx, w, tenant, uuid)
 		return err

@@ -223,7 +223,7 @@ func (s *Store) Insert(ctx context.Context, jobs []store.NewJob) ([]store.Insert
 			}
 			fresh[nj.UUID] = i
 			if state == abi.StatePending {
-				w.pending(nj.UUID, nj.Channel)
+				w.events.Job(store.EventPending, nj.UUID, nj.Channel)
 			}
 		}
 		// Read back what was inserted, a chunk at a time (SQLite caps the

@@ -78,7 +78,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
 				moved = append(moved, c.UUID)
-				w.emit(store.EventEnqueued, c.Channel)
+				w.events.Add(store.EventEnqueued, c.Channel)
 			}
 		}
 		return nil
@@ -274,14 +274,14 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			if _, err := st.ExecContext(ctx, micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
 				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
 			}
-			w.finished(c.UUID, channel)
+			w.events.Job(store.EventFinished, c.UUID, channel)
 			switch c.To {
 			case abi.StateDone:
 				done = append(done, c.UUID)
 			case abi.StatePending:
-				w.pending(c.UUID, channel)
+				w.events.Job(store.EventPending, c.UUID, channel)
 			case abi.StateFailed:
-				w.emit(store.EventChanged, channel)
+				w.events.Add(store.EventChanged, channel)
 			}
 		}
 		if len(done) == 0 {
@@ -367,11 +367,11 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 				_, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'failed', exc_name = ?, exc_message = ?,
 					lease_until = NULL, version = ? WHERE uuid = ?`,
 					abi.ExcJobFoundDead, fmt.Sprintf("Job found dead after %d attempts: %s", d.retry, msg), w.nextVersion(), d.uuid)
-				w.emit(store.EventChanged, d.channel)
+				w.events.Add(store.EventChanged, d.channel)
 			} else {
 				_, err = w.ExecContext(ctx, `UPDATE jobs SET state = 'pending', date_enqueued = NULL, worker_id = '',
 					lease_until = NULL, version = ? WHERE uuid = ?`, w.nextVersion(), d.uuid)
-				w.pending(d.uuid, d.channel)
+				w.events.Job(store.EventPending, d.uuid, d.channel)
 			}
 			if err != nil {
 				return fmt.Errorf("sqlite store: reap %s: %w", d.uuid, err)
@@ -382,7 +382,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 					return err
 				}
 			}
-			w.finished(d.uuid, d.channel)
+			w.events.Job(store.EventFinished, d.uuid, d.channel)
 			out = append(out, store.Reaped{UUID: d.uuid, State: to})
 		}
 		return nil
