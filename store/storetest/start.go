@@ -137,21 +137,36 @@ func droppedEventsBringAResync(t *testing.T, s store.Store) {
 		<-ch
 	}
 	insert(t, s, nj("t"))
-	select {
-	case e := <-ch:
-		if e.Kind != store.EventChanged || e.Channels != nil || e.UUIDs != nil {
-			t.Fatalf("after dropped events the first event is %+v, want a resync", e)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event after the overflow")
+	if e := next(t, ch, "an event after the overflow"); e.Kind != store.EventChanged || e.Channels != nil || e.UUIDs != nil {
+		t.Fatalf("after dropped events the first event is %+v, want a resync", e)
 	}
+	if e := next(t, ch, "the insert's own event"); e.Kind != store.EventPending {
+		t.Fatalf("then %+v, want the insert's event", e)
+	}
+}
+
+// subscribe listens to s until the test ends.
+func subscribe(t *testing.T, s store.Store) <-chan store.Event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	return ch
+}
+
+// next is the next event, within 5 s.
+func next(t *testing.T, ch <-chan store.Event, what string) store.Event {
+	t.Helper()
 	select {
 	case e := <-ch:
-		if e.Kind != store.EventPending {
-			t.Fatalf("then %+v, want the insert's event", e)
-		}
+		return e
 	case <-time.After(5 * time.Second):
-		t.Fatal("the insert's own event is missing")
+		t.Fatalf("no %s within 5 s", what)
+		return store.Event{}
 	}
 }
 
@@ -234,20 +249,12 @@ func silentSuccessIsListedAndSurvivesARequeue(t *testing.T, s store.Store) {
 
 // nodesAnnounceThemselves: every subscriber hears an announcement.
 func nodesAnnounceThemselves(t *testing.T, s store.Store) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch := must(s.Subscribe(ctx))
-	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
-	if err := s.Announce(ctx, "node-7"); err != nil {
+	ch := subscribe(t, s)
+	if err := s.Announce(context.Background(), "node-7"); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case e := <-ch:
-		if e.Kind != store.EventNode || e.Node != "node-7" {
-			t.Fatalf("event %+v after an announcement", e)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the announcement was not heard")
+	if e := next(t, ch, "announcement"); e.Kind != store.EventNode || e.Node != "node-7" {
+		t.Fatalf("event %+v after an announcement", e)
 	}
 }
 

@@ -532,21 +532,10 @@ func vacuum(t *testing.T, s store.Store) {
 }
 
 func events(t *testing.T, s store.Store) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ch, err := s.Subscribe(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	ch := subscribe(t, s)
 	insert(t, s, nj("t"))
-	select {
-	case e := <-ch:
-		if e.Kind != store.EventPending {
-			t.Fatalf("event %+v after insert", e)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("no event after an insert")
+	if e := next(t, ch, "event after an insert"); e.Kind != store.EventPending {
+		t.Fatalf("event %+v after insert", e)
 	}
 }
 
