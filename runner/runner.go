@@ -50,8 +50,10 @@ type Runner struct {
 	completerWG sync.WaitGroup
 	leading     atomic.Bool
 	leadDone    chan struct{} // closed when leadLoop has returned
-	claimable   atomic.Bool   // the scheduler enqueued jobs: worth a claim
-	notes       notes         // workers → scheduler
+	work        chan abi.Job  // started jobs for the worker goroutines
+	workersWG   sync.WaitGroup
+	claimable   atomic.Bool // the scheduler enqueued jobs: worth a claim
+	notes       notes       // workers → scheduler
 }
 
 // notes carries what this node's workers tell the scheduler, which must
@@ -132,6 +134,18 @@ func (r *Runner) Start(ctx context.Context) error {
 		r.jobCtx, r.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
 		r.completerWG.Add(1)
 		go r.completer()
+		// One long-lived goroutine per worker slot: a goroutine per job
+		// grew a fresh stack through the sandbox call each time.
+		r.work = make(chan abi.Job, r.cfg.Workers)
+		r.workersWG.Add(r.cfg.Workers)
+		for range r.cfg.Workers {
+			go func() {
+				defer r.workersWG.Done()
+				for job := range r.work {
+					r.execute(job)
+				}
+			}()
+		}
 		r.bg.Add(3)
 		r.fetchDone, r.leadDone = make(chan struct{}), make(chan struct{})
 		go func() { defer r.bg.Done(); defer close(r.fetchDone); r.fetchLoop(fetch) }()
@@ -169,6 +183,8 @@ func (r *Runner) Stop(ctx context.Context) error {
 		}
 		r.jobCancel()
 		<-done
+		close(r.work)
+		r.workersWG.Wait()
 		close(r.completions)
 		r.completerWG.Wait()
 		r.bgCancel()
@@ -242,7 +258,7 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 func (r *Runner) launch(job abi.Job) {
 	r.inflight.Add(1)
 	r.stats.started.Add(1)
-	go r.execute(job)
+	r.work <- job // never waits: a slot was taken, so a worker is or will be free
 }
 
 // reserveSlots takes up to n free worker slots without waiting.
