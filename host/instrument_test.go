@@ -13,20 +13,8 @@ import (
 )
 
 func TestInstrumentedModuleBehavesTheSameAndIsInterruptible(t *testing.T) {
-	wasm, err := os.ReadFile("testdata/fib.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := instrument(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	rt := wazero.NewRuntime(ctx)
-	defer rt.Close(ctx)
-	if _, err := instantiateCheckModule(ctx, rt); err != nil {
-		t.Fatal(err)
-	}
+	rt, inst := instrumentedRuntime(t, "testdata/fib.wasm")
 	mod, err := rt.Instantiate(ctx, inst)
 	if err != nil {
 		t.Fatal(err)
@@ -62,20 +50,8 @@ func TestInstrumentedModuleBehavesTheSameAndIsInterruptible(t *testing.T) {
 // exports, the start function, calls, tables (call_indirect), ref.func and
 // the names shown in traps.
 func TestInstrumentRenumbersFunctions(t *testing.T) {
-	wasm, err := os.ReadFile("testdata/renumber.wasm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	inst, err := instrument(wasm)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	rt := wazero.NewRuntime(ctx)
-	defer rt.Close(ctx)
-	if _, err := instantiateCheckModule(ctx, rt); err != nil {
-		t.Fatal(err)
-	}
+	rt, inst := instrumentedRuntime(t, "testdata/renumber.wasm")
 	if _, err := rt.NewHostModuleBuilder("env").NewFunctionBuilder().
 		WithFunc(func(x int32) int32 { return x * 10 }).Export("times10").Instantiate(ctx); err != nil {
 		t.Fatal(err)
@@ -132,4 +108,25 @@ func FuzzInstrument(f *testing.F) {
 		}
 		cm.Close(ctx)
 	})
+}
+
+// instrumentedRuntime instruments a test module and gives a runtime that
+// provides its check import; the runtime closes with the test.
+func instrumentedRuntime(t *testing.T, file string) (wazero.Runtime, []byte) {
+	t.Helper()
+	wasm, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst, err := instrument(wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := wazero.NewRuntime(ctx)
+	t.Cleanup(func() { rt.Close(ctx) })
+	if _, err := instantiateCheckModule(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	return rt, inst
 }
