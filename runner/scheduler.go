@@ -156,7 +156,7 @@ func (s *scheduler) note(e store.Event) bool {
 			delete(s.ended, id)
 		}
 	default:
-		// A cancel, set done, patch or failure may take a job out of
+		// A cancel, set done or patch may take a job out of
 		// pending without a version the incremental read would see.
 		s.reload, s.recount = true, true
 	}

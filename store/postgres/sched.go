@@ -285,12 +285,11 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				return fmt.Errorf("postgres store: complete: %w", err)
 			}
 			applied = append(applied, id)
+			// A failed job needs no event of its own: the finished event
+			// already brings a round, which checks sequential channels.
 			w.events.Job(store.EventFinished, id, ch)
-			switch abi.State(st) {
-			case abi.StatePending:
+			if abi.State(st) == abi.StatePending {
 				w.events.Job(store.EventPending, id, ch)
-			case abi.StateFailed:
-				w.events.Add(store.EventChanged, ch)
 			}
 			if hasChildren {
 				parents = append(parents, id)

@@ -274,14 +274,14 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			if _, err := st.ExecContext(ctx, micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
 				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
 			}
+			// A failed job needs no event of its own: the finished event
+			// already brings a round, which checks sequential channels.
 			w.events.Job(store.EventFinished, c.UUID, channel)
 			switch c.To {
 			case abi.StateDone:
 				done = append(done, c.UUID)
 			case abi.StatePending:
 				w.events.Job(store.EventPending, c.UUID, channel)
-			case abi.StateFailed:
-				w.events.Add(store.EventChanged, channel)
 			}
 		}
 		if len(done) == 0 {
