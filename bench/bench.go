@@ -116,9 +116,6 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return r, err
 	}
 	lat, err := idleLatency(ctx, n, o.Samples)
-	if os.Getenv("WASMQ_BENCH_TRACE") != "" {
-		fmt.Fprintln(os.Stderr, lat)
-	}
 	n.Close(context.Background())
 	if err != nil {
 		return r, err
