@@ -362,7 +362,9 @@ func (r *Runner) flush(batch []store.Completion) {
 			return
 		}
 		if time.Now().After(deadline) {
-			r.settled(batch)
+			// Not settled for the scheduler: the jobs still count as
+			// started (a sequential channel must not move past them) until
+			// the reaper takes them back and says so.
 			r.log.Error().Err(err).Int("jobs", len(batch)).Msg("could not record outcomes; their leases will expire and the jobs come back")
 			return
 		}
@@ -371,8 +373,7 @@ func (r *Runner) flush(batch []store.Completion) {
 	}
 }
 
-// settled tells the scheduler these outcomes are written (or given up
-// on: then the reaper takes the jobs back).
+// settled tells the scheduler these outcomes are written.
 func (r *Runner) settled(batch []store.Completion) {
 	if !r.leading.Load() {
 		return
