@@ -79,6 +79,18 @@ type querier interface {
 
 // queryJobs runs a SELECT of jobColumns and fills DependsOn.
 func queryJobs(ctx context.Context, q querier, where string, args ...any) ([]abi.Job, error) {
+	jobs, err := scanJobs(ctx, q, where, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := fillDeps(ctx, q, jobs); err != nil {
+		return nil, err
+	}
+	return jobs, nil
+}
+
+// scanJobs runs a SELECT of jobColumns, without DependsOn.
+func scanJobs(ctx context.Context, q querier, where string, args ...any) ([]abi.Job, error) {
 	rows, err := q.QueryContext(ctx, `SELECT `+jobColumns+` FROM jobs `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: select jobs: %w", err)
@@ -93,13 +105,7 @@ func queryJobs(ctx context.Context, q querier, where string, args ...any) ([]abi
 		jobs = append(jobs, j)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	if err := fillDeps(ctx, q, jobs); err != nil {
-		return nil, err
-	}
-	return jobs, nil
+	return jobs, rows.Err()
 }
 
 func fillDeps(ctx context.Context, q querier, jobs []abi.Job) error {

@@ -171,14 +171,14 @@ func inList(ids []string) (string, []any) {
 }
 
 // startedJobs records the attempts of jobs just started and reads them
-// back in run order.
+// back in run order (without parents: a worker does not need them).
 func startedJobs(ctx context.Context, w *wtx, ids []string) ([]store.Claimed, error) {
 	in, args := inList(ids)
 	if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
 		SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid IN `+in, args...); err != nil {
 		return nil, fmt.Errorf("sqlite store: record attempts: %w", err)
 	}
-	return queryJobs(ctx, w, `WHERE uuid IN `+in+`
+	return scanJobs(ctx, w, `WHERE uuid IN `+in+`
 		ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq`, args...)
 }
 
