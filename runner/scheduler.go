@@ -41,7 +41,6 @@ type scheduler struct {
 	recount    bool            // re-read the running jobs
 
 	nodes map[string]time.Time // nodes heard from (EventNode), when
-	alone bool                 // no other node heard from: no head start to give up
 
 	lastStart map[*Channel]time.Time // throttled channels
 	served    map[string]int         // jobs handed over per tenant, decaying
@@ -462,7 +461,10 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	lease := time.Now().Add(s.r.cfg.Lease.D())
-	if n := s.r.reserveSlots(min(s.ownShare(len(pick)), s.r.cfg.BatchSize)); n > 0 {
+	alive := s.aliveNodes()
+	// The leader starts its share on its own workers; the rest is
+	// enqueued for every node, the leader's workers included, to claim.
+	if n := s.r.reserveSlots(min((len(pick)+alive-1)/alive, s.r.cfg.BatchSize)); n > 0 {
 		started, err := s.r.store.Start(wctx, pick[:n], s.r.cfg.NodeID, lease)
 		s.r.releaseSlots(n - len(started))
 		if err != nil {
@@ -483,7 +485,7 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 			return err
 		}
 		s.settle(pick[:n], moved)
-		if len(moved) > 0 && s.alone {
+		if len(moved) > 0 && alive == 1 { // alone: no head start to give up
 			s.r.claimable.Store(true)
 			s.r.wakeFetch() // this node's workers need not wait for the NOTIFY round trip
 		}
@@ -492,11 +494,9 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	return nil
 }
 
-// ownShare is how many of n picked jobs the leader starts on its own
-// workers: all of them alone, else its share among the nodes heard from
-// within a lease (they announce every third of one). The rest is enqueued
-// for every node, the leader's workers included, to claim.
-func (s *scheduler) ownShare(n int) int {
+// aliveNodes counts the nodes heard from within a lease (they announce
+// every third of one), this one included.
+func (s *scheduler) aliveNodes() int {
 	alive := 1
 	for node, seen := range s.nodes {
 		switch {
@@ -506,8 +506,7 @@ func (s *scheduler) ownShare(n int) int {
 			alive++
 		}
 	}
-	s.alone = alive == 1
-	return (n + alive - 1) / alive
+	return alive
 }
 
 // settle un-counts the picked jobs the store did not move, and dates
