@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"time"
 
@@ -30,6 +32,9 @@ type Options struct {
 	Samples    int    // latency samples; default 200
 	PluginsDir string // holds testkit.wasm; default plugins/enabled
 	Dir        string // scratch folder; default a temp dir
+	// CPUProfile, when set, receives a pprof CPU profile of the
+	// throughput run only (not of compiling plugins or storing the jobs).
+	CPUProfile io.Writer
 }
 
 // Report is what a run measured.
@@ -142,6 +147,12 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		}
 	}
 	r.InsertRate = float64(o.Jobs) / time.Since(insertStart).Seconds()
+	if o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+			return r, fmt.Errorf("bench: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	start := time.Now()
 	if err := n.Start(ctx); err != nil {
 		return Report{}, err

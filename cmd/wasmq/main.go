@@ -46,7 +46,7 @@ Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
   wasmq jobs show|requeue|cancel|done UUID
   wasmq channels
   wasmq plugins list | upload NAME FILE
-  wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh]
+  wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE]
                                        measure throughput and idle latency of a fresh node
   wasmq version
 `
@@ -559,6 +559,7 @@ func orDash(v any) string {
 func benchCmd(args []string, out io.Writer) error {
 	var o bench.Options
 	var asJSON bool
+	var profile string
 	if _, err := flags("bench", args, func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Driver, "store", "sqlite", "sqlite or postgres")
 		fs.StringVar(&o.DSN, "dsn", os.Getenv("WASMQ_DATABASE_URL"), "PostgreSQL DSN (an empty schema)")
@@ -568,8 +569,17 @@ func benchCmd(args []string, out io.Writer) error {
 		fs.IntVar(&o.Samples, "samples", 200, "latency samples")
 		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
+		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	}); err != nil {
 		return err
+	}
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return fmt.Errorf("bench: --cpuprofile: %w", err)
+		}
+		defer f.Close()
+		o.CPUProfile = f
 	}
 	r, err := bench.Run(context.Background(), o)
 	if err != nil {

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -53,6 +54,9 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'pending', version = nextval('job_version') WHERE uuid = $1`, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: promote %s: %w", c.uuid, err)
 				}
+				if err := logPending(ctx, w, c.uuid); err != nil {
+					return err
+				}
 				w.events.Job(store.EventPending, c.uuid, c.channel)
 			case cancelled:
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, version = nextval('job_version') WHERE uuid = $2`, w.now, c.uuid); err != nil {
@@ -70,7 +74,10 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(w *wtx, j abi.Job) (abi.State, error)) (abi.Job, error) {
 	var out abi.Job
 	err := s.write(ctx, func(w *wtx) error {
-		if _, err := w.Exec(ctx, `SELECT 1 FROM jobs WHERE uuid = $1 FOR UPDATE`, uuid); err != nil {
+		var runID *int64
+		var version int64
+		err := w.QueryRow(ctx, `SELECT run_id, version FROM jobs WHERE uuid = $1 FOR UPDATE`, uuid).Scan(&runID, &version)
+		if err != nil && !errors.Is(err, errNoRows) {
 			return fmt.Errorf("postgres store: lock %s: %w", uuid, err)
 		}
 		j, err := getJob(ctx, w, tenant, uuid)
@@ -86,6 +93,16 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 		}
 		if err := abi.CheckTransition(j.State, to, cause); err != nil {
 			return err
+		}
+		if j.State == abi.StateStarted && runID != nil {
+			if err := leaveRun(ctx, w, *runID); err != nil {
+				return err
+			}
+		}
+		if j.State == abi.StatePending {
+			if err := unlog(ctx, w, version); err != nil {
+				return err
+			}
 		}
 		if j.State.Running() {
 			w.events.Job(store.EventFinished, j.UUID, j.Channel)
@@ -125,11 +142,14 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 		_, err = w.Exec(ctx, `UPDATE jobs j SET state = $1, retry = 0, eta = NULL, result = NULL,
 			exc_name = '', exc_message = '', exc_info = '', date_enqueued = NULL, date_started = NULL,
 			date_done = NULL, date_cancelled = NULL, exec_time = NULL, late = false, worker_id = '',
-			lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $2`, string(to), uuid)
+			lease_until = NULL, handed = false, failed = false, version = nextval('job_version') WHERE j.uuid = $2`, string(to), uuid)
+		if err != nil {
+			return "", err
+		}
 		if to == abi.StatePending {
 			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
-		return to, err
+		return to, logPending(ctx, w, uuid)
 	})
 }
 
@@ -139,7 +159,7 @@ func (s *Store) SetDone(ctx context.Context, tenant, uuid string, result json.Ra
 	}
 	return s.manual(ctx, tenant, uuid, abi.CauseSetDone, func(w *wtx, j abi.Job) (abi.State, error) {
 		if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'done', result = $1::json, date_done = $2, worker_id = '',
-			lease_until = NULL, version = nextval('job_version') WHERE uuid = $3`, string(result), w.now, uuid); err != nil {
+			lease_until = NULL, handed = false, failed = false, version = nextval('job_version') WHERE uuid = $3`, string(result), w.now, uuid); err != nil {
 			return "", err
 		}
 		return abi.StateDone, settleChildren(ctx, w, []string{uuid})
@@ -149,7 +169,7 @@ func (s *Store) SetDone(ctx context.Context, tenant, uuid string, result json.Ra
 func (s *Store) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
 	return s.manual(ctx, tenant, uuid, abi.CauseCancel, func(w *wtx, j abi.Job) (abi.State, error) {
 		if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, worker_id = '',
-			lease_until = NULL, version = nextval('job_version') WHERE uuid = $2`, w.now, uuid); err != nil {
+			lease_until = NULL, handed = false, failed = false, version = nextval('job_version') WHERE uuid = $2`, w.now, uuid); err != nil {
 			return "", err
 		}
 		// Every waiting descendant, transitively, in one statement.
@@ -171,8 +191,9 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 	}
 	var out abi.Job
 	err := s.write(ctx, func(w *wtx) error {
-		if _, err := w.Exec(ctx, `SELECT 1 FROM jobs WHERE uuid = $1 FOR UPDATE`, uuid); err != nil {
-			return err
+		var version int64
+		if err := w.QueryRow(ctx, `SELECT version FROM jobs WHERE uuid = $1 FOR UPDATE`, uuid).Scan(&version); err != nil && !errors.Is(err, errNoRows) {
+			return fmt.Errorf("postgres store: lock %s: %w", uuid, err)
 		}
 		j, err := getJob(ctx, w, tenant, uuid)
 		if err != nil {
@@ -188,6 +209,12 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		}
 		w.events.Add(store.EventChanged, j.Channel)
 		if j.State == abi.StatePending {
+			if err := unlog(ctx, w, version); err != nil {
+				return err
+			}
+			if err := logPending(ctx, w, uuid); err != nil {
+				return err
+			}
 			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
 		out, err = getJob(ctx, w, tenant, uuid)

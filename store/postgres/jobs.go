@@ -143,13 +143,16 @@ func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		prios, maxr = append(prios, int32(j.Priority)), append(maxr, int32(j.MaxRetries))
 		etas, exps = append(etas, j.ETA), append(exps, j.ExpectedAt)
 	}
-	rows, err := w.Query(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name,
-		func_string, description, channel, priority, eta, expected_at, max_retries, graph_uuid, state, date_created)
-		SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, g, 'pending', $17
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[], $16::text[])
-			AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, g)
-		RETURNING `+jobColumns,
+	rows, err := w.Query(ctx, `WITH ins AS (
+			INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name,
+			func_string, description, channel, priority, eta, expected_at, max_retries, graph_uuid, state, date_created)
+			SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, g, 'pending', $17
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+				$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[], $16::text[])
+				AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, g)
+			RETURNING `+jobColumns+`, version),
+		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins)
+		SELECT `+jobColumnNames+` FROM ins`,
 		uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr, graphs, w.now)
 	if err != nil {
 		return insertError(err)
@@ -171,13 +174,42 @@ func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 	return nil
 }
 
-// holderExpr decides, for a job j entering an active state again (retry,
-// dead worker, requeue), whether it takes back its identity key: only if
-// no other active job holds it. Otherwise it stays active without the key,
-// so the unique index jobs_identity is not violated; Insert still finds it.
-const holderExpr = `(j.identity_key = '' OR NOT EXISTS (SELECT 1 FROM jobs o WHERE o.tenant = j.tenant
-	AND o.identity_key = j.identity_key AND o.key_holder AND o.uuid <> j.uuid
-	AND o.state IN ('wait_dependencies', 'pending', 'enqueued')))`
+// jobColumnNames are jobColumns as a CTE returning them names them.
+var jobColumnNames = strings.ReplaceAll(jobColumns, "::text", "")
+
+// logPending records the current version of those of these jobs that are
+// pending: the scheduler's reads of pending jobs go through pending_log.
+func logPending(ctx context.Context, w *wtx, uuids ...string) error {
+	if _, err := w.Exec(ctx, `INSERT INTO pending_log (`+candidateColumns+`)
+		SELECT `+candidateColumns+` FROM jobs WHERE uuid = ANY($1) AND state = 'pending' ON CONFLICT DO NOTHING`, uuids); err != nil {
+		return fmt.Errorf("postgres store: log pending jobs: %w", err)
+	}
+	return nil
+}
+
+// unlog forgets a pending version of a job that changed or moved on.
+func unlog(ctx context.Context, w *wtx, version int64) error {
+	if _, err := w.Exec(ctx, `DELETE FROM pending_log WHERE version = $1`, version); err != nil {
+		return fmt.Errorf("postgres store: forget pending version %d: %w", version, err)
+	}
+	return nil
+}
+
+// leaveRun: a started job ended outside Complete (a manual action); its
+// batch counts one job less.
+func leaveRun(ctx context.Context, w *wtx, runID int64) error {
+	if _, err := w.Exec(ctx, `WITH gone AS (DELETE FROM job_runs WHERE id = $1 AND remaining <= 1)
+		UPDATE job_runs SET remaining = remaining - 1 WHERE id = $1 AND remaining > 1`, runID); err != nil {
+		return fmt.Errorf("postgres store: end run %d: %w", runID, err)
+	}
+	return nil
+}
+
+// activeWithKey finds the active job (if any) a new job with this
+// identity key deduplicates into. Jobs that came back to pending (retry,
+// dead worker, requeue) count too, even if a newer one has the key.
+const activeWithKey = `WHERE tenant = $1 AND identity_key = $2 AND identity_key <> ''
+	AND state IN ('wait_dependencies', 'pending', 'enqueued') ORDER BY date_created, seq LIMIT 1`
 
 func insertError(err error) error {
 	if isUnique(err) {
@@ -229,9 +261,13 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 			cancelled = &w.now
 		}
 		if nj.IdentityKey != "" {
-			// An active job that came back to pending without holding the
-			// key (see holderExpr) is not in the unique index: look first.
-			existing, err := queryJobs(ctx, w, `WHERE tenant = $1 AND identity_key = $2 AND state IN ('wait_dependencies','pending','enqueued') LIMIT 1`, nj.Tenant, nj.IdentityKey)
+			// Inserts of one key wait for each other until commit, so the
+			// second sees the first.
+			if _, err := w.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3))`,
+				identityLockClass, nj.Tenant, nj.IdentityKey); err != nil {
+				return fmt.Errorf("postgres store: lock identity key: %w", err)
+			}
+			existing, err := queryJobs(ctx, w, activeWithKey, nj.Tenant, nj.IdentityKey)
 			if err != nil {
 				return err
 			}
@@ -245,29 +281,20 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 			func_string, description, channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid,
 			state, date_created, date_cancelled)
 			VALUES ($1,$2,$3,$4::json,$5::json,$6::json,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
-			ON CONFLICT (tenant, identity_key) WHERE identity_key <> '' AND key_holder AND state IN ('wait_dependencies', 'pending', 'enqueued')
-			DO NOTHING RETURNING uuid`,
+			RETURNING uuid`,
 			nj.UUID, nj.Tenant, nj.Func, orJSON(nj.Args, "[]"), orJSON(nj.Kwargs, "{}"), orJSON(nj.Context, "{}"),
 			nj.UserID, nj.ModelName, nj.FuncString, nj.Description, nj.Channel, nj.Priority, nj.ETA, nj.ExpectedAt,
 			nj.MaxRetries, nj.IdentityKey, nj.GraphUUID, string(state), w.now, cancelled)
 		if err != nil {
 			return insertError(err)
 		}
-		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
+		if _, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return insertError(err)
 		}
-		if len(ids) == 0 { // the identity key is taken by an active job
-			existing, err := queryJobs(ctx, w, `WHERE tenant = $1 AND identity_key = $2 AND state IN ('wait_dependencies','pending','enqueued')`, nj.Tenant, nj.IdentityKey)
-			if err != nil {
+		if state == abi.StatePending {
+			if err := logPending(ctx, w, nj.UUID); err != nil {
 				return err
 			}
-			if len(existing) == 0 {
-				return fmt.Errorf("postgres store: identity key %q conflicted but no active job holds it", nj.IdentityKey)
-			}
-			out[i] = store.Inserted{Job: existing[0], Deduplicated: true}
-			alias[nj.UUID] = existing[0].UUID
-			continue
 		}
 		for _, p := range parents {
 			if _, err := w.Exec(ctx, `INSERT INTO job_dependencies (child, parent) VALUES ($1, $2) ON CONFLICT DO NOTHING`, nj.UUID, p); err != nil {
@@ -402,10 +429,10 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount
 	return out, rows.Err()
 }
 
-func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+col+`, COUNT(*) FROM jobs WHERE `+where+` GROUP BY `+col)
+func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
+	rows, err := s.pool.Query(ctx, `SELECT channel, COUNT(*) FROM jobs WHERE failed GROUP BY channel`)
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: channel counts: %w", err)
+		return nil, fmt.Errorf("postgres store: failed jobs per channel: %w", err)
 	}
 	defer rows.Close()
 	out := map[string]int{}
@@ -421,7 +448,9 @@ func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int,
 }
 
 func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
-	rows, err := s.pool.Query(ctx, `SELECT uuid, channel, tenant FROM jobs WHERE state IN ('enqueued', 'started')`)
+	rows, err := s.pool.Query(ctx, `SELECT uuid, channel, tenant FROM jobs
+		WHERE uuid IN (SELECT unnest(uuids) FROM job_runs) AND state = 'started'
+		UNION ALL SELECT uuid, channel, tenant FROM jobs WHERE handed AND state = 'enqueued'`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: running jobs: %w", err)
 	}
@@ -435,8 +464,4 @@ func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
 		out = append(out, j)
 	}
 	return out, rows.Err()
-}
-
-func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
-	return s.countBy(ctx, "channel", `state = 'failed'`)
 }

@@ -1,7 +1,9 @@
 // Package postgres is the store for several nodes sharing one PostgreSQL
-// database: claims with FOR UPDATE SKIP LOCKED, identity-key dedup by a
-// partial unique index, LISTEN/NOTIFY wake-ups, an advisory lock electing
-// the scheduling leader, and one round trip per batch on the hot paths.
+// database: claims with FOR UPDATE SKIP LOCKED, identity-key dedup under
+// an advisory lock per key, LISTEN/NOTIFY wake-ups, an advisory lock
+// electing the scheduling leader, one round trip per batch on the hot
+// paths, and no index on a job's state, so that starting and ending a job
+// are HOT updates (docs/architecture.md).
 package postgres
 
 import (
@@ -42,6 +44,10 @@ var SchemaVersion = len(migrations())
 const (
 	notifyPrefix  = "wasmq_events"
 	leaderLockKey = 0x7761736d71 // "wasmq"
+	// identityLockClass is the first key of the advisory locks taken
+	// while inserting a job with an identity key (two-key locks do not
+	// meet the leader's one-key lock).
+	identityLockClass = 0x77716b
 )
 
 // Store implements store.Store on PostgreSQL.

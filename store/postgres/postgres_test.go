@@ -377,3 +377,156 @@ func BenchmarkClaimComplete100Parallel(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "jobs/s")
 }
+
+// sideRows counts the rows of pending_log and job_runs, the tables that
+// stand in for indexes on the job's state.
+func sideRows(t *testing.T, s *Store) (logged, runs, remaining int) {
+	t.Helper()
+	err := s.pool.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM pending_log),
+		(SELECT COUNT(*) FROM job_runs), (SELECT COALESCE(SUM(remaining), 0) FROM job_runs)`).Scan(&logged, &runs, &remaining)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logged, runs, remaining
+}
+
+func TestPendingLogAndRunRowsFollowTheJobs(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	jobs := make([]store.NewJob, 50)
+	for i := range jobs {
+		jobs[i] = newJob("")
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	if logged, _, _ := sideRows(t, s); logged != 50 {
+		t.Fatalf("pending_log holds %d rows after inserting 50 jobs, want 50", logged)
+	}
+	pending, err := s.PendingSince(ctx, 0, 1000)
+	if err != nil || len(pending) != 50 {
+		t.Fatalf("pending since 0: %d (%v), want 50", len(pending), err)
+	}
+	started, err := s.Start(ctx, pending[:30], "w1", time.Now().Add(time.Minute))
+	if err != nil || len(started) != 30 {
+		t.Fatalf("started %d (%v), want 30", len(started), err)
+	}
+	if logged, runs, remaining := sideRows(t, s); logged != 20 || runs != 1 || remaining != 30 {
+		t.Fatalf("after starting 30: %d logged, %d runs with %d jobs; want 20, 1, 30", logged, runs, remaining)
+	}
+	// A second start of the same candidates applies to none.
+	if again, err := s.Start(ctx, pending[:30], "w2", time.Now().Add(time.Minute)); err != nil || len(again) != 0 {
+		t.Fatalf("started %d again (%v), want 0", len(again), err)
+	}
+	if _, runs, _ := sideRows(t, s); runs != 1 {
+		t.Fatalf("an empty start left a run row: %d runs", runs)
+	}
+	if n, err := s.RenewLeases(ctx, "w1", time.Now().Add(2*time.Minute)); err != nil || n != 30 {
+		t.Fatalf("renewed %d leases (%v), want 30", n, err)
+	}
+	running, err := s.Running(ctx)
+	if err != nil || len(running) != 30 {
+		t.Fatalf("running: %d (%v), want 30", len(running), err)
+	}
+
+	// One is requeued by hand, one fails, one retries, the rest succeed.
+	if _, err := s.Requeue(ctx, "", started[0].UUID); err != nil {
+		t.Fatal(err)
+	}
+	var cs []store.Completion
+	for i, j := range started[1:] {
+		c := store.Completion{UUID: j.UUID, WorkerID: "w1", Attempt: j.Attempt, To: abi.StateDone, Cause: abi.CauseDone, Ended: time.Now()}
+		switch i {
+		case 0:
+			c.To, c.Cause, c.ExcName = abi.StateFailed, abi.CauseFail, "Boom"
+		case 1:
+			c.To, c.Cause = abi.StatePending, abi.CauseRetry
+		}
+		cs = append(cs, c)
+	}
+	if applied, err := s.Complete(ctx, cs); err != nil || len(applied) != 29 {
+		t.Fatalf("applied %d (%v), want 29", len(applied), err)
+	}
+	// 20 never started + the requeued + the retried are pending.
+	if logged, runs, _ := sideRows(t, s); logged != 22 || runs != 0 {
+		t.Fatalf("after the outcomes: %d logged, %d runs; want 22, 0", logged, runs)
+	}
+	if failed, err := s.FailedChannels(ctx); err != nil || failed["root"] != 1 {
+		t.Fatalf("failed channels: %v (%v), want root: 1", failed, err)
+	}
+	if running, err := s.Running(ctx); err != nil || len(running) != 0 {
+		t.Fatalf("running: %d (%v), want 0", len(running), err)
+	}
+	if _, err := s.Cancel(ctx, "", started[1].UUID); err != nil { // the failed one
+		t.Fatal(err)
+	}
+	if failed, err := s.FailedChannels(ctx); err != nil || len(failed) != 0 {
+		t.Fatalf("failed channels after the cancel: %v (%v), want none", failed, err)
+	}
+	pending, err = s.PendingSince(ctx, 0, 1000)
+	if err != nil || len(pending) != 22 {
+		t.Fatalf("pending since 0: %d (%v), want 22", len(pending), err)
+	}
+
+}
+
+func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE TABLE wasmq_schema_version (version integer NOT NULL, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations()[:4] {
+		if _, err := conn.Exec(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One job in each state a version 4 database can hold mid-flight; the
+	// started and enqueued ones with a lease that has already lapsed.
+	for _, st := range []string{"pending", "enqueued", "started", "failed", "done"} {
+		if _, err := conn.Exec(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, channel, priority,
+			max_retries, state, date_created, worker_id, lease_until, attempt, retry, date_started)
+			VALUES ($1, 't1', 'testkit.echo', '[]', '{}', '{}', 'root', 10, 5, $2, now(),
+				CASE WHEN $2 = 'started' THEN 'gone' ELSE '' END,
+				CASE WHEN $2 IN ('started', 'enqueued') THEN now() - interval '1 minute' END,
+				CASE WHEN $2 = 'started' THEN 1 ELSE 0 END, CASE WHEN $2 = 'started' THEN 1 ELSE 0 END,
+				CASE WHEN $2 = 'started' THEN now() - interval '2 minutes' END)`, "old-"+st, st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(ctx, dsn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pending, err := s.PendingSince(ctx, 0, 100)
+	if err != nil || len(pending) != 1 || pending[0].UUID != "old-pending" {
+		t.Fatalf("pending after the upgrade: %+v (%v), want old-pending", pending, err)
+	}
+	running, err := s.Running(ctx)
+	if err != nil || len(running) != 2 {
+		t.Fatalf("running after the upgrade: %+v (%v), want the enqueued and the started job", running, err)
+	}
+	if failed, err := s.FailedChannels(ctx); err != nil || failed["root"] != 1 {
+		t.Fatalf("failed channels after the upgrade: %v (%v), want root: 1", failed, err)
+	}
+	reaped, err := s.ReapExpired(ctx, time.Now())
+	if err != nil || len(reaped) != 2 {
+		t.Fatalf("reaped %+v (%v), want the enqueued and the started job", reaped, err)
+	}
+	pending, err = s.PendingSince(ctx, 0, 100)
+	if err != nil || len(pending) != 3 {
+		t.Fatalf("pending after reaping: %d (%v), want 3", len(pending), err)
+	}
+	if logged, runs, _ := sideRows(t, s); logged != 3 || runs != 0 {
+		t.Fatalf("after reaping: %d logged, %d runs; want 3, 0", logged, runs)
+	}
+}

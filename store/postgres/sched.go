@@ -18,7 +18,7 @@ func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int)
 		limit = 1000
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
-		FROM jobs WHERE state = 'pending' AND version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
+		FROM pending_log WHERE version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: pending since %d: %w", afterVersion, err)
 	}
@@ -60,8 +60,9 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 	ids, vers := idsAndVersions(jobs)
 	var moved []string
 	err := s.writeOn(ctx, s.fast, func(w *wtx) error {
-		rows, err := w.Query(ctx, `UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
-			version = nextval('job_version')
+		rows, err := w.Query(ctx, `WITH unlogged AS (DELETE FROM pending_log WHERE version = ANY($4))
+			UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
+			handed = true, version = nextval('job_version')
 			FROM unnest($3::text[], $4::bigint[]) AS c(uuid, version)
 			WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
 			RETURNING j.uuid, j.channel`, w.now, leaseUntil, ids, vers)
@@ -118,7 +119,7 @@ func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID stri
 	}
 	ids, vers := idsAndVersions(jobs)
 	now := time.Now().UTC()
-	rows, err := s.fast.Query(ctx, startSQL, ids, vers, now, workerID, leaseUntil)
+	rows, err := s.fast.Query(ctx, startSQL, ids, vers, workerID, leaseUntil, now)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: start: %w", err)
 	}
@@ -134,10 +135,27 @@ func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 	return jobs, nil
 }
 
-// startedColumns: the started rows come straight from the UPDATE's
-// RETURNING (no CTE holding whole rows). The attempt is not written here:
-// the job row holds it while it runs, and it is recorded once, when it
-// ends. Nor are the parents read: a worker does not need them.
+// startedRun: a batch moved to started also inserts its job_runs row
+// (the lease the node renews), numbered beforehand so that the job rows
+// can name it. The started rows come straight from the UPDATE's
+// RETURNING (no CTE holding whole rows beyond this one).
+func startedRun(pick, set, from, where string) string {
+	return `WITH ` + pick + `run AS (SELECT nextval('job_runs_id_seq') AS id),
+		upd AS (
+			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1, ` + set + `,
+				date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, handed = false,
+				run_id = (SELECT id FROM run), version = nextval('job_version')
+			FROM ` + from + ` WHERE ` + where + `
+			RETURNING ` + startedColumns + `),
+		lease AS (
+			INSERT INTO job_runs (id, worker_id, lease_until, remaining, uuids)
+			SELECT (SELECT id FROM run), $3, $4, COUNT(*), array_agg(uuid) FROM upd HAVING COUNT(*) > 0)
+		SELECT * FROM upd`
+}
+
+// startedColumns: the attempt is not written at start: the job row holds
+// it while it runs, and it is recorded once, when it ends. Nor are the
+// parents read: a worker does not need them.
 var startedColumns = qualified(jobColumns, "j.")
 
 func qualified(cols, prefix string) string {
@@ -148,24 +166,18 @@ func qualified(cols, prefix string) string {
 	return strings.Join(parts, ", ")
 }
 
-var claimSQL = `WITH picked AS (
-			SELECT uuid FROM jobs WHERE state = 'enqueued'
+// $2 is read before the statement runs; a job enqueued in between must
+// not look started before it was enqueued.
+var claimSQL = startedRun(`picked AS (
+			SELECT uuid FROM jobs WHERE handed AND state = 'enqueued'
 			ORDER BY priority, expected_at NULLS LAST, date_created, seq
-			LIMIT $1 FOR UPDATE SKIP LOCKED)
-		-- $2 is read before the statement runs; a job enqueued in between
-		-- must not look started before it was enqueued.
-		UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
-			date_started = GREATEST($2::timestamptz, j.date_enqueued),
-			date_done = NULL, exec_time = NULL, worker_id = $3, lease_until = $4, version = nextval('job_version')
-		FROM picked WHERE j.uuid = picked.uuid
-		RETURNING ` + startedColumns
+			LIMIT $1 FOR UPDATE SKIP LOCKED), `,
+	`date_started = GREATEST($2::timestamptz, j.date_enqueued)`,
+	`picked`, `j.uuid = picked.uuid`)
 
-var startSQL = `UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1,
-			date_enqueued = $3, date_started = $3,
-			date_done = NULL, exec_time = NULL, worker_id = $4, lease_until = $5, version = nextval('job_version')
-		FROM unnest($1::text[], $2::bigint[]) AS c(id, ver)
-		WHERE j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver
-		RETURNING ` + startedColumns
+var startSQL = startedRun(`unlogged AS (DELETE FROM pending_log WHERE version = ANY($2)), `, `date_enqueued = $5, date_started = $5`,
+	`unnest($1::text[], $2::bigint[]) AS c(id, ver)`,
+	`j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver`)
 
 func runsBefore(a, b abi.Job) bool {
 	if a.Priority != b.Priority {
@@ -256,11 +268,17 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 					retry = GREATEST(j.retry - c.uncount, 0),
 					worker_id = CASE WHEN c.st = 'pending' THEN '' ELSE j.worker_id END,
 					date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
-					key_holder = CASE WHEN c.st = 'pending' THEN `+holderExpr+` ELSE j.key_holder END,
+					failed = (c.st = 'failed'),
 					lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
 				FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
-				RETURNING j.uuid, j.channel, j.state, j.date_started,
+				RETURNING j.uuid, j.channel, j.state, j.date_started, j.version, j.run_id,
+					j.tenant, j.priority, j.eta, j.expected_at, j.date_created, j.seq,
 					j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid) AS has_children),
+			-- Each batch's lease row counts its jobs still running.
+			ended AS (SELECT run_id, COUNT(*) AS n FROM upd WHERE run_id IS NOT NULL GROUP BY run_id),
+			run_gone AS (DELETE FROM job_runs r USING ended e WHERE r.id = e.run_id AND r.remaining <= e.n),
+			run_left AS (UPDATE job_runs r SET remaining = r.remaining - e.n FROM ended e WHERE r.id = e.run_id AND r.remaining > e.n),
+			retried AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM upd WHERE state = 'pending'),
 			att AS (
 				INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
 				SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json
@@ -314,8 +332,12 @@ func orLogs(l []abi.LogLine) []abi.LogLine {
 	return l
 }
 
+// RenewLeases renews the worker's batches and, for the record, each
+// running job's lease_until (HOT updates).
 func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET lease_until = $1 WHERE state = 'started' AND worker_id = $2`, leaseUntil, workerID)
+	tag, err := s.pool.Exec(ctx, `WITH r AS (UPDATE job_runs SET lease_until = $1 WHERE worker_id = $2 RETURNING uuids)
+		UPDATE jobs j SET lease_until = $1 FROM (SELECT unnest(uuids) AS uuid FROM r) x
+		WHERE j.uuid = x.uuid AND j.state = 'started' AND j.worker_id = $2`, leaseUntil, workerID)
 	if err != nil {
 		return 0, fmt.Errorf("postgres store: renew leases: %w", err)
 	}
@@ -325,8 +347,13 @@ func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil tim
 func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
 	var out []store.Reaped
 	err := s.write(ctx, func(w *wtx) error {
-		rows, err := w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, date_started FROM jobs
-			WHERE state IN ('enqueued', 'started') AND lease_until < $1 FOR UPDATE SKIP LOCKED`, now)
+		// Expired batches, then their jobs still started in them, and
+		// jobs handed out but not claimed in time.
+		rows, err := w.Query(ctx, `SELECT id FROM job_runs WHERE lease_until < $1 FOR UPDATE SKIP LOCKED`, now)
+		if err != nil {
+			return fmt.Errorf("postgres store: expired leases: %w", err)
+		}
+		runs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 		if err != nil {
 			return fmt.Errorf("postgres store: expired leases: %w", err)
 		}
@@ -336,12 +363,27 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			worker, channel     string
 			started             *time.Time
 		}
-		ds, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dead, error) {
-			var d dead
-			return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.started)
-		})
-		if err != nil {
-			return err
+		var ds []dead
+		for _, q := range []struct {
+			where string
+			arg   any
+		}{
+			{`uuid IN (SELECT unnest(uuids) FROM job_runs WHERE id = ANY($1)) AND state = 'started' AND run_id = ANY($1)`, runs},
+			{`handed AND state = 'enqueued' AND lease_until < $1`, now},
+		} {
+			rows, err = w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, date_started FROM jobs
+				WHERE `+q.where+` FOR UPDATE SKIP LOCKED`, q.arg)
+			if err != nil {
+				return fmt.Errorf("postgres store: expired leases: %w", err)
+			}
+			more, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dead, error) {
+				var d dead
+				return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.started)
+			})
+			if err != nil {
+				return fmt.Errorf("postgres store: expired leases: %w", err)
+			}
+			ds = append(ds, more...)
 		}
 		for _, d := range ds {
 			to := abi.StatePending
@@ -354,12 +396,15 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			msg := fmt.Sprintf("worker %s stopped renewing its lease", d.worker)
 			if to == abi.StateFailed {
 				_, err = w.Exec(ctx, `UPDATE jobs SET state = 'failed', exc_name = $1, exc_message = $2,
-					lease_until = NULL, version = nextval('job_version') WHERE uuid = $3`,
+					lease_until = NULL, failed = true, handed = false, version = nextval('job_version') WHERE uuid = $3`,
 					abi.ExcJobFoundDead, fmt.Sprintf("Job found dead after %d attempts: %s", d.retry, msg), d.uuid)
 				w.events.Add(store.EventChanged, d.channel)
 			} else {
 				_, err = w.Exec(ctx, `UPDATE jobs j SET state = 'pending', date_enqueued = NULL, worker_id = '',
-					lease_until = NULL, key_holder = `+holderExpr+`, version = nextval('job_version') WHERE j.uuid = $1`, d.uuid)
+					lease_until = NULL, handed = false, version = nextval('job_version') WHERE j.uuid = $1`, d.uuid)
+				if err == nil {
+					err = logPending(ctx, w, d.uuid)
+				}
 				w.events.Job(store.EventPending, d.uuid, d.channel)
 			}
 			if err != nil {
@@ -373,9 +418,21 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			w.events.Job(store.EventFinished, d.uuid, d.channel)
 			out = append(out, store.Reaped{UUID: d.uuid, State: to})
 		}
+		if _, err := w.Exec(ctx, `DELETE FROM job_runs WHERE id = ANY($1)`, runs); err != nil {
+			return fmt.Errorf("postgres store: drop expired leases: %w", err)
+		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return out, err
+	}
+	// Forget the pending versions that are no longer current (the job
+	// started, changed or went away).
+	if _, err := s.pool.Exec(ctx, `DELETE FROM pending_log l WHERE NOT EXISTS (
+			SELECT 1 FROM jobs j WHERE j.uuid = l.uuid AND j.version = l.version AND j.state = 'pending')`); err != nil {
+		return out, fmt.Errorf("postgres store: trim pending log: %w", err)
+	}
+	return out, nil
 }
 
 func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
