@@ -62,6 +62,9 @@ type Store struct {
 
 	leadMu   sync.Mutex
 	leadConn *pgx.Conn // holds the advisory lock while this process leads
+
+	trimMu    sync.Mutex
+	trimAfter int64 // pending_log version where the next trim pass starts
 }
 
 var _ store.Store = (*Store)(nil)

@@ -530,3 +530,48 @@ func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
 		t.Fatalf("after reaping: %d logged, %d runs; want 3, 0", logged, runs)
 	}
 }
+
+// The reaper's trim of pending_log is a safety net that must stay cheap
+// with a large backlog: each pass looks at one chunk of the log, and a
+// stale row anywhere in it is gone after one walk over the whole log.
+func TestPendingLogTrimWalksTheLogAChunkAtATime(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	const n = 2*trimChunk + 500
+	jobs := make([]store.NewJob, n)
+	for i := range jobs {
+		jobs[i] = newJob("")
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	// Three jobs leave pending behind the log's back, as a path that
+	// forgot its log row would: at the start, in the middle and at the end
+	// of the log.
+	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = now() WHERE uuid IN (
+		(SELECT uuid FROM pending_log ORDER BY version LIMIT 1),
+		(SELECT uuid FROM pending_log ORDER BY version OFFSET $1 LIMIT 1),
+		(SELECT uuid FROM pending_log ORDER BY version DESC LIMIT 1))`, trimChunk+7)
+	if err != nil || tag.RowsAffected() != 3 {
+		t.Fatalf("cancelled %d jobs behind the log (%v), want 3", tag.RowsAffected(), err)
+	}
+	passes := 0
+	logged := n
+	for logged != n-3 && passes < 10 {
+		if _, err := s.ReapExpired(ctx, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		passes++
+		logged, _, _ = sideRows(t, s)
+	}
+	if logged != n-3 {
+		t.Fatalf("after %d reaper passes pending_log holds %d rows, want %d", passes, logged, n-3)
+	}
+	if passes != 3 {
+		t.Fatalf("the stale rows were gone after %d passes, want 3 (a chunk of %d rows per pass)", passes, trimChunk)
+	}
+	pending, err := s.PendingSince(ctx, 0, 2*n)
+	if err != nil || len(pending) != n-3 {
+		t.Fatalf("pending since 0: %d (%v), want %d", len(pending), err, n-3)
+	}
+}

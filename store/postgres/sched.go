@@ -426,13 +426,40 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 	if err != nil {
 		return out, err
 	}
-	// Forget the pending versions that are no longer current (the job
-	// started, changed or went away).
-	if _, err := s.pool.Exec(ctx, `DELETE FROM pending_log l WHERE NOT EXISTS (
-			SELECT 1 FROM jobs j WHERE j.uuid = l.uuid AND j.version = l.version AND j.state = 'pending')`); err != nil {
-		return out, fmt.Errorf("postgres store: trim pending log: %w", err)
+	if err := s.trimPendingLog(ctx); err != nil {
+		return out, err
 	}
 	return out, nil
+}
+
+// trimChunk bounds the work of one trimPendingLog pass: the log holds a
+// row per pending job, so a backlog of a million jobs must not cost a
+// million lookups every lease/3.
+const trimChunk = 2000
+
+// trimPendingLog forgets pending versions that are no longer current (the
+// job started, changed or went away). Every path that moves a job out of
+// pending deletes its own log row, so this is a safety net: it walks the
+// log a chunk per pass, in version order, and starts over at the end.
+func (s *Store) trimPendingLog(ctx context.Context) error {
+	s.trimMu.Lock()
+	defer s.trimMu.Unlock()
+	var last *int64
+	var seen int
+	err := s.pool.QueryRow(ctx, `WITH chunk AS (
+			SELECT version, uuid FROM pending_log WHERE version > $1 ORDER BY version LIMIT $2),
+		stale AS (DELETE FROM pending_log l USING chunk c WHERE l.version = c.version AND NOT EXISTS (
+			SELECT 1 FROM jobs j WHERE j.uuid = c.uuid AND j.version = c.version AND j.state = 'pending'))
+		SELECT MAX(version), COUNT(*) FROM chunk`, s.trimAfter, trimChunk).Scan(&last, &seen)
+	if err != nil {
+		return fmt.Errorf("postgres store: trim pending log: %w", err)
+	}
+	if seen < trimChunk || last == nil {
+		s.trimAfter = 0
+	} else {
+		s.trimAfter = *last
+	}
+	return nil
 }
 
 func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
