@@ -30,15 +30,15 @@ func parentsState(ctx context.Context, w *wtx, uuid string) (allDone, cancelledF
 // cancelled, which settles its own children in turn.
 func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 	for len(parents) > 0 {
-		rows, err := w.Query(ctx, `SELECT DISTINCT j.uuid, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
+		rows, err := w.Query(ctx, `SELECT DISTINCT j.uuid, j.tenant, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
 			WHERE d.parent = ANY($1) AND j.state = 'wait_dependencies'`, parents)
 		if err != nil {
 			return fmt.Errorf("postgres store: children: %w", err)
 		}
-		type child struct{ uuid, channel string }
+		type child struct{ uuid, tenant, channel string }
 		kids, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (child, error) {
 			var c child
-			return c, r.Scan(&c.uuid, &c.channel)
+			return c, r.Scan(&c.uuid, &c.tenant, &c.channel)
 		})
 		if err != nil {
 			return err
@@ -58,10 +58,14 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 					return err
 				}
 				w.events.Job(store.EventPending, c.uuid, c.channel)
+				w.count(c.tenant, c.channel, abi.StateWaitDependencies, -1)
+				w.count(c.tenant, c.channel, abi.StatePending, 1)
 			case cancelled:
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, version = nextval('job_version') WHERE uuid = $2`, w.now, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: cancel %s: %w", c.uuid, err)
 				}
+				w.count(c.tenant, c.channel, abi.StateWaitDependencies, -1)
+				w.count(c.tenant, c.channel, abi.StateCancelled, 1)
 				parents = append(parents, c.uuid)
 			}
 		}
@@ -108,8 +112,11 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 			w.events.Job(store.EventFinished, j.UUID, j.Channel)
 		}
 		w.events.Add(store.EventChanged, j.Channel)
-		out, err = getJob(ctx, w, tenant, uuid)
-		return err
+		if out, err = getJob(ctx, w, tenant, uuid); err != nil {
+			return err
+		}
+		w.moved(j, out)
+		return nil
 	})
 	return out, err
 }
@@ -175,9 +182,12 @@ func (s *Store) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error
 		// Every waiting descendant, transitively, in one statement.
 		_, err := w.Exec(ctx, `WITH RECURSIVE d(uuid) AS (
 				SELECT child FROM job_dependencies WHERE parent = $1
-				UNION SELECT jd.child FROM job_dependencies jd JOIN d ON jd.parent = d.uuid)
-			UPDATE jobs SET state = 'cancelled', date_cancelled = $2, version = nextval('job_version')
-			WHERE uuid IN (SELECT uuid FROM d) AND state = 'wait_dependencies'`, uuid, w.now)
+				UNION SELECT jd.child FROM job_dependencies jd JOIN d ON jd.parent = d.uuid),
+			upd AS (UPDATE jobs SET state = 'cancelled', date_cancelled = $2, version = nextval('job_version')
+				WHERE uuid IN (SELECT uuid FROM d) AND state = 'wait_dependencies'
+				RETURNING tenant, channel, state),
+			`+countedCTE("upd", string(abi.StateWaitDependencies))+`
+			SELECT 1`, uuid, w.now)
 		if err != nil {
 			return "", fmt.Errorf("postgres store: cancel dependents of %s: %w", uuid, err)
 		}
@@ -199,6 +209,7 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		if err != nil {
 			return err
 		}
+		before := j
 		if err := p.Apply(&j); err != nil {
 			return err
 		}
@@ -217,8 +228,11 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 			}
 			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
-		out, err = getJob(ctx, w, tenant, uuid)
-		return err
+		if out, err = getJob(ctx, w, tenant, uuid); err != nil {
+			return err
+		}
+		w.moved(before, out)
+		return nil
 	})
 	return out, err
 }

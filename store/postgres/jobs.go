@@ -151,7 +151,8 @@ func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 				$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[], $16::text[])
 				AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, g)
 			RETURNING `+jobColumns+`, version),
-		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins)
+		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins),
+		`+countedCTE("ins", "")+`
 		SELECT `+jobColumnNames+` FROM ins`,
 		uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr, graphs, w.now)
 	if err != nil {
@@ -291,6 +292,7 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		if _, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return insertError(err)
 		}
+		w.count(nj.Tenant, nj.Channel, state, 1)
 		if state == abi.StatePending {
 			if err := logPending(ctx, w, nj.UUID); err != nil {
 				return err
@@ -408,8 +410,10 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 }
 
 func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
-	rows, err := s.pool.Query(ctx, `SELECT channel, state, COUNT(*) FROM jobs WHERE ($1 = '' OR tenant = $1)
-		GROUP BY channel, state ORDER BY channel`, tenant)
+	rows, err := s.pool.Query(ctx, `SELECT channel, state, SUM(n) FROM (
+			SELECT tenant, channel, state, n FROM job_counts UNION ALL
+			SELECT tenant, channel, state, n FROM job_count_deltas) c
+		WHERE ($1 = '' OR tenant = $1) GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: counts: %w", err)
 	}

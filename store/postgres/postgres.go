@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -63,8 +64,9 @@ type Store struct {
 	leadMu   sync.Mutex
 	leadConn *pgx.Conn // holds the advisory lock while this process leads
 
-	trimMu    sync.Mutex
-	trimAfter int64 // pending_log version where the next trim pass starts
+	maintMu     sync.Mutex // the leader's housekeeping state, below
+	trimAfter   int64      // pending_log version where the next trim pass starts
+	recountedAt time.Time  // when keepCounts last counted the jobs afresh
 }
 
 var _ store.Store = (*Store)(nil)
@@ -331,11 +333,50 @@ func deliver(ch chan store.Event, e store.Event, lost bool) bool {
 // of 39 bytes quoted, plus up to 50 channel names.
 const uuidsPerNotify = 150
 
-// wtx is one write transaction with the events to notify at commit.
+// wtx is one write transaction with the events to notify at commit and
+// the job counts it changed (migration 6), written with the events.
 type wtx struct {
 	pgx.Tx
 	now    time.Time
 	events store.Events
+	counts map[countKey]int
+}
+
+type countKey struct {
+	tenant, channel string
+	state           abi.State
+}
+
+// count notes n jobs more (or fewer) of tenant in channel and state.
+// Statements on the hot path write their deltas themselves (countedCTE).
+func (w *wtx) count(tenant, channel string, state abi.State, n int) {
+	if w.counts == nil {
+		w.counts = map[countKey]int{}
+	}
+	w.counts[countKey{tenant, channel, state}] += n
+}
+
+// moved notes a job that left one (channel, state) for another.
+func (w *wtx) moved(from, to abi.Job) {
+	if from.Channel != to.Channel || from.State != to.State {
+		w.count(from.Tenant, from.Channel, from.State, -1)
+		w.count(to.Tenant, to.Channel, to.State, 1)
+	}
+}
+
+// countedCTE is the CTE that writes the count deltas of the rows src
+// returns (tenant, channel and the new state), which were all in state
+// from before; from "" means new rows.
+func countedCTE(src, from string) string {
+	if from == "" {
+		return `counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
+			SELECT tenant, channel, state, COUNT(*) FROM ` + src + ` GROUP BY 1, 2, 3)`
+	}
+	return `counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
+			SELECT tenant, channel, st, SUM(d) FROM (
+				SELECT tenant, channel, '` + from + `' AS st, -1 AS d FROM ` + src + `
+				UNION ALL SELECT tenant, channel, state, 1 FROM ` + src + `) x
+			GROUP BY 1, 2, 3 HAVING SUM(d) <> 0)`
 }
 
 func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
@@ -352,7 +393,14 @@ func (s *Store) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx)
 	if err := fn(w); err != nil {
 		return err
 	}
-	if len(w.events) > 0 {
+	var ts, cs, ss []string
+	var ns []int64
+	for k, n := range w.counts {
+		if n != 0 {
+			ts, cs, ss, ns = append(ts, k.tenant), append(cs, k.channel), append(ss, string(k.state)), append(ns, int64(n))
+		}
+	}
+	if len(w.events) > 0 || len(ns) > 0 {
 		payloads := make([]string, 0, len(w.events))
 		for _, e := range w.events {
 			e.Channels = dedup(e.Channels)
@@ -375,8 +423,10 @@ func (s *Store) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx)
 				}
 			}
 		}
-		// Every event of the transaction in one round trip.
-		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.notify, payloads); err != nil {
+		// Every event and count of the transaction in one round trip.
+		if _, err := tx.Exec(ctx, `WITH counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
+				SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))
+			SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.notify, payloads, ts, cs, ss, ns); err != nil {
 			return fmt.Errorf("postgres store: notify: %w", err)
 		}
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -390,6 +391,53 @@ func sideRows(t *testing.T, s *Store) (logged, runs, remaining int) {
 	return logged, runs, remaining
 }
 
+// countsAgree checks Counts, for all tenants and for t1, against a GROUP BY
+// over the jobs themselves, with the triggers' deltas as they are and
+// again once folded into the totals.
+func countsAgree(t *testing.T, s *Store, when string) {
+	t.Helper()
+	ctx := context.Background()
+	for _, fold := range []bool{false, true} {
+		if fold {
+			if err := s.foldCounts(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tenant := range []string{"", "t1"} {
+			truth := map[string]int{}
+			rows, err := s.pool.Query(ctx, `SELECT channel, state, COUNT(*) FROM jobs
+				WHERE ($1 = '' OR tenant = $1) GROUP BY 1, 2`, tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var ch, st string
+				var n int
+				if err := rows.Scan(&ch, &st, &n); err != nil {
+					t.Fatal(err)
+				}
+				truth[ch+" "+st] = n
+			}
+			if err := rows.Err(); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]int{}
+			counts, err := s.Counts(ctx, tenant)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cc := range counts {
+				for st, n := range cc.Counts {
+					got[cc.Channel+" "+string(st)] = n
+				}
+			}
+			if !maps.Equal(got, truth) {
+				t.Fatalf("%s (tenant %q, folded %v): Counts says %v, the jobs %v", when, tenant, fold, got, truth)
+			}
+		}
+	}
+}
+
 func TestPendingLogAndRunRowsFollowTheJobs(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
@@ -467,7 +515,11 @@ func TestPendingLogAndRunRowsFollowTheJobs(t *testing.T) {
 	if err != nil || len(pending) != 22 {
 		t.Fatalf("pending since 0: %d (%v), want 22", len(pending), err)
 	}
-
+	countsAgree(t, s, "after the outcomes and the cancel")
+	if n, err := s.Vacuum(ctx, "root", time.Now().Add(time.Hour)); err != nil || n != 28 {
+		t.Fatalf("vacuum deleted %d (%v), want the 27 done and the cancelled one", n, err)
+	}
+	countsAgree(t, s, "after the vacuum")
 }
 
 func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
@@ -529,6 +581,7 @@ func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
 	if logged, runs, _ := sideRows(t, s); logged != 3 || runs != 0 {
 		t.Fatalf("after reaping: %d logged, %d runs; want 3, 0", logged, runs)
 	}
+	countsAgree(t, s, "after the upgrade and the reaping")
 }
 
 // The reaper's trim of pending_log is a safety net that must stay cheap
@@ -574,4 +627,53 @@ func TestPendingLogTrimWalksTheLogAChunkAtATime(t *testing.T) {
 	if err != nil || len(pending) != n-3 {
 		t.Fatalf("pending since 0: %d (%v), want %d", len(pending), err, n-3)
 	}
+}
+
+// Counts put wrong behind the store's back (a delta nobody wrote, a
+// job deleted by hand) mend at the next recount, and a fold in between
+// keeps them as they are.
+func TestRecountMendsCountsPutWrongByHand(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	jobs := make([]store.NewJob, 10)
+	for i := range jobs {
+		jobs[i] = newJob("")
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `DELETE FROM jobs WHERE uuid = $1`, jobs[0].UUID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO job_count_deltas VALUES ('t1', 'root.ghost', 'failed', 3)`); err != nil {
+		t.Fatal(err)
+	}
+	pendingAndGhosts := func() (int, int) {
+		counts, err := s.Counts(ctx, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pending, ghosts int
+		for _, cc := range counts {
+			pending += cc.Counts[abi.StatePending]
+			if cc.Channel == "root.ghost" {
+				ghosts += cc.Counts[abi.StateFailed]
+			}
+		}
+		return pending, ghosts
+	}
+	if err := s.foldCounts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, g := pendingAndGhosts(); p != 10 || g != 3 {
+		t.Fatalf("after a fold: %d pending, %d ghosts; want the wrong 10 and 3 kept", p, g)
+	}
+	s.recountedAt = time.Now().Add(-2 * recountEvery)
+	if _, err := s.ReapExpired(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if p, g := pendingAndGhosts(); p != 9 || g != 0 {
+		t.Fatalf("after the reaper's recount: %d pending, %d ghosts; want 9 and 0", p, g)
+	}
+	countsAgree(t, s, "after the recount")
 }

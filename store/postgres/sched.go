@@ -60,12 +60,14 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 	ids, vers := idsAndVersions(jobs)
 	var moved []string
 	err := s.writeOn(ctx, s.fast, func(w *wtx) error {
-		rows, err := w.Query(ctx, `WITH unlogged AS (DELETE FROM pending_log WHERE version = ANY($4))
-			UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
-			handed = true, version = nextval('job_version')
-			FROM unnest($3::text[], $4::bigint[]) AS c(uuid, version)
-			WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
-			RETURNING j.uuid, j.channel`, w.now, leaseUntil, ids, vers)
+		rows, err := w.Query(ctx, `WITH unlogged AS (DELETE FROM pending_log WHERE version = ANY($4)),
+			upd AS (UPDATE jobs j SET state = 'enqueued', date_enqueued = $1, lease_until = $2,
+				handed = true, version = nextval('job_version')
+				FROM unnest($3::text[], $4::bigint[]) AS c(uuid, version)
+				WHERE j.uuid = c.uuid AND j.state || '' = 'pending' AND j.version = c.version
+				RETURNING j.uuid, j.tenant, j.channel, j.state),
+			`+countedCTE("upd", "pending")+`
+			SELECT uuid, channel FROM upd`, w.now, leaseUntil, ids, vers)
 		if err != nil {
 			return fmt.Errorf("postgres store: enqueue: %w", err)
 		}
@@ -139,7 +141,7 @@ func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 // (the lease the node renews), numbered beforehand so that the job rows
 // can name it. The started rows come straight from the UPDATE's
 // RETURNING (no CTE holding whole rows beyond this one).
-func startedRun(pick, set, from, where string) string {
+func startedRun(pick, set, from, where string, was abi.State) string {
 	return `WITH ` + pick + `run AS (SELECT nextval('job_runs_id_seq') AS id),
 		upd AS (
 			UPDATE jobs j SET state = 'started', retry = retry + 1, attempt = attempt + 1, ` + set + `,
@@ -149,7 +151,8 @@ func startedRun(pick, set, from, where string) string {
 			RETURNING ` + startedColumns + `),
 		lease AS (
 			INSERT INTO job_runs (id, worker_id, lease_until, remaining, uuids)
-			SELECT (SELECT id FROM run), $3, $4, COUNT(*), array_agg(uuid) FROM upd HAVING COUNT(*) > 0)
+			SELECT (SELECT id FROM run), $3, $4, COUNT(*), array_agg(uuid) FROM upd HAVING COUNT(*) > 0),
+		` + countedCTE("upd", string(was)) + `
 		SELECT * FROM upd`
 }
 
@@ -173,11 +176,11 @@ var claimSQL = startedRun(`picked AS (
 			ORDER BY priority, expected_at NULLS LAST, date_created, seq
 			LIMIT $1 FOR UPDATE SKIP LOCKED), `,
 	`date_started = GREATEST($2::timestamptz, j.date_enqueued)`,
-	`picked`, `j.uuid = picked.uuid`)
+	`picked`, `j.uuid = picked.uuid`, abi.StateEnqueued)
 
 var startSQL = startedRun(`unlogged AS (DELETE FROM pending_log WHERE version = ANY($2)), `, `date_enqueued = $5, date_started = $5`,
 	`unnest($1::text[], $2::bigint[]) AS c(id, ver)`,
-	`j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver`)
+	`j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver`, abi.StatePending)
 
 func runsBefore(a, b abi.Job) bool {
 	if a.Priority != b.Priority {
@@ -278,6 +281,7 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			ended AS (SELECT run_id, COUNT(*) AS n FROM upd WHERE run_id IS NOT NULL GROUP BY run_id),
 			run_gone AS (DELETE FROM job_runs r USING ended e WHERE r.id = e.run_id AND r.remaining <= e.n),
 			run_left AS (UPDATE job_runs r SET remaining = r.remaining - e.n FROM ended e WHERE r.id = e.run_id AND r.remaining > e.n),
+			`+countedCTE("upd", "started")+`,
 			retried AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM upd WHERE state = 'pending'),
 			att AS (
 				INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
@@ -361,6 +365,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			uuid, state         string
 			retry, max, attempt int
 			worker, channel     string
+			tenant              string
 			started             *time.Time
 		}
 		var ds []dead
@@ -371,14 +376,14 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			{`uuid IN (SELECT unnest(uuids) FROM job_runs WHERE id = ANY($1)) AND state = 'started' AND run_id = ANY($1)`, runs},
 			{`handed AND state = 'enqueued' AND lease_until < $1`, now},
 		} {
-			rows, err = w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, date_started FROM jobs
+			rows, err = w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, tenant, date_started FROM jobs
 				WHERE `+q.where+` FOR UPDATE SKIP LOCKED`, q.arg)
 			if err != nil {
 				return fmt.Errorf("postgres store: expired leases: %w", err)
 			}
 			more, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dead, error) {
 				var d dead
-				return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.started)
+				return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.tenant, &d.started)
 			})
 			if err != nil {
 				return fmt.Errorf("postgres store: expired leases: %w", err)
@@ -410,6 +415,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			if err != nil {
 				return fmt.Errorf("postgres store: reap %s: %w", d.uuid, err)
 			}
+			w.count(d.tenant, d.channel, abi.State(d.state), -1)
+			w.count(d.tenant, d.channel, to, 1)
 			if d.state == string(abi.StateStarted) && d.started != nil {
 				if err := endAttempt(ctx, w, d.uuid, d.attempt, d.worker, *d.started, now, "dead", abi.ExcJobFoundDead, msg); err != nil {
 					return err
@@ -429,7 +436,74 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 	if err := s.trimPendingLog(ctx); err != nil {
 		return out, err
 	}
+	if err := s.keepCounts(ctx); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// recountEvery: the leader counts the jobs afresh this often (and when it
+// starts leading), so that counts put wrong by hand (a DELETE in psql)
+// mend themselves. At a million jobs a recount takes about 300 ms.
+const recountEvery = time.Hour
+
+func (s *Store) keepCounts(ctx context.Context) error {
+	s.maintMu.Lock()
+	due := time.Since(s.recountedAt) > recountEvery
+	s.maintMu.Unlock()
+	if !due {
+		return s.foldCounts(ctx)
+	}
+	if err := s.recount(ctx); err != nil {
+		return err
+	}
+	s.maintMu.Lock()
+	s.recountedAt = time.Now()
+	s.maintMu.Unlock()
+	return nil
+}
+
+// recount replaces the counts with a GROUP BY over the jobs. Under one
+// REPEATABLE READ snapshot, the deltas it deletes are exactly those of
+// the writes the GROUP BY sees; a write committed later keeps its delta.
+func (s *Store) recount(ctx context.Context) error {
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		for _, q := range []string{
+			`DELETE FROM job_count_deltas`,
+			`DELETE FROM job_counts`,
+			`INSERT INTO job_counts SELECT tenant, channel, state, COUNT(*) FROM jobs GROUP BY 1, 2, 3`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres store: recount jobs: %w", err)
+	}
+	return nil
+}
+
+// foldCounts moves the deltas the triggers wrote (migration 6) into the
+// totals, so that Counts reads a few rows per (tenant, channel, state)
+// and never the whole jobs table. It runs on the leader only; the
+// deltas' rows are deleted and added in one transaction, so a concurrent
+// Counts sees them in one place or the other.
+func (s *Store) foldCounts(ctx context.Context) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `WITH d AS (DELETE FROM job_count_deltas RETURNING tenant, channel, state, n)
+			INSERT INTO job_counts SELECT tenant, channel, state, SUM(n) FROM d GROUP BY 1, 2, 3
+			ON CONFLICT (tenant, channel, state) DO UPDATE SET n = job_counts.n + EXCLUDED.n`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `DELETE FROM job_counts WHERE n = 0`)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("postgres store: fold job counts: %w", err)
+	}
+	return nil
 }
 
 // trimChunk bounds the work of one trimPendingLog pass: the log holds a
@@ -442,8 +516,8 @@ const trimChunk = 2000
 // pending deletes its own log row, so this is a safety net: it walks the
 // log a chunk per pass, in version order, and starts over at the end.
 func (s *Store) trimPendingLog(ctx context.Context) error {
-	s.trimMu.Lock()
-	defer s.trimMu.Unlock()
+	s.maintMu.Lock()
+	defer s.maintMu.Unlock()
 	var last *int64
 	var seen int
 	err := s.pool.QueryRow(ctx, `WITH chunk AS (
@@ -467,7 +541,9 @@ func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time)
 	err := s.write(ctx, func(w *wtx) error {
 		tag, err := w.Exec(ctx, `WITH gone AS (
 				DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND channel = $1
-				AND COALESCE(date_done, date_cancelled, date_created) < $2 RETURNING uuid),
+				AND COALESCE(date_done, date_cancelled, date_created) < $2 RETURNING uuid, tenant, channel, state),
+			counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
+				SELECT tenant, channel, state, -COUNT(*) FROM gone GROUP BY 1, 2, 3),
 			a AS (DELETE FROM job_attempts WHERE job_uuid IN (SELECT uuid FROM gone)),
 			d AS (DELETE FROM job_dependencies WHERE child IN (SELECT uuid FROM gone))
 			SELECT 1 FROM gone`, channel, olderThan)

@@ -4,6 +4,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"maps"
 	"sync"
 	"testing"
 	"time"
@@ -49,7 +50,56 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NodesAnnounceThemselves", nodesAnnounceThemselves},
 		{"PendingEventsNameTheJobs", pendingEventsNameTheJobs},
 	} {
-		t.Run(c.name, func(t *testing.T) { c.fn(t, open(t)) })
+		t.Run(c.name, func(t *testing.T) {
+			s := open(t)
+			c.fn(t, s)
+			if !t.Failed() {
+				countsMatchTheJobs(t, s)
+			}
+		})
+	}
+}
+
+// countsMatchTheJobs: whatever a case did, Counts (which a store may keep
+// apart from the jobs, as PostgreSQL does) agrees with the jobs as listed,
+// for every tenant and for each one.
+func countsMatchTheJobs(t *testing.T, s store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	truth := map[string]map[string]int{"": {}}
+	f := store.Filter{Limit: 1000}
+	for {
+		page, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatalf("list every job: %v", err)
+		}
+		for _, j := range page.Jobs {
+			if truth[j.Tenant] == nil {
+				truth[j.Tenant] = map[string]int{}
+			}
+			key := j.Channel + " " + string(j.State)
+			truth[""][key]++
+			truth[j.Tenant][key]++
+		}
+		if page.NextCursor == "" {
+			break
+		}
+		f.Cursor = page.NextCursor
+	}
+	for tenant, want := range truth {
+		counts, err := s.Counts(ctx, tenant)
+		if err != nil {
+			t.Fatalf("counts of tenant %q: %v", tenant, err)
+		}
+		got := map[string]int{}
+		for _, cc := range counts {
+			for st, n := range cc.Counts {
+				got[cc.Channel+" "+string(st)] = n
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Fatalf("Counts(%q) = %v, but the jobs are %v", tenant, got, want)
+		}
 	}
 }
 
