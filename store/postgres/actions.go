@@ -58,14 +58,14 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 					return err
 				}
 				w.events.Job(store.EventPending, c.uuid, c.channel)
-				w.count(c.tenant, c.channel, abi.StateWaitDependencies, -1)
-				w.count(c.tenant, c.channel, abi.StatePending, 1)
+				w.counts.Add(c.tenant, c.channel, abi.StateWaitDependencies, -1)
+				w.counts.Add(c.tenant, c.channel, abi.StatePending, 1)
 			case cancelled:
 				if _, err := w.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = $1, version = nextval('job_version') WHERE uuid = $2`, w.now, c.uuid); err != nil {
 					return fmt.Errorf("postgres store: cancel %s: %w", c.uuid, err)
 				}
-				w.count(c.tenant, c.channel, abi.StateWaitDependencies, -1)
-				w.count(c.tenant, c.channel, abi.StateCancelled, 1)
+				w.counts.Add(c.tenant, c.channel, abi.StateWaitDependencies, -1)
+				w.counts.Add(c.tenant, c.channel, abi.StateCancelled, 1)
 				parents = append(parents, c.uuid)
 			}
 		}
@@ -115,7 +115,7 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 		if out, err = getJob(ctx, w, tenant, uuid); err != nil {
 			return err
 		}
-		w.moved(j, out)
+		w.counts.Moved(j, out)
 		return nil
 	})
 	return out, err
@@ -231,7 +231,7 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		if out, err = getJob(ctx, w, tenant, uuid); err != nil {
 			return err
 		}
-		w.moved(before, out)
+		w.counts.Moved(before, out)
 		return nil
 	})
 	return out, err

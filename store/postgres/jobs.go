@@ -292,7 +292,7 @@ func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.In
 		if _, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
 			return insertError(err)
 		}
-		w.count(nj.Tenant, nj.Channel, state, 1)
+		w.counts.Add(nj.Tenant, nj.Channel, state, 1)
 		if state == abi.StatePending {
 			if err := logPending(ctx, w, nj.UUID); err != nil {
 				return err

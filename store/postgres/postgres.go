@@ -21,7 +21,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -335,33 +334,13 @@ const uuidsPerNotify = 150
 
 // wtx is one write transaction with the events to notify at commit and
 // the job counts it changed (migration 6), written with the events.
+// Statements on the hot path write their count deltas themselves
+// (countedCTE).
 type wtx struct {
 	pgx.Tx
 	now    time.Time
 	events store.Events
-	counts map[countKey]int
-}
-
-type countKey struct {
-	tenant, channel string
-	state           abi.State
-}
-
-// count notes n jobs more (or fewer) of tenant in channel and state.
-// Statements on the hot path write their deltas themselves (countedCTE).
-func (w *wtx) count(tenant, channel string, state abi.State, n int) {
-	if w.counts == nil {
-		w.counts = map[countKey]int{}
-	}
-	w.counts[countKey{tenant, channel, state}] += n
-}
-
-// moved notes a job that left one (channel, state) for another.
-func (w *wtx) moved(from, to abi.Job) {
-	if from.Channel != to.Channel || from.State != to.State {
-		w.count(from.Tenant, from.Channel, from.State, -1)
-		w.count(to.Tenant, to.Channel, to.State, 1)
-	}
+	counts store.CountDeltas
 }
 
 // countedCTE is the CTE that writes the count deltas of the rows src
@@ -393,13 +372,7 @@ func (s *Store) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx)
 	if err := fn(w); err != nil {
 		return err
 	}
-	var ts, cs, ss []string
-	var ns []int64
-	for k, n := range w.counts {
-		if n != 0 {
-			ts, cs, ss, ns = append(ts, k.tenant), append(cs, k.channel), append(ss, string(k.state)), append(ns, int64(n))
-		}
-	}
+	ts, cs, ss, ns := w.counts.Columns()
 	if len(w.events) > 0 || len(ns) > 0 {
 		payloads := make([]string, 0, len(w.events))
 		for _, e := range w.events {

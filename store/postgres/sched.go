@@ -415,8 +415,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			if err != nil {
 				return fmt.Errorf("postgres store: reap %s: %w", d.uuid, err)
 			}
-			w.count(d.tenant, d.channel, abi.State(d.state), -1)
-			w.count(d.tenant, d.channel, to, 1)
+			w.counts.Add(d.tenant, d.channel, abi.State(d.state), -1)
+			w.counts.Add(d.tenant, d.channel, to, 1)
 			if d.state == string(abi.StateStarted) && d.started != nil {
 				if err := endAttempt(ctx, w, d.uuid, d.attempt, d.worker, *d.started, now, "dead", abi.ExcJobFoundDead, msg); err != nil {
 					return err

@@ -31,16 +31,16 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 	for len(parents) > 0 {
 		p := parents[0]
 		parents = parents[1:]
-		rows, err := w.QueryContext(ctx, `SELECT j.uuid, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
+		rows, err := w.QueryContext(ctx, `SELECT j.uuid, j.tenant, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
 			WHERE d.parent = ? AND j.state = 'wait_dependencies'`, p)
 		if err != nil {
 			return fmt.Errorf("sqlite store: children of %s: %w", p, err)
 		}
-		type child struct{ uuid, channel string }
+		type child struct{ uuid, tenant, channel string }
 		var kids []child
 		for rows.Next() {
 			var c child
-			if err := rows.Scan(&c.uuid, &c.channel); err != nil {
+			if err := rows.Scan(&c.uuid, &c.tenant, &c.channel); err != nil {
 				rows.Close()
 				return err
 			}
@@ -61,11 +61,15 @@ func settleChildren(ctx context.Context, w *wtx, parents []string) error {
 					return fmt.Errorf("sqlite store: promote %s: %w", c.uuid, err)
 				}
 				w.events.Job(store.EventPending, c.uuid, c.channel)
+				w.counts.Add(c.tenant, c.channel, abi.StateWaitDependencies, -1)
+				w.counts.Add(c.tenant, c.channel, abi.StatePending, 1)
 			case cancelled:
 				if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = ?, version = ? WHERE uuid = ?`,
 					micros(w.now), w.nextVersion(), c.uuid); err != nil {
 					return fmt.Errorf("sqlite store: cancel %s: %w", c.uuid, err)
 				}
+				w.counts.Add(c.tenant, c.channel, abi.StateWaitDependencies, -1)
+				w.counts.Add(c.tenant, c.channel, abi.StateCancelled, 1)
 				parents = append(parents, c.uuid)
 			}
 		}
@@ -96,8 +100,11 @@ func (s *Store) manual(ctx context.Context, tenant, uuid string, cause abi.Cause
 			w.events.Job(store.EventFinished, j.UUID, j.Channel)
 		}
 		w.events.Add(store.EventChanged, j.Channel)
-		out, err = getJob(ctx, w, tenant, uuid)
-		return err
+		if out, err = getJob(ctx, w, tenant, uuid); err != nil {
+			return err
+		}
+		w.counts.Moved(j, out)
+		return nil
 	})
 	return out, err
 }
@@ -162,15 +169,16 @@ func cancelDescendants(ctx context.Context, w *wtx, root string) error {
 	for len(queue) > 0 {
 		p := queue[0]
 		queue = queue[1:]
-		rows, err := w.QueryContext(ctx, `SELECT j.uuid FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
+		rows, err := w.QueryContext(ctx, `SELECT j.uuid, j.tenant, j.channel FROM job_dependencies d JOIN jobs j ON j.uuid = d.child
 			WHERE d.parent = ? AND j.state = 'wait_dependencies'`, p)
 		if err != nil {
 			return fmt.Errorf("sqlite store: dependents of %s: %w", p, err)
 		}
-		var kids []string
+		type kid struct{ uuid, tenant, channel string }
+		var kids []kid
 		for rows.Next() {
-			var k string
-			if err := rows.Scan(&k); err != nil {
+			var k kid
+			if err := rows.Scan(&k.uuid, &k.tenant, &k.channel); err != nil {
 				rows.Close()
 				return err
 			}
@@ -179,10 +187,12 @@ func cancelDescendants(ctx context.Context, w *wtx, root string) error {
 		rows.Close()
 		for _, k := range kids {
 			if _, err := w.ExecContext(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = ?, version = ? WHERE uuid = ?`,
-				micros(w.now), w.nextVersion(), k); err != nil {
-				return fmt.Errorf("sqlite store: cancel dependent %s: %w", k, err)
+				micros(w.now), w.nextVersion(), k.uuid); err != nil {
+				return fmt.Errorf("sqlite store: cancel dependent %s: %w", k.uuid, err)
 			}
-			queue = append(queue, k)
+			w.counts.Add(k.tenant, k.channel, abi.StateWaitDependencies, -1)
+			w.counts.Add(k.tenant, k.channel, abi.StateCancelled, 1)
+			queue = append(queue, k.uuid)
 		}
 	}
 	return nil
@@ -198,6 +208,7 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		if err != nil {
 			return err
 		}
+		before := j
 		if err := p.Apply(&j); err != nil {
 			return err
 		}
@@ -210,8 +221,11 @@ func (s *Store) Update(ctx context.Context, tenant, uuid string, p store.Patch) 
 		if j.State == abi.StatePending {
 			w.events.Job(store.EventPending, j.UUID, j.Channel)
 		}
-		out, err = getJob(ctx, w, tenant, uuid)
-		return err
+		if out, err = getJob(ctx, w, tenant, uuid); err != nil {
+			return err
+		}
+		w.counts.Moved(before, out)
+		return nil
 	})
 	return out, err
 }

@@ -228,6 +228,7 @@ func (s *Store) Insert(ctx context.Context, jobs []store.NewJob) ([]store.Insert
 				}
 			}
 			fresh[nj.UUID] = i
+			w.counts.Add(nj.Tenant, nj.Channel, state, 1)
 			if state == abi.StatePending {
 				w.events.Job(store.EventPending, nj.UUID, nj.Channel)
 			}
@@ -362,8 +363,8 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 }
 
 func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT channel, state, COUNT(*) FROM jobs WHERE (? = '' OR tenant = ?)
-		GROUP BY channel, state ORDER BY channel`, tenant, tenant)
+	rows, err := s.r.QueryContext(ctx, `SELECT channel, state, SUM(n) FROM job_counts WHERE (? = '' OR tenant = ?)
+		GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`, tenant, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: counts: %w", err)
 	}

@@ -79,6 +79,8 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 			if n, _ := res.RowsAffected(); n == 1 {
 				moved = append(moved, c.UUID)
 				w.events.Add(store.EventEnqueued, c.Channel)
+				w.counts.Add(c.Tenant, c.Channel, abi.StatePending, -1)
+				w.counts.Add(c.Tenant, c.Channel, abi.StateEnqueued, 1)
 			}
 		}
 		return nil
@@ -122,6 +124,10 @@ func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUnti
 			return fmt.Errorf("sqlite store: start jobs: %w", err)
 		}
 		out, err = startedJobs(ctx, w, ids)
+		for _, j := range out {
+			w.counts.Add(j.Tenant, j.Channel, abi.StateEnqueued, -1)
+			w.counts.Add(j.Tenant, j.Channel, abi.StateStarted, 1)
+		}
 		return err
 	})
 	return out, err
@@ -151,6 +157,8 @@ func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID stri
 			}
 			if n, _ := res.RowsAffected(); n == 1 {
 				ids = append(ids, c.UUID)
+				w.counts.Add(c.Tenant, c.Channel, abi.StatePending, -1)
+				w.counts.Add(c.Tenant, c.Channel, abi.StateStarted, 1)
 			}
 		}
 		if len(ids) == 0 {
@@ -228,29 +236,29 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			if len(c.Result) > 0 {
 				result = string(c.Result)
 			}
-			var channel string
+			var tenant, channel string
 			var err error
 			switch c.To {
 			case abi.StateDone:
 				err = queryRow(`UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
 					exc_info = '', date_done = ?, exec_time = (? - date_started) / 1e6,
 					late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
-					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel`,
+					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel)
 			case abi.StatePending:
 				err = queryRow(`UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
 					exc_name = ?, exc_message = ?, exc_info = ?, exec_time = (? - date_started) / 1e6,
 					date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel`,
 					optMicros(c.ETA), result, uncount, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended),
-					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel)
 			case abi.StateFailed:
 				err = queryRow(`UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
 					exc_info = ?, exec_time = (? - date_started) / 1e6, late = (expected_at IS NOT NULL AND expected_at < ?),
 					lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING channel`,
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel`,
 					result, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended), micros(ended),
-					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&channel)
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel)
 			}
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // taken back (lease expired, requeued) meanwhile: not ours to write
@@ -259,6 +267,8 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				return fmt.Errorf("sqlite store: complete %s: %w", c.UUID, err)
 			}
 			applied = append(applied, c.UUID)
+			w.counts.Add(tenant, channel, abi.StateStarted, -1)
+			w.counts.Add(tenant, channel, c.To, 1)
 			logs, _ := json.Marshal(orLogs(c.Logs))
 			outcome := string(c.To)
 			if c.Cause == abi.CauseShutdown {
@@ -335,19 +345,20 @@ func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil tim
 func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
 	var out []store.Reaped
 	err := s.write(ctx, func(w *wtx) error {
-		rows, err := w.QueryContext(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel FROM jobs
+		rows, err := w.QueryContext(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, tenant FROM jobs
 			WHERE state IN ('enqueued', 'started') AND lease_until < ?`, micros(now))
 		if err != nil {
 			return fmt.Errorf("sqlite store: expired leases: %w", err)
 		}
 		type dead struct {
 			uuid, state, worker, channel string
+			tenant                       string
 			retry, max, attempt          int
 		}
 		var ds []dead
 		for rows.Next() {
 			var d dead
-			if err := rows.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel); err != nil {
+			if err := rows.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.tenant); err != nil {
 				rows.Close()
 				return err
 			}
@@ -376,6 +387,8 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			if err != nil {
 				return fmt.Errorf("sqlite store: reap %s: %w", d.uuid, err)
 			}
+			w.counts.Add(d.tenant, d.channel, abi.State(d.state), -1)
+			w.counts.Add(d.tenant, d.channel, to, 1)
 			if d.state == string(abi.StateStarted) {
 				if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = 'dead', exc_name = ?, exc_message = ?
 					WHERE job_uuid = ? AND attempt = ?`, micros(now), abi.ExcJobFoundDead, msg, d.uuid, d.attempt); err != nil {
@@ -402,12 +415,20 @@ func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time)
 		if _, err := w.ExecContext(ctx, `DELETE FROM job_dependencies WHERE child IN (`+sub+`)`, args...); err != nil {
 			return fmt.Errorf("sqlite store: vacuum dependencies: %w", err)
 		}
-		res, err := w.ExecContext(ctx, `DELETE FROM jobs WHERE uuid IN (`+sub+`)`, args...)
+		rows, err := w.QueryContext(ctx, `DELETE FROM jobs WHERE uuid IN (`+sub+`) RETURNING tenant, state`, args...)
 		if err != nil {
 			return fmt.Errorf("sqlite store: vacuum jobs: %w", err)
 		}
-		n, _ = res.RowsAffected()
-		return nil
+		defer rows.Close()
+		for rows.Next() {
+			var tenant, state string
+			if err := rows.Scan(&tenant, &state); err != nil {
+				return fmt.Errorf("sqlite store: vacuum jobs: %w", err)
+			}
+			w.counts.Add(tenant, channel, abi.State(state), -1)
+			n++
+		}
+		return rows.Err()
 	})
 	return int(n), err
 }

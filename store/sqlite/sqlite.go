@@ -29,8 +29,11 @@ var schemaV1 string
 //go:embed schema_v2.sql
 var schemaV2 string
 
+//go:embed schema_v3.sql
+var schemaV3 string
+
 // migrations[i] brings the schema from version i to i+1.
-var migrations = []string{schemaV1, schemaV2}
+var migrations = []string{schemaV1, schemaV2, schemaV3}
 
 // SchemaVersion is the newest schema this binary knows.
 var SchemaVersion = len(migrations)
@@ -44,6 +47,9 @@ type Store struct {
 
 	mu      sync.Mutex // serialises write transactions and guards version
 	version int64
+	// countStmt adds to one count; prepared once on the writer, where
+	// every transaction reuses it.
+	countStmt *sql.Stmt
 
 	subMu sync.Mutex
 	subs  map[chan store.Event]bool // → events were dropped
@@ -78,6 +84,11 @@ func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
 	if err := s.w.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs`).Scan(&s.version); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite store: read version: %w", err)
+	}
+	if s.countStmt, err = s.w.PrepareContext(ctx, `INSERT INTO job_counts (tenant, channel, state, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (tenant, channel, state) DO UPDATE SET n = n + excluded.n`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: prepare: %w", err)
 	}
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go s.checkpoints(s.r)
@@ -210,6 +221,10 @@ func (s *Store) Close() error {
 		s.stopCheckpoints = nil
 	}
 	var errs []error
+	if s.countStmt != nil {
+		errs = append(errs, s.countStmt.Close())
+		s.countStmt = nil
+	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
 		s.w = nil
@@ -256,6 +271,11 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 		s.mu.Unlock()
 		return err
 	}
+	if err := w.writeCounts(ctx); err != nil {
+		tx.Rollback()
+		s.mu.Unlock()
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("sqlite store: commit: %w", err)
@@ -268,14 +288,31 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 	return nil
 }
 
-// wtx is one write transaction with its clock, version counter and the
-// events to publish once it commits.
+// wtx is one write transaction with its clock, version counter, the
+// events to publish once it commits and the job counts it changed.
 type wtx struct {
 	*sql.Tx
 	s       *Store
 	now     time.Time
 	version int64
 	events  store.Events
+	counts  store.CountDeltas
+}
+
+// writeCounts adds the transaction's count deltas to job_counts (schema
+// 3) in one statement.
+func (w *wtx) writeCounts(ctx context.Context) error {
+	ts, cs, ss, ns := w.counts.Columns()
+	if len(ns) == 0 {
+		return nil
+	}
+	st := w.StmtContext(ctx, w.s.countStmt)
+	for i := range ns {
+		if _, err := st.ExecContext(ctx, ts[i], cs[i], ss[i], ns[i]); err != nil {
+			return fmt.Errorf("sqlite store: job counts: %w", err)
+		}
+	}
+	return nil
 }
 
 func (w *wtx) nextVersion() int64 { w.version++; return w.version }

@@ -2,9 +2,12 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/storetest"
@@ -66,4 +69,73 @@ func BenchmarkStore(b *testing.B) {
 		b.Cleanup(func() { s.Close() })
 		return s
 	})
+}
+
+// Schema 3 counts the jobs already in the file, then keeps the counts
+// through every later write.
+func TestUpgradeToSchema3CountsTheJobsAlreadyThere(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	old, err := open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.w.ExecContext(ctx, `CREATE TABLE wasmq_schema_version (version INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations[:2] {
+		if _, err := old.w.ExecContext(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+		if _, err := old.w.ExecContext(ctx, `INSERT INTO wasmq_schema_version (version) VALUES (?)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, st := range []string{"pending", "pending", "done", "done", "done", "failed", "cancelled"} {
+		tenant, channel := "t1", "root"
+		if i%2 == 1 {
+			tenant, channel = "t2", "root.b"
+		}
+		if _, err := old.w.ExecContext(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, channel,
+			priority, max_retries, state, date_created, version) VALUES (?, ?, 'testkit.echo', '[]', '{}', '{}', ?, 10, 5, ?, 0, ?)`,
+			fmt.Sprintf("old-%d", i), tenant, channel, st, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old.Close()
+
+	s, err := Open(ctx, path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	want := map[string]map[string]int{
+		"":   {"root pending": 1, "root.b pending": 1, "root done": 2, "root.b done": 1, "root.b failed": 1, "root cancelled": 1},
+		"t2": {"root.b pending": 1, "root.b done": 1, "root.b failed": 1},
+	}
+	for tenant, w := range want {
+		counts, err := s.Counts(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int{}
+		for _, cc := range counts {
+			for st, n := range cc.Counts {
+				got[cc.Channel+" "+string(st)] = n
+			}
+		}
+		if !maps.Equal(got, w) {
+			t.Fatalf("Counts(%q) after the upgrade = %v, want %v", tenant, got, w)
+		}
+	}
+	// Later writes move the counts: a cancel, and a vacuum of the done jobs.
+	if _, err := s.Cancel(ctx, "", "old-0"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Vacuum(ctx, "root", time.Now().Add(time.Second)); err != nil || n != 4 {
+		t.Fatalf("vacuum of root deleted %d (%v), want the 2 done and the 2 cancelled", n, err)
+	}
+	if counts, err := s.Counts(ctx, "t1"); err != nil || len(counts) != 0 {
+		t.Fatalf("Counts(t1) after cancelling its pending job and vacuuming root = %+v (%v), want none", counts, err)
+	}
 }

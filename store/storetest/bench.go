@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,7 +11,8 @@ import (
 )
 
 // Bench runs the store benchmarks every backend reports
-// (docs/benchmarks.md): one insert, a 10k batch, the worker hot path.
+// (docs/benchmarks.md): one insert, a 10k batch, the worker hot path,
+// the counts.
 func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 	b.Run("InsertOne", func(b *testing.B) {
 		s := open(b)
@@ -120,5 +122,28 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 		}
 		b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "jobs/s")
+	})
+	// Counts answers the channel page, the metrics and every enqueue under
+	// a max_pending quota: it must not cost a scan of the jobs.
+	b.Run("CountsOf100kJobs", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		for range 10 {
+			jobs := make([]store.NewJob, 10000)
+			for k := range jobs {
+				jobs[k] = nj(fmt.Sprintf("t%d", k%5))
+				jobs[k].Channel = fmt.Sprintf("root.c%d", k%7)
+			}
+			if _, err := s.Insert(ctx, jobs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for b.Loop() {
+			for _, tenant := range []string{"", "t1"} {
+				if c, err := s.Counts(ctx, tenant); err != nil || len(c) != 7 {
+					b.Fatalf("counts of %q: %d channels (%v), want 7", tenant, len(c), err)
+				}
+			}
+		}
 	})
 }
