@@ -379,6 +379,19 @@ func BenchmarkClaimComplete100Parallel(b *testing.B) {
 	b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "jobs/s")
 }
 
+// insertJobs stores n independent pending jobs of tenant t1.
+func insertJobs(t *testing.T, s *Store, n int) []store.NewJob {
+	t.Helper()
+	jobs := make([]store.NewJob, n)
+	for i := range jobs {
+		jobs[i] = newJob("")
+	}
+	if _, err := s.Insert(context.Background(), jobs); err != nil {
+		t.Fatal(err)
+	}
+	return jobs
+}
+
 // sideRows counts the rows of pending_log and job_runs, the tables that
 // stand in for indexes on the job's state.
 func sideRows(t *testing.T, s *Store) (logged, runs, remaining int) {
@@ -421,16 +434,11 @@ func countsAgree(t *testing.T, s *Store, when string) {
 			if err := rows.Err(); err != nil {
 				t.Fatal(err)
 			}
-			got := map[string]int{}
 			counts, err := s.Counts(ctx, tenant)
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, cc := range counts {
-				for st, n := range cc.Counts {
-					got[cc.Channel+" "+string(st)] = n
-				}
-			}
+			got := storetest.CountsByKey(counts)
 			if !maps.Equal(got, truth) {
 				t.Fatalf("%s (tenant %q, folded %v): Counts says %v, the jobs %v", when, tenant, fold, got, truth)
 			}
@@ -441,13 +449,7 @@ func countsAgree(t *testing.T, s *Store, when string) {
 func TestPendingLogAndRunRowsFollowTheJobs(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	jobs := make([]store.NewJob, 50)
-	for i := range jobs {
-		jobs[i] = newJob("")
-	}
-	if _, err := s.Insert(ctx, jobs); err != nil {
-		t.Fatal(err)
-	}
+	insertJobs(t, s, 50)
 	if logged, _, _ := sideRows(t, s); logged != 50 {
 		t.Fatalf("pending_log holds %d rows after inserting 50 jobs, want 50", logged)
 	}
@@ -591,13 +593,7 @@ func TestPendingLogTrimWalksTheLogAChunkAtATime(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	const n = 2*trimChunk + 500
-	jobs := make([]store.NewJob, n)
-	for i := range jobs {
-		jobs[i] = newJob("")
-	}
-	if _, err := s.Insert(ctx, jobs); err != nil {
-		t.Fatal(err)
-	}
+	insertJobs(t, s, n)
 	// Three jobs leave pending behind the log's back, as a path that
 	// forgot its log row would: at the start, in the middle and at the end
 	// of the log.
@@ -635,13 +631,7 @@ func TestPendingLogTrimWalksTheLogAChunkAtATime(t *testing.T) {
 func TestRecountMendsCountsPutWrongByHand(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
-	jobs := make([]store.NewJob, 10)
-	for i := range jobs {
-		jobs[i] = newJob("")
-	}
-	if _, err := s.Insert(ctx, jobs); err != nil {
-		t.Fatal(err)
-	}
+	jobs := insertJobs(t, s, 10)
 	if _, err := s.pool.Exec(ctx, `DELETE FROM jobs WHERE uuid = $1`, jobs[0].UUID); err != nil {
 		t.Fatal(err)
 	}

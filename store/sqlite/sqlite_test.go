@@ -118,12 +118,7 @@ func TestUpgradeToSchema3CountsTheJobsAlreadyThere(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := map[string]int{}
-		for _, cc := range counts {
-			for st, n := range cc.Counts {
-				got[cc.Channel+" "+string(st)] = n
-			}
-		}
+		got := storetest.CountsByKey(counts)
 		if !maps.Equal(got, w) {
 			t.Fatalf("Counts(%q) after the upgrade = %v, want %v", tenant, got, w)
 		}

@@ -60,6 +60,17 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}
 }
 
+// CountsByKey flattens Counts to "channel state" → n, for comparisons.
+func CountsByKey(counts []store.ChannelCount) map[string]int {
+	out := map[string]int{}
+	for _, cc := range counts {
+		for st, n := range cc.Counts {
+			out[cc.Channel+" "+string(st)] = n
+		}
+	}
+	return out
+}
+
 // countsMatchTheJobs: whatever a case did, Counts (which a store may keep
 // apart from the jobs, as PostgreSQL does) agrees with the jobs as listed,
 // for every tenant and for each one.
@@ -91,12 +102,7 @@ func countsMatchTheJobs(t *testing.T, s store.Store) {
 		if err != nil {
 			t.Fatalf("counts of tenant %q: %v", tenant, err)
 		}
-		got := map[string]int{}
-		for _, cc := range counts {
-			for st, n := range cc.Counts {
-				got[cc.Channel+" "+string(st)] = n
-			}
-		}
+		got := CountsByKey(counts)
 		if !maps.Equal(got, want) {
 			t.Fatalf("Counts(%q) = %v, but the jobs are %v", tenant, got, want)
 		}
