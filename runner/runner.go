@@ -53,8 +53,17 @@ type Runner struct {
 	work        chan abi.Job  // started jobs for the worker goroutines
 	workersWG   sync.WaitGroup
 	claimable   atomic.Bool // the scheduler enqueued jobs: worth a claim
-	notes       notes       // workers → scheduler
+	// peers is how many other nodes the leading scheduler last heard
+	// from (0 when this node does not lead).
+	peers atomic.Int32
+	notes notes // workers → scheduler
 }
+
+// peersHeadStart is how long a leader with live peers waits, after jobs
+// are enqueued, before its own workers claim them: it has started its
+// share of the round already, and without the wait its claims (no NOTIFY
+// round trip to wait for) took most of the rest, 83 % of a two-node run.
+const peersHeadStart = 5 * time.Millisecond
 
 // notes carries what this node's workers tell the scheduler, which must
 // never be lost (a lost note would hold a slot until the next recount):
@@ -215,6 +224,9 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	// be waiting in enqueued (an event said so, the last claim was full,
 	// or the poll) — else every finished job would cost a query.
 	claimable := true
+	headStart := time.NewTimer(time.Hour)
+	headStart.Stop()
+	defer headStart.Stop()
 	for {
 		free := len(r.slots)
 		if r.claimable.Swap(false) {
@@ -244,9 +256,13 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 			switch {
 			case !ok:
 				events, claimable = nil, true
+			case e.Kind == store.EventEnqueued && r.leading.Load() && r.peers.Load() > 0:
+				headStart.Reset(peersHeadStart)
 			case e.Kind == store.EventEnqueued, e.Kind == store.EventChanged:
 				claimable = true
 			}
+		case <-headStart.C:
+			claimable = true
 		case <-r.slotFreed:
 		case <-poll.C:
 			claimable = true
@@ -434,6 +450,7 @@ func (r *Runner) lead(ctx context.Context) {
 	defer cancel()
 	r.leading.Store(true)
 	defer r.leading.Store(false)
+	defer r.peers.Store(0)
 	r.log.Info().Msg("leading: scheduling for every node")
 	var wg sync.WaitGroup
 	wg.Add(2)

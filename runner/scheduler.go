@@ -462,9 +462,18 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	defer cancel()
 	lease := time.Now().Add(s.r.cfg.Lease.D())
 	alive := s.aliveNodes()
+	s.r.peers.Store(int32(alive - 1))
 	// The leader starts its share on its own workers; the rest is
 	// enqueued for every node, the leader's workers included, to claim.
-	if n := s.r.reserveSlots(min((len(pick)+alive-1)/alive, s.r.cfg.BatchSize)); n > 0 {
+	// With peers, its share tops it up to its part of all running jobs
+	// (the picked ones are counted already): its own jobs end first, in
+	// this process, so "half of each round" ran three jobs in four here.
+	share := (len(pick) + alive - 1) / alive
+	if alive > 1 {
+		busy := s.r.cfg.Workers - len(s.r.slots)
+		share = max(0, min(len(pick), (len(s.running)+alive-1)/alive-busy))
+	}
+	if n := s.r.reserveSlots(min(share, s.r.cfg.BatchSize)); n > 0 {
 		started, err := s.r.store.Start(wctx, pick[:n], s.r.cfg.NodeID, lease)
 		s.r.releaseSlots(n - len(started))
 		if err != nil {
