@@ -5,6 +5,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,9 @@ type Runner struct {
 	// from (0 when this node does not lead).
 	peers atomic.Int32
 	notes notes // workers → scheduler
+	// fatal receives the one error after which this node must stop
+	// (store.ErrSchemaAhead); see Fatal.
+	fatal chan error
 }
 
 // peersHeadStart is how long a leader with live peers waits, after jobs
@@ -120,12 +124,18 @@ func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner
 		slotFreed:   make(chan struct{}, 1),
 		completions: make(chan store.Completion, cfg.Workers*2),
 		notes:       notes{wake: make(chan struct{}, 1)},
+		fatal:       make(chan error, 1),
 	}
 	for i := 0; i < cfg.Workers; i++ {
 		r.slots <- struct{}{}
 	}
 	return r, nil
 }
+
+// Fatal delivers the error after which this node must stop: the
+// database was migrated past this binary while it ran. The runner has
+// stopped taking jobs by then; the caller stops the node (Stop).
+func (r *Runner) Fatal() <-chan error { return r.fatal }
 
 // Config returns the effective configuration.
 func (r *Runner) Config() Config { return r.cfg }
@@ -407,7 +417,17 @@ func (r *Runner) renewLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Lease.D() / 3)
 	defer t.Stop()
 	announce := func() {
-		if err := r.store.Announce(ctx, r.cfg.NodeID); err != nil && ctx.Err() == nil {
+		err := r.store.Announce(ctx, r.cfg.NodeID)
+		switch {
+		case errors.Is(err, store.ErrSchemaAhead):
+			r.log.Error().Err(err).Msg("the database was migrated past this binary: taking no more jobs; stop this node and upgrade it")
+			r.fetchCancel()
+			r.leadCancel()
+			select {
+			case r.fatal <- err:
+			default:
+			}
+		case err != nil && ctx.Err() == nil:
 			r.log.Warn().Err(err).Msg("announce failed")
 		}
 	}

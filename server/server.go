@@ -97,8 +97,9 @@ func (n *Node) Close(ctx context.Context) error {
 	return err
 }
 
-// Serve runs the HTTP server on f.Server.Listen until ctx ends, then
-// stops gracefully: HTTP first, then the runner.
+// Serve runs the HTTP server on f.Server.Listen until ctx ends (or the
+// runner finds the database migrated past this binary, which Serve then
+// returns), then stops gracefully: HTTP first, then the runner.
 func (n *Node) Serve(ctx context.Context) error {
 	ln, err := net.Listen("tcp", n.Config.Server.Listen)
 	if err != nil {
@@ -109,13 +110,15 @@ func (n *Node) Serve(ctx context.Context) error {
 	go func() { errc <- srv.Serve(ln) }()
 	n.log.Info().Str("listen", ln.Addr().String()).Str("store", n.Config.Store.Driver).
 		Str("plugins_dir", n.Config.Host.PluginsDir).Msg("wasmq serving")
+	var fatal error
 	select {
 	case err := <-errc:
 		return err
+	case fatal = <-n.Runner.Fatal():
 	case <-ctx.Done():
 	}
 	n.log.Info().Msg("stopping: HTTP first, then running jobs")
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return srv.Shutdown(sctx)
+	return errors.Join(fatal, srv.Shutdown(sctx))
 }

@@ -9,10 +9,16 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
+
+// ErrSchemaAhead: the database was migrated to a schema newer than this
+// binary's while it ran. The node must stop: what it writes would miss
+// what the new schema adds (docs/config.md, Upgrading).
+var ErrSchemaAhead = errors.New("the database schema is newer than this wasmq binary")
 
 // NewJob is a job ready to insert: validated, defaults applied, channel
 // normalised. Building one from a request is the caller's job (the
@@ -240,7 +246,8 @@ type Store interface {
 	Subscribe(ctx context.Context) (<-chan Event, error)
 	// Announce tells every subscriber, in any process, that nodeID is
 	// alive and runs jobs: the leader shares work among the nodes it
-	// heard from lately.
+	// heard from lately. It fails with ErrSchemaAhead once the database
+	// has been migrated past this binary.
 	Announce(ctx context.Context, nodeID string) error
 	// TryLead tries to become (or stay) the scheduling leader among the
 	// processes sharing this store; returns whether this process leads.

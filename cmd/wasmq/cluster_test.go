@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/store/pgtest"
+	"github.com/wasmq/wasmq/store/postgres"
 )
 
 // node is a `wasmq serve` process.
@@ -219,5 +222,52 @@ func TestJobsOfAKilledNodeFinishOnAnother(t *testing.T) {
 			t.Fatalf("%d of 3 jobs recovered after 20s: %+v", done, all)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A node still running when the database is migrated past its binary
+// (a rolling upgrade done in the wrong order) stops within a lease and
+// says why, rather than writing jobs the new schema's scheduler never
+// sees; the job it was running finishes first.
+func TestANodeStopsWhenTheDatabaseIsMigratedPastIt(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	a := startNode(t, bin, dsn, "node-a")
+	j := post(t, a.url+"/v1/jobs", map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 1000}})
+	deadline := time.Now().Add(10 * time.Second)
+	for state := ""; state != "started"; {
+		for _, x := range listAll(t, a.url) {
+			state = x.State
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the job did not start")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	conn, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(context.Background(), `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, postgres.SchemaVersion+1); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- a.cmd.Wait() }()
+	select {
+	case err := <-exited:
+		if err == nil {
+			t.Fatal("the node exited with status 0; want a failure")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the node still runs 10s after the database was migrated past it")
+	}
+	log, _ := os.ReadFile(a.log)
+	if !bytes.Contains(log, []byte("newer than this wasmq binary")) {
+		t.Fatalf("the node's log does not say why it stopped:\n%s", log)
+	}
+	var state string
+	if err := conn.QueryRow(context.Background(), `SELECT state FROM jobs WHERE uuid = $1`, j["uuid"]).Scan(&state); err != nil || state != "done" {
+		t.Fatalf("the running job is %q (%v), want done: a graceful stop lets it finish", state, err)
 	}
 }

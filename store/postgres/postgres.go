@@ -299,8 +299,13 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 
 func (s *Store) Announce(ctx context.Context, nodeID string) error {
 	b, _ := json.Marshal(store.Event{Kind: store.EventNode, Node: nodeID})
-	if _, err := s.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, s.notify, string(b)); err != nil {
+	var schema int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT COALESCE(MAX(version), 0) FROM wasmq_schema_version)
+		FROM pg_notify($1, $2)`, s.notify, string(b)).Scan(&schema); err != nil {
 		return fmt.Errorf("postgres store: announce %s: %w", nodeID, err)
+	}
+	if schema > SchemaVersion {
+		return fmt.Errorf("postgres store: database schema version %d, this binary's is %d: %w", schema, SchemaVersion, store.ErrSchemaAhead)
 	}
 	return nil
 }
