@@ -348,6 +348,10 @@ func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil tim
 	return int(tag.RowsAffected()), nil
 }
 
+// ReapExpired takes back the jobs of lapsed leases. Only the leader calls
+// it (every lease/3), so it also does the schema's housekeeping: a chunk
+// of the pending_log trim and the fold (or hourly recount) of the job
+// counts.
 func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
 	var out []store.Reaped
 	err := s.write(ctx, func(w *wtx) error {
