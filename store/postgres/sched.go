@@ -489,7 +489,7 @@ func (s *Store) recount(ctx context.Context) error {
 	return nil
 }
 
-// foldCounts moves the deltas the triggers wrote (migration 6) into the
+// foldCounts moves the deltas the writes appended (migration 6) into the
 // totals, so that Counts reads a few rows per (tenant, channel, state)
 // and never the whole jobs table. It runs on the leader only; the
 // deltas' rows are deleted and added in one transaction, so a concurrent
