@@ -119,12 +119,22 @@ func (s *Store) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, erro
 		if !done {
 			to = abi.StateWaitDependencies
 		}
-		if j.State == abi.StateStarted {
+		switch {
+		case j.State == abi.StateStarted && j.DateStarted != nil:
 			// The running attempt's outcome will not be recorded: its
 			// worker no longer holds the job.
-			if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = 'requeued'
-				WHERE job_uuid = ? AND attempt = ?`, micros(w.now), uuid, j.Attempt); err != nil {
+			if _, err := w.ExecContext(ctx, recordAttempt, uuid, j.Attempt, j.WorkerID, j.PluginSHA256,
+				micros(*j.DateStarted), micros(w.now), "requeued", "", "", "[]"); err != nil {
 				return "", fmt.Errorf("sqlite store: record the end of attempt %d of %s: %w", j.Attempt, uuid, err)
+			}
+		case j.State == abi.StateDone:
+			// The requeue clears the dates the last attempt is read from.
+			for _, a := range store.WithCurrent(nil, j) {
+				if _, err := w.ExecContext(ctx, `INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256,
+					started, ended, outcome) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_uuid, attempt) DO NOTHING`,
+					uuid, a.Attempt, a.WorkerID, a.PluginSHA256, micros(a.Started), optMicros(a.Ended), a.Outcome); err != nil {
+					return "", fmt.Errorf("sqlite store: keep the last attempt of %s: %w", uuid, err)
+				}
 			}
 		}
 		// A requeue means "run it again now": the counters, dates, last

@@ -331,7 +331,8 @@ func likePrefix(s string) string {
 }
 
 func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error) {
-	if _, err := s.Get(ctx, tenant, uuid); err != nil {
+	j, err := s.Get(ctx, tenant, uuid)
+	if err != nil {
 		return nil, err
 	}
 	rows, err := s.r.QueryContext(ctx, `SELECT attempt, worker_id, plugin_sha256, started, ended, outcome,
@@ -359,7 +360,10 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 		}
 		out = append(out, a)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return store.WithCurrent(out, j), nil
 }
 
 func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {

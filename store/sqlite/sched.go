@@ -178,14 +178,12 @@ func inList(ids []string) (string, []any) {
 	return `(?` + strings.Repeat(",?", len(ids)-1) + `)`, args
 }
 
-// startedJobs records the attempts of jobs just started and reads them
-// back in run order (without parents: a worker does not need them).
+// startedJobs reads jobs just started back in run order (without parents:
+// a worker does not need them). Their attempts are not written now: the
+// job row holds the running one, and it is recorded when it ends
+// (store.WithCurrent).
 func startedJobs(ctx context.Context, w *wtx, ids []string) ([]store.Claimed, error) {
 	in, args := inList(ids)
-	if _, err := w.ExecContext(ctx, `INSERT OR REPLACE INTO job_attempts (job_uuid, attempt, worker_id, started)
-		SELECT uuid, attempt, worker_id, date_started FROM jobs WHERE uuid IN `+in, args...); err != nil {
-		return nil, fmt.Errorf("sqlite store: record attempts: %w", err)
-	}
 	return scanJobs(ctx, w, `WHERE uuid IN `+in+`
 		ORDER BY priority, expected_at IS NULL, expected_at, date_created, seq`, args...)
 }
@@ -237,28 +235,29 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 				result = string(c.Result)
 			}
 			var tenant, channel string
+			var started int64
 			var err error
 			switch c.To {
 			case abi.StateDone:
 				err = queryRow(`UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
 					exc_info = '', date_done = ?, exec_time = (? - date_started) / 1e6,
 					late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel`,
-					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel)
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel, date_started`,
+					result, micros(ended), micros(ended), micros(ended), c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel, &started)
 			case abi.StatePending:
 				err = queryRow(`UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
 					exc_name = ?, exc_message = ?, exc_info = ?, exec_time = (? - date_started) / 1e6,
 					date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel`,
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel, date_started`,
 					optMicros(c.ETA), result, uncount, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended),
-					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel)
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel, &started)
 			case abi.StateFailed:
 				err = queryRow(`UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
 					exc_info = ?, exec_time = (? - date_started) / 1e6, late = (expected_at IS NOT NULL AND expected_at < ?),
 					lease_until = NULL, plugin_sha256 = ?, version = ?
-					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel`,
+					WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel, date_started`,
 					result, c.ExcName, c.ExcMessage, c.ExcInfo, micros(ended), micros(ended),
-					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel)
+					c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt).Scan(&tenant, &channel, &started)
 			}
 			if errors.Is(err, sql.ErrNoRows) {
 				continue // taken back (lease expired, requeued) meanwhile: not ours to write
@@ -276,13 +275,17 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			} else if c.To == abi.StatePending {
 				outcome = "retry"
 			}
-			st, err := prep(`UPDATE job_attempts SET ended = ?, outcome = ?, exc_name = ?, exc_message = ?,
-				plugin_sha256 = ?, logs = ? WHERE job_uuid = ? AND attempt = ?`)
-			if err != nil {
-				return err
-			}
-			if _, err := st.ExecContext(ctx, micros(ended), outcome, c.ExcName, c.ExcMessage, c.PluginSHA256, string(logs), c.UUID, c.Attempt); err != nil {
-				return fmt.Errorf("sqlite store: record attempt end of %s: %w", c.UUID, err)
+			// A done job's row says all a silent last attempt would
+			// (store.WithCurrent); a requeue writes it down first.
+			if !(c.To == abi.StateDone && string(logs) == "[]") {
+				st, err := prep(recordAttempt)
+				if err != nil {
+					return err
+				}
+				if _, err := st.ExecContext(ctx, c.UUID, c.Attempt, c.WorkerID, c.PluginSHA256, started, micros(ended),
+					outcome, c.ExcName, c.ExcMessage, string(logs)); err != nil {
+					return fmt.Errorf("sqlite store: record attempt %d of %s: %w", c.Attempt, c.UUID, err)
+				}
 			}
 			// A failed job needs no event of its own: the finished event
 			// already brings a round, which checks sequential channels.
@@ -345,7 +348,7 @@ func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil tim
 func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
 	var out []store.Reaped
 	err := s.write(ctx, func(w *wtx) error {
-		rows, err := w.QueryContext(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, tenant FROM jobs
+		rows, err := w.QueryContext(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, tenant, date_started FROM jobs
 			WHERE state IN ('enqueued', 'started') AND lease_until < ?`, micros(now))
 		if err != nil {
 			return fmt.Errorf("sqlite store: expired leases: %w", err)
@@ -354,11 +357,12 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			uuid, state, worker, channel string
 			tenant                       string
 			retry, max, attempt          int
+			started                      sql.NullInt64
 		}
 		var ds []dead
 		for rows.Next() {
 			var d dead
-			if err := rows.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.tenant); err != nil {
+			if err := rows.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.tenant, &d.started); err != nil {
 				rows.Close()
 				return err
 			}
@@ -389,10 +393,10 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 			}
 			w.counts.Add(d.tenant, d.channel, abi.State(d.state), -1)
 			w.counts.Add(d.tenant, d.channel, to, 1)
-			if d.state == string(abi.StateStarted) {
-				if _, err := w.ExecContext(ctx, `UPDATE job_attempts SET ended = ?, outcome = 'dead', exc_name = ?, exc_message = ?
-					WHERE job_uuid = ? AND attempt = ?`, micros(now), abi.ExcJobFoundDead, msg, d.uuid, d.attempt); err != nil {
-					return err
+			if d.state == string(abi.StateStarted) && d.started.Valid {
+				if _, err := w.ExecContext(ctx, recordAttempt, d.uuid, d.attempt, d.worker, "", d.started.Int64, micros(now),
+					"dead", abi.ExcJobFoundDead, msg, "[]"); err != nil {
+					return fmt.Errorf("sqlite store: record attempt %d of %s: %w", d.attempt, d.uuid, err)
 				}
 			}
 			w.events.Job(store.EventFinished, d.uuid, d.channel)
@@ -432,3 +436,12 @@ func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time)
 	})
 	return int(n), err
 }
+
+// recordAttempt writes down an attempt that ended: (job_uuid, attempt,
+// worker_id, plugin_sha256, started, ended, outcome, exc_name,
+// exc_message, logs).
+const recordAttempt = `INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome,
+	exc_name, exc_message, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = excluded.worker_id, plugin_sha256 = excluded.plugin_sha256,
+		started = excluded.started, ended = excluded.ended, outcome = excluded.outcome, exc_name = excluded.exc_name,
+		exc_message = excluded.exc_message, logs = excluded.logs`
