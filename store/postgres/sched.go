@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -133,7 +132,7 @@ func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
 	}
-	sort.Slice(jobs, func(i, k int) bool { return runsBefore(jobs[i], jobs[k]) })
+	store.SortByRunOrder(jobs)
 	return jobs, nil
 }
 
@@ -181,22 +180,6 @@ var claimSQL = startedRun(`picked AS (
 var startSQL = startedRun(`unlogged AS (DELETE FROM pending_log WHERE version = ANY($2)), `, `date_enqueued = $5, date_started = $5`,
 	`unnest($1::text[], $2::bigint[]) AS c(id, ver)`,
 	`j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver`, abi.StatePending)
-
-func runsBefore(a, b abi.Job) bool {
-	if a.Priority != b.Priority {
-		return a.Priority < b.Priority
-	}
-	if (a.ExpectedAt == nil) != (b.ExpectedAt == nil) {
-		return a.ExpectedAt != nil
-	}
-	if a.ExpectedAt != nil && !a.ExpectedAt.Equal(*b.ExpectedAt) {
-		return a.ExpectedAt.Before(*b.ExpectedAt)
-	}
-	if !a.DateCreated.Equal(b.DateCreated) {
-		return a.DateCreated.Before(b.DateCreated)
-	}
-	return a.Seq < b.Seq
-}
 
 // Complete applies the whole batch in one statement (arrays unnested
 // server-side), inside one transaction with the dependents' promotion;
