@@ -234,9 +234,13 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	// be waiting in enqueued (an event said so, the last claim was full,
 	// or the poll) — else every finished job would cost a query.
 	claimable := true
+	// The head start runs from the first enqueue it covers: later ones
+	// must not push it back, or a stream of them would keep this node's
+	// free workers from claiming while the peers are full.
 	headStart := time.NewTimer(time.Hour)
 	headStart.Stop()
 	defer headStart.Stop()
+	headStarted := false
 	for {
 		free := len(r.slots)
 		if r.claimable.Swap(false) {
@@ -267,12 +271,15 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 			case !ok:
 				events, claimable = nil, true
 			case e.Kind == store.EventEnqueued && r.leading.Load() && r.peers.Load() > 0:
-				headStart.Reset(peersHeadStart)
+				if !headStarted {
+					headStart.Reset(peersHeadStart)
+					headStarted = true
+				}
 			case e.Kind == store.EventEnqueued, e.Kind == store.EventChanged:
 				claimable = true
 			}
 		case <-headStart.C:
-			claimable = true
+			headStarted, claimable = false, true
 		case <-r.slotFreed:
 		case <-poll.C:
 			claimable = true
