@@ -300,7 +300,8 @@ type wtx struct {
 }
 
 // writeCounts adds the transaction's count deltas to job_counts (schema
-// 3) in one statement.
+// 3): one upsert per (tenant, channel, state) it changed, a handful per
+// transaction, through the statement prepared at Open.
 func (w *wtx) writeCounts(ctx context.Context) error {
 	ts, cs, ss, ns := w.counts.Columns()
 	if len(ns) == 0 {
