@@ -186,7 +186,10 @@ type Store interface {
 	List(ctx context.Context, f Filter) (Page, error)
 	// Attempts returns a job's attempts, oldest first.
 	Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error)
-	// Counts returns per-channel per-state counts (tenant "" = all).
+	// Counts returns per-channel per-state counts (tenant "" = all). It
+	// runs on every enqueue under a max_pending quota, so a store keeps
+	// the counts beside the jobs rather than scanning them (CountDeltas);
+	// the conformance suite checks them against the jobs.
 	Counts(ctx context.Context, tenant string) ([]ChannelCount, error)
 
 	// Requeue, SetDone and Cancel are the manual actions of semantics §2;
