@@ -6,19 +6,6 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// Validate refuses values out of range, naming the field.
-func (p Patch) Validate() error {
-	switch {
-	case p.Priority != nil && *p.Priority < 0:
-		return &abi.FieldError{Field: "priority", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
-	case p.MaxRetries != nil && *p.MaxRetries < 0:
-		return &abi.FieldError{Field: "max_retries", Msg: "must be an integer >= 0", Err: abi.ErrInvalid}
-	case p.Channel != nil && *p.Channel == "":
-		return &abi.FieldError{Field: "channel", Msg: "must not be empty", Err: abi.ErrInvalid}
-	}
-	return nil
-}
-
 // Apply changes j as the patch says, if j has not started yet.
 func (p Patch) Apply(j *abi.Job) error {
 	switch j.State {

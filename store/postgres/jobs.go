@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -94,7 +93,7 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 	return jobs[0], nil
 }
 
-func (s *Store) Get(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
 	return getJob(ctx, s.pool, tenant, uuid)
 }
 
@@ -105,112 +104,53 @@ func orJSON(b json.RawMessage, def string) string {
 	return string(b)
 }
 
-func (s *Store) Insert(ctx context.Context, jobs []store.NewJob) ([]store.Inserted, error) {
-	simple := true
-	for _, j := range jobs {
-		if j.IdentityKey != "" || len(j.DependsOn) > 0 {
-			simple = false
-		}
-	}
-	out := make([]store.Inserted, len(jobs))
-	err := s.write(ctx, func(w *wtx) error {
-		if simple {
-			return insertMany(ctx, w, jobs, out)
-		}
-		return insertEach(ctx, w, jobs, out)
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-// insertMany stores independent jobs in one statement (batches, bulk).
-func insertMany(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.Inserted) error {
-	n := len(jobs)
-	cols := make([][]any, 16)
-	for i := range cols {
-		cols[i] = make([]any, n)
-	}
-	var uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, graphs []string
+// InsertJobs stores the rows in one statement (arrays unnested
+// server-side), logging the pending ones for the scheduler.
+func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error) {
+	var uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, keys, graphs, states []string
 	var prios, maxr []int32
-	var etas, exps []*time.Time
+	var etas, exps, cancelled []*time.Time
 	for _, j := range jobs {
 		uuids, tenants, funcs = append(uuids, j.UUID), append(tenants, j.Tenant), append(funcs, j.Func)
 		args, kwargs, ctxs = append(args, orJSON(j.Args, "[]")), append(kwargs, orJSON(j.Kwargs, "{}")), append(ctxs, orJSON(j.Context, "{}"))
 		users, models, fstrs = append(users, j.UserID), append(models, j.ModelName), append(fstrs, j.FuncString)
-		descs, chans, graphs = append(descs, j.Description), append(chans, j.Channel), append(graphs, j.GraphUUID)
-		prios, maxr = append(prios, int32(j.Priority)), append(maxr, int32(j.MaxRetries))
-		etas, exps = append(etas, j.ETA), append(exps, j.ExpectedAt)
+		descs, chans, keys, graphs = append(descs, j.Description), append(chans, j.Channel), append(keys, j.IdentityKey), append(graphs, j.GraphUUID)
+		states, prios, maxr = append(states, string(j.State)), append(prios, int32(j.Priority)), append(maxr, int32(j.MaxRetries))
+		etas, exps, cancelled = append(etas, j.ETA), append(exps, j.ExpectedAt), append(cancelled, j.DateCancelled)
 	}
 	rows, err := w.Query(ctx, `WITH ins AS (
-			INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name,
-			func_string, description, channel, priority, eta, expected_at, max_retries, graph_uuid, state, date_created)
-			SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, g, 'pending', $17
+			INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string, description,
+				channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid, state, date_cancelled, date_created)
+			SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc, $20
 			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-				$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[], $16::text[])
-				AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, g)
+				$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[],
+				$16::text[], $17::text[], $18::text[], $19::timestamptz[])
+				AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc)
 			RETURNING `+jobColumns+`, version),
-		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins),
-		`+countedCTE("ins", "")+`
+		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins WHERE state = 'pending')
 		SELECT `+jobColumnNames+` FROM ins`,
-		uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr, graphs, w.now)
+		uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr,
+		keys, graphs, states, cancelled, w.now)
 	if err != nil {
-		return insertError(err)
+		return nil, insertError(err)
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
 	if err != nil {
-		return insertError(err)
+		return nil, insertError(err)
 	}
 	byID := make(map[string]abi.Job, len(got))
 	for _, j := range got {
 		byID[j.UUID] = j
 	}
+	out := make([]abi.Job, len(jobs))
 	for i, j := range jobs {
-		out[i] = store.Inserted{Job: byID[j.UUID]}
+		out[i] = byID[j.UUID]
 	}
-	for _, j := range got {
-		w.events.Job(store.EventPending, j.UUID, j.Channel)
-	}
-	return nil
+	return out, nil
 }
 
 // jobColumnNames are jobColumns as a CTE returning them names them.
 var jobColumnNames = strings.ReplaceAll(jobColumns, "::text", "")
-
-// logPending records the current version of those of these jobs that are
-// pending: the scheduler's reads of pending jobs go through pending_log.
-func logPending(ctx context.Context, w *wtx, uuids ...string) error {
-	if _, err := w.Exec(ctx, `INSERT INTO pending_log (`+candidateColumns+`)
-		SELECT `+candidateColumns+` FROM jobs WHERE uuid = ANY($1) AND state = 'pending' ON CONFLICT DO NOTHING`, uuids); err != nil {
-		return fmt.Errorf("postgres store: log pending jobs: %w", err)
-	}
-	return nil
-}
-
-// unlog forgets a pending version of a job that changed or moved on.
-func unlog(ctx context.Context, w *wtx, version int64) error {
-	if _, err := w.Exec(ctx, `DELETE FROM pending_log WHERE version = $1`, version); err != nil {
-		return fmt.Errorf("postgres store: forget pending version %d: %w", version, err)
-	}
-	return nil
-}
-
-// leaveRun: a started job ended outside Complete (a manual action); its
-// batch counts one job less.
-func leaveRun(ctx context.Context, w *wtx, runID int64) error {
-	if _, err := w.Exec(ctx, `WITH gone AS (DELETE FROM job_runs WHERE id = $1 AND remaining <= 1)
-		UPDATE job_runs SET remaining = remaining - 1 WHERE id = $1 AND remaining > 1`, runID); err != nil {
-		return fmt.Errorf("postgres store: end run %d: %w", runID, err)
-	}
-	return nil
-}
-
-// activeWithKey finds the active job (if any) a new job with this
-// identity key deduplicates into. Jobs that came back to pending (retry,
-// dead worker, requeue) count too, even if a newer one has the key.
-const activeWithKey = `WHERE tenant = $1 AND identity_key = $2 AND identity_key <> ''
-	AND state IN ('wait_dependencies', 'pending', 'enqueued') ORDER BY date_created, seq LIMIT 1`
 
 func insertError(err error) error {
 	if isUnique(err) {
@@ -219,168 +159,19 @@ func insertError(err error) error {
 	return fmt.Errorf("postgres store: insert jobs: %w", err)
 }
 
-// insertEach stores jobs one by one: identity keys and dependencies need
-// to see the jobs stored before them in the same batch.
-func insertEach(ctx context.Context, w *wtx, jobs []store.NewJob, out []store.Inserted) error {
-	alias := map[string]string{}
-	for i, nj := range jobs {
-		parents := make([]string, 0, len(nj.DependsOn))
-		allDone, anyCancelled, allFinished := true, false, true
-		for _, p := range nj.DependsOn {
-			if a, ok := alias[p]; ok {
-				p = a
-			}
-			if p == nj.UUID {
-				return &abi.FieldError{Field: "depends_on", Msg: "a job cannot depend on itself", Err: abi.ErrInvalid}
-			}
-			var pt, ps string
-			err := w.QueryRow(ctx, `SELECT tenant, state FROM jobs WHERE uuid = $1`, p).Scan(&pt, &ps)
-			if errors.Is(err, errNoRows) || (err == nil && pt != nj.Tenant) {
-				return &abi.FieldError{Field: "depends_on", Msg: fmt.Sprintf("job %s does not exist", p), Err: abi.ErrInvalid}
-			}
-			if err != nil {
-				return fmt.Errorf("postgres store: read parent %s: %w", p, err)
-			}
-			switch abi.State(ps) {
-			case abi.StateDone:
-			case abi.StateCancelled:
-				allDone, anyCancelled = false, true
-			default:
-				allDone, allFinished = false, false
-			}
-			parents = append(parents, p)
-		}
-		state := abi.StateWaitDependencies
-		switch {
-		case allDone:
-			state = abi.StatePending
-		case allFinished && anyCancelled:
-			state = abi.StateCancelled
-		}
-		var cancelled *time.Time
-		if state == abi.StateCancelled {
-			cancelled = &w.now
-		}
-		if nj.IdentityKey != "" {
-			// Inserts of one key wait for each other until commit, so the
-			// second sees the first.
-			if _, err := w.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2 || chr(31) || $3))`,
-				identityLockClass, nj.Tenant, nj.IdentityKey); err != nil {
-				return fmt.Errorf("postgres store: lock identity key: %w", err)
-			}
-			existing, err := queryJobs(ctx, w, activeWithKey, nj.Tenant, nj.IdentityKey)
-			if err != nil {
-				return err
-			}
-			if len(existing) > 0 {
-				out[i] = store.Inserted{Job: existing[0], Deduplicated: true}
-				alias[nj.UUID] = existing[0].UUID
-				continue
-			}
-		}
-		rows, err := w.Query(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name,
-			func_string, description, channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid,
-			state, date_created, date_cancelled)
-			VALUES ($1,$2,$3,$4::json,$5::json,$6::json,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20)
-			RETURNING uuid`,
-			nj.UUID, nj.Tenant, nj.Func, orJSON(nj.Args, "[]"), orJSON(nj.Kwargs, "{}"), orJSON(nj.Context, "{}"),
-			nj.UserID, nj.ModelName, nj.FuncString, nj.Description, nj.Channel, nj.Priority, nj.ETA, nj.ExpectedAt,
-			nj.MaxRetries, nj.IdentityKey, nj.GraphUUID, string(state), w.now, cancelled)
-		if err != nil {
-			return insertError(err)
-		}
-		if _, err := pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
-			return insertError(err)
-		}
-		w.counts.Add(nj.Tenant, nj.Channel, state, 1)
-		if state == abi.StatePending {
-			if err := logPending(ctx, w, nj.UUID); err != nil {
-				return err
-			}
-		}
-		for _, p := range parents {
-			if _, err := w.Exec(ctx, `INSERT INTO job_dependencies (child, parent) VALUES ($1, $2) ON CONFLICT DO NOTHING`, nj.UUID, p); err != nil {
-				return fmt.Errorf("postgres store: insert dependency: %w", err)
-			}
-		}
-		j, err := getJob(ctx, w, "", nj.UUID)
-		if err != nil {
-			return err
-		}
-		out[i] = store.Inserted{Job: j}
-		if state == abi.StatePending {
-			w.events.Job(store.EventPending, nj.UUID, nj.Channel)
-		}
-	}
-	return nil
+// dialect: numbered parameters, native dates.
+var dialect = store.Dialect{
+	Param: func(n int) string { return fmt.Sprintf("$%d", n) },
+	Time:  func(t time.Time) any { return t },
 }
 
-func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
-	where, args := []string{"TRUE"}, []any{}
-	arg := func(v any) string {
-		args = append(args, v)
-		return fmt.Sprintf("$%d", len(args))
-	}
-	if f.Tenant != "" {
-		where = append(where, "tenant = "+arg(f.Tenant))
-	}
-	if len(f.States) > 0 {
-		st := make([]string, len(f.States))
-		for i, x := range f.States {
-			st[i] = string(x)
-		}
-		where = append(where, "state = ANY("+arg(st)+")")
-	}
-	if f.Channel != "" {
-		if p, ok := strings.CutSuffix(f.Channel, ".*"); ok {
-			where = append(where, "(channel = "+arg(p)+" OR channel LIKE "+arg(likePrefix(p)+".%")+")")
-		} else {
-			where = append(where, "channel = "+arg(f.Channel))
-		}
-	}
-	if f.Func != "" {
-		where = append(where, "func = "+arg(f.Func))
-	}
-	if f.GraphUUID != "" {
-		where = append(where, "graph_uuid = "+arg(f.GraphUUID))
-	}
-	if f.IdentityKey != "" {
-		where = append(where, "identity_key = "+arg(f.IdentityKey))
-	}
-	if f.Query != "" {
-		q := arg("%" + likePrefix(f.Query) + "%")
-		where = append(where, "(uuid LIKE "+q+" OR func LIKE "+q+" OR description LIKE "+q+" OR func_string LIKE "+q+")")
-	}
-	if f.Cursor != "" {
-		created, seq, err := store.DecodeCursor(f.Cursor)
-		if err != nil {
-			return store.Page{}, err
-		}
-		t := arg(time.UnixMicro(created).UTC())
-		where = append(where, "(date_created < "+t+" OR (date_created = "+t+" AND seq < "+arg(seq)+"))")
-	}
-	limit := store.PageLimit(f.Limit)
-	jobs, err := queryJobs(ctx, s.pool, "WHERE "+strings.Join(where, " AND ")+" ORDER BY date_created DESC, seq DESC LIMIT "+arg(limit+1), args...)
-	if err != nil {
-		return store.Page{}, err
-	}
-	page := store.Page{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		last := page.Jobs[limit-1]
-		page.NextCursor = store.EncodeCursor(last.DateCreated.UnixMicro(), last.Seq)
-	}
-	if page.Jobs == nil {
-		page.Jobs = []abi.Job{}
-	}
-	return page, nil
+func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
+	where, args := store.JobConditions(q, dialect)
+	args = append(args, q.Limit)
+	return queryJobs(ctx, s.pool, "WHERE "+where+fmt.Sprintf(" ORDER BY date_created DESC, seq DESC LIMIT $%d", len(args)), args...)
 }
 
-func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error) {
-	j, err := s.Get(ctx, tenant, uuid)
-	if err != nil {
-		return nil, err
-	}
+func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {
 	rows, err := s.pool.Query(ctx, `SELECT attempt, worker_id, plugin_sha256, started, ended, outcome,
 		exc_name, exc_message, logs::text FROM job_attempts WHERE job_uuid = $1 ORDER BY attempt`, uuid)
 	if err != nil {
@@ -406,10 +197,10 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return store.WithCurrent(out, j), nil
+	return out, nil
 }
 
-func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
+func (s *driver) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
 	rows, err := s.pool.Query(ctx, `SELECT channel, state, SUM(n) FROM (
 			SELECT tenant, channel, state, n FROM job_counts UNION ALL
 			SELECT tenant, channel, state, n FROM job_count_deltas) c
@@ -433,7 +224,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount
 	return out, rows.Err()
 }
 
-func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
+func (s *driver) FailedChannels(ctx context.Context) (map[string]int, error) {
 	rows, err := s.pool.Query(ctx, `SELECT channel, COUNT(*) FROM jobs WHERE failed GROUP BY channel`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: failed jobs per channel: %w", err)
@@ -451,7 +242,7 @@ func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
 	return out, rows.Err()
 }
 
-func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
+func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
 	rows, err := s.pool.Query(ctx, `SELECT uuid, channel, tenant FROM jobs
 		WHERE uuid IN (SELECT unnest(uuids) FROM job_runs) AND state = 'started'
 		UNION ALL SELECT uuid, channel, tenant FROM jobs WHERE handed AND state = 'enqueued'`)

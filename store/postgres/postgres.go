@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -50,8 +49,18 @@ const (
 	identityLockClass = 0x77716b
 )
 
-// Store implements store.Store on PostgreSQL.
+// Store is the PostgreSQL store: the job rules of store.Core over this
+// package's driver.
 type Store struct {
+	*store.Core
+	d *driver
+}
+
+// Migrate applies the migrations the database lacks; see driver.Migrate.
+func (s *Store) Migrate(ctx context.Context) (int, error) { return s.d.Migrate(ctx) }
+
+// driver implements store.Driver on PostgreSQL.
+type driver struct {
 	pool *pgxpool.Pool
 	fast *pgxpool.Pool // synchronous_commit = off: enqueue and claim
 	cfg  *pgx.ConnConfig
@@ -68,7 +77,11 @@ type Store struct {
 	recountedAt time.Time  // when keepCounts last counted the jobs afresh
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Driver = (*driver)(nil)
+	_ store.Tx     = (*wtx)(nil)
+)
 
 // Open connects; with migrate it applies pending migrations first, and
 // otherwise refuses a schema behind (or ahead of) this binary.
@@ -96,7 +109,7 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	s := &Store{pool: pool, fast: fast, cfg: pcfg.ConnConfig, notify: notifyPrefix}
+	s := &driver{pool: pool, fast: fast, cfg: pcfg.ConnConfig, notify: notifyPrefix}
 	var schema string
 	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		s.Close()
@@ -127,7 +140,7 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
-	return s, nil
+	return &Store{Core: store.NewCore(s), d: s}, nil
 }
 
 type querier interface {
@@ -136,7 +149,7 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
-func (s *Store) schemaVersion(ctx context.Context, q querier) (int, error) {
+func (s *driver) schemaVersion(ctx context.Context, q querier) (int, error) {
 	var exists bool
 	if err := q.QueryRow(ctx, `SELECT to_regclass('wasmq_schema_version') IS NOT NULL`).Scan(&exists); err != nil {
 		return 0, fmt.Errorf("postgres store: read schema version: %w", err)
@@ -153,7 +166,7 @@ func (s *Store) schemaVersion(ctx context.Context, q querier) (int, error) {
 
 // Migrate applies the migrations the database lacks; concurrent callers
 // serialise on an advisory lock. Returns how many it applied.
-func (s *Store) Migrate(ctx context.Context) (int, error) {
+func (s *driver) Migrate(ctx context.Context) (int, error) {
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return 0, fmt.Errorf("postgres store: migrate: %w", err)
@@ -194,12 +207,12 @@ func Migrate(ctx context.Context, dsn string) (int, error) {
 		return 0, fmt.Errorf("postgres store: store.dsn: %w", err)
 	}
 	defer pool.Close()
-	return (&Store{pool: pool}).Migrate(ctx)
+	return (&driver{pool: pool}).Migrate(ctx)
 }
 
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+func (s *driver) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
 
-func (s *Store) Close() error {
+func (s *driver) Close() error {
 	s.leadMu.Lock()
 	if s.leadConn != nil {
 		s.leadConn.Close(context.Background())
@@ -217,7 +230,7 @@ func (s *Store) Close() error {
 // sharing a database elect their own leaders) on a dedicated connection: the
 // lock lives exactly as long as that connection, so a killed leader's
 // lock is released by PostgreSQL itself.
-func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) {
+func (s *driver) TryLead(ctx context.Context, nodeID string) (bool, error) {
 	s.leadMu.Lock()
 	defer s.leadMu.Unlock()
 	if s.leadConn != nil {
@@ -247,7 +260,7 @@ func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) {
 // Subscribe LISTENs on a dedicated connection, reconnecting after errors;
 // a reconnect sends an EventChanged since notifications may have been
 // missed meanwhile.
-func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
+func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	ch := make(chan store.Event, subscriberBuffer)
 	ready := make(chan error, 1)
 	go func() {
@@ -297,7 +310,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	return ch, nil
 }
 
-func (s *Store) Announce(ctx context.Context, nodeID string) error {
+func (s *driver) Announce(ctx context.Context, nodeID string) error {
 	b, _ := json.Marshal(store.Event{Kind: store.EventNode, Node: nodeID})
 	var schema int
 	if err := s.pool.QueryRow(ctx, `SELECT (SELECT COALESCE(MAX(version), 0) FROM wasmq_schema_version)
@@ -343,10 +356,12 @@ const uuidsPerNotify = 150
 // (countedCTE).
 type wtx struct {
 	pgx.Tx
-	now    time.Time
-	events store.Events
-	counts store.CountDeltas
+	now   time.Time
+	notes store.Notes
 }
+
+func (w *wtx) Now() time.Time           { return w.now }
+func (w *wtx) Notes() *store.Notes      { return &w.notes }
 
 // countedCTE is the CTE that writes the count deltas of the rows src
 // returns (tenant, channel and the new state), which were all in state
@@ -363,24 +378,24 @@ func countedCTE(src, from string) string {
 			GROUP BY 1, 2, 3 HAVING SUM(d) <> 0)`
 }
 
-func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
-	return s.writeOn(ctx, s.pool, fn)
+func (s *driver) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return s.writeOn(ctx, s.pool, func(w *wtx) error { return fn(w) })
 }
 
-func (s *Store) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx) error) error {
+func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx) error) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres store: begin: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	w := &wtx{Tx: tx, now: time.Now().UTC()}
+	w := &wtx{Tx: tx, now: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := fn(w); err != nil {
 		return err
 	}
-	ts, cs, ss, ns := w.counts.Columns()
-	if len(w.events) > 0 || len(ns) > 0 {
-		payloads := make([]string, 0, len(w.events))
-		for _, e := range w.events {
+	ts, cs, ss, ns := w.notes.Counts.Columns()
+	if len(w.notes.Events) > 0 || len(ns) > 0 {
+		payloads := make([]string, 0, len(w.notes.Events))
+		for _, e := range w.notes.Events {
 			e.Channels = dedup(e.Channels)
 			if len(e.Channels) > 50 {
 				e.Channels = nil // "some channels": listeners re-read anyway
@@ -433,6 +448,4 @@ func isUnique(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-func likePrefix(s string) string {
-	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
-}
+

@@ -146,7 +146,7 @@ func enqueueAll(tb testing.TB, s *Store, n int) {
 		if len(cs) == 0 {
 			// Fresh statistics, as autovacuum keeps them: the planner
 			// then walks the run-order index instead of sorting.
-			if _, err := s.pool.Exec(ctx, `ANALYZE jobs`); err != nil {
+			if _, err := s.d.pool.Exec(ctx, `ANALYZE jobs`); err != nil {
 				tb.Fatal(err)
 			}
 			return
@@ -243,7 +243,7 @@ func TestMigrationsAreIdempotentAndANewerSchemaIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, SchemaVersion+4); err != nil {
+	if _, err := s.d.pool.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, SchemaVersion+4); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
@@ -396,7 +396,7 @@ func insertJobs(t *testing.T, s *Store, n int) []store.NewJob {
 // stand in for indexes on the job's state.
 func sideRows(t *testing.T, s *Store) (logged, runs, remaining int) {
 	t.Helper()
-	err := s.pool.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM pending_log),
+	err := s.d.pool.QueryRow(context.Background(), `SELECT (SELECT COUNT(*) FROM pending_log),
 		(SELECT COUNT(*) FROM job_runs), (SELECT COALESCE(SUM(remaining), 0) FROM job_runs)`).Scan(&logged, &runs, &remaining)
 	if err != nil {
 		t.Fatal(err)
@@ -412,13 +412,13 @@ func countsAgree(t *testing.T, s *Store, when string) {
 	ctx := context.Background()
 	for _, fold := range []bool{false, true} {
 		if fold {
-			if err := s.foldCounts(ctx); err != nil {
+			if err := s.d.foldCounts(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
 		for _, tenant := range []string{"", "t1"} {
 			truth := map[string]int{}
-			rows, err := s.pool.Query(ctx, `SELECT channel, state, COUNT(*) FROM jobs
+			rows, err := s.d.pool.Query(ctx, `SELECT channel, state, COUNT(*) FROM jobs
 				WHERE ($1 = '' OR tenant = $1) GROUP BY 1, 2`, tenant)
 			if err != nil {
 				t.Fatal(err)
@@ -597,7 +597,7 @@ func TestPendingLogTrimWalksTheLogAChunkAtATime(t *testing.T) {
 	// Three jobs leave pending behind the log's back, as a path that
 	// forgot its log row would: at the start, in the middle and at the end
 	// of the log.
-	tag, err := s.pool.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = now() WHERE uuid IN (
+	tag, err := s.d.pool.Exec(ctx, `UPDATE jobs SET state = 'cancelled', date_cancelled = now() WHERE uuid IN (
 		(SELECT uuid FROM pending_log ORDER BY version LIMIT 1),
 		(SELECT uuid FROM pending_log ORDER BY version OFFSET $1 LIMIT 1),
 		(SELECT uuid FROM pending_log ORDER BY version DESC LIMIT 1))`, trimChunk+7)
@@ -632,10 +632,10 @@ func TestRecountMendsCountsPutWrongByHand(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	jobs := insertJobs(t, s, 10)
-	if _, err := s.pool.Exec(ctx, `DELETE FROM jobs WHERE uuid = $1`, jobs[0].UUID); err != nil {
+	if _, err := s.d.pool.Exec(ctx, `DELETE FROM jobs WHERE uuid = $1`, jobs[0].UUID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO job_count_deltas VALUES ('t1', 'root.ghost', 'failed', 3)`); err != nil {
+	if _, err := s.d.pool.Exec(ctx, `INSERT INTO job_count_deltas VALUES ('t1', 'root.ghost', 'failed', 3)`); err != nil {
 		t.Fatal(err)
 	}
 	pendingAndGhosts := func() (int, int) {
@@ -652,13 +652,13 @@ func TestRecountMendsCountsPutWrongByHand(t *testing.T) {
 		}
 		return pending, ghosts
 	}
-	if err := s.foldCounts(ctx); err != nil {
+	if err := s.d.foldCounts(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if p, g := pendingAndGhosts(); p != 10 || g != 3 {
 		t.Fatalf("after a fold: %d pending, %d ghosts; want the wrong 10 and 3 kept", p, g)
 	}
-	s.recountedAt = time.Now().Add(-2 * recountEvery)
+	s.d.recountedAt = time.Now().Add(-2 * recountEvery)
 	if _, err := s.ReapExpired(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/wasmq/wasmq/store"
 )
 
-func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
+func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
 	if limit <= 0 {
 		limit = 1000
 	}
@@ -24,7 +24,7 @@ func (s *Store) PendingSince(ctx context.Context, afterVersion int64, limit int)
 	return collectCandidates(rows)
 }
 
-func (s *Store) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
+func (s *driver) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
 	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
 		FROM jobs WHERE uuid = ANY($1) AND state || '' = 'pending'`, uuids)
 	if err != nil {
@@ -52,7 +52,7 @@ func collectCandidates(rows pgx.Rows) ([]store.Candidate, error) {
 // before a burst (autovacuum analyzes a minute later) it believed a state
 // had almost no rows and scanned a state index once per row of the batch
 // (300 jobs: 60 ms instead of 4). The uuid index is the plan we want.
-func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil time.Time) ([]string, error) {
+func (s *driver) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil time.Time) ([]string, error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}
@@ -81,7 +81,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 		}
 		rows.Close()
 		if len(moved) > 0 {
-			w.events.Add(store.EventEnqueued, chans...)
+			w.notes.Events.Add(store.EventEnqueued, chans...)
 		}
 		return rows.Err()
 	})
@@ -90,7 +90,7 @@ func (s *Store) Enqueue(ctx context.Context, jobs []store.Candidate, leaseUntil 
 
 // Claim starts up to limit enqueued jobs for workerID in one statement;
 // SKIP LOCKED lets concurrent claimers take disjoint jobs without waiting.
-func (s *Store) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]store.Claimed, error) {
+func (s *driver) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]store.Claimed, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
@@ -114,7 +114,7 @@ func idsAndVersions(jobs []store.Candidate) ([]string, []int64) {
 
 // Start is Claim for jobs the caller picked: one statement takes each
 // still-pending job at its version through enqueued to started.
-func (s *Store) Start(ctx context.Context, jobs []store.Candidate, workerID string, leaseUntil time.Time) ([]store.Claimed, error) {
+func (s *driver) Start(ctx context.Context, jobs []store.Candidate, workerID string, leaseUntil time.Time) ([]store.Claimed, error) {
 	if len(jobs) == 0 {
 		return nil, nil
 	}
@@ -182,37 +182,21 @@ var startSQL = startedRun(`unlogged AS (DELETE FROM pending_log WHERE version = 
 	`j.uuid = c.id AND j.state || '' = 'pending' AND j.version = c.ver`, abi.StatePending)
 
 // Complete applies the whole batch in one statement (arrays unnested
-// server-side), inside one transaction with the dependents' promotion;
-// each completion applies only while the job is still started by that
-// worker and attempt.
-func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
-	if len(cs) == 0 {
-		return nil, nil
-	}
-	n := len(cs)
+// server-side); each outcome applies only while the job is still started
+// by that worker and attempt.
+func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Completed, error) {
+	n := len(os)
 	var (
 		ids, workers, states, excNames, excMsgs, excInfos, shas, outcomes, logs = make([]string, 0, n),
 			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n),
 			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 		attempts, uncounts = make([]int32, 0, n), make([]int32, 0, n)
+		silent             = make([]bool, 0, n)
 		results            = make([]*string, 0, n)
 		endeds             = make([]time.Time, 0, n)
 		etas               = make([]*time.Time, 0, n)
 	)
-	now := time.Now().UTC()
-	seen := make(map[string]bool, n)
-	for _, c := range cs {
-		if err := abi.CheckTransition(abi.StateStarted, c.To, c.Cause); err != nil {
-			return nil, fmt.Errorf("complete %s: %w", c.UUID, err)
-		}
-		if seen[c.UUID] { // one report per job: the first wins
-			continue
-		}
-		seen[c.UUID] = true
-		ended := c.Ended
-		if ended.IsZero() {
-			ended = now
-		}
+	for _, c := range os {
 		var result *string
 		if len(c.Result) > 0 {
 			r := string(c.Result)
@@ -223,105 +207,64 @@ func (s *Store) Complete(ctx context.Context, cs []store.Completion) ([]string, 
 			uncount = 1
 		}
 		l, _ := json.Marshal(orLogs(c.Logs))
-		outcome := string(c.To)
-		if c.Cause == abi.CauseShutdown {
-			outcome = "interrupted"
-		} else if c.To == abi.StatePending {
-			outcome = "retry"
-		}
-		var eta *time.Time
-		if c.To == abi.StatePending {
-			eta = c.ETA
-		}
 		ids, workers, states = append(ids, c.UUID), append(workers, c.WorkerID), append(states, string(c.To))
 		excNames, excMsgs, excInfos = append(excNames, c.ExcName), append(excMsgs, c.ExcMessage), append(excInfos, c.ExcInfo)
-		shas, outcomes, logs = append(shas, c.PluginSHA256), append(outcomes, outcome), append(logs, string(l))
-		attempts, uncounts = append(attempts, int32(c.Attempt)), append(uncounts, uncount)
-		results, endeds, etas = append(results, result), append(endeds, ended), append(etas, eta)
+		shas, outcomes, logs = append(shas, c.PluginSHA256), append(outcomes, c.Outcome), append(logs, string(l))
+		attempts, uncounts, silent = append(attempts, int32(c.Attempt)), append(uncounts, uncount), append(silent, c.Silent)
+		results, endeds, etas = append(results, result), append(endeds, c.Ended), append(etas, c.ETA)
 	}
-	var applied []string
-	err := s.write(ctx, func(w *wtx) error {
-		rows, err := w.Query(ctx, `WITH c AS (
-				SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
-					$8::text[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[], $14::text[])
-				AS c(uuid, worker, attempt, st, result, en, em, ei, ended, eta, uncount, sha, outcome, logs)),
-			upd AS (
-				UPDATE jobs j SET state = c.st, result = c.result::json, exc_name = c.en, exc_message = c.em,
-					exc_info = c.ei, exec_time = EXTRACT(EPOCH FROM (c.ended - j.date_started)),
-					date_done = CASE WHEN c.st = 'done' THEN c.ended ELSE j.date_done END,
-					late = (j.expected_at IS NOT NULL AND j.expected_at < c.ended AND c.st <> 'pending'),
-					eta = CASE WHEN c.st = 'pending' THEN c.eta ELSE j.eta END,
-					retry = GREATEST(j.retry - c.uncount, 0),
-					worker_id = CASE WHEN c.st = 'pending' THEN '' ELSE j.worker_id END,
-					date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
-					failed = (c.st = 'failed'),
-					lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
-				FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
-				RETURNING j.uuid, j.channel, j.state, j.date_started, j.version, j.run_id,
-					j.tenant, j.priority, j.eta, j.expected_at, j.date_created, j.seq,
-					j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid) AS has_children),
-			-- Each batch's lease row counts its jobs still running.
-			ended AS (SELECT run_id, COUNT(*) AS n FROM upd WHERE run_id IS NOT NULL GROUP BY run_id),
-			run_gone AS (DELETE FROM job_runs r USING ended e WHERE r.id = e.run_id AND r.remaining <= e.n),
-			run_left AS (UPDATE job_runs r SET remaining = r.remaining - e.n FROM ended e WHERE r.id = e.run_id AND r.remaining > e.n),
-			`+countedCTE("upd", "started")+`,
-			retried AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM upd WHERE state = 'pending'),
-			att AS (
-				INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
-				SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json
-				FROM c JOIN upd ON upd.uuid = c.uuid
-				-- A done job's row says all a silent last attempt would
-				-- (store.WithCurrent); a requeue writes it down first.
-				WHERE NOT (c.st = 'done' AND c.logs = '[]')
-				ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, plugin_sha256 = EXCLUDED.plugin_sha256,
-					started = EXCLUDED.started, ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
-					exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs)
-			SELECT uuid, channel, state, has_children FROM upd`,
-			ids, workers, attempts, states, results, excNames, excMsgs, excInfos, endeds, etas, uncounts, shas, outcomes, logs)
-		if err != nil {
-			return fmt.Errorf("postgres store: complete: %w", err)
-		}
-		var parents []string
-		for rows.Next() {
-			var id, ch, st string
-			var hasChildren bool
-			if err := rows.Scan(&id, &ch, &st, &hasChildren); err != nil {
-				rows.Close()
-				return fmt.Errorf("postgres store: complete: %w", err)
-			}
-			applied = append(applied, id)
-			// A failed job needs no event of its own: the finished event
-			// already brings a round, which checks sequential channels.
-			w.events.Job(store.EventFinished, id, ch)
-			if abi.State(st) == abi.StatePending {
-				w.events.Job(store.EventPending, id, ch)
-			}
-			if hasChildren {
-				parents = append(parents, id)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("postgres store: complete: %w", err)
-		}
-		return settleChildren(ctx, w, parents)
+	rows, err := w.Query(ctx, `WITH c AS (
+			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
+				$8::text[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[], $14::text[], $15::bool[])
+			AS c(uuid, worker, attempt, st, result, en, em, ei, ended, eta, uncount, sha, outcome, logs, silent)),
+		upd AS (
+			UPDATE jobs j SET state = c.st, result = c.result::json, exc_name = c.en, exc_message = c.em,
+				exc_info = c.ei, exec_time = EXTRACT(EPOCH FROM (c.ended - j.date_started)),
+				date_done = CASE WHEN c.st = 'done' THEN c.ended ELSE j.date_done END,
+				late = (j.expected_at IS NOT NULL AND j.expected_at < c.ended AND c.st <> 'pending'),
+				eta = CASE WHEN c.st = 'pending' THEN c.eta ELSE j.eta END,
+				retry = GREATEST(j.retry - c.uncount, 0),
+				worker_id = CASE WHEN c.st = 'pending' THEN '' ELSE j.worker_id END,
+				date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
+				failed = (c.st = 'failed'),
+				lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
+			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
+			RETURNING j.uuid, j.channel, j.state, j.date_started, j.version, j.run_id,
+				j.tenant, j.priority, j.eta, j.expected_at, j.date_created, j.seq,
+				j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid) AS has_children),
+		-- Each batch's lease row counts its jobs still running.
+		ended AS (SELECT run_id, COUNT(*) AS n FROM upd WHERE run_id IS NOT NULL GROUP BY run_id),
+		run_gone AS (DELETE FROM job_runs r USING ended e WHERE r.id = e.run_id AND r.remaining <= e.n),
+		run_left AS (UPDATE job_runs r SET remaining = r.remaining - e.n FROM ended e WHERE r.id = e.run_id AND r.remaining > e.n),
+		retried AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM upd WHERE state = 'pending'),
+		att AS (
+			INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
+			SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json
+			FROM c JOIN upd ON upd.uuid = c.uuid WHERE NOT c.silent
+			ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, plugin_sha256 = EXCLUDED.plugin_sha256,
+				started = EXCLUDED.started, ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
+				exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs)
+		SELECT uuid, tenant, channel, state, has_children FROM upd`,
+		ids, workers, attempts, states, results, excNames, excMsgs, excInfos, endeds, etas, uncounts, shas, outcomes, logs, silent)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: complete: %w", err)
+	}
+	done, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Completed, error) {
+		var c store.Completed
+		var st string
+		err := r.Scan(&c.UUID, &c.Tenant, &c.Channel, &st, &c.HasChildren)
+		c.State = abi.State(st)
+		return c, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("postgres store: complete: %w", err)
 	}
-	return applied, nil
-}
-
-func orLogs(l []abi.LogLine) []abi.LogLine {
-	if l == nil {
-		return []abi.LogLine{}
-	}
-	return l
+	return done, nil
 }
 
 // RenewLeases renews the worker's batches and, for the record, each
 // running job's lease_until (HOT updates).
-func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
+func (s *driver) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `WITH r AS (UPDATE job_runs SET lease_until = $1 WHERE worker_id = $2 RETURNING uuids)
 		UPDATE jobs j SET lease_until = $1 FROM (SELECT unnest(uuids) AS uuid FROM r) x
 		WHERE j.uuid = x.uuid AND j.state = 'started' AND j.worker_id = $2`, leaseUntil, workerID)
@@ -331,102 +274,14 @@ func (s *Store) RenewLeases(ctx context.Context, workerID string, leaseUntil tim
 	return int(tag.RowsAffected()), nil
 }
 
-// ReapExpired takes back the jobs of lapsed leases. Only the leader calls
-// it (every lease/3), so it also does the schema's housekeeping: a chunk
-// of the pending_log trim and the fold (or hourly recount) of the job
-// counts.
-func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped, error) {
-	var out []store.Reaped
-	err := s.write(ctx, func(w *wtx) error {
-		// Expired batches, then their jobs still started in them, and
-		// jobs handed out but not claimed in time.
-		rows, err := w.Query(ctx, `SELECT id FROM job_runs WHERE lease_until < $1 FOR UPDATE SKIP LOCKED`, now)
-		if err != nil {
-			return fmt.Errorf("postgres store: expired leases: %w", err)
-		}
-		runs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-		if err != nil {
-			return fmt.Errorf("postgres store: expired leases: %w", err)
-		}
-		type dead struct {
-			uuid, state         string
-			retry, max, attempt int
-			worker, channel     string
-			tenant              string
-			started             *time.Time
-		}
-		var ds []dead
-		for _, q := range []struct {
-			where string
-			arg   any
-		}{
-			{`uuid IN (SELECT unnest(uuids) FROM job_runs WHERE id = ANY($1)) AND state = 'started' AND run_id = ANY($1)`, runs},
-			{`handed AND state = 'enqueued' AND lease_until < $1`, now},
-		} {
-			rows, err = w.Query(ctx, `SELECT uuid, state, retry, max_retries, attempt, worker_id, channel, tenant, date_started FROM jobs
-				WHERE `+q.where+` FOR UPDATE SKIP LOCKED`, q.arg)
-			if err != nil {
-				return fmt.Errorf("postgres store: expired leases: %w", err)
-			}
-			more, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (dead, error) {
-				var d dead
-				return d, r.Scan(&d.uuid, &d.state, &d.retry, &d.max, &d.attempt, &d.worker, &d.channel, &d.tenant, &d.started)
-			})
-			if err != nil {
-				return fmt.Errorf("postgres store: expired leases: %w", err)
-			}
-			ds = append(ds, more...)
-		}
-		for _, d := range ds {
-			to := abi.StatePending
-			if d.state == string(abi.StateStarted) && d.max > 0 && d.retry >= d.max {
-				to = abi.StateFailed
-			}
-			if err := abi.CheckTransition(abi.State(d.state), to, abi.CauseDead); err != nil {
-				return err
-			}
-			msg := fmt.Sprintf("worker %s stopped renewing its lease", d.worker)
-			if to == abi.StateFailed {
-				_, err = w.Exec(ctx, `UPDATE jobs SET state = 'failed', exc_name = $1, exc_message = $2,
-					lease_until = NULL, failed = true, handed = false, version = nextval('job_version') WHERE uuid = $3`,
-					abi.ExcJobFoundDead, fmt.Sprintf("Job found dead after %d attempts: %s", d.retry, msg), d.uuid)
-				w.events.Add(store.EventChanged, d.channel)
-			} else {
-				_, err = w.Exec(ctx, `UPDATE jobs j SET state = 'pending', date_enqueued = NULL, worker_id = '',
-					lease_until = NULL, handed = false, version = nextval('job_version') WHERE j.uuid = $1`, d.uuid)
-				if err == nil {
-					err = logPending(ctx, w, d.uuid)
-				}
-				w.events.Job(store.EventPending, d.uuid, d.channel)
-			}
-			if err != nil {
-				return fmt.Errorf("postgres store: reap %s: %w", d.uuid, err)
-			}
-			w.counts.Add(d.tenant, d.channel, abi.State(d.state), -1)
-			w.counts.Add(d.tenant, d.channel, to, 1)
-			if d.state == string(abi.StateStarted) && d.started != nil {
-				if err := endAttempt(ctx, w, d.uuid, d.attempt, d.worker, *d.started, now, "dead", abi.ExcJobFoundDead, msg); err != nil {
-					return err
-				}
-			}
-			w.events.Job(store.EventFinished, d.uuid, d.channel)
-			out = append(out, store.Reaped{UUID: d.uuid, State: to})
-		}
-		if _, err := w.Exec(ctx, `DELETE FROM job_runs WHERE id = ANY($1)`, runs); err != nil {
-			return fmt.Errorf("postgres store: drop expired leases: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return out, err
-	}
+// Maintain is the leader's housekeeping, every lease/3 after the reap: a
+// chunk of the pending_log trim and the fold (or hourly recount) of the
+// job counts.
+func (s *driver) Maintain(ctx context.Context) error {
 	if err := s.trimPendingLog(ctx); err != nil {
-		return out, err
+		return err
 	}
-	if err := s.keepCounts(ctx); err != nil {
-		return out, err
-	}
-	return out, nil
+	return s.keepCounts(ctx)
 }
 
 // recountEvery: the leader counts the jobs afresh this often (and when it
@@ -434,7 +289,7 @@ func (s *Store) ReapExpired(ctx context.Context, now time.Time) ([]store.Reaped,
 // mend themselves. At a million jobs a recount takes 0.3–1 s.
 const recountEvery = time.Hour
 
-func (s *Store) keepCounts(ctx context.Context) error {
+func (s *driver) keepCounts(ctx context.Context) error {
 	s.maintMu.Lock()
 	due := time.Since(s.recountedAt) > recountEvery
 	s.maintMu.Unlock()
@@ -453,7 +308,7 @@ func (s *Store) keepCounts(ctx context.Context) error {
 // recount replaces the counts with a GROUP BY over the jobs. Under one
 // REPEATABLE READ snapshot, the deltas it deletes are exactly those of
 // the writes the GROUP BY sees; a write committed later keeps its delta.
-func (s *Store) recount(ctx context.Context) error {
+func (s *driver) recount(ctx context.Context) error {
 	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
 		for _, q := range []string{
 			`DELETE FROM job_count_deltas`,
@@ -477,7 +332,7 @@ func (s *Store) recount(ctx context.Context) error {
 // and never the whole jobs table. It runs on the leader only; the
 // deltas' rows are deleted and added in one transaction, so a concurrent
 // Counts sees them in one place or the other.
-func (s *Store) foldCounts(ctx context.Context) error {
+func (s *driver) foldCounts(ctx context.Context) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `WITH d AS (DELETE FROM job_count_deltas RETURNING tenant, channel, state, n)
 			INSERT INTO job_counts SELECT tenant, channel, state, SUM(n) FROM d GROUP BY 1, 2, 3
@@ -502,7 +357,7 @@ const trimChunk = 2000
 // job started, changed or went away). Every path that moves a job out of
 // pending deletes its own log row, so this is a safety net: it walks the
 // log a chunk per pass, in version order, and starts over at the end.
-func (s *Store) trimPendingLog(ctx context.Context) error {
+func (s *driver) trimPendingLog(ctx context.Context) error {
 	s.maintMu.Lock()
 	defer s.maintMu.Unlock()
 	var last *int64
@@ -523,9 +378,9 @@ func (s *Store) trimPendingLog(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
+func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
 	var n int64
-	err := s.write(ctx, func(w *wtx) error {
+	err := s.writeOn(ctx, s.pool, func(w *wtx) error {
 		tag, err := w.Exec(ctx, `WITH gone AS (
 				DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND channel = $1
 				AND COALESCE(date_done, date_cancelled, date_created) < $2 RETURNING uuid, tenant, channel, state),
@@ -543,33 +398,3 @@ func (s *Store) Vacuum(ctx context.Context, channel string, olderThan time.Time)
 	return int(n), err
 }
 
-// endAttempt records an attempt that ended without its worker reporting
-// it (a dead worker, a requeue while it ran).
-func endAttempt(ctx context.Context, w *wtx, uuid string, attempt int, worker string, started, ended time.Time, outcome, excName, excMsg string) error {
-	_, err := w.Exec(ctx, `INSERT INTO job_attempts (job_uuid, attempt, worker_id, started, ended, outcome, exc_name, exc_message)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (job_uuid, attempt) DO UPDATE SET ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
-			exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message`,
-		uuid, attempt, worker, started, ended, outcome, excName, excMsg)
-	if err != nil {
-		return fmt.Errorf("postgres store: record the end of attempt %d of %s: %w", attempt, uuid, err)
-	}
-	return nil
-}
-
-// keepLastAttempt writes down a done job's last attempt when only the job
-// row holds it.
-func keepLastAttempt(ctx context.Context, w *wtx, j abi.Job) error {
-	last := store.WithCurrent(nil, j)
-	if len(last) == 0 {
-		return nil
-	}
-	a := last[0]
-	_, err := w.Exec(ctx, `INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (job_uuid, attempt) DO NOTHING`,
-		a.JobUUID, a.Attempt, a.WorkerID, a.PluginSHA256, a.Started, a.Ended, a.Outcome)
-	if err != nil {
-		return fmt.Errorf("postgres store: keep the last attempt of %s: %w", j.UUID, err)
-	}
-	return nil
-}

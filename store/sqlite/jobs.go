@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -146,195 +145,65 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 	return jobs[0], nil
 }
 
-func (s *Store) Get(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
 	return getJob(ctx, s.r, tenant, uuid)
 }
 
-func (s *Store) Insert(ctx context.Context, jobs []store.NewJob) ([]store.Inserted, error) {
-	out := make([]store.Inserted, len(jobs))
-	err := s.write(ctx, func(w *wtx) error {
-		// alias maps a deduplicated request uuid to the job that stands for it,
-		// so later entries of the batch may depend on it.
-		alias := map[string]string{}
-		fresh := map[string]int{} // uuid → index in jobs, of the jobs inserted
-		for i, nj := range jobs {
-			if nj.IdentityKey != "" {
-				existing, err := queryJobs(ctx, w, `WHERE tenant = ? AND identity_key = ? AND state IN ('wait_dependencies','pending','enqueued')`, nj.Tenant, nj.IdentityKey)
-				if err != nil {
-					return err
-				}
-				if len(existing) > 0 {
-					out[i] = store.Inserted{Job: existing[0], Deduplicated: true}
-					alias[nj.UUID] = existing[0].UUID
-					continue
-				}
-			}
-			parents := make([]string, 0, len(nj.DependsOn))
-			state := abi.StatePending
-			allDone, anyCancelled, allFinished := true, false, true
-			for _, p := range nj.DependsOn {
-				if a, ok := alias[p]; ok {
-					p = a
-				}
-				if p == nj.UUID {
-					return &abi.FieldError{Field: "depends_on", Msg: "a job cannot depend on itself", Err: abi.ErrInvalid}
-				}
-				var pt, ps string
-				err := w.QueryRowContext(ctx, `SELECT tenant, state FROM jobs WHERE uuid = ?`, p).Scan(&pt, &ps)
-				if errors.Is(err, sql.ErrNoRows) || (err == nil && pt != nj.Tenant) {
-					return &abi.FieldError{Field: "depends_on", Msg: fmt.Sprintf("job %s does not exist", p), Err: abi.ErrInvalid}
-				}
-				if err != nil {
-					return fmt.Errorf("sqlite store: read parent %s: %w", p, err)
-				}
-				switch abi.State(ps) {
-				case abi.StateDone:
-				case abi.StateCancelled:
-					allDone, anyCancelled = false, true
-				default:
-					allDone, allFinished = false, false
-				}
-				parents = append(parents, p)
-			}
-			switch {
-			case allDone:
-				state = abi.StatePending
-			case allFinished && anyCancelled:
-				state = abi.StateCancelled
-			default:
-				state = abi.StateWaitDependencies
-			}
-			var cancelled any
-			if state == abi.StateCancelled {
-				cancelled = micros(w.now)
-			}
-			_, err := w.ExecContext(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id,
-				model_name, func_string, description, channel, priority, eta, expected_at, max_retries,
-				identity_key, graph_uuid, state, date_created, date_cancelled, version)
-				VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`,
-				nj.UUID, nj.Tenant, nj.Func, string(orJSON(nj.Args, "[]")), string(orJSON(nj.Kwargs, "{}")),
-				string(orJSON(nj.Context, "{}")), nj.UserID, nj.ModelName, nj.FuncString, nj.Description,
-				nj.Channel, nj.Priority, optMicros(nj.ETA), optMicros(nj.ExpectedAt), nj.MaxRetries,
-				nj.IdentityKey, nj.GraphUUID, string(state), micros(w.now), cancelled, w.nextVersion())
-			if err != nil {
-				if strings.Contains(err.Error(), "UNIQUE") && strings.Contains(err.Error(), "uuid") {
-					return &abi.FieldError{Field: "uuid", Msg: "a job with uuid " + nj.UUID + " exists", Err: abi.ErrConflict}
-				}
-				return fmt.Errorf("sqlite store: insert job: %w", err)
-			}
-			for _, p := range parents {
-				if _, err := w.ExecContext(ctx, `INSERT OR IGNORE INTO job_dependencies (child, parent) VALUES (?, ?)`, nj.UUID, p); err != nil {
-					return fmt.Errorf("sqlite store: insert dependency: %w", err)
-				}
-			}
-			fresh[nj.UUID] = i
-			w.counts.Add(nj.Tenant, nj.Channel, state, 1)
-			if state == abi.StatePending {
-				w.events.Job(store.EventPending, nj.UUID, nj.Channel)
-			}
-		}
-		// Read back what was inserted, a chunk at a time (SQLite caps the
-		// number of parameters of one statement).
-		ids := make([]any, 0, len(fresh))
-		for id := range fresh {
-			ids = append(ids, id)
-		}
-		for len(ids) > 0 {
-			n := min(len(ids), 500)
-			jobs, err := queryJobs(ctx, w, `WHERE uuid IN (?`+strings.Repeat(",?", n-1)+`)`, ids[:n]...)
-			if err != nil {
-				return err
-			}
-			for _, j := range jobs {
-				out[fresh[j.UUID]] = store.Inserted{Job: j}
-			}
-			ids = ids[n:]
-		}
-		return nil
-	})
+// InsertJobs inserts row by row through one prepared statement, then reads
+// the rows back a chunk at a time (SQLite caps the number of parameters of
+// one statement).
+func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error) {
+	stmt, err := w.PrepareContext(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id,
+		model_name, func_string, description, channel, priority, eta, expected_at, max_retries,
+		identity_key, graph_uuid, state, date_created, date_cancelled, version)
+		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sqlite store: insert job: %w", err)
+	}
+	defer stmt.Close()
+	at := make(map[string]int, len(jobs))
+	ids := make([]any, 0, len(jobs))
+	for i, j := range jobs {
+		_, err := stmt.ExecContext(ctx, j.UUID, j.Tenant, j.Func, string(j.Args), string(j.Kwargs), string(j.Context),
+			j.UserID, j.ModelName, j.FuncString, j.Description, j.Channel, j.Priority, optMicros(j.ETA),
+			optMicros(j.ExpectedAt), j.MaxRetries, j.IdentityKey, j.GraphUUID, string(j.State), micros(w.now),
+			optMicros(j.DateCancelled), w.nextVersion())
+		if err != nil {
+			if strings.Contains(err.Error(), "UNIQUE") && strings.Contains(err.Error(), "uuid") {
+				return nil, &abi.FieldError{Field: "uuid", Msg: "a job with uuid " + j.UUID + " exists", Err: abi.ErrConflict}
+			}
+			return nil, fmt.Errorf("sqlite store: insert job: %w", err)
+		}
+		at[j.UUID] = i
+		ids = append(ids, j.UUID)
+	}
+	out := make([]abi.Job, len(jobs))
+	for len(ids) > 0 {
+		n := min(len(ids), 500)
+		got, err := scanJobs(ctx, w, `WHERE uuid IN (?`+strings.Repeat(",?", n-1)+`)`, ids[:n]...)
+		if err != nil {
+			return nil, err
+		}
+		for _, j := range got {
+			out[at[j.UUID]] = j
+		}
+		ids = ids[n:]
 	}
 	return out, nil
 }
 
-func orJSON(b json.RawMessage, def string) json.RawMessage {
-	if len(b) == 0 {
-		return json.RawMessage(def)
-	}
-	return b
+// dialect: positional parameters, dates as microseconds.
+var dialect = store.Dialect{
+	Param: func(int) string { return "?" },
+	Time:  func(t time.Time) any { return t.UnixMicro() },
 }
 
-func (s *Store) List(ctx context.Context, f store.Filter) (store.Page, error) {
-	where, args := []string{"1=1"}, []any{}
-	if f.Tenant != "" {
-		where, args = append(where, "tenant = ?"), append(args, f.Tenant)
-	}
-	if len(f.States) > 0 {
-		ph := make([]string, len(f.States))
-		for i, st := range f.States {
-			ph[i] = "?"
-			args = append(args, string(st))
-		}
-		where = append(where, "state IN ("+strings.Join(ph, ",")+")")
-	}
-	if f.Channel != "" {
-		if p, ok := strings.CutSuffix(f.Channel, ".*"); ok {
-			where, args = append(where, "(channel = ? OR channel LIKE ? ESCAPE '\\')"), append(args, p, likePrefix(p)+".%")
-		} else {
-			where, args = append(where, "channel = ?"), append(args, f.Channel)
-		}
-	}
-	if f.Func != "" {
-		where, args = append(where, "func = ?"), append(args, f.Func)
-	}
-	if f.GraphUUID != "" {
-		where, args = append(where, "graph_uuid = ?"), append(args, f.GraphUUID)
-	}
-	if f.IdentityKey != "" {
-		where, args = append(where, "identity_key = ?"), append(args, f.IdentityKey)
-	}
-	if f.Query != "" {
-		q := "%" + likePrefix(f.Query) + "%"
-		where = append(where, `(uuid LIKE ? ESCAPE '\' OR func LIKE ? ESCAPE '\' OR description LIKE ? ESCAPE '\' OR func_string LIKE ? ESCAPE '\')`)
-		args = append(args, q, q, q, q)
-	}
-	if f.Cursor != "" {
-		created, seq, err := store.DecodeCursor(f.Cursor)
-		if err != nil {
-			return store.Page{}, err
-		}
-		where = append(where, "(date_created < ? OR (date_created = ? AND seq < ?))")
-		args = append(args, created, created, seq)
-	}
-	limit := store.PageLimit(f.Limit)
-	args = append(args, limit+1)
-	jobs, err := queryJobs(ctx, s.r, "WHERE "+strings.Join(where, " AND ")+" ORDER BY date_created DESC, seq DESC LIMIT ?", args...)
-	if err != nil {
-		return store.Page{}, err
-	}
-	page := store.Page{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		last := page.Jobs[limit-1]
-		page.NextCursor = store.EncodeCursor(last.DateCreated.UnixMicro(), last.Seq)
-	}
-	if page.Jobs == nil {
-		page.Jobs = []abi.Job{}
-	}
-	return page, nil
+func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
+	where, args := store.JobConditions(q, dialect)
+	return queryJobs(ctx, s.r, "WHERE "+where+" ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)...)
 }
 
-func likePrefix(s string) string {
-	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
-	return r.Replace(s)
-}
-
-func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error) {
-	j, err := s.Get(ctx, tenant, uuid)
-	if err != nil {
-		return nil, err
-	}
+func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT attempt, worker_id, plugin_sha256, started, ended, outcome,
 		exc_name, exc_message, logs FROM job_attempts WHERE job_uuid = ? ORDER BY attempt`, uuid)
 	if err != nil {
@@ -363,10 +232,10 @@ func (s *Store) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attemp
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return store.WithCurrent(out, j), nil
+	return out, nil
 }
 
-func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
+func (s *driver) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT channel, state, SUM(n) FROM job_counts WHERE (? = '' OR tenant = ?)
 		GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`, tenant, tenant)
 	if err != nil {
@@ -388,7 +257,7 @@ func (s *Store) Counts(ctx context.Context, tenant string) ([]store.ChannelCount
 	return out, rows.Err()
 }
 
-func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int, error) {
+func (s *driver) countBy(ctx context.Context, col, where string) (map[string]int, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT `+col+`, COUNT(*) FROM jobs WHERE `+where+` GROUP BY `+col)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: channel counts: %w", err)
@@ -406,7 +275,7 @@ func (s *Store) countBy(ctx context.Context, col, where string) (map[string]int,
 	return out, rows.Err()
 }
 
-func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
+func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT uuid, channel, tenant FROM jobs WHERE state IN ('enqueued', 'started')`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: running jobs: %w", err)
@@ -423,6 +292,6 @@ func (s *Store) Running(ctx context.Context) ([]store.RunningJob, error) {
 	return out, rows.Err()
 }
 
-func (s *Store) FailedChannels(ctx context.Context) (map[string]int, error) {
+func (s *driver) FailedChannels(ctx context.Context) (map[string]int, error) {
 	return s.countBy(ctx, "channel", `state = 'failed'`)
 }

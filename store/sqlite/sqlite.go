@@ -38,8 +38,18 @@ var migrations = []string{schemaV1, schemaV2, schemaV3}
 // SchemaVersion is the newest schema this binary knows.
 var SchemaVersion = len(migrations)
 
-// Store implements store.Store on one SQLite file.
+// Store is the embedded store: the job rules of store.Core over this
+// package's driver.
 type Store struct {
+	*store.Core
+	d *driver
+}
+
+// Migrate applies the migrations the file lacks; see driver.Migrate.
+func (s *Store) Migrate(ctx context.Context) (int, error) { return s.d.Migrate(ctx) }
+
+// driver implements store.Driver on one SQLite file.
+type driver struct {
 	path string
 	w    *sql.DB // exactly one connection: every write transaction
 	r    *sql.DB // readers
@@ -58,7 +68,11 @@ type Store struct {
 	checkpointsDone chan struct{}
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store  = (*Store)(nil)
+	_ store.Driver = (*driver)(nil)
+	_ store.Tx     = (*wtx)(nil)
+)
 
 func dsn(path string) string {
 	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(OFF)&_time_format=sqlite"
@@ -92,12 +106,12 @@ func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
 	}
 	s.stopCheckpoints, s.checkpointsDone = make(chan struct{}), make(chan struct{})
 	go s.checkpoints(s.r)
-	return s, nil
+	return &Store{Core: store.NewCore(s), d: s}, nil
 }
 
 // checkpoints copies the write-ahead log into the database file a few
 // times a second (PASSIVE: it waits for no one), so the log stays short.
-func (s *Store) checkpoints(db *sql.DB) {
+func (s *driver) checkpoints(db *sql.DB) {
 	defer close(s.checkpointsDone)
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -112,7 +126,7 @@ func (s *Store) checkpoints(db *sql.DB) {
 }
 
 // open opens the file and takes its lock, without looking at the schema.
-func open(path string) (*Store, error) {
+func open(path string) (*driver, error) {
 	if dir := filepath.Dir(path); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("sqlite store: create folder %s: %w", dir, err)
@@ -126,7 +140,7 @@ func open(path string) (*Store, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite store: %s is in use by another wasmq process (the embedded store serves one process; use PostgreSQL for several nodes)", path)
 	}
-	s := &Store{path: path, lock: lock, subs: map[chan store.Event]bool{}}
+	s := &driver{path: path, lock: lock, subs: map[chan store.Event]bool{}}
 	// The writer never checkpoints (SQLite would, inside the commit that
 	// crosses 1,000 pages: several ms added to that one write); a
 	// background loop does, without blocking writers.
@@ -154,7 +168,7 @@ func MigrateFile(ctx context.Context, path string) (int, error) {
 	return s.Migrate(ctx)
 }
 
-func (s *Store) checkVersion(ctx context.Context) error {
+func (s *driver) checkVersion(ctx context.Context) error {
 	v, err := s.schemaVersion(ctx)
 	if err != nil {
 		return err
@@ -168,7 +182,7 @@ func (s *Store) checkVersion(ctx context.Context) error {
 	return nil
 }
 
-func (s *Store) schemaVersion(ctx context.Context) (int, error) {
+func (s *driver) schemaVersion(ctx context.Context) (int, error) {
 	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS wasmq_schema_version (version INTEGER NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("sqlite store: schema version table: %w", err)
 	}
@@ -181,7 +195,7 @@ func (s *Store) schemaVersion(ctx context.Context) (int, error) {
 }
 
 // Migrate applies the migrations the file lacks and returns how many.
-func (s *Store) Migrate(ctx context.Context) (int, error) {
+func (s *driver) Migrate(ctx context.Context) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	v, err := s.schemaVersion(ctx)
@@ -214,7 +228,7 @@ func (s *Store) Migrate(ctx context.Context) (int, error) {
 }
 
 // Close releases the file; safe to call twice.
-func (s *Store) Close() error {
+func (s *driver) Close() error {
 	if s.stopCheckpoints != nil {
 		close(s.stopCheckpoints)
 		<-s.checkpointsDone
@@ -241,7 +255,7 @@ func (s *Store) Close() error {
 	return errors.Join(errs...)
 }
 
-func (s *Store) Ping(ctx context.Context) error {
+func (s *driver) Ping(ctx context.Context) error {
 	if s.r == nil {
 		return errors.New("sqlite store: closed")
 	}
@@ -249,23 +263,27 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Announce: the one process hears itself.
-func (s *Store) Announce(ctx context.Context, nodeID string) error {
+func (s *driver) Announce(ctx context.Context, nodeID string) error {
 	s.publish(store.Event{Kind: store.EventNode, Node: nodeID})
 	return nil
 }
 
 // TryLead: the file lock already makes this process the only one.
-func (s *Store) TryLead(ctx context.Context, nodeID string) (bool, error) { return true, nil }
+func (s *driver) TryLead(ctx context.Context, nodeID string) (bool, error) { return true, nil }
 
-// write runs fn in a write transaction; events are published after commit.
-func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
+// Write runs fn in a write transaction; events are published after commit.
+func (s *driver) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return s.write(ctx, func(w *wtx) error { return fn(w) })
+}
+
+func (s *driver) write(ctx context.Context, fn func(w *wtx) error) error {
 	s.mu.Lock()
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		s.mu.Unlock()
 		return fmt.Errorf("sqlite store: begin: %w", err)
 	}
-	w := &wtx{Tx: tx, s: s, now: time.Now().UTC(), version: s.version}
+	w := &wtx{Tx: tx, s: s, now: time.Now().UTC().Truncate(time.Microsecond), version: s.version}
 	if err := fn(w); err != nil {
 		tx.Rollback()
 		s.mu.Unlock()
@@ -282,7 +300,7 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 	}
 	s.version = w.version
 	s.mu.Unlock()
-	for _, e := range w.events {
+	for _, e := range w.notes.Events {
 		s.publish(e)
 	}
 	return nil
@@ -292,18 +310,20 @@ func (s *Store) write(ctx context.Context, fn func(w *wtx) error) error {
 // events to publish once it commits and the job counts it changed.
 type wtx struct {
 	*sql.Tx
-	s       *Store
+	s       *driver
 	now     time.Time
 	version int64
-	events  store.Events
-	counts  store.CountDeltas
+	notes   store.Notes
 }
+
+func (w *wtx) Now() time.Time      { return w.now }
+func (w *wtx) Notes() *store.Notes { return &w.notes }
 
 // writeCounts adds the transaction's count deltas to job_counts (schema
 // 3): one upsert per (tenant, channel, state) it changed, a handful per
 // transaction, through the statement prepared at Open.
 func (w *wtx) writeCounts(ctx context.Context) error {
-	ts, cs, ss, ns := w.counts.Columns()
+	ts, cs, ss, ns := w.notes.Counts.Columns()
 	if len(ns) == 0 {
 		return nil
 	}
@@ -318,7 +338,7 @@ func (w *wtx) writeCounts(ctx context.Context) error {
 
 func (w *wtx) nextVersion() int64 { w.version++; return w.version }
 
-func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
+func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	ch := make(chan store.Event, 1024)
 	s.subMu.Lock()
 	s.subs[ch] = false
@@ -335,7 +355,7 @@ func (s *Store) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 
 // publish never blocks a writer. A subscriber whose buffer is full gets a
 // resync once it has room again: what it missed may have named jobs.
-func (s *Store) publish(e store.Event) {
+func (s *driver) publish(e store.Event) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for ch, lost := range s.subs {

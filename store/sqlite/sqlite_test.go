@@ -37,7 +37,7 @@ func TestMigrationsAreIdempotentAndANewerSchemaIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.w.ExecContext(ctx, `INSERT INTO wasmq_schema_version (version) VALUES (?)`, SchemaVersion+1); err != nil {
+	if _, err := s.d.w.ExecContext(ctx, `INSERT INTO wasmq_schema_version (version) VALUES (?)`, SchemaVersion+1); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()

@@ -1,0 +1,536 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Core is the Store every caller uses: the job rules, once, over a
+// Driver's narrow operations. Input is checked here before any SQL;
+// every state change goes through abi.CheckTransition; dependents settle,
+// identity keys deduplicate, counts and events are noted here, the same
+// on every backend.
+type Core struct {
+	d Driver
+}
+
+var _ Store = (*Core)(nil)
+
+// NewCore puts the job rules over d.
+func NewCore(d Driver) *Core { return &Core{d: d} }
+
+func (c *Core) Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error) {
+	simple := true
+	for i, j := range jobs {
+		if err := j.Validate(); err != nil {
+			if len(jobs) > 1 {
+				return nil, fmt.Errorf("job %d: %w", i, err)
+			}
+			return nil, err
+		}
+		if j.IdentityKey != "" || len(j.DependsOn) > 0 {
+			simple = false
+		}
+	}
+	out := make([]Inserted, len(jobs))
+	err := c.d.Write(ctx, func(tx Tx) error {
+		if simple {
+			return insertIndependent(ctx, tx, jobs, out)
+		}
+		return insertOneByOne(ctx, tx, jobs, out)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// row is the job a NewJob becomes, in state.
+func row(nj NewJob, state abi.State, now time.Time) abi.Job {
+	j := abi.Job{UUID: nj.UUID, Tenant: nj.Tenant, Func: nj.Func, Args: orDefault(nj.Args, "[]"),
+		Kwargs: orDefault(nj.Kwargs, "{}"), Context: orDefault(nj.Context, "{}"), UserID: nj.UserID,
+		ModelName: nj.ModelName, FuncString: nj.FuncString, Description: nj.Description, Channel: nj.Channel,
+		Priority: nj.Priority, ETA: nj.ETA, ExpectedAt: nj.ExpectedAt, MaxRetries: nj.MaxRetries,
+		IdentityKey: nj.IdentityKey, GraphUUID: nj.GraphUUID, State: state, DateCreated: now, DependsOn: []string{}}
+	if state == abi.StateCancelled {
+		j.DateCancelled = &now
+	}
+	return j
+}
+
+func orDefault(b json.RawMessage, def string) json.RawMessage {
+	if len(b) == 0 {
+		return json.RawMessage(def)
+	}
+	return b
+}
+
+// insertIndependent stores jobs with no key and no parent in one go.
+func insertIndependent(ctx context.Context, tx Tx, jobs []NewJob, out []Inserted) error {
+	rows := make([]abi.Job, len(jobs))
+	for i, nj := range jobs {
+		rows[i] = row(nj, abi.StatePending, tx.Now())
+	}
+	stored, err := tx.InsertJobs(ctx, rows)
+	if err != nil {
+		return err
+	}
+	n := tx.Notes()
+	for i, j := range stored {
+		out[i] = Inserted{Job: j}
+		n.Counts.Add(j.Tenant, j.Channel, j.State, 1)
+		n.Events.Job(EventPending, j.UUID, j.Channel)
+	}
+	return nil
+}
+
+// insertOneByOne stores jobs in order: identity keys and dependencies
+// see the jobs stored before them in the same call.
+func insertOneByOne(ctx context.Context, tx Tx, jobs []NewJob, out []Inserted) error {
+	// alias maps a deduplicated job's uuid to the job standing for it, so
+	// that later entries may depend on it.
+	alias := map[string]string{}
+	for i, nj := range jobs {
+		if nj.IdentityKey != "" {
+			existing, err := tx.ActiveWithKey(ctx, nj.Tenant, nj.IdentityKey)
+			if err != nil {
+				return err
+			}
+			if existing != nil {
+				out[i] = Inserted{Job: *existing, Deduplicated: true}
+				alias[nj.UUID] = existing.UUID
+				continue
+			}
+		}
+		parents := make([]string, 0, len(nj.DependsOn))
+		for _, p := range nj.DependsOn {
+			if a, ok := alias[p]; ok {
+				p = a
+			}
+			if p == nj.UUID {
+				return &abi.FieldError{Field: "depends_on", Msg: "a job cannot depend on itself", Err: abi.ErrInvalid}
+			}
+			parents = append(parents, p)
+		}
+		refs, err := tx.JobRefs(ctx, parents)
+		if err != nil {
+			return err
+		}
+		states := make([]abi.State, len(parents))
+		for k, p := range parents {
+			ref, ok := refs[p]
+			if !ok || ref.Tenant != nj.Tenant { // another tenant's job does not exist for this one
+				return &abi.FieldError{Field: "depends_on", Msg: fmt.Sprintf("job %s does not exist", p), Err: abi.ErrInvalid}
+			}
+			states[k] = ref.State
+		}
+		stored, err := tx.InsertJobs(ctx, []abi.Job{row(nj, initialState(states), tx.Now())})
+		if err != nil {
+			return err
+		}
+		j := stored[0]
+		if len(parents) > 0 {
+			if err := tx.AddDependencies(ctx, j.UUID, parents); err != nil {
+				return err
+			}
+			j.DependsOn = dedupStrings(parents)
+		}
+		out[i] = Inserted{Job: j}
+		n := tx.Notes()
+		n.Counts.Add(j.Tenant, j.Channel, j.State, 1)
+		if j.State == abi.StatePending {
+			n.Events.Job(EventPending, j.UUID, j.Channel)
+		}
+	}
+	return nil
+}
+
+func dedupStrings(xs []string) []string {
+	seen := make(map[string]bool, len(xs))
+	out := make([]string, 0, len(xs))
+	for _, x := range xs {
+		if !seen[x] {
+			seen[x] = true
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (c *Core) Get(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	if err := checkText("uuid", uuid); err != nil {
+		return abi.Job{}, notFound(uuid)
+	}
+	return c.d.GetJob(ctx, tenant, uuid)
+}
+
+func notFound(uuid string) error { return fmt.Errorf("job %q: %w", uuid, abi.ErrNotFound) }
+
+func (c *Core) List(ctx context.Context, f Filter) (Page, error) {
+	if err := f.Validate(); err != nil {
+		return Page{}, err
+	}
+	limit := PageLimit(f.Limit)
+	q := ListQuery{Filter: f, Limit: limit + 1}
+	if f.Cursor != "" {
+		created, seq, err := DecodeCursor(f.Cursor)
+		if err != nil {
+			return Page{}, err
+		}
+		q.After = &Cursor{Created: time.UnixMicro(created).UTC(), Seq: seq}
+	}
+	jobs, err := c.d.ListJobs(ctx, q)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Jobs: jobs}
+	if len(jobs) > limit {
+		page.Jobs = jobs[:limit]
+		last := page.Jobs[limit-1]
+		page.NextCursor = EncodeCursor(last.DateCreated.UnixMicro(), last.Seq)
+	}
+	if page.Jobs == nil {
+		page.Jobs = []abi.Job{}
+	}
+	return page, nil
+}
+
+func (c *Core) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error) {
+	j, err := c.Get(ctx, tenant, uuid)
+	if err != nil {
+		return nil, err
+	}
+	recorded, err := c.d.ListAttempts(ctx, uuid)
+	if err != nil {
+		return nil, err
+	}
+	return WithCurrent(recorded, j), nil
+}
+
+func (c *Core) Counts(ctx context.Context, tenant string) ([]ChannelCount, error) {
+	return c.d.Counts(ctx, tenant)
+}
+
+// manual runs a manual action: the job read under lock, the action's
+// states checked, the new row written, dependents settled.
+func (c *Core) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(tx Tx, j abi.Job) (abi.Job, error)) (abi.Job, error) {
+	if err := checkText("uuid", uuid); err != nil {
+		return abi.Job{}, notFound(uuid)
+	}
+	var out abi.Job
+	err := c.d.Write(ctx, func(tx Tx) error {
+		j, err := tx.LockJob(ctx, tenant, uuid)
+		if err != nil {
+			return err
+		}
+		if err := CheckManual(j, cause); err != nil {
+			return err
+		}
+		after, err := apply(tx, j)
+		if err != nil {
+			return err
+		}
+		if err := abi.CheckTransition(j.State, after.State, cause); err != nil {
+			return err
+		}
+		if err := tx.UpdateJob(ctx, j, after); err != nil {
+			return err
+		}
+		n := tx.Notes()
+		n.moved(j, after)
+		n.Events.Add(EventChanged, j.Channel)
+		switch after.State {
+		case abi.StateDone:
+			err = settle(ctx, tx, []string{uuid})
+		case abi.StateCancelled:
+			err = cancelDependents(ctx, tx, uuid)
+		}
+		if err != nil {
+			return err
+		}
+		out = after
+		return nil
+	})
+	return out, err
+}
+
+func (c *Core) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	return c.manual(ctx, tenant, uuid, abi.CauseRequeue, func(tx Tx, j abi.Job) (abi.Job, error) {
+		parents, err := tx.ParentStates(ctx, j.UUID)
+		if err != nil {
+			return j, err
+		}
+		switch {
+		case j.State == abi.StateStarted && j.DateStarted != nil:
+			// The running attempt's outcome will not be recorded: its
+			// worker no longer holds the job.
+			err = tx.RecordAttempt(ctx, endedAttempt(j, tx.Now(), "requeued", "", ""), true)
+		case j.State == abi.StateDone:
+			// The requeue clears the dates a silent last attempt is read
+			// from (WithCurrent): write it down first.
+			for _, a := range WithCurrent(nil, j) {
+				err = tx.RecordAttempt(ctx, a, false)
+			}
+		}
+		return requeued(j, parents), err
+	})
+}
+
+func (c *Core) SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error) {
+	if err := checkJSON("result", result, 0); err != nil {
+		return abi.Job{}, err
+	}
+	return c.manual(ctx, tenant, uuid, abi.CauseSetDone, func(tx Tx, j abi.Job) (abi.Job, error) {
+		return setDone(j, result, tx.Now()), nil
+	})
+}
+
+func (c *Core) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	return c.manual(ctx, tenant, uuid, abi.CauseCancel, func(tx Tx, j abi.Job) (abi.Job, error) {
+		return cancelled(j, tx.Now()), nil
+	})
+}
+
+func (c *Core) Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Job, error) {
+	if err := p.Validate(); err != nil {
+		return abi.Job{}, err
+	}
+	if err := checkText("uuid", uuid); err != nil {
+		return abi.Job{}, notFound(uuid)
+	}
+	var out abi.Job
+	err := c.d.Write(ctx, func(tx Tx) error {
+		j, err := tx.LockJob(ctx, tenant, uuid)
+		if err != nil {
+			return err
+		}
+		after := j
+		if err := p.Apply(&after); err != nil {
+			return err
+		}
+		if err := tx.UpdateJob(ctx, j, after); err != nil {
+			return err
+		}
+		n := tx.Notes()
+		n.moved(j, after)
+		n.Events.Add(EventChanged, j.Channel)
+		out = after
+		return nil
+	})
+	return out, err
+}
+
+// settle moves the waiting dependents of parents that just finished, and
+// theirs in turn: pending once every parent is done, cancelled once all
+// finished with one cancelled.
+func settle(ctx context.Context, tx Tx, parents []string) error {
+	for len(parents) > 0 {
+		kids, err := tx.WaitingChildren(ctx, parents)
+		if err != nil {
+			return err
+		}
+		parents = nil
+		for _, k := range kids {
+			states, err := tx.ParentStates(ctx, k.UUID)
+			if err != nil {
+				return err
+			}
+			var after abi.Job
+			switch settled(states) {
+			case abi.StatePending:
+				after = k
+				after.State = abi.StatePending
+			case abi.StateCancelled:
+				after = cancelled(k, tx.Now())
+				parents = append(parents, k.UUID)
+			default:
+				continue
+			}
+			if err := abi.CheckTransition(k.State, after.State, abi.CausePromote); err != nil {
+				return err
+			}
+			if err := tx.UpdateJob(ctx, k, after); err != nil {
+				return err
+			}
+			tx.Notes().moved(k, after)
+		}
+	}
+	return nil
+}
+
+// cancelDependents cancels, transitively, every dependent still waiting:
+// a cancelled parent will never be done.
+func cancelDependents(ctx context.Context, tx Tx, root string) error {
+	for frontier := []string{root}; len(frontier) > 0; {
+		kids, err := tx.WaitingChildren(ctx, frontier)
+		if err != nil {
+			return err
+		}
+		frontier = nil
+		for _, k := range kids {
+			after := cancelled(k, tx.Now())
+			if err := abi.CheckTransition(k.State, after.State, abi.CauseCancel); err != nil {
+				return err
+			}
+			if err := tx.UpdateJob(ctx, k, after); err != nil {
+				return err
+			}
+			tx.Notes().moved(k, after)
+			frontier = append(frontier, k.UUID)
+		}
+	}
+	return nil
+}
+
+func (c *Core) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return c.d.PendingSince(ctx, afterVersion, limit)
+}
+
+func (c *Core) Pending(ctx context.Context, uuids []string) ([]Candidate, error) {
+	if len(uuids) == 0 {
+		return nil, nil
+	}
+	return c.d.Pending(ctx, uuids)
+}
+
+func (c *Core) Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Time) ([]string, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	return c.d.Enqueue(ctx, jobs, leaseUntil)
+}
+
+func (c *Core) Running(ctx context.Context) ([]RunningJob, error) { return c.d.Running(ctx) }
+
+func (c *Core) FailedChannels(ctx context.Context) (map[string]int, error) {
+	return c.d.FailedChannels(ctx)
+}
+
+func (c *Core) Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	return c.d.Start(ctx, jobs, workerID, leaseUntil)
+}
+
+func (c *Core) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	return c.d.Claim(ctx, workerID, limit, leaseUntil)
+}
+
+func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) {
+	if len(cs) == 0 {
+		return nil, nil
+	}
+	outcomes := make([]Outcome, 0, len(cs))
+	seen := make(map[string]bool, len(cs))
+	for _, x := range cs {
+		if err := abi.CheckTransition(abi.StateStarted, x.To, x.Cause); err != nil {
+			return nil, fmt.Errorf("complete %s: %w", x.UUID, err)
+		}
+		if seen[x.UUID] { // one report per job: the first wins
+			continue
+		}
+		seen[x.UUID] = true
+		x = x.clean()
+		if x.To != abi.StatePending {
+			x.ETA = nil
+		}
+		// A done job's row says all a silent last attempt would
+		// (WithCurrent); a requeue writes it down first.
+		outcomes = append(outcomes, Outcome{Completion: x, Outcome: outcomeOf(x), Silent: x.To == abi.StateDone && len(x.Logs) == 0})
+	}
+	var applied []string
+	err := c.d.Write(ctx, func(tx Tx) error {
+		for i := range outcomes {
+			if outcomes[i].Ended.IsZero() {
+				outcomes[i].Ended = tx.Now()
+			}
+		}
+		done, err := tx.Complete(ctx, outcomes)
+		if err != nil {
+			return err
+		}
+		n := tx.Notes()
+		var parents []string
+		for _, d := range done {
+			applied = append(applied, d.UUID)
+			n.Counts.Add(d.Tenant, d.Channel, abi.StateStarted, -1)
+			n.Counts.Add(d.Tenant, d.Channel, d.State, 1)
+			// A failed job needs no event of its own: the finished event
+			// already brings a round, which checks sequential channels.
+			n.Events.Job(EventFinished, d.UUID, d.Channel)
+			if d.State == abi.StatePending {
+				n.Events.Job(EventPending, d.UUID, d.Channel)
+			}
+			if d.HasChildren {
+				parents = append(parents, d.UUID)
+			}
+		}
+		return settle(ctx, tx, parents)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return applied, nil
+}
+
+func (c *Core) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
+	return c.d.RenewLeases(ctx, workerID, leaseUntil)
+}
+
+func (c *Core) ReapExpired(ctx context.Context, now time.Time) ([]Reaped, error) {
+	var out []Reaped
+	err := c.d.Write(ctx, func(tx Tx) error {
+		dead, err := tx.ExpiredJobs(ctx, now)
+		if err != nil {
+			return err
+		}
+		for _, j := range dead {
+			after, msg := reaped(j)
+			if err := abi.CheckTransition(j.State, after.State, abi.CauseDead); err != nil {
+				return err
+			}
+			if err := tx.UpdateJob(ctx, j, after); err != nil {
+				return err
+			}
+			n := tx.Notes()
+			n.moved(j, after)
+			if after.State == abi.StateFailed {
+				n.Events.Add(EventChanged, j.Channel)
+			}
+			if j.State == abi.StateStarted && j.DateStarted != nil {
+				if err := tx.RecordAttempt(ctx, endedAttempt(j, now, "dead", abi.ExcJobFoundDead, msg), true); err != nil {
+					return err
+				}
+			}
+			out = append(out, Reaped{UUID: j.UUID, State: after.State})
+		}
+		return nil
+	})
+	if err != nil {
+		return out, err
+	}
+	return out, c.d.Maintain(ctx)
+}
+
+func (c *Core) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
+	return c.d.Vacuum(ctx, channel, olderThan)
+}
+
+func (c *Core) Subscribe(ctx context.Context) (<-chan Event, error) { return c.d.Subscribe(ctx) }
+func (c *Core) Announce(ctx context.Context, nodeID string) error   { return c.d.Announce(ctx, nodeID) }
+func (c *Core) TryLead(ctx context.Context, nodeID string) (bool, error) {
+	return c.d.TryLead(ctx, nodeID)
+}
+func (c *Core) Ping(ctx context.Context) error { return c.d.Ping(ctx) }
+func (c *Core) Close() error                   { return c.d.Close() }

@@ -1,0 +1,164 @@
+package store
+
+import (
+	"context"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Driver is what a backend implements: narrow, named operations written
+// in its own SQL, with no job rule in them. Core composes them into the
+// Store every caller uses; which state a job moves to, which fields an
+// action clears, how dependents settle, what an identity key means and
+// which input is refused are all decided there, once (docs/architecture.md,
+// "The store core").
+//
+// Operations outside a Tx run alone (one statement or one transaction of
+// the driver's). The hot path (Enqueue, Start, Claim) stays a single
+// statement per batch each, so its moves and their counts are written by
+// the driver; the transitions they make are fixed by their names.
+type Driver interface {
+	// Write runs fn in one write transaction. At commit the driver writes
+	// the count deltas fn noted (Tx.Notes) beside the jobs and publishes
+	// its events to the subscribers of every process sharing the store;
+	// when fn fails nothing is written or published.
+	Write(ctx context.Context, fn func(Tx) error) error
+
+	// GetJob reads one job with its DependsOn; tenant "" matches any.
+	// A missing job (or another tenant's) is abi.ErrNotFound.
+	GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	// ListJobs reads q.Limit jobs, newest first (date_created, seq), with
+	// their DependsOn. The WHERE clause comes from JobConditions.
+	ListJobs(ctx context.Context, q ListQuery) ([]abi.Job, error)
+	// ListAttempts reads a job's recorded attempts, oldest first.
+	ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error)
+	Counts(ctx context.Context, tenant string) ([]ChannelCount, error)
+	FailedChannels(ctx context.Context) (map[string]int, error)
+	Running(ctx context.Context) ([]RunningJob, error)
+	PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error)
+	Pending(ctx context.Context, uuids []string) ([]Candidate, error)
+
+	// Enqueue moves pending → enqueued (CauseSchedule) each job still at
+	// its version; Start moves them pending → started for workerID, and
+	// Claim up to limit enqueued jobs → started (CauseStart) in run order,
+	// incrementing retry and attempt. Each keeps the counts and notifies
+	// as a Write would.
+	Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Time) ([]string, error)
+	Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error)
+	Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error)
+	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
+	// Vacuum deletes done and cancelled jobs of the channel finished
+	// before olderThan, with their attempts and dependency rows.
+	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+	// Maintain is the leader's housekeeping, after each reap.
+	Maintain(ctx context.Context) error
+
+	Subscribe(ctx context.Context) (<-chan Event, error)
+	Announce(ctx context.Context, nodeID string) error
+	TryLead(ctx context.Context, nodeID string) (bool, error)
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Tx is one write transaction of a Driver.
+type Tx interface {
+	// Now is the transaction's clock: every date it writes.
+	Now() time.Time
+	// Notes collects the events and count deltas published at commit.
+	Notes() *Notes
+
+	// LockJob reads a job (tenant "" = any) and keeps it from other
+	// writers until the transaction ends; abi.ErrNotFound if missing.
+	LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	// ReadJobs reads jobs as stored, with DependsOn, in any order.
+	ReadJobs(ctx context.Context, uuids []string) ([]abi.Job, error)
+	// JobRefs reads who owns these jobs and their state; missing ones
+	// are absent from the answer.
+	JobRefs(ctx context.Context, uuids []string) (map[string]JobRef, error)
+	// WaitingChildren reads the jobs in wait_dependencies that depend on
+	// any of parents.
+	WaitingChildren(ctx context.Context, parents []string) ([]abi.Job, error)
+	// ParentStates reads the states of a job's parents still stored.
+	ParentStates(ctx context.Context, child string) ([]abi.State, error)
+	// ActiveWithKey reads the oldest job of tenant holding key in
+	// wait_dependencies, pending or enqueued, or nil; until the
+	// transaction ends no other writer passes this call for the same
+	// (tenant, key).
+	ActiveWithKey(ctx context.Context, tenant, key string) (*abi.Job, error)
+
+	// InsertJobs stores new rows, whose state Core decided, and returns
+	// them as stored (Seq set), in the same order. A uuid taken is an
+	// abi.ErrConflict naming "uuid".
+	InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
+	AddDependencies(ctx context.Context, child string, parents []string) error
+	// UpdateJob writes after's state, dates, outcome and patchable fields
+	// over the job read as before (a new version), with the driver's own
+	// bookkeeping of the move.
+	UpdateJob(ctx context.Context, before, after abi.Job) error
+	// RecordAttempt writes an attempt that ended; replace says whether it
+	// overwrites one already recorded under the same number.
+	RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) error
+	// ExpiredJobs reads, locked, the enqueued and started jobs whose
+	// lease ended before now.
+	ExpiredJobs(ctx context.Context, now time.Time) ([]abi.Job, error)
+	// Complete applies the outcomes, each only while its job is still
+	// started by that worker at that attempt, records their attempts (a
+	// silent success excepted: WithCurrent tells it) and returns those it
+	// applied.
+	Complete(ctx context.Context, outcomes []Outcome) ([]Completed, error)
+}
+
+// Notes is what one write transaction tells the world at commit.
+type Notes struct {
+	Events Events
+	Counts CountDeltas
+}
+
+// Moved notes a job's move for counts and for the scheduler.
+func (n *Notes) moved(before, after abi.Job) {
+	n.Counts.Moved(before, after)
+	if before.State.Running() && !after.State.Running() {
+		n.Events.Job(EventFinished, after.UUID, before.Channel)
+	}
+	if after.State == abi.StatePending {
+		n.Events.Job(EventPending, after.UUID, after.Channel)
+	}
+}
+
+// JobRef is who owns a job and where it stands.
+type JobRef struct {
+	Tenant, Channel string
+	State           abi.State
+}
+
+// Outcome is a Completion as a driver writes it: checked, with its
+// attempt's outcome named.
+type Outcome struct {
+	Completion
+	Outcome string // done, failed, retry or interrupted
+	// Silent: a done attempt with nothing to record beyond the job row.
+	Silent bool
+}
+
+// Completed is a job an Outcome was applied to.
+type Completed struct {
+	UUID, Tenant, Channel string
+	State                 abi.State
+	// HasChildren: done, with jobs depending on it.
+	HasChildren bool
+}
+
+// ListQuery is a checked Filter with the page's bounds.
+type ListQuery struct {
+	Filter
+	Limit int // rows to read: the page size plus one
+	// After is the cursor's position: rows strictly older.
+	After *Cursor
+}
+
+// Cursor is a position in the newest-first order of List.
+type Cursor struct {
+	Created time.Time
+	Seq     int64
+}

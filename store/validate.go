@@ -1,0 +1,247 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Bounds of what a job may hold. Every store keeps them (PostgreSQL's
+// integer columns are 32-bit), so the core refuses what lies outside
+// before any SQL, naming the field, the same on every backend.
+const (
+	// MaxPriority and MaxRetries bound priority and max_retries.
+	MaxPriority   = math.MaxInt32
+	MaxMaxRetries = math.MaxInt32
+)
+
+// MinDate and MaxDate bound every date a caller sets (eta, expected_at):
+// a date outside is a mistake (an overflowed number of seconds), not a
+// plan.
+var (
+	MinDate = time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC)
+	MaxDate = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+)
+
+func invalid(field, format string, a ...any) error {
+	return &abi.FieldError{Field: field, Msg: fmt.Sprintf(format, a...), Err: abi.ErrInvalid}
+}
+
+// checkText refuses what no store keeps as text: invalid UTF-8 and NUL.
+func checkText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return invalid(field, "must not contain NUL (\\u0000)")
+	}
+	return nil
+}
+
+// checkJSON refuses a document that is not JSON of the wanted kind ('['
+// list, '{' object, 0 any), is not UTF-8, or holds a NUL in a string or
+// a key.
+func checkJSON(field string, raw json.RawMessage, kind byte) error {
+	if len(raw) == 0 {
+		return nil // the default ([] or {}) is stored
+	}
+	if !utf8.Valid(raw) {
+		return invalid(field, "is not valid UTF-8")
+	}
+	if !json.Valid(raw) {
+		return invalid(field, "is not valid JSON")
+	}
+	if kind != 0 {
+		if t := bytes.TrimLeft(raw, " \t\r\n"); t[0] != kind {
+			return invalid(field, "must be a JSON %s", map[byte]string{'[': "list", '{': "object"}[kind])
+		}
+	}
+	if bytes.Contains(raw, []byte(`\u0000`)) && holdsNUL(raw) {
+		return invalid(field, "must not contain NUL (\\u0000) in a string or key")
+	}
+	return nil
+}
+
+// holdsNUL decodes raw (valid JSON) to see whether a string or key holds
+// NUL: `\\u0000` is a backslash and text, not NUL.
+func holdsNUL(raw json.RawMessage) bool {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		if s, ok := tok.(string); ok && strings.IndexByte(s, 0) >= 0 {
+			return true
+		}
+	}
+}
+
+func checkDate(field string, t *time.Time) error {
+	if t != nil && (t.Before(MinDate) || t.After(MaxDate)) {
+		return invalid(field, "%s is out of range (%d to %d)", t.UTC().Format(time.RFC3339), MinDate.Year(), MaxDate.Year())
+	}
+	return nil
+}
+
+func checkRange(field string, v, lo, hi int) error {
+	if v < lo || v > hi {
+		return invalid(field, "must be an integer from %d to %d", lo, hi)
+	}
+	return nil
+}
+
+// checkChannel refuses a channel name that is not a normalised one.
+func checkChannel(c string) error {
+	if c == "" {
+		return invalid("channel", "must not be empty")
+	}
+	if err := checkText("channel", c); err != nil {
+		return err
+	}
+	if c != abi.RootChannel && !strings.HasPrefix(c, abi.RootChannel+".") {
+		return invalid("channel", "%q is not a full channel name (root or root.…)", c)
+	}
+	for _, part := range strings.Split(c, ".") {
+		if part == "" {
+			return invalid("channel", "%q is not a channel name (dot-separated words)", c)
+		}
+		for _, r := range part {
+			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+				return invalid("channel", "%q: channel names use letters, digits, _ and -", c)
+			}
+		}
+	}
+	return nil
+}
+
+// Validate refuses a job no store may keep, naming the field: before any
+// SQL, the same on every backend.
+func (j NewJob) Validate() error {
+	for _, f := range []struct{ name, v string }{
+		{"uuid", j.UUID}, {"tenant", j.Tenant}, {"func", j.Func}, {"user_id", j.UserID},
+		{"model_name", j.ModelName}, {"func_string", j.FuncString}, {"description", j.Description},
+		{"identity_key", j.IdentityKey}, {"graph_uuid", j.GraphUUID},
+	} {
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+	}
+	if j.UUID == "" {
+		return invalid("uuid", "must not be empty")
+	}
+	if j.Func == "" {
+		return invalid("func", "must not be empty")
+	}
+	for _, p := range j.DependsOn {
+		if err := checkText("depends_on", p); err != nil {
+			return err
+		}
+	}
+	for _, f := range []struct {
+		name string
+		raw  json.RawMessage
+		kind byte
+	}{{"args", j.Args, '['}, {"kwargs", j.Kwargs, '{'}, {"context", j.Context, '{'}} {
+		if err := checkJSON(f.name, f.raw, f.kind); err != nil {
+			return err
+		}
+	}
+	if err := checkChannel(j.Channel); err != nil {
+		return err
+	}
+	if err := checkRange("priority", j.Priority, 0, MaxPriority); err != nil {
+		return err
+	}
+	if err := checkRange("max_retries", j.MaxRetries, 0, MaxMaxRetries); err != nil {
+		return err
+	}
+	if err := checkDate("eta", j.ETA); err != nil {
+		return err
+	}
+	return checkDate("expected_at", j.ExpectedAt)
+}
+
+// Validate refuses values out of range, naming the field.
+func (p Patch) Validate() error {
+	if p.Priority != nil {
+		if err := checkRange("priority", *p.Priority, 0, MaxPriority); err != nil {
+			return err
+		}
+	}
+	if p.MaxRetries != nil {
+		if err := checkRange("max_retries", *p.MaxRetries, 0, MaxMaxRetries); err != nil {
+			return err
+		}
+	}
+	if p.Channel != nil {
+		if err := checkChannel(*p.Channel); err != nil {
+			return err
+		}
+	}
+	if p.Description != nil {
+		if err := checkText("description", *p.Description); err != nil {
+			return err
+		}
+	}
+	if p.ETA != nil {
+		return checkDate("eta", *p.ETA)
+	}
+	return nil
+}
+
+// Validate refuses a filter no store can match: text that is not UTF-8
+// or holds NUL, a state that does not exist.
+func (f Filter) Validate() error {
+	for _, x := range []struct{ name, v string }{
+		{"tenant", f.Tenant}, {"channel", f.Channel}, {"func", f.Func}, {"graph_uuid", f.GraphUUID},
+		{"identity_key", f.IdentityKey}, {"q", f.Query}, {"cursor", f.Cursor},
+	} {
+		if err := checkText(x.name, x.v); err != nil {
+			return err
+		}
+	}
+	for _, st := range f.States {
+		if !st.Valid() {
+			return invalid("state", "%q is not a job state", st)
+		}
+	}
+	return nil
+}
+
+// clean makes a plugin's report storable: an outcome cannot be refused,
+// so text that is not UTF-8 or holds NUL is mended (U+FFFD) rather than
+// failing the whole batch it is written with.
+func (c Completion) clean() Completion {
+	c.ExcName, c.ExcMessage, c.ExcInfo = cleanText(c.ExcName), cleanText(c.ExcMessage), cleanText(c.ExcInfo)
+	if len(c.Result) > 0 && checkJSON("result", c.Result, 0) != nil {
+		b, _ := json.Marshal(cleanText(string(c.Result)))
+		if !utf8.Valid(c.Result) || !json.Valid(c.Result) {
+			c.Result = b // not JSON: kept as a string
+		} else {
+			c.Result = json.RawMessage(bytes.ReplaceAll(c.Result, []byte(`\u0000`), []byte(`\ufffd`)))
+		}
+	}
+	if len(c.Logs) > 0 {
+		logs := make([]abi.LogLine, len(c.Logs))
+		for i, l := range c.Logs {
+			l.Level, l.Message = cleanText(l.Level), cleanText(l.Message)
+			logs[i] = l
+		}
+		c.Logs = logs
+	}
+	return c
+}
+
+func cleanText(s string) string {
+	if utf8.ValidString(s) && strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(strings.ToValidUTF8(s, "\ufffd"), "\x00", "\ufffd")
+}
