@@ -360,8 +360,8 @@ type wtx struct {
 	notes store.Notes
 }
 
-func (w *wtx) Now() time.Time           { return w.now }
-func (w *wtx) Notes() *store.Notes      { return &w.notes }
+func (w *wtx) Now() time.Time      { return w.now }
+func (w *wtx) Notes() *store.Notes { return &w.notes }
 
 // countedCTE is the CTE that writes the count deltas of the rows src
 // returns (tenant, channel and the new state), which were all in state
@@ -447,5 +447,3 @@ func isUnique(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
-
-

@@ -397,4 +397,3 @@ func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time
 	})
 	return int(n), err
 }
-
