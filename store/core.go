@@ -212,7 +212,18 @@ func (c *Core) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt
 }
 
 func (c *Core) Counts(ctx context.Context, tenant string) ([]ChannelCount, error) {
-	return c.d.Counts(ctx, tenant)
+	rows, err := c.d.Counts(ctx, tenant)
+	if err != nil {
+		return nil, err
+	}
+	var out []ChannelCount
+	for _, r := range rows {
+		if len(out) == 0 || out[len(out)-1].Channel != r.Channel {
+			out = append(out, ChannelCount{Channel: r.Channel, Counts: map[abi.State]int{}})
+		}
+		out[len(out)-1].Counts[r.State] = r.N
+	}
+	return out, nil
 }
 
 // manual runs a manual action: the job read under lock, the action's
@@ -410,7 +421,15 @@ func (c *Core) Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Ti
 func (c *Core) Running(ctx context.Context) ([]RunningJob, error) { return c.d.Running(ctx) }
 
 func (c *Core) FailedChannels(ctx context.Context) (map[string]int, error) {
-	return c.d.FailedChannels(ctx)
+	rows, err := c.d.FailedChannels(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]int, len(rows))
+	for _, r := range rows {
+		out[r.Channel] = r.N
+	}
+	return out, nil
 }
 
 func (c *Core) Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error) {

@@ -33,8 +33,11 @@ type Driver interface {
 	ListJobs(ctx context.Context, q ListQuery) ([]abi.Job, error)
 	// ListAttempts reads a job's recorded attempts, oldest first.
 	ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error)
-	Counts(ctx context.Context, tenant string) ([]ChannelCount, error)
-	FailedChannels(ctx context.Context) (map[string]int, error)
+	// Counts reads the kept job counts of tenant ("" = all), summed per
+	// channel and state, ordered by channel.
+	Counts(ctx context.Context, tenant string) ([]CountRow, error)
+	// FailedChannels counts the failed jobs per channel.
+	FailedChannels(ctx context.Context) ([]CountRow, error)
 	Running(ctx context.Context) ([]RunningJob, error)
 	PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error)
 	Pending(ctx context.Context, uuids []string) ([]Candidate, error)
@@ -124,6 +127,13 @@ func (n *Notes) moved(before, after abi.Job) {
 	if after.State == abi.StatePending {
 		n.Events.Job(EventPending, after.UUID, after.Channel)
 	}
+}
+
+// CountRow is one number of Counts.
+type CountRow struct {
+	Channel string
+	State   abi.State
+	N       int
 }
 
 // JobRef is who owns a job and where it stands.

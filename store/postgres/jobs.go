@@ -200,7 +200,7 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 	return out, nil
 }
 
-func (s *driver) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
+func (s *driver) Counts(ctx context.Context, tenant string) ([]store.CountRow, error) {
 	rows, err := s.pool.Query(ctx, `SELECT channel, state, SUM(n) FROM (
 			SELECT tenant, channel, state, n FROM job_counts UNION ALL
 			SELECT tenant, channel, state, n FROM job_count_deltas) c
@@ -208,38 +208,15 @@ func (s *driver) Counts(ctx context.Context, tenant string) ([]store.ChannelCoun
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: counts: %w", err)
 	}
-	defer rows.Close()
-	var out []store.ChannelCount
-	for rows.Next() {
-		var ch, st string
-		var n int
-		if err := rows.Scan(&ch, &st, &n); err != nil {
-			return nil, err
-		}
-		if len(out) == 0 || out[len(out)-1].Channel != ch {
-			out = append(out, store.ChannelCount{Channel: ch, Counts: map[abi.State]int{}})
-		}
-		out[len(out)-1].Counts[abi.State(st)] = n
-	}
-	return out, rows.Err()
+	return collect(rows, "counts", pgx.RowToStructByPos[store.CountRow])
 }
 
-func (s *driver) FailedChannels(ctx context.Context) (map[string]int, error) {
-	rows, err := s.pool.Query(ctx, `SELECT channel, COUNT(*) FROM jobs WHERE failed GROUP BY channel`)
+func (s *driver) FailedChannels(ctx context.Context) ([]store.CountRow, error) {
+	rows, err := s.pool.Query(ctx, `SELECT channel, 'failed', COUNT(*) FROM jobs WHERE failed GROUP BY channel`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: failed jobs per channel: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var ch string
-		var n int
-		if err := rows.Scan(&ch, &n); err != nil {
-			return nil, err
-		}
-		out[ch] = n
-	}
-	return out, rows.Err()
+	return collect(rows, "failed jobs per channel", pgx.RowToStructByPos[store.CountRow])
 }
 
 func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
@@ -249,14 +226,14 @@ func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: running jobs: %w", err)
 	}
-	defer rows.Close()
-	var out []store.RunningJob
-	for rows.Next() {
-		var j store.RunningJob
-		if err := rows.Scan(&j.UUID, &j.Channel, &j.Tenant); err != nil {
-			return nil, fmt.Errorf("postgres store: running jobs: %w", err)
-		}
-		out = append(out, j)
+	return collect(rows, "running jobs", pgx.RowToStructByPos[store.RunningJob])
+}
+
+// collect reads every row with fn, naming op in its error.
+func collect[T any](rows pgx.Rows, op string, fn pgx.RowToFunc[T]) ([]T, error) {
+	out, err := pgx.CollectRows(rows, fn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
 	}
-	return out, rows.Err()
+	return out, nil
 }

@@ -13,9 +13,6 @@ import (
 )
 
 func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
 	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
 		FROM pending_log WHERE version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
 	if err != nil {

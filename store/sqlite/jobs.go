@@ -235,42 +235,28 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 	return out, nil
 }
 
-func (s *driver) Counts(ctx context.Context, tenant string) ([]store.ChannelCount, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT channel, state, SUM(n) FROM job_counts WHERE (? = '' OR tenant = ?)
+func (s *driver) Counts(ctx context.Context, tenant string) ([]store.CountRow, error) {
+	return s.countRows(ctx, "counts", `SELECT channel, state, SUM(n) FROM job_counts WHERE (? = '' OR tenant = ?)
 		GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`, tenant, tenant)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite store: counts: %w", err)
-	}
-	defer rows.Close()
-	var out []store.ChannelCount
-	for rows.Next() {
-		var ch, st string
-		var n int
-		if err := rows.Scan(&ch, &st, &n); err != nil {
-			return nil, err
-		}
-		if len(out) == 0 || out[len(out)-1].Channel != ch {
-			out = append(out, store.ChannelCount{Channel: ch, Counts: map[abi.State]int{}})
-		}
-		out[len(out)-1].Counts[abi.State(st)] = n
-	}
-	return out, rows.Err()
 }
 
-func (s *driver) countBy(ctx context.Context, col, where string) (map[string]int, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+col+`, COUNT(*) FROM jobs WHERE `+where+` GROUP BY `+col)
+func (s *driver) FailedChannels(ctx context.Context) ([]store.CountRow, error) {
+	return s.countRows(ctx, "failed jobs per channel", `SELECT channel, state, COUNT(*) FROM jobs WHERE state = 'failed' GROUP BY channel`)
+}
+
+func (s *driver) countRows(ctx context.Context, op, q string, args ...any) ([]store.CountRow, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("sqlite store: channel counts: %w", err)
+		return nil, fmt.Errorf("sqlite store: %s: %w", op, err)
 	}
 	defer rows.Close()
-	out := map[string]int{}
+	var out []store.CountRow
 	for rows.Next() {
-		var ch string
-		var n int
-		if err := rows.Scan(&ch, &n); err != nil {
-			return nil, err
+		var c store.CountRow
+		if err := rows.Scan(&c.Channel, &c.State, &c.N); err != nil {
+			return nil, fmt.Errorf("sqlite store: %s: %w", op, err)
 		}
-		out[ch] = n
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }
@@ -290,8 +276,4 @@ func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
 		out = append(out, j)
 	}
 	return out, rows.Err()
-}
-
-func (s *driver) FailedChannels(ctx context.Context) (map[string]int, error) {
-	return s.countBy(ctx, "channel", `state = 'failed'`)
 }

@@ -14,9 +14,6 @@ import (
 )
 
 func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
-	if limit <= 0 {
-		limit = 1000
-	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+candidateColumns+`
 		FROM jobs WHERE state = 'pending' AND version > ? ORDER BY version LIMIT ?`, afterVersion, limit)
 	if err != nil {
