@@ -49,6 +49,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SilentSuccessIsListedAndSurvivesARequeue", silentSuccessIsListedAndSurvivesARequeue},
 		{"NodesAnnounceThemselves", nodesAnnounceThemselves},
 		{"PendingEventsNameTheJobs", pendingEventsNameTheJobs},
+		{"BadTextIsRefusedInEveryField", badTextIsRefusedInEveryField},
+		{"NumbersAreCheckedAtTheirBoundaries", numbersAreCheckedAtTheirBoundaries},
+		{"HostileLookupsFindNothing", hostileLookupsFindNothing},
+		{"PluginReportsAreMendedNotLost", pluginReportsAreMendedNotLost},
+		{"IllegalOutcomesAreRefused", illegalOutcomesAreRefused},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

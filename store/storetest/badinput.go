@@ -1,0 +1,235 @@
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Hostile bytes every text field and JSON document is tried with.
+var hostileText = map[string]string{"NUL": "a\x00b", "invalid UTF-8": "a\xff\xfeb"}
+
+// wantRefused checks err is a refusal of field as invalid input.
+func wantRefused(t *testing.T, what, field string, err error) {
+	t.Helper()
+	var fe *abi.FieldError
+	if !errors.Is(err, abi.ErrInvalid) || !errors.As(err, &fe) || fe.Field != field {
+		t.Fatalf("%s: got %v, want abi.ErrInvalid naming %q", what, err, field)
+	}
+}
+
+// noJobs checks nothing was stored by the refusals.
+func noJobs(t *testing.T, s store.Store) {
+	t.Helper()
+	p, err := s.List(context.Background(), store.Filter{})
+	if err != nil || len(p.Jobs) != 0 {
+		t.Fatalf("a refused job was stored: %d jobs, %v", len(p.Jobs), err)
+	}
+}
+
+func badTextIsRefusedInEveryField(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	fields := map[string]func(j *store.NewJob, v string){
+		"uuid":         func(j *store.NewJob, v string) { j.UUID = v },
+		"tenant":       func(j *store.NewJob, v string) { j.Tenant = v },
+		"func":         func(j *store.NewJob, v string) { j.Func = v },
+		"user_id":      func(j *store.NewJob, v string) { j.UserID = v },
+		"model_name":   func(j *store.NewJob, v string) { j.ModelName = v },
+		"func_string":  func(j *store.NewJob, v string) { j.FuncString = v },
+		"description":  func(j *store.NewJob, v string) { j.Description = v },
+		"identity_key": func(j *store.NewJob, v string) { j.IdentityKey = v },
+		"graph_uuid":   func(j *store.NewJob, v string) { j.GraphUUID = v },
+		"channel":      func(j *store.NewJob, v string) { j.Channel = "root." + v },
+		"depends_on":   func(j *store.NewJob, v string) { j.DependsOn = []string{v} },
+	}
+	for name, set := range fields {
+		for kind, v := range hostileText {
+			j := nj("t")
+			set(&j, v)
+			_, err := s.Insert(ctx, []store.NewJob{j})
+			wantRefused(t, name+" with "+kind, name, err)
+		}
+	}
+	// Inside JSON: NUL escaped in a string or a key, raw invalid UTF-8 in
+	// a string; `\\u0000` is a backslash and text, and is kept.
+	docs := map[string][]string{
+		"args":    {`["a\u0000b"]`, "[\"a\xffb\"]", `[{"k\u0000":1}]`},
+		"kwargs":  {`{"x":"\u0000"}`, `{"k\u0000":1}`, "{\"x\":\"\xfe\"}"},
+		"context": {`{"x":["\u0000"]}`, "{\"\xff\":1}"},
+	}
+	for field, bad := range docs {
+		for _, doc := range bad {
+			j := nj("t")
+			switch field {
+			case "args":
+				j.Args = json.RawMessage(doc)
+			case "kwargs":
+				j.Kwargs = json.RawMessage(doc)
+			case "context":
+				j.Context = json.RawMessage(doc)
+			}
+			_, err := s.Insert(ctx, []store.NewJob{j})
+			wantRefused(t, field+" "+strings.ToValidUTF8(doc, "?"), field, err)
+		}
+	}
+	noJobs(t, s)
+	j := nj("t")
+	j.Args = json.RawMessage(`["\\u0000 is six characters"]`)
+	if got := insert(t, s, j)[0]; string(got.Args) != string(j.Args) {
+		t.Fatalf("args %s stored as %s", j.Args, got.Args)
+	}
+	// One bad job in a call refuses the call: nothing of it is stored.
+	good, bad := nj("t"), nj("t")
+	bad.Description = "\x00"
+	if _, err := s.Insert(ctx, []store.NewJob{good, bad}); !errors.Is(err, abi.ErrInvalid) {
+		t.Fatalf("a batch with a bad job: %v", err)
+	}
+	if _, err := s.Get(ctx, "", good.UUID); !errors.Is(err, abi.ErrNotFound) {
+		t.Fatalf("the good job of a refused batch was stored: %v", err)
+	}
+}
+
+func numbersAreCheckedAtTheirBoundaries(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	year := func(y int) *time.Time { d := time.Date(y, 6, 1, 0, 0, 0, 0, time.UTC); return &d }
+	for _, c := range []struct {
+		field string
+		set   func(j *store.NewJob)
+	}{
+		{"priority", func(j *store.NewJob) { j.Priority = math.MaxInt32 + 1 }},
+		{"priority", func(j *store.NewJob) { j.Priority = 1 << 40 }},
+		{"priority", func(j *store.NewJob) { j.Priority = -1 }},
+		{"max_retries", func(j *store.NewJob) { j.MaxRetries = math.MaxInt32 + 1 }},
+		{"max_retries", func(j *store.NewJob) { j.MaxRetries = -1 }},
+		{"eta", func(j *store.NewJob) { j.ETA = year(1734) }},
+		{"eta", func(j *store.NewJob) { j.ETA = year(10000) }},
+		{"expected_at", func(j *store.NewJob) { j.ExpectedAt = year(1969) }},
+	} {
+		j := nj("t")
+		c.set(&j)
+		_, err := s.Insert(ctx, []store.NewJob{j})
+		wantRefused(t, "insert "+c.field, c.field, err)
+	}
+	noJobs(t, s)
+	// The largest values are kept exactly.
+	j := nj("t")
+	j.Priority, j.MaxRetries, j.ETA = math.MaxInt32, math.MaxInt32, year(9999)
+	got := get(t, s, insert(t, s, j)[0].UUID)
+	if got.Priority != math.MaxInt32 || got.MaxRetries != math.MaxInt32 || !got.ETA.Equal(*j.ETA) {
+		t.Fatalf("stored priority %d, max_retries %d, eta %v", got.Priority, got.MaxRetries, got.ETA)
+	}
+	for _, c := range []struct {
+		field string
+		p     store.Patch
+	}{
+		{"priority", store.Patch{Priority: ptr(1 << 40)}},
+		{"priority", store.Patch{Priority: ptr(-5)}},
+		{"max_retries", store.Patch{MaxRetries: ptr(math.MaxInt32 + 1)}},
+		{"eta", store.Patch{ETA: ptr(year(1734))}},
+		{"channel", store.Patch{Channel: ptr("root.bad name!!")}},
+		{"channel", store.Patch{Channel: ptr("../x")}},
+		{"channel", store.Patch{Channel: ptr("root..x")}},
+		{"description", store.Patch{Description: ptr("a\x00")}},
+	} {
+		_, err := s.Update(ctx, "t", j.UUID, c.p)
+		wantRefused(t, "patch "+c.field, c.field, err)
+	}
+	if after := get(t, s, j.UUID); after.Priority != math.MaxInt32 || after.Channel != "root" {
+		t.Fatalf("a refused patch changed the job: %+v", after)
+	}
+	if _, err := s.SetDone(ctx, "t", j.UUID, json.RawMessage(`"\u0000"`)); !errors.Is(err, abi.ErrInvalid) {
+		t.Fatalf("set done with a NUL result: %v", err)
+	}
+}
+
+func hostileLookupsFindNothing(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	insert(t, s, nj("t"))
+	for kind, v := range hostileText {
+		if _, err := s.Get(ctx, "t", v); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("get %s: %v", kind, err)
+		}
+		if _, err := s.Cancel(ctx, "t", v); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("cancel %s: %v", kind, err)
+		}
+		if _, err := s.Attempts(ctx, "t", v); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("attempts %s: %v", kind, err)
+		}
+		for field, f := range map[string]store.Filter{
+			"q": {Query: v}, "channel": {Channel: v}, "func": {Func: v}, "identity_key": {IdentityKey: v},
+			"graph_uuid": {GraphUUID: v}, "cursor": {Cursor: v}, "tenant": {Tenant: v},
+		} {
+			_, err := s.List(ctx, f)
+			wantRefused(t, "list "+field+" "+kind, field, err)
+		}
+	}
+	if _, err := s.List(ctx, store.Filter{States: []abi.State{"nope"}}); !errors.Is(err, abi.ErrInvalid) {
+		t.Fatalf("list by an unknown state: %v", err)
+	}
+}
+
+// A plugin's report cannot be refused: what no store keeps as text is
+// mended, and the batch it came with is written whole.
+func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	insert(t, s, nj("t"), nj("t"))
+	js := start(t, s, "w", time.Minute)
+	if len(js) != 2 {
+		t.Fatalf("started %d", len(js))
+	}
+	cs := []store.Completion{
+		{UUID: js[0].UUID, WorkerID: "w", Attempt: 1, To: abi.StateFailed, Cause: abi.CauseFail,
+			ExcName: "E\x00", ExcMessage: "bad \xff bytes \x00", ExcInfo: "\xfe",
+			Result: json.RawMessage("not json \xff"), Logs: []abi.LogLine{{Time: time.Now(), Level: "info", Message: "a\x00b"}}},
+		{UUID: js[1].UUID, WorkerID: "w", Attempt: 1, To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`{"k":"\u0000"}`)},
+	}
+	ap, err := s.Complete(ctx, cs)
+	if err != nil || len(ap) != 2 {
+		t.Fatalf("complete: %v %v", ap, err)
+	}
+	failed, done := get(t, s, js[0].UUID), get(t, s, js[1].UUID)
+	if failed.State != abi.StateFailed || done.State != abi.StateDone {
+		t.Fatalf("states %s %s", failed.State, done.State)
+	}
+	for _, x := range []string{failed.ExcName, failed.ExcMessage, failed.ExcInfo, string(failed.Result), string(done.Result)} {
+		if !utf8.ValidString(x) || strings.ContainsRune(x, 0) || strings.Contains(x, `\u0000`) {
+			t.Fatalf("stored %q", x)
+		}
+	}
+	if !json.Valid(failed.Result) || !json.Valid(done.Result) {
+		t.Fatalf("results %s %s", failed.Result, done.Result)
+	}
+	at, err := s.Attempts(ctx, "t", failed.UUID)
+	if err != nil || len(at) != 1 || len(at[0].Logs) != 1 || strings.ContainsRune(at[0].Logs[0].Message, 0) {
+		t.Fatalf("attempts %+v %v", at, err)
+	}
+}
+
+// Every path moves jobs only along abi's transition table.
+func illegalOutcomesAreRefused(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	insert(t, s, nj("t"))
+	j := start(t, s, "w", time.Minute)[0]
+	for _, c := range []store.Completion{
+		{To: abi.StateDone, Cause: abi.CauseFail},
+		{To: abi.StateCancelled, Cause: abi.CauseDone},
+		{To: abi.StateEnqueued, Cause: abi.CauseRetry},
+		{To: abi.StateWaitDependencies, Cause: abi.CauseShutdown},
+	} {
+		c.UUID, c.WorkerID, c.Attempt = j.UUID, "w", 1
+		if _, err := s.Complete(ctx, []store.Completion{c}); !errors.Is(err, abi.ErrIllegalTransition) {
+			t.Fatalf("started → %s by %s: %v", c.To, c.Cause, err)
+		}
+	}
+	if got := get(t, s, j.UUID); got.State != abi.StateStarted {
+		t.Fatalf("an illegal outcome moved the job to %s", got.State)
+	}
+}
