@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// FunctionConfig is the per-function configuration of semantics §9, read
+// FunctionConfig is the per-function configuration of docs/semantics.md §9, read
 // from a plugin's sidecar `<module>.toml` as `[functions.<export>]`.
 // Zero values mean "use the host default".
 type FunctionConfig struct {
@@ -41,7 +41,7 @@ type RetryStep struct {
 }
 
 // RetryPattern maps a retry count to the delay before the next attempt:
-// the step of the largest key <= retry applies (semantics §3).
+// the step of the largest key <= retry applies (docs/semantics.md §3).
 type RetryPattern map[int]RetryStep
 
 // Delay returns the postponement after `retry` counted attempts, and false

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// Defaults of semantics §1; a function's config or the caller may override.
+// Defaults of docs/semantics.md §1; a function's config or the caller may override.
 const (
 	DefaultPriority   = 10
 	DefaultMaxRetries = 5
@@ -19,7 +19,7 @@ const (
 )
 
 // Job is one postponed call `module.function(args, kwargs)` and everything
-// known about it. Field names match the HTTP API and semantics §1.
+// known about it. Field names match the HTTP API and docs/semantics.md §1.
 type Job struct {
 	UUID        string          `json:"uuid"`
 	Tenant      string          `json:"tenant"`
@@ -36,7 +36,7 @@ type Job struct {
 	ETA         *time.Time      `json:"eta"`
 	ExpectedAt  *time.Time      `json:"expected_at"`
 	MaxRetries  int             `json:"max_retries"`
-	// Retry counts the attempts that count against MaxRetries (semantics §3).
+	// Retry counts the attempts that count against MaxRetries (docs/semantics.md §3).
 	Retry int `json:"retry"`
 	// Attempt counts every start over the job's life and is never reset.
 	Attempt     int      `json:"attempt"`

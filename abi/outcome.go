@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// OutcomeKind is how one attempt ended (semantics §3).
+// OutcomeKind is how one attempt ended (docs/semantics.md §3).
 type OutcomeKind string
 
 const (

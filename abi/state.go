@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// State is where a job is in its life (semantics §2).
+// State is where a job is in its life (docs/semantics.md §2).
 type State string
 
 const (
@@ -35,12 +35,12 @@ func (s State) Valid() bool {
 }
 
 // Active reports whether a job in s blocks a new job with the same
-// identity key (semantics §5).
+// identity key (docs/semantics.md §5).
 func (s State) Active() bool {
 	return s == StateWaitDependencies || s == StatePending || s == StateEnqueued
 }
 
-// Running reports whether a job in s uses channel capacity (semantics §6).
+// Running reports whether a job in s uses channel capacity (docs/semantics.md §6).
 func (s State) Running() bool { return s == StateEnqueued || s == StateStarted }
 
 // Cause names why a job changes state. Two causes may share a from/to pair

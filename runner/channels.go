@@ -11,7 +11,7 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// Channel is one node of the channel tree (semantics §6).
+// Channel is one node of the channel tree (docs/semantics.md §6).
 type Channel struct {
 	Name string
 	// Capacity is how many jobs of this channel's subtree may be enqueued

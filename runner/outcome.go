@@ -10,7 +10,7 @@ import (
 )
 
 // completion turns the outcome of one attempt into the store write of
-// semantics §3. job is as claimed (Retry already counts this attempt).
+// docs/semantics.md §3. job is as claimed (Retry already counts this attempt).
 func completion(job *abi.Job, o abi.Outcome, fc abi.FunctionConfig, defaultRetry time.Duration, now time.Time) store.Completion {
 	c := store.Completion{
 		UUID: job.UUID, WorkerID: job.WorkerID, Attempt: job.Attempt, Ended: now,

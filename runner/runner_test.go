@@ -237,7 +237,7 @@ func names(ss []span) []string {
 }
 
 func TestNestedCapacitiesStartByPriorityWithinLimits(t *testing.T) {
-	// semantics §6: root:4,A:4,B:1; A1..A6 (p10), B1, B2 (p5) → B1, A1, A2, A3 first.
+	// docs/semantics.md §6: root:4,A:4,B:1; A1..A6 (p10), B1, B2 (p5) → B1, A1, A2, A3 first.
 	st := newStore(t)
 	var specs []spec
 	for i := 1; i <= 6; i++ {
@@ -266,7 +266,7 @@ func TestNestedCapacitiesStartByPriorityWithinLimits(t *testing.T) {
 }
 
 func TestRootCapacityOneRunsInPriorityThenCreationOrder(t *testing.T) {
-	// semantics §6: root:1; A(p10), B(p5), C(p10), D(p0) → D, B, A, C.
+	// docs/semantics.md §6: root:1; A(p10), B(p5), C(p10), D(p0) → D, B, A, C.
 	st := newStore(t)
 	ids := add(t, st, spec{name: "A"}, spec{name: "B", priority: 5}, spec{name: "C"}, spec{name: "D", priority: -1})
 	n := start(t, "root:1", st)
@@ -373,7 +373,7 @@ func TestSequentialChannelBlocksOnFailedJob(t *testing.T) {
 }
 
 func TestThrottleSpacesStarts(t *testing.T) {
-	// semantics §6: root:4,T:2:throttle=N; T1, T2, T3 → N apart, T3 after T1 or T2 ends.
+	// docs/semantics.md §6: root:4,T:2:throttle=N; T1, T2, T3 → N apart, T3 after T1 or T2 ends.
 	st := newStore(t)
 	ids := add(t, st, spec{name: "T1", channel: "T"}, spec{name: "T2", channel: "T"}, spec{name: "T3", channel: "T"})
 	n := start(t, "root:4,T:2:throttle=0.4", st)

@@ -6,7 +6,7 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// SortByRunOrder sorts jobs in the order they run (semantics §6, with
+// SortByRunOrder sorts jobs in the order they run (docs/semantics.md §6, with
 // wasmq's expected_at): priority, then expected_at (a job without one
 // after those with one), then date_created, then seq.
 func SortByRunOrder(jobs []abi.Job) {

@@ -192,7 +192,7 @@ type Store interface {
 	// the conformance suite checks them against the jobs.
 	Counts(ctx context.Context, tenant string) ([]ChannelCount, error)
 
-	// Requeue, SetDone and Cancel are the manual actions of semantics §2;
+	// Requeue, SetDone and Cancel are the manual actions of docs/semantics.md §2;
 	// a state they do not apply to is abi.ErrIllegalTransition. Cancel
 	// cascades to dependents; SetDone promotes them.
 	Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error)
@@ -237,7 +237,7 @@ type Store interface {
 	// RenewLeases extends the lease of every job started by workerID.
 	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
 	// ReapExpired takes back enqueued and started jobs whose lease ended
-	// before now (semantics §8).
+	// before now (docs/semantics.md §8).
 	ReapExpired(ctx context.Context, now time.Time) ([]Reaped, error)
 	// Vacuum deletes done and cancelled jobs of exactly this channel
 	// finished before olderThan; returns how many. The runner walks the

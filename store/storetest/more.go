@@ -142,7 +142,7 @@ func requeueUnderTakenKey(t *testing.T, s store.Store, f, g abi.Job) {
 	t.Helper()
 	ctx := context.Background()
 	// The failed job is requeued beside the newer one holding its key
-	// (semantics §5 checks keys on creation only); the key stays blocked.
+	// (docs/semantics.md §5 checks keys on creation only); the key stays blocked.
 	if r, err := s.Requeue(ctx, "t", f.UUID); err != nil || r.State != abi.StatePending {
 		t.Fatalf("requeue under a taken key: %v", err)
 	}

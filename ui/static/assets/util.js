@@ -36,7 +36,7 @@ export const STATE_LABEL = {
   failed: 'failed',
 };
 
-// The manual actions of semantics §2 and the states they apply to.
+// The manual actions of docs/semantics.md §2 and the states they apply to.
 export const ACTIONS = {
   requeue: { label: 'Requeue', from: ['pending', 'enqueued', 'started', 'done', 'cancelled', 'failed'] },
   done: { label: 'Set done', from: ['wait_dependencies', 'pending', 'enqueued', 'failed'] },
