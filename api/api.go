@@ -1,6 +1,5 @@
-// Package api serves the HTTP API v1 (docs: the contract in
-// ../shared/spec/http-api.md, extended by docs/api.md), the web UI, health
-// and metrics.
+// Package api serves the HTTP API v1 (docs/api.md: the contract and
+// what wasmq adds to it), the web UI, health and metrics.
 package api
 
 import (
