@@ -74,8 +74,6 @@ type Tx interface {
 	// LockJob reads a job (tenant "" = any) and keeps it from other
 	// writers until the transaction ends; abi.ErrNotFound if missing.
 	LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
-	// ReadJobs reads jobs as stored, with DependsOn, in any order.
-	ReadJobs(ctx context.Context, uuids []string) ([]abi.Job, error)
 	// JobRefs reads who owns these jobs and their state; missing ones
 	// are absent from the answer.
 	JobRefs(ctx context.Context, uuids []string) (map[string]JobRef, error)

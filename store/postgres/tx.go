@@ -26,10 +26,6 @@ func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	return jobs[0], nil
 }
 
-func (w *wtx) ReadJobs(ctx context.Context, uuids []string) ([]abi.Job, error) {
-	return queryJobs(ctx, w, `WHERE uuid = ANY($1)`, uuids)
-}
-
 func (w *wtx) JobRefs(ctx context.Context, uuids []string) (map[string]store.JobRef, error) {
 	out := make(map[string]store.JobRef, len(uuids))
 	if len(uuids) == 0 {

@@ -18,14 +18,6 @@ func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	return getJob(ctx, w, tenant, uuid)
 }
 
-func (w *wtx) ReadJobs(ctx context.Context, uuids []string) ([]abi.Job, error) {
-	if len(uuids) == 0 {
-		return nil, nil
-	}
-	in, args := inList(uuids)
-	return queryJobs(ctx, w, `WHERE uuid IN `+in, args...)
-}
-
 func (w *wtx) JobRefs(ctx context.Context, uuids []string) (map[string]store.JobRef, error) {
 	out := make(map[string]store.JobRef, len(uuids))
 	if len(uuids) == 0 {
