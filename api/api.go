@@ -264,10 +264,19 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request, c caller) erro
 			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q", k), k}
 		}
 	}
-	f := store.Filter{Tenant: c.scope(r), Channel: q.Get("channel"), Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),
+	f := store.Filter{Tenant: c.scope(r), Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),
 		IdentityKey: q.Get("identity_key"), Query: q.Get("q"), Cursor: q.Get("cursor")}
-	if f.Channel != "" {
-		f.Channel = runner.NormalizeChannel(f.Channel)
+	if v := q.Get("channel"); v != "" {
+		// A channel, or a channel and its subtree with a trailing ".*".
+		name, subtree := strings.CutSuffix(v, ".*")
+		ch, err := abi.ParseChannel(name)
+		if err != nil {
+			return err
+		}
+		if subtree {
+			ch += ".*"
+		}
+		f.Channel = ch
 	}
 	if v := q.Get("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {
@@ -324,7 +333,10 @@ func (s *server) patchJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	}
 	p := store.Patch{Priority: req.Priority, MaxRetries: req.MaxRetries, Description: req.Description}
 	if req.Channel != nil {
-		ch := runner.NormalizeChannel(*req.Channel)
+		ch, err := abi.ParseChannel(*req.Channel)
+		if err != nil {
+			return err
+		}
 		p.Channel = &ch
 	}
 	if len(req.ETA) > 0 {

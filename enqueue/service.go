@@ -225,12 +225,13 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	if r.Channel != nil {
 		channel = *r.Channel
 	}
-	if channel != "" {
-		if err := checkChannel(channel); err != nil {
-			return nil, bad("channel", err.Error())
+	if j.Channel, err = abi.ParseChannel(channel); err != nil {
+		var fe *abi.FieldError
+		if errors.As(err, &fe) {
+			return nil, bad(fe.Field, fe.Msg)
 		}
+		return nil, err
 	}
-	j.Channel = runner.NormalizeChannel(channel)
 	if len(j.IdentityKey) > 255 {
 		return nil, bad("identity_key", "at most 255 characters")
 	}
@@ -315,20 +316,6 @@ func jsonOf(raw json.RawMessage, open byte, def string) (json.RawMessage, error)
 		return nil, errors.New("wrong JSON type")
 	}
 	return json.RawMessage(t), nil
-}
-
-func checkChannel(c string) error {
-	for _, part := range strings.Split(c, ".") {
-		if part == "" {
-			return fmt.Errorf("%q is not a channel name (dot-separated words)", c)
-		}
-		for _, r := range part {
-			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				return fmt.Errorf("%q: channel names use letters, digits, _ and -", c)
-			}
-		}
-	}
-	return nil
 }
 
 // FuncString is the human form of a call: mail.send(42, "x", lang="fr").
