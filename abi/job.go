@@ -16,6 +16,10 @@ const (
 	DefaultPriority   = 10
 	DefaultMaxRetries = 5
 	RootChannel       = "root"
+	// DefaultRetryInterval postpones a retry when neither the plugin nor
+	// the function's retry_pattern gives a delay; [runner]
+	// default_retry_interval overrides it.
+	DefaultRetryInterval = 10 * time.Minute
 )
 
 // Job is one postponed call `module.function(args, kwargs)` and everything

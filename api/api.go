@@ -54,10 +54,14 @@ type Options struct {
 	// no admin, every request is the "default" tenant without auth.
 	Tenants   []Tenant
 	Admin     *[32]byte
-	BodyLimit int64        // bytes; defaults to 8 MiB
+	BodyLimit int64        // bytes; defaults to DefaultBodyLimit
 	UI        http.Handler // mounted at /
 	Log       zerolog.Logger
 }
+
+// DefaultBodyLimit caps a request body when the [server] body_limit is
+// not set: 8 MiB.
+const DefaultBodyLimit = 8 << 20
 
 // DefaultTenant is the tenant of an unauthenticated single-tenant server.
 const DefaultTenant = "default"
@@ -70,7 +74,7 @@ type server struct {
 // New returns the handler of the whole HTTP surface.
 func New(o Options) http.Handler {
 	if o.BodyLimit == 0 {
-		o.BodyLimit = 8 << 20
+		o.BodyLimit = DefaultBodyLimit
 	}
 	s := &server{Options: o, mux: http.NewServeMux()}
 	s.route("POST /v1/jobs", s.createJob)

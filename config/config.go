@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/wasmq/wasmq/api"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
@@ -38,7 +39,8 @@ type Server struct {
 	AdminToken       string `toml:"admin_token"`
 	AdminTokenSHA256 string `toml:"admin_token_sha256"`
 	AdminTokenEnv    string `toml:"admin_token_env"`
-	// BodyLimit caps a request body in bytes. Defaults to 8 MiB.
+	// BodyLimit caps a request body in bytes. Defaults to 8 MiB
+	// (api.DefaultBodyLimit).
 	BodyLimit int64 `toml:"body_limit"`
 	// LogLevel is debug, info, warn or error. Defaults to "info".
 	LogLevel string `toml:"log_level"`
@@ -104,7 +106,7 @@ func (f File) WithDefaults() File {
 		f.Server.Listen = "127.0.0.1:8765"
 	}
 	if f.Server.BodyLimit == 0 {
-		f.Server.BodyLimit = 8 << 20
+		f.Server.BodyLimit = api.DefaultBodyLimit
 	}
 	if f.Server.LogLevel == "" {
 		f.Server.LogLevel = "info"

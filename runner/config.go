@@ -27,7 +27,8 @@ type Config struct {
 	// finish before interrupting them. Defaults to 30s.
 	ShutdownTimeout abi.Duration `toml:"shutdown_timeout"`
 	// DefaultRetryInterval postpones a retry when neither the plugin nor
-	// the function's retry_pattern gives a delay. Defaults to 10m.
+	// the function's retry_pattern gives a delay. Defaults to 10m
+	// (abi.DefaultRetryInterval).
 	DefaultRetryInterval abi.Duration `toml:"default_retry_interval"`
 	// RemovalInterval is how long done and cancelled jobs are kept, for
 	// channels without removal_interval. Defaults to 720h (30 days).
@@ -65,7 +66,7 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.Lease, 10*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
-	def(&c.DefaultRetryInterval, 10*time.Minute)
+	def(&c.DefaultRetryInterval, abi.DefaultRetryInterval)
 	def(&c.RemovalInterval, 30*24*time.Hour)
 	def(&c.VacuumEvery, time.Hour)
 	def(&c.SafetyPoll, 5*time.Second)

@@ -46,7 +46,7 @@ func RunSync(ctx context.Context, exec Executor, jobs []store.NewJob) ([]abi.Job
 		j.State, j.Retry, j.Attempt, j.DateStarted = abi.StateStarted, 1, 1, &now
 		fc, _ := exec.Function(j.Tenant, j.Func)
 		o := exec.Run(ctx, &j)
-		c := completion(&j, o, fc, 10*time.Minute, time.Now().UTC())
+		c := completion(&j, o, fc, abi.DefaultRetryInterval, time.Now().UTC())
 		ended := c.Ended
 		exec := ended.Sub(now).Seconds()
 		j.State, j.Result, j.ExcName, j.ExcMessage, j.ExcInfo = c.To, c.Result, c.ExcName, c.ExcMessage, c.ExcInfo
