@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/wasmq/wasmq/abi"
-	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -41,9 +40,10 @@ type Service struct {
 	Funcs Functions
 	// Limits per tenant name.
 	Limits map[string]Limits
-	// Sync, when set, runs jobs at once and stores nothing
-	// (WASMQ_NO_DELAY=1).
-	Sync runner.Executor
+	// Sync, when set, runs jobs at once and stores nothing instead: the
+	// synchronous mode of `wasmq run` and WASMQ_NO_DELAY=1. Whoever
+	// wires the node sets it (runner.Sync's Run is one).
+	Sync func(ctx context.Context, jobs []store.NewJob) ([]abi.Job, error)
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -103,7 +103,7 @@ func (s *Service) create(ctx context.Context, tenant string, reqs []Request, bat
 
 func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob) ([]store.Inserted, error) {
 	if s.Sync != nil {
-		done, err := runner.RunSync(ctx, s.Sync, jobs)
+		done, err := s.Sync(ctx, jobs)
 		if err != nil {
 			return nil, err
 		}

@@ -72,7 +72,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 	n.Host = h
 	n.Enqueue.Funcs = h
 	if os.Getenv("WASMQ_NO_DELAY") == "1" {
-		n.Enqueue.Sync = h
+		n.Enqueue.Sync = runner.Sync{Exec: h, DefaultRetryInterval: f.Runner.DefaultRetryInterval.D()}.Run
 	}
 	n.Runner, err = runner.New(f.Runner, st, h, log)
 	if err != nil {
