@@ -19,15 +19,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
-	"github.com/wasmq/wasmq/host"
-	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
 )
 
 // Plugins is the part of the host the API uses; *host.Host satisfies it.
 type Plugins interface {
-	Modules(tenant string) []host.ModuleInfo
-	Install(tenant, name string, wasm []byte) (host.ModuleInfo, error)
+	Modules(tenant string) []abi.ModuleInfo
+	Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
 	Remove(tenant, name string) error
 	Ready() bool
 }
@@ -35,7 +33,7 @@ type Plugins interface {
 // Runner is the part of the runner the API uses; *runner.Runner does.
 type Runner interface {
 	Channels(ctx context.Context) ([]abi.ChannelStatus, error)
-	Stats() runner.Stats
+	Stats() abi.RunnerStats
 }
 
 // Tenant is a caller identity: its name and the sha256 of its token.
@@ -388,7 +386,7 @@ func (s *server) channels(w http.ResponseWriter, r *http.Request, c caller) erro
 func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
 	mods := s.Plugins.Modules(c.scope(r))
 	if mods == nil {
-		mods = []host.ModuleInfo{}
+		mods = []abi.ModuleInfo{}
 	}
 	return writeJSON(w, 200, map[string]any{"plugins": mods})
 }
