@@ -352,6 +352,26 @@ func TestPatchRefusesAnInvalidChannelBeforeTheStore(t *testing.T) {
 	}
 }
 
+func TestNoDelayRunsTheJobInTheRequestWithTheConfiguredRetryInterval(t *testing.T) {
+	s := start(t, func(f *config.File) { f.Server.NoDelay = true })
+	r := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.retry"})
+	if r.status != 201 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	var j abi.Job
+	if err := json.Unmarshal(r.body, &j); err != nil {
+		t.Fatal(err)
+	}
+	// start configures default_retry_interval = 50ms; the built-in 10m
+	// default must not apply.
+	if j.State != abi.StatePending || j.ETA == nil || j.ETA.Sub(*j.DateStarted) > 10*time.Second {
+		t.Fatalf("state %s eta %v started %v: want pending with an eta 50ms away", j.State, j.ETA, j.DateStarted)
+	}
+	if n := s.jobCount(tokAdmin); n != 0 {
+		t.Fatalf("the synchronous mode stored %d jobs", n)
+	}
+}
+
 func TestIdentityKeyAnswers200WithTheExistingJob(t *testing.T) {
 	s := start(t)
 	body := map[string]any{"func": "testkit.echo", "identity_key": "sync-partner-7", "eta": 3600}

@@ -11,8 +11,8 @@ import (
 // Config is the [runner] section of wasmq.toml.
 type Config struct {
 	// Channels is the channel configuration (docs/channels.md); the
-	// WASMQ_CHANNELS environment variable overrides it. Defaults to
-	// "root:4".
+	// WASMQ_CHANNELS environment variable overrides it (read by package
+	// config). Defaults to "root:4".
 	Channels string `toml:"channels"`
 	// NodeID names this process in worker_id and leases. Defaults to
 	// "<hostname>-<pid>".
@@ -46,12 +46,8 @@ type Config struct {
 	TenantMaxRunning map[string]int `toml:"-"`
 }
 
-// WithDefaults returns c with unset fields at their defaults and the
-// environment overrides applied.
+// WithDefaults returns c with unset fields at their defaults.
 func (c Config) WithDefaults() Config {
-	if v := os.Getenv("WASMQ_CHANNELS"); v != "" {
-		c.Channels = v
-	}
 	if c.Channels == "" {
 		c.Channels = "root:4"
 	}

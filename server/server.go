@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -71,7 +70,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 	}
 	n.Host = h
 	n.Enqueue.Funcs = h
-	if os.Getenv("WASMQ_NO_DELAY") == "1" {
+	if f.Server.NoDelay {
 		n.Enqueue.Sync = runner.Sync{Exec: h, DefaultRetryInterval: f.Runner.DefaultRetryInterval.D()}.Run
 	}
 	n.Runner, err = runner.New(f.Runner, st, h, log)
