@@ -24,10 +24,11 @@ test-race: ## the concurrent packages under the race detector
 test-rest: ## every other package (CLI, config, UI in a real browser, examples)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(store|host|runner|api|enqueue|client)(/|$$)')
 
-lint: ## gofmt and go vet
+lint: ## gofmt, go vet and a tidy go.mod/go.sum
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy (the diff above): run go mod tidy"; exit 1; }
 
 fmt: ## format the Go sources
 	gofmt -w $$(git ls-files '*.go')

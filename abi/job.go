@@ -1,9 +1,12 @@
 // Package abi holds the types every part of wasmq shares: the job, its
 // states and legal transitions, the outcome of one attempt, per-function
-// configuration and the names of the host functions plugins may import.
+// configuration, the names of the host functions plugins may import, the
+// rule of channel names, what the host says of a plugin module and the
+// runner's counters.
 //
-// It is a leaf package: standard library only. host/, runner/, store/ and
-// cmd/ exchange data through these types and never import each other's.
+// It is a leaf package: standard library only. host/, runner/, store/,
+// enqueue/, api/ and cmd/ exchange data through these types and never
+// import each other's for it.
 package abi
 
 import (
@@ -16,6 +19,10 @@ const (
 	DefaultPriority   = 10
 	DefaultMaxRetries = 5
 	RootChannel       = "root"
+	// DefaultRetryInterval postpones a retry when neither the plugin nor
+	// the function's retry_pattern gives a delay; [runner]
+	// default_retry_interval overrides it.
+	DefaultRetryInterval = 10 * time.Minute
 )
 
 // Job is one postponed call `module.function(args, kwargs)` and everything

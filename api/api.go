@@ -18,15 +18,13 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
-	"github.com/wasmq/wasmq/host"
-	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
 )
 
 // Plugins is the part of the host the API uses; *host.Host satisfies it.
 type Plugins interface {
-	Modules(tenant string) []host.ModuleInfo
-	Install(tenant, name string, wasm []byte) (host.ModuleInfo, error)
+	Modules(tenant string) []abi.ModuleInfo
+	Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
 	Remove(tenant, name string) error
 	Ready() bool
 }
@@ -34,7 +32,7 @@ type Plugins interface {
 // Runner is the part of the runner the API uses; *runner.Runner does.
 type Runner interface {
 	Channels(ctx context.Context) ([]abi.ChannelStatus, error)
-	Stats() runner.Stats
+	Stats() abi.RunnerStats
 }
 
 // Tenant is a caller identity: its name and the sha256 of its token.
@@ -53,10 +51,14 @@ type Options struct {
 	// no admin, every request is the "default" tenant without auth.
 	Tenants   []Tenant
 	Admin     *[32]byte
-	BodyLimit int64        // bytes; defaults to 8 MiB
+	BodyLimit int64        // bytes; defaults to DefaultBodyLimit
 	UI        http.Handler // mounted at /
 	Log       zerolog.Logger
 }
+
+// DefaultBodyLimit caps a request body when the [server] body_limit is
+// not set: 8 MiB.
+const DefaultBodyLimit = 8 << 20
 
 // DefaultTenant is the tenant of an unauthenticated single-tenant server.
 const DefaultTenant = "default"
@@ -69,7 +71,7 @@ type server struct {
 // New returns the handler of the whole HTTP surface.
 func New(o Options) http.Handler {
 	if o.BodyLimit == 0 {
-		o.BodyLimit = 8 << 20
+		o.BodyLimit = DefaultBodyLimit
 	}
 	s := &server{Options: o, mux: http.NewServeMux()}
 	s.route("POST /v1/jobs", s.createJob)
@@ -263,10 +265,19 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request, c caller) erro
 			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q", k), k}
 		}
 	}
-	f := store.Filter{Tenant: c.scope(r), Channel: q.Get("channel"), Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),
+	f := store.Filter{Tenant: c.scope(r), Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),
 		IdentityKey: q.Get("identity_key"), Query: q.Get("q"), Cursor: q.Get("cursor")}
-	if f.Channel != "" {
-		f.Channel = runner.NormalizeChannel(f.Channel)
+	if v := q.Get("channel"); v != "" {
+		// A channel, or a channel and its subtree with a trailing ".*".
+		name, subtree := strings.CutSuffix(v, ".*")
+		ch, err := abi.ParseChannel(name)
+		if err != nil {
+			return err
+		}
+		if subtree {
+			ch += ".*"
+		}
+		f.Channel = ch
 	}
 	if v := q.Get("state"); v != "" {
 		for _, st := range strings.Split(v, ",") {
@@ -323,7 +334,10 @@ func (s *server) patchJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	}
 	p := store.Patch{Priority: req.Priority, MaxRetries: req.MaxRetries, Description: req.Description}
 	if req.Channel != nil {
-		ch := runner.NormalizeChannel(*req.Channel)
+		ch, err := abi.ParseChannel(*req.Channel)
+		if err != nil {
+			return err
+		}
 		p.Channel = &ch
 	}
 	if len(req.ETA) > 0 {
@@ -371,7 +385,7 @@ func (s *server) channels(w http.ResponseWriter, r *http.Request, c caller) erro
 func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
 	mods := s.Plugins.Modules(c.scope(r))
 	if mods == nil {
-		mods = []host.ModuleInfo{}
+		mods = []abi.ModuleInfo{}
 	}
 	return writeJSON(w, 200, map[string]any{"plugins": mods})
 }

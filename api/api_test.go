@@ -229,6 +229,7 @@ func TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing(t *testing.T) {
 		{"negative max_retries", `{"func": "testkit.echo", "max_retries": -2}`, 422, "max_retries", ">= 0"},
 		{"bad eta", `{"func": "testkit.echo", "eta": "tomorrow"}`, 422, "eta", "RFC 3339"},
 		{"bad channel", `{"func": "testkit.echo", "channel": "a..b"}`, 422, "channel", "channel"},
+		{"channel too deep", `{"func": "testkit.echo", "channel": "a.b.c.d.e.f.g.h"}`, 422, "channel", "levels"},
 		{"unknown module", `{"func": "nope.run"}`, 404, "func", "nope"},
 		{"unknown export lists exports", `{"func": "testkit.nope"}`, 404, "func", "echo"},
 		{"unknown dependency", `{"func": "testkit.echo", "depends_on": ["6f1c1a3e-8c43-4c0e-9d53-000000000000"]}`, 422, "depends_on", "does not exist"},
@@ -246,6 +247,14 @@ func TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a bad channel in a batch names its entry", func(t *testing.T) {
+		r := s.do("POST", "/v1/jobs:batch", tokA, map[string]any{"jobs": []any{
+			map[string]any{"func": "testkit.echo"}, map[string]any{"func": "testkit.echo", "channel": "../x"},
+		}})
+		if _, _, field := r.errOf(t); r.status != 422 || field != "jobs[1].channel" {
+			t.Fatalf("%d field %q: %s", r.status, field, r.body)
+		}
+	})
 	t.Run("a batch with one bad job stores nothing", func(t *testing.T) {
 		r := s.do("POST", "/v1/jobs:batch", tokA, map[string]any{"jobs": []any{
 			map[string]any{"func": "testkit.echo", "ref": "a"},
@@ -324,6 +333,43 @@ func TestActionsAndPatchFollowTheStateTable(t *testing.T) {
 		t.Fatalf("requeue: %d %s", r.status, r.body)
 	}
 	s.waitState(tokA, id, abi.StateDone)
+}
+
+func TestPatchRefusesAnInvalidChannelBeforeTheStore(t *testing.T) {
+	s := start(t)
+	id := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "eta": 3600}).json(t)["uuid"].(string)
+	for _, ch := range []string{"../x", "root.bad name!!", "a\x00b", strings.Repeat("x", 201)} {
+		r := s.do("PATCH", "/v1/jobs/"+id, tokA, map[string]any{"channel": ch})
+		if r.status != 422 {
+			t.Fatalf("PATCH channel %q: %d %s, want 422", ch, r.status, r.body)
+		}
+		if code, _, field := r.errOf(t); code != "invalid_argument" || field != "channel" {
+			t.Fatalf("PATCH channel %q: code %q field %q, want invalid_argument on channel", ch, code, field)
+		}
+	}
+	if got := s.do("GET", "/v1/jobs/"+id, tokA, nil).json(t)["channel"]; got != "root" {
+		t.Fatalf("a refused PATCH changed the channel to %v", got)
+	}
+}
+
+func TestNoDelayRunsTheJobInTheRequestWithTheConfiguredRetryInterval(t *testing.T) {
+	s := start(t, func(f *config.File) { f.Server.NoDelay = true })
+	r := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.retry"})
+	if r.status != 201 {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	var j abi.Job
+	if err := json.Unmarshal(r.body, &j); err != nil {
+		t.Fatal(err)
+	}
+	// start configures default_retry_interval = 50ms; the built-in 10m
+	// default must not apply.
+	if j.State != abi.StatePending || j.ETA == nil || j.ETA.Sub(*j.DateStarted) > 10*time.Second {
+		t.Fatalf("state %s eta %v started %v: want pending with an eta 50ms away", j.State, j.ETA, j.DateStarted)
+	}
+	if n := s.jobCount(tokAdmin); n != 0 {
+		t.Fatalf("the synchronous mode stored %d jobs", n)
+	}
 }
 
 func TestIdentityKeyAnswers200WithTheExistingJob(t *testing.T) {
@@ -446,6 +492,19 @@ func TestListPagingAndFilters(t *testing.T) {
 	if n := len(s.do("GET", "/v1/jobs?channel=b&state=pending", tokA, nil).json(t)["jobs"].([]any)); n != 3 {
 		t.Fatalf("channel filter: %d", n)
 	}
+	s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "eta": 3600, "channel": "b.sub"})
+	if n := len(s.do("GET", "/v1/jobs?channel=b.*", tokA, nil).json(t)["jobs"].([]any)); n != 4 {
+		t.Fatalf("channel subtree filter: %d, want 4", n)
+	}
+	if n := len(s.do("GET", "/v1/jobs?channel=root.b.sub", tokA, nil).json(t)["jobs"].([]any)); n != 1 {
+		t.Fatalf("channel filter by full name: %d, want 1", n)
+	}
+	for _, bad := range []string{"../x", "a%20b.*", "a..*", "*"} {
+		r := s.do("GET", "/v1/jobs?channel="+bad, tokA, nil)
+		if _, _, field := r.errOf(t); r.status != 422 || field != "channel" {
+			t.Fatalf("channel filter %q: %d %s, want 422 on channel", bad, r.status, r.body)
+		}
+	}
 	if r := s.do("GET", "/v1/jobs?state=running", tokA, nil); r.status != 422 {
 		t.Fatalf("bad state filter: %d", r.status)
 	}
@@ -490,6 +549,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"BadRequestsAreRefusedWithTheFieldNamedAndStoreNothing", TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing},
 		{"BatchBuildsAGraphAndRunsItInOrder", TestBatchBuildsAGraphAndRunsItInOrder},
 		{"ActionsAndPatchFollowTheStateTable", TestActionsAndPatchFollowTheStateTable},
+		{"PatchRefusesAnInvalidChannelBeforeTheStore", TestPatchRefusesAnInvalidChannelBeforeTheStore},
 		{"IdentityKeyAnswers200WithTheExistingJob", TestIdentityKeyAnswers200WithTheExistingJob},
 		{"QuotaAnswers429ThenAcceptsAfterTheWindow", TestQuotaAnswers429ThenAcceptsAfterTheWindow},
 		{"ChannelsPluginsHealthMetricsAndOpenAPI", TestChannelsPluginsHealthMetricsAndOpenAPI},

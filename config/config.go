@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/BurntSushi/toml"
+	"github.com/wasmq/wasmq/api"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
@@ -38,10 +39,15 @@ type Server struct {
 	AdminToken       string `toml:"admin_token"`
 	AdminTokenSHA256 string `toml:"admin_token_sha256"`
 	AdminTokenEnv    string `toml:"admin_token_env"`
-	// BodyLimit caps a request body in bytes. Defaults to 8 MiB.
+	// BodyLimit caps a request body in bytes. Defaults to 8 MiB
+	// (api.DefaultBodyLimit).
 	BodyLimit int64 `toml:"body_limit"`
 	// LogLevel is debug, info, warn or error. Defaults to "info".
 	LogLevel string `toml:"log_level"`
+	// NoDelay runs each job at once, in the request that creates it, and
+	// stores nothing (tests, development). Not a file key: set by
+	// WASMQ_NO_DELAY=1. Defaults to false.
+	NoDelay bool `toml:"-"`
 }
 
 // Tenant is one [[tenants]] entry.
@@ -97,14 +103,12 @@ func Load(path string) (File, error) {
 
 // WithDefaults fills every section's defaults and environment overrides.
 func (f File) WithDefaults() File {
-	if v := os.Getenv("WASMQ_LISTEN"); v != "" {
-		f.Server.Listen = v
-	}
+	f = f.withEnv(os.Getenv)
 	if f.Server.Listen == "" {
 		f.Server.Listen = "127.0.0.1:8765"
 	}
 	if f.Server.BodyLimit == 0 {
-		f.Server.BodyLimit = 8 << 20
+		f.Server.BodyLimit = api.DefaultBodyLimit
 	}
 	if f.Server.LogLevel == "" {
 		f.Server.LogLevel = "info"
@@ -117,6 +121,25 @@ func (f File) WithDefaults() File {
 	f.Store = f.Store.WithDefaults()
 	f.Runner = f.Runner.WithDefaults()
 	f.Host = f.Host.WithDefaults()
+	return f
+}
+
+// withEnv applies the environment variables of docs/config.md: this is
+// the one place, with the token_env keys, where wasmq reads its
+// environment; the sections' packages only see the typed values.
+func (f File) withEnv(getenv func(string) string) File {
+	if v := getenv("WASMQ_LISTEN"); v != "" {
+		f.Server.Listen = v
+	}
+	if getenv("WASMQ_NO_DELAY") == "1" {
+		f.Server.NoDelay = true
+	}
+	if v := getenv("WASMQ_DATABASE_URL"); v != "" {
+		f.Store.DSN = v
+	}
+	if v := getenv("WASMQ_CHANNELS"); v != "" {
+		f.Runner.Channels = v
+	}
 	return f
 }
 

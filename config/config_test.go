@@ -53,12 +53,21 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("WASMQ_CHANNELS", "root:9")
 	t.Setenv("WASMQ_LISTEN", "127.0.0.1:9999")
-	f, err := config.Load("")
+	t.Setenv("WASMQ_DATABASE_URL", "postgres://u@db/wasmq")
+	t.Setenv("WASMQ_NO_DELAY", "1")
+	f, err := config.Load(write(t, "[store]\ndriver = \"postgres\"\ndsn = \"postgres://u@file/wasmq\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Runner.Channels != "root:9" || f.Server.Listen != "127.0.0.1:9999" || f.Runner.Workers != 9 {
+	if f.Runner.Channels != "root:9" || f.Server.Listen != "127.0.0.1:9999" || f.Runner.Workers != 9 || !f.Server.NoDelay {
 		t.Fatalf("%+v %+v", f.Runner, f.Server)
+	}
+	if f.Store.DSN != "postgres://u@db/wasmq" {
+		t.Fatalf("store.dsn %q, want the one of WASMQ_DATABASE_URL", f.Store.DSN)
+	}
+	t.Setenv("WASMQ_NO_DELAY", "0")
+	if f, _ := config.Load(""); f.Server.NoDelay {
+		t.Fatal("WASMQ_NO_DELAY=0 turned the synchronous mode on")
 	}
 }
 

@@ -11,7 +11,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/wasmq/wasmq/abi"
-	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -41,9 +40,10 @@ type Service struct {
 	Funcs Functions
 	// Limits per tenant name.
 	Limits map[string]Limits
-	// Sync, when set, runs jobs at once and stores nothing
-	// (WASMQ_NO_DELAY=1).
-	Sync runner.Executor
+	// Sync, when set, runs jobs at once and stores nothing instead: the
+	// synchronous mode of `wasmq run` and WASMQ_NO_DELAY=1. Whoever
+	// wires the node sets it (runner.Sync's Run is one).
+	Sync func(ctx context.Context, jobs []store.NewJob) ([]abi.Job, error)
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
@@ -103,7 +103,7 @@ func (s *Service) create(ctx context.Context, tenant string, reqs []Request, bat
 
 func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob) ([]store.Inserted, error) {
 	if s.Sync != nil {
-		done, err := runner.RunSync(ctx, s.Sync, jobs)
+		done, err := s.Sync(ctx, jobs)
 		if err != nil {
 			return nil, err
 		}
@@ -225,12 +225,13 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	if r.Channel != nil {
 		channel = *r.Channel
 	}
-	if channel != "" {
-		if err := checkChannel(channel); err != nil {
-			return nil, bad("channel", err.Error())
+	if j.Channel, err = abi.ParseChannel(channel); err != nil {
+		var fe *abi.FieldError
+		if errors.As(err, &fe) {
+			return nil, bad(fe.Field, fe.Msg)
 		}
+		return nil, err
 	}
-	j.Channel = runner.NormalizeChannel(channel)
 	if len(j.IdentityKey) > 255 {
 		return nil, bad("identity_key", "at most 255 characters")
 	}
@@ -315,20 +316,6 @@ func jsonOf(raw json.RawMessage, open byte, def string) (json.RawMessage, error)
 		return nil, errors.New("wrong JSON type")
 	}
 	return json.RawMessage(t), nil
-}
-
-func checkChannel(c string) error {
-	for _, part := range strings.Split(c, ".") {
-		if part == "" {
-			return fmt.Errorf("%q is not a channel name (dot-separated words)", c)
-		}
-		for _, r := range part {
-			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				return fmt.Errorf("%q: channel names use letters, digits, _ and -", c)
-			}
-		}
-	}
-	return nil
 }
 
 // FuncString is the human form of a call: mail.send(42, "x", lang="fr").

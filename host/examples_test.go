@@ -126,7 +126,7 @@ func TestHostileCorpus(t *testing.T) {
 	cfg.Timeout = abi.Duration(timeout)
 	cfg.MemoryLimit = 32 << 20
 	h := newTestHost(t, cfg)
-	loaded := map[string]ModuleInfo{}
+	loaded := map[string]abi.ModuleInfo{}
 	for _, m := range h.Modules("") {
 		loaded[m.Name] = m
 	}

@@ -248,9 +248,9 @@ func (h *Host) limitsFor(tenant string, fc abi.FunctionConfig) limits {
 
 // CheckFile reports every reason the host would refuse the module at path
 // (and its sidecar), for `wasmq plugins check FILE`.
-func CheckFile(path string) (ModuleInfo, []error) {
+func CheckFile(path string) (abi.ModuleInfo, []error) {
 	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
-	info := ModuleInfo{Name: name, Path: path}
+	info := abi.ModuleInfo{Name: name, Path: path}
 	var errs []error
 	if !strings.HasSuffix(path, ".wasm") {
 		errs = append(errs, fmt.Errorf("%s: file name must end in .wasm", path))

@@ -20,23 +20,6 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// ModuleInfo describes one plugin module as the registry sees it.
-type ModuleInfo struct {
-	Name string `json:"name"`
-	// Tenant owns a private module; "" is a shared one.
-	Tenant string `json:"tenant,omitempty"`
-	// SHA256 and Size are those of the version that runs (the last good
-	// one), empty when none ever loaded.
-	SHA256    string                        `json:"sha256,omitempty"`
-	Size      int64                         `json:"size"`
-	Exports   []string                      `json:"exports"`
-	Functions map[string]abi.FunctionConfig `json:"functions"`
-	// LoadError says why the file on disk was refused; a previously
-	// loaded good version, if any, keeps running.
-	LoadError string `json:"load_error,omitempty"`
-	Path      string `json:"path"`
-}
-
 // compiled is one module digest compiled once and shared by every tenant
 // and registry entry that has those bytes.
 type compiled struct {
@@ -60,7 +43,7 @@ type fileStamp struct {
 }
 
 type module struct {
-	info   ModuleInfo
+	info   abi.ModuleInfo
 	code   *compiled
 	config map[string]string
 	stamp  fileStamp
@@ -290,7 +273,7 @@ func (h *Host) loadFile(ctx context.Context, tenant, name, path string) {
 			old.stamp = stamp
 			return
 		}
-		h.mods[key] = &module{info: ModuleInfo{Name: name, Tenant: tenant, Path: path, LoadError: err.Error(), Size: stamp.size}, stamp: stamp}
+		h.mods[key] = &module{info: abi.ModuleInfo{Name: name, Tenant: tenant, Path: path, LoadError: err.Error(), Size: stamp.size}, stamp: stamp}
 		return
 	}
 	code.refs++
@@ -304,8 +287,8 @@ func (h *Host) loadFile(ctx context.Context, tenant, name, path string) {
 }
 
 // loadModule reads, validates and compiles one file and its sidecar.
-func (h *Host) loadModule(ctx context.Context, path string) (ModuleInfo, *compiled, map[string]string, error) {
-	var info ModuleInfo
+func (h *Host) loadModule(ctx context.Context, path string) (abi.ModuleInfo, *compiled, map[string]string, error) {
+	var info abi.ModuleInfo
 	wasm, err := os.ReadFile(path)
 	if err != nil {
 		return info, nil, nil, err
@@ -328,7 +311,7 @@ func (h *Host) loadModule(ctx context.Context, path string) (ModuleInfo, *compil
 			return info, nil, nil, fmt.Errorf("%s: [functions.%s] names no export of the module (exports: %s)", sidecarPath(path), fn, strings.Join(code.exports, ", "))
 		}
 	}
-	info = ModuleInfo{SHA256: code.digest, Size: int64(len(wasm)), Exports: code.exports, Functions: map[string]abi.FunctionConfig{}}
+	info = abi.ModuleInfo{SHA256: code.digest, Size: int64(len(wasm)), Exports: code.exports, Functions: map[string]abi.FunctionConfig{}}
 	for _, e := range code.exports {
 		info.Functions[e] = sc.Functions[e]
 	}
@@ -405,10 +388,10 @@ func (h *Host) Function(tenant, fn string) (abi.FunctionConfig, error) {
 // Modules lists the modules tenant sees (shared ones and its own, its own
 // shadowing shared ones of the same name); tenant "" lists every module of
 // every tenant.
-func (h *Host) Modules(tenant string) []ModuleInfo {
+func (h *Host) Modules(tenant string) []abi.ModuleInfo {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []ModuleInfo
+	var out []abi.ModuleInfo
 	for k, m := range h.mods {
 		switch {
 		case tenant == "":
@@ -428,7 +411,7 @@ func (h *Host) Modules(tenant string) []ModuleInfo {
 	return out
 }
 
-func cloneInfo(i ModuleInfo) ModuleInfo {
+func cloneInfo(i abi.ModuleInfo) abi.ModuleInfo {
 	i.Exports = append([]string(nil), i.Exports...)
 	fns := make(map[string]abi.FunctionConfig, len(i.Functions))
 	for k, v := range i.Functions {
@@ -440,14 +423,14 @@ func cloneInfo(i ModuleInfo) ModuleInfo {
 
 // Install validates wasm and writes it atomically as
 // plugins_dir/<tenant>/name.wasm (tenant "" = shared), then loads it.
-func (h *Host) Install(tenant, name string, wasm []byte) (ModuleInfo, error) {
+func (h *Host) Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error) {
 	if err := validName("module", name); err != nil {
-		return ModuleInfo{}, err
+		return abi.ModuleInfo{}, err
 	}
 	dir := h.cfg.PluginsDir
 	if tenant != "" {
 		if err := validName("tenant", tenant); err != nil {
-			return ModuleInfo{}, err
+			return abi.ModuleInfo{}, err
 		}
 		dir = filepath.Join(dir, tenant)
 	}
@@ -456,31 +439,31 @@ func (h *Host) Install(tenant, name string, wasm []byte) (ModuleInfo, error) {
 	_, err := h.compile(ctx, wasm)
 	h.compileMu.Unlock()
 	if err != nil {
-		return ModuleInfo{}, fmt.Errorf("%w: module %q refused: %v", abi.ErrInvalid, name, err)
+		return abi.ModuleInfo{}, fmt.Errorf("%w: module %q refused: %v", abi.ErrInvalid, name, err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
 	}
 	path := filepath.Join(dir, name+".wasm")
 	tmp, err := os.CreateTemp(dir, "."+name+".*.tmp")
 	if err != nil {
-		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
 	}
 	_, werr := tmp.Write(wasm)
 	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
 		os.Remove(tmp.Name())
-		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
 		os.Remove(tmp.Name())
-		return ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
 	}
 	h.loadFile(ctx, tenant, name, path)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	m := h.mods[modKey{tenant, name}]
 	if m == nil {
-		return ModuleInfo{}, fmt.Errorf("install plugin %s: vanished after writing", path)
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin %s: vanished after writing", path)
 	}
 	if m.info.LoadError != "" {
 		// e.g. an existing sidecar names a function the new module lacks.

@@ -1,6 +1,7 @@
 package runner
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -50,12 +51,17 @@ func ParseChannels(s string) (*ChannelTree, error) {
 		for i := range parts {
 			parts[i] = strings.TrimSpace(parts[i])
 		}
-		name := NormalizeChannel(parts[0])
 		if parts[0] == "" {
 			return nil, fmt.Errorf("channel entry %q: missing channel name", entry)
 		}
-		if strings.Contains(parts[0], " ") || strings.Contains(parts[0], "..") || strings.HasSuffix(parts[0], ".") {
-			return nil, fmt.Errorf("channel entry %q: %q is not a channel name (dot-separated words)", entry, parts[0])
+		name, err := abi.ParseChannel(parts[0])
+		if err != nil {
+			msg := err.Error()
+			var fe *abi.FieldError
+			if errors.As(err, &fe) {
+				msg = fe.Msg
+			}
+			return nil, fmt.Errorf("channel entry %q: %s", entry, msg)
 		}
 		c := t.ensure(name)
 		if c.Configured {
@@ -127,18 +133,6 @@ func ParseChannels(s string) (*ChannelTree, error) {
 	return t, nil
 }
 
-// NormalizeChannel returns the full name: `sub` and `root.sub` are one.
-func NormalizeChannel(name string) string {
-	name = strings.TrimSpace(name)
-	if name == "" || name == abi.RootChannel {
-		return abi.RootChannel
-	}
-	if strings.HasPrefix(name, abi.RootChannel+".") {
-		return name
-	}
-	return abi.RootChannel + "." + name
-}
-
 // ensure returns the named channel, creating it and its ancestors.
 func (t *ChannelTree) ensure(name string) *Channel {
 	if c, ok := t.byName[name]; ok {
@@ -158,14 +152,14 @@ func (t *ChannelTree) ensure(name string) *Channel {
 func (t *ChannelTree) Get(name string) *Channel {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.ensure(NormalizeChannel(name))
+	return t.ensure(abi.NormalizeChannel(name))
 }
 
 // Lookup returns a channel only if it exists in the tree.
 func (t *ChannelTree) Lookup(name string) (*Channel, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c, ok := t.byName[NormalizeChannel(name)]
+	c, ok := t.byName[abi.NormalizeChannel(name)]
 	return c, ok
 }
 

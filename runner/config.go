@@ -11,8 +11,8 @@ import (
 // Config is the [runner] section of wasmq.toml.
 type Config struct {
 	// Channels is the channel configuration (docs/channels.md); the
-	// WASMQ_CHANNELS environment variable overrides it. Defaults to
-	// "root:4".
+	// WASMQ_CHANNELS environment variable overrides it (read by package
+	// config). Defaults to "root:4".
 	Channels string `toml:"channels"`
 	// NodeID names this process in worker_id and leases. Defaults to
 	// "<hostname>-<pid>".
@@ -27,7 +27,8 @@ type Config struct {
 	// finish before interrupting them. Defaults to 30s.
 	ShutdownTimeout abi.Duration `toml:"shutdown_timeout"`
 	// DefaultRetryInterval postpones a retry when neither the plugin nor
-	// the function's retry_pattern gives a delay. Defaults to 10m.
+	// the function's retry_pattern gives a delay. Defaults to 10m
+	// (abi.DefaultRetryInterval).
 	DefaultRetryInterval abi.Duration `toml:"default_retry_interval"`
 	// RemovalInterval is how long done and cancelled jobs are kept, for
 	// channels without removal_interval. Defaults to 720h (30 days).
@@ -45,12 +46,8 @@ type Config struct {
 	TenantMaxRunning map[string]int `toml:"-"`
 }
 
-// WithDefaults returns c with unset fields at their defaults and the
-// environment overrides applied.
+// WithDefaults returns c with unset fields at their defaults.
 func (c Config) WithDefaults() Config {
-	if v := os.Getenv("WASMQ_CHANNELS"); v != "" {
-		c.Channels = v
-	}
 	if c.Channels == "" {
 		c.Channels = "root:4"
 	}
@@ -65,7 +62,7 @@ func (c Config) WithDefaults() Config {
 	}
 	def(&c.Lease, 10*time.Second)
 	def(&c.ShutdownTimeout, 30*time.Second)
-	def(&c.DefaultRetryInterval, 10*time.Minute)
+	def(&c.DefaultRetryInterval, abi.DefaultRetryInterval)
 	def(&c.RemovalInterval, 30*24*time.Hour)
 	def(&c.VacuumEvery, time.Hour)
 	def(&c.SafetyPoll, 5*time.Second)

@@ -104,12 +104,6 @@ type counters struct {
 	enqueued, started, done, failed, retried, interrupted, late atomic.Int64
 }
 
-// Stats are this node's counters since it started, for /metrics.
-type Stats struct {
-	Enqueued, Started, Done, Failed, Retried, Interrupted, Late int64
-	Leader                                                      bool
-}
-
 // New checks the config and builds a runner; Start sets it going.
 func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner, error) {
 	cfg = cfg.WithDefaults()
@@ -214,8 +208,8 @@ func (r *Runner) Stop(ctx context.Context) error {
 }
 
 // Stats returns this node's counters.
-func (r *Runner) Stats() Stats {
-	return Stats{
+func (r *Runner) Stats() abi.RunnerStats {
+	return abi.RunnerStats{
 		Enqueued: r.stats.enqueued.Load(), Started: r.stats.started.Load(), Done: r.stats.done.Load(),
 		Failed: r.stats.failed.Load(), Retried: r.stats.retried.Load(), Interrupted: r.stats.interrupted.Load(),
 		Late: r.stats.late.Load(), Leader: r.leading.Load(),

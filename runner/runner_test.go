@@ -141,7 +141,7 @@ func add(t *testing.T, st store.Store, specs ...spec) map[string]string {
 		}
 		njs = append(njs, store.NewJob{UUID: id, Tenant: s.tenant, Func: "testkit." + s.fn, Args: json.RawMessage(s.args),
 			Kwargs: json.RawMessage(s.kwargs), Context: json.RawMessage(`{}`), Description: s.name,
-			Channel: runner.NormalizeChannel(s.channel), Priority: s.priority, MaxRetries: s.retries, ETA: s.eta, DependsOn: deps})
+			Channel: abi.NormalizeChannel(s.channel), Priority: s.priority, MaxRetries: s.retries, ETA: s.eta, DependsOn: deps})
 	}
 	if _, err := st.Insert(context.Background(), njs); err != nil {
 		t.Fatal(err)

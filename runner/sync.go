@@ -9,13 +9,28 @@ import (
 	"github.com/wasmq/wasmq/store"
 )
 
-// RunSync runs jobs now, in this process, storing nothing: the
-// synchronous mode of `wasmq run` and WASMQ_NO_DELAY=1. Dependencies
-// (DependsOn naming other entries' UUIDs) run first, in topological
-// order. Each job runs once: a retry outcome leaves it pending with its
-// eta, a failure leaves it failed and its dependents waiting, exactly the
-// states the queue would record after that first attempt.
-func RunSync(ctx context.Context, exec Executor, jobs []store.NewJob) ([]abi.Job, error) {
+// Sync runs jobs now, in this process, storing nothing: the synchronous
+// mode of `wasmq run` and WASMQ_NO_DELAY=1. Its Run method is what
+// enqueue.Service takes as Sync.
+type Sync struct {
+	Exec Executor
+	// DefaultRetryInterval is the eta of a retry when neither the plugin
+	// nor the function's retry_pattern gives a delay, as [runner]
+	// default_retry_interval is for the queue. Defaults to
+	// abi.DefaultRetryInterval.
+	DefaultRetryInterval time.Duration
+}
+
+// Run runs the jobs. Dependencies (DependsOn naming other entries' UUIDs)
+// run first, in topological order. Each job runs once: a retry outcome
+// leaves it pending with its eta, a failure leaves it failed and its
+// dependents waiting, exactly the states the queue would record after
+// that first attempt.
+func (s Sync) Run(ctx context.Context, jobs []store.NewJob) ([]abi.Job, error) {
+	retryInterval := s.DefaultRetryInterval
+	if retryInterval <= 0 {
+		retryInterval = abi.DefaultRetryInterval
+	}
 	index := map[string]int{}
 	for i, j := range jobs {
 		index[j.UUID] = i
@@ -44,9 +59,9 @@ func RunSync(ctx context.Context, exec Executor, jobs []store.NewJob) ([]abi.Job
 			continue
 		}
 		j.State, j.Retry, j.Attempt, j.DateStarted = abi.StateStarted, 1, 1, &now
-		fc, _ := exec.Function(j.Tenant, j.Func)
-		o := exec.Run(ctx, &j)
-		c := completion(&j, o, fc, 10*time.Minute, time.Now().UTC())
+		fc, _ := s.Exec.Function(j.Tenant, j.Func)
+		o := s.Exec.Run(ctx, &j)
+		c := completion(&j, o, fc, retryInterval, time.Now().UTC())
 		ended := c.Ended
 		exec := ended.Sub(now).Seconds()
 		j.State, j.Result, j.ExcName, j.ExcMessage, j.ExcInfo = c.To, c.Result, c.ExcName, c.ExcMessage, c.ExcInfo

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -71,8 +70,8 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 	}
 	n.Host = h
 	n.Enqueue.Funcs = h
-	if os.Getenv("WASMQ_NO_DELAY") == "1" {
-		n.Enqueue.Sync = h
+	if f.Server.NoDelay {
+		n.Enqueue.Sync = runner.Sync{Exec: h, DefaultRetryInterval: f.Runner.DefaultRetryInterval.D()}.Run
 	}
 	n.Runner, err = runner.New(f.Runner, st, h, log)
 	if err != nil {

@@ -1,9 +1,6 @@
 package store
 
-import (
-	"fmt"
-	"os"
-)
+import "fmt"
 
 // Config is the [store] section of wasmq.toml.
 type Config struct {
@@ -13,7 +10,8 @@ type Config struct {
 	// Path is the SQLite database file. Defaults to "data/wasmq.db".
 	Path string `toml:"path"`
 	// DSN is the PostgreSQL connection string; the WASMQ_DATABASE_URL
-	// environment variable overrides it. No default.
+	// environment variable overrides it (read by package config). No
+	// default.
 	DSN string `toml:"dsn"`
 	// Migrate applies pending schema migrations when the server starts.
 	// Defaults to true for sqlite and false for postgres, where
@@ -21,17 +19,13 @@ type Config struct {
 	Migrate *bool `toml:"migrate"`
 }
 
-// WithDefaults returns c with every unset field at its documented default
-// and environment overrides applied.
+// WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
 	if c.Driver == "" {
 		c.Driver = "sqlite"
 	}
 	if c.Path == "" {
 		c.Path = "data/wasmq.db"
-	}
-	if v := os.Getenv("WASMQ_DATABASE_URL"); v != "" {
-		c.DSN = v
 	}
 	if c.Migrate == nil {
 		m := c.Driver == "sqlite"

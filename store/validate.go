@@ -97,28 +97,16 @@ func checkRange(field string, v, lo, hi int) error {
 	return nil
 }
 
-// checkChannel refuses a channel name that is not a normalised one.
+// checkChannel refuses a channel name that is not a full, valid one: the
+// edges normalise names (abi.ParseChannel); the store keeps them as given.
 func checkChannel(c string) error {
 	if c == "" {
 		return invalid("channel", "must not be empty")
 	}
-	if err := checkText("channel", c); err != nil {
-		return err
-	}
-	if c != abi.RootChannel && !strings.HasPrefix(c, abi.RootChannel+".") {
+	if abi.NormalizeChannel(c) != c {
 		return invalid("channel", "%q is not a full channel name (root or root.…)", c)
 	}
-	for _, part := range strings.Split(c, ".") {
-		if part == "" {
-			return invalid("channel", "%q is not a channel name (dot-separated words)", c)
-		}
-		for _, r := range part {
-			if !(r == '_' || r == '-' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
-				return invalid("channel", "%q: channel names use letters, digits, _ and -", c)
-			}
-		}
-	}
-	return nil
+	return abi.CheckChannel(c)
 }
 
 // Validate refuses a job no store may keep, naming the field: before any

@@ -23,6 +23,7 @@ import (
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/host"
+	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/server"
 	"github.com/wasmq/wasmq/store/backends"
 )
@@ -214,7 +215,7 @@ func runSync(args []string, out io.Writer) error {
 		return err
 	}
 	defer h.Close(context.Background())
-	svc := &enqueue.Service{Funcs: h, Sync: h}
+	svc := &enqueue.Service{Funcs: h, Sync: runner.Sync{Exec: h, DefaultRetryInterval: f.Runner.DefaultRetryInterval.D()}.Run}
 	body, _ := json.Marshal(map[string]any{"func": pos[0], "args": json.RawMessage(a), "kwargs": json.RawMessage(kw), "context": json.RawMessage(c)})
 	var req enqueue.Request
 	if err := enqueue.Decode(body, &req); err != nil {
