@@ -2,6 +2,7 @@ package enqueue
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 	"time"
 
@@ -47,4 +48,17 @@ type funcs struct{}
 
 func (funcs) Function(tenant, fn string) (abi.FunctionConfig, error) {
 	return abi.FunctionConfig{}, nil
+}
+
+func TestSecondsFromNowAreCheckedAtTheirBoundaries(t *testing.T) {
+	now := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	for _, raw := range []string{"9223372037", "-9223372037", "3153600001"} {
+		if _, err := ParseWhen("eta", json.RawMessage(raw), now); !errors.Is(err, abi.ErrInvalid) {
+			t.Errorf("eta %s: %v, want abi.ErrInvalid", raw, err)
+		}
+	}
+	got, err := ParseWhen("eta", json.RawMessage("3153600000"), now)
+	if err != nil || got.Year() != 2126 {
+		t.Errorf("eta 100 years ahead: %v %v", got, err)
+	}
 }

@@ -69,9 +69,18 @@ func ParseWhen(field string, raw json.RawMessage, now time.Time) (*time.Time, er
 	if err != nil {
 		return nil, &abi.FieldError{Field: field, Msg: "must be an RFC 3339 instant or a whole number of seconds from now", Err: ErrMalformed}
 	}
+	// A time.Duration holds ±292 years: past that the sum would wrap
+	// around (9223372037 s once became 1734).
+	if n > maxSecondsFromNow || n < -maxSecondsFromNow {
+		return nil, &abi.FieldError{Field: field, Msg: fmt.Sprintf("%d seconds from now is out of range (at most %d)", n, int64(maxSecondsFromNow)), Err: abi.ErrInvalid}
+	}
 	t := now.Add(time.Duration(n) * time.Second)
 	return &t, nil
 }
+
+// maxSecondsFromNow bounds an eta or expected_at given in seconds: 100
+// years, well inside what a time.Duration holds.
+const maxSecondsFromNow = 100 * 365 * 24 * 3600
 
 // Decode reads one JSON value into v strictly: unknown fields, wrong
 // types and trailing data are errors naming the field.
