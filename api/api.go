@@ -96,7 +96,7 @@ func New(o Options) http.Handler {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeErr(w, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
+		s.writeErr(w, r, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
 	})
 	if o.UI != nil {
 		s.mux.Handle("/", o.UI)
@@ -123,7 +123,7 @@ func (s *server) route(pattern string, h handler) {
 			err = h(w, r, c)
 		}
 		if err != nil {
-			writeErr(w, err)
+			s.writeErr(w, r, err)
 		}
 		s.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Dur("took", time.Since(start)).Err(err).Msg("request")
 	})
@@ -422,7 +422,10 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := s.Store.Ping(ctx); err != nil {
-		writeJSON(w, 503, map[string]string{"status": "store unreachable: " + err.Error()})
+		// Unauthenticated: the cause (which may name the database, its
+		// user and host) goes to the log only.
+		s.Log.Warn().Err(err).Msg("readiness: store unreachable")
+		writeJSON(w, 503, map[string]string{"status": "store unreachable"})
 		return
 	}
 	if !s.Plugins.Ready() {

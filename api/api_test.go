@@ -555,6 +555,8 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"ChannelsPluginsHealthMetricsAndOpenAPI", TestChannelsPluginsHealthMetricsAndOpenAPI},
 		{"ListPagingAndFilters", TestListPagingAndFilters},
 		{"MaxPendingQuotaCountsWaitingJobs", TestMaxPendingQuotaCountsWaitingJobs},
+		{"HostileBytesAreRefusedNotAnInternalError", TestHostileBytesAreRefusedNotAnInternalError},
+		{"InternalErrorsKeepTheirCauseInTheLog", TestInternalErrorsKeepTheirCauseInTheLog},
 	} {
 		t.Run(c.name, c.fn)
 	}

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,11 +52,20 @@ func classify(err error) *httpError {
 	case errors.Is(err, abi.ErrInvalid):
 		return &httpError{422, "invalid_argument", err.Error(), field}
 	}
-	return &httpError{500, "internal", err.Error(), ""}
+	// The cause stays in the server's log: it may name the database, its
+	// user and host, or a query.
+	return &httpError{500, "internal", "internal error; the server log has the details", ""}
 }
 
-func writeErr(w http.ResponseWriter, err error) {
+// writeErr answers err in the contract's error shape. A 5xx is logged
+// with a reference the answer repeats, so an operator finds the cause.
+func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	he := classify(err)
+	if he.status >= 500 {
+		ref := errorRef()
+		s.Log.Error().Err(err).Str("ref", ref).Str("method", r.Method).Str("path", r.URL.Path).Msg("internal error")
+		he.msg += " (ref " + ref + ")"
+	}
 	if he.status == 429 {
 		var qe *enqueue.QuotaError
 		if errors.As(err, &qe) {
@@ -72,4 +83,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
+}
+
+func errorRef() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

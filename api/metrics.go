@@ -12,12 +12,12 @@ import (
 // (all tenants) and this node's runner counters.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.auth(r); err != nil {
-		writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	counts, err := s.Store.Counts(r.Context(), "")
 	if err != nil {
-		writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")

@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,6 +65,7 @@ type driver struct {
 	subMu sync.Mutex
 	subs  map[chan store.Event]bool // → events were dropped
 
+	closed          atomic.Bool
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
 }
@@ -227,8 +229,12 @@ func (s *driver) Migrate(ctx context.Context) (int, error) {
 	return applied, nil
 }
 
-// Close releases the file; safe to call twice.
+// Close releases the file; safe to call twice. The handles stay: a call
+// after Close is an error ("database is closed"), not a crash.
 func (s *driver) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
 	if s.stopCheckpoints != nil {
 		close(s.stopCheckpoints)
 		<-s.checkpointsDone
@@ -241,11 +247,9 @@ func (s *driver) Close() error {
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())
-		s.w = nil
 	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
-		s.r = nil
 	}
 	if s.lock != nil {
 		syscall.Flock(int(s.lock.Fd()), syscall.LOCK_UN)
@@ -256,7 +260,7 @@ func (s *driver) Close() error {
 }
 
 func (s *driver) Ping(ctx context.Context) error {
-	if s.r == nil {
+	if s.closed.Load() {
 		return errors.New("sqlite store: closed")
 	}
 	return s.r.PingContext(ctx)
