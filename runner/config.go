@@ -21,7 +21,7 @@ type Config struct {
 	// root channel's capacity.
 	Workers int `toml:"workers"`
 	// Lease is how long a node's claim on a job lasts without renewal; a
-	// killed node's jobs come back after it. Defaults to 10s.
+	// killed node's jobs come back after it. Defaults to 3s (DefaultLease).
 	Lease abi.Duration `toml:"lease"`
 	// ShutdownTimeout is how long a stopping node lets running jobs
 	// finish before interrupting them. Defaults to 30s.
@@ -46,6 +46,12 @@ type Config struct {
 	TenantMaxRunning map[string]int `toml:"-"`
 }
 
+// DefaultLease brings a killed node's jobs back within 4 s (the lease,
+// plus the reaper's period of lease/3) at the cost of one renewal per
+// node per second. A store unreachable for longer than a lease makes the
+// node's running jobs run again once it is back (docs/reliability.md).
+const DefaultLease = 3 * time.Second
+
 // WithDefaults returns c with unset fields at their defaults.
 func (c Config) WithDefaults() Config {
 	if c.Channels == "" {
@@ -60,7 +66,7 @@ func (c Config) WithDefaults() Config {
 			*d = abi.Duration(v)
 		}
 	}
-	def(&c.Lease, 10*time.Second)
+	def(&c.Lease, DefaultLease)
 	def(&c.ShutdownTimeout, 30*time.Second)
 	def(&c.DefaultRetryInterval, abi.DefaultRetryInterval)
 	def(&c.RemovalInterval, 30*24*time.Hour)
