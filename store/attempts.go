@@ -1,6 +1,11 @@
 package store
 
-import "github.com/wasmq/wasmq/abi"
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/wasmq/wasmq/abi"
+)
 
 // WithCurrent completes a job's recorded attempts with the one its row
 // holds, if not recorded: the attempt running now, or the last one of a
@@ -27,4 +32,49 @@ func WithCurrent(recorded []abi.Attempt, j abi.Job) []abi.Attempt {
 		return recorded
 	}
 	return append(recorded, a)
+}
+
+// DecodeLogs reads an attempt's logs as a driver stored them (a JSON
+// list); none is an empty list, never null.
+func DecodeLogs(raw []byte) ([]abi.LogLine, error) {
+	var logs []abi.LogLine
+	if err := json.Unmarshal(raw, &logs); err != nil {
+		return nil, fmt.Errorf("attempt logs: %w", err)
+	}
+	if logs == nil {
+		logs = []abi.LogLine{}
+	}
+	return logs, nil
+}
+
+// AttachParents fills each job's DependsOn from (child, parent) rows, in
+// the order the rows come (the order the parents were given).
+func AttachParents(jobs []abi.Job, rows [][2]string) {
+	at := make(map[string]int, len(jobs))
+	for i := range jobs {
+		at[jobs[i].UUID] = i
+		jobs[i].DependsOn = []string{}
+	}
+	for _, r := range rows {
+		if i, ok := at[r[0]]; ok {
+			jobs[i].DependsOn = append(jobs[i].DependsOn, r[1])
+		}
+	}
+}
+
+// OneJob is the job a lookup by uuid found, or abi.ErrNotFound.
+func OneJob(jobs []abi.Job, uuid string) (abi.Job, error) {
+	if len(jobs) == 0 {
+		return abi.Job{}, fmt.Errorf("job %s: %w", uuid, abi.ErrNotFound)
+	}
+	return jobs[0], nil
+}
+
+// UUIDs are the jobs' uuids, in order.
+func UUIDs(jobs []abi.Job) []string {
+	out := make([]string, len(jobs))
+	for i := range jobs {
+		out[i] = jobs[i].UUID
+	}
+	return out
 }

@@ -116,9 +116,13 @@ func insertOneByOne(ctx context.Context, tx Tx, jobs []NewJob, out []Inserted) e
 			}
 			parents = append(parents, p)
 		}
-		refs, err := tx.JobRefs(ctx, parents)
+		found, err := tx.JobRefs(ctx, parents)
 		if err != nil {
 			return err
+		}
+		refs := make(map[string]JobRef, len(found))
+		for _, r := range found {
+			refs[r.UUID] = r
 		}
 		states := make([]abi.State, len(parents))
 		for k, p := range parents {

@@ -74,9 +74,9 @@ type Tx interface {
 	// LockJob reads a job (tenant "" = any) and keeps it from other
 	// writers until the transaction ends; abi.ErrNotFound if missing.
 	LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
-	// JobRefs reads who owns these jobs and their state; missing ones
-	// are absent from the answer.
-	JobRefs(ctx context.Context, uuids []string) (map[string]JobRef, error)
+	// JobRefs reads who owns these jobs and their state, in any order;
+	// missing ones are absent from the answer.
+	JobRefs(ctx context.Context, uuids []string) ([]JobRef, error)
 	// WaitingChildren reads the jobs in wait_dependencies that depend on
 	// any of parents.
 	WaitingChildren(ctx context.Context, parents []string) ([]abi.Job, error)
@@ -136,7 +136,7 @@ type CountRow struct {
 
 // JobRef is who owns a job and where it stands.
 type JobRef struct {
-	Tenant, Channel string
+	UUID, Tenant, Channel string
 	State           abi.State
 }
 

@@ -61,25 +61,17 @@ func fillDeps(ctx context.Context, q querier, jobs []abi.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	idx := make(map[string]int, len(jobs))
-	ids := make([]string, len(jobs))
-	for i, j := range jobs {
-		idx[j.UUID] = i
-		ids[i] = j.UUID
-	}
+	ids := store.UUIDs(jobs)
 	rows, err := q.Query(ctx, `SELECT child, parent FROM job_dependencies WHERE child = ANY($1) ORDER BY child, ctid`, ids)
 	if err != nil {
 		return fmt.Errorf("postgres store: select dependencies: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var c, p string
-		if err := rows.Scan(&c, &p); err != nil {
-			return err
-		}
-		jobs[idx[c]].DependsOn = append(jobs[idx[c]].DependsOn, p)
-	}
-	return rows.Err()
+	pairs, err := collect(rows, "select dependencies", func(r pgx.CollectableRow) ([2]string, error) {
+		var p [2]string
+		return p, r.Scan(&p[0], &p[1])
+	})
+	store.AttachParents(jobs, pairs)
+	return err
 }
 
 func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error) {
@@ -87,10 +79,7 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 	if err != nil {
 		return abi.Job{}, err
 	}
-	if len(jobs) == 0 {
-		return abi.Job{}, fmt.Errorf("job %s: %w", uuid, abi.ErrNotFound)
-	}
-	return jobs[0], nil
+	return store.OneJob(jobs, uuid)
 }
 
 func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
@@ -177,27 +166,20 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: select attempts: %w", err)
 	}
-	defer rows.Close()
-	out := []abi.Attempt{}
-	for rows.Next() {
+	out, err := collect(rows, "select attempts", func(r pgx.CollectableRow) (abi.Attempt, error) {
 		a := abi.Attempt{JobUUID: uuid}
-		var logs string
-		if err := rows.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &a.Started, &a.Ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs); err != nil {
-			return nil, err
+		var logs []byte
+		if err := r.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &a.Started, &a.Ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs); err != nil {
+			return a, err
 		}
 		a.Started = a.Started.UTC()
-		if err := json.Unmarshal([]byte(logs), &a.Logs); err != nil {
-			return nil, fmt.Errorf("postgres store: attempt logs: %w", err)
-		}
-		if a.Logs == nil {
-			a.Logs = []abi.LogLine{}
-		}
-		out = append(out, a)
+		a.Logs, err = store.DecodeLogs(logs)
+		return a, err
+	})
+	if out == nil && err == nil {
+		out = []abi.Attempt{}
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, err
 }
 
 func (s *driver) Counts(ctx context.Context, tenant string) ([]store.CountRow, error) {

@@ -13,17 +13,15 @@ import (
 )
 
 func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
-		FROM pending_log WHERE version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
-	if err != nil {
-		return nil, fmt.Errorf("postgres store: pending since %d: %w", afterVersion, err)
-	}
-	return collectCandidates(rows)
+	return s.candidates(ctx, `FROM pending_log WHERE version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
 }
 
 func (s *driver) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+`
-		FROM jobs WHERE uuid = ANY($1) AND state || '' = 'pending'`, uuids)
+	return s.candidates(ctx, `FROM jobs WHERE uuid = ANY($1) AND state || '' = 'pending'`, uuids)
+}
+
+func (s *driver) candidates(ctx context.Context, from string, args ...any) ([]store.Candidate, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+candidateColumns+` `+from, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: pending jobs: %w", err)
 	}

@@ -26,26 +26,12 @@ func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	return jobs[0], nil
 }
 
-func (w *wtx) JobRefs(ctx context.Context, uuids []string) (map[string]store.JobRef, error) {
-	out := make(map[string]store.JobRef, len(uuids))
-	if len(uuids) == 0 {
-		return out, nil
-	}
+func (w *wtx) JobRefs(ctx context.Context, uuids []string) ([]store.JobRef, error) {
 	rows, err := w.Query(ctx, `SELECT uuid, tenant, channel, state FROM jobs WHERE uuid = ANY($1)`, uuids)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: read jobs: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, st string
-		var r store.JobRef
-		if err := rows.Scan(&id, &r.Tenant, &r.Channel, &st); err != nil {
-			return nil, fmt.Errorf("postgres store: read jobs: %w", err)
-		}
-		r.State = abi.State(st)
-		out[id] = r
-	}
-	return out, rows.Err()
+	return collect(rows, "read jobs", pgx.RowToStructByPos[store.JobRef])
 }
 
 // WaitingChildren locks the children it reads: the core writes them back.

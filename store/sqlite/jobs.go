@@ -111,26 +111,22 @@ func fillDeps(ctx context.Context, q querier, jobs []abi.Job) error {
 	if len(jobs) == 0 {
 		return nil
 	}
-	idx := make(map[string]int, len(jobs))
-	ph := make([]string, len(jobs))
-	args := make([]any, len(jobs))
-	for i, j := range jobs {
-		idx[j.UUID] = i
-		ph[i] = "?"
-		args[i] = j.UUID
-	}
-	rows, err := q.QueryContext(ctx, `SELECT child, parent FROM job_dependencies WHERE child IN (`+strings.Join(ph, ",")+`) ORDER BY rowid`, args...)
+	ids := store.UUIDs(jobs)
+	in, args := inList(ids)
+	rows, err := q.QueryContext(ctx, `SELECT child, parent FROM job_dependencies WHERE child IN `+in+` ORDER BY rowid`, args...)
 	if err != nil {
 		return fmt.Errorf("sqlite store: select dependencies: %w", err)
 	}
 	defer rows.Close()
+	var pairs [][2]string
 	for rows.Next() {
-		var c, p string
-		if err := rows.Scan(&c, &p); err != nil {
-			return err
+		var p [2]string
+		if err := rows.Scan(&p[0], &p[1]); err != nil {
+			return fmt.Errorf("sqlite store: select dependencies: %w", err)
 		}
-		jobs[idx[c]].DependsOn = append(jobs[idx[c]].DependsOn, p)
+		pairs = append(pairs, p)
 	}
+	store.AttachParents(jobs, pairs)
 	return rows.Err()
 }
 
@@ -139,10 +135,7 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 	if err != nil {
 		return abi.Job{}, err
 	}
-	if len(jobs) == 0 {
-		return abi.Job{}, fmt.Errorf("job %s: %w", uuid, abi.ErrNotFound)
-	}
-	return jobs[0], nil
+	return store.OneJob(jobs, uuid)
 }
 
 func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
@@ -215,24 +208,17 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 		a := abi.Attempt{JobUUID: uuid}
 		var started int64
 		var ended sql.NullInt64
-		var logs string
+		var logs []byte
 		if err := rows.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &started, &ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs); err != nil {
+			return nil, fmt.Errorf("sqlite store: select attempts: %w", err)
+		}
+		a.Started, a.Ended = time.UnixMicro(started).UTC(), fromMicros(ended)
+		if a.Logs, err = store.DecodeLogs(logs); err != nil {
 			return nil, err
-		}
-		a.Started = time.UnixMicro(started).UTC()
-		a.Ended = fromMicros(ended)
-		if err := json.Unmarshal([]byte(logs), &a.Logs); err != nil {
-			return nil, fmt.Errorf("sqlite store: attempt logs: %w", err)
-		}
-		if a.Logs == nil {
-			a.Logs = []abi.LogLine{}
 		}
 		out = append(out, a)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 func (s *driver) Counts(ctx context.Context, tenant string) ([]store.CountRow, error) {

@@ -18,10 +18,9 @@ func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	return getJob(ctx, w, tenant, uuid)
 }
 
-func (w *wtx) JobRefs(ctx context.Context, uuids []string) (map[string]store.JobRef, error) {
-	out := make(map[string]store.JobRef, len(uuids))
+func (w *wtx) JobRefs(ctx context.Context, uuids []string) ([]store.JobRef, error) {
 	if len(uuids) == 0 {
-		return out, nil
+		return nil, nil
 	}
 	in, args := inList(uuids)
 	rows, err := w.QueryContext(ctx, `SELECT uuid, tenant, channel, state FROM jobs WHERE uuid IN `+in, args...)
@@ -29,14 +28,13 @@ func (w *wtx) JobRefs(ctx context.Context, uuids []string) (map[string]store.Job
 		return nil, fmt.Errorf("sqlite store: read jobs: %w", err)
 	}
 	defer rows.Close()
+	var out []store.JobRef
 	for rows.Next() {
-		var id, st string
 		var r store.JobRef
-		if err := rows.Scan(&id, &r.Tenant, &r.Channel, &st); err != nil {
+		if err := rows.Scan(&r.UUID, &r.Tenant, &r.Channel, &r.State); err != nil {
 			return nil, fmt.Errorf("sqlite store: read jobs: %w", err)
 		}
-		r.State = abi.State(st)
-		out[id] = r
+		out = append(out, r)
 	}
 	return out, rows.Err()
 }
