@@ -137,7 +137,7 @@ type CountRow struct {
 // JobRef is who owns a job and where it stands.
 type JobRef struct {
 	UUID, Tenant, Channel string
-	State           abi.State
+	State                 abi.State
 }
 
 // Outcome is a Completion as a driver writes it: checked, with its
