@@ -174,12 +174,24 @@ func (c *Core) Get(ctx context.Context, tenant, uuid string) (abi.Job, error) {
 
 func notFound(uuid string) error { return fmt.Errorf("job %q: %w", uuid, abi.ErrNotFound) }
 
+// MaxPageBytes bounds what one page of List holds: a job may carry
+// megabytes (arguments up to the body limit, a result up to the host's
+// max_output), and a page of a thousand such jobs must not take the server
+// down. A page stops at the job that crosses it (a page always has at
+// least one job) and says where the next one starts.
+const MaxPageBytes = 8 << 20
+
+// listChunk is how many rows List reads at a time at first; it grows
+// while the rows are small, so a page of small jobs costs a few queries
+// and one of large jobs never holds more than a chunk over the bound.
+const listChunk = 16
+
 func (c *Core) List(ctx context.Context, f Filter) (Page, error) {
 	if err := f.Validate(); err != nil {
 		return Page{}, err
 	}
 	limit := PageLimit(f.Limit)
-	q := ListQuery{Filter: f, Limit: limit + 1}
+	q := ListQuery{Filter: f}
 	if f.Cursor != "" {
 		created, seq, err := DecodeCursor(f.Cursor)
 		if err != nil {
@@ -187,20 +199,38 @@ func (c *Core) List(ctx context.Context, f Filter) (Page, error) {
 		}
 		q.After = &Cursor{Created: time.UnixMicro(created).UTC(), Seq: seq}
 	}
-	jobs, err := c.d.ListJobs(ctx, q)
-	if err != nil {
-		return Page{}, err
+	page := Page{Jobs: []abi.Job{}}
+	size, chunk := 0, listChunk
+	for {
+		// One row more than the page needs tells whether there is a next.
+		q.Limit = min(chunk, limit+1-len(page.Jobs))
+		jobs, err := c.d.ListJobs(ctx, q)
+		if err != nil {
+			return Page{}, err
+		}
+		for i, j := range jobs {
+			if len(page.Jobs) == limit || (len(page.Jobs) > 0 && size+jobSize(j) > MaxPageBytes) {
+				last := page.Jobs[len(page.Jobs)-1]
+				page.NextCursor = EncodeCursor(last.DateCreated.UnixMicro(), last.Seq)
+				return page, nil
+			}
+			page.Jobs, size = append(page.Jobs, j), size+jobSize(j)
+			if i == len(jobs)-1 {
+				q.After = &Cursor{Created: j.DateCreated, Seq: j.Seq}
+			}
+		}
+		if len(jobs) < q.Limit {
+			return page, nil // no more rows
+		}
+		if size < len(page.Jobs)*4096 {
+			chunk = min(chunk*4, limit+1)
+		}
 	}
-	page := Page{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		last := page.Jobs[limit-1]
-		page.NextCursor = EncodeCursor(last.DateCreated.UnixMicro(), last.Seq)
-	}
-	if page.Jobs == nil {
-		page.Jobs = []abi.Job{}
-	}
-	return page, nil
+}
+
+// jobSize approximates a job's weight in a page: what it may hold in bulk.
+func jobSize(j abi.Job) int {
+	return 1024 + len(j.Args) + len(j.Kwargs) + len(j.Context) + len(j.Result) + len(j.ExcInfo) + len(j.ExcMessage) + len(j.Description)
 }
 
 func (c *Core) Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error) {

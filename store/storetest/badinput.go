@@ -233,3 +233,43 @@ func illegalOutcomesAreRefused(t *testing.T, s store.Store) {
 		t.Fatalf("an illegal outcome moved the job to %s", got.State)
 	}
 }
+
+// A page of List is bounded in bytes, not only in jobs: large jobs come
+// a few per page, and paging still sees each exactly once.
+func pagesAreBoundedInBytes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	big := json.RawMessage(`["` + strings.Repeat("x", 3<<20) + `"]`)
+	want := map[string]bool{}
+	for i := 0; i < 5; i++ {
+		j := nj("t")
+		j.Args = big
+		want[insert(t, s, j)[0].UUID] = true
+	}
+	small := insert(t, s, nj("t"), nj("t"))
+	want[small[0].UUID], want[small[1].UUID] = true, true
+	seen, pages := map[string]bool{}, 0
+	for f := (store.Filter{Tenant: "t", Limit: 1000}); ; pages++ {
+		p, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes := 0
+		for _, j := range p.Jobs {
+			if seen[j.UUID] {
+				t.Fatalf("job %s on two pages", j.UUID)
+			}
+			seen[j.UUID] = true
+			bytes += len(j.Args)
+		}
+		if len(p.Jobs) > 1 && bytes > store.MaxPageBytes {
+			t.Fatalf("a page of %d jobs holds %d bytes of args", len(p.Jobs), bytes)
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		f.Cursor = p.NextCursor
+	}
+	if len(seen) != len(want) || pages < 2 {
+		t.Fatalf("saw %d of %d jobs in %d pages", len(seen), len(want), pages+1)
+	}
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HostileLookupsFindNothing", hostileLookupsFindNothing},
 		{"PluginReportsAreMendedNotLost", pluginReportsAreMendedNotLost},
 		{"IllegalOutcomesAreRefused", illegalOutcomesAreRefused},
+		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
