@@ -14,8 +14,10 @@ type Config struct {
 	// WASMQ_CHANNELS environment variable overrides it (read by package
 	// config). Defaults to "root:4".
 	Channels string `toml:"channels"`
-	// NodeID names this process in worker_id and leases. Defaults to
-	// "<hostname>-<pid>".
+	// NodeID names this node in worker_id and leases, followed by an
+	// incarnation drawn at each start ("worker-1/3f9a02c1"), so a process
+	// started again under the same name never adopts the leases of the one
+	// before it. Defaults to "<hostname>-<pid>".
 	NodeID string `toml:"node_id"`
 	// Workers is how many jobs this node runs at once. Defaults to the
 	// root channel's capacity.

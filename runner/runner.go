@@ -5,6 +5,8 @@ package runner
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sync"
@@ -24,12 +26,18 @@ type Executor interface {
 
 // Runner is one node's scheduler (when it leads) and workers.
 type Runner struct {
-	cfg   Config
-	tree  *ChannelTree
-	store store.Store
-	exec  Executor
-	log   zerolog.Logger
-	stats counters
+	cfg Config
+	// workerID is this process's name in worker_id, leases and
+	// announcements: the node_id and an incarnation drawn at start, so a
+	// process that comes back under the same node_id (a fixed name, or
+	// <hostname>-<pid> as PID 1 in a container) never renews, completes or
+	// counts as its own what the killed one held.
+	workerID string
+	tree     *ChannelTree
+	store    store.Store
+	exec     Executor
+	log      zerolog.Logger
+	stats    counters
 
 	startOnce, stopOnce sync.Once
 	started             atomic.Bool
@@ -112,7 +120,7 @@ func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner
 	}
 	tree, _ := ParseChannels(cfg.Channels)
 	r := &Runner{
-		cfg: cfg, tree: tree, store: st, exec: exec,
+		cfg: cfg, workerID: cfg.NodeID + "/" + incarnation(), tree: tree, store: st, exec: exec,
 		log:         log.With().Str("component", "runner").Str("node", cfg.NodeID).Logger(),
 		slots:       make(chan struct{}, cfg.Workers),
 		slotFreed:   make(chan struct{}, 1),
@@ -125,6 +133,16 @@ func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner
 	}
 	return r, nil
 }
+
+// incarnation tells one start of a process from another.
+func incarnation() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// WorkerID is this process's name in the jobs it runs: node_id/incarnation.
+func (r *Runner) WorkerID() string { return r.workerID }
 
 // Fatal delivers the error after which this node must stop: the
 // database was migrated past this binary while it ran. The runner has
@@ -242,7 +260,7 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 		}
 		if free > 0 && claimable {
 			limit := min(free, r.cfg.BatchSize)
-			jobs, err := r.store.Claim(ctx, r.cfg.NodeID, limit, time.Now().Add(r.cfg.Lease.D()))
+			jobs, err := r.store.Claim(ctx, r.workerID, limit, time.Now().Add(r.cfg.Lease.D()))
 			if err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("claim failed")
 			}
@@ -418,7 +436,7 @@ func (r *Runner) renewLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Lease.D() / 3)
 	defer t.Stop()
 	announce := func() {
-		err := r.store.Announce(ctx, r.cfg.NodeID)
+		err := r.store.Announce(ctx, r.workerID)
 		switch {
 		case errors.Is(err, store.ErrSchemaAhead):
 			r.log.Error().Err(err).Msg("the database was migrated past this binary: taking no more jobs; stop this node and upgrade it")
@@ -439,7 +457,7 @@ func (r *Runner) renewLoop(ctx context.Context) {
 			return
 		case <-t.C:
 			announce()
-			if _, err := r.store.RenewLeases(ctx, r.cfg.NodeID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
+			if _, err := r.store.RenewLeases(ctx, r.workerID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("renew leases failed")
 			}
 		}

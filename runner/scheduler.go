@@ -474,7 +474,7 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 		share = max(0, min(len(pick), (len(s.running)+alive-1)/alive-busy))
 	}
 	if n := s.r.reserveSlots(min(share, s.r.cfg.BatchSize)); n > 0 {
-		started, err := s.r.store.Start(wctx, pick[:n], s.r.cfg.NodeID, lease)
+		started, err := s.r.store.Start(wctx, pick[:n], s.r.workerID, lease)
 		s.r.releaseSlots(n - len(started))
 		if err != nil {
 			s.uncount(pick)
@@ -511,7 +511,7 @@ func (s *scheduler) aliveNodes() int {
 		switch {
 		case time.Since(seen) > s.r.cfg.Lease.D():
 			delete(s.nodes, node)
-		case node != s.r.cfg.NodeID:
+		case node != s.r.workerID:
 			alive++
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -112,6 +113,12 @@ type listed struct {
 	WorkerID string `json:"worker_id"`
 }
 
+// nodeOf is the node_id of a worker_id (node_id/incarnation).
+func nodeOf(workerID string) string {
+	node, _, _ := strings.Cut(workerID, "/")
+	return node
+}
+
 func listAll(t *testing.T, url string) []listed {
 	t.Helper()
 	var all []listed
@@ -153,7 +160,7 @@ func TestTwoNodesRunEveryJobExactlyOnce(t *testing.T) {
 		for _, j := range all {
 			if j.State == "done" {
 				done++
-				byNode[j.WorkerID]++
+				byNode[nodeOf(j.WorkerID)]++
 			}
 		}
 		if done == 1000 {
@@ -209,7 +216,7 @@ func TestJobsOfAKilledNodeFinishOnAnother(t *testing.T) {
 		for _, j := range all {
 			if j.State == "done" {
 				done++
-				if j.WorkerID != "node-b" || j.Attempt != 2 || j.Retry != 2 {
+				if nodeOf(j.WorkerID) != "node-b" || j.Attempt != 2 || j.Retry != 2 {
 					t.Fatalf("recovered job %+v: want run by node-b on attempt 2, the death counted", j)
 				}
 			}
@@ -269,5 +276,70 @@ func TestANodeStopsWhenTheDatabaseIsMigratedPastIt(t *testing.T) {
 	var state string
 	if err := conn.QueryRow(context.Background(), `SELECT state FROM jobs WHERE uuid = $1`, j["uuid"]).Scan(&state); err != nil || state != "done" {
 		t.Fatalf("the running job is %q (%v), want done: a graceful stop lets it finish", state, err)
+	}
+}
+
+// waitStarted waits until n jobs of the node are started.
+func waitStarted(t *testing.T, url string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		started := 0
+		for _, j := range listAll(t, url) {
+			if j.State == "started" {
+				started++
+			}
+		}
+		if started >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d jobs started, want %d", started, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A node killed and started again under the same node_id (a fixed name,
+// or <hostname>-<pid> as PID 1 in a container) is a new incarnation: it
+// does not renew its predecessor's leases, so the jobs the killed process
+// held come back and run, instead of staying started for good.
+func TestANodeBackUnderTheSameNameDoesNotAdoptItsLeases(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	a := startNode(t, bin, dsn, "worker-1")
+	jobs := make([]map[string]any, 12)
+	for i := range jobs {
+		jobs[i] = map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 3000}}
+	}
+	post(t, a.url+"/v1/jobs:batch", map[string]any{"jobs": jobs})
+	waitStarted(t, a.url, 8)
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	a.cmd.Wait()
+	killed := time.Now()
+	again := startNode(t, bin, dsn, "worker-1")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		all := listAll(t, again.url)
+		done, rerun := 0, 0
+		for _, j := range all {
+			if j.State == "done" {
+				done++
+				if j.Attempt == 2 {
+					rerun++
+				}
+			}
+		}
+		if done == 12 {
+			if rerun != 8 {
+				t.Fatalf("%d jobs ran twice, want the 8 the killed process held", rerun)
+			}
+			t.Logf("all 12 done %v after kill -9 and restart under the same name", time.Since(killed))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 12 jobs done 30s after the restart: %+v", done, all)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
