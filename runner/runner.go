@@ -49,6 +49,10 @@ type Runner struct {
 	fetchCancel context.CancelFunc // claiming
 	jobCtx      context.Context
 	jobCancel   context.CancelFunc // running attempts
+	// abandon ends the completer's retries: only a stop whose shutdown
+	// timeout ran out gives up on writing outcomes.
+	abandon       context.Context
+	abandonCancel context.CancelFunc
 
 	fetchDone   chan struct{} // closed when fetchLoop has returned
 	slots       chan struct{} // one token per free worker slot
@@ -163,6 +167,7 @@ func (r *Runner) Start(ctx context.Context) error {
 		lead, leadCancel := context.WithCancel(bg)
 		r.bgCancel, r.fetchCancel, r.leadCancel = bgCancel, fetchCancel, leadCancel
 		r.jobCtx, r.jobCancel = context.WithCancel(context.WithoutCancel(ctx))
+		r.abandon, r.abandonCancel = context.WithCancel(context.WithoutCancel(ctx))
 		r.completerWG.Add(1)
 		go r.completer()
 		// One long-lived goroutine per worker slot: a goroutine per job
@@ -217,7 +222,12 @@ func (r *Runner) Stop(ctx context.Context) error {
 		close(r.work)
 		r.workersWG.Wait()
 		close(r.completions)
+		// Outcomes still unwritten (the store is away) get one more
+		// shutdown timeout; then their leases lapse and the jobs come back.
+		giveUp := time.AfterFunc(r.cfg.ShutdownTimeout.D(), r.abandonCancel)
+		defer giveUp.Stop()
 		r.completerWG.Wait()
+		r.abandonCancel()
 		r.bgCancel()
 		r.bg.Wait()
 		r.log.Info().Msg("runner stopped")
@@ -394,27 +404,34 @@ func (r *Runner) completer() {
 	}
 }
 
-// flush retries a failed write: an attempt's outcome must not be lost to
-// a passing store error. Past a minute the lease reaper takes over.
+// flush writes a batch of outcomes, retrying for as long as the process
+// runs: an attempt's outcome must not be lost to a store outage, however
+// long. Meanwhile the leases of these jobs are renewed as usual, so none
+// is taken back while its outcome waits (an outage longer than a lease
+// lets the reaper take them back first: then the write applies to
+// nothing and the jobs run again). Only a stop past its shutdown timeout
+// abandons the batch.
 func (r *Runner) flush(batch []store.Completion) {
-	deadline := time.Now().Add(time.Minute)
-	for wait := 50 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	for wait, tries := 50*time.Millisecond, 1; ; wait, tries = min(wait*2, 5*time.Second), tries+1 {
+		ctx, cancel := context.WithTimeout(r.abandon, 30*time.Second)
 		_, err := r.store.Complete(ctx, batch)
 		cancel()
 		if err == nil {
 			r.settled(batch)
 			return
 		}
-		if time.Now().After(deadline) {
+		if r.abandon.Err() != nil {
 			// Not settled for the scheduler: the jobs still count as
 			// started (a sequential channel must not move past them) until
 			// the reaper takes them back and says so.
-			r.log.Error().Err(err).Int("jobs", len(batch)).Msg("could not record outcomes; their leases will expire and the jobs come back")
+			r.log.Error().Err(err).Int("jobs", len(batch)).Msg("stopping: outcomes not recorded; their leases will lapse and the jobs come back")
 			return
 		}
-		r.log.Warn().Err(err).Msg("recording outcomes failed; retrying")
-		time.Sleep(wait)
+		r.log.Warn().Err(err).Int("jobs", len(batch)).Int("tries", tries).Msg("recording outcomes failed; retrying")
+		select {
+		case <-time.After(wait):
+		case <-r.abandon.Done():
+		}
 	}
 }
 
