@@ -5,7 +5,7 @@ CONFIG    ?= wasmq.toml
 # Packages whose goroutines share state: always tested with the race detector.
 RACE_PKGS ?= ./store/... ./host/... ./runner/... ./api/... ./enqueue/... ./client/...
 
-.PHONY: help build run test test-race test-rest lint fmt bench plugins clean
+.PHONY: help build run test test-race test-rest chaos lint fmt bench plugins clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -23,6 +23,9 @@ test-race: ## the concurrent packages under the race detector
 
 test-rest: ## every other package (CLI, config, UI in a real browser, examples)
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(store|host|runner|api|enqueue|client)(/|$$)')
+
+chaos: ## the fault suite: kill -9 of nodes, PostgreSQL restarted and stopped for 75 s (stops the local cluster: run it alone)
+	$(GO) test -tags chaos -run Chaos -count=1 -v -timeout 20m ./cmd/wasmq/
 
 lint: ## gofmt, go vet and a tidy go.mod/go.sum
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

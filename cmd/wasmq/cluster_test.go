@@ -37,8 +37,16 @@ func buildWasmq(t *testing.T) string {
 	return bin
 }
 
-// startNode starts a node on the shared PostgreSQL schema of dsn.
+// startNode starts a node on the shared PostgreSQL schema of dsn, with a
+// 2 s lease.
 func startNode(t *testing.T, bin, dsn, name string) *node {
+	t.Helper()
+	return startNodeWith(t, bin, dsn, name, `lease = "2s"`)
+}
+
+// startNodeWith starts a node with these lines added to its [runner]
+// section; a dsn that is a file path makes it a SQLite node.
+func startNodeWith(t *testing.T, bin, dsn, name, runner string) *node {
 	t.Helper()
 	dir := t.TempDir()
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -50,18 +58,17 @@ func startNode(t *testing.T, bin, dsn, name string) *node {
 listen = %q
 log_level = "warn"
 [store]
-driver = "postgres"
-dsn = %q
+%s
 migrate = true
 [runner]
 channels = "root:8"
 node_id = %q
-lease = "2s"
 shutdown_timeout = "2s"
+%s
 [host]
 plugins_dir = %q
 cache_dir = %q
-`, addr, dsn, name, plugins, filepath.Join(dir, "cache"))), 0o644)
+`, addr, storeLines(dsn), name, runner, plugins, filepath.Join(dir, "cache"))), 0o644)
 	n := &node{url: "http://" + addr, name: name, log: filepath.Join(dir, "serve.log")}
 	n.cmd = exec.Command(bin, "serve", "--config", cfg)
 	logf, _ := os.Create(n.log)
@@ -87,6 +94,13 @@ cache_dir = %q
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+func storeLines(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres") {
+		return fmt.Sprintf("driver = \"postgres\"\ndsn = %q", dsn)
+	}
+	return fmt.Sprintf("driver = \"sqlite\"\npath = %q", dsn)
 }
 
 func post(t *testing.T, url string, body any) map[string]any {

@@ -1,0 +1,183 @@
+//go:build chaos
+
+// The fault suite (make chaos): real processes killed at random moments,
+// the real PostgreSQL restarted and stopped for more than a minute. Each
+// test prints what it measured. It stops and starts the local PostgreSQL
+// cluster: run it alone.
+package main
+
+import (
+	"context"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/store/pgtest"
+)
+
+// pgctl stops or starts the local PostgreSQL cluster.
+func pgctl(t *testing.T, action string) {
+	t.Helper()
+	vers, _ := filepath.Glob("/etc/postgresql/*")
+	if len(vers) == 0 {
+		t.Skip("no local PostgreSQL cluster to restart")
+	}
+	sort.Strings(vers)
+	args := []string{"--skip-systemctl-redirect", filepath.Base(vers[len(vers)-1]), "main", action}
+	if action == "stop" {
+		args = append(args, "-m", "fast")
+	}
+	if out, err := exec.Command("pg_ctlcluster", args...).CombinedOutput(); err != nil {
+		t.Fatalf("pg_ctlcluster %s: %v\n%s", action, err, out)
+	}
+}
+
+// progress counts the node's jobs by state, as one node's API lists them.
+func progress(t *testing.T, url string) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, j := range listAll(t, url) {
+		out[j.State]++
+	}
+	return out
+}
+
+// waitAllDone waits until every one of n jobs is done and nothing is left
+// started, and returns when that was.
+func waitAllDone(t *testing.T, url string, n int, timeout time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if p := progress(t, url); p["done"] == n {
+			return time.Now()
+		} else if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v, want %d done", timeout, p, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func sleepJobs(n, ms int) []map[string]any {
+	jobs := make([]map[string]any, n)
+	for i := range jobs {
+		jobs[i] = map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": ms}}
+	}
+	return jobs
+}
+
+// firstStartAfter is how long after t the first job started: when work
+// resumed; -1 while none has.
+func firstStartAfter(t *testing.T, dsn string, after time.Time) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return -1
+	}
+	defer conn.Close(ctx)
+	var first *time.Time
+	if err := conn.QueryRow(ctx, `SELECT MIN(date_started) FROM jobs WHERE date_started > $1`, after).Scan(&first); err != nil || first == nil {
+		return -1
+	}
+	return first.Sub(after)
+}
+
+// A PostgreSQL outage longer than a minute, with the default lease: once
+// the database is back, work resumes within seconds and every job ends
+// done; nothing is left started.
+func TestChaosPostgresOutageLongerThanAMinute(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	a := startNodeWith(t, bin, dsn, "outage", "")
+	post(t, a.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(200, 3000)})
+	waitStarted(t, a.url, 8)
+	pgctl(t, "stop")
+	stopped := time.Now()
+	defer pgctl(t, "start") // whatever happens, the next tests need it
+	time.Sleep(75 * time.Second)
+	pgctl(t, "start")
+	back := time.Now()
+	t.Logf("PostgreSQL stopped for %v", back.Sub(stopped).Round(time.Second))
+	// Work resumes: a job starts after the database is back.
+	deadline := time.Now().Add(30 * time.Second)
+	var resumed time.Duration
+	for {
+		if d := firstStartAfter(t, dsn, back); d >= 0 {
+			resumed = d
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no job started within 30 s of PostgreSQL's return: %v", progress(t, a.url))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("work resumed %v after PostgreSQL was back", resumed.Round(time.Millisecond))
+	if resumed > 5*time.Second {
+		t.Errorf("work resumed %v after PostgreSQL was back, want ≤ 5 s", resumed)
+	}
+	done := waitAllDone(t, a.url, 200, 3*time.Minute)
+	t.Logf("all 200 jobs done %v after PostgreSQL was back", done.Sub(back).Round(time.Second))
+}
+
+// Two nodes, one killed with SIGKILL at a random moment three times and
+// started again under the same node_id each time: every job ends done,
+// and a killed node's jobs start again elsewhere within 5 s.
+func TestChaosNodesKilledAtRandomMoments(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	nodes := []*node{startNodeWith(t, bin, dsn, "chaos-a", ""), startNodeWith(t, bin, dsn, "chaos-b", "")}
+	post(t, nodes[0].url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(600, 200)})
+	for round := 0; round < 3; round++ {
+		time.Sleep(time.Duration(500+rand.IntN(2500)) * time.Millisecond)
+		i := rand.IntN(2)
+		victim := nodes[i]
+		victim.cmd.Process.Signal(syscall.SIGKILL)
+		victim.cmd.Wait()
+		t.Logf("round %d: killed %s; %v", round, victim.name, progress(t, nodes[1-i].url))
+		nodes[i] = startNodeWith(t, bin, dsn, victim.name, "")
+	}
+	done := waitAllDone(t, nodes[0].url, 600, 2*time.Minute)
+	reruns := 0
+	for _, j := range listAll(t, nodes[0].url) {
+		if j.Attempt > 1 {
+			reruns++
+		}
+	}
+	t.Logf("all 600 done at %v; %d ran more than once (interrupted by a kill)", done.Format("15:04:05"), reruns)
+}
+
+// A PostgreSQL restart in the middle of a run loses nothing.
+func TestChaosPostgresRestart(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	a := startNodeWith(t, bin, dsn, "restart", "")
+	post(t, a.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(300, 100)})
+	waitStarted(t, a.url, 8)
+	pgctl(t, "restart")
+	back := time.Now()
+	done := waitAllDone(t, a.url, 300, 2*time.Minute)
+	t.Logf("all 300 done %v after the restart", done.Sub(back).Round(time.Millisecond))
+}
+
+// SQLite: a node killed with SIGKILL mid-run and started again on the
+// same file finishes every job.
+func TestChaosSQLiteKilled(t *testing.T) {
+	bin := buildWasmq(t)
+	db := filepath.Join(t.TempDir(), "wasmq.db")
+	a := startNodeWith(t, bin, db, "embedded", "")
+	post(t, a.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(200, 50)})
+	waitStarted(t, a.url, 4)
+	a.cmd.Process.Signal(syscall.SIGKILL)
+	a.cmd.Wait()
+	killed := time.Now()
+	b := startNodeWith(t, bin, db, "embedded", "")
+	done := waitAllDone(t, b.url, 200, time.Minute)
+	t.Logf("all 200 done %v after kill -9 and restart", done.Sub(killed).Round(time.Millisecond))
+	_ = os.Remove(db + ".lock")
+}
