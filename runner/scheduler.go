@@ -162,17 +162,26 @@ func (s *scheduler) note(e store.Event) bool {
 	return true
 }
 
-// release stops counting a job as running.
+// release stops counting a job as running. A job of a sequential channel
+// is read again before the round: it may be pending again (a retry, a
+// hand-over that did not move it), and then it is still its channel's
+// head. The event saying so may come later, or never (another node's
+// retry, a lost notification), and until it did the round would take the
+// channel's next job for its head.
 func (s *scheduler) release(id string) {
 	j, ok := s.running[id]
 	if !ok {
 		return
 	}
 	delete(s.running, id)
-	for x := s.tree.Get(j.Channel); x != nil; x = x.Parent {
+	ch := s.tree.Get(j.Channel)
+	for x := ch; x != nil; x = x.Parent {
 		s.used[x]--
 	}
 	s.tenantUsed[j.Tenant]--
+	if ch.Sequential {
+		s.named = append(s.named, id)
+	}
 }
 
 // count starts counting a job as running.
@@ -197,11 +206,6 @@ func (s *scheduler) drainNotes() {
 		s.ended[id] = true
 	}
 	for _, id := range settled {
-		if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
-			// The job may be pending again, at the head of its channel:
-			// read it before choosing the next head.
-			s.named = append(s.named, id)
-		}
 		s.release(id)
 		delete(s.ended, id)
 	}
@@ -210,12 +214,14 @@ func (s *scheduler) drainNotes() {
 // recountRunning re-reads the running jobs. Notes that arrive meanwhile
 // wait in the queue, so a job in ended while still started in the store
 // is not counted, and one committed after the read is released by its
-// event or note afterwards.
+// event or note afterwards. A job of a sequential channel that no longer
+// runs is read again, as on release.
 func (s *scheduler) recountRunning(ctx context.Context) error {
 	all, err := s.r.store.Running(ctx)
 	if err != nil {
 		return err
 	}
+	before := s.running
 	s.running, s.used, s.tenantUsed = map[string]store.RunningJob{}, map[*Channel]int{}, map[string]int{}
 	still := map[string]bool{}
 	for _, j := range all {
@@ -224,6 +230,11 @@ func (s *scheduler) recountRunning(ctx context.Context) error {
 			continue
 		}
 		s.count(j)
+	}
+	for id, j := range before {
+		if _, ok := s.running[id]; !ok && s.tree.Get(j.Channel).Sequential {
+			s.named = append(s.named, id)
+		}
 	}
 	s.ended = still // the others were committed: nothing left to subtract
 	s.recount = false

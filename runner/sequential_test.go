@@ -1,0 +1,219 @@
+package runner_test
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/runner"
+	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/pgtest"
+)
+
+// onEachStore runs test on SQLite, then on PostgreSQL (skipped without
+// one, as TestOnPostgreSQL is).
+func onEachStore(t *testing.T, test func(t *testing.T)) {
+	t.Helper()
+	t.Run("sqlite", test)
+	t.Run("postgres", func(t *testing.T) {
+		pgtest.DSN(t) // skip (or fail under CI) before switching
+		backend = "postgres"
+		defer func() { backend = "sqlite" }()
+		test(t)
+	})
+}
+
+// TestSequentialChannelWaitsWhenFinishedIsHeardBeforePending: the
+// commit that sends a retried job back to pending tells subscribers
+// "finished" and "pending" in two events, and nothing orders their
+// delivery: PostgreSQL sends them as two NOTIFYs, which may reach the
+// scheduler in two deliveries, and a notification may arrive before the
+// worker hears its commit succeed. Here the finished event is taken by
+// every subscriber before the worker's Complete returns, and the pending
+// event of a retried job never comes (the safety poll is off): the
+// channel's next job must still wait for the retry.
+func TestSequentialChannelWaitsWhenFinishedIsHeardBeforePending(t *testing.T) {
+	onEachStore(t, func(t *testing.T) {
+		st := newFinishedFirst(newStore(t))
+		ids := add(t, st, spec{name: "S1", args: `["retry","ok"]`, channel: "S", retries: 3}, spec{name: "S2", channel: "S"})
+		start(t, "root:4,S:1:sequential", st, func(c *runner.Config) {
+			c.DefaultRetryInterval = abi.Duration(250 * time.Millisecond)
+			c.SafetyPoll = abi.Duration(time.Hour)
+		})
+		waitState(t, st, 5*time.Second, abi.StateDone, ids["S2"])
+		if err := checkSequence(context.Background(), st, ids["S1"], ids["S2"]); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// finishedFirst is a store whose subscribers hear a job's finished event
+// before the worker hears its commit succeed (Complete returns only once
+// every subscriber has taken the event), and never hear that a job that
+// ran is pending again.
+type finishedFirst struct {
+	store.Store
+	mu      sync.Mutex
+	subs    map[*subscriber]bool
+	ran     map[string]bool // jobs completed once: their pending events are dropped
+	changed chan struct{}   // closed and replaced when a subscriber takes a finished event
+}
+
+type subscriber struct {
+	finished map[string]int // finished events taken, by job
+}
+
+func newFinishedFirst(st store.Store) *finishedFirst {
+	return &finishedFirst{Store: st, subs: map[*subscriber]bool{}, ran: map[string]bool{}, changed: make(chan struct{})}
+}
+
+func (f *finishedFirst) Subscribe(ctx context.Context) (<-chan store.Event, error) {
+	in, err := f.Store.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sub := &subscriber{finished: map[string]int{}}
+	f.mu.Lock()
+	f.subs[sub] = true
+	f.mu.Unlock()
+	out := make(chan store.Event) // unbuffered: a send returns once the subscriber took the event
+	go func() {
+		defer close(out)
+		defer func() {
+			f.mu.Lock()
+			delete(f.subs, sub)
+			f.mu.Unlock()
+		}()
+		for e := range in {
+			if e.Kind == store.EventPending {
+				if e.UUIDs = f.notRan(e.UUIDs); len(e.UUIDs) == 0 {
+					continue
+				}
+			}
+			select {
+			case out <- e:
+			case <-ctx.Done():
+				return
+			}
+			if e.Kind == store.EventFinished {
+				f.mu.Lock()
+				for _, id := range e.UUIDs {
+					sub.finished[id]++
+				}
+				close(f.changed)
+				f.changed = make(chan struct{})
+				f.mu.Unlock()
+			}
+		}
+	}()
+	return out, nil
+}
+
+func (f *finishedFirst) notRan(ids []string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string // not in place: subscribers may share the event's slice
+	for _, id := range ids {
+		if !f.ran[id] {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// Complete returns once every subscriber has taken the finished event of
+// each job it applied (or after a few seconds, so that a lost event shows
+// as a failure of the test rather than a hang).
+func (f *finishedFirst) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
+	f.mu.Lock()
+	before := map[*subscriber]map[string]int{}
+	for sub := range f.subs {
+		before[sub] = maps.Clone(sub.finished)
+	}
+	for _, c := range cs {
+		f.ran[c.UUID] = true // before the commit: its events may come at once
+	}
+	f.mu.Unlock()
+	applied, err := f.Store.Complete(ctx, cs)
+	if err != nil {
+		return applied, err
+	}
+	deadline := time.After(5 * time.Second)
+	for {
+		f.mu.Lock()
+		all, changed := true, f.changed
+		for sub, was := range before {
+			for _, id := range applied {
+				all = all && (!f.subs[sub] || sub.finished[id] > was[id])
+			}
+		}
+		f.mu.Unlock()
+		if all {
+			return applied, nil
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			return applied, nil
+		}
+	}
+}
+
+// checkSequence checks, from the store, that the jobs of a sequential
+// channel ran one after the other in the given order, each handed over
+// (enqueued or started) only once the previous one was done, and that the
+// first ran twice (one retry). Call it once the last job is done.
+func checkSequence(ctx context.Context, st store.Store, ids ...string) error {
+	var prev abi.Job
+	for k, id := range ids {
+		j, err := st.Get(ctx, "", id)
+		if err != nil {
+			return err
+		}
+		at, err := st.Attempts(ctx, "", id)
+		if err != nil {
+			return err
+		}
+		if len(at) == 0 {
+			return fmt.Errorf("job %d never started", k+1)
+		}
+		handed := at[0].Started
+		if j.DateEnqueued != nil && len(at) == 1 && j.DateEnqueued.Before(handed) {
+			handed = *j.DateEnqueued
+		}
+		if k > 0 && (prev.State != abi.StateDone || handed.Before(*prev.DateDone)) {
+			done := "is " + string(prev.State)
+			if prev.DateDone != nil {
+				done = "was done at " + prev.DateDone.Format("15:04:05.000000")
+			}
+			return fmt.Errorf("job %d was handed over at %s, and job %d %s; job %d's attempts: %s",
+				k+1, handed.Format("15:04:05.000000"), k, done, k, describe(ctx, st, prev.UUID))
+		}
+		if k == 0 && len(at) != 2 && j.State == abi.StateDone {
+			return fmt.Errorf("job 1 ran %d times, want 2 (one retry)", len(at))
+		}
+		prev = j
+	}
+	return nil
+}
+
+func describe(ctx context.Context, st store.Store, id string) string {
+	at, err := st.Attempts(ctx, "", id)
+	if err != nil {
+		return err.Error()
+	}
+	s := ""
+	for _, a := range at {
+		s += fmt.Sprintf("[%d %s started %s", a.Attempt, cmp.Or(a.Outcome, "running"), a.Started.Format("15:04:05.000000"))
+		if a.Ended != nil {
+			s += " ended " + a.Ended.Format("15:04:05.000000")
+		}
+		s += "]"
+	}
+	return s
+}
