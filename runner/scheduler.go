@@ -274,8 +274,16 @@ func (s *scheduler) current(c store.Candidate) bool {
 	return ok && p.Version == c.Version
 }
 
-// readStore brings pending and running jobs up to date.
+// readStore brings running and pending jobs up to date, in that order:
+// a job that leaves running between the two reads (a retry, say) is then
+// still counted as running, or read as pending, never missed by both —
+// which would make the next job of a sequential channel its head.
 func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
+	if s.recount {
+		if err := s.recountRunning(ctx); err != nil {
+			return err
+		}
+	}
 	if s.reload {
 		s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
 		s.maxVersion, s.reload, s.readPending, s.named = 0, false, true, nil
@@ -307,11 +315,6 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 		s.named = nil
 		for _, c := range cs {
 			s.addPending(c, now)
-		}
-	}
-	if s.recount {
-		if err := s.recountRunning(ctx); err != nil {
-			return err
 		}
 	}
 	for len(s.later) > 0 && !s.later[0].ETA.After(now) {

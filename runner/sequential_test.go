@@ -5,7 +5,9 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -162,6 +164,80 @@ func (f *finishedFirst) Complete(ctx context.Context, cs []store.Completion) ([]
 			return applied, nil
 		}
 	}
+}
+
+// TestSequentialChannelWaitsWhenItsHeadRetriesDuringAFullRead: the
+// scheduler re-reads everything (the safety poll, a changed job) while
+// the channel's head is running, and the head's attempt ends with a retry
+// in the middle of that read. The scheduler must not see the head
+// neither running nor pending: the channel's next job waits for the retry.
+func TestSequentialChannelWaitsWhenItsHeadRetriesDuringAFullRead(t *testing.T) {
+	onEachStore(t, func(t *testing.T) {
+		st := &retryMidRead{Store: newStore(t)}
+		ids := add(t, st, spec{name: "S1", args: `["retry","ok"]`, channel: "S", retries: 3}, spec{name: "S2", channel: "S"})
+		start(t, "root:4,S:1:sequential", st, func(c *runner.Config) {
+			c.DefaultRetryInterval = abi.Duration(250 * time.Millisecond)
+			c.SafetyPoll = abi.Duration(20 * time.Millisecond) // a full read every 20 ms
+		})
+		waitState(t, st, 5*time.Second, abi.StateDone, ids["S2"])
+		if !st.met.Load() {
+			t.Fatal("the retry was not written during a full read")
+		}
+		if err := checkSequence(context.Background(), st, ids["S1"], ids["S2"]); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// retryMidRead is a store that writes the first retry it is given during
+// the scheduler's next full read of the pending jobs: after the read has
+// returned its rows, before it returns to the scheduler.
+type retryMidRead struct {
+	store.Store
+	mu        sync.Mutex
+	armed     bool
+	read      chan struct{} // closed by the full read once it has its rows
+	committed chan struct{} // closed once the retry is written
+	met       atomic.Bool   // the retry was written during a full read
+}
+
+func (r *retryMidRead) Complete(ctx context.Context, cs []store.Completion) ([]string, error) {
+	r.mu.Lock()
+	first := !r.armed && slices.ContainsFunc(cs, func(c store.Completion) bool { return c.To == abi.StatePending })
+	read, committed := make(chan struct{}), make(chan struct{})
+	if first {
+		r.armed, r.read, r.committed = true, read, committed
+	}
+	r.mu.Unlock()
+	if !first {
+		return r.Store.Complete(ctx, cs)
+	}
+	defer close(committed)
+	select {
+	case <-read:
+		r.met.Store(true)
+	case <-time.After(5 * time.Second): // no full read came: the test fails on met
+	}
+	return r.Store.Complete(ctx, cs)
+}
+
+func (r *retryMidRead) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
+	cs, err := r.Store.PendingSince(ctx, afterVersion, limit)
+	if afterVersion != 0 {
+		return cs, err
+	}
+	r.mu.Lock()
+	read, committed := r.read, r.committed
+	r.read = nil
+	r.mu.Unlock()
+	if read != nil {
+		close(read)
+		select {
+		case <-committed:
+		case <-time.After(5 * time.Second):
+		}
+	}
+	return cs, err
 }
 
 // checkSequence checks, from the store, that the jobs of a sequential
