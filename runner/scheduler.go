@@ -19,7 +19,8 @@ import (
 // channel, counted once from the store then followed through the uuids of
 // finished events and the notes of this node's own workers, which free a
 // slot as soon as a job's code has returned rather than when its outcome
-// is committed.
+// is committed. A sequential channel's jobs are the exception: a notice
+// that one finished brings a recount (see finished).
 type scheduler struct {
 	r    *Runner
 	tree *ChannelTree
@@ -151,8 +152,7 @@ func (s *scheduler) note(e store.Event) bool {
 			s.recount = true
 		}
 		for _, id := range e.UUIDs {
-			s.release(id)
-			delete(s.ended, id)
+			s.finished(id)
 		}
 	default:
 		// A cancel, set done or patch may take a job out of
@@ -160,6 +160,24 @@ func (s *scheduler) note(e store.Event) bool {
 		s.reload, s.recount = true, true
 	}
 	return true
+}
+
+// finished applies a finished event or a settled note: the job's attempt
+// is written.
+//
+// In a sequential channel the notice is not taken on trust: it names the
+// job, not which of its hand-overs ended, and a job whose retry was due at
+// once may have been handed over again (on the other notice of the same
+// attempt: the event and the worker's note race) before this one came.
+// Freeing its slot then would start the channel's next job beside it. The
+// running jobs are re-read instead: one query, bounded by the capacities.
+func (s *scheduler) finished(id string) {
+	delete(s.ended, id)
+	if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
+		s.recount = true
+		return
+	}
+	s.release(id)
 }
 
 // release stops counting a job as running. A job of a sequential channel
@@ -206,8 +224,7 @@ func (s *scheduler) drainNotes() {
 		s.ended[id] = true
 	}
 	for _, id := range settled {
-		s.release(id)
-		delete(s.ended, id)
+		s.finished(id)
 	}
 }
 
@@ -215,7 +232,8 @@ func (s *scheduler) drainNotes() {
 // wait in the queue, so a job in ended while still started in the store
 // is not counted, and one committed after the read is released by its
 // event or note afterwards. A job of a sequential channel that no longer
-// runs is read again, as on release.
+// runs is read again, as on release; one that runs still, handed over
+// again since a notice said it finished, stays counted.
 func (s *scheduler) recountRunning(ctx context.Context) error {
 	all, err := s.r.store.Running(ctx)
 	if err != nil {

@@ -240,6 +240,117 @@ func (r *retryMidRead) PendingSince(ctx context.Context, afterVersion int64, lim
 	return cs, err
 }
 
+// TestSequentialChannelWaitsWhenAFinishedEventComesAfterTheRetryStarted:
+// a job's retry is due at once, so the scheduler, told by its worker that
+// the attempt is written, starts the job again before the store's
+// finished event of the first attempt arrives. That late event names the
+// job but says nothing of which attempt ended: it must not free the
+// channel while the second attempt runs.
+func TestSequentialChannelWaitsWhenAFinishedEventComesAfterTheRetryStarted(t *testing.T) {
+	onEachStore(t, func(t *testing.T) {
+		st := newFinishedLate(newStore(t))
+		ids := add(t, st, spec{name: "S1", args: `["retry","ok:300"]`, channel: "S", retries: 3}, spec{name: "S2", channel: "S"})
+		st.hold(ids["S1"])
+		start(t, "root:4,S:1:sequential", st, func(c *runner.Config) {
+			c.DefaultRetryInterval = abi.Duration(time.Millisecond) // due at once
+			c.SafetyPoll = abi.Duration(time.Hour)
+		})
+		waitState(t, st, 5*time.Second, abi.StateDone, ids["S2"])
+		if !st.delivered.Load() {
+			t.Fatal("the finished event of the first attempt was not delivered after the second attempt started")
+		}
+		if err := checkSequence(context.Background(), st, ids["S1"], ids["S2"]); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// finishedLate is a store that holds back the finished event of a job's
+// first attempt until the job has started again.
+type finishedLate struct {
+	store.Store
+	mu        sync.Mutex
+	held      string        // the job
+	restarted chan struct{} // closed when the job starts its second attempt
+	delivered atomic.Bool   // the held event went out after the restart
+}
+
+func newFinishedLate(st store.Store) *finishedLate {
+	return &finishedLate{Store: st, restarted: make(chan struct{})}
+}
+
+func (f *finishedLate) hold(id string) {
+	f.mu.Lock()
+	f.held = id
+	f.mu.Unlock()
+}
+
+func (f *finishedLate) Subscribe(ctx context.Context) (<-chan store.Event, error) {
+	in, err := f.Store.Subscribe(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan store.Event, 1024)
+	go func() {
+		defer close(out)
+		late := make(chan store.Event, 1)
+		first := true
+		for {
+			select {
+			case e, ok := <-in:
+				if !ok {
+					return
+				}
+				f.mu.Lock()
+				held := f.held
+				f.mu.Unlock()
+				if first && e.Kind == store.EventFinished && slices.Contains(e.UUIDs, held) {
+					first = false
+					go func() {
+						select {
+						case <-f.restarted:
+							f.delivered.Store(true)
+						case <-time.After(5 * time.Second):
+						}
+						late <- e
+					}()
+					continue
+				}
+				out <- e
+			case e := <-late:
+				out <- e
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+// started notes the held job's second attempt.
+func (f *finishedLate) started(jobs []store.Claimed) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, j := range jobs {
+		if j.UUID == f.held && j.Attempt == 2 {
+			close(f.restarted)
+			f.held = ""
+		}
+	}
+}
+
+func (f *finishedLate) Start(ctx context.Context, jobs []store.Candidate, workerID string, leaseUntil time.Time) ([]store.Claimed, error) {
+	out, err := f.Store.Start(ctx, jobs, workerID, leaseUntil)
+	f.started(out)
+	return out, err
+}
+
+func (f *finishedLate) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]store.Claimed, error) {
+	out, err := f.Store.Claim(ctx, workerID, limit, leaseUntil)
+	f.started(out)
+	return out, err
+}
+
 // checkSequence checks, from the store, that the jobs of a sequential
 // channel ran one after the other in the given order, each handed over
 // (enqueued or started) only once the previous one was done, and that the
