@@ -3,6 +3,8 @@ package runner_test
 import (
 	"cmp"
 	"context"
+	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"slices"
@@ -11,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
@@ -28,6 +31,151 @@ func onEachStore(t *testing.T, test func(t *testing.T)) {
 		defer func() { backend = "sqlite" }()
 		test(t)
 	})
+}
+
+// sequentialRuns is how many times TestSequentialChannelWaitsForItsHeadsRetry
+// plays its scenario on each store.
+var sequentialRuns = flag.Int("sequential.runs", 200,
+	"how many times TestSequentialChannelWaitsForItsHeadsRetry plays its scenario on each store (-short: at most 20)")
+
+// TestSequentialChannelWaitsForItsHeadsRetry: in a sequential channel, a
+// job whose attempt ends with a retry stays the channel's head while it
+// waits for its eta, and the jobs behind it, those queued already and
+// those added meanwhile, start only once it is done. The scenario plays
+// again and again on several sequential channels at once while another
+// goroutine keeps adding jobs elsewhere, so the store's events arrive in
+// every order that load brings.
+func TestSequentialChannelWaitsForItsHeadsRetry(t *testing.T) {
+	onEachStore(t, func(t *testing.T) {
+		runs := *sequentialRuns
+		if testing.Short() {
+			runs = min(runs, 20)
+		}
+		const lanes = 8 // sequential channels playing at once
+		channels := "root:16,noise:4"
+		for l := range lanes {
+			channels += fmt.Sprintf(",S%d:1:sequential", l)
+		}
+		st := newStore(t)
+		start(t, channels, st, func(c *runner.Config) { c.DefaultRetryInterval = abi.Duration(200 * time.Millisecond) })
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		errs := make(chan error, lanes+1)
+		var noise sync.WaitGroup
+		noise.Add(1)
+		go func() { defer noise.Done(); errs <- addNoise(ctx, st) }()
+		next := make(chan int, runs)
+		for i := range runs {
+			next <- i
+		}
+		close(next)
+		var played sync.WaitGroup
+		for l := range lanes {
+			played.Add(1)
+			go func() {
+				defer played.Done()
+				channel := fmt.Sprintf("S%d", l)
+				for i := range next {
+					if err := playRetryingHead(ctx, st, channel); err != nil {
+						if ctx.Err() == nil { // else another lane failed first
+							errs <- fmt.Errorf("run %d, channel %s: %w", i+1, channel, err)
+							cancel()
+						}
+						return
+					}
+				}
+			}()
+		}
+		played.Wait()
+		cancel()
+		noise.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+}
+
+// playRetryingHead adds to a sequential channel a job that retries once
+// and a job behind it, adds a third job while the first waits for its
+// retry, and checks from the store that the three ran in order.
+func playRetryingHead(ctx context.Context, st store.Store, channel string) error {
+	head, second, third := newJob(channel, `["retry","ok"]`, 3), newJob(channel, `["ok"]`, 0), newJob(channel, `["ok"]`, 0)
+	if _, err := st.Insert(ctx, []store.NewJob{head, second}); err != nil {
+		return err
+	}
+	err := poll(ctx, 10*time.Second, func() (bool, error) {
+		j, err := st.Get(ctx, "", head.UUID)
+		return j.Attempt >= 1 && j.State != abi.StateStarted, err
+	})
+	if err != nil {
+		return fmt.Errorf("the first job's first attempt did not end: %w", err)
+	}
+	if _, err := st.Insert(ctx, []store.NewJob{third}); err != nil {
+		return err
+	}
+	err = poll(ctx, 20*time.Second, func() (bool, error) {
+		j, err := st.Get(ctx, "", third.UUID)
+		return j.State == abi.StateDone, err
+	})
+	if err != nil {
+		return fmt.Errorf("the third job is not done: %w", err)
+	}
+	return checkSequence(ctx, st, head.UUID, second.UUID, third.UUID)
+}
+
+// addNoise keeps adding jobs to a channel of its own until ctx ends, a
+// few at a time, as fast as they run.
+func addNoise(ctx context.Context, st store.Store) error {
+	for ctx.Err() == nil {
+		batch := make([]store.NewJob, 8)
+		for i := range batch {
+			batch[i] = newJob("noise", `["ok"]`, 0)
+		}
+		for _, j := range batch { // one insert each: more events, more rounds
+			if _, err := st.Insert(ctx, []store.NewJob{j}); err != nil {
+				return noiseErr(ctx, err)
+			}
+		}
+		last := batch[len(batch)-1].UUID
+		err := poll(ctx, 10*time.Second, func() (bool, error) {
+			j, err := st.Get(ctx, "", last)
+			return j.State == abi.StateDone, err
+		})
+		if err != nil {
+			return noiseErr(ctx, err)
+		}
+	}
+	return nil
+}
+
+func noiseErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("adding noise: %w", err)
+}
+
+// poll checks cond every 5 ms until it holds, failing after timeout.
+func poll(ctx context.Context, timeout time.Duration, cond func() (bool, error)) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not after %v", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
 }
 
 // TestSequentialChannelWaitsWhenFinishedIsHeardBeforePending: the
@@ -403,4 +551,12 @@ func describe(ctx context.Context, st store.Store, id string) string {
 		s += "]"
 	}
 	return s
+}
+
+// newJob is a testkit script job for a goroutine of its own (add calls
+// t.Fatal).
+func newJob(channel, steps string, retries int) store.NewJob {
+	return store.NewJob{UUID: uuid.NewString(), Tenant: "default", Func: "testkit.script", Args: json.RawMessage(steps),
+		Kwargs: json.RawMessage(`{}`), Context: json.RawMessage(`{}`), Channel: "root." + channel,
+		Priority: 10, MaxRetries: retries}
 }
