@@ -19,7 +19,8 @@ import (
 // channel, counted once from the store then followed through the uuids of
 // finished events and the notes of this node's own workers, which free a
 // slot as soon as a job's code has returned rather than when its outcome
-// is committed.
+// is committed. A sequential channel's jobs are the exception: a notice
+// that one finished brings a recount (see finished).
 type scheduler struct {
 	r    *Runner
 	tree *ChannelTree
@@ -151,8 +152,7 @@ func (s *scheduler) note(e store.Event) bool {
 			s.recount = true
 		}
 		for _, id := range e.UUIDs {
-			s.release(id)
-			delete(s.ended, id)
+			s.finished(id)
 		}
 	default:
 		// A cancel, set done or patch may take a job out of
@@ -162,17 +162,44 @@ func (s *scheduler) note(e store.Event) bool {
 	return true
 }
 
-// release stops counting a job as running.
+// finished applies a finished event or a settled note: the job's attempt
+// is written.
+//
+// In a sequential channel the notice is not taken on trust: it names the
+// job, not which of its hand-overs ended, and a job whose retry was due at
+// once may have been handed over again (on the other notice of the same
+// attempt: the event and the worker's note race) before this one came.
+// Freeing its slot then would start the channel's next job beside it. The
+// running jobs are re-read instead: one query, bounded by the capacities.
+func (s *scheduler) finished(id string) {
+	delete(s.ended, id)
+	if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
+		s.recount = true
+		return
+	}
+	s.release(id)
+}
+
+// release stops counting a job as running. A job of a sequential channel
+// is read again before the round: it may be pending again (a retry, a
+// hand-over that did not move it), and then it is still its channel's
+// head. The event saying so may come later, or never (another node's
+// retry, a lost notification), and until it did the round would take the
+// channel's next job for its head.
 func (s *scheduler) release(id string) {
 	j, ok := s.running[id]
 	if !ok {
 		return
 	}
 	delete(s.running, id)
-	for x := s.tree.Get(j.Channel); x != nil; x = x.Parent {
+	ch := s.tree.Get(j.Channel)
+	for x := ch; x != nil; x = x.Parent {
 		s.used[x]--
 	}
 	s.tenantUsed[j.Tenant]--
+	if ch.Sequential {
+		s.named = append(s.named, id)
+	}
 }
 
 // count starts counting a job as running.
@@ -197,25 +224,22 @@ func (s *scheduler) drainNotes() {
 		s.ended[id] = true
 	}
 	for _, id := range settled {
-		if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
-			// The job may be pending again, at the head of its channel:
-			// read it before choosing the next head.
-			s.named = append(s.named, id)
-		}
-		s.release(id)
-		delete(s.ended, id)
+		s.finished(id)
 	}
 }
 
 // recountRunning re-reads the running jobs. Notes that arrive meanwhile
 // wait in the queue, so a job in ended while still started in the store
 // is not counted, and one committed after the read is released by its
-// event or note afterwards.
+// event or note afterwards. A job of a sequential channel that no longer
+// runs is read again, as on release; one that runs still, handed over
+// again since a notice said it finished, stays counted.
 func (s *scheduler) recountRunning(ctx context.Context) error {
 	all, err := s.r.store.Running(ctx)
 	if err != nil {
 		return err
 	}
+	before := s.running
 	s.running, s.used, s.tenantUsed = map[string]store.RunningJob{}, map[*Channel]int{}, map[string]int{}
 	still := map[string]bool{}
 	for _, j := range all {
@@ -224,6 +248,11 @@ func (s *scheduler) recountRunning(ctx context.Context) error {
 			continue
 		}
 		s.count(j)
+	}
+	for id, j := range before {
+		if _, ok := s.running[id]; !ok && s.tree.Get(j.Channel).Sequential {
+			s.named = append(s.named, id)
+		}
 	}
 	s.ended = still // the others were committed: nothing left to subtract
 	s.recount = false
@@ -263,8 +292,16 @@ func (s *scheduler) current(c store.Candidate) bool {
 	return ok && p.Version == c.Version
 }
 
-// readStore brings pending and running jobs up to date.
+// readStore brings running and pending jobs up to date, in that order:
+// a job that leaves running between the two reads (a retry, say) is then
+// still counted as running, or read as pending, never missed by both —
+// which would make the next job of a sequential channel its head.
 func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
+	if s.recount {
+		if err := s.recountRunning(ctx); err != nil {
+			return err
+		}
+	}
 	if s.reload {
 		s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
 		s.maxVersion, s.reload, s.readPending, s.named = 0, false, true, nil
@@ -296,11 +333,6 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 		s.named = nil
 		for _, c := range cs {
 			s.addPending(c, now)
-		}
-	}
-	if s.recount {
-		if err := s.recountRunning(ctx); err != nil {
-			return err
 		}
 	}
 	for len(s.later) > 0 && !s.later[0].ETA.After(now) {
