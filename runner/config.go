@@ -23,7 +23,7 @@ type Config struct {
 	// root channel's capacity.
 	Workers int `toml:"workers"`
 	// Lease is how long a node's claim on a job lasts without renewal; a
-	// killed node's jobs come back after it. Defaults to 3s (DefaultLease).
+	// killed node's jobs come back after it. Defaults to 10s (DefaultLease).
 	Lease abi.Duration `toml:"lease"`
 	// ShutdownTimeout is how long a stopping node lets running jobs
 	// finish before interrupting them. Defaults to 30s.
@@ -48,11 +48,13 @@ type Config struct {
 	TenantMaxRunning map[string]int `toml:"-"`
 }
 
-// DefaultLease brings a killed node's jobs back within 4 s (the lease,
-// plus the reaper's period of lease/3) at the cost of one renewal per
-// node per second. A store unreachable for longer than a lease makes the
-// node's running jobs run again once it is back (docs/reliability.md).
-const DefaultLease = 3 * time.Second
+// DefaultLease brings a killed node's jobs back within 10–13 s (the
+// lease, plus the reaper's period of lease/3). A store unreachable for
+// longer than a lease makes the node's running jobs run again once it is
+// back. A 3 s lease (recovery within 4 s) cost 35–40 % of PostgreSQL
+// throughput in `wasmq bench` (renewals and reaper passes every second):
+// docs/benchmarks.md, "Store core".
+const DefaultLease = 10 * time.Second
 
 // WithDefaults returns c with unset fields at their defaults.
 func (c Config) WithDefaults() Config {
