@@ -86,6 +86,8 @@ func TestExamplePluginsMatchTheGoSDK(t *testing.T) {
 // sandbox failure it must end with.
 var hostileExpectations = []struct{ word, exc string }{
 	{"import", "refused"},
+	{"oversized", "refused"},
+	{"table", abi.ExcMemoryLimit},
 	{"recurs", abi.ExcTimeout},
 	{"loop", abi.ExcTimeout},
 	{"spin", abi.ExcTimeout},

@@ -13,3 +13,4 @@ wat2wasm --debug-names renumber.wat -o renumber.wasm
 wat2wasm scribble.wat -o scribble.wasm
 wat2wasm startloop.wat -o startloop.wasm
 wat2wasm initloop.wat -o initloop.wasm
+wat2wasm mem32mib.wat -o mem32mib.wasm
