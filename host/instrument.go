@@ -221,6 +221,12 @@ func sectionOrder(id byte) int {
 	return 100
 }
 
+// maxLocals caps the locals of one function, as browsers do (the JS
+// embedding's limit, 50000). wazero has none short of 4G: it would
+// allocate them all while compiling, and a 31-byte module declaring 4G
+// locals ended the process out of memory.
+const maxLocals = 50000
+
 // rewriter renumbers function indices around the new imports.
 type rewriter struct {
 	importedFuncs uint64
@@ -400,10 +406,14 @@ func (rw *rewriter) body(out, b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("locals: %w", err)
 	}
+	var locals uint64
 	for g := uint64(0); g < groups; g++ {
-		_, m, err := readULEB(b, q)
+		n, m, err := readULEB(b, q)
 		if err != nil || q+m >= len(b) {
 			return nil, errors.New("locals: malformed")
+		}
+		if locals += n; locals > maxLocals {
+			return nil, fmt.Errorf("more than %d locals in one function", maxLocals)
 		}
 		q += m + 1 // one-byte value types only (no GC proposal)
 	}

@@ -31,7 +31,9 @@ type shape struct {
 	tableImports []string
 }
 
-// shapeOf reads the import, table and memory sections of a module.
+// shapeOf reads the import, table and memory sections of a module, and
+// checks that no vector of the sections instrument does not parse claims
+// more elements or bytes than its section holds (boundsNote).
 func shapeOf(wasm []byte) (shape, error) {
 	var s shape
 	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
@@ -50,6 +52,14 @@ func shapeOf(wasm []byte) (shape, error) {
 		}
 		body := wasm[start:end]
 		switch id {
+		case 0:
+			err = nameBounds(body)
+		case 1:
+			err = typeBounds(body)
+		case 3, 13: // functions, tags
+			err = countBound(body)
+		case 11:
+			err = dataBounds(body)
 		case 2:
 			err = s.imports(body)
 		case 4:
@@ -71,6 +81,116 @@ func shapeOf(wasm []byte) (shape, error) {
 		p = end
 	}
 	return s, nil
+}
+
+// boundsNote: wazero's decoder allocates what a length claims before it
+// reads the elements, so a module of a few dozen bytes that claims 4G
+// parameters ended the process out of memory, 4G functions allocated
+// 16 GiB, and a 4 GiB data segment took 35 s and 4 GiB of RSS, at upload.
+// instrument bounds what it parses (imports, globals, exports, elements,
+// code, function names), shapeOf the rest: an element takes at least one
+// byte, so no count may exceed the bytes left.
+
+// errOverclaim is a length larger than the bytes that follow it.
+var errOverclaim = errors.New("a length runs past its section")
+
+// countBound checks the element count of a vector section.
+func countBound(body []byte) error {
+	n, m, err := readULEB(body, 0)
+	if err == nil && n > uint64(len(body)-m) {
+		err = fmt.Errorf("%w: %d entries claimed in %d bytes", errOverclaim, n, len(body))
+	}
+	return err
+}
+
+// typeBounds checks the parameter and result vectors of the function
+// types; it stops at the first other form (GC proposal types), which
+// wazero refuses unless that proposal is enabled.
+func typeBounds(body []byte) error {
+	if err := countBound(body); err != nil {
+		return err
+	}
+	n, p, _ := readULEB(body, 0)
+	for i := uint64(0); i < n && p < len(body) && body[p] == 0x60; i++ {
+		p++
+		for range 2 { // parameters, results
+			c, m, err := readULEB(body, p)
+			if err != nil {
+				return err
+			}
+			p += m
+			if c > uint64(len(body)-p) {
+				return fmt.Errorf("%w: type %d claims %d value types in %d bytes", errOverclaim, i, c, len(body)-p)
+			}
+			for j := uint64(0); j < c; j++ {
+				if p, err = valType(body, p); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// dataBounds checks that every data segment holds the bytes it claims.
+func dataBounds(body []byte) error {
+	return vector(body, func(q int) (int, error) {
+		flags, m, err := readULEB(body, q)
+		if err != nil {
+			return 0, err
+		}
+		q += m
+		switch flags {
+		case 0: // active, memory 0: offset expression
+			q, err = skipExpr(body, q)
+		case 1: // passive
+		case 2: // active: memory index, offset expression
+			if _, m, err = readULEB(body, q); err == nil {
+				q, err = skipExpr(body, q+m)
+			}
+		default:
+			return 0, fmt.Errorf("data segment kind %d", flags)
+		}
+		if err != nil {
+			return 0, err
+		}
+		n, m, err := readULEB(body, q)
+		if err != nil {
+			return 0, err
+		}
+		q += m
+		if n > uint64(len(body)-q) {
+			return 0, fmt.Errorf("%w: a data segment claims %d bytes, %d are left", errOverclaim, n, len(body)-q)
+		}
+		return q + int(n), nil
+	})
+}
+
+// nameBounds checks the module name of a name section (instrument checks
+// the function and local names).
+func nameBounds(body []byte) error {
+	name, p, err := readName(body, 0)
+	if err != nil || name != "name" {
+		return err
+	}
+	for p < len(body) {
+		id := body[p]
+		size, m, err := readULEB(body, p+1)
+		if err != nil {
+			return err
+		}
+		p += 1 + m
+		if size > uint64(len(body)-p) {
+			return fmt.Errorf("%w: name subsection %d", errOverclaim, id)
+		}
+		if id == 0 {
+			if q, err := skipName(body[:p+int(size)], p); err != nil || q != p+int(size) {
+				return fmt.Errorf("%w: the module name", errOverclaim)
+			}
+		}
+		p += int(size)
+	}
+	return nil
 }
 
 // imports records the tables an import section asks for.
