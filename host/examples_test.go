@@ -127,6 +127,7 @@ func TestHostileCorpus(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.Timeout = abi.Duration(timeout)
 	cfg.MemoryLimit = 32 << 20
+	cfg.TableLimit = 1 << 18 // table_steps is stopped at its third grow, not its eleventh
 	h := newTestHost(t, cfg)
 	loaded := map[string]abi.ModuleInfo{}
 	for _, m := range h.Modules("") {

@@ -165,27 +165,32 @@ const (
 // between two checks.
 const checkEvery = 1024
 
-// instantiateCheckModule provides wasmq:internal.check and table_grow. A
-// guest that reaches check after its context ended, or past its job's
-// deadline (checkCall), exits the way wazero's own WithCloseOnContextDone
-// would have stopped it; table_grow is tableGrowGuard.
+// instantiateCheckModule provides wasmq:internal.check, which is
+// checkGuest, and table_grow, which is tableGrowGuard.
 func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module, error) {
-	return rt.NewHostModuleBuilder(checkModule).NewFunctionBuilder().
-		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) {
-			select {
-			case <-ctx.Done():
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
-				}
-				panic(sys.NewExitError(sys.ExitCodeContextCanceled))
-			default:
-			}
-			checkCall(ctx)
-		}), nil, nil).Export(checkFunc).
+	return rt.NewHostModuleBuilder(checkModule).
+		NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) { checkGuest(ctx) }), nil, nil).
+		Export(checkFunc).
 		NewFunctionBuilder().
 		WithGoFunction(api.GoFunc(tableGrowGuard), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
 		Export(tableGrowFunc).
 		Instantiate(ctx)
+}
+
+// checkGuest ends a guest whose context ended, or that is past its job's
+// deadline (checkCall), the way wazero's own WithCloseOnContextDone would
+// have stopped it.
+func checkGuest(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
+		}
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	default:
+	}
+	checkCall(ctx)
 }
 
 // countdown is, for counter global g and check function f:

@@ -358,6 +358,9 @@ func checkFunctionMemory(path string, sc sidecar, minMemory uint64) []error {
 // before every table.grow with (delta, table index, table size): it
 // returns delta when the table stays within host.table_limit, and
 // otherwise ends the attempt (wasmq.MemoryLimit) before wazero allocates.
+// It checks the deadline too: a loop of grows checks it otherwise only
+// every checkEvery iterations, and each grow copies the table, so a
+// guest under a large limit could spend seconds past its deadline.
 //
 // It ends the attempt rather than return -1 as a refused memory.grow
 // does: wazero would then still allocate nothing, but a guest that ignores
@@ -365,6 +368,7 @@ func checkFunctionMemory(path string, sc sidecar, minMemory uint64) []error {
 // grows a table by a million entries; one that tries is stopped at once,
 // with the reason.
 func tableGrowGuard(ctx context.Context, s []uint64) {
+	checkGuest(ctx)
 	delta, table, size := uint32(s[0]), uint32(s[1]), uint32(s[2])
 	limit := uint64(DefaultTableLimit)
 	in := instanceOf(ctx)
