@@ -10,8 +10,10 @@ import (
 	"net"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/api"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
@@ -48,7 +50,42 @@ type Server struct {
 	// stores nothing (tests, development). Not a file key: set by
 	// WASMQ_NO_DELAY=1. Defaults to false.
 	NoDelay bool `toml:"-"`
+
+	// The HTTP server's limits (docs/reliability.md): without them a
+	// client that never finishes its request holds its connection, and
+	// its file descriptor, for good.
+
+	// ReadHeaderTimeout is how long a client may take to send a
+	// request's headers. Defaults to 10s (DefaultReadHeaderTimeout).
+	ReadHeaderTimeout abi.Duration `toml:"read_header_timeout"`
+	// ReadTimeout is how long a client may take to send a whole request,
+	// headers and body. Defaults to 60s (DefaultReadTimeout): a body of
+	// body_limit at 1 Mbit/s.
+	ReadTimeout abi.Duration `toml:"read_timeout"`
+	// WriteTimeout is how long a request may take from the end of its
+	// headers to the end of its answer, handling included (an upload is
+	// compiled; a long list goes to a slow client). Defaults to 120s
+	// (DefaultWriteTimeout).
+	WriteTimeout abi.Duration `toml:"write_timeout"`
+	// IdleTimeout closes a keep-alive connection that sent no new
+	// request for this long. Defaults to 60s (DefaultIdleTimeout).
+	IdleTimeout abi.Duration `toml:"idle_timeout"`
+	// MaxConnections caps the open HTTP connections; keep it under the
+	// process's open-file limit. At the cap a new connection closes the
+	// oldest one that has not sent a whole request (so /healthz still
+	// gets in), or waits for one to end. Defaults to 512
+	// (DefaultMaxConnections).
+	MaxConnections int `toml:"max_connections"`
 }
+
+// Defaults of the [server] HTTP limits.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultWriteTimeout      = 120 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxConnections    = 512
+)
 
 // Tenant is one [[tenants]] entry.
 type Tenant struct {
@@ -113,6 +150,20 @@ func (f File) WithDefaults() File {
 	if f.Server.LogLevel == "" {
 		f.Server.LogLevel = "info"
 	}
+	for _, d := range []struct {
+		v   *abi.Duration
+		def time.Duration
+	}{
+		{&f.Server.ReadHeaderTimeout, DefaultReadHeaderTimeout}, {&f.Server.ReadTimeout, DefaultReadTimeout},
+		{&f.Server.WriteTimeout, DefaultWriteTimeout}, {&f.Server.IdleTimeout, DefaultIdleTimeout},
+	} {
+		if *d.v == 0 {
+			*d.v = abi.Duration(d.def)
+		}
+	}
+	if f.Server.MaxConnections == 0 {
+		f.Server.MaxConnections = DefaultMaxConnections
+	}
 	for i := range f.Tenants {
 		if f.Tenants[i].Burst == 0 {
 			f.Tenants[i].Burst = max(1, int(f.Tenants[i].Rate))
@@ -156,6 +207,24 @@ func (f File) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("server.log_level: %q is not debug, info, warn or error", f.Server.LogLevel))
+	}
+	for _, d := range []struct {
+		key string
+		v   abi.Duration
+	}{
+		{"read_header_timeout", f.Server.ReadHeaderTimeout}, {"read_timeout", f.Server.ReadTimeout},
+		{"write_timeout", f.Server.WriteTimeout}, {"idle_timeout", f.Server.IdleTimeout},
+	} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("server.%s: must be > 0 (without it a client that never finishes holds its connection)", d.key))
+		}
+	}
+	if f.Server.ReadTimeout > 0 && f.Server.ReadHeaderTimeout > f.Server.ReadTimeout {
+		errs = append(errs, fmt.Errorf("server.read_header_timeout: %s is longer than read_timeout (%s), which covers the headers too",
+			f.Server.ReadHeaderTimeout.D(), f.Server.ReadTimeout.D()))
+	}
+	if f.Server.MaxConnections < 1 {
+		errs = append(errs, fmt.Errorf("server.max_connections: must be at least 1"))
 	}
 	if _, err := f.AdminSHA256(); err != nil {
 		errs = append(errs, err)

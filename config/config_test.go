@@ -41,6 +41,10 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[server]\nlisten = \"0.0.0.0:8765\"\n":                           "not a loopback address",
 		"[server]\nlisten = \"127.0.0.1:1\"\n[runner]\nlease = \"500ms\"": "runner.lease",
 		"this is not toml":                                                "line 1",
+		"[server]\nread_timeout = \"-1s\"\n":                              "server.read_timeout: must be > 0",
+		"[server]\nidle_timeout = -5\n":                                   "server.idle_timeout: must be > 0",
+		"[server]\nread_header_timeout = \"2m\"\n":                        "server.read_header_timeout: 2m0s is longer than read_timeout",
+		"[server]\nmax_connections = -1\n":                                "server.max_connections",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))

@@ -43,6 +43,12 @@ type Config struct {
 	// memory) when the function's config has none: bytes or "64MiB".
 	// Defaults to "256MiB".
 	MemoryLimit ByteSize `toml:"memory_limit"`
+	// TableLimit caps the entries of each of an instance's tables, as
+	// MemoryLimit caps its linear memory: a module with a table that
+	// starts larger is refused at load, and a table.grow that would pass
+	// it ends the attempt with wasmq.MemoryLimit. wazero keeps 8 bytes
+	// per entry. Defaults to 1048576 entries (DefaultTableLimit, 8 MiB).
+	TableLimit int64 `toml:"table_limit"`
 	// MaxInput is the largest input document. Defaults to "1MiB".
 	MaxInput ByteSize `toml:"max_input"`
 	// MaxOutput is the largest output a plugin may set. Defaults to "4MiB".
@@ -87,6 +93,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.MemoryLimit == 0 {
 		c.MemoryLimit = 256 << 20
+	}
+	if c.TableLimit == 0 {
+		c.TableLimit = DefaultTableLimit
 	}
 	if c.MaxInput == 0 {
 		c.MaxInput = 1 << 20
@@ -138,6 +147,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("host.memory_limit: must be at least one 64KiB page")
 	case c.MemoryLimit > 4<<30:
 		return fmt.Errorf("host.memory_limit: must be at most 4GiB")
+	case c.TableLimit < 1 || c.TableLimit > maxTableLimit:
+		return fmt.Errorf("host.table_limit: must be between 1 and %d entries", maxTableLimit)
 	case c.MaxInput <= 0:
 		return fmt.Errorf("host.max_input: must be > 0")
 	case c.MaxOutput <= 0:
@@ -176,6 +187,14 @@ func (c Config) isolation(tenant string) string {
 }
 
 const wasmPage = 65536
+
+// DefaultTableLimit is host.table_limit's default: 1Mi entries, 8 MiB in
+// wazero. Toolchains size a table by the functions a module calls
+// indirectly: 32 entries for the Rust example, 6231 for the Go one.
+const DefaultTableLimit = 1 << 20
+
+// maxTableLimit is the largest table wazero accepts (1<<27 entries, 1 GiB).
+const maxTableLimit = 1 << 27
 
 // ByteSize is a number of bytes read from TOML as an integer or a string
 // such as "64MiB", "512KiB", "1GB" or "16 pages" (64KiB wasm pages).

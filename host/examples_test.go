@@ -86,6 +86,8 @@ func TestExamplePluginsMatchTheGoSDK(t *testing.T) {
 // sandbox failure it must end with.
 var hostileExpectations = []struct{ word, exc string }{
 	{"import", "refused"},
+	{"oversized", "refused"},
+	{"table", abi.ExcMemoryLimit},
 	{"recurs", abi.ExcTimeout},
 	{"loop", abi.ExcTimeout},
 	{"spin", abi.ExcTimeout},
@@ -125,6 +127,7 @@ func TestHostileCorpus(t *testing.T) {
 	cfg := testConfig(dir)
 	cfg.Timeout = abi.Duration(timeout)
 	cfg.MemoryLimit = 32 << 20
+	cfg.TableLimit = 1 << 18 // table_steps is stopped at its third grow, not its eleventh
 	h := newTestHost(t, cfg)
 	loaded := map[string]abi.ModuleInfo{}
 	for _, m := range h.Modules("") {

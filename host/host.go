@@ -279,6 +279,12 @@ func CheckFile(path string) (abi.ModuleInfo, []error) {
 	if err != nil {
 		return info, append(errs, err)
 	}
+	sh, err := shapeOf(wasm)
+	if err != nil {
+		return info, append(errs, err)
+	}
+	errs = append(errs, h.cfg.checkShape(sh)...)
+	errs = append(errs, checkFunctionMemory(path, sc, sh.memMin)...)
 	cm, err := h.rt.CompileModule(context.Background(), inst)
 	if err != nil {
 		return info, append(errs, fmt.Errorf("compile: %w", err))

@@ -511,14 +511,17 @@ func TestCloseInterruptsJobsStillRunningAfterItsDeadline(t *testing.T) {
 	}
 }
 
-func TestHugeInitialMemoryIsAMemoryLimitNotAnAllocation(t *testing.T) {
+// A module whose memory starts over the limit is refused at load (it could
+// never run), never instantiated; limits_test.go has the other cases.
+func TestHugeInitialMemoryIsRefusedNotAllocated(t *testing.T) {
 	dir := t.TempDir()
 	copyFile(t, "testdata/bigmem.wasm", filepath.Join(dir, "bigmem.wasm"))
 	copyFile(t, "testdata/bigmem_exported.wasm", filepath.Join(dir, "bigmem_exported.wasm"))
 	copyFile(t, "testdata/kit.wasm", filepath.Join(dir, "kit.wasm"))
 	h := newTestHost(t, testConfig(dir))
 	for _, m := range []string{"bigmem", "bigmem_exported"} {
-		if o := run(t, h, job(m+".run")); o.Kind != abi.OutcomeSandbox || o.ExcName != abi.ExcMemoryLimit {
+		if o := run(t, h, job(m+".run")); o.Kind != abi.OutcomeFailed || o.ExcName != abi.ExcPluginInvalid ||
+			!strings.Contains(o.ExcMessage, "over host.memory_limit") {
 			t.Errorf("%s: got %s %s %q", m, o.Kind, o.ExcName, o.ExcMessage)
 		}
 	}

@@ -273,9 +273,13 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 	// Host functions called from _initialize need a call to report to.
 	in.call = &call{h: h, parent: ctx, deadline: deadline,
 		maxLogLines: h.cfg.MaxLogLines, maxLogBytes: int(h.cfg.MaxLogBytes), maxOutput: uint64(h.cfg.MaxOutput)}
-	defer func(c *call) { c.release(); in.call = nil }(in.call)
+	c := in.call
+	defer func() { c.release(); in.call = nil }()
 	mod, err := h.instantiate(ictx, code, cfg)
 	if err != nil {
+		if c.stopped != nil { // e.g. a start function's table.grow
+			return nil, c.stopped
+		}
 		if in.mem != nil && in.mem.hit {
 			return nil, fmt.Errorf("%w: %v", errMemoryAtStart, err)
 		}
@@ -285,6 +289,9 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 	if code.hasInit {
 		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
 			mod.Close(context.Background())
+			if c.stopped != nil {
+				return nil, c.stopped
+			}
 			return nil, fmt.Errorf("_initialize: %w", err)
 		}
 	}

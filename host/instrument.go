@@ -14,7 +14,9 @@ import (
 // instrument returns a copy of a wasm binary in which every function entry
 // and every loop header counts down a new mutable global and, every
 // checkEvery times, calls a new import, wasmq:internal.check, which ends
-// the call when its context is done.
+// the call when its context is done; and every table.grow first calls a
+// second new import, wasmq:internal.table_grow, which ends the call when
+// the table would grow past host.table_limit (limits.go).
 //
 // Why: the guest must stop at its deadline, and while native code runs the
 // Go GC cannot stop the world, so a guest that never calls out stalls the
@@ -25,10 +27,11 @@ import (
 // Counting down in the guest costs a few instructions per iteration and
 // catches recursion too (docs/benchmarks.md has the costs).
 //
-// The import is the last imported function, so every defined function's
-// index moves up by one: calls, ref.func, exports, the start function,
-// element segments and the name section are renumbered to match. Type and
-// global indices are untouched (the new type and global are the last ones).
+// The two imports are the last imported functions, so every defined
+// function's index moves up by two: calls, ref.func, exports, the start
+// function, element segments and the name section are renumbered to match.
+// Type and global indices are untouched (the new types and global are the
+// last ones).
 func instrument(wasm []byte) ([]byte, error) {
 	if len(wasm) < 8 || !bytes.Equal(wasm[:4], []byte("\x00asm")) {
 		return nil, errors.New("not a WebAssembly binary (bad magic)")
@@ -76,17 +79,28 @@ func instrument(wasm []byte) ([]byte, error) {
 		}
 	}
 	rw.check = countdown(globals, rw.importedFuncs)
+	rw.grow = rw.importedFuncs + 1
 
 	// The new entries, appended to their sections (created if missing).
-	checkType := []byte{0x60, 0x00, 0x00} // func () -> ()
-	checkImport := appendName(nil, checkModule)
-	checkImport = appendName(checkImport, checkFunc)
-	checkImport = append(checkImport, 0x00) // func
-	checkImport = appendULEB(checkImport, types)
+	newTypes := []byte{
+		0x60, 0x00, 0x00, // check: func () -> ()
+		0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x01, 0x7f, // table_grow: func (i32, i32, i32) -> i32
+	}
+	var newImports []byte
+	for i, name := range []string{checkFunc, tableGrowFunc} {
+		newImports = appendName(newImports, checkModule)
+		newImports = appendName(newImports, name)
+		newImports = append(newImports, 0x00) // func
+		newImports = appendULEB(newImports, types+uint64(i))
+	}
 	counter := []byte{0x7f, 0x01, 0x41} // i32, mutable, i32.const
 	counter = appendSLEB(counter, checkEvery)
 	counter = append(counter, 0x0b)
-	added := map[byte][]byte{1: checkType, 2: checkImport, 6: counter}
+	type entries struct {
+		n    uint64
+		body []byte
+	}
+	added := map[byte]entries{1: {2, newTypes}, 2: {addedFuncs, newImports}, 6: {1, counter}}
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/4)
 	out = append(out, wasm[:8]...)
@@ -98,7 +112,7 @@ func instrument(wasm []byte) ([]byte, error) {
 	emitMissing := func(before byte) {
 		for _, id := range []byte{1, 2, 6} {
 			if e, ok := added[id]; ok && sectionOrder(id) < sectionOrder(before) {
-				emit(id, append([]byte{1}, e...))
+				emit(id, append(appendULEB(nil, e.n), e.body...))
 				delete(added, id)
 			}
 		}
@@ -111,7 +125,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		var err error
 		switch s.id {
 		case 1, 2, 6:
-			body, err = rw.appendTo(s.id, s.body, added[s.id])
+			body, err = rw.appendTo(s.id, s.body, added[s.id].n, added[s.id].body)
 			delete(added, s.id)
 		case 7:
 			body, err = rw.exports(s.body)
@@ -138,33 +152,45 @@ func instrument(wasm []byte) ([]byte, error) {
 	return out, nil
 }
 
-// The function instrument imports.
+// The functions instrument imports.
 const (
-	checkModule = "wasmq:internal"
-	checkFunc   = "check"
+	checkModule   = "wasmq:internal"
+	checkFunc     = "check"
+	tableGrowFunc = "table_grow"
+	// addedFuncs is how many: defined functions move up by as many.
+	addedFuncs = 2
 )
 
 // checkEvery is how many function entries and loop iterations pass
 // between two checks.
 const checkEvery = 1024
 
-// instantiateCheckModule provides wasmq:internal.check. A guest that
-// reaches it after its context ended, or past its job's deadline
-// (checkCall), exits the way wazero's own WithCloseOnContextDone would
-// have stopped it.
+// instantiateCheckModule provides wasmq:internal.check, which is
+// checkGuest, and table_grow, which is tableGrowGuard.
 func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module, error) {
-	return rt.NewHostModuleBuilder(checkModule).NewFunctionBuilder().
-		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) {
-			select {
-			case <-ctx.Done():
-				if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-					panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
-				}
-				panic(sys.NewExitError(sys.ExitCodeContextCanceled))
-			default:
-			}
-			checkCall(ctx)
-		}), nil, nil).Export(checkFunc).Instantiate(ctx)
+	return rt.NewHostModuleBuilder(checkModule).
+		NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(func(ctx context.Context, _ []uint64) { checkGuest(ctx) }), nil, nil).
+		Export(checkFunc).
+		NewFunctionBuilder().
+		WithGoFunction(api.GoFunc(tableGrowGuard), []api.ValueType{i32, i32, i32}, []api.ValueType{i32}).
+		Export(tableGrowFunc).
+		Instantiate(ctx)
+}
+
+// checkGuest ends a guest whose context ended, or that is past its job's
+// deadline (checkCall), the way wazero's own WithCloseOnContextDone would
+// have stopped it.
+func checkGuest(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			panic(sys.NewExitError(sys.ExitCodeDeadlineExceeded))
+		}
+		panic(sys.NewExitError(sys.ExitCodeContextCanceled))
+	default:
+	}
+	checkCall(ctx)
 }
 
 // countdown is, for counter global g and check function f:
@@ -200,33 +226,41 @@ func sectionOrder(id byte) int {
 	return 100
 }
 
-// rewriter renumbers function indices around the new import.
+// maxLocals caps the locals of one function, as browsers do (the JS
+// embedding's limit, 50000). wazero has none short of 4G: it would
+// allocate them all while compiling, and a 31-byte module declaring 4G
+// locals ended the process out of memory.
+const maxLocals = 50000
+
+// rewriter renumbers function indices around the new imports.
 type rewriter struct {
 	importedFuncs uint64
 	check         []byte
+	// grow is the index of the table_grow import.
+	grow uint64
 }
 
 // fn is the new index of function f.
 func (rw *rewriter) fn(f uint64) uint64 {
 	if f >= rw.importedFuncs {
-		return f + 1
+		return f + addedFuncs
 	}
 	return f
 }
 
-// appendTo adds one entry to a vector section; global initializers are
+// appendTo adds n entries to a vector section; global initializers are
 // renumbered (ref.func).
-func (rw *rewriter) appendTo(id byte, body, entry []byte) ([]byte, error) {
-	n, p, err := readULEB(body, 0)
+func (rw *rewriter) appendTo(id byte, body []byte, n uint64, entry []byte) ([]byte, error) {
+	count, p, err := readULEB(body, 0)
 	if err != nil {
 		return nil, err
 	}
-	out := appendULEB(make([]byte, 0, len(body)+len(entry)+5), n+1)
+	out := appendULEB(make([]byte, 0, len(body)+len(entry)+5), count+n)
 	if id != 6 {
 		out = append(out, body[p:]...)
 		return append(out, entry...), nil
 	}
-	for i := uint64(0); i < n; i++ {
+	for i := uint64(0); i < count; i++ {
 		if p+2 > len(body) {
 			return nil, errors.New("truncated global")
 		}
@@ -377,10 +411,14 @@ func (rw *rewriter) body(out, b []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("locals: %w", err)
 	}
+	var locals uint64
 	for g := uint64(0); g < groups; g++ {
-		_, m, err := readULEB(b, q)
+		n, m, err := readULEB(b, q)
 		if err != nil || q+m >= len(b) {
 			return nil, errors.New("locals: malformed")
+		}
+		if locals += n; locals > maxLocals {
+			return nil, fmt.Errorf("more than %d locals in one function", maxLocals)
 		}
 		q += m + 1 // one-byte value types only (no GC proposal)
 	}
@@ -399,9 +437,9 @@ func (rw *rewriter) expr(out, b []byte, p int) ([]byte, int, error) {
 }
 
 // instrs copies instructions from b[p:] to out until the end that closes
-// the body (or the expression), renumbering function indices and adding
-// the countdown at every loop header. It returns the position after that
-// end.
+// the body (or the expression), renumbering function indices, adding the
+// countdown at every loop header and the guard before every table.grow.
+// It returns the position after that end.
 func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
 	depth := 0
 	var err error
@@ -503,6 +541,21 @@ func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
 			case sub <= 7:
 			case sub == 8, sub == 10, sub == 12, sub == 14:
 				q = imm(q, 2)
+			case sub == 15: // table.grow x: [ref, delta] -> [old size or -1]
+				// i32.const x; table.size x; call table_grow:
+				// [ref, delta, x, size] -> [ref, delta].
+				var x uint64
+				x, m, err = readULEB(b, q)
+				if err != nil {
+					break
+				}
+				out = append(out, 0x41)
+				out = appendSLEB(out, int64(x))
+				out = append(out, 0xfc, 0x10)
+				out = appendULEB(out, x)
+				out = append(out, 0x10)
+				out = appendULEB(out, rw.grow)
+				q += m
 			case sub <= 17:
 				q = imm(q, 1)
 			default:

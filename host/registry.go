@@ -27,7 +27,7 @@ type compiled struct {
 	cm      wazero.CompiledModule
 	exports []string
 	hasInit bool
-	// minMemory is the initial size of its exported memory, in bytes.
+	// minMemory is the initial size of its memory, in bytes.
 	minMemory uint64
 	// guarded by Host.mu
 	refs   int // registry entries using it
@@ -101,7 +101,8 @@ func readSidecar(path string) (sidecar, error) {
 }
 
 // compile returns the compiled module for wasm, compiling it at most once
-// per digest, after checking its imports. The caller holds compileMu.
+// per digest, after checking its imports and that it could run within the
+// limits. The caller holds compileMu.
 func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	sum := sha256.Sum256(wasm)
 	digest := hex.EncodeToString(sum[:])
@@ -115,6 +116,13 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
+	sh, err := shapeOf(wasm)
+	if err != nil {
+		return nil, err
+	}
+	if errs := h.cfg.checkShape(sh); len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	cm, err := h.rt.CompileModule(ctx, inst)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
@@ -123,10 +131,7 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 		cm.Close(ctx)
 		return nil, errors.Join(errs...)
 	}
-	c = &compiled{digest: digest, cm: cm, exports: exportsOf(cm), pools: map[string][]*instance{}}
-	for _, m := range cm.ExportedMemories() {
-		c.minMemory = max(c.minMemory, uint64(m.Min())*wasmPage)
-	}
+	c = &compiled{digest: digest, cm: cm, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
 	if f, ok := cm.ExportedFunctions()["_initialize"]; ok && len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
 		c.hasInit = true
 	}
@@ -303,13 +308,18 @@ func (h *Host) loadModule(ctx context.Context, path string) (abi.ModuleInfo, *co
 	if err != nil {
 		return info, nil, nil, err
 	}
+	var errs []error
 	for fn := range sc.Functions {
 		if !contains(code.exports, fn) {
-			h.mu.Lock()
-			h.maybeRetireLocked(code)
-			h.mu.Unlock()
-			return info, nil, nil, fmt.Errorf("%s: [functions.%s] names no export of the module (exports: %s)", sidecarPath(path), fn, strings.Join(code.exports, ", "))
+			errs = append(errs, fmt.Errorf("%s: [functions.%s] names no export of the module (exports: %s)", sidecarPath(path), fn, strings.Join(code.exports, ", ")))
 		}
+	}
+	errs = append(errs, checkFunctionMemory(path, sc, code.minMemory)...)
+	if len(errs) > 0 {
+		h.mu.Lock()
+		h.maybeRetireLocked(code)
+		h.mu.Unlock()
+		return info, nil, nil, errors.Join(errs...)
 	}
 	info = abi.ModuleInfo{SHA256: code.digest, Size: int64(len(wasm)), Exports: code.exports, Functions: map[string]abi.FunctionConfig{}}
 	for _, e := range code.exports {

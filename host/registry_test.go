@@ -257,6 +257,8 @@ func TestConfigValidateNamesKeys(t *testing.T) {
 		{"host.isolation", func(c *Config) { c.Isolation = "shared" }},
 		{"host.tenant_isolation.acme", func(c *Config) { c.TenantIsolation = map[string]string{"acme": "x"} }},
 		{"host.memory_limit", func(c *Config) { c.MemoryLimit = 100 }},
+		{"host.table_limit", func(c *Config) { c.TableLimit = -1 }},
+		{"host.table_limit", func(c *Config) { c.TableLimit = 1<<27 + 1 }},
 		{"host.max_input", func(c *Config) { c.MaxInput = -1 }},
 	}
 	for _, b := range bad {
@@ -293,6 +295,7 @@ func TestConfigDecodesFromTOML(t *testing.T) {
 plugins_dir = "p"
 timeout = "5s"
 memory_limit = "64MiB"
+table_limit = 65536
 max_input = 1048576
 isolation = "fresh"
 [host.tenant_isolation]
@@ -302,7 +305,7 @@ trusted = "pooled"
 		t.Fatal(err)
 	}
 	h := c.Host.WithDefaults()
-	if h.PluginsDir != "p" || h.Timeout.D() != 5*time.Second || h.MemoryLimit != 64<<20 || h.MaxInput != 1<<20 ||
+	if h.PluginsDir != "p" || h.Timeout.D() != 5*time.Second || h.MemoryLimit != 64<<20 || h.TableLimit != 65536 || h.MaxInput != 1<<20 ||
 		h.isolation("trusted") != IsolationPooled || h.isolation("x") != IsolationFresh || h.Validate() != nil {
 		t.Errorf("decoded %+v", h)
 	}

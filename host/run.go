@@ -153,7 +153,10 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 
 // classifyStart maps an instantiation (or _initialize) failure.
 func (h *Host) classifyStart(ctx context.Context, deadline time.Time, err error, lim limits) abi.Outcome {
+	var se *sandboxError
 	switch {
+	case errors.As(err, &se):
+		return sandbox(se.exc, se.msg)
 	case ctx.Err() != nil:
 		return abi.Outcome{Kind: abi.OutcomeInterrupted, ExcMessage: "interrupted while instantiating: " + ctx.Err().Error()}
 	case errors.Is(err, errMemoryAtStart):

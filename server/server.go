@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -30,6 +33,8 @@ type Node struct {
 	Enqueue *enqueue.Service
 	Handler http.Handler
 	log     zerolog.Logger
+	// conns is the connection cap of the listener being served (tests).
+	conns *connLimit
 }
 
 // New opens the store, loads the plugins and builds the runner and the
@@ -104,9 +109,25 @@ func (n *Node) Serve(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("server.listen: %w", err)
 	}
-	srv := &http.Server{Handler: n.Handler, ReadHeaderTimeout: 10 * time.Second}
+	return n.ServeListener(ctx, ln)
+}
+
+// ServeListener is Serve on a listener of the caller's, which it closes.
+func (n *Node) ServeListener(ctx context.Context, ln net.Listener) error {
+	c := n.Config.WithDefaults().Server // a File not from config.Load has zeros
+	// A silent new connection is not closed to make room before it had
+	// a fair chance to send its request.
+	n.conns = newConnLimit(ln, c.MaxConnections, min(time.Second, c.ReadHeaderTimeout.D()/2))
+	srv := &http.Server{
+		Handler:           closeAfterErrors(n.Handler),
+		ReadHeaderTimeout: c.ReadHeaderTimeout.D(),
+		ReadTimeout:       c.ReadTimeout.D(),
+		WriteTimeout:      c.WriteTimeout.D(),
+		IdleTimeout:       c.IdleTimeout.D(),
+		ConnState:         n.conns.track,
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- srv.Serve(n.conns) }()
 	n.log.Info().Str("listen", ln.Addr().String()).Str("store", n.Config.Store.Driver).
 		Str("plugins_dir", n.Config.Host.PluginsDir).Msg("wasmq serving")
 	var fatal error
@@ -121,3 +142,201 @@ func (n *Node) Serve(ctx context.Context) error {
 	defer cancel()
 	return errors.Join(fatal, srv.Shutdown(sctx))
 }
+
+// connLimit caps the open connections of a listener at max. When a
+// connection arrives at the cap, an open one that is not in a request is
+// closed to make room, in this order of preference: the longest idle
+// between keep-alive requests; the oldest that sent part of a request and
+// stopped (it was read from, but its headers never ended); the oldest that
+// sent nothing for grace. A connection that just arrived, whose request the server has
+// not read yet, is spared: under a burst of a thousand it was closed
+// before /healthz's request was read. When every connection is in a
+// request, Accept waits for one to end; the new client waits in the listen
+// backlog.
+//
+// Why not golang.org/x/net/netutil.LimitListener: wasmq does not depend on
+// x/net, and that listener only waits. Clients that open connections and
+// never finish a request then hold every slot until read_header_timeout,
+// and again as soon as a slot frees, and /healthz waits behind them
+// (docs/reliability.md has the figures).
+type connLimit struct {
+	net.Listener
+	max   int
+	grace time.Duration
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	open   map[*limitedConn]struct{}
+	closed bool
+	// counted for tests and the docs
+	peak, evicted, waited int
+}
+
+func newConnLimit(ln net.Listener, max int, grace time.Duration) *connLimit {
+	l := &connLimit{Listener: ln, max: max, grace: grace, open: map[*limitedConn]struct{}{}}
+	l.cond = sync.NewCond(&l.mu)
+	return l
+}
+
+// limitedConn is one connection of a connLimit. state and since are
+// guarded by the connLimit's mu.
+type limitedConn struct {
+	net.Conn
+	l     *connLimit
+	state http.ConnState
+	since time.Time // when it entered state
+	heard atomic.Bool
+	once  sync.Once
+}
+
+func (c *limitedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.heard.Load() {
+		c.heard.Store(true)
+	}
+	return n, err
+}
+
+// ReadFrom keeps sendfile for the files the UI serves.
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) { return io.Copy(c.Conn, r) }
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(func() {
+		c.l.mu.Lock()
+		delete(c.l.open, c)
+		c.l.cond.Signal()
+		c.l.mu.Unlock()
+	})
+	return err
+}
+
+func (l *connLimit) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	lc := &limitedConn{Conn: c, l: l, state: http.StateNew, since: time.Now()}
+	l.mu.Lock()
+	for len(l.open) >= l.max && !l.closed {
+		victim, retry := l.victimLocked()
+		switch {
+		case victim != nil:
+			l.evicted++
+			l.mu.Unlock()
+			victim.Close()
+			l.mu.Lock()
+		case retry > 0: // a silent connection will have had its grace
+			l.waited++
+			l.mu.Unlock()
+			time.Sleep(min(retry, 10*time.Millisecond))
+			l.mu.Lock()
+		default: // every connection is in a request
+			l.waited++
+			l.cond.Wait()
+		}
+	}
+	if l.closed {
+		l.mu.Unlock()
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	l.open[lc] = struct{}{}
+	l.peak = max(l.peak, len(l.open))
+	l.mu.Unlock()
+	return lc, nil
+}
+
+// victimLocked picks the connection to close to make room, or says how
+// long until a silent one has had its grace.
+func (l *connLimit) victimLocked() (victim *limitedConn, retry time.Duration) {
+	now := time.Now()
+	rank := func(c *limitedConn) int {
+		switch {
+		case c.state == http.StateIdle:
+			return 0
+		case c.state != http.StateNew:
+			return -1 // in a request
+		case c.heard.Load():
+			return 1
+		case now.Sub(c.since) >= l.grace:
+			return 2
+		}
+		if wait := l.grace - now.Sub(c.since); retry == 0 || wait < retry {
+			retry = wait
+		}
+		return -1
+	}
+	best := -1
+	for c := range l.open {
+		r := rank(c)
+		if r < 0 || best >= 0 && (r > best || r == best && !c.since.Before(victim.since)) {
+			continue
+		}
+		victim, best = c, r
+	}
+	return victim, retry
+}
+
+func (l *connLimit) Close() error {
+	l.mu.Lock()
+	l.closed = true
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	return l.Listener.Close()
+}
+
+// track is the http.Server's ConnState hook.
+func (l *connLimit) track(c net.Conn, state http.ConnState) {
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lc.state, lc.since = state, time.Now()
+}
+
+// closeAfterErrors closes the connection at once after an error answer
+// to a request with a body. net/http reads what is left of an unread body,
+// up to 256 KiB, before it closes or reuses a connection, even with
+// "Connection: close", and at the client's pace: an unauthenticated
+// request whose body never came held its connection, busy (so never
+// closed to make room), until read_timeout. Its read now ends at once.
+func closeAfterErrors(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength == 0 {
+			h.ServeHTTP(w, r)
+			return
+		}
+		cw := &closeOnError{ResponseWriter: w}
+		h.ServeHTTP(cw, r)
+		if cw.failed {
+			http.NewResponseController(w).SetReadDeadline(time.Now())
+		}
+	})
+}
+
+type closeOnError struct {
+	http.ResponseWriter
+	wroteHeader, failed bool
+}
+
+func (w *closeOnError) WriteHeader(code int) {
+	if !w.wroteHeader && code >= 400 {
+		w.Header().Set("Connection", "close")
+		w.failed = true
+	}
+	w.wroteHeader = true
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *closeOnError) Write(b []byte) (int, error) {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *closeOnError) Unwrap() http.ResponseWriter { return w.ResponseWriter }
