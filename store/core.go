@@ -260,9 +260,9 @@ func (c *Core) Counts(ctx context.Context, tenant string) ([]ChannelCount, error
 	return out, nil
 }
 
-// manual runs a manual action: the job read under lock, the action's
-// states checked, the new row written, dependents settled.
-func (c *Core) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(tx Tx, j abi.Job) (abi.Job, error)) (abi.Job, error) {
+// change writes one job's new row, as decide makes it from the row read
+// under lock, then runs then (if any) in the same transaction.
+func (c *Core) change(ctx context.Context, tenant, uuid string, decide func(tx Tx, j abi.Job) (abi.Job, error), then func(tx Tx, after abi.Job) error) (abi.Job, error) {
 	if err := checkText("uuid", uuid); err != nil {
 		return abi.Job{}, notFound(uuid)
 	}
@@ -272,14 +272,8 @@ func (c *Core) manual(ctx context.Context, tenant, uuid string, cause abi.Cause,
 		if err != nil {
 			return err
 		}
-		if err := CheckManual(j, cause); err != nil {
-			return err
-		}
-		after, err := apply(tx, j)
+		after, err := decide(tx, j)
 		if err != nil {
-			return err
-		}
-		if err := abi.CheckTransition(j.State, after.State, cause); err != nil {
 			return err
 		}
 		if err := tx.UpdateJob(ctx, j, after); err != nil {
@@ -288,19 +282,38 @@ func (c *Core) manual(ctx context.Context, tenant, uuid string, cause abi.Cause,
 		n := tx.Notes()
 		n.moved(j, after)
 		n.Events.Add(EventChanged, j.Channel)
-		switch after.State {
-		case abi.StateDone:
-			err = settle(ctx, tx, []string{uuid})
-		case abi.StateCancelled:
-			err = cancelDependents(ctx, tx, uuid)
-		}
-		if err != nil {
-			return err
+		if then != nil {
+			if err := then(tx, after); err != nil {
+				return err
+			}
 		}
 		out = after
 		return nil
 	})
 	return out, err
+}
+
+// manual runs a manual action: the action's states checked, the new row
+// written, dependents settled.
+func (c *Core) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(tx Tx, j abi.Job) (abi.Job, error)) (abi.Job, error) {
+	return c.change(ctx, tenant, uuid, func(tx Tx, j abi.Job) (abi.Job, error) {
+		if err := CheckManual(j, cause); err != nil {
+			return j, err
+		}
+		after, err := apply(tx, j)
+		if err != nil {
+			return j, err
+		}
+		return after, abi.CheckTransition(j.State, after.State, cause)
+	}, func(tx Tx, after abi.Job) error {
+		switch after.State {
+		case abi.StateDone:
+			return settle(ctx, tx, []string{after.UUID})
+		case abi.StateCancelled:
+			return cancelDependents(ctx, tx, after.UUID)
+		}
+		return nil
+	})
 }
 
 func (c *Core) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error) {
@@ -344,29 +357,9 @@ func (c *Core) Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Jo
 	if err := p.Validate(); err != nil {
 		return abi.Job{}, err
 	}
-	if err := checkText("uuid", uuid); err != nil {
-		return abi.Job{}, notFound(uuid)
-	}
-	var out abi.Job
-	err := c.d.Write(ctx, func(tx Tx) error {
-		j, err := tx.LockJob(ctx, tenant, uuid)
-		if err != nil {
-			return err
-		}
-		after := j
-		if err := p.Apply(&after); err != nil {
-			return err
-		}
-		if err := tx.UpdateJob(ctx, j, after); err != nil {
-			return err
-		}
-		n := tx.Notes()
-		n.moved(j, after)
-		n.Events.Add(EventChanged, j.Channel)
-		out = after
-		return nil
-	})
-	return out, err
+	return c.change(ctx, tenant, uuid, func(_ Tx, j abi.Job) (abi.Job, error) {
+		return j, p.Apply(&j)
+	}, nil)
 }
 
 // settle moves the waiting dependents of parents that just finished, and
