@@ -206,24 +206,12 @@ func TestJobsOfAKilledNodeFinishOnAnother(t *testing.T) {
 		ids = append(ids, j["uuid"].(string))
 	}
 	// Wait until node a runs them, then kill it without warning.
-	deadline := time.Now().Add(10 * time.Second)
-	for started := 0; started < 3; {
-		started = 0
-		for _, j := range listAll(t, a.url) {
-			if j.State == "started" {
-				started++
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("jobs did not start on node a")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitStarted(t, a.url, 3)
 	a.cmd.Process.Signal(syscall.SIGKILL)
 	a.cmd.Wait()
 	killed := time.Now()
 	b := startNode(t, bin, dsn, "node-b")
-	deadline = time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		all := listAll(t, b.url)
 		done := 0
