@@ -1,9 +1,12 @@
-// Package store keeps jobs durably. Store is the one interface; postgres/
-// and sqlite/ implement it and both pass storetest, the conformance suite.
+// Package store keeps jobs durably. Store is the one interface callers
+// use; Core implements it once, with every job rule, over a Driver that
+// speaks a database's SQL (postgres/, sqlite/). Both pass storetest, the
+// conformance suite.
 //
-// The store owns every state change: each method moves jobs only along the
-// transitions of abi.CheckTransition, with the from-state in the WHERE
-// clause so two callers racing on one job cannot both win.
+// Core owns every state change: each moves jobs only along the
+// transitions of abi.CheckTransition, and the drivers write them with the
+// from-state (or a row lock) in the statement, so two callers racing on
+// one job cannot both win.
 package store
 
 import (
