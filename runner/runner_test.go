@@ -583,6 +583,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"AutovacuumDeletesOldFinishedJobs", TestAutovacuumDeletesOldFinishedJobs},
 		{"ChannelStatus", TestChannelStatus},
 		{"TenantsTakeTurnsAtEqualPriority", TestTenantsTakeTurnsAtEqualPriority},
+		{"ASlowFloodDoesNotStarveAnotherTenant", TestASlowFloodDoesNotStarveAnotherTenant},
 		{"TenantMaxRunningIsACapAcrossChannels", TestTenantMaxRunningIsACapAcrossChannels},
 		{"ConcurrentProducersAreAllSeenWithoutThePoll", TestConcurrentProducersAreAllSeenWithoutThePoll},
 	} {

@@ -3,6 +3,7 @@ package runner
 import (
 	"container/heap"
 	"context"
+	"math"
 	"slices"
 	"sort"
 	"time"
@@ -44,15 +45,21 @@ type scheduler struct {
 	nodes map[string]time.Time // nodes heard from (EventNode), when
 
 	lastStart map[*Channel]time.Time // throttled channels
-	served    map[string]int         // jobs handed over per tenant, decaying
-	decayed   time.Time
+	// Fair share by slot time: what each tenant's jobs held of the
+	// workers lately (decaying), and since when each running job holds
+	// its slot. See fairShare.
+	slotTime map[string]time.Duration
+	since    map[string]time.Time // running jobs, by uuid
+	recent   map[string]time.Time // tenants with jobs pending or running, when last seen so
+	decayed  time.Time
 }
 
 func newScheduler(r *Runner) *scheduler {
 	return &scheduler{r: r, tree: r.tree, reload: true, recount: true,
 		pending: map[string]store.Candidate{}, tenants: map[string]int{},
 		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
-		ended: map[string]bool{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{}, served: map[string]int{}, decayed: time.Now()}
+		ended: map[string]bool{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
+		slotTime: map[string]time.Duration{}, since: map[string]time.Time{}, recent: map[string]time.Time{}, decayed: time.Now()}
 }
 
 // run schedules until ctx ends: a round after store events and worker
@@ -192,6 +199,7 @@ func (s *scheduler) release(id string) {
 		return
 	}
 	delete(s.running, id)
+	s.charge(id, j.Tenant, time.Now())
 	ch := s.tree.Get(j.Channel)
 	for x := ch; x != nil; x = x.Parent {
 		s.used[x]--
@@ -208,10 +216,67 @@ func (s *scheduler) count(j store.RunningJob) {
 		return
 	}
 	s.running[j.UUID] = j
+	if _, ok := s.since[j.UUID]; !ok {
+		s.since[j.UUID] = time.Now()
+	}
 	for x := s.tree.Get(j.Channel); x != nil; x = x.Parent {
 		s.used[x]++
 	}
 	s.tenantUsed[j.Tenant]++
+}
+
+// startCharge is the slot time a start costs at once, however short the
+// job: so that tenants of instant jobs still take turns, and a burst of
+// picks in one round is shared before any of them has run.
+const startCharge = 100 * time.Millisecond
+
+// reserveFor is how long a tenant counts as active after its last
+// pending or running job: while it does, one slot of the root is kept for
+// it whenever it runs nothing (see fairCap).
+const reserveFor = 5 * time.Second
+
+// fairCap is how many slots of the root a tenant may hold: all but one
+// for each other active tenant running nothing. Jobs cannot be preempted,
+// so a tenant whose slow jobs hold every slot would make another's wait a
+// whole job length; keeping a slot lets the other start at once, at the
+// cost of that slot idling while the other tenant is quiet (at most
+// reserveFor). It never goes under one slot, and an unlimited root caps
+// nothing.
+func (s *scheduler) fairCap(tenant string, capacity int) int {
+	if capacity <= 0 || len(s.recent) < 2 {
+		return math.MaxInt
+	}
+	idle := 0
+	for t := range s.recent {
+		if t != tenant && s.tenantUsed[t] == 0 {
+			idle++
+		}
+	}
+	return max(1, capacity-idle)
+}
+
+// charge adds to the tenant's slot time what a job that stopped running
+// held beyond its start charge.
+func (s *scheduler) charge(id, tenant string, now time.Time) {
+	if at, ok := s.since[id]; ok {
+		s.slotTime[tenant] += max(0, now.Sub(at)-startCharge)
+		delete(s.since, id)
+	}
+}
+
+// usage is each tenant's slot time now: what its ended jobs held lately
+// and what its running ones hold so far.
+func (s *scheduler) usage(now time.Time) map[string]time.Duration {
+	u := make(map[string]time.Duration, len(s.slotTime)+1)
+	for t, d := range s.slotTime {
+		u[t] = d
+	}
+	for id, j := range s.running {
+		if at, ok := s.since[id]; ok {
+			u[j.Tenant] += max(0, now.Sub(at)-startCharge)
+		}
+	}
+	return u
 }
 
 // drainNotes applies what this node's workers reported: a job whose code
@@ -249,8 +314,13 @@ func (s *scheduler) recountRunning(ctx context.Context) error {
 		}
 		s.count(j)
 	}
+	now := time.Now()
 	for id, j := range before {
-		if _, ok := s.running[id]; !ok && s.tree.Get(j.Channel).Sequential {
+		if _, ok := s.running[id]; ok {
+			continue
+		}
+		s.charge(id, j.Tenant, now)
+		if s.tree.Get(j.Channel).Sequential {
 			s.named = append(s.named, id)
 		}
 	}
@@ -408,6 +478,9 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		if limit := s.r.cfg.TenantMaxRunning[c.Tenant]; limit > 0 && s.tenantUsed[c.Tenant] >= limit {
 			return
 		}
+		if limit := s.fairCap(c.Tenant, root.Capacity); s.tenantUsed[c.Tenant] >= limit {
+			return
+		}
 		s.count(store.RunningJob{UUID: c.UUID, Channel: c.Channel, Tenant: c.Tenant})
 		for x := ch; x != nil; x = x.Parent {
 			if x.Throttle > 0 {
@@ -416,10 +489,21 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 			}
 		}
 		pick = append(pick, c)
-		s.served[c.Tenant]++
+		s.slotTime[c.Tenant] += startCharge
 	}
 	for len(s.order) > 0 && !s.current(s.order[0]) {
 		s.order = s.order[1:] // what the last rounds handed over
+	}
+	for t := range s.tenants {
+		s.recent[t] = now
+	}
+	for _, j := range s.running {
+		s.recent[j.Tenant] = now
+	}
+	for t, at := range s.recent {
+		if now.Sub(at) > reserveFor {
+			delete(s.recent, t)
+		}
 	}
 	fair := len(s.tenants) > 1 // tenants take turns: gather every ready job first
 	var ready []store.Candidate
@@ -457,7 +541,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		try(c)
 	}
 	if fair {
-		for _, c := range fairShare(ready, s.served) {
+		for _, c := range fairShare(ready, s.usage(now)) {
 			if full() {
 				break
 			}
@@ -467,12 +551,12 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	if stale > len(s.order)/2 {
 		s.order = slices.DeleteFunc(s.order, func(c store.Candidate) bool { return !s.current(c) })
 	}
-	if now.Sub(s.decayed) > 10*time.Second { // old service fades: fairness is about now
-		for t, n := range s.served {
-			if n /= 2; n == 0 {
-				delete(s.served, t)
+	if now.Sub(s.decayed) > 10*time.Second { // old use fades: fairness is about now
+		for t, d := range s.slotTime {
+			if d /= 2; d < startCharge {
+				delete(s.slotTime, t)
 			} else {
-				s.served[t] = n
+				s.slotTime[t] = d
 			}
 		}
 		s.decayed = now
@@ -652,12 +736,18 @@ func (t *ChannelTree) hasSequential() bool {
 }
 
 // fairShare reorders candidates already in run order so that, within one
-// priority, tenants take turns, the least served lately first: one
-// tenant's flood cannot starve another tenant's jobs queued behind it.
-// Each tenant's own order is kept, and a lower priority never overtakes a
-// higher one.
-func fairShare(ready []store.Candidate, served map[string]int) []store.Candidate {
+// priority, each next slot goes to the tenant whose jobs held the fewest
+// worker-seconds lately (usage), each pick counting its start charge: a
+// tenant flooding slow jobs cannot starve another's, however many it
+// queues, with no per-tenant limit set. Each tenant's own order is kept,
+// a lower priority never overtakes a higher one, and tenants at equal use
+// go in the order of their best candidate.
+func fairShare(ready []store.Candidate, usage map[string]time.Duration) []store.Candidate {
 	out := make([]store.Candidate, 0, len(ready))
+	use := make(map[string]time.Duration, len(usage))
+	for t, d := range usage {
+		use[t] = d
+	}
 	for i := 0; i < len(ready); {
 		j := i
 		for j < len(ready) && ready[j].Priority == ready[i].Priority {
@@ -674,16 +764,19 @@ func fairShare(ready []store.Candidate, served map[string]int) []store.Candidate
 		}
 		if len(order) == 1 {
 			out = append(out, class...)
-		} else {
-			sort.SliceStable(order, func(a, b int) bool { return served[order[a]] < served[order[b]] })
-			for len(out) < j {
-				for _, t := range order {
-					if q := queues[t]; len(q) > 0 {
-						out = append(out, q[0])
-						queues[t] = q[1:]
-					}
+			i = j
+			continue
+		}
+		for len(out) < j {
+			next := ""
+			for _, t := range order {
+				if len(queues[t]) > 0 && (next == "" || use[t] < use[next]) {
+					next = t
 				}
 			}
+			out = append(out, queues[next][0])
+			queues[next] = queues[next][1:]
+			use[next] += startCharge
 		}
 		i = j
 	}
