@@ -220,7 +220,7 @@ func resultOutcome(output []byte) abi.Outcome {
 	if !validJSON(output) {
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: textResult(output)}
 	}
-	result := json.RawMessage(bytes.Clone(output))
+	result := jsonResult(output)
 	t := bytes.TrimSpace(output)
 	// A control document has exactly one key, "wasmq": anything else is a
 	// plain result, told apart without decoding the whole output.
@@ -245,7 +245,7 @@ func resultOutcome(output []byte) abi.Outcome {
 	case ctl.NothingToDo != nil:
 		return abi.Outcome{Kind: abi.OutcomeNothingToDo, Reason: ctl.NothingToDo.Reason}
 	case ctl.Result != nil:
-		return abi.Outcome{Kind: abi.OutcomeDone, Result: ctl.Result}
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: jsonResult(ctl.Result)}
 	}
 	return failed(abi.ExcError, "control document {\"wasmq\": ...} names none of retry, fail, nothing_to_do, result")
 }
@@ -268,6 +268,17 @@ func textResult(output []byte) json.RawMessage {
 	r = append(r, `{"base64":"`...)
 	r = base64.StdEncoding.AppendEncode(r, output)
 	return append(r, `"}`...)
+}
+
+// jsonResult stores a JSON output as it is, unless it is not UTF-8 (JSON
+// strings may hold any byte): the store would mend it into one JSON string
+// of the whole document, escaped up to six bytes a byte, so it is stored
+// as {"base64": ...} instead.
+func jsonResult(output []byte) json.RawMessage {
+	if !utf8.Valid(output) {
+		return textResult(output)
+	}
+	return json.RawMessage(bytes.Clone(output))
 }
 
 // jsonTextEscapes holds the JSON escape of each byte appendJSONText
