@@ -48,6 +48,7 @@ type Service struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	pending map[string]chan struct{} // a tenant's lock around max_pending's check and insert
 }
 
 // MaxBatch caps the jobs of one request (after batch splitting).
@@ -117,9 +118,11 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 		}
 		return out, nil
 	}
-	if err := s.admit(ctx, tenant, len(jobs)); err != nil {
+	release, err := s.admit(ctx, tenant, len(jobs))
+	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return s.Store.Insert(ctx, jobs)
 }
 
