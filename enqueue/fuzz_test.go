@@ -7,12 +7,14 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// FuzzDecode: no body makes the strict decoder panic, and every refusal is
-// a FieldError of a known class (so the API answers 400 or 422, never 500).
+// FuzzDecode: no body makes the strict decoder panic, and every refusal,
+// of a job or of a batch, is a FieldError of a known class (so the API
+// answers 400 or 422, never 500).
 func FuzzDecode(f *testing.F) {
 	for _, seed := range []string{
 		`{"func":"m.f"}`, `{"func":"m.f","args":[1,"x"],"kwargs":{"a":null},"eta":60}`,
 		`{"func":"m.f","eta":"2026-11-22T10:00:00Z","priority":-1}`, `{"jobs":[{"ref":"a","func":"m.f"}]}`,
+		`{"jobs":[{"func":"m.f"},{"func":"m.f","colour":1}]}`, `{"jobs":[1]}`,
 		`{"func":`, `[]`, `null`, `{"func":"m.f"} trailing`, `{"func":1}`, `{"prio":1}`, "",
 	} {
 		f.Add([]byte(seed))
@@ -33,6 +35,11 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 		var b BatchRequest
-		_ = Decode(body, &b)
+		if err := Decode(body, &b); err != nil {
+			var fe *abi.FieldError
+			if !errors.As(err, &fe) || !errors.Is(err, ErrMalformed) {
+				t.Fatalf("batch decode error %v is not a malformed-request FieldError", err)
+			}
+		}
 	})
 }

@@ -83,8 +83,48 @@ func ParseWhen(field string, raw json.RawMessage, now time.Time) (*time.Time, er
 const maxSecondsFromNow = 100 * 365 * 24 * 3600
 
 // Decode reads one JSON value into v strictly: unknown fields, wrong
-// types and trailing data are errors naming the field.
+// types and trailing data are errors naming the field; inside a
+// *BatchRequest the field of an entry is named with its index,
+// jobs[3].priority.
 func Decode(body []byte, v any) error {
+	if b, ok := v.(*BatchRequest); ok {
+		return decodeBatch(body, b)
+	}
+	return decodeStrict(body, v)
+}
+
+// decodeBatch decodes the entries of a batch one by one: decoding the
+// whole at once, encoding/json names a field of any entry "colour" or
+// "jobs.priority", never which entry.
+func decodeBatch(body []byte, b *BatchRequest) error {
+	var raw struct {
+		Jobs []json.RawMessage `json:"jobs"`
+	}
+	if err := decodeStrict(body, &raw); err != nil {
+		return err
+	}
+	var jobs []Request
+	if raw.Jobs != nil {
+		jobs = make([]Request, len(raw.Jobs))
+	}
+	for i, entry := range raw.Jobs {
+		if err := decodeStrict(entry, &jobs[i]); err != nil {
+			var fe *abi.FieldError
+			if errors.As(err, &fe) {
+				if fe.Field == "" || fe.Field == "(body)" {
+					fe.Field = fmt.Sprintf("jobs[%d]", i)
+				} else {
+					fe.Field = fmt.Sprintf("jobs[%d].%s", i, fe.Field)
+				}
+			}
+			return err
+		}
+	}
+	b.Jobs = jobs
+	return nil
+}
+
+func decodeStrict(body []byte, v any) error {
 	d := json.NewDecoder(bytes.NewReader(body))
 	d.DisallowUnknownFields()
 	if err := d.Decode(v); err != nil {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/wasmq/wasmq/abi"
@@ -47,10 +48,14 @@ type Service struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+	pending map[string]chan struct{} // a tenant's lock around max_pending's check and insert
 }
 
 // MaxBatch caps the jobs of one request (after batch splitting).
 const MaxBatch = 10000
+
+// MaxDescription caps a job's description, in characters (not bytes).
+const MaxDescription = 1000
 
 // Create stores one job (or the jobs a batch_size splits it into).
 func (s *Service) Create(ctx context.Context, tenant string, r Request) ([]store.Inserted, error) {
@@ -113,9 +118,11 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 		}
 		return out, nil
 	}
-	if err := s.admit(ctx, tenant, len(jobs)); err != nil {
+	release, err := s.admit(ctx, tenant, len(jobs))
+	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return s.Store.Insert(ctx, jobs)
 }
 
@@ -216,8 +223,8 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 		j.Description = fc.Description
 	}
 	if r.Description != nil {
-		if len(*r.Description) > 1000 {
-			return nil, bad("description", "at most 1000 characters")
+		if n := utf8.RuneCountInString(*r.Description); n > MaxDescription {
+			return nil, bad("description", fmt.Sprintf("at most %d characters (this one has %d)", MaxDescription, n))
 		}
 		j.Description = *r.Description
 	}

@@ -3,6 +3,7 @@ package host
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -211,16 +212,15 @@ func retryOutcome(r *abi.ControlRetry) abi.Outcome {
 }
 
 // resultOutcome reads a successful output: a control document, a JSON
-// result, or anything else stored as a JSON string.
+// result, or anything else stored by textResult.
 func resultOutcome(output []byte) abi.Outcome {
 	if len(bytes.TrimSpace(output)) == 0 {
 		return abi.Outcome{Kind: abi.OutcomeDone, Result: json.RawMessage("null")}
 	}
 	if !validJSON(output) {
-		s, _ := json.Marshal(string(output))
-		return abi.Outcome{Kind: abi.OutcomeDone, Result: s}
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: textResult(output)}
 	}
-	result := json.RawMessage(bytes.Clone(output))
+	result := jsonResult(output)
 	t := bytes.TrimSpace(output)
 	// A control document has exactly one key, "wasmq": anything else is a
 	// plain result, told apart without decoding the whole output.
@@ -245,9 +245,81 @@ func resultOutcome(output []byte) abi.Outcome {
 	case ctl.NothingToDo != nil:
 		return abi.Outcome{Kind: abi.OutcomeNothingToDo, Reason: ctl.NothingToDo.Reason}
 	case ctl.Result != nil:
-		return abi.Outcome{Kind: abi.OutcomeDone, Result: ctl.Result}
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: jsonResult(ctl.Result)}
 	}
 	return failed(abi.ExcError, "control document {\"wasmq\": ...} names none of retry, fail, nothing_to_do, result")
+}
+
+// textResult stores an output that is not JSON: as a JSON string when it
+// is UTF-8 without NUL (the store would mend NUL into U+FFFD) and that
+// string is no longer than its base64 form, else as {"base64":
+// "<standard base64>"}; so never more than 4/3 of the output plus 16
+// bytes. (json.Marshal of the string escaped each invalid byte as \ufffd,
+// each control byte as \u00XX and < > & as \u003c: up to six bytes a
+// byte, a 4 MiB binary output stored as 24 MiB.)
+func textResult(output []byte) json.RawMessage {
+	b64 := len(`{"base64":""}`) + base64.StdEncoding.EncodedLen(len(output))
+	if utf8.Valid(output) && bytes.IndexByte(output, 0) < 0 {
+		if n := jsonTextLen(output); n <= b64 {
+			return appendJSONText(make([]byte, 0, n), output)
+		}
+	}
+	r := make([]byte, 0, b64)
+	r = append(r, `{"base64":"`...)
+	r = base64.StdEncoding.AppendEncode(r, output)
+	return append(r, `"}`...)
+}
+
+// jsonResult stores a JSON output as it is, unless it is not UTF-8 (JSON
+// strings may hold any byte): the store would mend it into one JSON string
+// of the whole document, escaped up to six bytes a byte, so it is stored
+// as {"base64": ...} instead.
+func jsonResult(output []byte) json.RawMessage {
+	if !utf8.Valid(output) {
+		return textResult(output)
+	}
+	return json.RawMessage(bytes.Clone(output))
+}
+
+// jsonTextEscapes holds the JSON escape of each byte appendJSONText
+// escapes ("" for a byte written as it is).
+var jsonTextEscapes = func() (e [256]string) {
+	for c := 0; c < 0x20; c++ {
+		e[c] = fmt.Sprintf(`\u%04x`, c)
+	}
+	e['\b'], e['\f'], e['\n'], e['\r'], e['\t'] = `\b`, `\f`, `\n`, `\r`, `\t`
+	e['"'], e['\\'] = `\"`, `\\`
+	return e
+}()
+
+// jsonTextLen is the length of appendJSONText(nil, s).
+func jsonTextLen(s []byte) int {
+	n := 2
+	for _, c := range s {
+		if e := jsonTextEscapes[c]; e != "" {
+			n += len(e)
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// appendJSONText appends valid UTF-8 s as a JSON string escaping only what
+// JSON requires (quote, backslash, control bytes), not < > & as
+// encoding/json does.
+func appendJSONText(b, s []byte) []byte {
+	b = append(b, '"')
+	start := 0
+	for i, c := range s {
+		if e := jsonTextEscapes[c]; e != "" {
+			b = append(b, s[start:i]...)
+			b = append(b, e...)
+			start = i + 1
+		}
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 func (h *Host) classifyError(ctx context.Context, in *instance, c *call, err error) abi.Outcome {
