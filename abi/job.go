@@ -19,6 +19,9 @@ const (
 	DefaultPriority   = 10
 	DefaultMaxRetries = 5
 	RootChannel       = "root"
+	// MaxDescription caps a job's description, in characters (not bytes),
+	// however it is set (created, patched).
+	MaxDescription = 1000
 	// DefaultRetryInterval postpones a retry when neither the plugin nor
 	// the function's retry_pattern gives a delay; [runner]
 	// default_retry_interval overrides it.

@@ -3,8 +3,10 @@ package enqueue
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -60,5 +62,15 @@ func TestSecondsFromNowAreCheckedAtTheirBoundaries(t *testing.T) {
 	got, err := ParseWhen("eta", json.RawMessage("3153600000"), now)
 	if err != nil || got.Year() != 2126 {
 		t.Errorf("eta 100 years ahead: %v %v", got, err)
+	}
+}
+
+func TestFuncStringIsCutOnACharacterBoundary(t *testing.T) {
+	args := json.RawMessage(`["` + strings.Repeat("é", 400) + `"]`)
+	for pad := 0; pad < 4; pad++ {
+		s := FuncString("m."+strings.Repeat("f", pad), args, json.RawMessage(`{}`))
+		if !utf8.ValidString(s) || len(s) > 500 {
+			t.Fatalf("pad %d: %d bytes, valid UTF-8 %v", pad, len(s), utf8.ValidString(s))
+		}
 	}
 }

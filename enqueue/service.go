@@ -55,7 +55,7 @@ type Service struct {
 const MaxBatch = 10000
 
 // MaxDescription caps a job's description, in characters (not bytes).
-const MaxDescription = 1000
+const MaxDescription = abi.MaxDescription
 
 // Create stores one job (or the jobs a batch_size splits it into).
 func (s *Service) Create(ctx context.Context, tenant string, r Request) ([]store.Inserted, error) {
@@ -240,7 +240,7 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 		return nil, err
 	}
 	if len(j.IdentityKey) > 255 {
-		return nil, bad("identity_key", "at most 255 characters")
+		return nil, bad("identity_key", "at most 255 bytes")
 	}
 	if j.ETA, err = ParseWhen(prefix+"eta", r.ETA, now); err != nil {
 		return nil, err
@@ -347,7 +347,13 @@ func FuncString(fn string, args, kwargs json.RawMessage) string {
 	}
 	s := fn + "(" + strings.Join(parts, ", ") + ")"
 	if len(s) > 500 {
-		s = s[:497] + "..."
+		// Cut on a character boundary: half a character is not UTF-8, and
+		// the store refuses what is not.
+		cut := 497
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
 	}
 	return s
 }

@@ -83,6 +83,16 @@ func holdsNUL(raw json.RawMessage) bool {
 	}
 }
 
+func checkDescription(d string) error {
+	if err := checkText("description", d); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(d); n > abi.MaxDescription {
+		return invalid("description", "at most %d characters (this one has %d)", abi.MaxDescription, n)
+	}
+	return nil
+}
+
 func checkDate(field string, t *time.Time) error {
 	if t != nil && (t.Before(MinDate) || t.After(MaxDate)) {
 		return invalid(field, "%s is out of range (%d to %d)", t.UTC().Format(time.RFC3339), MinDate.Year(), MaxDate.Year())
@@ -144,6 +154,9 @@ func (j NewJob) Validate() error {
 	if err := checkChannel(j.Channel); err != nil {
 		return err
 	}
+	if err := checkDescription(j.Description); err != nil {
+		return err
+	}
 	if err := checkRange("priority", j.Priority, 0, MaxPriority); err != nil {
 		return err
 	}
@@ -174,7 +187,7 @@ func (p Patch) Validate() error {
 		}
 	}
 	if p.Description != nil {
-		if err := checkText("description", *p.Description); err != nil {
+		if err := checkDescription(*p.Description); err != nil {
 			return err
 		}
 	}

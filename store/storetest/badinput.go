@@ -138,6 +138,7 @@ func numbersAreCheckedAtTheirBoundaries(t *testing.T, s store.Store) {
 		{"channel", store.Patch{Channel: ptr("../x")}},
 		{"channel", store.Patch{Channel: ptr("root..x")}},
 		{"description", store.Patch{Description: ptr("a\x00")}},
+		{"description", store.Patch{Description: ptr(strings.Repeat("é", abi.MaxDescription+1))}},
 	} {
 		_, err := s.Update(ctx, "t", j.UUID, c.p)
 		wantRefused(t, "patch "+c.field, c.field, err)
