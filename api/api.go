@@ -31,7 +31,10 @@ type Plugins interface {
 
 // Runner is the part of the runner the API uses; *runner.Runner does.
 type Runner interface {
-	Channels(ctx context.Context) ([]abi.ChannelStatus, error)
+	// Channels lists the configured channels and those holding the
+	// tenant's jobs, with the tenant's counts only ("" = every channel,
+	// every tenant).
+	Channels(ctx context.Context, tenant string) ([]abi.ChannelStatus, error)
 	Stats() abi.RunnerStats
 }
 
@@ -375,7 +378,7 @@ func (s *server) channels(w http.ResponseWriter, r *http.Request, c caller) erro
 	if s.Runner == nil {
 		return writeJSON(w, 200, map[string]any{"channels": []abi.ChannelStatus{}})
 	}
-	chs, err := s.Runner.Channels(r.Context())
+	chs, err := s.Runner.Channels(r.Context(), c.scope(r))
 	if err != nil {
 		return err
 	}
