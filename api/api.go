@@ -99,7 +99,7 @@ func New(o Options) http.Handler {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeErr(w, r, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
+		s.writeErr(w, r, caller{}, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
 	})
 	if o.UI != nil {
 		s.mux.Handle("/", o.UI)
@@ -126,7 +126,7 @@ func (s *server) route(pattern string, h handler) {
 			err = h(w, r, c)
 		}
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.writeErr(w, r, c, err)
 		}
 		s.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Dur("took", time.Since(start)).Err(err).Msg("request")
 	})
@@ -385,12 +385,36 @@ func (s *server) channels(w http.ResponseWriter, r *http.Request, c caller) erro
 	return writeJSON(w, 200, map[string]any{"channels": chs})
 }
 
-func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
-	mods := s.Plugins.Modules(c.scope(r))
-	if mods == nil {
-		mods = []abi.ModuleInfo{}
+// pluginOut is a plugin as the API shows it: its path only to the admin.
+type pluginOut struct {
+	abi.ModuleInfo
+	Path string `json:"path,omitempty"` // shadows ModuleInfo.Path
+}
+
+// pluginsFor shows mods to c: the admin sees where each is kept; anyone
+// else sees no path, in no field.
+func (s *server) pluginsFor(c caller, mods []abi.ModuleInfo) []pluginOut {
+	out := make([]pluginOut, len(mods))
+	var hide func(string) string
+	for i, m := range mods {
+		if c.admin {
+			out[i] = pluginOut{m, m.Path}
+			continue
+		}
+		if m.LoadError != "" {
+			if hide == nil {
+				hide = s.pathHider()
+			}
+			m.LoadError = hide(m.LoadError)
+		}
+		m.Path = ""
+		out[i] = pluginOut{ModuleInfo: m}
 	}
-	return writeJSON(w, 200, map[string]any{"plugins": mods})
+	return out
+}
+
+func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
+	return writeJSON(w, 200, map[string]any{"plugins": s.pluginsFor(c, s.Plugins.Modules(c.scope(r)))})
 }
 
 func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -403,10 +427,13 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 		return err
 	}
 	info, err := s.Plugins.Install(owner, r.PathValue("name"), body)
-	if err != nil {
+	if errors.Is(err, abi.ErrInvalid) {
 		return &httpError{422, "invalid_plugin", err.Error(), "body"}
 	}
-	return writeJSON(w, 201, info)
+	if err != nil {
+		return err // writing the file failed: a 5xx, the cause in the log
+	}
+	return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
 }
 
 func (s *server) deletePlugin(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -17,7 +17,7 @@ import (
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	c, err := s.auth(r)
 	if err != nil {
-		s.writeErr(w, r, err)
+		s.writeErr(w, r, c, err)
 		return
 	}
 	tenants := []string{c.tenant}
@@ -30,7 +30,7 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	for _, t := range tenants {
 		counts, err := s.Store.Counts(r.Context(), t)
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.writeErr(w, r, c, err)
 			return
 		}
 		sort.Slice(counts, func(i, j int) bool { return counts[i].Channel < counts[j].Channel })
