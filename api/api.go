@@ -160,15 +160,23 @@ func (c caller) scope(r *http.Request) string {
 	return c.tenant
 }
 
-// owner is the tenant new jobs and plugins belong to.
-func (c caller) owner(r *http.Request) (string, error) {
+// owner is the tenant new jobs and plugins belong to (or plugins are
+// removed from): the caller's own, or for the admin a configured tenant
+// named with ?tenant=.
+func (s *server) owner(c caller, r *http.Request) (string, error) {
 	if !c.admin || c.tenant != "" {
 		return c.tenant, nil
 	}
-	if t := r.URL.Query().Get("tenant"); t != "" {
-		return t, nil
+	t := r.URL.Query().Get("tenant")
+	if t == "" {
+		return "", &httpError{422, "invalid_argument", "the admin token must say which tenant with ?tenant=", "tenant"}
 	}
-	return "", &httpError{422, "invalid_argument", "the admin token must say which tenant with ?tenant=", "tenant"}
+	for _, known := range s.Tenants {
+		if known.Name == t {
+			return t, nil
+		}
+	}
+	return "", &httpError{422, "invalid_argument", fmt.Sprintf("tenant %q is not configured (the [[tenants]] of wasmq.toml)", t), "tenant"}
 }
 
 // decodeBody reads the request body under the size limit and decodes it
@@ -197,7 +205,7 @@ type jobOut struct {
 }
 
 func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
@@ -228,7 +236,7 @@ func outs(ins []store.Inserted) []jobOut {
 }
 
 func (s *server) createBatch(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
@@ -418,7 +426,7 @@ func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) e
 }
 
 func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
@@ -437,7 +445,7 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 }
 
 func (s *server) deletePlugin(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
