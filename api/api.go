@@ -31,7 +31,10 @@ type Plugins interface {
 
 // Runner is the part of the runner the API uses; *runner.Runner does.
 type Runner interface {
-	Channels(ctx context.Context) ([]abi.ChannelStatus, error)
+	// Channels lists the configured channels and those holding the
+	// tenant's jobs, with the tenant's counts only ("" = every channel,
+	// every tenant).
+	Channels(ctx context.Context, tenant string) ([]abi.ChannelStatus, error)
 	Stats() abi.RunnerStats
 }
 
@@ -96,7 +99,7 @@ func New(o Options) http.Handler {
 	s.mux.HandleFunc("GET /readyz", s.ready)
 	s.mux.HandleFunc("GET /metrics", s.metrics)
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeErr(w, r, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
+		s.writeErr(w, r, caller{}, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
 	})
 	if o.UI != nil {
 		s.mux.Handle("/", o.UI)
@@ -123,7 +126,7 @@ func (s *server) route(pattern string, h handler) {
 			err = h(w, r, c)
 		}
 		if err != nil {
-			s.writeErr(w, r, err)
+			s.writeErr(w, r, c, err)
 		}
 		s.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Dur("took", time.Since(start)).Err(err).Msg("request")
 	})
@@ -157,15 +160,23 @@ func (c caller) scope(r *http.Request) string {
 	return c.tenant
 }
 
-// owner is the tenant new jobs and plugins belong to.
-func (c caller) owner(r *http.Request) (string, error) {
+// owner is the tenant new jobs and plugins belong to (or plugins are
+// removed from): the caller's own, or for the admin a configured tenant
+// named with ?tenant=.
+func (s *server) owner(c caller, r *http.Request) (string, error) {
 	if !c.admin || c.tenant != "" {
 		return c.tenant, nil
 	}
-	if t := r.URL.Query().Get("tenant"); t != "" {
-		return t, nil
+	t := r.URL.Query().Get("tenant")
+	if t == "" {
+		return "", &httpError{422, "invalid_argument", "the admin token must say which tenant with ?tenant=", "tenant"}
 	}
-	return "", &httpError{422, "invalid_argument", "the admin token must say which tenant with ?tenant=", "tenant"}
+	for _, known := range s.Tenants {
+		if known.Name == t {
+			return t, nil
+		}
+	}
+	return "", &httpError{422, "invalid_argument", fmt.Sprintf("tenant %q is not configured (the [[tenants]] of wasmq.toml)", t), "tenant"}
 }
 
 // decodeBody reads the request body under the size limit and decodes it
@@ -194,7 +205,7 @@ type jobOut struct {
 }
 
 func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
@@ -225,7 +236,7 @@ func outs(ins []store.Inserted) []jobOut {
 }
 
 func (s *server) createBatch(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
@@ -375,23 +386,47 @@ func (s *server) channels(w http.ResponseWriter, r *http.Request, c caller) erro
 	if s.Runner == nil {
 		return writeJSON(w, 200, map[string]any{"channels": []abi.ChannelStatus{}})
 	}
-	chs, err := s.Runner.Channels(r.Context())
+	chs, err := s.Runner.Channels(r.Context(), c.scope(r))
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, 200, map[string]any{"channels": chs})
 }
 
-func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
-	mods := s.Plugins.Modules(c.scope(r))
-	if mods == nil {
-		mods = []abi.ModuleInfo{}
+// pluginOut is a plugin as the API shows it: its path only to the admin.
+type pluginOut struct {
+	abi.ModuleInfo
+	Path string `json:"path,omitempty"` // shadows ModuleInfo.Path
+}
+
+// pluginsFor shows mods to c: the admin sees where each is kept; anyone
+// else sees no path, in no field.
+func (s *server) pluginsFor(c caller, mods []abi.ModuleInfo) []pluginOut {
+	out := make([]pluginOut, len(mods))
+	var hide func(string) string
+	for i, m := range mods {
+		if c.admin {
+			out[i] = pluginOut{m, m.Path}
+			continue
+		}
+		if m.LoadError != "" {
+			if hide == nil {
+				hide = s.pathHider()
+			}
+			m.LoadError = hide(m.LoadError)
+		}
+		m.Path = ""
+		out[i] = pluginOut{ModuleInfo: m}
 	}
-	return writeJSON(w, 200, map[string]any{"plugins": mods})
+	return out
+}
+
+func (s *server) listPlugins(w http.ResponseWriter, r *http.Request, c caller) error {
+	return writeJSON(w, 200, map[string]any{"plugins": s.pluginsFor(c, s.Plugins.Modules(c.scope(r)))})
 }
 
 func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}
@@ -400,14 +435,17 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 		return err
 	}
 	info, err := s.Plugins.Install(owner, r.PathValue("name"), body)
-	if err != nil {
+	if errors.Is(err, abi.ErrInvalid) {
 		return &httpError{422, "invalid_plugin", err.Error(), "body"}
 	}
-	return writeJSON(w, 201, info)
+	if err != nil {
+		return err // writing the file failed: a 5xx, the cause in the log
+	}
+	return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
 }
 
 func (s *server) deletePlugin(w http.ResponseWriter, r *http.Request, c caller) error {
-	owner, err := c.owner(r)
+	owner, err := s.owner(c, r)
 	if err != nil {
 		return err
 	}

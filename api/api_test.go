@@ -557,6 +557,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"MaxPendingQuotaCountsWaitingJobs", TestMaxPendingQuotaCountsWaitingJobs},
 		{"HostileBytesAreRefusedNotAnInternalError", TestHostileBytesAreRefusedNotAnInternalError},
 		{"InternalErrorsKeepTheirCauseInTheLog", TestInternalErrorsKeepTheirCauseInTheLog},
+		{"TenantIsolationMatrix", TestTenantIsolationMatrix},
 	} {
 		t.Run(c.name, c.fn)
 	}

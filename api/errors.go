@@ -8,6 +8,9 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
@@ -57,10 +60,17 @@ func classify(err error) *httpError {
 	return &httpError{500, "internal", "internal error; the server log has the details", ""}
 }
 
-// writeErr answers err in the contract's error shape. A 5xx is logged
-// with a reference the answer repeats, so an operator finds the cause.
-func (s *server) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+// writeErr answers err to c in the contract's error shape. A 5xx is
+// logged with a reference the answer repeats, so an operator finds the
+// cause. Anyone but the admin is never shown a plugin folder (a module's
+// load error names its files).
+func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err error) {
 	he := classify(err)
+	if !c.admin && he.status < 500 && strings.ContainsRune(he.msg, filepath.Separator) {
+		h := *he
+		h.msg = s.pathHider()(h.msg)
+		he = &h
+	}
 	if he.status >= 500 {
 		ref := errorRef()
 		s.Log.Error().Err(err).Str("ref", ref).Str("method", r.Method).Str("path", r.URL.Path).Msg("internal error")
@@ -89,4 +99,35 @@ func errorRef() string {
 	b := make([]byte, 6)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// pathHider returns a function that removes the folders of the loaded
+// plugins (and the plugins folder above a tenant's) from a message,
+// leaving file names: a tenant is never shown where the server keeps
+// its files.
+func (s *server) pathHider() func(string) string {
+	seen := map[string]bool{}
+	var dirs []string
+	add := func(d string) {
+		if d = filepath.Clean(d) + string(filepath.Separator); !seen[d] && d != string(filepath.Separator) {
+			seen[d] = true
+			dirs = append(dirs, d)
+		}
+	}
+	for _, m := range s.Plugins.Modules("") {
+		if m.Path == "" {
+			continue
+		}
+		add(filepath.Dir(m.Path))
+		if m.Tenant != "" {
+			add(filepath.Dir(filepath.Dir(m.Path)))
+		}
+	}
+	// The longest first: a tenant's folder before the plugins folder.
+	sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+	pairs := make([]string, 0, 2*len(dirs))
+	for _, d := range dirs {
+		pairs = append(pairs, d, "")
+	}
+	return strings.NewReplacer(pairs...).Replace
 }

@@ -586,18 +586,47 @@ func (r *Runner) removalInterval(channel string) time.Duration {
 	return r.cfg.RemovalInterval.D()
 }
 
-// Channels is the live status of every configured channel and every
-// channel jobs use.
-func (r *Runner) Channels(ctx context.Context) ([]abi.ChannelStatus, error) {
-	counts, err := r.store.Counts(ctx, "")
+// Channels is the live status of the channels a tenant sees, with that
+// tenant's counts only: every configured channel (with the intermediate
+// ones configuring creates: the operator's tree, not tenant data) and
+// every channel holding the tenant's jobs. Tenant "" sees every channel
+// with every tenant's counts. Paused and Blocked are the channel's own
+// state: a failed job of any tenant blocks a sequential channel for all.
+func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStatus, error) {
+	counts, err := r.store.Counts(ctx, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("channel status: %w", err)
 	}
+	failed := map[string]int{} // every tenant's failed jobs, for Blocked
+	if tenant == "" {
+		for _, cc := range counts {
+			failed[cc.Channel] = cc.Counts[abi.StateFailed]
+		}
+	} else if r.tree.hasSequential() {
+		if failed, err = r.store.FailedChannels(ctx); err != nil {
+			return nil, fmt.Errorf("channel status: %w", err)
+		}
+	}
+	shown := map[string]bool{}
+	show := func(c *Channel) {
+		for x := c; x != nil && !shown[x.Name]; x = x.Parent {
+			shown[x.Name] = true
+		}
+	}
 	for _, cc := range counts {
-		r.tree.Get(cc.Channel)
+		show(r.tree.Get(cc.Channel))
+	}
+	names := r.tree.Names()
+	for _, n := range names {
+		if ch, _ := r.tree.Lookup(n); ch.Configured || tenant == "" {
+			show(ch)
+		}
 	}
 	out := []abi.ChannelStatus{}
-	for _, n := range r.tree.Names() {
+	for _, n := range names {
+		if !shown[n] {
+			continue
+		}
 		ch, _ := r.tree.Lookup(n)
 		s := abi.ChannelStatus{Name: n, Capacity: ch.Capacity, Sequential: ch.Sequential,
 			Throttle: ch.Throttle.Seconds(), Paused: ch.pausedPath(), Configured: ch.Configured}
@@ -607,10 +636,8 @@ func (r *Runner) Channels(ctx context.Context) ([]abi.ChannelStatus, error) {
 				s.Pending += cc.Counts[abi.StatePending]
 				s.Failed += cc.Counts[abi.StateFailed]
 			}
-			if cc.Channel == n && ch.Sequential && cc.Counts[abi.StateFailed] > 0 {
-				s.Blocked = true
-			}
 		}
+		s.Blocked = ch.Sequential && failed[n] > 0
 		out = append(out, s)
 	}
 	return out, nil

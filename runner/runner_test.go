@@ -542,7 +542,7 @@ func TestChannelStatus(t *testing.T) {
 	ids := add(t, st, spec{name: "f", args: `["fail:x"]`, channel: "S"}, spec{name: "w", channel: "S"})
 	n := start(t, "root:2,S:1:sequential,P:1:paused", st)
 	waitState(t, n.store, 5*time.Second, abi.StateFailed, ids["f"])
-	chs, err := n.r.Channels(context.Background())
+	chs, err := n.r.Channels(context.Background(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
