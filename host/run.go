@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strconv"
@@ -51,7 +52,9 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 		if m == nil {
 			return failed(abi.ExcPluginNotFound, fmt.Sprintf("no plugin module %q", modName))
 		}
-		return failed(abi.ExcPluginInvalid, fmt.Sprintf("plugin module %q failed to load: %s", modName, m.info.LoadError))
+		// The job's tenant reads this: no server path in it.
+		loadErr := strings.ReplaceAll(m.info.LoadError, filepath.Clean(h.cfg.PluginsDir)+string(filepath.Separator), "")
+		return failed(abi.ExcPluginInvalid, fmt.Sprintf("plugin module %q failed to load: %s", modName, loadErr))
 	}
 	code, config := m.code, m.config
 	fc, ok := m.info.Functions[export]
