@@ -8,12 +8,12 @@ package main
 
 import (
 	"context"
-	"strings"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
