@@ -51,7 +51,7 @@ type Config struct {
 // DefaultLease brings a killed node's jobs back within 10–13 s (the
 // lease, plus the reaper's period of lease/3). A store unreachable for
 // longer than a lease makes the node's running jobs run again once it is
-// back. A 3 s lease (recovery within 4 s) cost 35–40 % of PostgreSQL
+// back. A 3 s lease (recovery within 4 s) costs about 11 % of PostgreSQL
 // throughput in `wasmq bench` (renewals and reaper passes every second):
 // docs/benchmarks.md, "Store core".
 const DefaultLease = 10 * time.Second

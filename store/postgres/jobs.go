@@ -54,7 +54,45 @@ func queryJobs(ctx context.Context, q querier, where string, args ...any) ([]abi
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: scan jobs: %w", err)
 	}
+	if err := fillLeases(ctx, q, jobs); err != nil {
+		return nil, err
+	}
 	return jobs, fillDeps(ctx, q, jobs)
+}
+
+// fillLeases reads a started job's lease from its batch, which
+// RenewLeases keeps (the job row holds the lease it started with).
+func fillLeases(ctx context.Context, q querier, jobs []abi.Job) error {
+	var started []string
+	for _, j := range jobs {
+		if j.State == abi.StateStarted {
+			started = append(started, j.UUID)
+		}
+	}
+	if len(started) == 0 {
+		return nil
+	}
+	rows, err := q.Query(ctx, `SELECT j.uuid, r.lease_until FROM jobs j JOIN job_runs r ON r.id = j.run_id WHERE j.uuid = ANY($1)`, started)
+	if err != nil {
+		return fmt.Errorf("postgres store: read leases: %w", err)
+	}
+	leases := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var until time.Time
+		if err := rows.Scan(&id, &until); err != nil {
+			rows.Close()
+			return fmt.Errorf("postgres store: read leases: %w", err)
+		}
+		leases[id] = until.UTC()
+	}
+	rows.Close()
+	for i := range jobs {
+		if until, ok := leases[jobs[i].UUID]; ok {
+			jobs[i].LeaseUntil = &until
+		}
+	}
+	return rows.Err()
 }
 
 func fillDeps(ctx context.Context, q querier, jobs []abi.Job) error {

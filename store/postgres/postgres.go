@@ -72,9 +72,10 @@ type driver struct {
 	leadMu   sync.Mutex
 	leadConn *pgx.Conn // holds the advisory lock while this process leads
 
-	maintMu     sync.Mutex // the leader's housekeeping state, below
-	trimAfter   int64      // pending_log version where the next trim pass starts
-	recountedAt time.Time  // when keepCounts last counted the jobs afresh
+	maintMu      sync.Mutex // the leader's housekeeping state, below
+	trimAfter    int64      // pending_log version where the next trim pass starts
+	recountedAt  time.Time  // when keepCounts last counted the jobs afresh
+	maintainedAt time.Time  // when Maintain last did its work
 }
 
 var (

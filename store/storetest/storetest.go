@@ -547,10 +547,14 @@ func reap(t *testing.T, s store.Store) {
 	if j := get(t, s, e.UUID); j.State != abi.StatePending {
 		t.Fatalf("orphaned enqueued job: %s", j.State)
 	}
-	// A renewed lease is not reaped.
-	start(t, s, "alive", 50*time.Millisecond)
-	if n, _ := s.RenewLeases(ctx, "alive", time.Now().Add(time.Hour)); n == 0 {
-		t.Fatal("no lease renewed")
+	// A renewed lease is not reaped, and reads as renewed.
+	alive := start(t, s, "alive", 50*time.Millisecond)
+	until := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
+	if n, _ := s.RenewLeases(ctx, "alive", until); n != len(alive) {
+		t.Fatalf("renewed %d leases, want %d", n, len(alive))
+	}
+	if j := get(t, s, alive[0].UUID); j.LeaseUntil == nil || !j.LeaseUntil.Equal(until) {
+		t.Fatalf("a renewed job's lease reads %v, want %v", j.LeaseUntil, until)
 	}
 	if got, _ := s.ReapExpired(ctx, time.Now().Add(time.Second)); len(got) != 0 {
 		t.Fatalf("reaped renewed jobs: %v", got)
