@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -605,9 +606,22 @@ func TestTenantsTakeTurnsAtEqualPriority(t *testing.T) {
 		all = append(all, id)
 	}
 	waitState(t, n.store, 10*time.Second, abi.StateDone, all...)
-	got := strings.Join(names(spans(t, st, ids)), ",")
-	if got != "F1,S1,F2,S2,F3,F4,F5" {
+	// Turns go by slot time, so the exact interleaving depends on how long
+	// each job held its slot: the small tenant's jobs both start among the
+	// first four, and each tenant's own order is kept.
+	order := names(spans(t, st, ids))
+	got := strings.Join(order, ",")
+	if slices.Index(order, "S2") > 3 || slices.Index(order, "S1") > slices.Index(order, "S2") {
 		t.Fatalf("start order %s: the small tenant waited behind the flood", got)
+	}
+	var floods []string
+	for _, n := range order {
+		if strings.HasPrefix(n, "F") {
+			floods = append(floods, n)
+		}
+	}
+	if strings.Join(floods, ",") != "F1,F2,F3,F4,F5" {
+		t.Fatalf("start order %s: the flood's own order was not kept", got)
 	}
 }
 
