@@ -269,6 +269,11 @@ func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 		var lost bool
 		send := func(e store.Event) { lost = deliver(ch, e, lost) }
 		first := true
+		defer func() {
+			if first { // ctx ended before the first connection: Subscribe must not wait for ever
+				ready <- ctx.Err()
+			}
+		}()
 		for ctx.Err() == nil {
 			conn, err := pgx.ConnectConfig(ctx, s.cfg)
 			if err == nil {

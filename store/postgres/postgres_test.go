@@ -669,3 +669,25 @@ func TestRecountMendsCountsPutWrongByHand(t *testing.T) {
 	}
 	countsAgree(t, s, "after the recount")
 }
+
+// A subscription asked for with a context already over answers at once
+// (it hung for ever when the loop never ran: a node stopped right after
+// it became leader never finished stopping).
+func TestSubscribeWithAnEndedContextReturns(t *testing.T) {
+	s := openTest(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Subscribe(ctx)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a subscription with an ended context succeeded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Subscribe with an ended context did not return")
+	}
+}
