@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -216,18 +217,15 @@ func (f Filter) Validate() error {
 	return nil
 }
 
-// clean makes a plugin's report storable: an outcome cannot be refused,
-// so text that is not UTF-8 or holds NUL is mended (U+FFFD) rather than
-// failing the whole batch it is written with.
+// clean makes a plugin's report storable: an outcome cannot be refused.
+// Text that is not UTF-8 or holds NUL is mended (U+FFFD); a result the
+// store cannot keep as it is (not JSON, not UTF-8, a NUL in a string) is
+// kept whole as {"base64": "..."}, as the host stores a binary output:
+// lossless, and at most 4/3 of its size.
 func (c Completion) clean() Completion {
 	c.ExcName, c.ExcMessage, c.ExcInfo = cleanText(c.ExcName), cleanText(c.ExcMessage), cleanText(c.ExcInfo)
 	if len(c.Result) > 0 && checkJSON("result", c.Result, 0) != nil {
-		b, _ := json.Marshal(cleanText(string(c.Result)))
-		if !utf8.Valid(c.Result) || !json.Valid(c.Result) {
-			c.Result = b // not JSON: kept as a string
-		} else {
-			c.Result = json.RawMessage(bytes.ReplaceAll(c.Result, []byte(`\u0000`), []byte(`\ufffd`)))
-		}
+		c.Result, _ = json.Marshal(map[string]string{"base64": base64.StdEncoding.EncodeToString(c.Result)})
 	}
 	if len(c.Logs) > 0 {
 		logs := make([]abi.LogLine, len(c.Logs))
