@@ -87,6 +87,10 @@ const (
 	DefaultMaxConnections    = 512
 )
 
+// DefaultMaxChannels is a tenant's default max_channels: far more than
+// a channel tree is made for, far less than a flood of made-up names.
+const DefaultMaxChannels = 1000
+
 // Tenant is one [[tenants]] entry.
 type Tenant struct {
 	// Name owns jobs and the plugins of plugins_dir/<name>/. Required.
@@ -102,6 +106,11 @@ type Tenant struct {
 	// MaxRunning caps the tenant's jobs enqueued or running at once,
 	// across all nodes. Defaults to 0 (unlimited).
 	MaxRunning int `toml:"max_running"`
+	// MaxChannels caps the channels holding the tenant's jobs (in any
+	// state, until vacuumed): a new channel name past it is refused with
+	// 429. Every channel a job names lives in the scheduler's memory, so
+	// there is no unlimited setting. Defaults to 1000 (DefaultMaxChannels).
+	MaxChannels int `toml:"max_channels"`
 	// Rate caps jobs created per second, with Burst at once. Defaults to
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
@@ -167,6 +176,9 @@ func (f File) WithDefaults() File {
 	for i := range f.Tenants {
 		if f.Tenants[i].Burst == 0 {
 			f.Tenants[i].Burst = max(1, int(f.Tenants[i].Rate))
+		}
+		if f.Tenants[i].MaxChannels == 0 {
+			f.Tenants[i].MaxChannels = DefaultMaxChannels
 		}
 	}
 	f.Store = f.Store.WithDefaults()
@@ -246,6 +258,9 @@ func (f File) Validate() error {
 		}
 		if t.MaxPending < 0 || t.MaxRunning < 0 || t.Rate < 0 || t.Burst < 0 {
 			errs = append(errs, fmt.Errorf("%s: max_pending, max_running, rate and burst must be >= 0", key))
+		}
+		if t.MaxChannels < 0 {
+			errs = append(errs, fmt.Errorf("%s.max_channels: must be >= 1 (0 means the default, %d)", key, DefaultMaxChannels))
 		}
 	}
 	if len(f.Tenants) == 0 && f.Server.AdminToken == "" && f.Server.AdminTokenSHA256 == "" && f.Server.AdminTokenEnv == "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -100,26 +101,85 @@ func batchOf(n int) []Request {
 	return jobs
 }
 
-func TestWaitingForATenantsQuotaLockEndsWithTheRequest(t *testing.T) {
-	s := &Service{}
-	unlock, err := s.lockPending(t.Context(), "acme")
+// Two nodes sharing one PostgreSQL database, each with its own enqueue
+// service and connections: their concurrent requests together never pass
+// the tenant's max_pending (the count and the insert are one step in the
+// store, not in a node's memory).
+func TestMaxPendingHoldsAcrossNodes(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	var nodes []*Service
+	for range 2 {
+		st, err := postgres.Open(t.Context(), dsn, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		nodes = append(nodes, &Service{Store: st, Funcs: funcs{}, Limits: map[string]Limits{"acme": {MaxPending: 100}}})
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	for i := range 60 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := nodes[i%2].CreateBatch(t.Context(), "acme", BatchRequest{Jobs: batchOf(4)})
+			var qe *QuotaError
+			switch {
+			case err == nil:
+				mu.Lock()
+				accepted++
+				mu.Unlock()
+			case !errors.As(err, &qe):
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	counts, err := nodes[0].Store.Counts(t.Context(), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	cancel()
-	if _, err := s.lockPending(ctx, "acme"); !errors.Is(err, context.Canceled) {
-		t.Fatalf("a cancelled request waiting for the lock: %v", err)
+	n := 0
+	for _, c := range counts {
+		n += c.Counts[abi.StatePending]
 	}
-	other, err := s.lockPending(t.Context(), "other") // not held by acme's
-	if err != nil {
-		t.Fatalf("another tenant's lock: %v", err)
+	if accepted != 25 || n != 100 {
+		t.Fatalf("two nodes accepted %d requests, %d jobs pending; want 25 and exactly the quota, 100", accepted, n)
 	}
-	other()
-	unlock()
-	again, err := s.lockPending(t.Context(), "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
-	again()
 }
+
+// A tenant that names channel after channel is stopped at max_channels
+// with a 429-kind error naming the quota; channels it already uses stay
+// open to it, and other tenants are not affected.
+func TestMaxChannelsStopsAFloodOfChannelNames(t *testing.T) {
+	s := &Service{Store: sqliteStore(t), Funcs: funcs{}, Limits: map[string]Limits{"acme": {MaxChannels: 3}}}
+	ctx := t.Context()
+	for _, ch := range []string{"root.a", "root.b", "root.c", "root.a"} {
+		if _, err := s.Create(ctx, "acme", Request{Func: "m.f", Channel: &ch}); err != nil {
+			t.Fatalf("channel %s: %v", ch, err)
+		}
+	}
+	_, err := s.Create(ctx, "acme", Request{Func: "m.f", Channel: ptr("root.d")})
+	var qe *QuotaError
+	if !errors.As(err, &qe) || !strings.Contains(qe.Msg, "3 channels") && !strings.Contains(qe.Msg, "quota is 3") {
+		t.Fatalf("a 4th channel: %v, want a quota error naming the bound", err)
+	}
+	if _, err := s.Create(ctx, "acme", Request{Func: "m.f", Channel: ptr("root.b")}); err != nil {
+		t.Fatalf("a channel already in use: %v", err)
+	}
+	if _, err := s.Create(ctx, "other", Request{Func: "m.f", Channel: ptr("root.d")}); err != nil {
+		t.Fatalf("another tenant: %v", err)
+	}
+	// A batch whose new channels would pass the bound is refused whole.
+	_, err = s.CreateBatch(ctx, "acme", BatchRequest{Jobs: []Request{{Func: "m.f", Channel: ptr("root.a")}, {Func: "m.f", Channel: ptr("root.e")}}})
+	if !errors.As(err, &qe) {
+		t.Fatalf("a batch naming a new channel past the bound: %v", err)
+	}
+	counts, _ := s.Store.Counts(ctx, "acme")
+	if len(counts) != 3 {
+		t.Fatalf("acme holds jobs in %d channels, want 3: %+v", len(counts), counts)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

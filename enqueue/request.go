@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -87,6 +88,19 @@ const maxSecondsFromNow = 100 * 365 * 24 * 3600
 // *BatchRequest the field of an entry is named with its index,
 // jobs[3].priority.
 func Decode(body []byte, v any) error {
+	// encoding/json would turn invalid bytes inside strings into U+FFFD
+	// silently (and keep them raw in args and kwargs): refuse them.
+	if !utf8.Valid(body) {
+		at := 0
+		for at < len(body) {
+			r, size := utf8.DecodeRune(body[at:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			at += size
+		}
+		return &abi.FieldError{Field: "(body)", Msg: fmt.Sprintf("is not valid UTF-8 at byte %d (JSON text must be UTF-8)", at), Err: ErrMalformed}
+	}
 	if b, ok := v.(*BatchRequest); ok {
 		return decodeBatch(body, b)
 	}

@@ -22,9 +22,10 @@ type Functions interface {
 
 // Limits are a tenant's quotas; zero means unlimited.
 type Limits struct {
-	MaxPending int     // jobs waiting, pending or enqueued
-	Rate       float64 // jobs created per second, sustained
-	Burst      int     // jobs created at once above the rate
+	MaxPending  int     // jobs waiting, pending or enqueued
+	MaxChannels int     // channels holding the tenant's jobs
+	Rate        float64 // jobs created per second, sustained
+	Burst       int     // jobs created at once above the rate
 }
 
 // QuotaError says a tenant's quota refused the request (HTTP 429).
@@ -48,7 +49,6 @@ type Service struct {
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
-	pending map[string]chan struct{} // a tenant's lock around max_pending's check and insert
 }
 
 // MaxBatch caps the jobs of one request (after batch splitting).
@@ -118,12 +118,16 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 		}
 		return out, nil
 	}
-	release, err := s.admit(ctx, tenant, len(jobs))
-	if err != nil {
+	if err := s.admit(tenant, len(jobs)); err != nil {
 		return nil, err
 	}
-	defer release()
-	return s.Store.Insert(ctx, jobs)
+	lim := s.Limits[tenant]
+	out, err := s.Store.InsertUnder(ctx, store.Quota{MaxPending: lim.MaxPending, MaxChannels: lim.MaxChannels}, jobs)
+	var qe *store.QuotaError
+	if errors.As(err, &qe) {
+		return nil, &QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second}
+	}
+	return out, err
 }
 
 // Build validates requests and resolves them into jobs, without storing.

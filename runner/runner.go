@@ -182,10 +182,11 @@ func (r *Runner) Start(ctx context.Context) error {
 				}
 			}()
 		}
-		r.bg.Add(3)
+		r.bg.Add(4)
 		r.fetchDone, r.leadDone = make(chan struct{}), make(chan struct{})
 		go func() { defer r.bg.Done(); defer close(r.fetchDone); r.fetchLoop(fetch) }()
 		go func() { defer r.bg.Done(); r.renewLoop(bg) }()
+		go func() { defer r.bg.Done(); r.holdLoop(bg) }()
 		go func() { defer r.bg.Done(); defer close(r.leadDone); r.leadLoop(lead) }()
 		r.started.Store(true)
 		r.log.Info().Str("channels", r.cfg.Channels).Int("workers", r.cfg.Workers).Msg("runner started")
@@ -481,6 +482,29 @@ func (r *Runner) renewLoop(ctx context.Context) {
 	}
 }
 
+// holdLoop tells the store this worker is alive (Store.Hold) for as long
+// as the runner runs, holding again soon after a lost connection, well
+// within the time the leader takes to confirm a worker gone.
+func (r *Runner) holdLoop(ctx context.Context) {
+	for {
+		since := time.Now()
+		err := r.store.Hold(ctx, r.workerID)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(since) > time.Second { // it held: say once that it stopped
+			r.log.Warn().Err(err).Msg("lost the store's liveness hold: holding again")
+		} else {
+			r.log.Debug().Err(err).Msg("liveness hold failed")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(holdRetry):
+		}
+	}
+}
+
 // leadLoop tries to lead; while leading it schedules, reaps expired
 // leases and vacuums. Leadership is re-checked every few seconds.
 func (r *Runner) leadLoop(ctx context.Context) {
@@ -531,26 +555,46 @@ func (r *Runner) lead(ctx context.Context) {
 
 // maintain reaps jobs of dead nodes and deletes old finished jobs.
 func (r *Runner) maintain(ctx context.Context) {
-	reap := time.NewTicker(r.cfg.Lease.D() / 3)
+	reap := time.NewTicker(min(r.cfg.Lease.D()/3, reapEvery))
 	defer reap.Stop()
 	vac := time.NewTicker(r.cfg.VacuumEvery.D())
 	defer vac.Stop()
 	r.vacuum(ctx)
+	watch := goneWatch{self: r.workerID}
+	r.reapPass(ctx, &watch)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-reap.C:
-			reaped, err := r.store.ReapExpired(ctx, time.Now())
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn().Err(err).Msg("reaping expired leases failed")
-			}
-			for _, j := range reaped {
-				r.log.Warn().Str("job_uuid", j.UUID).Str("state", string(j.State)).Msg("took back a job from a dead worker")
-			}
+			r.reapPass(ctx, &watch)
 		case <-vac.C:
 			r.vacuum(ctx)
 		}
+	}
+}
+
+// reapPass takes back the jobs whose lease lapsed and those of the
+// workers the watch finds gone.
+func (r *Runner) reapPass(ctx context.Context, watch *goneWatch) {
+	unheld, err := r.store.Unheld(ctx)
+	if err != nil && ctx.Err() == nil {
+		r.log.Warn().Err(err).Msg("reading the workers' liveness failed")
+	}
+	gone := watch.observe(time.Now(), unheld, err)
+	reaped, err := r.store.ReapExpired(ctx, time.Now(), gone)
+	if err != nil {
+		watch.failed()
+		if ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("reaping expired leases failed")
+		}
+		return
+	}
+	if len(gone) > 0 {
+		r.log.Warn().Strs("workers", gone).Int("jobs", len(reaped)).Msg("took back the jobs of workers gone")
+	}
+	for _, j := range reaped {
+		r.log.Warn().Str("job_uuid", j.UUID).Str("state", string(j.State)).Msg("took back a job from a dead worker")
 	}
 }
 
@@ -622,6 +666,23 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 			show(ch)
 		}
 	}
+	// Each count adds to its channel and every ancestor: a walk of at
+	// most abi.MaxChannelDepth steps per channel, not a pass over every
+	// count per channel (60,000 channels took 55 s).
+	type sums struct{ running, pending, failed int }
+	subtree := make(map[string]*sums, len(shown))
+	for _, cc := range counts {
+		for x := r.tree.Get(cc.Channel); x != nil; x = x.Parent {
+			t := subtree[x.Name]
+			if t == nil {
+				t = &sums{}
+				subtree[x.Name] = t
+			}
+			t.running += cc.Counts[abi.StateEnqueued] + cc.Counts[abi.StateStarted]
+			t.pending += cc.Counts[abi.StatePending]
+			t.failed += cc.Counts[abi.StateFailed]
+		}
+	}
 	out := []abi.ChannelStatus{}
 	for _, n := range names {
 		if !shown[n] {
@@ -630,12 +691,8 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 		ch, _ := r.tree.Lookup(n)
 		s := abi.ChannelStatus{Name: n, Capacity: ch.Capacity, Sequential: ch.Sequential,
 			Throttle: ch.Throttle.Seconds(), Paused: ch.pausedPath(), Configured: ch.Configured}
-		for _, cc := range counts {
-			if cc.Channel == n || len(cc.Channel) > len(n) && cc.Channel[:len(n)+1] == n+"." {
-				s.Running += cc.Counts[abi.StateEnqueued] + cc.Counts[abi.StateStarted]
-				s.Pending += cc.Counts[abi.StatePending]
-				s.Failed += cc.Counts[abi.StateFailed]
-			}
+		if t := subtree[n]; t != nil {
+			s.Running, s.Pending, s.Failed = t.running, t.pending, t.failed
 		}
 		s.Blocked = ch.Sequential && failed[n] > 0
 		out = append(out, s)

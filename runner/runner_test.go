@@ -37,7 +37,7 @@ type node struct {
 // backend is the store the tests run on; TestOnPostgreSQL switches it.
 var backend = "sqlite"
 
-func newStore(t *testing.T) store.Store {
+func newStore(t testing.TB) store.Store {
 	t.Helper()
 	if backend == "postgres" {
 		s, err := postgres.Open(context.Background(), pgtest.DSN(t), true)
@@ -55,7 +55,7 @@ func newStore(t *testing.T) store.Store {
 	return s
 }
 
-func newHost(t *testing.T) *host.Host {
+func newHost(t testing.TB) *host.Host {
 	t.Helper()
 	wasm, err := os.ReadFile("../plugins/examples/testkit/testkit.wasm")
 	if err != nil {
@@ -477,7 +477,9 @@ func TestGracefulStopReturnsRunningJobsUncounted(t *testing.T) {
 	st := newStore(t)
 	ids := add(t, st, spec{name: "long1", args: `["ok:5000"]`, retries: 1}, spec{name: "long2", args: `["ok:5000"]`, retries: 1},
 		spec{name: "queued", retries: 1})
-	n := start(t, "root:2", st, func(c *runner.Config) { c.ShutdownTimeout = abi.Duration(200 * time.Millisecond) })
+	// The shutdown timeout also bounds the writing of the interrupted
+	// outcomes: 1 s, not less, for a loaded machine.
+	n := start(t, "root:2", st, func(c *runner.Config) { c.ShutdownTimeout = abi.Duration(time.Second) })
 	waitState(t, n.store, 5*time.Second, abi.StateStarted, ids["long1"], ids["long2"])
 	if err := n.r.Stop(context.Background()); err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 			return nil, err
 		}
 		tenants = append(tenants, api.Tenant{Name: t.Name, TokenSHA256: sum})
-		limits[t.Name] = enqueue.Limits{MaxPending: t.MaxPending, Rate: t.Rate, Burst: t.Burst}
+		limits[t.Name] = enqueue.Limits{MaxPending: t.MaxPending, MaxChannels: t.MaxChannels, Rate: t.Rate, Burst: t.Burst}
 		if t.MaxRunning > 0 {
 			if f.Runner.TenantMaxRunning == nil {
 				f.Runner.TenantMaxRunning = map[string]int{}

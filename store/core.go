@@ -24,6 +24,14 @@ var _ Store = (*Core)(nil)
 func NewCore(d Driver) *Core { return &Core{d: d} }
 
 func (c *Core) Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error) {
+	return c.InsertUnder(ctx, Quota{}, jobs)
+}
+
+func (c *Core) InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inserted, error) {
+	if q.MaxPending < 0 || q.MaxChannels < 0 {
+		return nil, fmt.Errorf("quota %+v: bounds must be >= 0: %w", q, abi.ErrInvalid)
+	}
+	capped := q.MaxPending > 0 || q.MaxChannels > 0
 	simple := true
 	for i, j := range jobs {
 		if err := j.Validate(); err != nil {
@@ -36,8 +44,20 @@ func (c *Core) Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error) {
 			simple = false
 		}
 	}
+	if capped && len(jobs) > 0 {
+		for i, j := range jobs {
+			if j.Tenant != jobs[0].Tenant {
+				return nil, fmt.Errorf("job %d: a quota applies to one tenant's jobs, got %q and %q: %w", i, jobs[0].Tenant, j.Tenant, abi.ErrInvalid)
+			}
+		}
+	}
 	out := make([]Inserted, len(jobs))
 	err := c.d.Write(ctx, func(tx Tx) error {
+		if capped && len(jobs) > 0 {
+			if err := withinQuota(ctx, tx, q, jobs); err != nil {
+				return err
+			}
+		}
 		if simple {
 			return insertIndependent(ctx, tx, jobs, out)
 		}
@@ -47,6 +67,48 @@ func (c *Core) Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// withinQuota refuses jobs that would take their tenant past q, counting
+// under the tenant's lock so that the insert that follows is part of the
+// same step for every writer.
+func withinQuota(ctx context.Context, tx Tx, q Quota, jobs []NewJob) error {
+	tenant := jobs[0].Tenant
+	if err := tx.LockTenant(ctx, tenant); err != nil {
+		return err
+	}
+	counts, err := tx.TenantCounts(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	waiting := 0
+	channels := map[string]bool{}
+	for _, c := range counts {
+		if c.N <= 0 {
+			continue
+		}
+		channels[c.Channel] = true
+		switch c.State {
+		case abi.StateWaitDependencies, abi.StatePending, abi.StateEnqueued:
+			waiting += c.N
+		}
+	}
+	if q.MaxPending > 0 && waiting+len(jobs) > q.MaxPending {
+		return &QuotaError{Field: "max_pending", Msg: fmt.Sprintf("tenant %s has %d jobs waiting; its quota is %d", tenant, waiting, q.MaxPending)}
+	}
+	if q.MaxChannels > 0 {
+		used := len(channels)
+		for _, j := range jobs {
+			if !channels[j.Channel] {
+				channels[j.Channel] = true
+				used++
+			}
+		}
+		if used > q.MaxChannels {
+			return &QuotaError{Field: "max_channels", Msg: fmt.Sprintf("tenant %s would hold jobs in %d channels; its quota is %d (channels hold jobs until they are vacuumed)", tenant, used, q.MaxChannels)}
+		}
+	}
+	return nil
 }
 
 // row is the job a NewJob becomes, in state.
@@ -534,10 +596,10 @@ func (c *Core) RenewLeases(ctx context.Context, workerID string, leaseUntil time
 	return c.d.RenewLeases(ctx, workerID, leaseUntil)
 }
 
-func (c *Core) ReapExpired(ctx context.Context, now time.Time) ([]Reaped, error) {
+func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([]Reaped, error) {
 	var out []Reaped
 	err := c.d.Write(ctx, func(tx Tx) error {
-		dead, err := tx.ExpiredJobs(ctx, now)
+		dead, err := tx.ExpiredJobs(ctx, now, gone)
 		if err != nil {
 			return err
 		}
@@ -575,6 +637,8 @@ func (c *Core) Vacuum(ctx context.Context, channel string, olderThan time.Time) 
 
 func (c *Core) Subscribe(ctx context.Context) (<-chan Event, error) { return c.d.Subscribe(ctx) }
 func (c *Core) Announce(ctx context.Context, nodeID string) error   { return c.d.Announce(ctx, nodeID) }
+func (c *Core) Hold(ctx context.Context, workerID string) error     { return c.d.Hold(ctx, workerID) }
+func (c *Core) Unheld(ctx context.Context) ([]string, error)        { return c.d.Unheld(ctx) }
 func (c *Core) TryLead(ctx context.Context, nodeID string) (bool, error) {
 	return c.d.TryLead(ctx, nodeID)
 }

@@ -51,6 +51,9 @@ type Driver interface {
 	Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error)
 	Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error)
 	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
+	// Hold and Unheld: see Store.
+	Hold(ctx context.Context, workerID string) error
+	Unheld(ctx context.Context) ([]string, error)
 	// Vacuum deletes done and cancelled jobs of the channel finished
 	// before olderThan, with their attempts and dependency rows.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
@@ -88,6 +91,12 @@ type Tx interface {
 	// (tenant, key).
 	ActiveWithKey(ctx context.Context, tenant, key string) (*abi.Job, error)
 
+	// LockTenant keeps every other writer's LockTenant of the same tenant
+	// waiting until the transaction ends (a quota's count and insert).
+	LockTenant(ctx context.Context, tenant string) error
+	// TenantCounts reads tenant's job counts as this transaction sees
+	// them, per channel and state, like Driver.Counts.
+	TenantCounts(ctx context.Context, tenant string) ([]CountRow, error)
 	// InsertJobs stores new rows, whose state Core decided, and returns
 	// them as stored (Seq set), in the same order. A uuid taken is an
 	// abi.ErrConflict naming "uuid".
@@ -101,8 +110,9 @@ type Tx interface {
 	// overwrites one already recorded under the same number.
 	RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) error
 	// ExpiredJobs reads, locked, the enqueued and started jobs whose
-	// lease ended before now.
-	ExpiredJobs(ctx context.Context, now time.Time) ([]abi.Job, error)
+	// lease ended before now, and the started jobs of the workers in gone;
+	// it forgets the workers in gone.
+	ExpiredJobs(ctx context.Context, now time.Time, gone []string) ([]abi.Job, error)
 	// Complete applies the outcomes, each only while its job is still
 	// started by that worker at that attempt, records their attempts (a
 	// silent success excepted: WithCurrent tells it) and returns those it

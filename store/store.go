@@ -23,6 +23,25 @@ import (
 // what the new schema adds (docs/config.md, Upgrading).
 var ErrSchemaAhead = errors.New("the database schema is newer than this wasmq binary")
 
+// Quota bounds what one tenant's jobs may hold (Store.InsertUnder);
+// 0 leaves a bound off.
+type Quota struct {
+	// MaxPending: jobs waiting to run (wait_dependencies, pending,
+	// enqueued).
+	MaxPending int
+	// MaxChannels: distinct channels holding the tenant's jobs, in any
+	// state, until they are vacuumed.
+	MaxChannels int
+}
+
+// QuotaError says a Quota refused the jobs; Field names what passed it.
+type QuotaError struct {
+	Field string // "max_pending" or "max_channels"
+	Msg   string
+}
+
+func (e *QuotaError) Error() string { return e.Msg }
+
 // NewJob is a job ready to insert: validated, defaults applied, channel
 // normalised. Building one from a request is the caller's job (the
 // enqueue service); the store only enforces integrity.
@@ -182,6 +201,11 @@ type Store interface {
 	// are finished). Dependencies on unknown or other tenants' jobs, or
 	// cycles, fail the whole call with abi.ErrInvalid.
 	Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error)
+	// InsertUnder is Insert within the quota of the jobs' tenant (all of
+	// one tenant): the count and the insert are one step for every node
+	// sharing the store, so concurrent callers never pass the quota
+	// together. A refusal is a *QuotaError and stores nothing.
+	InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inserted, error)
 
 	// Get returns one job; tenant "" matches any tenant. Another tenant's
 	// job is abi.ErrNotFound.
@@ -240,8 +264,20 @@ type Store interface {
 	// RenewLeases extends the lease of every job started by workerID.
 	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
 	// ReapExpired takes back enqueued and started jobs whose lease ended
-	// before now (docs/semantics.md §8).
-	ReapExpired(ctx context.Context, now time.Time) ([]Reaped, error)
+	// before now, and the started jobs of the workers in gone, whatever
+	// their lease (docs/semantics.md §8).
+	ReapExpired(ctx context.Context, now time.Time, gone []string) ([]Reaped, error)
+	// Hold tells the store that workerID is alive until ctx ends or the
+	// store's connection for it is lost; it returns then, and the caller
+	// holds again. A process that dies lets go at once (PostgreSQL ends
+	// its session; the embedded store has one process), so the leader can
+	// take back its jobs in seconds instead of when their leases lapse.
+	Hold(ctx context.Context, workerID string) error
+	// Unheld names the workers known to have held and holding no more,
+	// plus, on a store only one process can open, every worker with
+	// started jobs that this process does not hold. The leader confirms
+	// a worker gone before passing it to ReapExpired.
+	Unheld(ctx context.Context) ([]string, error)
 	// Vacuum deletes done and cancelled jobs of exactly this channel
 	// finished before olderThan; returns how many. The runner walks the
 	// channels in use, since each may have its own removal interval.

@@ -48,13 +48,9 @@ func startNode(t *testing.T, bin, dsn, name string) *node {
 // section; a dsn that is a file path makes it a SQLite node.
 func startNodeWith(t *testing.T, bin, dsn, name, runner string) *node {
 	t.Helper()
-	dir := t.TempDir()
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
 	plugins, _ := filepath.Abs("../../plugins/enabled")
-	cfg := filepath.Join(dir, "wasmq.toml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf(`[server]
+	return launchNode(t, bin, name, func(addr, dir string) string {
+		return fmt.Sprintf(`[server]
 listen = %q
 log_level = "warn"
 [store]
@@ -68,7 +64,20 @@ shutdown_timeout = "2s"
 [host]
 plugins_dir = %q
 cache_dir = %q
-`, addr, storeLines(dsn), name, runner, plugins, filepath.Join(dir, "cache"))), 0o644)
+`, addr, storeLines(dsn), name, runner, plugins, filepath.Join(dir, "cache"))
+	})
+}
+
+// launchNode starts `wasmq serve` with the config config writes for its
+// listen address and a folder of its own, and waits until it is ready.
+func launchNode(t *testing.T, bin, name string, config func(addr, dir string) string) *node {
+	t.Helper()
+	dir := t.TempDir()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cfg := filepath.Join(dir, "wasmq.toml")
+	os.WriteFile(cfg, []byte(config(addr, dir)), 0o644)
 	n := &node{url: "http://" + addr, name: name, log: filepath.Join(dir, "serve.log")}
 	n.cmd = exec.Command(bin, "serve", "--config", cfg)
 	logf, _ := os.Create(n.log)
@@ -300,6 +309,127 @@ func waitStarted(t *testing.T, url string, n int) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// With the default configuration (a 10 s lease), a killed node's jobs
+// start again on another node within 5 s of the kill, whether the killed
+// node led or not: PostgreSQL ends the dead process's session, so its
+// liveness hold is gone at once, and the leader takes its jobs back
+// without waiting for their leases to lapse.
+func TestAKilledNodesJobsStartAgainElsewhereWithinFiveSeconds(t *testing.T) {
+	bin := buildWasmq(t)
+	for _, victim := range []string{"leader", "follower"} {
+		t.Run(victim, func(t *testing.T) {
+			dsn := pgtest.DSN(t)
+			// The first node up leads: it is alone when it tries.
+			leader := startNodeWith(t, bin, dsn, "first", "")
+			follower := startNodeWith(t, bin, dsn, "second", "")
+			kill, survivor := leader, follower
+			if victim == "follower" {
+				kill, survivor = follower, leader
+			}
+			// root:8 caps the cluster: up to 8 long jobs, posted one by one
+			// until the victim runs some (the leader shares the work once it
+			// has heard from the follower).
+			deadline := time.Now().Add(20 * time.Second)
+			for posted := 0; ; {
+				held := 0
+				for _, j := range listAll(t, leader.url) {
+					if j.State == "started" && nodeOf(j.WorkerID) == kill.name {
+						held++
+					}
+				}
+				if held > 0 && posted == 8 {
+					t.Logf("the %s (%s) runs %d of the 8 jobs", victim, kill.name, held)
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the %s never ran a job: %v", victim, listAll(t, leader.url))
+				}
+				if posted < 8 && (held == 0 || posted < 4) {
+					post(t, leader.url+"/v1/jobs", sleepJobs(1, 20000)[0])
+					posted++
+				} else if posted < 8 {
+					post(t, leader.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(8-posted, 20000)})
+					posted = 8
+				}
+				time.Sleep(300 * time.Millisecond)
+			}
+			kill.cmd.Process.Signal(syscall.SIGKILL)
+			kill.cmd.Wait()
+			killed := time.Now()
+			// Every job the victim held starts again on the survivor.
+			deadline = time.Now().Add(30 * time.Second)
+			for {
+				again := 0
+				all := listAll(t, survivor.url)
+				for _, j := range all {
+					if j.State == "started" && nodeOf(j.WorkerID) == survivor.name {
+						again++
+					}
+				}
+				if again == 8 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("30 s after the kill the survivor runs %d of the 8 jobs: %+v", again, all)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			worst := recovery(t, dsn, []time.Time{killed})
+			t.Logf("the killed %s's jobs started again %v after the kill at worst", victim, worst.Round(time.Millisecond))
+			if worst <= 0 || worst > 5*time.Second {
+				t.Fatalf("the killed %s's jobs started again %v after the kill, want within 5 s", victim, worst)
+			}
+		})
+	}
+}
+
+// sleepJobs are n jobs of testkit.sleep for ms each.
+func sleepJobs(n, ms int) []map[string]any {
+	jobs := make([]map[string]any, n)
+	for i := range jobs {
+		jobs[i] = map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": ms}}
+	}
+	return jobs
+}
+
+// recovery is the longest time from a kill to the new start of a job the
+// killed process held (its attempt recorded "dead").
+func recovery(t *testing.T, dsn string, kills []time.Time) time.Duration {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT a.started, b.started FROM job_attempts a
+		JOIN job_attempts b ON b.job_uuid = a.job_uuid AND b.attempt = a.attempt + 1 WHERE a.outcome = 'dead'
+		UNION ALL SELECT a.started, j.date_started FROM job_attempts a JOIN jobs j ON j.uuid = a.job_uuid
+		WHERE a.outcome = 'dead' AND j.attempt = a.attempt + 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var worst time.Duration
+	for rows.Next() {
+		var started, again time.Time
+		if err := rows.Scan(&started, &again); err != nil {
+			t.Fatal(err)
+		}
+		var kill time.Time // the first kill after the dead attempt started
+		for _, k := range kills {
+			if k.After(started) {
+				kill = k
+				break
+			}
+		}
+		if !kill.IsZero() && again.Sub(kill) > worst {
+			worst = again.Sub(kill)
+		}
+	}
+	return worst
 }
 
 // A node killed and started again under the same node_id (a fixed name,

@@ -220,11 +220,15 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 	return out, err
 }
 
+// countsSQL reads the counts of tenant $1 ("" = all): the folded ones
+// and the deltas not yet folded.
+const countsSQL = `SELECT channel, state, SUM(n) FROM (
+		SELECT tenant, channel, state, n FROM job_counts UNION ALL
+		SELECT tenant, channel, state, n FROM job_count_deltas) c
+	WHERE ($1 = '' OR tenant = $1) GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`
+
 func (s *driver) Counts(ctx context.Context, tenant string) ([]store.CountRow, error) {
-	rows, err := s.pool.Query(ctx, `SELECT channel, state, SUM(n) FROM (
-			SELECT tenant, channel, state, n FROM job_counts UNION ALL
-			SELECT tenant, channel, state, n FROM job_count_deltas) c
-		WHERE ($1 = '' OR tenant = $1) GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`, tenant)
+	rows, err := s.pool.Query(ctx, countsSQL, tenant)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: counts: %w", err)
 	}

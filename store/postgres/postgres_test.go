@@ -572,7 +572,7 @@ func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
 	if failed, err := s.FailedChannels(ctx); err != nil || failed["root"] != 1 {
 		t.Fatalf("failed channels after the upgrade: %v (%v), want root: 1", failed, err)
 	}
-	reaped, err := s.ReapExpired(ctx, time.Now())
+	reaped, err := s.ReapExpired(ctx, time.Now(), nil)
 	if err != nil || len(reaped) != 2 {
 		t.Fatalf("reaped %+v (%v), want the enqueued and the started job", reaped, err)
 	}
@@ -608,7 +608,7 @@ func TestPendingLogTrimWalksTheLogAChunkAtATime(t *testing.T) {
 	logged := n
 	for logged != n-3 && passes < 10 {
 		s.d.maintainedAt = time.Time{} // a pass of housekeeping each time
-		if _, err := s.ReapExpired(ctx, time.Now()); err != nil {
+		if _, err := s.ReapExpired(ctx, time.Now(), nil); err != nil {
 			t.Fatal(err)
 		}
 		passes++
@@ -661,7 +661,7 @@ func TestRecountMendsCountsPutWrongByHand(t *testing.T) {
 	}
 	s.d.recountedAt = time.Now().Add(-2 * recountEvery)
 	s.d.maintainedAt = time.Time{}
-	if _, err := s.ReapExpired(ctx, time.Now()); err != nil {
+	if _, err := s.ReapExpired(ctx, time.Now(), nil); err != nil {
 		t.Fatal(err)
 	}
 	if p, g := pendingAndGhosts(); p != 9 || g != 0 {

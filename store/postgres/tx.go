@@ -129,11 +129,17 @@ func (w *wtx) RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) er
 	return nil
 }
 
-// ExpiredJobs drops the lapsed batches (job_runs) and reads their jobs
-// still started in them, and the jobs handed out but not claimed in time.
-func (w *wtx) ExpiredJobs(ctx context.Context, now time.Time) ([]abi.Job, error) {
+// ExpiredJobs drops the lapsed batches (job_runs) and those of the gone
+// workers, reads their jobs still started in them, and the jobs handed
+// out but not claimed in time; it unlists the gone workers (nodes).
+func (w *wtx) ExpiredJobs(ctx context.Context, now time.Time, gone []string) ([]abi.Job, error) {
+	if len(gone) > 0 {
+		if _, err := w.Exec(ctx, `DELETE FROM nodes WHERE worker_id = ANY($1)`, gone); err != nil {
+			return nil, fmt.Errorf("postgres store: unlist gone workers: %w", err)
+		}
+	}
 	rows, err := w.Query(ctx, `DELETE FROM job_runs WHERE id IN (
-		SELECT id FROM job_runs WHERE lease_until < $1 FOR UPDATE SKIP LOCKED) RETURNING id, uuids`, now)
+		SELECT id FROM job_runs WHERE lease_until < $1 OR worker_id = ANY($2) FOR UPDATE SKIP LOCKED) RETURNING id, uuids`, now, gone)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: expired leases: %w", err)
 	}
@@ -168,4 +174,23 @@ func orLogs(l []abi.LogLine) []abi.LogLine {
 		return []abi.LogLine{}
 	}
 	return l
+}
+
+// quotaLockClass is the first key of the transaction locks that make a
+// tenant's quota check and insert one step.
+const quotaLockClass = 0x777174
+
+func (w *wtx) LockTenant(ctx context.Context, tenant string) error {
+	if _, err := w.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, hashtext(current_schema() || ':' || $2::text))`, quotaLockClass, tenant); err != nil {
+		return fmt.Errorf("postgres store: lock tenant %s: %w", tenant, err)
+	}
+	return nil
+}
+
+func (w *wtx) TenantCounts(ctx context.Context, tenant string) ([]store.CountRow, error) {
+	rows, err := w.Query(ctx, countsSQL, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: counts of %s: %w", tenant, err)
+	}
+	return collect(rows, "counts", pgx.RowToStructByPos[store.CountRow])
 }

@@ -221,17 +221,28 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 	return out, rows.Err()
 }
 
+const countsSQL = `SELECT channel, state, SUM(n) FROM job_counts WHERE (? = '' OR tenant = ?)
+	GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`
+
 func (s *driver) Counts(ctx context.Context, tenant string) ([]store.CountRow, error) {
-	return s.countRows(ctx, "counts", `SELECT channel, state, SUM(n) FROM job_counts WHERE (? = '' OR tenant = ?)
-		GROUP BY channel, state HAVING SUM(n) <> 0 ORDER BY channel`, tenant, tenant)
+	return countRows(ctx, s.r, "counts", countsSQL, tenant, tenant)
+}
+
+// LockTenant: the one writer already keeps every other write waiting.
+func (w *wtx) LockTenant(context.Context, string) error { return nil }
+
+func (w *wtx) TenantCounts(ctx context.Context, tenant string) ([]store.CountRow, error) {
+	return countRows(ctx, w, "counts", countsSQL, tenant, tenant)
 }
 
 func (s *driver) FailedChannels(ctx context.Context) ([]store.CountRow, error) {
-	return s.countRows(ctx, "failed jobs per channel", `SELECT channel, state, COUNT(*) FROM jobs WHERE state = 'failed' GROUP BY channel`)
+	return countRows(ctx, s.r, "failed jobs per channel", `SELECT channel, state, COUNT(*) FROM jobs WHERE state = 'failed' GROUP BY channel`)
 }
 
-func (s *driver) countRows(ctx context.Context, op, q string, args ...any) ([]store.CountRow, error) {
-	rows, err := s.r.QueryContext(ctx, q, args...)
+func countRows(ctx context.Context, db interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, op, q string, args ...any) ([]store.CountRow, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: %s: %w", op, err)
 	}

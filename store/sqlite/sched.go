@@ -316,10 +316,59 @@ func (s *driver) RenewLeases(ctx context.Context, workerID string, leaseUntil ti
 	return int(n), err
 }
 
-// ExpiredJobs reads the enqueued and started jobs whose lease lapsed;
-// the writer's lock keeps them until the transaction ends.
-func (w *wtx) ExpiredJobs(ctx context.Context, now time.Time) ([]abi.Job, error) {
-	return queryJobs(ctx, w, `WHERE state IN ('enqueued', 'started') AND lease_until < ?`, micros(now))
+// ExpiredJobs reads the enqueued and started jobs whose lease lapsed, and
+// the started jobs of the gone workers; the writer's lock keeps them
+// until the transaction ends.
+func (w *wtx) ExpiredJobs(ctx context.Context, now time.Time, gone []string) ([]abi.Job, error) {
+	expired, err := queryJobs(ctx, w, `WHERE state IN ('enqueued', 'started') AND lease_until < ?`, micros(now))
+	if err != nil || len(gone) == 0 {
+		return expired, err
+	}
+	in, args := inList(gone)
+	orphans, err := queryJobs(ctx, w, `WHERE state = 'started' AND lease_until >= ? AND worker_id IN `+in, append([]any{micros(now)}, args...)...)
+	return append(expired, orphans...), err
+}
+
+// Hold: one process at a time opens the file (its lock), so a worker is
+// alive exactly while this process holds it.
+func (s *driver) Hold(ctx context.Context, workerID string) error {
+	s.heldMu.Lock()
+	s.held[workerID]++
+	s.heldMu.Unlock()
+	<-ctx.Done()
+	s.heldMu.Lock()
+	if s.held[workerID]--; s.held[workerID] == 0 {
+		delete(s.held, workerID)
+	}
+	s.heldMu.Unlock()
+	return ctx.Err()
+}
+
+// Unheld names every worker with started jobs that this process does not
+// hold: the workers of a process that ended (killed, or stopped before
+// its outcomes could be written), since no other process can be running.
+func (s *driver) Unheld(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT worker_id FROM jobs WHERE state = 'started' ORDER BY worker_id`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: unheld workers: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	s.heldMu.Lock()
+	defer s.heldMu.Unlock()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("sqlite store: unheld workers: %w", err)
+		}
+		if s.held[id] == 0 {
+			out = append(out, id)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite store: unheld workers: %w", err)
+	}
+	return out, nil
 }
 
 // Maintain: the embedded store needs no housekeeping after a reap.

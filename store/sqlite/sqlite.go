@@ -65,6 +65,9 @@ type driver struct {
 	subMu sync.Mutex
 	subs  map[chan store.Event]bool // → events were dropped
 
+	heldMu sync.Mutex
+	held   map[string]int // workers holding (Hold) → how many holds
+
 	closed          atomic.Bool
 	stopCheckpoints chan struct{}
 	checkpointsDone chan struct{}
@@ -142,7 +145,7 @@ func open(path string) (*driver, error) {
 		lock.Close()
 		return nil, fmt.Errorf("sqlite store: %s is in use by another wasmq process (the embedded store serves one process; use PostgreSQL for several nodes)", path)
 	}
-	s := &driver{path: path, lock: lock, subs: map[chan store.Event]bool{}}
+	s := &driver{path: path, lock: lock, subs: map[chan store.Event]bool{}, held: map[string]int{}}
 	// The writer never checkpoints (SQLite would, inside the commit that
 	// crosses 1,000 pages: several ms added to that one write); a
 	// background loop does, without blocking writers.

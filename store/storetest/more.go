@@ -109,7 +109,7 @@ func dedupOnlyWhileActive(t *testing.T, s store.Store) {
 		}
 		newer := mustCreate(key)
 		if viaReaper {
-			if got, err := s.ReapExpired(ctx, time.Now().Add(time.Second)); err != nil || len(got) == 0 {
+			if got, err := s.ReapExpired(ctx, time.Now().Add(time.Second), nil); err != nil || len(got) == 0 {
 				t.Fatalf("reap under a taken key: %v %v", got, err)
 			}
 		} else {

@@ -207,7 +207,7 @@ func attemptsAreRecordedHoweverTheyEnd(t *testing.T, s store.Store) {
 		t.Fatalf("restarted %d", len(again))
 	}
 	time.Sleep(20 * time.Millisecond)
-	if r := must(s.ReapExpired(ctx, time.Now())); len(r) != 2 {
+	if r := must(s.ReapExpired(ctx, time.Now(), nil)); len(r) != 2 {
 		t.Fatalf("reaped %+v", r)
 	}
 	at = must(s.Attempts(ctx, "t", b.UUID))

@@ -55,6 +55,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PluginReportsAreMendedNotLost", pluginReportsAreMendedNotLost},
 		{"IllegalOutcomesAreRefused", illegalOutcomesAreRefused},
 		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
+		{"AWorkerThatLetsGoIsTakenBackAtOnce", aWorkerThatLetsGoIsTakenBackAtOnce},
+		{"QuotasAreCheckedWithTheInsert", quotasAreCheckedWithTheInsert},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
@@ -534,7 +536,7 @@ func reap(t *testing.T, s store.Store) {
 	if n, err := s.RenewLeases(ctx, "alive", time.Now().Add(time.Minute)); err != nil || n != 0 {
 		t.Fatalf("renewed %d leases of another worker", n)
 	}
-	got, err := s.ReapExpired(ctx, time.Now().Add(time.Second))
+	got, err := s.ReapExpired(ctx, time.Now().Add(time.Second), nil)
 	if err != nil || len(got) != 3 {
 		t.Fatalf("reaped %v %v", got, err)
 	}
@@ -556,7 +558,7 @@ func reap(t *testing.T, s store.Store) {
 	if j := get(t, s, alive[0].UUID); j.LeaseUntil == nil || !j.LeaseUntil.Equal(until) {
 		t.Fatalf("a renewed job's lease reads %v, want %v", j.LeaseUntil, until)
 	}
-	if got, _ := s.ReapExpired(ctx, time.Now().Add(time.Second)); len(got) != 0 {
+	if got, _ := s.ReapExpired(ctx, time.Now().Add(time.Second), nil); len(got) != 0 {
 		t.Fatalf("reaped renewed jobs: %v", got)
 	}
 }
