@@ -386,7 +386,9 @@ func TestIdentityKeyAnswers200WithTheExistingJob(t *testing.T) {
 }
 
 func TestQuotaAnswers429ThenAcceptsAfterTheWindow(t *testing.T) {
-	s := start(t, func(f *config.File) { f.Tenants[0].Rate, f.Tenants[0].Burst = 5, 2 })
+	// One token every 2 s: the third request is over the rate however
+	// slowly a loaded machine serves the first two.
+	s := start(t, func(f *config.File) { f.Tenants[0].Rate, f.Tenants[0].Burst = 0.5, 2 })
 	body := map[string]any{"func": "testkit.echo"}
 	for i := 0; i < 2; i++ {
 		if r := s.do("POST", "/v1/jobs", tokA, body); r.status != 201 {
@@ -400,7 +402,7 @@ func TestQuotaAnswers429ThenAcceptsAfterTheWindow(t *testing.T) {
 	if r := s.do("POST", "/v1/jobs", tokB, body); r.status != 201 {
 		t.Fatalf("another tenant is throttled too: %d", r.status)
 	}
-	time.Sleep(250 * time.Millisecond)
+	time.Sleep(2100 * time.Millisecond)
 	if r := s.do("POST", "/v1/jobs", tokA, body); r.status != 201 {
 		t.Fatalf("after the window: %d %s", r.status, r.body)
 	}

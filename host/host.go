@@ -246,9 +246,14 @@ func (h *Host) limitsFor(tenant string, fc abi.FunctionConfig) limits {
 	return l
 }
 
-// CheckFile reports every reason the host would refuse the module at path
-// (and its sidecar), for `wasmq plugins check FILE`.
-func CheckFile(path string) (abi.ModuleInfo, []error) {
+// CheckFile reports every reason a host with the defaults would refuse
+// the module at path (and its sidecar).
+func CheckFile(path string) (abi.ModuleInfo, []error) { return CheckFileWith(Config{}, path) }
+
+// CheckFileWith reports every reason a host configured with cfg's limits
+// (memory_limit, table_limit; unset ones at their defaults) would refuse
+// the module at path and its sidecar, for `wasmq plugins check`.
+func CheckFileWith(cfg Config, path string) (abi.ModuleInfo, []error) {
 	name := strings.TrimSuffix(filepath.Base(path), ".wasm")
 	info := abi.ModuleInfo{Name: name, Path: path}
 	var errs []error
@@ -263,7 +268,8 @@ func CheckFile(path string) (abi.ModuleInfo, []error) {
 		return info, append(errs, err)
 	}
 	info.Size = int64(len(wasm))
-	h := &Host{cfg: Config{CacheDir: "-"}.WithDefaults(), codes: map[string]*compiled{}, log: zerolog.Nop()}
+	cfg.CacheDir = "-"
+	h := &Host{cfg: cfg.WithDefaults(), codes: map[string]*compiled{}, log: zerolog.Nop()}
 	h.cfg.CacheDir = ""
 	if err := h.startRuntime(context.Background()); err != nil {
 		return info, append(errs, err)

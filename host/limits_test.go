@@ -265,6 +265,10 @@ func TestModulesThatCouldNeverRunAreRefusedAtLoad(t *testing.T) {
 	if _, errs := CheckFile(files["mem32mib"]); len(errs) != 0 {
 		t.Errorf("CheckFile(mem32mib) = %v, want it accepted under the default memory_limit", errs)
 	}
+	// With the node's own limits, what that node would refuse.
+	if _, errs := CheckFileWith(Config{MemoryLimit: 16 << 20}, files["mem32mib"]); !strings.Contains(fmt.Sprint(errs), "over host.memory_limit of 16MiB") {
+		t.Errorf("CheckFileWith(memory_limit 16MiB, mem32mib) = %v, want it refused naming host.memory_limit", errs)
+	}
 }
 
 // A module of a few dozen bytes that claims a huge length is refused

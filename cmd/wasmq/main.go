@@ -473,21 +473,33 @@ func channelsCmd(args []string, out io.Writer) error {
 
 func pluginsCmd(args []string, out io.Writer) error {
 	var r remote
-	pos, err := flags("plugins", args, r.define)
+	var cfgPath string
+	pos, err := flags("plugins", args, func(fs *flag.FlagSet) {
+		r.define(fs)
+		fs.StringVar(&cfgPath, "config", "", "check against this config's [host] limits (default: the built-in defaults)")
+	})
 	if err != nil {
 		return err
 	}
 	if len(pos) == 0 {
-		return errors.New("usage: wasmq plugins list | check FILE... | upload NAME FILE")
+		return errors.New("usage: wasmq plugins list | check [--config wasmq.toml] FILE... | upload NAME FILE")
 	}
 	switch pos[0] {
 	case "check":
 		if len(pos) < 2 {
 			return errors.New("usage: wasmq plugins check FILE...")
 		}
+		var hc host.Config
+		if cfgPath != "" {
+			f, err := config.Load(cfgPath)
+			if err != nil {
+				return err
+			}
+			hc = f.Host
+		}
 		bad := false
 		for _, p := range pos[1:] {
-			info, errs := host.CheckFile(p)
+			info, errs := host.CheckFileWith(hc, p)
 			if len(errs) > 0 {
 				bad = true
 				for _, e := range errs {
