@@ -519,3 +519,32 @@ func TestSQLEnqueueObeysTheQuotaHTTPFilled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAModuleDroppedIntoPluginsDirBecomesEnqueueableWithSQL(t *testing.T) {
+	s := startPGServer(t, 0)
+	ctx := context.Background()
+	enq := func() error {
+		return s.inTx(t, s.roleA, func(tx pgx.Tx) error {
+			_, err := client.EnqueueTx(ctx, tx, client.JobRequest{Func: "fresh.echo", ETA: 3600}, client.Schema(s.schema))
+			return err
+		})
+	}
+	var ce *client.Error
+	if err := enq(); !errors.As(err, &ce) || ce.Status != 404 {
+		t.Fatalf("before the module exists: %v, want 404", err)
+	}
+	wasm, err := os.ReadFile(filepath.Join("..", "plugins", "examples", "testkit", "testkit.wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.node.Host.Install("", "fresh", wasm); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for err := enq(); err != nil; err = enq() {
+		if time.Now().After(deadline) {
+			t.Fatalf("10 s after the module was installed: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

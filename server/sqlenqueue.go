@@ -13,6 +13,11 @@ import (
 // every second, so a new module is enqueueable from SQL within about two.
 const publishInterval = time.Second
 
+// republishEvery renews an unchanged registry, so that the rows of a node
+// killed without unpublishing are recognised as stale (the store drops
+// rows not renewed for ten minutes).
+const republishEvery = time.Minute
+
 // startSQL applies the role mapping and quotas of the config and keeps
 // this node's plugin registry published, on a store that lets
 // applications enqueue with SQL (PostgreSQL); on others it does nothing.
@@ -31,6 +36,7 @@ func (n *Node) startSQL(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	renewed := time.Now()
 	pctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	n.stopSQL = func() {
@@ -51,6 +57,9 @@ func (n *Node) startSQL(ctx context.Context) error {
 			case <-pctx.Done():
 				return
 			case <-t.C:
+			}
+			if time.Since(renewed) >= republishEvery {
+				last, renewed = "", time.Now()
 			}
 			next, err := n.publish(pctx, sa, node, last)
 			if err != nil {

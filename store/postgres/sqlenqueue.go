@@ -265,6 +265,10 @@ func applySQLTenants(ctx context.Context, tx pgx.Tx, tenants []store.SQLTenant) 
 	return nil
 }
 
+// registryTTL is how long a node's published registry stands without
+// being renewed; nodes renew theirs every minute.
+const registryTTL = 10 * time.Minute
+
 // registryFunction is what the SQL functions read of an export: the
 // defaults enqueue takes from its function config.
 type registryFunction struct {
@@ -290,7 +294,10 @@ func (s *Store) PublishPlugins(ctx context.Context, node string, mods []abi.Modu
 	}
 	return s.d.Write(ctx, func(t store.Tx) error {
 		w := t.(*wtx)
-		if _, err := w.Exec(ctx, `DELETE FROM plugin_registry WHERE node = $1`, node); err != nil {
+		// A node killed without a word leaves its rows behind: they go
+		// once no node has renewed them for registryTTL.
+		if _, err := w.Exec(ctx, `DELETE FROM plugin_registry WHERE node = $1 OR published < now() - $2::interval`,
+			node, registryTTL.String()); err != nil {
 			return fmt.Errorf("postgres store: publish plugins: %w", err)
 		}
 		if _, err := w.Exec(ctx, `INSERT INTO plugin_registry (node, tenant, module, loaded, functions)

@@ -578,3 +578,34 @@ func TestSQLFunctionsAreReinstalledWhenNotThisBinarys(t *testing.T) {
 		t.Errorf("the old function is still installed: %v", err)
 	}
 }
+
+func TestPluginRegistryOfANodeGoneSilentExpires(t *testing.T) {
+	f := newSQLFixture(t, 0)
+	ctx := context.Background()
+	gone := []abi.ModuleInfo{{Name: "legacy", SHA256: "dd", Exports: []string{"run"}, Functions: map[string]abi.FunctionConfig{"run": {}}}}
+	if err := f.s.PublishPlugins(ctx, "node-killed", gone); err != nil {
+		t.Fatal(err)
+	}
+	enq := func() error {
+		return f.asRole(t, f.acme, func(tx pgx.Tx) error { _, err := sqlEnqueue(tx, "legacy.run", `[]`, `{}`); return err })
+	}
+	if err := enq(); err != nil {
+		t.Fatalf("a function another node publishes: %v", err)
+	}
+	if _, err := f.s.d.pool.Exec(ctx, `UPDATE plugin_registry SET published = now() - interval '11 minutes' WHERE node = 'node-killed'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.PublishPlugins(ctx, "node-1", testModules); err != nil {
+		t.Fatal(err)
+	}
+	if pe := pgErr(t, enq()); pe.Code != "42704" {
+		t.Errorf("function only a silent node had: %v, want unknown", pe)
+	}
+	if err := f.s.UnpublishPlugins(ctx, "node-1"); err != nil {
+		t.Fatal(err)
+	}
+	err := f.asRole(t, f.acme, func(tx pgx.Tx) error { _, err := sqlEnqueue(tx, "invoice.plain", `[]`, `{}`); return err })
+	if pe := pgErr(t, err); pe.Code != "42704" {
+		t.Errorf("after the last node stopped: %v, want unknown function", pe)
+	}
+}
