@@ -137,7 +137,11 @@ func (s *driver) ensureSQLEnqueue(ctx context.Context) error {
 	if current, err := sqlEnqueueInstalled(ctx, s.pool); err != nil || current == sqlEnqueueMark(src) {
 		return err
 	}
-	return s.underMigrationLock(ctx, func(tx pgx.Tx) error { return installSQLEnqueue(ctx, tx) })
+	err = s.underMigrationLock(ctx, func(tx pgx.Tx) error { return installSQLEnqueue(ctx, tx) })
+	if err != nil {
+		return fmt.Errorf("%w (the SQL enqueue functions installed are another wasmq binary's: run `wasmq migrate` with this one)", err)
+	}
+	return nil
 }
 
 func (s *driver) underMigrationLock(ctx context.Context, fn func(tx pgx.Tx) error) error {

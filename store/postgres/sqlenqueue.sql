@@ -480,9 +480,15 @@ BEGIN
     FOR k IN 0 .. (cardinality(note_uuid) - 1) / {{.UUIDsPerNotify}} LOOP
         EXIT WHEN cardinality(note_uuid) = 0;
         SELECT array_agg(DISTINCT c) INTO parts FROM unnest(note_chan[k * {{.UUIDsPerNotify}} + 1 : (k + 1) * {{.UUIDsPerNotify}}]) c;
-        PERFORM pg_notify('{{.Notify}}', json_strip_nulls(json_build_object('Kind', 'pending',
+        v_fstr := json_strip_nulls(json_build_object('Kind', 'pending',
             'Channels', CASE WHEN cardinality(parts) <= 50 THEN to_json(parts) END,
-            'UUIDs', to_json(note_uuid[k * {{.UUIDsPerNotify}} + 1 : (k + 1) * {{.UUIDsPerNotify}}])))::text);
+            'UUIDs', to_json(note_uuid[k * {{.UUIDsPerNotify}} + 1 : (k + 1) * {{.UUIDsPerNotify}}])))::text;
+        IF octet_length(v_fstr) > 7900 THEN
+            -- long channel names: "some channels" (a NOTIFY holds 8,000 bytes)
+            v_fstr := json_build_object('Kind', 'pending',
+                'UUIDs', to_json(note_uuid[k * {{.UUIDsPerNotify}} + 1 : (k + 1) * {{.UUIDsPerNotify}}]))::text;
+        END IF;
+        PERFORM pg_notify('{{.Notify}}', v_fstr);
     END LOOP;
     RETURN v_out;
 END $fn$;

@@ -609,3 +609,28 @@ func TestPluginRegistryOfANodeGoneSilentExpires(t *testing.T) {
 		t.Errorf("after the last node stopped: %v, want unknown function", pe)
 	}
 }
+
+func TestSQLEnqueueOfJobsInManyLongChannelsStillWakesTheScheduler(t *testing.T) {
+	f := newSQLFixture(t, 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := f.s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 50 channels of 190 bytes: more than a NOTIFY payload holds.
+	jobs := make([]map[string]any, 50)
+	for i := range jobs {
+		jobs[i] = map[string]any{"func": "invoice.plain", "channel": fmt.Sprintf("%0190d", i)}
+	}
+	b, _ := json.Marshal(jobs)
+	var ids []string
+	if err := f.asRole(t, f.acme, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, `SELECT enqueue_batch($1::jsonb)::text[]`, string(b)).Scan(&ids)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := nextPending(t, events); !slices.Equal(got, ids) {
+		t.Errorf("pending event names %d jobs, want the %d created", len(got), len(ids))
+	}
+}
