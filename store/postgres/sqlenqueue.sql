@@ -13,7 +13,7 @@
 -- _sql_fail raises one of wasmq's errors: the field goes in the error's
 -- COLUMN so that a client can read it without parsing the message.
 CREATE OR REPLACE FUNCTION _sql_fail(code text, field text, msg text) RETURNS void
-LANGUAGE plpgsql SET search_path = pg_catalog, {{.Schema}}, pg_temp AS $fn$
+LANGUAGE plpgsql AS $fn$
 BEGIN
     IF field = '' THEN
         RAISE EXCEPTION USING ERRCODE = code, MESSAGE = 'wasmq: ' || msg;
@@ -26,7 +26,7 @@ END $fn$;
 -- runs as its owner, so current_user would be wasmq's own role; the role
 -- setting cannot be forged (SET ROLE checks membership).
 CREATE OR REPLACE FUNCTION _sql_tenant() RETURNS text
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, {{.Schema}}, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     caller text := current_setting('role');
     t text;
@@ -44,7 +44,7 @@ END $fn$;
 -- _sql_when reads an eta or expected_at as enqueue.ParseWhen does: an
 -- RFC 3339 instant or whole seconds from now.
 CREATE OR REPLACE FUNCTION _sql_when(field text, v jsonb, now_ts timestamptz) RETURNS timestamptz
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, {{.Schema}}, pg_temp AS $fn$
+LANGUAGE plpgsql STABLE AS $fn$
 DECLARE
     s text;
     n numeric;
@@ -77,7 +77,7 @@ END $fn$;
 
 -- _sql_channel is abi.ParseChannel: the full name, checked.
 CREATE OR REPLACE FUNCTION _sql_channel(field text, c text) RETURNS text
-LANGUAGE plpgsql IMMUTABLE SET search_path = pg_catalog, {{.Schema}}, pg_temp AS $fn$
+LANGUAGE plpgsql IMMUTABLE AS $fn$
 DECLARE
     parts text[];
 BEGIN
@@ -106,7 +106,7 @@ END $fn$;
 -- deltas, identity-key lock; the scheduler is woken by a NOTIFY, which
 -- PostgreSQL delivers at commit, and never after a rollback.
 CREATE OR REPLACE FUNCTION _sql_jobs(p_tenant text, p_reqs jsonb, p_batch boolean) RETURNS uuid[]
-LANGUAGE plpgsql SET search_path = pg_catalog, {{.Schema}}, pg_temp AS $fn$
+LANGUAGE plpgsql AS $fn$
 #variable_conflict use_column
 DECLARE
     n int;
@@ -176,6 +176,8 @@ DECLARE
     new_version bigint;
     note_uuid text[] := '{}';
     note_chan text[] := '{}';
+    ins_chan text[] := '{}';
+    ins_state text[] := '{}';
     vpre text;
 BEGIN
     IF p_reqs IS NULL OR jsonb_typeof(p_reqs) <> 'array' THEN
@@ -187,8 +189,8 @@ BEGIN
     END IF;
 
     -- Decoding (enqueue.Decode): shapes and types of every entry first.
-    FOR i IN 0 .. n - 1 LOOP
-        raw := p_reqs -> i;
+    -- (element by element: p_reqs -> i would detoast the whole list each time)
+    FOR raw, i IN SELECT e.value, e.o - 1 FROM jsonb_array_elements(p_reqs) WITH ORDINALITY e(value, o) LOOP
         pre := CASE WHEN p_batch THEN format('jobs[%s].', i) ELSE '' END;
         IF jsonb_typeof(raw) <> 'object' THEN
             PERFORM _sql_fail('22023', CASE WHEN p_batch THEN format('jobs[%s]', i) ELSE '(body)' END,
@@ -223,8 +225,16 @@ BEGIN
             END CASE;
             r := r || jsonb_build_object(lk, val);
         END LOOP;
-        reqs := reqs || r;
+        reqs := array_append(reqs, r);
     END LOOP;
+
+    -- Every job's uuid, and where each ref is first given: a ref names
+    -- the first entry that gives it, for the entries after it.
+    b_uuid := ARRAY(SELECT gen_random_uuid()::text FROM generate_series(1, n));
+    SELECT coalesce(jsonb_object_agg(x.ref, x.idx), '{}') INTO refs FROM (
+        SELECT DISTINCT ON (u.r ->> 'ref') u.r ->> 'ref' AS ref, u.o - 1 AS idx
+        FROM unnest(reqs) WITH ORDINALITY u(r, o) WHERE coalesce(u.r ->> 'ref', '') <> ''
+        ORDER BY u.r ->> 'ref', u.o) x;
 
     -- Building (enqueue.Service.Build): defaults from the function's
     -- configuration, the request's values checked.
@@ -308,8 +318,8 @@ BEGIN
         v_deps := '[]';
         k := 0;
         FOR d IN SELECT x FROM jsonb_array_elements_text(coalesce(r -> 'depends_on', '[]')) x LOOP
-            IF refs ? d THEN
-                d := refs ->> d;
+            IF refs ? d AND (refs ->> d)::int < i THEN
+                d := b_uuid[(refs ->> d)::int + 1];
             ELSIF d !~* '^(urn:uuid:)?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                 AND d !~* '^\{[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\}$'
                 AND d !~* '^[0-9a-f]{32}$' THEN
@@ -345,13 +355,9 @@ BEGIN
             v_fstr := left(v_fstr, k) || '...';
         END IF;
 
-        b_uuid := b_uuid || gen_random_uuid()::text;
         v_ref := coalesce(r ->> 'ref', '');
-        IF v_ref <> '' THEN
-            IF refs ? v_ref THEN
-                PERFORM _sql_fail('22023', pre || 'ref', format('ref %s is used twice', to_json(v_ref)));
-            END IF;
-            refs := refs || jsonb_build_object(v_ref, b_uuid[i + 1]);
+        IF v_ref <> '' AND (refs ->> v_ref)::int <> i THEN
+            PERFORM _sql_fail('22023', pre || 'ref', format('ref %s is used twice', to_json(v_ref)));
         END IF;
         IF i + 1 > {{.MaxBatch}} THEN
             PERFORM _sql_fail('22023', 'jobs', 'at most {{.MaxBatch}} jobs per request');
@@ -359,21 +365,21 @@ BEGIN
         IF p_batch AND jsonb_array_length(v_deps) > 0 THEN
             graph := 'yes';
         END IF;
-        b_func := b_func || fn;
-        b_args := b_args || v_args;
-        b_kwargs := b_kwargs || v_kwargs;
-        b_ctx := b_ctx || v_ctx;
-        b_user := b_user || CASE jsonb_typeof(v_ctx -> 'user') WHEN 'string' THEN v_ctx ->> 'user' WHEN 'null' THEN '' ELSE coalesce((v_ctx -> 'user')::text, '') END;
-        b_model := b_model || CASE jsonb_typeof(v_ctx -> 'model') WHEN 'string' THEN v_ctx ->> 'model' WHEN 'null' THEN '' ELSE coalesce((v_ctx -> 'model')::text, '') END;
-        b_fstr := b_fstr || v_fstr;
-        b_desc := b_desc || v_desc;
-        b_chan := b_chan || v_chan;
-        b_prio := b_prio || v_prio;
-        b_eta := b_eta || v_eta;
-        b_exp := b_exp || v_exp;
-        b_maxr := b_maxr || v_maxr;
-        b_key := b_key || v_key;
-        b_deps := b_deps || v_deps;
+        b_func := array_append(b_func, fn);
+        b_args := array_append(b_args, v_args);
+        b_kwargs := array_append(b_kwargs, v_kwargs);
+        b_ctx := array_append(b_ctx, v_ctx);
+        b_user := array_append(b_user, CASE jsonb_typeof(v_ctx -> 'user') WHEN 'string' THEN v_ctx ->> 'user' WHEN 'null' THEN '' ELSE coalesce((v_ctx -> 'user')::text, '') END);
+        b_model := array_append(b_model, CASE jsonb_typeof(v_ctx -> 'model') WHEN 'string' THEN v_ctx ->> 'model' WHEN 'null' THEN '' ELSE coalesce((v_ctx -> 'model')::text, '') END);
+        b_fstr := array_append(b_fstr, v_fstr);
+        b_desc := array_append(b_desc, v_desc);
+        b_chan := array_append(b_chan, v_chan);
+        b_prio := array_append(b_prio, v_prio);
+        b_eta := array_append(b_eta, v_eta);
+        b_exp := array_append(b_exp, v_exp);
+        b_maxr := array_append(b_maxr, v_maxr);
+        b_key := array_append(b_key, v_key);
+        b_deps := array_append(b_deps, v_deps);
     END LOOP;
     IF graph <> '' THEN
         graph := gen_random_uuid()::text;
@@ -419,7 +425,7 @@ BEGIN
                 AND j.identity_key <> '' AND j.state IN ('wait_dependencies', 'pending', 'enqueued')
                 ORDER BY j.date_created, j.seq LIMIT 1;
             IF FOUND THEN
-                v_out := v_out || p::uuid;
+                v_out := array_append(v_out, p::uuid);
                 v_alias := v_alias || jsonb_build_object(b_uuid[i], p);
                 CONTINUE;
             END IF;
@@ -432,7 +438,7 @@ BEGIN
             IF p = b_uuid[i] THEN
                 PERFORM _sql_fail('22023', 'depends_on', 'a job cannot depend on itself');
             END IF;
-            parents := parents || p;
+            parents := array_append(parents, p);
         END LOOP;
         pstates := '{}';
         FOREACH p IN ARRAY parents LOOP
@@ -440,7 +446,7 @@ BEGIN
             IF NOT FOUND OR prow.tenant <> p_tenant THEN -- another tenant's job does not exist for this one
                 PERFORM _sql_fail('22023', 'depends_on', format('job %s does not exist', p));
             END IF;
-            pstates := pstates || prow.state;
+            pstates := array_append(pstates, prow.state);
         END LOOP;
         -- store.initialState
         all_done := true;
@@ -463,17 +469,22 @@ BEGIN
         IF st = 'pending' THEN
             INSERT INTO pending_log (version, uuid, tenant, channel, priority, eta, expected_at, date_created, seq)
             VALUES (new_version, b_uuid[i], p_tenant, b_chan[i], b_prio[i]::int, b_eta[i], b_exp[i], now_ts, new_seq);
-            note_uuid := note_uuid || b_uuid[i];
-            note_chan := note_chan || b_chan[i];
+            note_uuid := array_append(note_uuid, b_uuid[i]);
+            note_chan := array_append(note_chan, b_chan[i]);
         END IF;
         IF cardinality(parents) > 0 THEN
             INSERT INTO job_dependencies (child, parent)
             SELECT b_uuid[i], x FROM unnest(parents) WITH ORDINALITY AS u(x, o) ORDER BY o ON CONFLICT DO NOTHING;
         END IF;
-        INSERT INTO job_count_deltas (tenant, channel, state, n) VALUES (p_tenant, b_chan[i], st, 1);
-        v_alias := v_alias || jsonb_build_object(b_uuid[i], b_uuid[i]);
-        v_out := v_out || b_uuid[i]::uuid;
+        ins_chan := array_append(ins_chan, b_chan[i]);
+        ins_state := array_append(ins_state, st);
+        v_out := array_append(v_out, b_uuid[i]::uuid);
     END LOOP;
+
+    -- The counts, one row per channel and state, as the hot statements
+    -- write theirs (countedCTE).
+    INSERT INTO job_count_deltas (tenant, channel, state, n)
+    SELECT p_tenant, c.ch, c.st, count(*) FROM unnest(ins_chan, ins_state) AS c(ch, st) GROUP BY c.ch, c.st;
 
     -- The scheduler's wake-up, as store.Events: the pending jobs by name,
     -- {{.UUIDsPerNotify}} to a notification; delivered at commit only.

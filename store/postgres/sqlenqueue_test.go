@@ -37,7 +37,7 @@ var testModules = []abi.ModuleInfo{
 	{Name: "broken", Exports: []string{}, Functions: map[string]abi.FunctionConfig{}},
 }
 
-func newSQLFixture(t *testing.T, maxPending int) *sqlFixture {
+func newSQLFixture(t testing.TB, maxPending int) *sqlFixture {
 	t.Helper()
 	f := &sqlFixture{s: openTest(t), acme: newRole(t), globex: newRole(t)}
 	ctx := context.Background()
@@ -55,7 +55,7 @@ func newSQLFixture(t *testing.T, maxPending int) *sqlFixture {
 
 // newRole creates a role of its own for the test, dropped at its end
 // (before its schema: cleanups run last first).
-func newRole(t *testing.T) string {
+func newRole(t testing.TB) string {
 	t.Helper()
 	name := fmt.Sprintf("wasmq_t_role_%d", rand.Uint64()%1e12)
 	conn, err := pgx.Connect(context.Background(), baseDSN())
@@ -632,5 +632,69 @@ func TestSQLEnqueueOfJobsInManyLongChannelsStillWakesTheScheduler(t *testing.T) 
 	}
 	if got := nextPending(t, events); !slices.Equal(got, ids) {
 		t.Errorf("pending event names %d jobs, want the %d created", len(got), len(ids))
+	}
+}
+
+// BenchmarkSQLEnqueue: one job per transaction, as an application
+// enqueues next to its own write; compare BenchmarkSQLEnqueueStoreInsert,
+// the store insert an HTTP request ends in.
+func BenchmarkSQLEnqueue(b *testing.B) {
+	f := newSQLFixture(b, 0)
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		tx, err := f.s.d.pool.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+f.acme); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := sqlEnqueue(tx, "invoice.total", `[1200, 350]`, `{"priority": 5}`); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkSQLEnqueueStoreInsert(b *testing.B) {
+	f := newSQLFixture(b, 0)
+	svc := &enqueue.Service{Store: f.s, Funcs: functionsOf(testModules)}
+	ctx := context.Background()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := svc.Create(ctx, "acme", enqueue.Request{Func: "invoice.total", Args: json.RawMessage(`[1200, 350]`), Priority: ptr(5)}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSQLEnqueueBatch100: enqueue_batch of 100 jobs per transaction
+// (ns/op is per batch).
+func BenchmarkSQLEnqueueBatch100(b *testing.B) {
+	f := newSQLFixture(b, 0)
+	ctx := context.Background()
+	jobs := make([]map[string]any, 100)
+	for i := range jobs {
+		jobs[i] = map[string]any{"func": "invoice.total", "args": []int{i}}
+	}
+	body, _ := json.Marshal(jobs)
+	b.ResetTimer()
+	for range b.N {
+		tx, err := f.s.d.pool.Begin(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+f.acme); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT enqueue_batch($1::jsonb)`, string(body)); err != nil {
+			b.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
