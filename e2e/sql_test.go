@@ -548,3 +548,68 @@ func TestAModuleDroppedIntoPluginsDirBecomesEnqueueableWithSQL(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 }
+
+func TestSQLAndHTTPAgreeOnBatches(t *testing.T) {
+	s := startPGServer(t, 0)
+	ok := func(kv ...any) map[string]any {
+		m := map[string]any{"func": "testkit.echo", "eta": 3600}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	}
+	cases := []struct {
+		name  string
+		jobs  []any
+		field string
+	}{
+		{"a chain by refs", []any{ok("ref", "a"), ok("ref", "b", "depends_on", []any{"a"}), ok("depends_on", []any{"a", "b"})}, ""},
+		{"no job", []any{}, "jobs"},
+		{"an entry that is not an object", []any{ok(), "x"}, "jobs[1]"},
+		{"an unknown field in an entry", []any{ok(), ok("colour", "red")}, "jobs[1].colour"},
+		{"a bad value in an entry", []any{ok(), ok("priority", -1)}, "jobs[1].priority"},
+		{"a ref given twice", []any{ok("ref", "a"), ok("ref", "a")}, "jobs[1].ref"},
+		{"a ref of a later entry", []any{ok("depends_on", []any{"b"}), ok("ref", "b")}, "jobs[0].depends_on[0]"},
+		{"an unknown function in an entry", []any{ok(), ok("func", "nosuch.x")}, "jobs[1].func"},
+		{"what every store refuses names no entry", []any{ok(), ok("priority", int64(store.MaxPriority)+1)}, "priority"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			b, _ := json.Marshal(map[string]any{"jobs": c.jobs})
+			req, _ := http.NewRequest(http.MethodPost, s.URL+"/v1/jobs:batch", strings.NewReader(string(b)))
+			req.Header.Set("Authorization", "Bearer "+s.TokenA)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var e struct {
+				Error struct{ Field, Message string } `json:"error"`
+			}
+			_ = json.NewDecoder(res.Body).Decode(&e)
+			res.Body.Close()
+			list, _ := json.Marshal(c.jobs)
+			var ids []string
+			serr := s.inTx(t, s.roleA, func(tx pgx.Tx) error {
+				return tx.QueryRow(context.Background(), `SELECT `+pgx.Identifier{s.schema}.Sanitize()+`.enqueue_batch($1::jsonb)::text[]`, string(list)).Scan(&ids)
+			})
+			if c.field == "" {
+				if res.StatusCode != http.StatusCreated || serr != nil || len(ids) != len(c.jobs) {
+					t.Fatalf("want both to accept: HTTP %d %s; SQL %v", res.StatusCode, e.Error.Message, serr)
+				}
+				var last abi.Job
+				call(t, s.URL, s.TokenA, http.MethodGet, "/v1/jobs/"+ids[2], nil, http.StatusOK, &last)
+				if len(last.DependsOn) != 2 || last.DependsOn[0] != ids[0] || last.DependsOn[1] != ids[1] || last.GraphUUID == "" {
+					t.Errorf("last job of the chain: depends on %v, graph %q; uuids %v", last.DependsOn, last.GraphUUID, ids)
+				}
+				return
+			}
+			var pe *pgconn.PgError
+			if res.StatusCode < 400 || res.StatusCode >= 500 || !errors.As(serr, &pe) {
+				t.Fatalf("want both to refuse %s: HTTP %d; SQL %v", c.field, res.StatusCode, serr)
+			}
+			if e.Error.Field != c.field || pe.ColumnName != c.field {
+				t.Errorf("HTTP refuses on %q (%s), SQL on %q (%s); want %q", e.Error.Field, e.Error.Message, pe.ColumnName, pe.Message, c.field)
+			}
+		})
+	}
+}
