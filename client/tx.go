@@ -37,8 +37,8 @@ func qualified(opts []TxOption, fn string) string {
 // and the Field at fault; tx is then aborted, as after any SQL error
 // (use a savepoint to carry on).
 func EnqueueTx(ctx context.Context, tx pgx.Tx, req JobRequest, opts ...TxOption) (string, error) {
-	if req.Ref != "" || req.BatchSize != nil {
-		return "", &Error{Status: 400, Code: "invalid_argument", Message: "ref and batch_size are for EnqueueBatchTx and the HTTP API", Field: "ref"}
+	if req.Ref != "" {
+		return "", &Error{Status: 400, Code: "invalid_argument", Message: "ref is for entries of a batch (EnqueueBatchTx)", Field: "ref"}
 	}
 	args, err := json.Marshal(orEmpty(req.Args))
 	if err != nil {
