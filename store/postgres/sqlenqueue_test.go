@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/storetest"
 )
 
 // sqlFixture is a migrated schema with a published plugin registry and
@@ -50,7 +52,33 @@ func newSQLFixture(t testing.TB, maxPending int) *sqlFixture {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// Whatever a test did with SQL, the counts agree with the jobs, as
+	// after every conformance case.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			countsMatchTheJobs(t, f.s)
+		}
+	})
 	return f
+}
+
+func countsMatchTheJobs(t testing.TB, s *Store) {
+	ctx := context.Background()
+	page, err := s.List(ctx, store.Filter{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	truth := map[string]int{}
+	for _, j := range page.Jobs {
+		truth[j.Channel+" "+string(j.State)]++
+	}
+	counts, err := s.Counts(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := storetest.CountsByKey(counts); !maps.Equal(got, truth) {
+		t.Errorf("Counts %v, jobs %v", got, truth)
+	}
 }
 
 // newRole creates a role of its own for the test, dropped at its end
