@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/wasmq/wasmq/store"
@@ -29,7 +30,12 @@ func (n *Node) startSQL(ctx context.Context) error {
 		return nil
 	}
 	if err := sa.ApplySQLTenants(ctx, n.Config.SQLTenants()); err != nil {
-		return err
+		if !errors.Is(err, store.ErrNotOwner) {
+			return err
+		}
+		// A node running as a role with fewer rights than `wasmq
+		// migrate`'s: what migrate applied stands.
+		n.log.Warn().Err(err).Msg("sql_roles and quotas not applied by this node; run `wasmq migrate` after changing them")
 	}
 	node := n.Runner.Config().NodeID
 	last, err := n.publish(ctx, sa, node, "")

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -15,6 +16,11 @@ type SQLTenant struct {
 	// Key names the tenant's entry in wasmq.toml (tenants[2]) in errors.
 	Key string
 }
+
+// ErrNotOwner: the store's database role may not grant the enqueue
+// functions (it does not own them). A node then keeps the mapping that
+// `wasmq migrate`, run as the owner, applied.
+var ErrNotOwner = errors.New("this database role may not grant EXECUTE on wasmq's SQL functions")
 
 // SQLAccess is what a store that lets applications create jobs with SQL
 // in their own transactions offers (the PostgreSQL store; SQLite does

@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 )
@@ -165,7 +167,12 @@ func (s *driver) underMigrationLock(ctx context.Context, fn func(tx pgx.Tx) erro
 var _ store.SQLAccess = (*Store)(nil)
 
 func (s *Store) ApplySQLTenants(ctx context.Context, tenants []store.SQLTenant) error {
-	return s.d.underMigrationLock(ctx, func(tx pgx.Tx) error { return applySQLTenants(ctx, tx, tenants) })
+	err := s.d.underMigrationLock(ctx, func(tx pgx.Tx) error { return applySQLTenants(ctx, tx, tenants) })
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "42501" {
+		return fmt.Errorf("%w: %w", store.ErrNotOwner, err)
+	}
+	return err
 }
 
 // ApplySQLTenants connects to dsn and applies tenants (`wasmq migrate`).

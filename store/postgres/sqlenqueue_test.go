@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/store"
@@ -725,4 +726,46 @@ func BenchmarkSQLEnqueueBatch100(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestANodeThatDoesNotOwnTheFunctionsLeavesTheMappingToMigrate(t *testing.T) {
+	f := newSQLFixture(t, 0)
+	ctx := context.Background()
+	lesser := newRole(t)
+	schema := schemaOf(t, f.s)
+	if _, err := f.s.d.pool.Exec(ctx, `GRANT USAGE ON SCHEMA `+schema+` TO `+lesser+`;
+		GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA `+schema+` TO `+lesser); err != nil {
+		t.Fatal(err)
+	}
+	cfg := f.s.d.cfg.Copy()
+	cfg.User = lesser
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Skipf("cannot log in as a new role here (pg_hba): %v", err)
+	}
+	conn.Close(ctx)
+	pool, err := pgxpoolFor(ctx, cfg.ConnString(), lesser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	node := &Store{d: &driver{pool: pool}}
+	err = node.ApplySQLTenants(ctx, []store.SQLTenant{{Name: "acme", Roles: []string{f.acme}, Key: "tenants[0]"}})
+	if !errors.Is(err, store.ErrNotOwner) {
+		t.Fatalf("ApplySQLTenants as a role that owns nothing: %v, want ErrNotOwner", err)
+	}
+	// and what the owner applied stands
+	if err := f.asRole(t, f.acme, func(tx pgx.Tx) error { _, err := sqlEnqueue(tx, "invoice.plain", `[]`, `{}`); return err }); err != nil {
+		t.Errorf("after a node's failed attempt: %v", err)
+	}
+}
+
+// pgxpoolFor opens a pool on dsn as user.
+func pgxpoolFor(ctx context.Context, dsn, user string) (*pgxpool.Pool, error) {
+	c, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, err
+	}
+	c.ConnConfig.User = user
+	return pgxpool.NewWithConfig(ctx, c)
 }
