@@ -22,6 +22,13 @@ const (
 	// MaxDescription caps a job's description, in characters (not bytes),
 	// however it is set (created, patched).
 	MaxDescription = 1000
+	// MaxIdentityKey caps an identity key, in bytes.
+	MaxIdentityKey = 255
+	// MaxBatch caps the jobs of one request (after batch splitting).
+	MaxBatch = 10000
+	// MaxSecondsFromNow bounds an eta or expected_at given in seconds: 100
+	// years, well inside what a time.Duration holds.
+	MaxSecondsFromNow = 100 * 365 * 24 * 3600
 	// DefaultRetryInterval postpones a retry when neither the plugin nor
 	// the function's retry_pattern gives a delay; [runner]
 	// default_retry_interval overrides it.

@@ -115,6 +115,25 @@ type Tenant struct {
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
 	Burst int     `toml:"burst"`
+	// SQLRoles are the PostgreSQL roles whose transactions create this
+	// tenant's jobs with SQL (docs/sql.md); `wasmq migrate` and every node
+	// at start grant them EXECUTE on the enqueue functions. PostgreSQL
+	// store only. Defaults to none.
+	SQLRoles []string `toml:"sql_roles"`
+}
+
+// SQLTenants are the tenants as enqueueing from SQL sees them: roles and
+// quotas; without [[tenants]], the "default" tenant with [store]
+// sql_roles.
+func (f File) SQLTenants() []store.SQLTenant {
+	if len(f.Tenants) == 0 {
+		return []store.SQLTenant{{Name: "default", Roles: f.Store.SQLRoles, Key: "store"}}
+	}
+	out := make([]store.SQLTenant, len(f.Tenants))
+	for i, t := range f.Tenants {
+		out[i] = store.SQLTenant{Name: t.Name, Roles: t.SQLRoles, MaxPending: t.MaxPending, Key: fmt.Sprintf("tenants[%d]", i)}
+	}
+	return out
 }
 
 // Load reads and validates a config file; "" means no file (defaults).
@@ -261,6 +280,23 @@ func (f File) Validate() error {
 		}
 		if t.MaxChannels < 0 {
 			errs = append(errs, fmt.Errorf("%s.max_channels: must be >= 1 (0 means the default, %d)", key, DefaultMaxChannels))
+		}
+	}
+	if len(f.Tenants) > 0 && len(f.Store.SQLRoles) > 0 {
+		errs = append(errs, fmt.Errorf("store.sql_roles: is for the single default tenant; with [[tenants]], give each its sql_roles"))
+	}
+	roles := map[string]string{}
+	for _, t := range f.SQLTenants() {
+		for _, r := range t.Roles {
+			switch {
+			case f.Store.Driver != "postgres":
+				errs = append(errs, fmt.Errorf("%s.sql_roles: enqueueing from SQL needs store.driver = \"postgres\"", t.Key))
+			case r == "" || len(r) > 63 || strings.IndexByte(r, 0) >= 0:
+				errs = append(errs, fmt.Errorf("%s.sql_roles: %q is not a PostgreSQL role name (1 to 63 bytes)", t.Key, r))
+			case roles[r] != "":
+				errs = append(errs, fmt.Errorf("%s.sql_roles: role %q is mapped to tenant %q already", t.Key, r, roles[r]))
+			}
+			roles[r] = t.Name
 		}
 	}
 	if len(f.Tenants) == 0 && f.Server.AdminToken == "" && f.Server.AdminTokenSHA256 == "" && f.Server.AdminTokenEnv == "" {

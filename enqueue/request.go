@@ -79,9 +79,8 @@ func ParseWhen(field string, raw json.RawMessage, now time.Time) (*time.Time, er
 	return &t, nil
 }
 
-// maxSecondsFromNow bounds an eta or expected_at given in seconds: 100
-// years, well inside what a time.Duration holds.
-const maxSecondsFromNow = 100 * 365 * 24 * 3600
+// maxSecondsFromNow bounds an eta or expected_at given in seconds.
+const maxSecondsFromNow = abi.MaxSecondsFromNow
 
 // Decode reads one JSON value into v strictly: unknown fields, wrong
 // types and trailing data are errors naming the field; inside a

@@ -52,7 +52,7 @@ type Service struct {
 }
 
 // MaxBatch caps the jobs of one request (after batch splitting).
-const MaxBatch = 10000
+const MaxBatch = abi.MaxBatch
 
 // MaxDescription caps a job's description, in characters (not bytes).
 const MaxDescription = abi.MaxDescription
@@ -243,8 +243,8 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 		}
 		return nil, err
 	}
-	if len(j.IdentityKey) > 255 {
-		return nil, bad("identity_key", "at most 255 bytes")
+	if len(j.IdentityKey) > abi.MaxIdentityKey {
+		return nil, bad("identity_key", fmt.Sprintf("at most %d bytes", abi.MaxIdentityKey))
 	}
 	if j.ETA, err = ParseWhen(prefix+"eta", r.ETA, now); err != nil {
 		return nil, err

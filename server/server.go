@@ -35,6 +35,8 @@ type Node struct {
 	log     zerolog.Logger
 	// conns is the connection cap of the listener being served (tests).
 	conns *connLimit
+	// stopSQL stops publishing the plugin registry (sqlenqueue.go).
+	stopSQL func()
 }
 
 // New opens the store, loads the plugins and builds the runner and the
@@ -90,13 +92,22 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 	return n, nil
 }
 
-// Start starts the runner.
-func (n *Node) Start(ctx context.Context) error { return n.Runner.Start(ctx) }
+// Start publishes what SQL enqueues need (sqlenqueue.go) and starts the
+// runner.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.startSQL(ctx); err != nil {
+		return err
+	}
+	return n.Runner.Start(ctx)
+}
 
 // Close stops the runner (letting running jobs finish within the
 // shutdown timeout), the host and the store.
 func (n *Node) Close(ctx context.Context) error {
 	err := n.Runner.Stop(ctx)
+	if n.stopSQL != nil {
+		n.stopSQL()
+	}
 	err = errors.Join(err, n.Host.Close(ctx), n.Store.Close())
 	return err
 }

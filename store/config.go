@@ -17,6 +17,11 @@ type Config struct {
 	// Defaults to true for sqlite and false for postgres, where
 	// `wasmq migrate` is the deliberate step.
 	Migrate *bool `toml:"migrate"`
+	// SQLRoles are the PostgreSQL roles that create jobs of the single
+	// "default" tenant with SQL in their own transactions, when no
+	// [[tenants]] are configured (those have their own sql_roles); see
+	// docs/sql.md. Defaults to none.
+	SQLRoles []string `toml:"sql_roles"`
 }
 
 // WithDefaults returns c with every unset field at its documented default.

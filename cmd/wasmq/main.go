@@ -178,6 +178,17 @@ func migrate(args []string, out io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(out, "%s store: %d migration(s) applied; schema is current\n", f.Store.Driver, n)
+	tenants := f.SQLTenants()
+	if err := backends.ApplySQLTenants(context.Background(), f.Store, tenants); err != nil {
+		return err
+	}
+	roles := 0
+	for _, t := range tenants {
+		roles += len(t.Roles)
+	}
+	if roles > 0 {
+		fmt.Fprintf(out, "%d role(s) may enqueue with SQL (docs/sql.md)\n", roles)
+	}
 	return nil
 }
 

@@ -57,3 +57,15 @@ func Migrate(ctx context.Context, cfg store.Config) (int, error) {
 	}
 	return 0, fmt.Errorf("store.driver: %q is not a driver; use \"sqlite\" or \"postgres\"", cfg.Driver)
 }
+
+// ApplySQLTenants maps the configured roles to their tenants for
+// enqueueing from SQL (`wasmq migrate`; nodes do it again at start). Only
+// the PostgreSQL store has it: config validation refuses sql_roles on
+// another.
+func ApplySQLTenants(ctx context.Context, cfg store.Config, tenants []store.SQLTenant) error {
+	cfg = cfg.WithDefaults()
+	if cfg.Driver != "postgres" {
+		return nil
+	}
+	return postgres.ApplySQLTenants(ctx, cfg.DSN, tenants)
+}

@@ -116,12 +116,7 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		s.Close()
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	if schema != "public" {
-		s.notify = notifyPrefix + "_" + schema
-		if len(s.notify) > 63 { // NOTIFY channels are identifiers: 63 bytes at most
-			s.notify = s.notify[:63]
-		}
-	}
+	s.notify = notifyChannel(schema)
 	if migrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			s.Close()
@@ -136,6 +131,9 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		case v < SchemaVersion:
 			err = fmt.Errorf("postgres store: database schema version %d is behind this binary (%d); run `wasmq migrate`", v, SchemaVersion)
 		}
+	}
+	if err == nil {
+		err = s.ensureSQLEnqueue(ctx)
 	}
 	if err != nil {
 		s.Close()
@@ -194,6 +192,9 @@ func (s *driver) Migrate(ctx context.Context) (int, error) {
 		if _, err := tx.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, i+1); err != nil {
 			return 0, err
 		}
+	}
+	if err := installSQLEnqueue(ctx, tx); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return 0, fmt.Errorf("postgres store: migrate: %w", err)
