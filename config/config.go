@@ -131,7 +131,7 @@ func (f File) SQLTenants() []store.SQLTenant {
 	}
 	out := make([]store.SQLTenant, len(f.Tenants))
 	for i, t := range f.Tenants {
-		out[i] = store.SQLTenant{Name: t.Name, Roles: t.SQLRoles, MaxPending: t.MaxPending, Key: fmt.Sprintf("tenants[%d]", i)}
+		out[i] = store.SQLTenant{Name: t.Name, Roles: t.SQLRoles, MaxPending: t.MaxPending, MaxChannels: t.MaxChannels, Key: fmt.Sprintf("tenants[%d]", i)}
 	}
 	return out
 }

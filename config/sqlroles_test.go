@@ -32,7 +32,7 @@ func TestSQLTenantsCarryRolesAndQuotas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []store.SQLTenant{{Name: "a", Roles: []string{"odoo", "cron"}, MaxPending: 7, Key: "tenants[0]"}}
+	want := []store.SQLTenant{{Name: "a", Roles: []string{"odoo", "cron"}, MaxPending: 7, MaxChannels: config.DefaultMaxChannels, Key: "tenants[0]"}}
 	if got := f.SQLTenants(); !reflect.DeepEqual(got, want) {
 		t.Errorf("SQLTenants = %+v, want %+v", got, want)
 	}

@@ -8,11 +8,12 @@ import (
 )
 
 // SQLTenant is one tenant as enqueueing from SQL sees it (docs/sql.md):
-// the database roles that enqueue for it and its max_pending quota.
+// the database roles that enqueue for it and its quotas.
 type SQLTenant struct {
-	Name       string
-	Roles      []string
-	MaxPending int
+	Name        string
+	Roles       []string
+	MaxPending  int
+	MaxChannels int
 	// Key names the tenant's entry in wasmq.toml (tenants[2]) in errors.
 	Key string
 }

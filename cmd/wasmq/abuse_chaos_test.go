@@ -164,8 +164,9 @@ func TestChaosHostileTenantBesideAnHonestOne(t *testing.T) {
 	stop := time.Now().Add(flood)
 	var wg sync.WaitGroup
 	wg.Add(2)
-	go func() { // evil: hostile modules and 2 s jobs, always more than 8 workers can take
+	go func() { // evil, a second after good started: hostile modules and 2 s jobs, more than 8 workers can take
 		defer wg.Done()
+		time.Sleep(time.Second)
 		for time.Now().Before(stop) {
 			var jobs []map[string]any
 			for _, f := range hostileFuncs {
@@ -181,14 +182,14 @@ func TestChaosHostileTenantBesideAnHonestOne(t *testing.T) {
 			time.Sleep(time.Second)
 		}
 	}()
-	go func() { // good: one short job every 250 ms
+	go func() { // good: one short job every 100 ms, at work when the flood arrives
 		defer wg.Done()
 		for time.Now().Before(stop) {
 			if code, body := call(t, "POST", n.url+"/v1/jobs", "good-token-0123456789", map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 20}}); code != 201 && code != 200 {
 				t.Errorf("good's job: %d %v", code, body)
 				return
 			}
-			time.Sleep(250 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond)
 		}
 	}()
 	wg.Wait()

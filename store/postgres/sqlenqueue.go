@@ -32,10 +32,6 @@ var sqlEnqueueTemplate string
 
 var sqlEnqueueTmpl = template.Must(template.New("sqlenqueue").Parse(sqlEnqueueTemplate))
 
-// quotaLockClass is the first key of the advisory lock an SQL enqueue
-// takes per tenant under a max_pending quota.
-const quotaLockClass = 0x777170
-
 // sqlFunctions are the signatures the mapped roles get EXECUTE on.
 var sqlFunctions = []string{"enqueue(text, jsonb, jsonb, jsonb)", "enqueue_batch(jsonb)", "functions()"}
 
@@ -266,9 +262,10 @@ func applySQLTenants(ctx context.Context, tx pgx.Tx, tenants []store.SQLTenant) 
 		return fmt.Errorf("postgres store: sql quotas: %w", err)
 	}
 	for _, t := range tenants {
-		if t.MaxPending > 0 {
-			if _, err := tx.Exec(ctx, `INSERT INTO sql_tenant_limits (tenant, max_pending) VALUES ($1, $2)
-				ON CONFLICT (tenant) DO UPDATE SET max_pending = EXCLUDED.max_pending`, t.Name, t.MaxPending); err != nil {
+		if t.MaxPending > 0 || t.MaxChannels > 0 {
+			if _, err := tx.Exec(ctx, `INSERT INTO sql_tenant_limits (tenant, max_pending, max_channels) VALUES ($1, $2, $3)
+				ON CONFLICT (tenant) DO UPDATE SET max_pending = EXCLUDED.max_pending, max_channels = EXCLUDED.max_channels`,
+				t.Name, t.MaxPending, t.MaxChannels); err != nil {
 				return fmt.Errorf("postgres store: sql quotas: %w", err)
 			}
 		}

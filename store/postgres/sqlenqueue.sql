@@ -133,6 +133,8 @@ DECLARE
     b_fstr text[] := '{}';
     b_desc text[] := '{}';
     b_chan text[] := '{}';
+    lim_chan int;
+    used_chan int;
     b_prio numeric[] := '{}';
     b_eta timestamptz[] := '{}';
     b_exp timestamptz[] := '{}';
@@ -403,16 +405,32 @@ BEGIN
         END IF;
     END LOOP;
 
-    -- max_pending, exact between SQL callers: one enqueue at a time per
-    -- tenant under a quota, until the caller's transaction ends.
-    SELECT l.max_pending INTO lim FROM sql_tenant_limits l WHERE l.tenant = p_tenant;
-    IF coalesce(lim, 0) > 0 THEN
+    -- max_pending, exact between SQL callers and the store's own inserts
+    -- (store.Core.InsertUnder takes the same lock): one enqueue at a time
+    -- per tenant under a quota, until the caller's transaction ends.
+    SELECT l.max_pending, l.max_channels INTO lim, lim_chan FROM sql_tenant_limits l WHERE l.tenant = p_tenant;
+    IF coalesce(lim, 0) > 0 OR coalesce(lim_chan, 0) > 0 THEN
         PERFORM pg_advisory_xact_lock({{.QuotaLockClass}}, hashtext(p_tenant));
+    END IF;
+    IF coalesce(lim, 0) > 0 THEN
         SELECT coalesce(sum(c.n), 0) INTO waiting FROM (
             SELECT tenant, state, n FROM job_counts UNION ALL SELECT tenant, state, n FROM job_count_deltas) c
             WHERE c.tenant = p_tenant AND c.state IN ('wait_dependencies', 'pending', 'enqueued');
         IF waiting + n > lim THEN
             PERFORM _sql_fail('53400', '', format('tenant %s has %s jobs waiting; its quota is %s', p_tenant, waiting, lim));
+        END IF;
+    END IF;
+    -- max_channels (store.Core's withinQuota): channels holding the
+    -- tenant's jobs in any state, with the batch's new ones.
+    IF coalesce(lim_chan, 0) > 0 THEN
+        SELECT count(*) INTO used_chan FROM (
+            SELECT c.channel FROM (
+                SELECT channel, n FROM job_counts WHERE tenant = p_tenant
+                UNION ALL SELECT channel, n FROM job_count_deltas WHERE tenant = p_tenant) c
+            GROUP BY c.channel HAVING sum(c.n) > 0
+            UNION SELECT unnest(b_chan)) u;
+        IF used_chan > lim_chan THEN
+            PERFORM _sql_fail('53400', '', format('tenant %s would hold jobs in %s channels; its quota is %s (channels hold jobs until they are vacuumed)', p_tenant, used_chan, lim_chan));
         END IF;
     END IF;
 

@@ -8,10 +8,12 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -456,6 +458,38 @@ func TestSQLEnqueueRefusesOverTheTenantsMaxPending(t *testing.T) {
 	}
 	if err := enq(f.globex, 5); err != nil {
 		t.Errorf("a tenant without quota: %v", err)
+	}
+}
+
+// max_channels holds for SQL as over HTTP: a tenant's new channel past it
+// is refused; a channel in use stays open; the store's own inserts and
+// the SQL function count the same channels.
+func TestSQLEnqueueRefusesANewChannelPastMaxChannels(t *testing.T) {
+	f := newSQLFixture(t, 0)
+	ctx := context.Background()
+	if err := f.s.ApplySQLTenants(ctx, []store.SQLTenant{{Name: "acme", Roles: []string{f.acme}, MaxChannels: 2, Key: "tenants[0]"}}); err != nil {
+		t.Fatal(err)
+	}
+	in := func(channel string) error {
+		return f.asRole(t, f.acme, func(tx pgx.Tx) error {
+			_, err := tx.Exec(ctx, `SELECT enqueue('invoice.plain', '[]', '{}', $1::jsonb)`, `{"channel":"`+channel+`"}`)
+			return err
+		})
+	}
+	if err := in("root.a"); err != nil {
+		t.Fatal(err)
+	}
+	// The second channel comes from the store's path, the Go side.
+	nj := store.NewJob{UUID: uuid.NewString(), Tenant: "acme", Func: "invoice.plain", Channel: "root.b"}
+	if _, err := f.s.InsertUnder(ctx, store.Quota{MaxChannels: 2}, []store.NewJob{nj}); err != nil {
+		t.Fatal(err)
+	}
+	err := in("root.c")
+	if pe := pgErr(t, err); pe.Code != "53400" || !strings.Contains(pe.Message, "3 channels; its quota is 2") {
+		t.Errorf("a third channel: %s %q", pe.Code, pe.Message)
+	}
+	if err := in("root.b"); err != nil {
+		t.Errorf("a channel in use: %v", err)
 	}
 }
 

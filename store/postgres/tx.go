@@ -176,12 +176,13 @@ func orLogs(l []abi.LogLine) []abi.LogLine {
 	return l
 }
 
-// quotaLockClass is the first key of the transaction locks that make a
-// tenant's quota check and insert one step.
-const quotaLockClass = 0x777174
+// quotaLockClass is the first key of the transaction lock (second key:
+// hashtext(tenant)) that makes a tenant's quota check and insert one
+// step, for the store's inserts and the SQL functions' alike.
+const quotaLockClass = 0x777170
 
 func (w *wtx) LockTenant(ctx context.Context, tenant string) error {
-	if _, err := w.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, hashtext(current_schema() || ':' || $2::text))`, quotaLockClass, tenant); err != nil {
+	if _, err := w.Exec(ctx, `SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))`, quotaLockClass, tenant); err != nil {
 		return fmt.Errorf("postgres store: lock tenant %s: %w", tenant, err)
 	}
 	return nil

@@ -28,8 +28,10 @@ CREATE TABLE sql_roles (
     tenant text COLLATE "C" NOT NULL
 );
 
--- The quotas SQL enqueues obey ([[tenants]] max_pending).
+-- The quotas SQL enqueues obey ([[tenants]] max_pending, max_channels;
+-- 0 = none).
 CREATE TABLE sql_tenant_limits (
-    tenant      text COLLATE "C" PRIMARY KEY,
-    max_pending integer NOT NULL
+    tenant       text COLLATE "C" PRIMARY KEY,
+    max_pending  integer NOT NULL,
+    max_channels integer NOT NULL DEFAULT 0
 );
