@@ -55,6 +55,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PluginReportsAreMendedNotLost", pluginReportsAreMendedNotLost},
 		{"IllegalOutcomesAreRefused", illegalOutcomesAreRefused},
 		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
+		{"SchedulesAreKeptPerTenant", schedulesAreKeptPerTenant},
+		{"ADueTimeFiresOnce", aDueTimeFiresOnce},
+		{"ScheduleChangesRestartTheCount", changesRestartTheCount},
+		{"BadSchedulesAreRefused", badSchedulesAreRefused},
+		{"AFiringFindingItsKeyTakenStillCounts", aFiringFindingItsKeyTakenStillCounts},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
