@@ -39,8 +39,20 @@ type Definition struct {
 	Timezone   string `json:"timezone,omitempty"`
 	MissedRuns string `json:"missed_runs,omitempty"`
 	CatchUpMax int    `json:"catch_up_max,omitempty"`
-	Paused     bool   `json:"paused,omitempty"`
+	Paused     bool   `json:"paused"`
 	Template
+}
+
+// Decode reads a definition strictly (enqueue.Decode), naming a field of
+// the template as the client wrote it ("priority", not "Template.priority").
+func Decode(body []byte, d *Definition) error {
+	err := enqueue.Decode(body, d)
+	var fe *abi.FieldError
+	if errors.As(err, &fe) {
+		fe.Field = strings.TrimPrefix(fe.Field, "Template.")
+		fe.Msg = strings.TrimPrefix(fe.Msg, "Template.")
+	}
+	return err
 }
 
 // DefaultCatchUpMax is the bound of missed_runs = "catch_up" when the
@@ -151,6 +163,11 @@ func (s *Service) build(ctx context.Context, tenant, name string, t Template, du
 	if !due.IsZero() {
 		j.ETA = &due
 	}
+	// The store's own checks (text without NUL, numbers in range), here
+	// so that a definition is refused when written, not at each firing.
+	if err := j.Validate(); err != nil {
+		return store.NewJob{}, err
+	}
 	return j, nil
 }
 
@@ -251,7 +268,7 @@ func (s *Service) Patch(ctx context.Context, tenant, name string, patch []byte) 
 		}
 		body, _ := json.Marshal(merged)
 		var d Definition
-		if err := enqueue.Decode(body, &d); err != nil {
+		if err := Decode(body, &d); err != nil {
 			return err
 		}
 		next, err := s.check(ctx, tenant, d)
