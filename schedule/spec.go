@@ -15,9 +15,12 @@ import (
 
 // Spec is when a schedule is due: a cron expression read in a time zone.
 type Spec struct {
-	cron  cron.Schedule // nil for @every
+	cron  *cron.SpecSchedule // nil for @every
 	every time.Duration
 	loc   *time.Location
+	// fixed: the expression names some hours, not every one: it is a
+	// wall-clock time, which the clock changes move (Next).
+	fixed bool
 }
 
 // parser reads the five standard fields and the descriptors (@hourly,
@@ -57,7 +60,8 @@ func ParseSpec(expr, tz string) (Spec, error) {
 		return Spec{every: d, loc: loc}, nil
 	case *cron.SpecSchedule:
 		s.Location = loc
-		return Spec{cron: s, loc: loc}, nil
+		const everyHour = 1<<24 - 1
+		return Spec{cron: s, loc: loc, fixed: s.Hour&everyHour != everyHour}, nil
 	}
 	return Spec{}, badField("cron", "%q is not a cron expression", expr)
 }
@@ -100,10 +104,90 @@ func (p Spec) Next(t time.Time) time.Time {
 		return time.Unix((t.Unix()/step+1)*step, 0).UTC()
 	}
 	n := p.cron.Next(t.In(p.loc))
-	if n.IsZero() {
-		return n
+	if !p.fixed {
+		// Hourly and more often: every real hour, whatever the clocks do.
+		return utc(n)
 	}
-	return n.UTC()
+	// The clock changes, as Vixie cron treats a job at a fixed time: one
+	// whose wall-clock time is skipped (spring forward) runs at the jump;
+	// one whose wall-clock time happens twice (fall back) runs once.
+	if g, ok := p.skippedBefore(t, n); ok {
+		return g.UTC()
+	}
+	for !n.IsZero() && p.repeated(n) {
+		n = p.cron.Next(n)
+	}
+	return utc(n)
+}
+
+func utc(t time.Time) time.Time {
+	if t.IsZero() {
+		return t
+	}
+	return t.UTC()
+}
+
+// skippedBefore finds a forward jump of the clocks in (t, n) whose
+// skipped wall-clock times the expression names: the jump's instant is
+// then due.
+func (p Spec) skippedBefore(t, n time.Time) (time.Time, bool) {
+	x := t.In(p.loc)
+	for range 64 { // a zone changes offset a few times a year at most
+		_, end := x.ZoneBounds()
+		if end.IsZero() || (!n.IsZero() && !end.Before(n)) {
+			return time.Time{}, false
+		}
+		_, before := x.Zone()
+		_, after := end.Zone()
+		if jump := time.Duration(after-before) * time.Second; jump > 0 && end.After(t) {
+			// The wall-clock minutes [end - jump, end) never happened.
+			wall := wallClock(end)
+			for m := wall.Add(-jump); m.Before(wall); m = m.Add(time.Minute) {
+				if p.matches(m) {
+					return end, true
+				}
+			}
+		}
+		x = end
+	}
+	return time.Time{}, false
+}
+
+// repeated tells whether n's wall-clock time happened already, before the
+// clocks went back.
+func (p Spec) repeated(n time.Time) bool {
+	start, _ := n.In(p.loc).ZoneBounds()
+	if start.IsZero() {
+		return false
+	}
+	_, before := start.Add(-time.Nanosecond).Zone()
+	_, after := start.Zone()
+	back := time.Duration(before-after) * time.Second
+	return back > 0 && n.Before(start.Add(back))
+}
+
+// wallClock is t's local date and time read as if it were UTC: minutes
+// that a jump skipped can be walked there.
+func wallClock(t time.Time) time.Time {
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), 0, 0, time.UTC)
+}
+
+// starBit marks a field given as "*" in robfig/cron's masks.
+const starBit = 1 << 63
+
+// matches tells whether a wall-clock minute is one the expression names
+// (robfig/cron's rule, day of month and day of week OR-ed unless one is *).
+func (p Spec) matches(w time.Time) bool {
+	s := p.cron
+	if 1<<uint(w.Minute())&s.Minute == 0 || 1<<uint(w.Hour())&s.Hour == 0 || 1<<uint(w.Month())&s.Month == 0 {
+		return false
+	}
+	dom := 1<<uint(w.Day())&s.Dom > 0
+	dow := 1<<uint(w.Weekday())&s.Dow > 0
+	if s.Dom&starBit > 0 || s.Dow&starBit > 0 {
+		return dom && dow
+	}
+	return dom || dow
 }
 
 // NextN lists the next n due times after t.

@@ -48,23 +48,39 @@ func TestCronIsReadInItsTimeZone(t *testing.T) {
 	}
 }
 
-// The DST behaviour docs/schedules.md describes, pinned: robfig/cron
-// skips a wall-clock time that does not exist (spring forward) and fires a
-// time that happens twice (fall back) twice; an hourly schedule fires
-// every real hour.
-func TestDaylightSavingTimeAsDocumented(t *testing.T) {
+// The DST rules docs/schedules.md describes (Vixie cron's): a fixed time
+// the spring-forward jump skips runs at the jump; a fixed time the fall
+// back repeats runs once; a schedule of every hour runs every real hour.
+func TestDaylightSavingTime(t *testing.T) {
 	s := mustSpec(t, "30 2 * * *", "Europe/Brussels")
 	spring := s.NextN(at("2026-03-28T12:00:00Z"), 2)
-	if !spring[0].Equal(at("2026-03-30T00:30:00Z")) {
-		t.Fatalf("02:30 on the spring-forward day does not exist: next %v, want the day after", spring[0])
+	if !spring[0].Equal(at("2026-03-29T01:00:00Z")) || !spring[1].Equal(at("2026-03-30T00:30:00Z")) {
+		t.Fatalf("02:30 does not exist on 29 March: want it at the jump (03:00 CEST), then 02:30 the day after; got %v", spring)
 	}
 	autumn := s.NextN(at("2026-10-24T12:00:00Z"), 2)
-	if !autumn[0].Equal(at("2026-10-25T00:30:00Z")) || !autumn[1].Equal(at("2026-10-25T01:30:00Z")) {
-		t.Fatalf("02:30 on the fall-back day happens twice: %v", autumn)
+	if !autumn[0].Equal(at("2026-10-25T00:30:00Z")) || !autumn[1].Equal(at("2026-10-26T01:30:00Z")) {
+		t.Fatalf("02:30 happens twice on 25 October: want it once (CEST), then the day after; got %v", autumn)
 	}
-	h := mustSpec(t, "@hourly", "Europe/Brussels").NextN(at("2026-10-24T23:30:00Z"), 3)
-	if h[1].Sub(h[0]) != time.Hour || h[2].Sub(h[1]) != time.Hour {
-		t.Fatalf("hourly across the fall back: %v", h)
+	// A time outside the changed hour is not moved.
+	if got := mustSpec(t, "0 4 * * *", "Europe/Brussels").NextN(at("2026-03-28T12:00:00Z"), 2); !got[0].Equal(at("2026-03-29T02:00:00Z")) || !got[1].Equal(at("2026-03-30T02:00:00Z")) {
+		t.Fatalf("04:00 around the spring jump: %v", got)
+	}
+	// A skipped time of another day is not fired on the jump's day.
+	if got := mustSpec(t, "30 2 * * 1", "Europe/Brussels").Next(at("2026-03-28T12:00:00Z")); !got.Equal(at("2026-03-30T00:30:00Z")) {
+		t.Fatalf("Mondays at 02:30, the jump on a Sunday: %v", got)
+	}
+	for _, c := range []struct{ expr, from string }{{"@hourly", "2026-10-24T23:30:00Z"}, {"@hourly", "2026-03-28T23:30:00Z"}, {"*/30 * * * *", "2026-10-24T23:50:00Z"}} {
+		h := mustSpec(t, c.expr, "Europe/Brussels").NextN(at(c.from), 6)
+		for i := 1; i < len(h); i++ {
+			if step := h[i].Sub(h[i-1]); step != h[1].Sub(h[0]) {
+				t.Fatalf("%s across a clock change: uneven steps %v", c.expr, h)
+			}
+		}
+	}
+	// Due agrees with Next: the jump's due time is fired once.
+	due := s.Due(at("2026-03-28T12:00:00Z"), at("2026-03-31T12:00:00Z"), 10)
+	if len(due) != 3 || !due[0].Equal(at("2026-03-29T01:00:00Z")) {
+		t.Fatalf("due times over the spring change: %v", due)
 	}
 }
 
