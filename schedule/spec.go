@@ -9,6 +9,10 @@ import (
 	"strings"
 	"time"
 
+	// The zone database is embedded: every node reads a schedule's zone
+	// the same, whatever its machine has installed (or not).
+	_ "time/tzdata"
+
 	"github.com/robfig/cron/v3"
 	"github.com/wasmq/wasmq/abi"
 )
@@ -61,7 +65,11 @@ func ParseSpec(expr, tz string) (Spec, error) {
 	case *cron.SpecSchedule:
 		s.Location = loc
 		const everyHour = 1<<24 - 1
-		return Spec{cron: s, loc: loc, fixed: s.Hour&everyHour != everyHour}, nil
+		spec := Spec{cron: s, loc: loc, fixed: s.Hour&everyHour != everyHour}
+		if spec.Next(time.Now()).IsZero() {
+			return Spec{}, badField("cron", "%q names a date that never comes", expr)
+		}
+		return spec, nil
 	}
 	return Spec{}, badField("cron", "%q is not a cron expression", expr)
 }

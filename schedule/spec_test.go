@@ -124,6 +124,7 @@ func TestBadExpressionsAndZonesNameTheirField(t *testing.T) {
 		{"@every 1.5s", "", "cron"},
 		{"@every -1s", "", "cron"},
 		{"@sometimes", "", "cron"},
+		{"0 0 30 2 *", "", "cron"},
 		{"TZ=UTC", "", "cron"},
 		{"CRON_TZ=Europe/Brussels 0 3 * * *", "", "cron"},
 		{"0 3 * * *", "Mars/Olympus", "timezone"},
