@@ -105,26 +105,33 @@ func aDueTimeFiresOnce(t *testing.T, st store.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	due := s.Anchor.Add(time.Second).Truncate(time.Second)
+	// Eight nodes fire the same five due times at once, each in order.
+	first := s.Anchor.Add(time.Second).Truncate(time.Second)
 	var fired atomic.Int32
 	var wg sync.WaitGroup
+	start := make(chan struct{})
 	for range 8 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			out, err := st.FireSchedule(ctx, firing(s, due))
-			if err != nil {
-				t.Errorf("fire: %v", err)
-			}
-			if out.Fired {
-				fired.Add(1)
+			<-start
+			for k := range 5 {
+				out, err := st.FireSchedule(ctx, firing(s, first.Add(time.Duration(k)*time.Second)))
+				if err != nil {
+					t.Errorf("fire: %v", err)
+				}
+				if out.Fired {
+					fired.Add(1)
+				}
 			}
 		}()
 	}
+	close(start)
 	wg.Wait()
-	if fired.Load() != 1 || jobCount(t, st, "t1") != 1 {
-		t.Fatalf("8 nodes firing one due time: %d fired, %d jobs; want 1", fired.Load(), jobCount(t, st, "t1"))
+	if fired.Load() != 5 || jobCount(t, st, "t1") != 5 {
+		t.Fatalf("8 nodes firing 5 due times: %d fired, %d jobs; want 5", fired.Load(), jobCount(t, st, "t1"))
 	}
+	due := first.Add(4 * time.Second)
 	s, _ = st.GetSchedule(ctx, "t1", "tick")
 	if !s.Anchor.Equal(due) || s.LastJob == "" || s.LastFired == nil {
 		t.Fatalf("after firing %v: %+v", due, s)
@@ -150,8 +157,8 @@ func aDueTimeFiresOnce(t *testing.T, st store.Store) {
 	if !run.Fired || run.Job.Job.UUID == "" || !run.Schedule.Anchor.Equal(due) || run.Schedule.LastJob != run.Job.Job.UUID {
 		t.Fatalf("a run by hand of a paused schedule: %+v", run)
 	}
-	if n := jobCount(t, st, "t1"); n != 2 {
-		t.Fatalf("%d jobs, want 2 (one due time, one run by hand)", n)
+	if n := jobCount(t, st, "t1"); n != 6 {
+		t.Fatalf("%d jobs, want 6 (five due times, one run by hand)", n)
 	}
 }
 
