@@ -559,6 +559,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"HostileBytesAreRefusedNotAnInternalError", TestHostileBytesAreRefusedNotAnInternalError},
 		{"InternalErrorsKeepTheirCauseInTheLog", TestInternalErrorsKeepTheirCauseInTheLog},
 		{"TenantIsolationMatrix", TestTenantIsolationMatrix},
+		{"SchedulesOverHTTP", TestSchedulesOverHTTP},
 	} {
 		t.Run(c.name, c.fn)
 	}
