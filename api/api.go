@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/schedule"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -50,6 +51,8 @@ type Options struct {
 	Enqueue *enqueue.Service
 	Plugins Plugins
 	Runner  Runner // nil: channel status and runner metrics are absent
+	// Schedules: nil, the /v1/schedules routes answer 404.
+	Schedules *schedule.Service
 	// Tenants and Admin (sha256 of the admin token). With no tenant and
 	// no admin, every request is the "default" tenant without auth.
 	Tenants   []Tenant
@@ -91,6 +94,7 @@ func New(o Options) http.Handler {
 	s.route("GET /v1/plugins", s.listPlugins)
 	s.route("PUT /v1/plugins/{name}", s.putPlugin)
 	s.route("DELETE /v1/plugins/{name}", s.deletePlugin)
+	s.scheduleRoutes()
 	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi)

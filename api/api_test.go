@@ -457,7 +457,8 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	paths := spec["paths"].(map[string]any)
 	for _, p := range []string{"/v1/jobs", "/v1/jobs:batch", "/v1/jobs/{uuid}", "/v1/jobs/{uuid}/attempts", "/v1/jobs/{uuid}/requeue",
 		"/v1/jobs/{uuid}/cancel", "/v1/jobs/{uuid}/done", "/v1/stats", "/v1/channels", "/v1/plugins", "/v1/plugins/{name}",
-		"/healthz", "/readyz", "/metrics"} {
+		"/healthz", "/readyz", "/metrics", "/v1/schedules", "/v1/schedules/{name}", "/v1/schedules/{name}:pause",
+		"/v1/schedules/{name}:resume", "/v1/schedules/{name}:run"} {
 		if paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}
@@ -560,6 +561,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"HostileBytesAreRefusedNotAnInternalError", TestHostileBytesAreRefusedNotAnInternalError},
 		{"InternalErrorsKeepTheirCauseInTheLog", TestInternalErrorsKeepTheirCauseInTheLog},
 		{"TenantIsolationMatrix", TestTenantIsolationMatrix},
+		{"SchedulesOverHTTP", TestSchedulesOverHTTP},
 	} {
 		t.Run(c.name, c.fn)
 	}

@@ -39,6 +39,11 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	})
 	a := seedAcme(t, s)
 	seedGlobex(t, s)
+	// A's schedule, paused so that it creates nothing while B probes.
+	if r := s.do("POST", "/v1/schedules", tokA, map[string]any{"name": "acme-nightly", "cron": "0 3 * * *", "paused": true,
+		"func": "acmeprivate.echo", "identity_key": a.identityKey, "description": a.description}); r.status != 201 {
+		t.Fatalf("A creating its schedule: %d %s", r.status, r.body)
+	}
 	w := &world{acme: a, pluginsDir: pluginsDir}
 
 	// What B may see: its own three pending jobs, in the configured
@@ -160,6 +165,36 @@ func TestTenantIsolationMatrix(t *testing.T) {
 				t.Errorf("B deleting a shared plugin: %d %s", r.status, r.body)
 			}
 		},
+		"GET /v1/schedules": func(t *testing.T, b *asB) {
+			for _, q := range []string{"", "?tenant=acme"} {
+				r := b.do("GET", "/v1/schedules"+q, nil)
+				if r.status != 200 || strings.Contains(string(r.body), "acme") || strings.Contains(string(r.body), a.identityKey) {
+					t.Errorf("GET /v1/schedules%s shows B something of A's: %d %s", q, r.status, r.body)
+				}
+			}
+		},
+		"POST /v1/schedules": func(t *testing.T, b *asB) {
+			body := func(fn string) map[string]any { return map[string]any{"name": "probe", "cron": "@daily", "func": fn} }
+			sameRefusal(t, b.do("POST", "/v1/schedules", body("acmeprivate.echo")), b.do("POST", "/v1/schedules", body("nosuchmodule.echo")),
+				422, "acmeprivate", "nosuchmodule")
+			// A's name is free in B's namespace, and ?tenant=acme does not
+			// make B's schedule A's.
+			r := b.do("POST", "/v1/schedules?tenant=acme", map[string]any{"name": "acme-nightly", "cron": "@daily", "func": "testkit.echo", "paused": true})
+			if r.status != 201 || r.json(t)["tenant"] != "globex" {
+				t.Errorf("B creating a schedule under A's name: %d %s", r.status, r.body)
+			}
+			if r := b.do("DELETE", "/v1/schedules/acme-nightly", nil); r.status != 204 {
+				t.Errorf("B deleting its own schedule: %d %s", r.status, r.body)
+			}
+		},
+		"GET /v1/schedules/{name}":    perSchedule("GET", "", nil),
+		"PATCH /v1/schedules/{name}":  perSchedule("PATCH", "", map[string]any{"paused": false}),
+		"DELETE /v1/schedules/{name}": perSchedule("DELETE", "", nil),
+		"POST /v1/schedules/{name}": func(t *testing.T, b *asB) {
+			for _, action := range []string{":pause", ":resume", ":run"} {
+				perSchedule("POST", action, nil)(t, b)
+			}
+		},
 		"GET /v1/openapi.json": func(t *testing.T, b *asB) { b.ok("GET", "/v1/openapi.json") },
 		"GET /healthz":         func(t *testing.T, b *asB) { b.ok("GET", "/healthz") },
 		"GET /readyz":          func(t *testing.T, b *asB) { b.ok("GET", "/readyz") },
@@ -211,6 +246,10 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		}
 		if r := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "acmeprivate.echo", "eta": 3600}); r.status != 201 {
 			t.Errorf("A can no longer use its plugin: %d %s", r.status, r.body)
+		}
+		sc := s.do("GET", "/v1/schedules/acme-nightly", tokA, nil).json(t)
+		if sc["paused"] != true || sc["version"] != 1.0 || sc["last_job"] != nil {
+			t.Errorf("A's schedule was changed or run by B: %v", sc)
 		}
 	})
 
@@ -289,6 +328,9 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"POST", "/v1/jobs:batch?tenant=ghost", map[string]any{"jobs": []any{map[string]any{"func": "testkit.echo"}}}},
 			{"PUT", "/v1/plugins/haunt?tenant=ghost", testkitWasm(t)},
 			{"DELETE", "/v1/plugins/haunt?tenant=ghost", nil},
+			{"POST", "/v1/schedules?tenant=ghost", map[string]any{"name": "haunt", "cron": "@daily", "func": "testkit.echo"}},
+			{"POST", "/v1/schedules/acme-nightly:run?tenant=ghost", nil},
+			{"GET", "/v1/schedules/acme-nightly?tenant=ghost", nil},
 		} {
 			r := s.do(c.method, c.path, tokAdmin, c.body)
 			if r.status != 422 {
@@ -432,6 +474,15 @@ func (b *asB) ok(method, path string) {
 
 // perJob aims a per-job route at each of A's jobs: each answers B 404,
 // as a job that does not exist does, never 403.
+// perSchedule aims a route at A's schedule and at one that does not
+// exist: B must get the same 404.
+func perSchedule(method, suffix string, body any) func(t *testing.T, b *asB) {
+	return func(t *testing.T, b *asB) {
+		sameRefusal(t, b.do(method, "/v1/schedules/acme-nightly"+suffix, body), b.do(method, "/v1/schedules/no-such-schedule"+suffix, body),
+			404, "acme-nightly", "no-such-schedule")
+	}
+}
+
 func perJob(method, suffix string, body any) func(t *testing.T, b *asB) {
 	return func(t *testing.T, b *asB) {
 		none := b.do(method, "/v1/jobs/"+noSuchJob+suffix, body)
@@ -516,15 +567,31 @@ func metricLine(t *testing.T, line string) metric {
 	return m
 }
 
-// routes lists the patterns api.go registers on its mux, read from the
+// routes lists the patterns the package's files register on its mux, read from the
 // source: a route registered without a literal pattern fails the test.
 func routes(t *testing.T) []string {
 	t.Helper()
 	fset := token.NewFileSet()
-	f, err := parser.ParseFile(fset, "api.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
+	files, _ := filepath.Glob("*.go")
+	var out []string
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, routesOf(t, fset, f)...)
 	}
+	if len(out) < 10 {
+		t.Fatalf("found only %d routes in the package: %v", len(out), out)
+	}
+	return out
+}
+
+// routesOf lists the patterns a file registers.
+func routesOf(t *testing.T, fset *token.FileSet, f *ast.File) []string {
 	var out []string
 	for _, d := range f.Decls {
 		fn, ok := d.(*ast.FuncDecl)
@@ -549,9 +616,6 @@ func routes(t *testing.T) []string {
 			out = append(out, p)
 			return true
 		})
-	}
-	if len(out) < 10 {
-		t.Fatalf("found only %d routes in api.go: %v", len(out), out)
 	}
 	return out
 }

@@ -27,6 +27,8 @@ type File struct {
 	Runner  runner.Config `toml:"runner"`
 	Host    host.Config   `toml:"host"`
 	Tenants []Tenant      `toml:"tenants"`
+	// Schedules are the periodic jobs the file owns (config/schedules.go).
+	Schedules []Schedule `toml:"schedules"`
 }
 
 // Server is the [server] section.
@@ -307,6 +309,9 @@ func (f File) Validate() error {
 					"anyone could run jobs; configure tenants or listen on 127.0.0.1", f.Server.Listen))
 			}
 		}
+	}
+	if _, err := f.ScheduleDefinitions(); err != nil {
+		errs = append(errs, err)
 	}
 	for _, err := range []error{f.Store.Validate(), f.Runner.Validate(), f.Host.Validate()} {
 		if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// TestScreenshots regenerates docs/screenshots/{jobs,job,channels}.png at
+// TestScreenshots regenerates docs/screenshots/{jobs,job,channels,plugins,schedules}.png at
 // 1366×768 from realistic seeded jobs:
 //
 //	WASMQ_SCREENSHOTS=1 go test ./e2e/ -run TestScreenshots -count=1
@@ -46,6 +46,7 @@ func TestScreenshots(t *testing.T) {
 		{"job", "/#/jobs/" + jobUUID, `document.querySelector('svg.graph a.node') && document.querySelector('.attempts, .card')`},
 		{"channels", "/#/channels", `document.querySelector('table.channels-table')`},
 		{"plugins", "/#/plugins", `document.querySelector('section.plugin')`},
+		{"schedules", "/#/schedules", `document.querySelectorAll('tr[data-schedule]').length === 4 && document.querySelector('.last-job .badge')`},
 	}
 	for _, s := range shots {
 		run(t, ctx, "open "+s.name, chromedp.Navigate(base+s.path))

@@ -137,6 +137,20 @@ func seedScreenshots(t *testing.T) (base, token, jobUUID string) {
 		step("commit", "Commit import", []string{"ok"}, "p1", "p2", "p3"),
 	}}, 201, &batch)
 	jobUUID = batch.Jobs[2].UUID
+	for _, sc := range []map[string]any{
+		{"name": "nightly-sales-report", "cron": "0 3 * * *", "timezone": "Europe/Brussels", "func": "testkit.script",
+			"args": []string{"ok"}, "channel": "root.reports", "description": "Daily sales report"},
+		{"name": "crm-sync", "cron": "*/15 * * * 1-5", "timezone": "Europe/Brussels", "func": "testkit.script",
+			"args": []string{"ok"}, "description": "Resync CRM partners", "identity_key": "crm-sync"},
+		{"name": "invoice-reminders", "cron": "0 9 * * 1", "func": "testkit.script", "args": []string{"ok"},
+			"channel": "root.mail", "missed_runs": "catch_up", "catch_up_max": 4, "paused": true},
+		{"name": "heartbeat", "cron": "@every 30s", "func": "testkit.script", "args": []string{"ok"}},
+	} {
+		call(t, s.URL, tok, "POST", "/v1/schedules", sc, 201, nil)
+	}
+	var run abi.Job
+	call(t, s.URL, tok, "POST", "/v1/schedules/crm-sync:run", nil, 201, &run)
 	waitState(t, s.URL, tok, jobUUID, abi.StateFailed, 20*time.Second)
+	waitState(t, s.URL, tok, run.UUID, abi.StateDone, 20*time.Second)
 	return s.URL, tok, jobUUID
 }

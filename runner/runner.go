@@ -73,6 +73,15 @@ type Runner struct {
 	// fatal receives the one error after which this node must stop
 	// (store.ErrSchemaAhead); see Fatal.
 	fatal chan error
+	// whileLeading are the leader's other duties (WhileLeading).
+	whileLeading []func(ctx context.Context)
+}
+
+// WhileLeading adds fn to what this node does while it leads: fn runs in
+// its own goroutine from each start of leadership, and its ctx ends with
+// it (the schedules' firing loop). Call it before Start.
+func (r *Runner) WhileLeading(fn func(ctx context.Context)) {
+	r.whileLeading = append(r.whileLeading, fn)
 }
 
 // peersHeadStart is how long a leader with live peers waits, after jobs
@@ -536,6 +545,10 @@ func (r *Runner) lead(ctx context.Context) {
 	wg.Add(2)
 	go func() { defer wg.Done(); newScheduler(r).run(lctx) }()
 	go func() { defer wg.Done(); r.maintain(lctx) }()
+	for _, fn := range r.whileLeading {
+		wg.Add(1)
+		go func() { defer wg.Done(); fn(lctx) }()
+	}
 	check := time.NewTicker(time.Second)
 	defer check.Stop()
 	for {

@@ -19,6 +19,7 @@ import (
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
+	"github.com/wasmq/wasmq/schedule"
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/backends"
 	"github.com/wasmq/wasmq/ui"
@@ -31,8 +32,10 @@ type Node struct {
 	Host    *host.Host
 	Runner  *runner.Runner
 	Enqueue *enqueue.Service
-	Handler http.Handler
-	log     zerolog.Logger
+	// Schedules are the periodic jobs; the leader fires them.
+	Schedules *schedule.Service
+	Handler   http.Handler
+	log       zerolog.Logger
 	// conns is the connection cap of the listener being served (tests).
 	conns *connLimit
 	// stopSQL stops publishing the plugin registry (sqlenqueue.go).
@@ -87,9 +90,29 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 		return nil, err
 	}
 	h.SetPoolSize(n.Runner.Config().Workers)
+	if err := n.startSchedules(ctx, f, log); err != nil {
+		h.Close(ctx)
+		st.Close()
+		return nil, err
+	}
 	n.Handler = api.New(api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
-		Admin: admin, BodyLimit: f.Server.BodyLimit, UI: ui.Handler(), Log: log.With().Str("component", "api").Logger()})
+		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, UI: ui.Handler(), Log: log.With().Str("component", "api").Logger()})
 	return n, nil
+}
+
+// startSchedules makes the store's config-defined schedules those of the
+// file and has the runner fire every schedule while this node leads.
+func (n *Node) startSchedules(ctx context.Context, f config.File, log zerolog.Logger) error {
+	n.Schedules = schedule.New(n.Store, n.Enqueue)
+	defs, err := f.ScheduleDefinitions()
+	if err == nil {
+		err = n.Schedules.Apply(ctx, defs)
+	}
+	if err != nil {
+		return fmt.Errorf("schedules: %w", err)
+	}
+	n.Runner.WhileLeading(func(ctx context.Context) { n.Schedules.Fire(ctx, 0, log) })
+	return nil
 }
 
 // Start publishes what SQL enqueues need (sqlenqueue.go) and starts the

@@ -60,6 +60,11 @@ type Driver interface {
 	// Maintain is the leader's housekeeping, after each reap.
 	Maintain(ctx context.Context) error
 
+	// GetSchedule reads one schedule of tenant (abi.ErrNotFound if
+	// missing); ListSchedules those of tenant ("" = all) by tenant, name.
+	GetSchedule(ctx context.Context, tenant, name string) (Schedule, error)
+	ListSchedules(ctx context.Context, tenant string) ([]Schedule, error)
+
 	Subscribe(ctx context.Context) (<-chan Event, error)
 	Announce(ctx context.Context, nodeID string) error
 	TryLead(ctx context.Context, nodeID string) (bool, error)
@@ -118,6 +123,17 @@ type Tx interface {
 	// silent success excepted: WithCurrent tells it) and returns those it
 	// applied.
 	Complete(ctx context.Context, outcomes []Outcome) ([]Completed, error)
+
+	// LockSchedule reads a schedule and keeps it from other writers until
+	// the transaction ends; abi.ErrNotFound if missing.
+	LockSchedule(ctx context.Context, tenant, name string) (Schedule, error)
+	// InsertSchedule stores a new row; a name taken is abi.ErrConflict
+	// naming "name".
+	InsertSchedule(ctx context.Context, s Schedule) error
+	// UpdateSchedule writes every column of s over its row.
+	UpdateSchedule(ctx context.Context, s Schedule) error
+	// DeleteSchedule removes a row; false if there was none.
+	DeleteSchedule(ctx context.Context, tenant, name string) (bool, error)
 }
 
 // Notes is what one write transaction tells the world at commit.

@@ -193,6 +193,9 @@ var EventResync = Event{Kind: EventChanged}
 // use. Errors wrap abi.ErrNotFound, abi.ErrIllegalTransition,
 // abi.ErrInvalid or abi.ErrConflict where one applies.
 type Store interface {
+	// Schedules: periodic jobs (store/schedules.go).
+	Schedules
+
 	// Insert stores jobs atomically: all or none. A job whose identity key
 	// matches an active job (wait_dependencies, pending, enqueued) of the
 	// same tenant is not created; the existing job is returned with

@@ -27,7 +27,7 @@ var files = func() fs.FS {
 
 // pages are the client-side routes that deep links and browser reloads
 // land on; each answers with index.html and the script renders the view.
-var pages = []string{"/jobs", "/channels", "/plugins"}
+var pages = []string{"/jobs", "/channels", "/schedules", "/plugins"}
 
 // Handler serves the UI. Mount it at "/" next to the API: the API's more
 // specific "/v1/" patterns take precedence in a ServeMux.

@@ -17,7 +17,7 @@ func get(t *testing.T, h http.Handler, method, path string) *http.Response {
 
 func TestHandlerServesTheShellOnEveryPageRoute(t *testing.T) {
 	h := Handler()
-	for _, p := range []string{"/", "/jobs", "/jobs/0b7f6c1e-1111-4222-8333-444455556666", "/channels", "/plugins"} {
+	for _, p := range []string{"/", "/jobs", "/jobs/0b7f6c1e-1111-4222-8333-444455556666", "/channels", "/schedules", "/plugins"} {
 		res := get(t, h, http.MethodGet, p)
 		body, _ := io.ReadAll(res.Body)
 		if res.StatusCode != http.StatusOK {
@@ -40,7 +40,7 @@ func TestHandlerServesEveryModuleTheShellImports(t *testing.T) {
 	want := map[string]string{
 		"/assets/app.js": "javascript", "/assets/api.js": "javascript", "/assets/jobs.js": "javascript",
 		"/assets/job.js": "javascript", "/assets/graph.js": "javascript", "/assets/channels.js": "javascript",
-		"/assets/related.js": "javascript", "/assets/util.js": "javascript", "/assets/app.css": "text/css",
+		"/assets/related.js": "javascript", "/assets/schedules.js": "javascript", "/assets/util.js": "javascript", "/assets/app.css": "text/css",
 		"/favicon.svg": "image/svg+xml",
 	}
 	for p, ct := range want {

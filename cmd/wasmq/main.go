@@ -47,6 +47,7 @@ Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
   wasmq jobs show|requeue|cancel|done UUID
   wasmq channels
   wasmq plugins list | upload NAME FILE
+  wasmq schedules list | add NAME CRON FUNC [--timezone TZ] [--args JSON] ... | rm|pause|resume|run NAME
   wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE]
                                        measure throughput and idle latency of a fresh node
   wasmq version
@@ -97,6 +98,8 @@ func run(args []string, out io.Writer) error {
 		return channelsCmd(rest, out)
 	case "plugins":
 		return pluginsCmd(rest, out)
+	case "schedules":
+		return schedulesCmd(rest, out)
 	case "bench":
 		return benchCmd(rest, out)
 	case "version", "--version":

@@ -9,7 +9,7 @@ import (
 )
 
 // nodeLockClass is the first key of the advisory locks that say a worker
-// is alive (migration 0011): two-key locks never meet the leader's lock
+// is alive (migration 0010): two-key locks never meet the leader's lock
 // or the identity-key locks (another class).
 const nodeLockClass = 0x776c76
 

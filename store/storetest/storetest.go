@@ -57,6 +57,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
 		{"AWorkerThatLetsGoIsTakenBackAtOnce", aWorkerThatLetsGoIsTakenBackAtOnce},
 		{"QuotasAreCheckedWithTheInsert", quotasAreCheckedWithTheInsert},
+		{"SchedulesAreKeptPerTenant", schedulesAreKeptPerTenant},
+		{"ADueTimeFiresOnce", aDueTimeFiresOnce},
+		{"ScheduleChangesRestartTheCount", changesRestartTheCount},
+		{"BadSchedulesAreRefused", badSchedulesAreRefused},
+		{"AFiringFindingItsKeyTakenStillCounts", aFiringFindingItsKeyTakenStillCounts},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

@@ -1,9 +1,10 @@
 // Router and shell: hash routes (#/jobs, #/jobs/<uuid>, #/channels,
-// #/plugins); a server path such as /jobs/<uuid> is turned into its hash.
+// #/schedules, #/plugins); a server path such as /jobs/<uuid> is turned into its hash.
 import { getToken, setToken, clearCaches } from './api.js';
 import { jobsView } from './jobs.js';
 import { jobView } from './job.js';
 import { channelsView, pluginsView } from './channels.js';
+import { schedulesView } from './schedules.js';
 
 const main = document.getElementById('main');
 let current = null;
@@ -38,6 +39,9 @@ function route() {
   } else if (section === 'channels') {
     document.title = 'Channels · wasmq';
     current = channelsView(main);
+  } else if (section === 'schedules') {
+    document.title = 'Schedules · wasmq';
+    current = schedulesView(main);
   } else if (section === 'plugins') {
     document.title = 'Plugins · wasmq';
     current = pluginsView(main);

@@ -1,0 +1,91 @@
+package api_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wasmq/wasmq/config"
+)
+
+func TestSchedulesOverHTTP(t *testing.T) {
+	s := start(t, func(f *config.File) {
+		f.Schedules = []config.Schedule{{Tenant: "acme", Name: "from-file", Cron: "0 3 * * *", Func: "testkit.echo", Args: []any{"x"}}}
+	})
+	r := s.do("POST", "/v1/schedules", tokA, map[string]any{"name": "nightly", "cron": "0 3 * * *", "timezone": "Europe/Brussels",
+		"func": "testkit.echo", "args": []any{"…"}})
+	v := r.json(t)
+	if r.status != 201 || v["tenant"] != "acme" || v["source"] != "api" || len(v["next_runs"].([]any)) != 5 || v["timezone"] != "Europe/Brussels" {
+		t.Fatalf("create: %d %s", r.status, r.body)
+	}
+	if next := v["next_runs"].([]any)[0].(string); !strings.HasSuffix(next, ":00:00Z") || !(strings.Contains(next, "T01:") || strings.Contains(next, "T02:")) {
+		t.Fatalf("03:00 in Brussels is 01:00 or 02:00 UTC, not %s", next)
+	}
+	for _, c := range []struct {
+		body         map[string]any
+		status       int
+		field, inMsg string
+	}{
+		{map[string]any{"name": "a", "cron": "0 3 * *", "func": "testkit.echo"}, 422, "cron", "0 3 * *"},
+		{map[string]any{"name": "a", "cron": "@daily", "timezone": "Mars/Base", "func": "testkit.echo"}, 422, "timezone", "Mars/Base"},
+		{map[string]any{"name": "a", "cron": "@daily", "func": "nosuch.fn"}, 422, "func", "nosuch"},
+		{map[string]any{"name": "a b", "cron": "@daily", "func": "testkit.echo"}, 422, "name", "a b"},
+		{map[string]any{"name": "a", "cron": "@daily", "func": "testkit.echo", "eta": 10}, 400, "eta", "unknown"},
+		{map[string]any{"name": "a", "cron": "@daily", "func": "testkit.echo", "priority": "high"}, 400, "priority", ""},
+		{map[string]any{"name": "a", "cron": "@daily", "func": "testkit.echo", "missed_runs": "catch_up", "catch_up_max": 5000}, 422, "catch_up_max", "1000"},
+		{map[string]any{"name": "nightly", "cron": "@daily", "func": "testkit.echo"}, 409, "name", "nightly"},
+		{map[string]any{"name": "a", "cron": "@daily", "func": "testkit.echo", "description": "x\u0000y"}, 422, "description", "NUL"},
+	} {
+		r := s.do("POST", "/v1/schedules", tokA, c.body)
+		if r.status != c.status {
+			t.Errorf("%v: %d %s, want %d", c.body, r.status, r.body, c.status)
+			continue
+		}
+		if _, msg, field := r.errOf(t); field != c.field || !strings.Contains(msg, c.inMsg) {
+			t.Errorf("%v: %s, want field %s mentioning %q", c.body, r.body, c.field, c.inMsg)
+		}
+	}
+	if r := s.do("PATCH", "/v1/schedules/nightly", tokA, map[string]any{"cron": "*/5 * * * *"}); r.status != 200 || r.json(t)["cron"] != "*/5 * * * *" {
+		t.Fatalf("patch: %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/schedules/nightly:pause", tokA, nil); r.status != 200 || r.json(t)["paused"] != true || len(r.json(t)["next_runs"].([]any)) != 0 {
+		t.Fatalf("pause: %d %s", r.status, r.body)
+	}
+	run := s.do("POST", "/v1/schedules/nightly:run", tokA, nil)
+	if run.status != 201 || run.json(t)["func"] != "testkit.echo" {
+		t.Fatalf("run: %d %s", run.status, run.body)
+	}
+	got := s.do("GET", "/v1/schedules/nightly", tokA, nil).json(t)
+	if lj, _ := got["last_job"].(map[string]any); lj == nil || lj["uuid"] != run.json(t)["uuid"] || lj["state"] == nil {
+		t.Fatalf("the last job of a run: %v", got)
+	}
+	if r := s.do("POST", "/v1/schedules/nightly:resume", tokA, nil); r.status != 200 || r.json(t)["paused"] != false {
+		t.Fatalf("resume: %d %s", r.status, r.body)
+	}
+	for path, status := range map[string]int{"/v1/schedules/nightly:explode": 404, "/v1/schedules/nightly": 405, "/v1/schedules/ghost:run": 404} {
+		if r := s.do("POST", path, tokA, nil); r.status != status {
+			t.Errorf("POST %s: %d %s, want %d", path, r.status, r.body, status)
+		}
+	}
+	if r := s.do("PATCH", "/v1/schedules/from-file", tokA, map[string]any{"priority": 1}); r.status != 409 || !strings.Contains(string(r.body), "wasmq.toml") {
+		t.Errorf("changing a schedule of the file: %d %s", r.status, r.body)
+	}
+	if r := s.do("DELETE", "/v1/schedules/from-file", tokA, nil); r.status != 409 {
+		t.Errorf("deleting a schedule of the file: %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/schedules/from-file:pause", tokA, nil); r.status != 200 {
+		t.Errorf("pausing a schedule of the file: %d %s", r.status, r.body)
+	}
+	list := s.do("GET", "/v1/schedules", tokA, nil).json(t)["schedules"].([]any)
+	if len(list) != 2 {
+		t.Fatalf("A's schedules: %v", list)
+	}
+	if r := s.do("DELETE", "/v1/schedules/nightly", tokA, nil); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/v1/schedules/nightly", tokA, nil); r.status != 404 {
+		t.Fatalf("a deleted schedule: %d %s", r.status, r.body)
+	}
+	if r := s.do("GET", "/v1/schedules?state=x", tokA, nil); r.status != 400 {
+		t.Fatalf("an unknown query parameter: %d %s", r.status, r.body)
+	}
+}

@@ -1,0 +1,257 @@
+package schedule
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/sqlite"
+)
+
+// funcs knows the functions named in it; removing one is a plugin removed.
+type funcs struct {
+	mu    sync.Mutex
+	known map[string]bool
+}
+
+func (f *funcs) Function(tenant, fn string) (abi.FunctionConfig, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.known[tenant+"/"+fn] {
+		return abi.FunctionConfig{}, abi.ErrNotFound
+	}
+	return abi.FunctionConfig{Channel: "root.reports"}, nil
+}
+
+func (f *funcs) remove(tenant, fn string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.known, tenant+"/"+fn)
+}
+
+func newService(t *testing.T) (*Service, *funcs) {
+	t.Helper()
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "q.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	f := &funcs{known: map[string]bool{"t1/report.count": true, "t2/report.count": true}}
+	return New(st, &enqueue.Service{Store: st, Funcs: f}), f
+}
+
+func def(name, cron string) Definition {
+	return Definition{Name: name, Cron: cron, Template: Template{Func: "report.count", Args: json.RawMessage(`["x"]`)}}
+}
+
+func wantField(t *testing.T, what string, err error, field string) {
+	t.Helper()
+	var fe *abi.FieldError
+	if !errors.As(err, &fe) || fe.Field != field || !errors.Is(err, abi.ErrInvalid) && !errors.Is(err, enqueue.ErrMalformed) {
+		t.Fatalf("%s: %v, want a refusal naming %q", what, err, field)
+	}
+}
+
+func jobsOf(t *testing.T, s *Service, tenant string) []abi.Job {
+	t.Helper()
+	p, err := s.Store.List(context.Background(), store.Filter{Tenant: tenant, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.Jobs
+}
+
+func TestADefinitionIsCheckedAsTheEnqueuePathChecksAJob(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	neg := -1
+	bad := "x\x00"
+	long := strings.Repeat("é", abi.MaxDescription+1)
+	for what, c := range map[string]struct {
+		d     Definition
+		field string
+	}{
+		"an unknown function":     {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report.nope"}}, "func"},
+		"a function without a .":  {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report"}}, "func"},
+		"no function":             {Definition{Name: "a", Cron: "@daily"}, "func"},
+		"a bad cron":              {Definition{Name: "a", Cron: "every day", Template: Template{Func: "report.count"}}, "cron"},
+		"a bad zone":              {Definition{Name: "a", Cron: "@daily", Timezone: "Europe/Nowhere", Template: Template{Func: "report.count"}}, "timezone"},
+		"a bad name":              {Definition{Name: "night ly", Cron: "@daily", Template: Template{Func: "report.count"}}, "name"},
+		"a negative priority":     {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report.count", Priority: &neg}}, "priority"},
+		"args not a list":         {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report.count", Args: json.RawMessage(`{}`)}}, "args"},
+		"a bad channel":           {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report.count", Channel: &bad}}, "channel"},
+		"a long description":      {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report.count", Description: &long}}, "description"},
+		"a long identity key":     {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "report.count", IdentityKey: strings.Repeat("k", 256)}}, "identity_key"},
+		"an unknown policy":       {Definition{Name: "a", Cron: "@daily", MissedRuns: "all", Template: Template{Func: "report.count"}}, "missed_runs"},
+		"catch_up_max over 1000":  {Definition{Name: "a", Cron: "@daily", MissedRuns: "catch_up", CatchUpMax: 1001, Template: Template{Func: "report.count"}}, "catch_up_max"},
+		"catch_up_max under skip": {Definition{Name: "a", Cron: "@daily", CatchUpMax: 5, Template: Template{Func: "report.count"}}, "catch_up_max"},
+		"another tenant's func":   {Definition{Name: "a", Cron: "@daily", Template: Template{Func: "other.fn"}}, "func"},
+	} {
+		_, err := s.Create(ctx, "t1", c.d)
+		wantField(t, what, err, c.field)
+	}
+	if all, _ := s.List(ctx, ""); len(all) != 0 {
+		t.Fatalf("refused definitions were stored: %+v", all)
+	}
+	v, err := s.Create(ctx, "t1", Definition{Name: "catchy", Cron: "@hourly", MissedRuns: "catch_up", Template: Template{Func: "report.count"}})
+	if err != nil || v.CatchUpMax != DefaultCatchUpMax || v.Timezone != "UTC" || len(v.NextRuns) != NextRuns {
+		t.Fatalf("defaults: %+v, %v", v, err)
+	}
+}
+
+func TestPatchReplacesTheNamedFieldsOnly(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "t1", def("nightly", "0 3 * * *")); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Patch(ctx, "t1", "nightly", []byte(`{"timezone":"Europe/Brussels","priority":3}`))
+	if err != nil || v.Timezone != "Europe/Brussels" || *v.Priority != 3 || v.Cron != "0 3 * * *" || string(v.Args) != `["x"]` || v.Version != 2 {
+		t.Fatalf("patch: %+v, %v", v, err)
+	}
+	_, err = s.Patch(ctx, "t1", "nightly", []byte(`{"cron":"0 25 * * *"}`))
+	wantField(t, "a bad cron in a patch", err, "cron")
+	_, err = s.Patch(ctx, "t1", "nightly", []byte(`{"colour":"red"}`))
+	wantField(t, "an unknown field", err, "colour")
+	_, err = s.Patch(ctx, "t1", "nightly", []byte(`{"name":"other"}`))
+	wantField(t, "a rename", err, "name")
+	if _, err := s.Patch(ctx, "t2", "nightly", []byte(`{"priority":1}`)); !errors.Is(err, abi.ErrNotFound) {
+		t.Fatalf("t2 patches t1's schedule: %v", err)
+	}
+	v, err = s.Patch(ctx, "t1", "nightly", []byte(`{"priority":null}`))
+	if err != nil || v.Priority != nil || v.Version != 3 {
+		t.Fatalf("null restores the default: %+v, %v", v, err)
+	}
+}
+
+// TestTheLoopFiresEachDueTimeOnce runs the leader's loop on SQLite: an
+// @every 1s schedule makes one job per second, each with its due time as
+// eta; paused it makes none; a run makes one at once.
+func TestTheLoopFiresEachDueTimeOnce(t *testing.T) {
+	s, _ := newService(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := s.Create(ctx, "t1", def("tick", "@every 1s")); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); s.Fire(ctx, 200*time.Millisecond, zerolog.Nop()) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(jobsOf(t, s, "t1")) < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := s.SetPaused(ctx, "t1", "tick", true); err != nil {
+		t.Fatal(err)
+	}
+	jobs := jobsOf(t, s, "t1")
+	seen := map[time.Time]bool{}
+	for _, j := range jobs {
+		if j.ETA == nil || j.ETA.Truncate(time.Second) != *j.ETA || seen[*j.ETA] {
+			t.Fatalf("a job without its own whole-second due time: %+v", j)
+		}
+		seen[*j.ETA] = true
+		if j.Channel != "root.reports" || j.Func != "report.count" {
+			t.Fatalf("the job ignores the function's defaults: %+v", j)
+		}
+	}
+	if len(jobs) < 3 {
+		t.Fatalf("%d jobs in 10 s", len(jobs))
+	}
+	before := len(jobsOf(t, s, "t1"))
+	time.Sleep(2500 * time.Millisecond) // two due times pass while paused
+	if n := len(jobsOf(t, s, "t1")); n != before {
+		t.Fatalf("a paused schedule made %d jobs", n-before)
+	}
+	j, err := s.Run(ctx, "t1", "tick")
+	if err != nil || j.UUID == "" || j.ETA != nil {
+		t.Fatalf("run now: %+v, %v", j, err)
+	}
+	if n := len(jobsOf(t, s, "t1")); n != before+1 {
+		t.Fatalf("run now made %d jobs, want 1", n-before)
+	}
+	v, _ := s.Get(ctx, "t1", "tick")
+	if v.LastJob == nil || v.LastJob.UUID != j.UUID || v.LastJob.State != abi.StatePending || len(v.NextRuns) != 0 {
+		t.Fatalf("the view after a run of a paused schedule: %+v", v)
+	}
+	cancel()
+	<-done
+}
+
+// TestARemovedFunctionStillMakesItsJob: the job is created and fails
+// when it runs, rather than the schedule skipping in silence.
+func TestARemovedFunctionStillMakesItsJob(t *testing.T) {
+	s, f := newService(t)
+	ctx := context.Background()
+	sc, err := s.Create(ctx, "t1", def("gone", "@every 1s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.remove("t1", "report.count")
+	stored, _ := s.Store.GetSchedule(ctx, "t1", "gone")
+	if !s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), zerolog.Nop()) {
+		t.Fatal("the firing of a removed function created nothing")
+	}
+	jobs := jobsOf(t, s, "t1")
+	if len(jobs) != 1 || jobs[0].Func != "report.count" || jobs[0].Channel != "root" {
+		t.Fatalf("jobs: %+v", jobs)
+	}
+	if _, err := s.Run(ctx, "t1", sc.Name); err != nil {
+		t.Fatalf("run now of a removed function: %v", err)
+	}
+	if _, err := s.Patch(ctx, "t1", "gone", []byte(`{"priority":2}`)); err == nil {
+		t.Fatal("a change was accepted while its function does not exist")
+	}
+}
+
+func TestTheFileOwnsConfigSchedules(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	file := []Owned{{Tenant: "t1", Definition: def("nightly", "0 3 * * *")}, {Tenant: "t2", Definition: def("hourly", "@hourly")}}
+	if err := s.Apply(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Patch(ctx, "t1", "nightly", []byte(`{"priority":1}`)); !errors.Is(err, abi.ErrConflict) {
+		t.Fatalf("the API changes a schedule of the file: %v", err)
+	}
+	if err := s.Delete(ctx, "t1", "nightly"); !errors.Is(err, abi.ErrConflict) {
+		t.Fatalf("the API deletes a schedule of the file: %v", err)
+	}
+	if _, err := s.SetPaused(ctx, "t1", "nightly", true); err != nil {
+		t.Fatalf("pausing a schedule of the file: %v", err)
+	}
+	if _, err := s.Create(ctx, "t1", def("adhoc", "@daily")); err != nil {
+		t.Fatal(err)
+	}
+	// The next start: nightly's cron changed, hourly left the file.
+	file = []Owned{{Tenant: "t1", Definition: def("nightly", "0 4 * * *")}}
+	if err := s.Apply(ctx, file); err != nil {
+		t.Fatal(err)
+	}
+	v, err := s.Get(ctx, "t1", "nightly")
+	if err != nil || v.Cron != "0 4 * * *" || !v.Paused || v.Source != store.SourceConfig {
+		t.Fatalf("re-applied: %+v, %v (the pause is the operators' and stays)", v, err)
+	}
+	if _, err := s.Get(ctx, "t2", "hourly"); !errors.Is(err, abi.ErrNotFound) {
+		t.Fatalf("a schedule removed from the file stays: %v", err)
+	}
+	if _, err := s.Get(ctx, "t1", "adhoc"); err != nil {
+		t.Fatalf("an API schedule was removed by the file: %v", err)
+	}
+	err = s.Apply(ctx, []Owned{{Tenant: "t1", Definition: def("adhoc", "@daily")}})
+	if err == nil || !strings.HasPrefix(err.Error(), "schedules[0].name") {
+		t.Fatalf("an entry named as an API schedule: %v", err)
+	}
+	err = s.Apply(ctx, []Owned{{Tenant: "t1", Definition: Definition{Name: "x", Cron: "@daily", Template: Template{Func: "report.nope"}}}})
+	if err == nil || !strings.HasPrefix(err.Error(), "schedules[0].func") {
+		t.Fatalf("an entry with an unknown function: %v", err)
+	}
+}

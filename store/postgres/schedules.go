@@ -1,0 +1,110 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// The schedules table (migration 7): plain reads and writes of rows; when
+// a firing applies is the core's decision (store/schedules.go).
+
+const scheduleColumns = `tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
+	source, version, anchor, last_job, last_fired, date_created, date_updated`
+
+// scheduleSelect reads the template as text: its bytes as stored.
+var scheduleSelect = strings.Replace(scheduleColumns, "template", "template::text", 1)
+
+func scanSchedule(row pgx.Row) (store.Schedule, error) {
+	var s store.Schedule
+	var tmpl string
+	err := row.Scan(&s.Tenant, &s.Name, &s.Cron, &s.Timezone, &tmpl, &s.MissedRuns, &s.CatchUpMax, &s.Paused,
+		&s.Source, &s.Version, &s.Anchor, &s.LastJob, &s.LastFired, &s.DateCreated, &s.DateUpdated)
+	if err != nil {
+		return s, err
+	}
+	s.Template = []byte(tmpl)
+	s.Anchor, s.DateCreated, s.DateUpdated = s.Anchor.UTC(), s.DateCreated.UTC(), s.DateUpdated.UTC()
+	if s.LastFired != nil {
+		t := s.LastFired.UTC()
+		s.LastFired = &t
+	}
+	return s, nil
+}
+
+func querySchedules(ctx context.Context, q querier, where string, args ...any) ([]store.Schedule, error) {
+	rows, err := q.Query(ctx, `SELECT `+scheduleSelect+` FROM schedules `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: select schedules: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Schedule, error) { return scanSchedule(r) })
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: scan schedules: %w", err)
+	}
+	return out, nil
+}
+
+func oneSchedule(ss []store.Schedule, err error, name string) (store.Schedule, error) {
+	if err != nil {
+		return store.Schedule{}, err
+	}
+	if len(ss) == 0 {
+		return store.Schedule{}, fmt.Errorf("schedule %q: %w", name, abi.ErrNotFound)
+	}
+	return ss[0], nil
+}
+
+func (s *driver) GetSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
+	ss, err := querySchedules(ctx, s.pool, `WHERE tenant = $1 AND name = $2`, tenant, name)
+	return oneSchedule(ss, err, name)
+}
+
+func (s *driver) ListSchedules(ctx context.Context, tenant string) ([]store.Schedule, error) {
+	ss, err := querySchedules(ctx, s.pool, `WHERE $1 = '' OR tenant = $1 ORDER BY tenant, name`, tenant)
+	if ss == nil && err == nil {
+		ss = []store.Schedule{}
+	}
+	return ss, err
+}
+
+func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
+	ss, err := querySchedules(ctx, w, `WHERE tenant = $1 AND name = $2 FOR UPDATE`, tenant, name)
+	return oneSchedule(ss, err, name)
+}
+
+func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
+	_, err := w.Exec(ctx, `INSERT INTO schedules (`+scheduleColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, s.Paused,
+		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateCreated, s.DateUpdated)
+	if isUnique(err) {
+		return &abi.FieldError{Field: "name", Msg: fmt.Sprintf("a schedule named %q exists already", s.Name), Err: abi.ErrConflict}
+	}
+	if err != nil {
+		return fmt.Errorf("postgres store: insert schedule: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) UpdateSchedule(ctx context.Context, s store.Schedule) error {
+	if _, err := w.Exec(ctx, `UPDATE schedules SET cron = $3, timezone = $4, template = $5, missed_runs = $6,
+		catch_up_max = $7, paused = $8, source = $9, version = $10, anchor = $11, last_job = $12,
+		last_fired = $13, date_updated = $14 WHERE tenant = $1 AND name = $2`,
+		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, s.Paused,
+		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateUpdated); err != nil {
+		return fmt.Errorf("postgres store: update schedule: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) DeleteSchedule(ctx context.Context, tenant, name string) (bool, error) {
+	tag, err := w.Exec(ctx, `DELETE FROM schedules WHERE tenant = $1 AND name = $2`, tenant, name)
+	if err != nil {
+		return false, fmt.Errorf("postgres store: delete schedule: %w", err)
+	}
+	return tag.RowsAffected() > 0, nil
+}

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// Schedule is a periodic job as the store keeps it: when it fires (Cron
+// in Timezone, read by the schedule package, not here), what it enqueues
+// (Template, the JSON body of POST /v1/jobs, checked by the enqueue path
+// before it reaches the store) and how far it has fired (Anchor).
+type Schedule struct {
+	Tenant   string
+	Name     string
+	Cron     string
+	Timezone string
+	// Template is the job each firing enqueues, a JSON object.
+	Template   []byte
+	MissedRuns string // MissedSkip or MissedCatchUp
+	// CatchUpMax bounds how many missed due times one pass fires under
+	// MissedCatchUp.
+	CatchUpMax int
+	Paused     bool
+	Source     string // SourceAPI or SourceConfig
+	// Version counts the changes of the definition (not the firings): a
+	// firing computed from an older definition applies to nothing.
+	Version int64
+	// Anchor is where the due times still to fire begin (exclusive): the
+	// last due time fired, or when the count (re)started: creation, a
+	// change of cron or time zone, a resume.
+	Anchor time.Time
+	// LastJob is the job the last firing (or run) created or found
+	// holding its identity key; LastFired when that was.
+	LastJob     string
+	LastFired   *time.Time
+	DateCreated time.Time
+	DateUpdated time.Time
+}
+
+// What a schedule does about due times its leader did not fire in time
+// (no leader, the store down, a pause ended).
+const (
+	MissedSkip    = "skip"     // fire once, for the latest missed due time
+	MissedCatchUp = "catch_up" // fire each, oldest first, at most CatchUpMax
+)
+
+// Who owns a schedule's definition.
+const (
+	SourceAPI    = "api"    // created over the API or the CLI
+	SourceConfig = "config" // a [[schedules]] entry of wasmq.toml
+)
+
+// Bounds of a schedule.
+const (
+	MaxCatchUp     = 1000
+	MaxCronLen     = 200
+	MaxTimezoneLen = 64
+	// MaxTemplateBytes bounds a schedule's job template: a schedule runs
+	// for ever, so its arguments are kept small.
+	MaxTemplateBytes = 256 << 10
+)
+
+// Firing is one job a schedule creates: for a due time, or (Due zero) a
+// run asked for by hand.
+type Firing struct {
+	Tenant, Name string
+	// Version: the definition the due time was computed from; a firing
+	// of another version creates nothing.
+	Version int64
+	Due     time.Time
+	Job     NewJob
+}
+
+// Fired is what FireSchedule did.
+type Fired struct {
+	// Fired is false when the due time was fired already (by this or
+	// another node), the schedule is paused, or changed since Version.
+	Fired    bool
+	Job      Inserted
+	Schedule Schedule
+}
+
+// Schedules is the durable home of periodic jobs; Store includes it.
+type Schedules interface {
+	// CreateSchedule stores a new schedule (Version 1, Anchor now); a
+	// name the tenant uses already is abi.ErrConflict.
+	CreateSchedule(ctx context.Context, s Schedule) (Schedule, error)
+	// GetSchedule returns one schedule; another tenant's is
+	// abi.ErrNotFound. tenant "" matches none: schedules are named per
+	// tenant.
+	GetSchedule(ctx context.Context, tenant, name string) (Schedule, error)
+	// ListSchedules returns tenant's schedules by name ("" = every
+	// tenant's, by tenant then name).
+	ListSchedules(ctx context.Context, tenant string) ([]Schedule, error)
+	// UpdateSchedule applies change to the schedule under a lock. A new
+	// cron or time zone, or a resume, restarts the count of due times
+	// from now: a change never fires for times already past.
+	UpdateSchedule(ctx context.Context, tenant, name string, change func(*Schedule) error) (Schedule, error)
+	DeleteSchedule(ctx context.Context, tenant, name string) error
+	// FireSchedule creates f.Job for f.Due, once: in one transaction with
+	// moving the schedule's Anchor to f.Due, only if f.Due is after the
+	// Anchor, the schedule is not paused and still at f.Version. With f.Due
+	// zero (a run by hand) it creates the job whatever the schedule's
+	// state and leaves the Anchor.
+	FireSchedule(ctx context.Context, f Firing) (Fired, error)
+}
+
+// Validate refuses a schedule no store may keep, naming the field. The
+// cron expression and time zone are only checked as text here; their
+// meaning is the schedule package's.
+func (s Schedule) Validate() error {
+	if err := checkText("tenant", s.Tenant); err != nil {
+		return err
+	}
+	if s.Tenant == "" {
+		return invalid("tenant", "is required")
+	}
+	if err := abi.CheckScheduleName(s.Name); err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"cron", s.Cron, MaxCronLen}, {"timezone", s.Timezone, MaxTimezoneLen}} {
+		if err := checkText(f.name, f.v); err != nil {
+			return err
+		}
+		if f.v == "" {
+			return invalid(f.name, "is required")
+		}
+		if n := utf8.RuneCountInString(f.v); n > f.max {
+			return invalid(f.name, "at most %d characters (this one has %d)", f.max, n)
+		}
+	}
+	if len(s.Template) == 0 {
+		return invalid("template", "is required")
+	}
+	if len(s.Template) > MaxTemplateBytes {
+		return invalid("template", "at most %d bytes (this one has %d)", MaxTemplateBytes, len(s.Template))
+	}
+	if err := checkJSON("template", s.Template, '{'); err != nil {
+		return err
+	}
+	switch s.MissedRuns {
+	case MissedSkip:
+		if s.CatchUpMax != 0 {
+			return invalid("catch_up_max", "applies only to missed_runs = %q", MissedCatchUp)
+		}
+	case MissedCatchUp:
+		if err := checkRange("catch_up_max", s.CatchUpMax, 1, MaxCatchUp); err != nil {
+			return err
+		}
+	default:
+		return invalid("missed_runs", "must be %q or %q", MissedSkip, MissedCatchUp)
+	}
+	if s.Source != SourceAPI && s.Source != SourceConfig {
+		return invalid("source", "must be %q or %q", SourceAPI, SourceConfig)
+	}
+	return nil
+}
+
+func scheduleNotFound(name string) error {
+	return fmt.Errorf("schedule %q: %w", name, abi.ErrNotFound)
+}
+
+// scheduleKey refuses a lookup no schedule can match; it is then simply
+// not found, as a hostile job uuid is.
+func scheduleKey(tenant, name string) error {
+	if checkText("tenant", tenant) != nil || tenant == "" || abi.CheckScheduleName(name) != nil {
+		return scheduleNotFound(name)
+	}
+	return nil
+}
+
+func (c *Core) CreateSchedule(ctx context.Context, s Schedule) (Schedule, error) {
+	if err := s.Validate(); err != nil {
+		return Schedule{}, err
+	}
+	err := c.d.Write(ctx, func(tx Tx) error {
+		now := tx.Now()
+		s.Version, s.Anchor, s.DateCreated, s.DateUpdated = 1, now, now, now
+		s.LastJob, s.LastFired = "", nil
+		return tx.InsertSchedule(ctx, s)
+	})
+	if err != nil {
+		return Schedule{}, err
+	}
+	return s, nil
+}
+
+func (c *Core) GetSchedule(ctx context.Context, tenant, name string) (Schedule, error) {
+	if err := scheduleKey(tenant, name); err != nil {
+		return Schedule{}, err
+	}
+	return c.d.GetSchedule(ctx, tenant, name)
+}
+
+func (c *Core) ListSchedules(ctx context.Context, tenant string) ([]Schedule, error) {
+	if err := checkText("tenant", tenant); err != nil {
+		return []Schedule{}, nil
+	}
+	return c.d.ListSchedules(ctx, tenant)
+}
+
+func (c *Core) UpdateSchedule(ctx context.Context, tenant, name string, change func(*Schedule) error) (Schedule, error) {
+	if err := scheduleKey(tenant, name); err != nil {
+		return Schedule{}, err
+	}
+	var out Schedule
+	err := c.d.Write(ctx, func(tx Tx) error {
+		before, err := tx.LockSchedule(ctx, tenant, name)
+		if err != nil {
+			return err
+		}
+		after := before
+		after.Template = append([]byte(nil), before.Template...)
+		if err := change(&after); err != nil {
+			return err
+		}
+		after = rescheduled(before, after, tx.Now())
+		if err := after.Validate(); err != nil {
+			return err
+		}
+		out = after
+		return tx.UpdateSchedule(ctx, after)
+	})
+	return out, err
+}
+
+// rescheduled is what a change writes: the identity and the firing
+// record are not the caller's to change; a new definition is a new
+// version; a new cron or time zone, or a resume, counts due times from
+// now on.
+func rescheduled(before, after Schedule, now time.Time) Schedule {
+	after.Tenant, after.Name, after.DateCreated = before.Tenant, before.Name, before.DateCreated
+	after.LastJob, after.LastFired, after.Anchor = before.LastJob, before.LastFired, before.Anchor
+	after.Version, after.DateUpdated = before.Version+1, now
+	if after.Cron != before.Cron || after.Timezone != before.Timezone || before.Paused && !after.Paused {
+		if now.After(after.Anchor) {
+			after.Anchor = now
+		}
+	}
+	return after
+}
+
+func (c *Core) DeleteSchedule(ctx context.Context, tenant, name string) error {
+	if err := scheduleKey(tenant, name); err != nil {
+		return err
+	}
+	return c.d.Write(ctx, func(tx Tx) error {
+		found, err := tx.DeleteSchedule(ctx, tenant, name)
+		if err == nil && !found {
+			err = scheduleNotFound(name)
+		}
+		return err
+	})
+}
+
+func (c *Core) FireSchedule(ctx context.Context, f Firing) (Fired, error) {
+	if err := scheduleKey(f.Tenant, f.Name); err != nil {
+		return Fired{}, err
+	}
+	if f.Job.Tenant != f.Tenant {
+		return Fired{}, invalid("tenant", "a schedule creates jobs of its own tenant only")
+	}
+	if len(f.Job.DependsOn) > 0 {
+		return Fired{}, invalid("depends_on", "a scheduled job depends on nothing")
+	}
+	if err := f.Job.Validate(); err != nil {
+		return Fired{}, err
+	}
+	if err := checkDate("due", &f.Due); !f.Due.IsZero() && err != nil {
+		return Fired{}, err
+	}
+	var out Fired
+	err := c.d.Write(ctx, func(tx Tx) error {
+		s, err := tx.LockSchedule(ctx, f.Tenant, f.Name)
+		if err != nil {
+			return err
+		}
+		out.Schedule = s
+		if !f.Due.IsZero() && (s.Paused || s.Version != f.Version || !f.Due.After(s.Anchor)) {
+			return nil
+		}
+		ins := make([]Inserted, 1)
+		if err := insertOneByOne(ctx, tx, []NewJob{f.Job}, ins); err != nil {
+			return err
+		}
+		now := tx.Now()
+		if !f.Due.IsZero() {
+			s.Anchor = f.Due
+		}
+		s.LastJob, s.LastFired = ins[0].Job.UUID, &now
+		if err := tx.UpdateSchedule(ctx, s); err != nil {
+			return err
+		}
+		out = Fired{Fired: true, Job: ins[0], Schedule: s}
+		return nil
+	})
+	if err != nil {
+		return Fired{}, err
+	}
+	return out, nil
+}

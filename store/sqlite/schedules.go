@@ -1,0 +1,118 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// The schedules table (schema 4): plain reads and writes of rows; when a
+// firing applies is the core's decision (store/schedules.go). The writer's
+// one connection makes a read inside the transaction a lock.
+
+const scheduleColumns = `tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
+	source, version, anchor, last_job, last_fired, date_created, date_updated`
+
+func scanSchedule(row scanner) (store.Schedule, error) {
+	var s store.Schedule
+	var tmpl string
+	var paused int
+	var anchor, created, updated int64
+	var fired sql.NullInt64
+	err := row.Scan(&s.Tenant, &s.Name, &s.Cron, &s.Timezone, &tmpl, &s.MissedRuns, &s.CatchUpMax, &paused,
+		&s.Source, &s.Version, &anchor, &s.LastJob, &fired, &created, &updated)
+	if err != nil {
+		return s, err
+	}
+	s.Template, s.Paused = []byte(tmpl), paused != 0
+	s.Anchor, s.DateCreated, s.DateUpdated = time.UnixMicro(anchor).UTC(), time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
+	s.LastFired = fromMicros(fired)
+	return s, nil
+}
+
+func querySchedules(ctx context.Context, q querier, where string, args ...any) ([]store.Schedule, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+scheduleColumns+` FROM schedules `+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: select schedules: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Schedule{}
+	for rows.Next() {
+		s, err := scanSchedule(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: scan schedules: %w", err)
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+func oneSchedule(ss []store.Schedule, err error, name string) (store.Schedule, error) {
+	if err != nil {
+		return store.Schedule{}, err
+	}
+	if len(ss) == 0 {
+		return store.Schedule{}, fmt.Errorf("schedule %q: %w", name, abi.ErrNotFound)
+	}
+	return ss[0], nil
+}
+
+func (s *driver) GetSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
+	ss, err := querySchedules(ctx, s.r, `WHERE tenant = ? AND name = ?`, tenant, name)
+	return oneSchedule(ss, err, name)
+}
+
+func (s *driver) ListSchedules(ctx context.Context, tenant string) ([]store.Schedule, error) {
+	return querySchedules(ctx, s.r, `WHERE ? = '' OR tenant = ? ORDER BY tenant, name`, tenant, tenant)
+}
+
+func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
+	ss, err := querySchedules(ctx, w, `WHERE tenant = ? AND name = ?`, tenant, name)
+	return oneSchedule(ss, err, name)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
+	_, err := w.ExecContext(ctx, `INSERT INTO schedules (`+scheduleColumns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, boolInt(s.Paused),
+		s.Source, s.Version, micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateCreated), micros(s.DateUpdated))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return &abi.FieldError{Field: "name", Msg: fmt.Sprintf("a schedule named %q exists already", s.Name), Err: abi.ErrConflict}
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite store: insert schedule: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) UpdateSchedule(ctx context.Context, s store.Schedule) error {
+	if _, err := w.ExecContext(ctx, `UPDATE schedules SET cron = ?, timezone = ?, template = ?, missed_runs = ?,
+		catch_up_max = ?, paused = ?, source = ?, version = ?, anchor = ?, last_job = ?, last_fired = ?,
+		date_updated = ? WHERE tenant = ? AND name = ?`,
+		s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, boolInt(s.Paused), s.Source, s.Version,
+		micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateUpdated), s.Tenant, s.Name); err != nil {
+		return fmt.Errorf("sqlite store: update schedule: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) DeleteSchedule(ctx context.Context, tenant, name string) (bool, error) {
+	res, err := w.ExecContext(ctx, `DELETE FROM schedules WHERE tenant = ? AND name = ?`, tenant, name)
+	if err != nil {
+		return false, fmt.Errorf("sqlite store: delete schedule: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}

@@ -1,0 +1,284 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+func sched(tenant, name string) store.Schedule {
+	return store.Schedule{Tenant: tenant, Name: name, Cron: "@every 1s", Timezone: "UTC",
+		Template: []byte(`{"func":"testkit.echo","args":[1]}`), MissedRuns: store.MissedSkip, Source: store.SourceAPI}
+}
+
+func firing(s store.Schedule, due time.Time) store.Firing {
+	j := nj(s.Tenant)
+	if !due.IsZero() {
+		j.ETA = &due
+	}
+	return store.Firing{Tenant: s.Tenant, Name: s.Name, Version: s.Version, Due: due, Job: j}
+}
+
+func fire(t *testing.T, st store.Store, f store.Firing) store.Fired {
+	t.Helper()
+	out, err := st.FireSchedule(context.Background(), f)
+	if err != nil {
+		t.Fatalf("fire %s at %v: %v", f.Name, f.Due, err)
+	}
+	return out
+}
+
+func jobCount(t *testing.T, st store.Store, tenant string) int {
+	t.Helper()
+	p, err := st.List(context.Background(), store.Filter{Tenant: tenant, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(p.Jobs)
+}
+
+// schedulesAreKeptPerTenant: a name is unique per tenant, and a tenant
+// never reads, changes or removes another's schedule.
+func schedulesAreKeptPerTenant(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	a, err := st.CreateSchedule(ctx, sched("t1", "nightly"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Version != 1 || a.Anchor.IsZero() || a.DateCreated.IsZero() || a.LastJob != "" {
+		t.Fatalf("created schedule: %+v", a)
+	}
+	if _, err := st.CreateSchedule(ctx, sched("t1", "nightly")); !errors.Is(err, abi.ErrConflict) {
+		t.Fatalf("a second schedule named nightly in t1: %v, want a conflict", err)
+	}
+	if _, err := st.CreateSchedule(ctx, sched("t2", "nightly")); err != nil {
+		t.Fatalf("t2 may use the name t1 uses: %v", err)
+	}
+	got, err := st.GetSchedule(ctx, "t1", "nightly")
+	if err != nil || got.Cron != "@every 1s" || string(got.Template) != `{"func":"testkit.echo","args":[1]}` || !got.Anchor.Equal(a.Anchor) {
+		t.Fatalf("get: %+v, %v", got, err)
+	}
+	for _, tenant := range []string{"t3", ""} {
+		if _, err := st.GetSchedule(ctx, tenant, "nightly"); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("tenant %q reads t1's schedule: %v", tenant, err)
+		}
+		if _, err := st.UpdateSchedule(ctx, tenant, "nightly", func(s *store.Schedule) error { s.Paused = true; return nil }); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("tenant %q changes t1's schedule: %v", tenant, err)
+		}
+		if err := st.DeleteSchedule(ctx, tenant, "nightly"); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("tenant %q deletes t1's schedule: %v", tenant, err)
+		}
+		if _, err := st.FireSchedule(ctx, firing(store.Schedule{Tenant: "t3", Name: "nightly"}, time.Time{})); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("t3 runs t1's schedule: %v", err)
+		}
+	}
+	if ss, err := st.ListSchedules(ctx, "t1"); err != nil || len(ss) != 1 || ss[0].Tenant != "t1" {
+		t.Fatalf("t1's schedules: %+v, %v", ss, err)
+	}
+	if ss, err := st.ListSchedules(ctx, ""); err != nil || len(ss) != 2 || ss[0].Tenant != "t1" || ss[1].Tenant != "t2" {
+		t.Fatalf("every schedule: %+v, %v", ss, err)
+	}
+	if err := st.DeleteSchedule(ctx, "t1", "nightly"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.GetSchedule(ctx, "t1", "nightly"); !errors.Is(err, abi.ErrNotFound) {
+		t.Fatalf("a deleted schedule: %v", err)
+	}
+	if _, err := st.GetSchedule(ctx, "t2", "nightly"); err != nil {
+		t.Fatalf("deleting t1's removed t2's: %v", err)
+	}
+}
+
+// aDueTimeFiresOnce: a due time creates one job however many callers
+// fire it at once; a due time at or before the last one fired, a paused
+// schedule and a firing computed from an older definition create none;
+// a run by hand always creates one and leaves the due times alone.
+func aDueTimeFiresOnce(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	s, err := st.CreateSchedule(ctx, sched("t1", "tick"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Eight nodes fire the same five due times at once, each in order.
+	first := s.Anchor.Add(time.Second).Truncate(time.Second)
+	var fired atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for k := range 5 {
+				out, err := st.FireSchedule(ctx, firing(s, first.Add(time.Duration(k)*time.Second)))
+				if err != nil {
+					t.Errorf("fire: %v", err)
+				}
+				if out.Fired {
+					fired.Add(1)
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if fired.Load() != 5 || jobCount(t, st, "t1") != 5 {
+		t.Fatalf("8 nodes firing 5 due times: %d fired, %d jobs; want 5", fired.Load(), jobCount(t, st, "t1"))
+	}
+	due := first.Add(4 * time.Second)
+	s, _ = st.GetSchedule(ctx, "t1", "tick")
+	if !s.Anchor.Equal(due) || s.LastJob == "" || s.LastFired == nil {
+		t.Fatalf("after firing %v: %+v", due, s)
+	}
+	if j := get(t, st, s.LastJob); j.ETA == nil || !j.ETA.Equal(due) || j.State != abi.StatePending {
+		t.Fatalf("the job of the firing: %+v", j)
+	}
+	if fire(t, st, firing(s, due.Add(-time.Second))).Fired {
+		t.Fatal("a due time before the last one fired created a job")
+	}
+	stale := firing(s, due.Add(time.Second))
+	stale.Version = s.Version - 1
+	if fire(t, st, stale).Fired {
+		t.Fatal("a firing of an older definition created a job")
+	}
+	if s, err = st.UpdateSchedule(ctx, "t1", "tick", func(x *store.Schedule) error { x.Paused = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if fire(t, st, firing(s, due.Add(time.Hour))).Fired {
+		t.Fatal("a paused schedule fired")
+	}
+	run := fire(t, st, firing(s, time.Time{}))
+	if !run.Fired || run.Job.Job.UUID == "" || !run.Schedule.Anchor.Equal(due) || run.Schedule.LastJob != run.Job.Job.UUID {
+		t.Fatalf("a run by hand of a paused schedule: %+v", run)
+	}
+	if n := jobCount(t, st, "t1"); n != 6 {
+		t.Fatalf("%d jobs, want 6 (five due times, one run by hand)", n)
+	}
+}
+
+// changesRestartTheCount: a new cron or time zone, and a resume, count
+// due times from now on (none of the past fires); other changes do not.
+func changesRestartTheCount(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	s, err := st.CreateSchedule(ctx, sched("t1", "daily"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	past := s.Anchor.Add(-time.Hour)
+	if _, err := st.FireSchedule(ctx, firing(s, past)); err != nil {
+		t.Fatal(err)
+	}
+	if jobCount(t, st, "t1") != 0 {
+		t.Fatal("a due time before the schedule existed fired")
+	}
+	old := s
+	time.Sleep(2 * time.Millisecond) // the store's clock has microseconds
+	s, err = st.UpdateSchedule(ctx, "t1", "daily", func(x *store.Schedule) error {
+		x.Template = []byte(`{"func":"testkit.echo","args":[2]}`)
+		x.Version, x.Anchor, x.LastJob = 99, time.Time{}, "forged" // not the caller's to set
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version != 2 || !s.Anchor.Equal(old.Anchor) || s.LastJob != "" || string(s.Template) != `{"func":"testkit.echo","args":[2]}` {
+		t.Fatalf("a new template: %+v", s)
+	}
+	s, err = st.UpdateSchedule(ctx, "t1", "daily", func(x *store.Schedule) error { x.Cron = "0 3 * * *"; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Version != 3 || !s.Anchor.After(old.Anchor) {
+		t.Fatalf("a new cron keeps the old anchor: %+v (was %v)", s, old.Anchor)
+	}
+	if fire(t, st, firing(s, s.Anchor.Add(-time.Microsecond))).Fired {
+		t.Fatal("a due time before the change fired")
+	}
+	paused, _ := st.UpdateSchedule(ctx, "t1", "daily", func(x *store.Schedule) error { x.Paused = true; return nil })
+	time.Sleep(2 * time.Millisecond)
+	resumed, err := st.UpdateSchedule(ctx, "t1", "daily", func(x *store.Schedule) error { x.Paused = false; return nil })
+	if err != nil || !resumed.Anchor.After(paused.Anchor) || resumed.Version != 5 {
+		t.Fatalf("a resume keeps the anchor of before the pause: %+v, %v", resumed, err)
+	}
+}
+
+// badSchedulesAreRefused: each field is checked before any SQL, naming it.
+func badSchedulesAreRefused(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	cases := map[string]struct {
+		field string
+		mod   func(*store.Schedule)
+	}{
+		"no name":               {"name", func(s *store.Schedule) { s.Name = "" }},
+		"a colon in the name":   {"name", func(s *store.Schedule) { s.Name = "a:pause" }},
+		"a slash in the name":   {"name", func(s *store.Schedule) { s.Name = "a/b" }},
+		"a 65-byte name":        {"name", func(s *store.Schedule) { s.Name = string(make([]byte, 65)) }},
+		"NUL in cron":           {"cron", func(s *store.Schedule) { s.Cron = "* * *\x00 * *" }},
+		"invalid UTF-8 in tz":   {"timezone", func(s *store.Schedule) { s.Timezone = "Europe/\xff" }},
+		"no cron":               {"cron", func(s *store.Schedule) { s.Cron = "" }},
+		"a list as template":    {"template", func(s *store.Schedule) { s.Template = []byte(`[1]`) }},
+		"NUL in the template":   {"template", func(s *store.Schedule) { s.Template = []byte(`{"func":"a\u0000b"}`) }},
+		"an unknown policy":     {"missed_runs", func(s *store.Schedule) { s.MissedRuns = "all" }},
+		"catch_up without max":  {"catch_up_max", func(s *store.Schedule) { s.MissedRuns = store.MissedCatchUp }},
+		"catch_up over the max": {"catch_up_max", func(s *store.Schedule) { s.MissedRuns, s.CatchUpMax = store.MissedCatchUp, store.MaxCatchUp+1 }},
+		"a max under skip":      {"catch_up_max", func(s *store.Schedule) { s.CatchUpMax = 3 }},
+		"an unknown source":     {"source", func(s *store.Schedule) { s.Source = "cli" }},
+		"NUL in the tenant":     {"tenant", func(s *store.Schedule) { s.Tenant = "t\x00" }},
+	}
+	for what, c := range cases {
+		s := sched("t1", "ok")
+		c.mod(&s)
+		_, err := st.CreateSchedule(ctx, s)
+		wantRefused(t, what, c.field, err)
+	}
+	if ss, _ := st.ListSchedules(ctx, ""); len(ss) != 0 {
+		t.Fatalf("a refused schedule was stored: %+v", ss)
+	}
+	good, err := st.CreateSchedule(ctx, sched("t1", "ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.UpdateSchedule(ctx, "t1", "ok", func(s *store.Schedule) error { s.MissedRuns = "sometimes"; return nil })
+	wantRefused(t, "a bad change", "missed_runs", err)
+	other := firing(good, time.Time{})
+	other.Job.Tenant = "t2"
+	_, err = st.FireSchedule(ctx, other)
+	wantRefused(t, "a job of another tenant", "tenant", err)
+	for _, name := range []string{"a\x00b", "\xff", "../x"} {
+		if _, err := st.GetSchedule(ctx, "t1", name); !errors.Is(err, abi.ErrNotFound) {
+			t.Fatalf("get %q: %v, want not found", name, err)
+		}
+	}
+	noJobs(t, st)
+}
+
+// aFiringFindingItsKeyTakenStillCounts: with an identity key whose job is
+// still waiting, a firing creates nothing new but the due time is spent
+// (the next firing does not try it again) and the schedule names the job
+// holding the key.
+func aFiringFindingItsKeyTakenStillCounts(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	s, err := st.CreateSchedule(ctx, sched("t1", "keyed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d1 := s.Anchor.Add(time.Second)
+	f1 := firing(s, d1)
+	f1.Job.IdentityKey = "report"
+	first := fire(t, st, f1)
+	f2 := firing(s, d1.Add(time.Second))
+	f2.Job.IdentityKey = "report"
+	second := fire(t, st, f2)
+	if !first.Fired || !second.Fired || !second.Job.Deduplicated || second.Job.Job.UUID != first.Job.Job.UUID {
+		t.Fatalf("two firings under one key: %+v / %+v", first, second)
+	}
+	if !second.Schedule.Anchor.Equal(d1.Add(time.Second)) || jobCount(t, st, "t1") != 1 {
+		t.Fatalf("after the deduplicated firing: %+v, %d jobs", second.Schedule, jobCount(t, st, "t1"))
+	}
+}
