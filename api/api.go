@@ -15,10 +15,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/store"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Plugins is the part of the host the API uses; *host.Host satisfies it.
@@ -57,6 +62,13 @@ type Options struct {
 	BodyLimit int64        // bytes; defaults to DefaultBodyLimit
 	UI        http.Handler // mounted at /
 	Log       zerolog.Logger
+	// Metrics are the node's series /metrics serves next to the job
+	// counts, filtered per tenant (nil: only the job counts).
+	Metrics prometheus.Gatherer
+	// Tracer makes a span per request (nil: none, at no cost);
+	// Propagator reads an incoming traceparent.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // DefaultBodyLimit caps a request body when the [server] body_limit is
@@ -107,7 +119,54 @@ func New(o Options) http.Handler {
 	return s
 }
 
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.Tracer == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// The span is named by the route's pattern, "GET /v1/jobs/{uuid}",
+	// not the path: one name per route, and no job uuid in span names.
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		pattern = r.Method
+	}
+	ctx := r.Context()
+	if s.Propagator != nil {
+		ctx = s.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := s.Tracer.Start(ctx, pattern, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+		attribute.String("http.route", pattern)))
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(sw, r.WithContext(ctx))
+	span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+	if sw.status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(sw.status))
+	}
+	span.End()
+}
+
+// statusWriter remembers the status of an answer, for its span.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // caller is who is asking: a tenant, or the admin (tenant "").
 type caller struct {
@@ -121,6 +180,9 @@ func (s *server) route(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		c, err := s.auth(r)
+		if s.Tracer != nil {
+			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("wasmq.tenant", c.tenant), attribute.Bool("wasmq.admin", c.admin))
+		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
 			err = h(w, r, c)
@@ -201,7 +263,16 @@ func readBody(r *http.Request) ([]byte, error) {
 // jobOut is a job as the API shows it: every field, plus deduplicated.
 type jobOut struct {
 	abi.Job
-	Deduplicated bool `json:"deduplicated,omitempty"`
+	Deduplicated bool
+}
+
+// MarshalJSON writes the job document and "deduplicated" (abi.Job's own
+// MarshalJSON, promoted, would drop it).
+func (o jobOut) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		*abi.JobDoc
+		Deduplicated bool `json:"deduplicated"`
+	}{o.Job.Doc(), o.Deduplicated})
 }
 
 func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) error {

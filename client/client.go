@@ -42,10 +42,20 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
 }
 
-// Job is a job as the API returns it.
+// Job is a job as the API returns it. Its JSON form is the job document
+// (every field, null when empty) and "deduplicated".
 type Job struct {
 	abi.Job
 	Deduplicated bool `json:"deduplicated,omitempty"`
+}
+
+// MarshalJSON writes the job document and "deduplicated" (abi.Job's own
+// MarshalJSON, promoted, would drop it).
+func (j Job) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		*abi.JobDoc
+		Deduplicated bool `json:"deduplicated"`
+	}{j.Job.Doc(), j.Deduplicated})
 }
 
 // JobRequest is the body of Enqueue; only Func is required. ETA and

@@ -21,6 +21,7 @@ import (
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/backends"
+	"github.com/wasmq/wasmq/telemetry"
 	"github.com/wasmq/wasmq/ui"
 )
 
@@ -32,6 +33,10 @@ type Node struct {
 	Runner  *runner.Runner
 	Enqueue *enqueue.Service
 	Handler http.Handler
+	// Metrics is the node's registry (/metrics); Tracing its tracer,
+	// off unless [telemetry] otlp_endpoint is set.
+	Metrics *telemetry.Metrics
+	Tracing *telemetry.Tracing
 	log     zerolog.Logger
 	// conns is the connection cap of the listener being served (tests).
 	conns *connLimit
@@ -39,12 +44,24 @@ type Node struct {
 
 // New opens the store, loads the plugins and builds the runner and the
 // HTTP handler; Start sets the runner going.
-func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) {
+func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option) (*Node, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	tracing := o.tracing
+	if tracing == nil {
+		var err error
+		if tracing, err = telemetry.NewTracing(ctx, f.Telemetry); err != nil {
+			return nil, err
+		}
+	}
 	st, err := backends.Open(ctx, f.Store, log)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Config: f, Store: st, log: log}
+	st = telemetry.TraceStore(st, tracing)
+	n := &Node{Config: f, Store: st, log: log, Tracing: tracing, Metrics: telemetry.NewMetrics()}
 	limits := map[string]enqueue.Limits{}
 	var tenants []api.Tenant
 	for i, t := range f.Tenants {
@@ -85,10 +102,26 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 		return nil, err
 	}
 	h.SetPoolSize(n.Runner.Config().Workers)
-	n.Handler = api.New(api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
-		Admin: admin, BodyLimit: f.Server.BodyLimit, UI: ui.Handler(), Log: log.With().Str("component", "api").Logger()})
+	n.Metrics.RegisterNode(h, n.Runner)
+	n.Runner.SetObserver(&telemetry.Observer{Metrics: n.Metrics, Tracing: tracing})
+	ao := api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
+		Admin: admin, BodyLimit: f.Server.BodyLimit, UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
+		Metrics: n.Metrics.Registry}
+	if tracing.Enabled() {
+		ao.Tracer, ao.Propagator = tracing.Tracer, tracing.Propagator
+	}
+	n.Handler = api.New(ao)
 	return n, nil
 }
+
+// Option changes how New builds a node.
+type Option func(*options)
+
+type options struct{ tracing *telemetry.Tracing }
+
+// WithTracing traces with t instead of what [telemetry] says (tests give
+// an in-memory recorder).
+func WithTracing(t *telemetry.Tracing) Option { return func(o *options) { o.tracing = t } }
 
 // Start starts the runner.
 func (n *Node) Start(ctx context.Context) error { return n.Runner.Start(ctx) }
@@ -97,7 +130,7 @@ func (n *Node) Start(ctx context.Context) error { return n.Runner.Start(ctx) }
 // shutdown timeout), the host and the store.
 func (n *Node) Close(ctx context.Context) error {
 	err := n.Runner.Stop(ctx)
-	err = errors.Join(err, n.Host.Close(ctx), n.Store.Close())
+	err = errors.Join(err, n.Host.Close(ctx), n.Store.Close(), n.Tracing.Shutdown(ctx))
 	return err
 }
 

@@ -15,6 +15,7 @@ wat2wasm startloop.wat -o startloop.wasm
 wat2wasm initloop.wat -o initloop.wasm
 wat2wasm mem32mib.wat -o mem32mib.wasm
 wat2wasm amplify.wat -o amplify.wasm
+wat2wasm --debug-names named_trap.wat -o named_trap.wasm
 # Modules that lie about a length: 4G locals, a 4 GiB data segment, 4G
 # functions, 4G parameters, a 4 GiB module name. wazero would allocate
 # what they claim while decoding; the host must refuse them first.
