@@ -10,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,6 +32,9 @@ import (
 type Plugins interface {
 	Modules(tenant string) []abi.ModuleInfo
 	Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
+	// InstallWithConfig installs wasm (nil: keeps the module in place)
+	// with the text of its sidecar, both validated before either is kept.
+	InstallWithConfig(tenant, name string, wasm, sidecar []byte) (abi.ModuleInfo, error)
 	Remove(tenant, name string) error
 	Ready() bool
 }
@@ -102,6 +107,7 @@ func New(o Options) http.Handler {
 	s.route("GET /v1/channels", s.channels)
 	s.route("GET /v1/plugins", s.listPlugins)
 	s.route("PUT /v1/plugins/{name}", s.putPlugin)
+	s.route("PUT /v1/plugins/{name}/config", s.putPluginConfig)
 	s.route("DELETE /v1/plugins/{name}", s.deletePlugin)
 	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -487,7 +493,22 @@ func (s *server) pluginsFor(c caller, mods []abi.ModuleInfo) []pluginOut {
 			m.LoadError = hide(m.LoadError)
 		}
 		m.Path = ""
+		if m.Tenant == "" {
+			m.Functions = withoutConfig(m.Functions)
+		}
 		out[i] = pluginOut{ModuleInfo: m}
+	}
+	return out
+}
+
+// withoutConfig drops the config values of a shared module's functions:
+// the operator's settings (often keys to other services), not the
+// tenants'. A tenant sees its own modules' config.
+func withoutConfig(fns map[string]abi.FunctionConfig) map[string]abi.FunctionConfig {
+	out := make(map[string]abi.FunctionConfig, len(fns))
+	for k, fc := range fns {
+		fc.Config = nil
+		out[k] = fc
 	}
 	return out
 }
@@ -501,18 +522,104 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
+	var info abi.ModuleInfo
+	field := "body"
+	if mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		// The module and its sidecar in one request: part "wasm" and
+		// part "config" (the text of <name>.toml).
+		wasm, config, err := pluginParts(r, params["boundary"])
+		if err != nil {
+			return err
+		}
+		if config == nil {
+			info, err = s.Plugins.Install(owner, r.PathValue("name"), wasm)
+		} else {
+			field = "config"
+			info, err = s.Plugins.InstallWithConfig(owner, r.PathValue("name"), wasm, config)
+		}
+		if err != nil {
+			return pluginErr(err, field)
+		}
+		return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	info, err := s.Plugins.Install(owner, r.PathValue("name"), body)
-	if errors.Is(err, abi.ErrInvalid) {
-		return &httpError{422, "invalid_plugin", err.Error(), "body"}
-	}
+	info, err = s.Plugins.Install(owner, r.PathValue("name"), body)
 	if err != nil {
-		return err // writing the file failed: a 5xx, the cause in the log
+		return pluginErr(err, field)
 	}
 	return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
+}
+
+// pluginErr maps a refused upload to a 422 naming field; writing the
+// file failed is a 5xx, the cause in the log.
+func pluginErr(err error, field string) error {
+	if errors.Is(err, abi.ErrInvalid) {
+		return &httpError{422, "invalid_plugin", err.Error(), field}
+	}
+	return err
+}
+
+// pluginParts reads the parts "wasm" (required) and "config" (optional)
+// of a multipart upload, under the body limit; any other part is refused.
+func pluginParts(r *http.Request, boundary string) (wasm, config []byte, err error) {
+	if boundary == "" {
+		return nil, nil, &httpError{400, "invalid_argument", "multipart/form-data without a boundary", "body"}
+	}
+	mr := multipart.NewReader(r.Body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
+		}
+		if err != nil {
+			return nil, nil, &httpError{400, "invalid_argument", "malformed multipart body: " + err.Error(), "body"}
+		}
+		name := p.FormName()
+		if name != "wasm" && name != "config" {
+			return nil, nil, &httpError{400, "invalid_argument", fmt.Sprintf("unknown part %q: send \"wasm\" and optionally \"config\"", name), name}
+		}
+		b, err := io.ReadAll(p)
+		if errors.As(err, &mbe) {
+			return nil, nil, &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
+		}
+		if err != nil {
+			return nil, nil, &httpError{400, "invalid_argument", "malformed multipart body: " + err.Error(), name}
+		}
+		if name == "wasm" {
+			wasm = b
+		} else {
+			config = b
+		}
+	}
+	if wasm == nil {
+		return nil, nil, &httpError{400, "invalid_argument", "the part \"wasm\" (the module) is missing", "wasm"}
+	}
+	return wasm, config, nil
+}
+
+// putPluginConfig replaces the sidecar of one of the caller's modules:
+// the body is the text of <name>.toml, validated as the file is.
+func (s *server) putPluginConfig(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := s.owner(c, r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	info, err := s.Plugins.InstallWithConfig(owner, r.PathValue("name"), nil, body)
+	if err != nil {
+		return pluginErr(err, "body")
+	}
+	return writeJSON(w, 200, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
 }
 
 func (s *server) deletePlugin(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -71,8 +71,18 @@ func validName(what, s string) error {
 }
 
 func readSidecar(path string) (sidecar, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return sidecar{}, err
+	}
+	return parseSidecar(path, data)
+}
+
+// parseSidecar reads a sidecar's text; errors start with label (its path,
+// or its name for one sent over HTTP) and name the key.
+func parseSidecar(path string, data []byte) (sidecar, error) {
 	var sc sidecar
-	md, err := toml.DecodeFile(path, &sc)
+	md, err := toml.Decode(string(data), &sc)
 	if err != nil {
 		return sc, fmt.Errorf("%s: %w", path, err)
 	}
@@ -548,6 +558,88 @@ func (h *Host) Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
 		return cloneInfo(m.info), fmt.Errorf("%w: module %q written but refused: %s", abi.ErrInvalid, name, m.info.LoadError)
 	}
 	return cloneInfo(m.info), nil
+}
+
+// InstallWithConfig is Install with the module's sidecar (the text of
+// name.toml) sent along: both are validated together, the sidecar against
+// the module's exports and memory, before either is written. A nil wasm
+// keeps the module in place and replaces only its sidecar (ErrNotFound
+// when tenant has no such module of its own).
+func (h *Host) InstallWithConfig(tenant, name string, wasm, sidecarTOML []byte) (abi.ModuleInfo, error) {
+	if err := validName("module", name); err != nil {
+		return abi.ModuleInfo{}, err
+	}
+	dir := h.cfg.PluginsDir
+	if tenant != "" {
+		if err := validName("tenant", tenant); err != nil {
+			return abi.ModuleInfo{}, err
+		}
+		dir = filepath.Join(dir, tenant)
+	}
+	path := filepath.Join(dir, name+".wasm")
+	if wasm == nil {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return abi.ModuleInfo{}, fmt.Errorf("%w: no plugin module %q", abi.ErrNotFound, name)
+		}
+		if err != nil {
+			return abi.ModuleInfo{}, fmt.Errorf("install plugin config: %w", err)
+		}
+		wasm = b
+	}
+	sc, err := parseSidecar(name+".toml", sidecarTOML)
+	if err != nil {
+		return abi.ModuleInfo{}, fmt.Errorf("%w: %v", abi.ErrInvalid, err)
+	}
+	ctx := context.Background()
+	h.compileMu.Lock()
+	code, err := h.compile(ctx, wasm)
+	if err == nil {
+		var errs []error
+		for fn := range sc.Functions {
+			if !contains(code.exports, fn) {
+				errs = append(errs, fmt.Errorf("%s.toml: [functions.%s] names no export of the module (exports: %s)", name, fn, strings.Join(code.exports, ", ")))
+			}
+		}
+		errs = append(errs, checkFunctionMemory(name+".wasm", sc, code.minMemory)...)
+		if err = errors.Join(errs...); err != nil {
+			h.mu.Lock()
+			h.maybeRetireLocked(code) // unless a loaded module shares it
+			h.mu.Unlock()
+		}
+	}
+	h.compileMu.Unlock()
+	if err != nil {
+		return abi.ModuleInfo{}, fmt.Errorf("%w: module %q refused: %v", abi.ErrInvalid, name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+	}
+	// The sidecar first: a scan between the two writes sees the old
+	// module with the new config, which the checks above let the new
+	// module run; then Install writes the module and loads both.
+	if err := writeAtomic(dir, sidecarPath(path), sidecarTOML); err != nil {
+		return abi.ModuleInfo{}, err
+	}
+	return h.Install(tenant, name, wasm)
+}
+
+// writeAtomic writes data as path through a temporary file in dir.
+func writeAtomic(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	_, werr := tmp.Write(data)
+	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	return nil
 }
 
 // Remove deletes plugins_dir/<tenant>/name.wasm; jobs running on it finish.
