@@ -2,8 +2,12 @@ package api_test
 
 import (
 	"context"
+	"io"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -11,10 +15,13 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // scrape parses a /metrics answer with Prometheus' own text parser.
@@ -224,5 +231,53 @@ func TestAnIncomingTraceparentIsTheRequestsParent(t *testing.T) {
 	sp := waitSpan(t, rec, "GET /v1/stats", func(sp sdktrace.ReadOnlySpan) bool { return sp.Name() == "GET /v1/stats" })
 	if sp.SpanContext().TraceID().String() != traceID || sp.Parent().SpanID().String() != "00f067aa0ba902b7" {
 		t.Fatalf("span %s in trace %s, parent %s", sp.Name(), sp.SpanContext().TraceID(), sp.Parent().SpanID())
+	}
+}
+
+// A node configured with [telemetry] otlp_endpoint sends its spans to
+// that collector (here a local OTLP/HTTP receiver): the request's and the
+// attempt's arrive, at the latest when the node stops.
+func TestANodeExportsItsSpansByOTLP(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]string{} // span name → service.name
+	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var req coltrace.ExportTraceServiceRequest
+		if r.URL.Path != "/v1/traces" || proto.Unmarshal(body, &req) != nil {
+			t.Errorf("not an OTLP export to /v1/traces: %s", r.URL.Path)
+		}
+		mu.Lock()
+		for _, rs := range req.ResourceSpans {
+			service := ""
+			for _, a := range rs.GetResource().GetAttributes() {
+				if a.Key == "service.name" {
+					service = a.GetValue().GetStringValue()
+				}
+			}
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					seen[sp.Name] = service
+				}
+			}
+		}
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer collector.Close()
+	s := start(t, func(f *config.File) {
+		f.Telemetry.OTLPEndpoint = collector.URL
+		f.Telemetry.ServiceName = "wasmq-node-a"
+	})
+	id := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo"}).json(t)["uuid"].(string)
+	s.waitState(tokA, id, abi.StateDone)
+	if err := s.n.Close(context.Background()); err != nil { // flushes the exporter
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, name := range []string{"POST /v1/jobs", "store.Insert", "wasmq.attempt testkit.echo", "store.Complete"} {
+		if seen[name] != "wasmq-node-a" {
+			t.Errorf("span %q reached the collector from %q; got %v", name, seen[name], seen)
+		}
 	}
 }
