@@ -139,3 +139,40 @@ func BenchmarkAttemptTelemetry(b *testing.B) {
 		}
 	})
 }
+
+func TestSandboxFailuresAreCountedByName(t *testing.T) {
+	m := NewMetrics()
+	job := &abi.Job{UUID: "u1", Tenant: "acme", Func: "m.f"}
+	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: abi.ExcTimeout})
+	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeRetry, ExcName: abi.ExcTimeout}) // retry_on made it a retry
+	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: abi.ExcTrap})
+	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeFailed, ExcName: abi.ExcError}) // the guest's own error
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mm := range f.Metric {
+			key := f.GetName()
+			for _, l := range mm.Label {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = mm.GetCounter().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"wasmq_sandbox_failures_total exc_name=wasmq.Timeout tenant=acme": 2,
+		"wasmq_sandbox_failures_total exc_name=wasmq.Trap tenant=acme":    1,
+		"wasmq_attempts_total outcome=sandbox tenant=acme":                2,
+		"wasmq_attempts_total outcome=retry tenant=acme":                  1,
+		"wasmq_attempts_total outcome=failed tenant=acme":                 1,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+	if _, ok := got["wasmq_sandbox_failures_total exc_name=wasmq.Error tenant=acme"]; ok {
+		t.Error("a guest error counted as a sandbox failure")
+	}
+}
