@@ -2,12 +2,15 @@ package api_test
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"mime/multipart"
 	"os"
 	"strings"
 	"testing"
 
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/client"
 )
 
 // multipartPlugin is a body of PUT /v1/plugins/{name} with the given
@@ -111,5 +114,38 @@ func TestAPluginIsUploadedWithItsConfigOverHTTP(t *testing.T) {
 	// The other tenant sees no module of A's, and no config of a shared one.
 	if r := s.do("PUT", "/v1/plugins/vowels/config", tokB, sidecar); r.status != 404 {
 		t.Errorf("B configuring A's module: %d %s", r.status, r.body)
+	}
+}
+
+// The Go client's calls for the two upload forms (the CLI's
+// `wasmq plugins upload NAME FILE CONFIG.toml` and `plugins config`).
+func TestTheClientUploadsAPluginWithItsConfig(t *testing.T) {
+	wasm, err := os.ReadFile("../plugins/examples/vowels/vowels.wasm")
+	if err != nil {
+		t.Fatalf("vowels.wasm must be built (make plugins): %v", err)
+	}
+	s := start(t)
+	c := &client.Client{BaseURL: s.url, Token: tokA}
+	ctx := context.Background()
+	info, err := c.UploadPluginWithConfig(ctx, "vowels", wasm, []byte("[functions.shout]\ninput = \"raw\"\n"))
+	if err != nil || info["name"] != "vowels" {
+		t.Fatalf("upload: %v %v", info, err)
+	}
+	j := s.runJob(tokA, map[string]any{"func": "vowels.shout", "args": []any{"abc"}}, abi.StateDone)
+	if j["result"] != "ABC" {
+		t.Fatalf("result %v", j["result"])
+	}
+	_, err = c.SetPluginConfig(ctx, "vowels", []byte("[functions.shout]\ninput = \"bytes\"\n"))
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 422 || !strings.Contains(ce.Message, "functions.shout.input") {
+		t.Fatalf("a bad config: %v", err)
+	}
+	if _, err := c.SetPluginConfig(ctx, "vowels", []byte("")); err != nil {
+		t.Fatalf("an empty config: %v", err)
+	}
+	// Without input = "raw" the plugin reads the envelope document.
+	j = s.runJob(tokA, map[string]any{"func": "vowels.shout", "args": []any{"abc"}}, abi.StateDone)
+	if r, _ := j["result"].(map[string]any); r == nil || r["ARGS"] == nil {
+		t.Fatalf("result with the envelope %v", j["result"])
 	}
 }
