@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/wasmq/wasmq/abi"
 )
 
@@ -66,7 +67,8 @@ func NewMetrics() *Metrics {
 		Name: "wasmq_sandbox_failures_total",
 		Help: "Attempts the sandbox stopped or could not start, by tenant and exc_name (wasmq.Timeout, wasmq.Trap...).",
 	}, []string{TenantLabel, "exc_name"})
-	m.Registry.MustRegister(m.queue, m.run, m.call, m.attempts, m.sandbox)
+	m.Registry.MustRegister(m.queue, m.run, m.call, m.attempts, m.sandbox,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
 
