@@ -23,7 +23,25 @@ type FunctionConfig struct {
 	// RetryOn lists sandbox exc_names treated as retryable instead of
 	// failed, e.g. ["wasmq.Timeout"].
 	RetryOn []string `toml:"retry_on" json:"retry_on,omitempty"`
+	// Input is what the plugin reads as its input: InputEnvelope (the
+	// default, "" too) or InputRaw, for plugins written for any Extism
+	// host (docs/abi.md).
+	Input string `toml:"input" json:"input,omitempty"`
+	// Config is served to the plugin by Extism's config_get, over the
+	// module's own [config] table.
+	Config map[string]string `toml:"config" json:"config,omitempty"`
 }
+
+// What a function reads as its input (FunctionConfig.Input).
+const (
+	// InputEnvelope is the JSON document {"args", "kwargs", "context"}.
+	InputEnvelope = "envelope"
+	// InputRaw is the job's first argument alone: a string's bytes, a
+	// {"base64": "..."} object's bytes, any other JSON value as its text;
+	// the output is the result as it is (JSON when it parses, else text),
+	// never a control document.
+	InputRaw = "raw"
+)
 
 // SplitFunc splits "module.function" into its two parts.
 func SplitFunc(f string) (module, function string, err error) {

@@ -37,6 +37,8 @@ const (
 
 // Job is one postponed call `module.function(args, kwargs)` and everything
 // known about it. Field names match the HTTP API and docs/semantics.md §1.
+// Its JSON form is the stable job document: every field always present,
+// null when empty (MarshalJSON).
 type Job struct {
 	UUID        string          `json:"uuid"`
 	Tenant      string          `json:"tenant"`
@@ -44,8 +46,8 @@ type Job struct {
 	Args        json.RawMessage `json:"args"`
 	Kwargs      json.RawMessage `json:"kwargs"`
 	Context     json.RawMessage `json:"context"`
-	UserID      string          `json:"user_id,omitempty"`
-	ModelName   string          `json:"model_name,omitempty"`
+	UserID      string          `json:"user_id"`
+	ModelName   string          `json:"model_name"`
 	FuncString  string          `json:"func_string"`
 	Description string          `json:"description"`
 	Channel     string          `json:"channel"`
@@ -57,15 +59,15 @@ type Job struct {
 	Retry int `json:"retry"`
 	// Attempt counts every start over the job's life and is never reset.
 	Attempt     int      `json:"attempt"`
-	IdentityKey string   `json:"identity_key,omitempty"`
-	GraphUUID   string   `json:"graph_uuid,omitempty"`
+	IdentityKey string   `json:"identity_key"`
+	GraphUUID   string   `json:"graph_uuid"`
 	DependsOn   []string `json:"depends_on"`
 	State       State    `json:"state"`
 
 	Result     json.RawMessage `json:"result"`
-	ExcName    string          `json:"exc_name,omitempty"`
-	ExcMessage string          `json:"exc_message,omitempty"`
-	ExcInfo    string          `json:"exc_info,omitempty"`
+	ExcName    string          `json:"exc_name"`
+	ExcMessage string          `json:"exc_message"`
+	ExcInfo    string          `json:"exc_info"`
 
 	DateCreated   time.Time  `json:"date_created"`
 	DateEnqueued  *time.Time `json:"date_enqueued"`
@@ -76,14 +78,84 @@ type Job struct {
 	ExecTime *float64 `json:"exec_time"`
 	// Late is set when the job finished after ExpectedAt.
 	Late         bool   `json:"late"`
-	WorkerID     string `json:"worker_id,omitempty"`
-	PluginSHA256 string `json:"plugin_sha256,omitempty"`
+	WorkerID     string `json:"worker_id"`
+	PluginSHA256 string `json:"plugin_sha256"`
 
 	// Seq is the insertion sequence: the last tie-breaker of the run order.
 	Seq int64 `json:"seq"`
 	// LeaseUntil is when the running node's claim on the job lapses.
-	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	LeaseUntil *time.Time `json:"lease_until"`
 }
+
+// JobDoc is the JSON form of a Job: the same fields in the same order,
+// each text field that may be empty a pointer, so that an empty one is
+// null rather than "" or absent. Clients test one thing, null, for "not
+// set" (docs/api.md, "The job document").
+type JobDoc struct {
+	UUID          string          `json:"uuid"`
+	Tenant        string          `json:"tenant"`
+	Func          string          `json:"func"`
+	Args          json.RawMessage `json:"args"`
+	Kwargs        json.RawMessage `json:"kwargs"`
+	Context       json.RawMessage `json:"context"`
+	UserID        *string         `json:"user_id"`
+	ModelName     *string         `json:"model_name"`
+	FuncString    string          `json:"func_string"`
+	Description   string          `json:"description"`
+	Channel       string          `json:"channel"`
+	Priority      int             `json:"priority"`
+	ETA           *time.Time      `json:"eta"`
+	ExpectedAt    *time.Time      `json:"expected_at"`
+	MaxRetries    int             `json:"max_retries"`
+	Retry         int             `json:"retry"`
+	Attempt       int             `json:"attempt"`
+	IdentityKey   *string         `json:"identity_key"`
+	GraphUUID     *string         `json:"graph_uuid"`
+	DependsOn     []string        `json:"depends_on"`
+	State         State           `json:"state"`
+	Result        json.RawMessage `json:"result"`
+	ExcName       *string         `json:"exc_name"`
+	ExcMessage    *string         `json:"exc_message"`
+	ExcInfo       *string         `json:"exc_info"`
+	DateCreated   time.Time       `json:"date_created"`
+	DateEnqueued  *time.Time      `json:"date_enqueued"`
+	DateStarted   *time.Time      `json:"date_started"`
+	DateDone      *time.Time      `json:"date_done"`
+	DateCancelled *time.Time      `json:"date_cancelled"`
+	ExecTime      *float64        `json:"exec_time"`
+	Late          bool            `json:"late"`
+	WorkerID      *string         `json:"worker_id"`
+	PluginSHA256  *string         `json:"plugin_sha256"`
+	Seq           int64           `json:"seq"`
+	LeaseUntil    *time.Time      `json:"lease_until"`
+}
+
+func nullable(s *string) *string {
+	if *s == "" {
+		return nil
+	}
+	return s
+}
+
+// Doc returns the job's JSON form, for answers that add fields to it.
+func (j *Job) Doc() *JobDoc {
+	return &JobDoc{
+		UUID: j.UUID, Tenant: j.Tenant, Func: j.Func, Args: j.Args, Kwargs: j.Kwargs, Context: j.Context,
+		UserID: nullable(&j.UserID), ModelName: nullable(&j.ModelName), FuncString: j.FuncString,
+		Description: j.Description, Channel: j.Channel, Priority: j.Priority, ETA: j.ETA, ExpectedAt: j.ExpectedAt,
+		MaxRetries: j.MaxRetries, Retry: j.Retry, Attempt: j.Attempt, IdentityKey: nullable(&j.IdentityKey),
+		GraphUUID: nullable(&j.GraphUUID), DependsOn: j.DependsOn, State: j.State, Result: j.Result,
+		ExcName: nullable(&j.ExcName), ExcMessage: nullable(&j.ExcMessage), ExcInfo: nullable(&j.ExcInfo),
+		DateCreated: j.DateCreated, DateEnqueued: j.DateEnqueued, DateStarted: j.DateStarted, DateDone: j.DateDone,
+		DateCancelled: j.DateCancelled, ExecTime: j.ExecTime, Late: j.Late, WorkerID: nullable(&j.WorkerID),
+		PluginSHA256: nullable(&j.PluginSHA256), Seq: j.Seq, LeaseUntil: j.LeaseUntil,
+	}
+}
+
+// MarshalJSON writes the job document: every field, null when empty.
+// Hot answers encode Doc() instead: encoding/json scans a Marshaler's
+// output again, which made a job 6 times as costly to encode.
+func (j Job) MarshalJSON() ([]byte, error) { return json.Marshal(j.Doc()) }
 
 // Attempt records one start of a job: who ran it, on which module digest,
 // how it ended and what the plugin logged.
@@ -91,12 +163,12 @@ type Attempt struct {
 	JobUUID      string     `json:"job_uuid"`
 	Attempt      int        `json:"attempt"`
 	WorkerID     string     `json:"worker_id"`
-	PluginSHA256 string     `json:"plugin_sha256,omitempty"`
+	PluginSHA256 string     `json:"plugin_sha256"`
 	Started      time.Time  `json:"started"`
 	Ended        *time.Time `json:"ended"`
 	Outcome      string     `json:"outcome"`
-	ExcName      string     `json:"exc_name,omitempty"`
-	ExcMessage   string     `json:"exc_message,omitempty"`
+	ExcName      string     `json:"exc_name"`
+	ExcMessage   string     `json:"exc_message"`
 	Logs         []LogLine  `json:"logs"`
 }
 

@@ -24,3 +24,9 @@ type RunnerStats struct {
 	Enqueued, Started, Done, Failed, Retried, Interrupted, Late int64
 	Leader                                                      bool
 }
+
+// HostStats is what the host tells of its modules and instances now, for
+// /metrics.
+type HostStats struct {
+	Modules, IdleInstances, Running, PoolSize int
+}

@@ -59,6 +59,9 @@ type Outcome struct {
 	Logs         []LogLine     `json:"logs,omitempty"`
 	PluginSHA256 string        `json:"plugin_sha256,omitempty"`
 	Duration     time.Duration `json:"duration"`
+	// CallTime is the export call in the sandbox alone (Duration also
+	// counts taking or making the instance and reading the outcome).
+	CallTime time.Duration `json:"-"`
 }
 
 // Input is the JSON document a plugin reads as its input.

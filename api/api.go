@@ -10,22 +10,32 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/schedule"
 	"github.com/wasmq/wasmq/store"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Plugins is the part of the host the API uses; *host.Host satisfies it.
 type Plugins interface {
 	Modules(tenant string) []abi.ModuleInfo
 	Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
+	// InstallWithConfig installs wasm (nil: keeps the module in place)
+	// with the text of its sidecar, both validated before either is kept.
+	InstallWithConfig(tenant, name string, wasm, sidecar []byte) (abi.ModuleInfo, error)
 	Remove(tenant, name string) error
 	Ready() bool
 }
@@ -60,6 +70,13 @@ type Options struct {
 	BodyLimit int64        // bytes; defaults to DefaultBodyLimit
 	UI        http.Handler // mounted at /
 	Log       zerolog.Logger
+	// Metrics are the node's series /metrics serves next to the job
+	// counts, filtered per tenant (nil: only the job counts).
+	Metrics prometheus.Gatherer
+	// Tracer makes a span per request (nil: none, at no cost);
+	// Propagator reads an incoming traceparent.
+	Tracer     trace.Tracer
+	Propagator propagation.TextMapPropagator
 }
 
 // DefaultBodyLimit caps a request body when the [server] body_limit is
@@ -93,6 +110,7 @@ func New(o Options) http.Handler {
 	s.route("GET /v1/channels", s.channels)
 	s.route("GET /v1/plugins", s.listPlugins)
 	s.route("PUT /v1/plugins/{name}", s.putPlugin)
+	s.route("PUT /v1/plugins/{name}/config", s.putPluginConfig)
 	s.route("DELETE /v1/plugins/{name}", s.deletePlugin)
 	s.scheduleRoutes()
 	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
@@ -111,7 +129,60 @@ func New(o Options) http.Handler {
 	return s
 }
 
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.Tracer == nil {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	// The span is named by the route's pattern, "GET /v1/jobs/{uuid}",
+	// not the path: one name per route, and no job uuid in span names.
+	_, pattern := s.mux.Handler(r)
+	if pattern == "" {
+		pattern = r.Method
+	}
+	ctx := r.Context()
+	if s.Propagator != nil {
+		ctx = s.Propagator.Extract(ctx, propagation.HeaderCarrier(r.Header))
+	}
+	ctx, span := s.Tracer.Start(ctx, pattern, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+		attribute.String("http.route", pattern)))
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(sw, r.WithContext(ctx))
+	span.SetAttributes(attribute.Int("http.response.status_code", sw.status))
+	if sw.status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(sw.status))
+	}
+	span.End()
+}
+
+// statusWriter remembers the status of an answer, for its span.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// ReadFrom keeps the connection's sendfile for the files the UI serves.
+func (w *statusWriter) ReadFrom(r io.Reader) (int64, error) {
+	w.wrote = true
+	return io.Copy(w.ResponseWriter, r)
+}
+
+// Unwrap lets http.ResponseController reach the connection's writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // caller is who is asking: a tenant, or the admin (tenant "").
 type caller struct {
@@ -125,6 +196,9 @@ func (s *server) route(pattern string, h handler) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		c, err := s.auth(r)
+		if s.Tracer != nil {
+			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("wasmq.tenant", c.tenant), attribute.Bool("wasmq.admin", c.admin))
+		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
 			err = h(w, r, c)
@@ -202,10 +276,22 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, err
 }
 
-// jobOut is a job as the API shows it: every field, plus deduplicated.
+// jobOut is a job as the API shows it: the job document, plus
+// deduplicated. Answers encode the document (abi.JobDoc) directly: going
+// through abi.Job's MarshalJSON would have encoding/json scan each job's
+// JSON again, 6 times the cost of encoding it (BenchmarkJobDocument).
 type jobOut struct {
-	abi.Job
-	Deduplicated bool `json:"deduplicated,omitempty"`
+	*abi.JobDoc
+	Deduplicated bool `json:"deduplicated"`
+}
+
+// docs are the documents of jobs, for a list answer.
+func docs(jobs []abi.Job) []*abi.JobDoc {
+	out := make([]*abi.JobDoc, len(jobs))
+	for i := range jobs {
+		out[i] = jobs[i].Doc()
+	}
+	return out
 }
 
 func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -228,13 +314,13 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) err
 	if ins[0].Deduplicated {
 		status = 200
 	}
-	return writeJSON(w, status, jobOut{ins[0].Job, ins[0].Deduplicated})
+	return writeJSON(w, status, jobOut{ins[0].Job.Doc(), ins[0].Deduplicated})
 }
 
 func outs(ins []store.Inserted) []jobOut {
 	out := make([]jobOut, len(ins))
 	for i, x := range ins {
-		out[i] = jobOut{x.Job, x.Deduplicated}
+		out[i] = jobOut{x.Job.Doc(), x.Deduplicated}
 	}
 	return out
 }
@@ -260,7 +346,7 @@ func (s *server) getJob(w http.ResponseWriter, r *http.Request, c caller) error 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, j)
+	return writeJSON(w, 200, j.Doc())
 }
 
 func (s *server) attempts(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -313,7 +399,7 @@ func (s *server) listJobs(w http.ResponseWriter, r *http.Request, c caller) erro
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"jobs": p.Jobs, "next_cursor": p.NextCursor})
+	return writeJSON(w, 200, map[string]any{"jobs": docs(p.Jobs), "next_cursor": p.NextCursor})
 }
 
 func (s *server) action(cause abi.Cause) handler {
@@ -332,7 +418,7 @@ func (s *server) action(cause abi.Cause) handler {
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, 200, j)
+		return writeJSON(w, 200, j.Doc())
 	}
 }
 
@@ -366,7 +452,7 @@ func (s *server) patchJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, j)
+	return writeJSON(w, 200, j.Doc())
 }
 
 func (s *server) stats(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -420,7 +506,22 @@ func (s *server) pluginsFor(c caller, mods []abi.ModuleInfo) []pluginOut {
 			m.LoadError = hide(m.LoadError)
 		}
 		m.Path = ""
+		if m.Tenant == "" {
+			m.Functions = withoutConfig(m.Functions)
+		}
 		out[i] = pluginOut{ModuleInfo: m}
+	}
+	return out
+}
+
+// withoutConfig drops the config values of a shared module's functions:
+// the operator's settings (often keys to other services), not the
+// tenants'. A tenant sees its own modules' config.
+func withoutConfig(fns map[string]abi.FunctionConfig) map[string]abi.FunctionConfig {
+	out := make(map[string]abi.FunctionConfig, len(fns))
+	for k, fc := range fns {
+		fc.Config = nil
+		out[k] = fc
 	}
 	return out
 }
@@ -434,18 +535,104 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
+	var info abi.ModuleInfo
+	field := "body"
+	if mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
+		// The module and its sidecar in one request: part "wasm" and
+		// part "config" (the text of <name>.toml).
+		wasm, config, err := pluginParts(r, params["boundary"])
+		if err != nil {
+			return err
+		}
+		if config == nil {
+			info, err = s.Plugins.Install(owner, r.PathValue("name"), wasm)
+		} else {
+			field = "config"
+			info, err = s.Plugins.InstallWithConfig(owner, r.PathValue("name"), wasm, config)
+		}
+		if err != nil {
+			return pluginErr(err, field)
+		}
+		return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
+	}
 	body, err := readBody(r)
 	if err != nil {
 		return err
 	}
-	info, err := s.Plugins.Install(owner, r.PathValue("name"), body)
-	if errors.Is(err, abi.ErrInvalid) {
-		return &httpError{422, "invalid_plugin", err.Error(), "body"}
-	}
+	info, err = s.Plugins.Install(owner, r.PathValue("name"), body)
 	if err != nil {
-		return err // writing the file failed: a 5xx, the cause in the log
+		return pluginErr(err, field)
 	}
 	return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
+}
+
+// pluginErr maps a refused upload to a 422 naming field; writing the
+// file failed is a 5xx, the cause in the log.
+func pluginErr(err error, field string) error {
+	if errors.Is(err, abi.ErrInvalid) {
+		return &httpError{422, "invalid_plugin", err.Error(), field}
+	}
+	return err
+}
+
+// pluginParts reads the parts "wasm" (required) and "config" (optional)
+// of a multipart upload, under the body limit; any other part is refused.
+func pluginParts(r *http.Request, boundary string) (wasm, config []byte, err error) {
+	if boundary == "" {
+		return nil, nil, &httpError{400, "invalid_argument", "multipart/form-data without a boundary", "body"}
+	}
+	mr := multipart.NewReader(r.Body, boundary)
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, nil, &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
+		}
+		if err != nil {
+			return nil, nil, &httpError{400, "invalid_argument", "malformed multipart body: " + err.Error(), "body"}
+		}
+		name := p.FormName()
+		if name != "wasm" && name != "config" {
+			return nil, nil, &httpError{400, "invalid_argument", fmt.Sprintf("unknown part %q: send \"wasm\" and optionally \"config\"", name), name}
+		}
+		b, err := io.ReadAll(p)
+		if errors.As(err, &mbe) {
+			return nil, nil, &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
+		}
+		if err != nil {
+			return nil, nil, &httpError{400, "invalid_argument", "malformed multipart body: " + err.Error(), name}
+		}
+		if name == "wasm" {
+			wasm = b
+		} else {
+			config = b
+		}
+	}
+	if wasm == nil {
+		return nil, nil, &httpError{400, "invalid_argument", "the part \"wasm\" (the module) is missing", "wasm"}
+	}
+	return wasm, config, nil
+}
+
+// putPluginConfig replaces the sidecar of one of the caller's modules:
+// the body is the text of <name>.toml, validated as the file is.
+func (s *server) putPluginConfig(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := s.owner(c, r)
+	if err != nil {
+		return err
+	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	info, err := s.Plugins.InstallWithConfig(owner, r.PathValue("name"), nil, body)
+	if err != nil {
+		return pluginErr(err, "body")
+	}
+	return writeJSON(w, 200, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
 }
 
 func (s *server) deletePlugin(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/server"
 	"github.com/wasmq/wasmq/store/pgtest"
+	"github.com/wasmq/wasmq/telemetry"
 )
 
 const (
@@ -39,6 +40,17 @@ type srv struct {
 var backend = "sqlite"
 
 func start(t testing.TB, tweak ...func(*config.File)) *srv {
+	t.Helper()
+	return startNode(t, nil, tweak...)
+}
+
+// startWith is start with the node's spans going to tracing.
+func startWith(t testing.TB, tracing *telemetry.Tracing) *srv {
+	t.Helper()
+	return startNode(t, []server.Option{server.WithTracing(tracing)})
+}
+
+func startNode(t testing.TB, opts []server.Option, tweak ...func(*config.File)) *srv {
 	t.Helper()
 	wasm, err := os.ReadFile("../plugins/examples/testkit/testkit.wasm")
 	if err != nil {
@@ -68,7 +80,7 @@ func start(t testing.TB, tweak ...func(*config.File)) *srv {
 	if err := f.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	n, err := server.New(context.Background(), f, zerolog.Nop())
+	n, err := server.New(context.Background(), f, zerolog.Nop(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +120,12 @@ func (r resp) errOf(t testing.TB) (code, message, field string) {
 
 func (s *srv) do(method, path, token string, body any) resp {
 	s.t.Helper()
+	return s.send(s.request(method, path, token, body))
+}
+
+// request builds a request of do's, for a test that sets more headers.
+func (s *srv) request(method, path, token string, body any) *http.Request {
+	s.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -123,6 +141,11 @@ func (s *srv) do(method, path, token string, body any) resp {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return req
+}
+
+func (s *srv) send(req *http.Request) resp {
+	s.t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		s.t.Fatal(err)

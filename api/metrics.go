@@ -1,19 +1,26 @@
 package api
 
 import (
-	"fmt"
 	"net/http"
 	"sort"
-	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
 	"github.com/wasmq/wasmq/abi"
 )
 
-// metrics serves the Prometheus text format: jobs by channel, state and
-// tenant, and this node's runner counters. A tenant's token sees its own
-// jobs only. The admin (and the single-tenant server without auth) sees
-// every configured tenant's, and the runner counters, which sum the work
-// of every tenant.
+// tenantLabel is the label of series a tenant may see (its own).
+const tenantLabel = "tenant"
+
+// metrics serves the Prometheus text format: the jobs in the store by
+// channel, state and tenant, read at each scrape, and the node's series
+// (Options.Metrics; docs/observability.md lists them all). A tenant's
+// token sees only the series labelled with its own tenant: its jobs, its
+// attempts and their histograms. The admin (and the single-tenant server
+// without auth) sees every configured tenant's, and the node-wide series
+// (host instances, runner counters, leadership), which sum the work of
+// every tenant and so carry no tenant label.
 func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	c, err := s.auth(r)
 	if err != nil {
@@ -24,41 +31,65 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	if c.admin {
 		tenants = s.tenantNames()
 	}
-	var b strings.Builder
-	fmt.Fprintln(&b, "# HELP wasmq_jobs Jobs in the store by channel, state and tenant.")
-	fmt.Fprintln(&b, "# TYPE wasmq_jobs gauge")
+	jobs := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wasmq_jobs", Help: "Jobs in the store by channel, state and tenant."},
+		[]string{"channel", "state", tenantLabel})
 	for _, t := range tenants {
 		counts, err := s.Store.Counts(r.Context(), t)
 		if err != nil {
 			s.writeErr(w, r, c, err)
 			return
 		}
-		sort.Slice(counts, func(i, j int) bool { return counts[i].Channel < counts[j].Channel })
 		for _, cc := range counts {
 			for _, st := range abi.States {
 				if n, ok := cc.Counts[st]; ok {
-					fmt.Fprintf(&b, "wasmq_jobs{channel=\"%s\",state=\"%s\",tenant=\"%s\"} %d\n", labelValue(cc.Channel), st, labelValue(t), n)
+					jobs.WithLabelValues(cc.Channel, string(st), t).Set(float64(n))
 				}
 			}
 		}
 	}
-	if c.admin && s.Runner != nil {
-		st := s.Runner.Stats()
-		for _, m := range []struct {
-			name string
-			v    int64
-		}{{"enqueued", st.Enqueued}, {"started", st.Started}, {"done", st.Done}, {"failed", st.Failed},
-			{"retried", st.Retried}, {"interrupted", st.Interrupted}, {"late", st.Late}} {
-			fmt.Fprintf(&b, "# TYPE wasmq_runner_%s_total counter\nwasmq_runner_%s_total %d\n", m.name, m.name, m.v)
-		}
-		leader := 0
-		if st.Leader {
-			leader = 1
-		}
-		fmt.Fprintf(&b, "# TYPE wasmq_runner_leader gauge\nwasmq_runner_leader %d\n", leader)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(jobs)
+	gatherers := prometheus.Gatherers{reg}
+	if s.Metrics != nil {
+		gatherers = append(gatherers, s.Metrics)
 	}
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	w.Write([]byte(b.String()))
+	fams, err := gatherers.Gather()
+	if err != nil {
+		s.Log.Warn().Err(err).Msg("metrics: gathering")
+	}
+	if !c.admin {
+		fams = onlyTenant(fams, c.tenant)
+	}
+	format := expfmt.NewFormat(expfmt.TypeTextPlain)
+	w.Header().Set("Content-Type", string(format))
+	enc := expfmt.NewEncoder(w, format)
+	for _, f := range fams {
+		if err := enc.Encode(f); err != nil {
+			return
+		}
+	}
+}
+
+// onlyTenant keeps the series whose tenant label is tenant; families
+// left empty go too, so a tenant learns no series name of another's.
+func onlyTenant(fams []*dto.MetricFamily, tenant string) []*dto.MetricFamily {
+	out := fams[:0]
+	for _, f := range fams {
+		kept := f.Metric[:0]
+		for _, m := range f.Metric {
+			for _, l := range m.Label {
+				if l.GetName() == tenantLabel && l.GetValue() == tenant {
+					kept = append(kept, m)
+					break
+				}
+			}
+		}
+		if len(kept) > 0 {
+			f.Metric = kept
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // tenantNames lists the configured tenants in order; without any, the
@@ -74,6 +105,3 @@ func (s *server) tenantNames() []string {
 	sort.Strings(out)
 	return out
 }
-
-// labelValue escapes a Prometheus label value.
-var labelValue = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace

@@ -143,7 +143,7 @@ func (s *server) scheduleAction(w http.ResponseWriter, r *http.Request, c caller
 		if err != nil {
 			return err
 		}
-		return writeJSON(w, 201, jobOut{Job: j})
+		return writeJSON(w, 201, jobOut{JobDoc: j.Doc()})
 	}
 	return &httpError{404, "not_found", fmt.Sprintf("no schedule action %q (pause, resume or run)", action), ""}
 }

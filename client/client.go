@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strings"
@@ -42,10 +43,20 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
 }
 
-// Job is a job as the API returns it.
+// Job is a job as the API returns it. Its JSON form is the job document
+// (every field, null when empty) and "deduplicated".
 type Job struct {
 	abi.Job
 	Deduplicated bool `json:"deduplicated,omitempty"`
+}
+
+// MarshalJSON writes the job document and "deduplicated" (abi.Job's own
+// MarshalJSON, promoted, would drop it).
+func (j Job) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		*abi.JobDoc
+		Deduplicated bool `json:"deduplicated"`
+	}{j.Job.Doc(), j.Deduplicated})
 }
 
 // JobRequest is the body of Enqueue; only Func is required. ETA and
@@ -92,6 +103,15 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 			r = bytes.NewReader(b)
 		}
 	}
+	contentType := ""
+	if body != nil {
+		contentType = "application/json"
+	}
+	return c.send(ctx, method, path, contentType, r, out)
+}
+
+// send is do with a body of any content type.
+func (c *Client) send(ctx context.Context, method, path, contentType string, r io.Reader, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, r)
 	if err != nil {
 		return err
@@ -99,8 +119,8 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -216,6 +236,35 @@ func (c *Client) Plugins(ctx context.Context) ([]map[string]any, error) {
 func (c *Client) UploadPlugin(ctx context.Context, name string, wasm []byte) (map[string]any, error) {
 	var out map[string]any
 	return out, c.do(ctx, "PUT", "/v1/plugins/"+url.PathEscape(name), wasm, &out)
+}
+
+// UploadPluginWithConfig installs a tenant plugin and its sidecar (the
+// text of NAME.toml: function config, input = "raw", config_get values)
+// in one request; both are validated before either is kept.
+func (c *Client) UploadPluginWithConfig(ctx context.Context, name string, wasm, config []byte) (map[string]any, error) {
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for _, p := range []struct {
+		name string
+		data []byte
+	}{{"wasm", wasm}, {"config", config}} {
+		w, err := mw.CreateFormFile(p.name, name+map[string]string{"wasm": ".wasm", "config": ".toml"}[p.name])
+		if err != nil {
+			return nil, err
+		}
+		w.Write(p.data)
+	}
+	if err := mw.Close(); err != nil {
+		return nil, err
+	}
+	var out map[string]any
+	return out, c.send(ctx, "PUT", "/v1/plugins/"+url.PathEscape(name), mw.FormDataContentType(), &buf, &out)
+}
+
+// SetPluginConfig replaces the sidecar of one of the tenant's plugins.
+func (c *Client) SetPluginConfig(ctx context.Context, name string, config []byte) (map[string]any, error) {
+	var out map[string]any
+	return out, c.send(ctx, "PUT", "/v1/plugins/"+url.PathEscape(name)+"/config", "application/toml", bytes.NewReader(config), &out)
 }
 
 // EnqueueRaw creates a job from a JSON body as POST /v1/jobs takes it.

@@ -18,15 +18,18 @@ import (
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/telemetry"
 )
 
 // File is the whole of wasmq.toml.
 type File struct {
-	Server  Server        `toml:"server"`
-	Store   store.Config  `toml:"store"`
-	Runner  runner.Config `toml:"runner"`
-	Host    host.Config   `toml:"host"`
-	Tenants []Tenant      `toml:"tenants"`
+	Server Server        `toml:"server"`
+	Store  store.Config  `toml:"store"`
+	Runner runner.Config `toml:"runner"`
+	Host   host.Config   `toml:"host"`
+	// Telemetry is where traces go (metrics are always at /metrics).
+	Telemetry telemetry.Config `toml:"telemetry"`
+	Tenants   []Tenant         `toml:"tenants"`
 	// Schedules are the periodic jobs the file owns (config/schedules.go).
 	Schedules []Schedule `toml:"schedules"`
 }
@@ -205,6 +208,7 @@ func (f File) WithDefaults() File {
 	f.Store = f.Store.WithDefaults()
 	f.Runner = f.Runner.WithDefaults()
 	f.Host = f.Host.WithDefaults()
+	f.Telemetry = f.Telemetry.WithDefaults()
 	return f
 }
 
@@ -220,6 +224,9 @@ func (f File) withEnv(getenv func(string) string) File {
 	}
 	if v := getenv("WASMQ_DATABASE_URL"); v != "" {
 		f.Store.DSN = v
+	}
+	if v := getenv("WASMQ_OTLP_ENDPOINT"); v != "" {
+		f.Telemetry.OTLPEndpoint = v
 	}
 	if v := getenv("WASMQ_CHANNELS"); v != "" {
 		f.Runner.Channels = v
@@ -313,7 +320,7 @@ func (f File) Validate() error {
 	if _, err := f.ScheduleDefinitions(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, err := range []error{f.Store.Validate(), f.Runner.Validate(), f.Host.Validate()} {
+	for _, err := range []error{f.Store.Validate(), f.Runner.Validate(), f.Host.Validate(), f.Telemetry.Validate()} {
 		if err != nil {
 			errs = append(errs, err)
 		}

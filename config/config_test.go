@@ -11,6 +11,7 @@ import (
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/telemetry"
 )
 
 func write(t *testing.T, body string) string {
@@ -45,6 +46,9 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[server]\nidle_timeout = -5\n":                                   "server.idle_timeout: must be > 0",
 		"[server]\nread_header_timeout = \"2m\"\n":                        "server.read_header_timeout: 2m0s is longer than read_timeout",
 		"[server]\nmax_connections = -1\n":                                "server.max_connections",
+		"[telemetry]\notlp_endpoint = \"collector:4318\"\n":               "telemetry.otlp_endpoint",
+		"[telemetry]\nsample_ratio = 2.0\n":                               "telemetry.sample_ratio",
+		"[telemetry]\notlp_header = 1\n":                                  "telemetry.otlp_header",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))
@@ -59,12 +63,16 @@ func TestEnvironmentOverrides(t *testing.T) {
 	t.Setenv("WASMQ_LISTEN", "127.0.0.1:9999")
 	t.Setenv("WASMQ_DATABASE_URL", "postgres://u@db/wasmq")
 	t.Setenv("WASMQ_NO_DELAY", "1")
+	t.Setenv("WASMQ_OTLP_ENDPOINT", "http://127.0.0.1:4318")
 	f, err := config.Load(write(t, "[store]\ndriver = \"postgres\"\ndsn = \"postgres://u@file/wasmq\"\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Runner.Channels != "root:9" || f.Server.Listen != "127.0.0.1:9999" || f.Runner.Workers != 9 || !f.Server.NoDelay {
 		t.Fatalf("%+v %+v", f.Runner, f.Server)
+	}
+	if f.Telemetry.OTLPEndpoint != "http://127.0.0.1:4318" {
+		t.Fatalf("telemetry.otlp_endpoint %q, want WASMQ_OTLP_ENDPOINT's", f.Telemetry.OTLPEndpoint)
 	}
 	if f.Store.DSN != "postgres://u@db/wasmq" {
 		t.Fatalf("store.dsn %q, want the one of WASMQ_DATABASE_URL", f.Store.DSN)
@@ -81,7 +89,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}}
+	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}, "telemetry": telemetry.Config{}}
 	for sec, v := range sections {
 		ty := reflect.TypeOf(v)
 		for i := 0; i < ty.NumField(); i++ {

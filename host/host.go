@@ -189,6 +189,19 @@ func (h *Host) SetPoolSize(n int) {
 	h.poolSize.Store(int64(n))
 }
 
+// Stats counts the modules and instances now, for /metrics.
+func (h *Host) Stats() abi.HostStats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := abi.HostStats{Modules: len(h.mods), Running: int(h.running.Load()), PoolSize: int(h.poolSize.Load())}
+	for _, c := range h.codes {
+		for _, idle := range c.pools {
+			st.IdleInstances += len(idle)
+		}
+	}
+	return st
+}
+
 // Ready reports whether plugins_dir has been loaded once.
 func (h *Host) Ready() bool { return h.ready.Load() && !h.closed.Load() }
 

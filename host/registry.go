@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 	"github.com/tetratelabs/wazero"
@@ -43,10 +44,13 @@ type fileStamp struct {
 }
 
 type module struct {
-	info   abi.ModuleInfo
-	code   *compiled
-	config map[string]string
-	stamp  fileStamp
+	info abi.ModuleInfo
+	code *compiled
+	// configs is what config_get serves each export: the module's
+	// [config] under the function's own config; exports without a
+	// config of their own share the module's map.
+	configs map[string]map[string]string
+	stamp   fileStamp
 }
 
 // sidecar is the optional name.toml next to name.wasm.
@@ -67,8 +71,18 @@ func validName(what, s string) error {
 }
 
 func readSidecar(path string) (sidecar, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return sidecar{}, err
+	}
+	return parseSidecar(path, data)
+}
+
+// parseSidecar reads a sidecar's text; errors start with label (its path,
+// or its name for one sent over HTTP) and name the key.
+func parseSidecar(path string, data []byte) (sidecar, error) {
 	var sc sidecar
-	md, err := toml.DecodeFile(path, &sc)
+	md, err := toml.Decode(string(data), &sc)
 	if err != nil {
 		return sc, fmt.Errorf("%s: %w", path, err)
 	}
@@ -96,8 +110,72 @@ func readSidecar(path string) (sidecar, error) {
 				return sc, fmt.Errorf("%s: functions.%s.allowed_hosts: %w", path, fn, err)
 			}
 		}
+		if err := checkFunctionExtras(fc); err != nil {
+			return sc, fmt.Errorf("%s: functions.%s.%w", path, fn, err)
+		}
+	}
+	for k, v := range sc.Config {
+		if err := checkConfigEntry(k, v); err != nil {
+			return sc, fmt.Errorf("%s: config: %w", path, err)
+		}
 	}
 	return sc, nil
+}
+
+// checkFunctionExtras checks the keys that make a plain Extism plugin run
+// unmodified; the error starts with the key's name.
+func checkFunctionExtras(fc abi.FunctionConfig) error {
+	switch fc.Input {
+	case "", abi.InputEnvelope, abi.InputRaw:
+	default:
+		return fmt.Errorf("input: %q is not an input mode; use %q or %q", fc.Input, abi.InputEnvelope, abi.InputRaw)
+	}
+	for k, v := range fc.Config {
+		if err := checkConfigEntry(k, v); err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkConfigEntry refuses what config_get could not hand over intact.
+func checkConfigEntry(k, v string) error {
+	switch {
+	case k == "":
+		return errors.New("a key must not be empty")
+	case !utf8.ValidString(k) || strings.IndexByte(k, 0) >= 0:
+		return fmt.Errorf("key %q must be UTF-8 text without NUL", k)
+	case !utf8.ValidString(v) || strings.IndexByte(v, 0) >= 0:
+		return fmt.Errorf("%s: the value must be UTF-8 text without NUL", k)
+	case len(k) > maxConfigBytes || len(v) > maxConfigBytes:
+		return fmt.Errorf("%s: keys and values are at most %d bytes", k, maxConfigBytes)
+	}
+	return nil
+}
+
+// maxConfigBytes caps a config key or value: config is settings, not data.
+const maxConfigBytes = 64 << 10
+
+// functionConfigs merges the module's [config] under each function's
+// config, once at load, so that config_get is one map lookup.
+func functionConfigs(sc sidecar, exports []string) map[string]map[string]string {
+	out := make(map[string]map[string]string, len(exports))
+	for _, e := range exports {
+		own := sc.Functions[e].Config
+		if len(own) == 0 {
+			out[e] = sc.Config
+			continue
+		}
+		m := make(map[string]string, len(sc.Config)+len(own))
+		for k, v := range sc.Config {
+			m[k] = v
+		}
+		for k, v := range own {
+			m[k] = v
+		}
+		out[e] = m
+	}
+	return out
 }
 
 // compile returns the compiled module for wasm, compiling it at most once
@@ -265,7 +343,7 @@ func (h *Host) loadFile(ctx context.Context, tenant, name, path string) {
 	}
 	h.compileMu.Lock()
 	defer h.compileMu.Unlock()
-	info, code, config, err := h.loadModule(ctx, path)
+	info, code, configs, err := h.loadModule(ctx, path)
 	info.Name, info.Tenant, info.Path = name, tenant, path
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -282,7 +360,7 @@ func (h *Host) loadFile(ctx context.Context, tenant, name, path string) {
 		return
 	}
 	code.refs++
-	h.mods[key] = &module{info: info, code: code, config: config, stamp: stamp}
+	h.mods[key] = &module{info: info, code: code, configs: configs, stamp: stamp}
 	if old != nil {
 		h.releaseLocked(old.code)
 	}
@@ -292,7 +370,7 @@ func (h *Host) loadFile(ctx context.Context, tenant, name, path string) {
 }
 
 // loadModule reads, validates and compiles one file and its sidecar.
-func (h *Host) loadModule(ctx context.Context, path string) (abi.ModuleInfo, *compiled, map[string]string, error) {
+func (h *Host) loadModule(ctx context.Context, path string) (abi.ModuleInfo, *compiled, map[string]map[string]string, error) {
 	var info abi.ModuleInfo
 	wasm, err := os.ReadFile(path)
 	if err != nil {
@@ -325,7 +403,7 @@ func (h *Host) loadModule(ctx context.Context, path string) (abi.ModuleInfo, *co
 	for _, e := range code.exports {
 		info.Functions[e] = sc.Functions[e]
 	}
-	return info, code, sc.Config, nil
+	return info, code, functionConfigs(sc, code.exports), nil
 }
 
 func contains(list []string, s string) bool {
@@ -480,6 +558,88 @@ func (h *Host) Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
 		return cloneInfo(m.info), fmt.Errorf("%w: module %q written but refused: %s", abi.ErrInvalid, name, m.info.LoadError)
 	}
 	return cloneInfo(m.info), nil
+}
+
+// InstallWithConfig is Install with the module's sidecar (the text of
+// name.toml) sent along: both are validated together, the sidecar against
+// the module's exports and memory, before either is written. A nil wasm
+// keeps the module in place and replaces only its sidecar (ErrNotFound
+// when tenant has no such module of its own).
+func (h *Host) InstallWithConfig(tenant, name string, wasm, sidecarTOML []byte) (abi.ModuleInfo, error) {
+	if err := validName("module", name); err != nil {
+		return abi.ModuleInfo{}, err
+	}
+	dir := h.cfg.PluginsDir
+	if tenant != "" {
+		if err := validName("tenant", tenant); err != nil {
+			return abi.ModuleInfo{}, err
+		}
+		dir = filepath.Join(dir, tenant)
+	}
+	path := filepath.Join(dir, name+".wasm")
+	if wasm == nil {
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return abi.ModuleInfo{}, fmt.Errorf("%w: no plugin module %q", abi.ErrNotFound, name)
+		}
+		if err != nil {
+			return abi.ModuleInfo{}, fmt.Errorf("install plugin config: %w", err)
+		}
+		wasm = b
+	}
+	sc, err := parseSidecar(name+".toml", sidecarTOML)
+	if err != nil {
+		return abi.ModuleInfo{}, fmt.Errorf("%w: %v", abi.ErrInvalid, err)
+	}
+	ctx := context.Background()
+	h.compileMu.Lock()
+	code, err := h.compile(ctx, wasm)
+	if err == nil {
+		var errs []error
+		for fn := range sc.Functions {
+			if !contains(code.exports, fn) {
+				errs = append(errs, fmt.Errorf("%s.toml: [functions.%s] names no export of the module (exports: %s)", name, fn, strings.Join(code.exports, ", ")))
+			}
+		}
+		errs = append(errs, checkFunctionMemory(name+".wasm", sc, code.minMemory)...)
+		if err = errors.Join(errs...); err != nil {
+			h.mu.Lock()
+			h.maybeRetireLocked(code) // unless a loaded module shares it
+			h.mu.Unlock()
+		}
+	}
+	h.compileMu.Unlock()
+	if err != nil {
+		return abi.ModuleInfo{}, fmt.Errorf("%w: module %q refused: %v", abi.ErrInvalid, name, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return abi.ModuleInfo{}, fmt.Errorf("install plugin: %w", err)
+	}
+	// The sidecar first: a scan between the two writes sees the old
+	// module with the new config, which the checks above let the new
+	// module run; then Install writes the module and loads both.
+	if err := writeAtomic(dir, sidecarPath(path), sidecarTOML); err != nil {
+		return abi.ModuleInfo{}, err
+	}
+	return h.Install(tenant, name, wasm)
+}
+
+// writeAtomic writes data as path through a temporary file in dir.
+func writeAtomic(dir, path string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	_, werr := tmp.Write(data)
+	if err := errors.Join(werr, tmp.Sync(), tmp.Close()); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	return nil
 }
 
 // Remove deletes plugins_dir/<tenant>/name.wasm; jobs running on it finish.

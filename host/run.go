@@ -56,7 +56,7 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 		loadErr := strings.ReplaceAll(m.info.LoadError, filepath.Clean(h.cfg.PluginsDir)+string(filepath.Separator), "")
 		return failed(abi.ExcPluginInvalid, fmt.Sprintf("plugin module %q failed to load: %s", modName, loadErr))
 	}
-	code, config := m.code, m.config
+	code, config := m.code, m.configs[export]
 	fc, ok := m.info.Functions[export]
 	if !ok {
 		exports := strings.Join(m.info.Exports, ", ")
@@ -100,7 +100,14 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 
 	docBuf := docBufs.Get().(*[]byte)
 	defer putDocBuf(docBuf)
-	input, err := appendInputDocument((*docBuf)[:0], job, deadline)
+	raw := fc.Input == abi.InputRaw
+	var input []byte
+	var err error
+	if raw {
+		input, err = appendRawInput((*docBuf)[:0], job.Args)
+	} else {
+		input, err = appendInputDocument((*docBuf)[:0], job, deadline)
+	}
 	*docBuf = input
 	if err != nil {
 		return failed(abi.ExcError, err.Error())
@@ -138,16 +145,22 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	in.uses++
 	stack := in.stack[:]
 	stack[0] = 0
+	callStart := time.Now()
 	callErr := in.function(export).CallWithStack(withInstance(ctx, in), stack)
+	callTime := time.Since(callStart)
 	in.call, in.ctx = nil, instCtx{}
 
-	out := h.outcome(ctx, in, c, callErr, int32(uint32(stack[0])), export)
+	out := h.outcome(ctx, in, c, callErr, int32(uint32(stack[0])), export, raw)
 	if h.opts.observe != nil && callErr == nil {
 		h.opts.observe(bytes.Clone(input), bytes.Clone(in.k.mem[c.outOff:c.outOff+c.outLen]), int32(uint32(stack[0])), string(in.k.block(c.errOff)))
 	}
 	out.Logs = c.logs
+	out.CallTime = callTime
 	if c.logsDropped > 0 {
 		out.Logs = append(out.Logs, abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf("wasmq: %d more log lines dropped (limit %d lines, %d bytes)", c.logsDropped, c.maxLogLines, c.maxLogBytes)})
+	}
+	if out.Kind == abi.OutcomeFailed || out.Kind == abi.OutcomeSandbox {
+		out.ExcInfo = excInfo(out, job.Func)
 	}
 	c.release()
 	released = true
@@ -177,7 +190,7 @@ func (h *Host) classifyStart(ctx context.Context, deadline time.Time, err error,
 	return o
 }
 
-func (h *Host) outcome(ctx context.Context, in *instance, c *call, err error, rc int32, export string) abi.Outcome {
+func (h *Host) outcome(ctx context.Context, in *instance, c *call, err error, rc int32, export string, raw bool) abi.Outcome {
 	if err != nil {
 		return h.classifyError(ctx, in, c, err)
 	}
@@ -203,7 +216,98 @@ func (h *Host) outcome(ctx context.Context, in *instance, c *call, err error, rc
 	if c.outLen > 0 {
 		output = in.k.mem[c.outOff : c.outOff+c.outLen]
 	}
+	if raw {
+		return rawOutcome(output)
+	}
 	return resultOutcome(output)
+}
+
+// rawOutcome reads the output of an input = "raw" function: the result as
+// it is, JSON when it parses, else text; no control document, since a
+// plugin written for any Extism host does not know of one.
+func rawOutcome(output []byte) abi.Outcome {
+	switch {
+	case len(output) == 0:
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: json.RawMessage("null")}
+	case validJSON(output):
+		return abi.Outcome{Kind: abi.OutcomeDone, Result: jsonResult(output)}
+	}
+	return abi.Outcome{Kind: abi.OutcomeDone, Result: textResult(output)}
+}
+
+// appendRawInput appends the input of an input = "raw" function: the
+// job's first argument, a string as its bytes, {"base64": "..."} decoded,
+// any other JSON value as its text; no argument is an empty input.
+func appendRawInput(b []byte, args json.RawMessage) ([]byte, error) {
+	t := bytes.TrimSpace(args)
+	if len(t) == 0 || bytes.Equal(t, []byte("null")) {
+		return b, nil
+	}
+	var list []json.RawMessage
+	if err := json.Unmarshal(t, &list); err != nil {
+		return b, fmt.Errorf("args is not a JSON list: %w", err)
+	}
+	if len(list) == 0 {
+		return b, nil
+	}
+	first := bytes.TrimSpace(list[0])
+	switch first[0] {
+	case '"':
+		var s string
+		if err := json.Unmarshal(first, &s); err != nil {
+			return b, fmt.Errorf("args[0]: %w", err)
+		}
+		return append(b, s...), nil
+	case '{':
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(first, &obj) == nil && len(obj) == 1 && obj["base64"] != nil {
+			var enc string
+			if err := json.Unmarshal(obj["base64"], &enc); err != nil {
+				return b, fmt.Errorf("args[0].base64 must be a string of standard base64: %w", err)
+			}
+			out, err := base64.StdEncoding.AppendDecode(b, []byte(enc))
+			if err != nil {
+				return b, fmt.Errorf("args[0].base64 is not standard base64: %w", err)
+			}
+			return out, nil
+		}
+	}
+	return append(b, first...), nil
+}
+
+// excInfoLogLines is how many of an attempt's last log lines exc_info
+// repeats: enough to see what the plugin was doing, short enough to read.
+const excInfoLogLines = 10
+
+// excInfo is what an operator reads to act on a failure, in one text: the
+// failure and the plugin's own error, the sandbox's details (for a trap
+// the wasm stack, with function names when the module has a name
+// section), and the last lines the plugin logged.
+func excInfo(o abi.Outcome, fn string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s in %s: %s\n", orDefault(o.ExcName, abi.ExcError), fn, o.ExcMessage)
+	if o.ExcInfo != "" {
+		b.WriteString(strings.TrimRight(o.ExcInfo, "\n"))
+		b.WriteByte('\n')
+	}
+	logs := o.Logs
+	if len(logs) > excInfoLogLines {
+		fmt.Fprintf(&b, "last %d of %d log lines:\n", excInfoLogLines, len(logs))
+		logs = logs[len(logs)-excInfoLogLines:]
+	} else if len(logs) > 0 {
+		b.WriteString("log:\n")
+	}
+	for _, l := range logs {
+		fmt.Fprintf(&b, "  %s %-5s %s\n", l.Time.UTC().Format("15:04:05.000"), l.Level, l.Message)
+	}
+	return b.String()
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 func retryOutcome(r *abi.ControlRetry) abi.Outcome {

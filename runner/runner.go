@@ -24,6 +24,14 @@ type Executor interface {
 	Function(tenant, fn string) (abi.FunctionConfig, error)
 }
 
+// Observer hears of each attempt: its metrics and its span
+// (telemetry.Observer is one). AttemptStart returns the context the
+// attempt runs under.
+type Observer interface {
+	AttemptStart(ctx context.Context, job *abi.Job) context.Context
+	AttemptEnd(ctx context.Context, job *abi.Job, o *abi.Outcome, to abi.State)
+}
+
 // Runner is one node's scheduler (when it leads) and workers.
 type Runner struct {
 	cfg Config
@@ -38,6 +46,7 @@ type Runner struct {
 	exec     Executor
 	log      zerolog.Logger
 	stats    counters
+	obs      Observer // nil: attempts are only counted in stats
 
 	startOnce, stopOnce sync.Once
 	started             atomic.Bool
@@ -245,6 +254,12 @@ func (r *Runner) Stop(ctx context.Context) error {
 	return nil
 }
 
+// SetObserver has obs hear of every attempt; call it before Start.
+func (r *Runner) SetObserver(obs Observer) { r.obs = obs }
+
+// Workers is how many jobs this node runs at once at most.
+func (r *Runner) Workers() int { return r.cfg.Workers }
+
 // Stats returns this node's counters.
 func (r *Runner) Stats() abi.RunnerStats {
 	return abi.RunnerStats{
@@ -372,8 +387,15 @@ func (r *Runner) execute(job abi.Job) {
 		r.inflight.Done()
 	}()
 	fc, _ := r.exec.Function(job.Tenant, job.Func)
-	o := r.exec.Run(r.jobCtx, &job)
+	ctx := r.jobCtx
+	if r.obs != nil {
+		ctx = r.obs.AttemptStart(ctx, &job)
+	}
+	o := r.exec.Run(ctx, &job)
 	c := completion(&job, o, fc, r.cfg.DefaultRetryInterval.D(), time.Now().UTC())
+	if r.obs != nil {
+		r.obs.AttemptEnd(ctx, &job, &o, c.To)
+	}
 	switch {
 	case c.Cause == abi.CauseShutdown:
 		r.stats.interrupted.Add(1)

@@ -22,6 +22,7 @@ import (
 	"github.com/wasmq/wasmq/schedule"
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/backends"
+	"github.com/wasmq/wasmq/telemetry"
 	"github.com/wasmq/wasmq/ui"
 )
 
@@ -35,7 +36,11 @@ type Node struct {
 	// Schedules are the periodic jobs; the leader fires them.
 	Schedules *schedule.Service
 	Handler   http.Handler
-	log       zerolog.Logger
+	// Metrics is the node's registry (/metrics); Tracing its tracer,
+	// off unless [telemetry] otlp_endpoint is set.
+	Metrics *telemetry.Metrics
+	Tracing *telemetry.Tracing
+	log     zerolog.Logger
 	// conns is the connection cap of the listener being served (tests).
 	conns *connLimit
 	// stopSQL stops publishing the plugin registry (sqlenqueue.go).
@@ -44,12 +49,24 @@ type Node struct {
 
 // New opens the store, loads the plugins and builds the runner and the
 // HTTP handler; Start sets the runner going.
-func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) {
+func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option) (*Node, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	tracing := o.tracing
+	if tracing == nil {
+		var err error
+		if tracing, err = telemetry.NewTracing(ctx, f.Telemetry); err != nil {
+			return nil, err
+		}
+	}
 	st, err := backends.Open(ctx, f.Store, log)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{Config: f, Store: st, log: log}
+	st = telemetry.TraceStore(st, tracing)
+	n := &Node{Config: f, Store: st, log: log, Tracing: tracing, Metrics: telemetry.NewMetrics()}
 	limits := map[string]enqueue.Limits{}
 	var tenants []api.Tenant
 	for i, t := range f.Tenants {
@@ -90,15 +107,31 @@ func New(ctx context.Context, f config.File, log zerolog.Logger) (*Node, error) 
 		return nil, err
 	}
 	h.SetPoolSize(n.Runner.Config().Workers)
+	n.Metrics.RegisterNode(h, n.Runner)
+	n.Runner.SetObserver(&telemetry.Observer{Metrics: n.Metrics, Tracing: tracing})
 	if err := n.startSchedules(ctx, f, log); err != nil {
 		h.Close(ctx)
 		st.Close()
 		return nil, err
 	}
-	n.Handler = api.New(api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
-		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, UI: ui.Handler(), Log: log.With().Str("component", "api").Logger()})
+	ao := api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
+		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
+		Metrics: n.Metrics.Registry}
+	if tracing.Enabled() {
+		ao.Tracer, ao.Propagator = tracing.Tracer, tracing.Propagator
+	}
+	n.Handler = api.New(ao)
 	return n, nil
 }
+
+// Option changes how New builds a node.
+type Option func(*options)
+
+type options struct{ tracing *telemetry.Tracing }
+
+// WithTracing traces with t instead of what [telemetry] says (tests give
+// an in-memory recorder).
+func WithTracing(t *telemetry.Tracing) Option { return func(o *options) { o.tracing = t } }
 
 // startSchedules makes the store's config-defined schedules those of the
 // file and has the runner fire every schedule while this node leads.
@@ -131,7 +164,7 @@ func (n *Node) Close(ctx context.Context) error {
 	if n.stopSQL != nil {
 		n.stopSQL()
 	}
-	err = errors.Join(err, n.Host.Close(ctx), n.Store.Close())
+	err = errors.Join(err, n.Host.Close(ctx), n.Store.Close(), n.Tracing.Shutdown(ctx))
 	return err
 }
 

@@ -46,7 +46,7 @@ Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
   wasmq jobs list [--state S] [--channel C] [--func F] [--q TEXT] [--limit N]
   wasmq jobs show|requeue|cancel|done UUID
   wasmq channels
-  wasmq plugins list | upload NAME FILE
+  wasmq plugins list | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml
   wasmq schedules list | add NAME CRON FUNC [--timezone TZ] [--args JSON] ... | rm|pause|resume|run NAME
   wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE]
                                        measure throughput and idle latency of a fresh node
@@ -496,7 +496,7 @@ func pluginsCmd(args []string, out io.Writer) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return errors.New("usage: wasmq plugins list | check [--config wasmq.toml] FILE... | upload NAME FILE")
+		return errors.New("usage: wasmq plugins list | check [--config wasmq.toml] FILE... | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml")
 	}
 	switch pos[0] {
 	case "check":
@@ -554,8 +554,8 @@ func pluginsCmd(args []string, out io.Writer) error {
 		}
 		return tw.Flush()
 	case "upload":
-		if len(pos) != 3 {
-			return errors.New("usage: wasmq plugins upload NAME FILE")
+		if len(pos) != 3 && len(pos) != 4 {
+			return errors.New("usage: wasmq plugins upload NAME FILE [CONFIG.toml]")
 		}
 		wasm, err := os.ReadFile(pos[2])
 		if err != nil {
@@ -563,7 +563,16 @@ func pluginsCmd(args []string, out io.Writer) error {
 		}
 		cx, cancel := ctx()
 		defer cancel()
-		info, err := r.client().UploadPlugin(cx, pos[1], wasm)
+		var info map[string]any
+		if len(pos) == 4 {
+			var config []byte
+			if config, err = os.ReadFile(pos[3]); err != nil {
+				return err
+			}
+			info, err = r.client().UploadPluginWithConfig(cx, pos[1], wasm, config)
+		} else {
+			info, err = r.client().UploadPlugin(cx, pos[1], wasm)
+		}
 		if err != nil {
 			return err
 		}
@@ -572,8 +581,27 @@ func pluginsCmd(args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(out, "installed %s\n", pos[1])
 		return nil
+	case "config":
+		if len(pos) != 3 {
+			return errors.New("usage: wasmq plugins config NAME CONFIG.toml")
+		}
+		config, err := os.ReadFile(pos[2])
+		if err != nil {
+			return err
+		}
+		cx, cancel := ctx()
+		defer cancel()
+		info, err := r.client().SetPluginConfig(cx, pos[1], config)
+		if err != nil {
+			return err
+		}
+		if r.json {
+			return json.NewEncoder(out).Encode(info)
+		}
+		fmt.Fprintf(out, "configured %s\n", pos[1])
+		return nil
 	}
-	return fmt.Errorf("unknown plugins command %q (list, check, upload)", pos[0])
+	return fmt.Errorf("unknown plugins command %q (list, check, upload, config)", pos[0])
 }
 
 func orDash(v any) string {

@@ -15,6 +15,7 @@ wat2wasm startloop.wat -o startloop.wasm
 wat2wasm initloop.wat -o initloop.wasm
 wat2wasm mem32mib.wat -o mem32mib.wasm
 wat2wasm amplify.wat -o amplify.wasm
+wat2wasm --debug-names named_trap.wat -o named_trap.wasm
 # Modules that lie about a length: 4G locals, a 4 GiB data segment, 4G
 # functions, 4G parameters, a 4 GiB module name. wazero would allocate
 # what they claim while decoding; the host must refuse them first.
@@ -24,3 +25,4 @@ printf "$H"'\005\003\001\000\001\013\013\001\000\101\000\013\377\377\377\377\017
 printf "$H"'\003\005\377\377\377\377\017' > lie_funcs.wasm
 printf "$H"'\001\010\001\140\377\377\377\377\017\000' > lie_params.wasm
 printf "$H"'\000\014\004name\000\005\377\377\377\377\017' > lie_modname.wasm
+wat2wasm --debug-names kernel.wat -o kernel.wasm

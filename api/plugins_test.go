@@ -1,0 +1,151 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"mime/multipart"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/client"
+)
+
+// multipartPlugin is a body of PUT /v1/plugins/{name} with the given
+// parts, and its content type.
+func multipartPlugin(t *testing.T, parts map[string][]byte) (*bytes.Buffer, string) {
+	t.Helper()
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	for name, data := range parts {
+		fw, err := mw.CreateFormFile(name, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw.Write(data)
+	}
+	mw.Close()
+	return &buf, mw.FormDataContentType()
+}
+
+func (s *srv) putMultipart(path, token string, parts map[string][]byte) resp {
+	s.t.Helper()
+	body, ct := multipartPlugin(s.t.(*testing.T), parts)
+	req := s.request("PUT", path, token, body.Bytes())
+	req.Header.Set("Content-Type", ct)
+	return s.send(req)
+}
+
+func (s *srv) runJob(token string, req map[string]any, want abi.State) map[string]any {
+	s.t.Helper()
+	r := s.do("POST", "/v1/jobs", token, req)
+	if r.status != 201 {
+		s.t.Fatalf("create %v: %d %s", req, r.status, r.body)
+	}
+	return s.waitState(token, r.json(s.t)["uuid"].(string), want)
+}
+
+func TestAPluginIsUploadedWithItsConfigOverHTTP(t *testing.T) {
+	wasm, err := os.ReadFile("../plugins/examples/vowels/vowels.wasm")
+	if err != nil {
+		t.Fatalf("vowels.wasm must be built (make plugins): %v", err)
+	}
+	s := start(t)
+	sidecar := "[config]\ngreeting = \"hi\"\n\n[functions.count_vowels]\ninput = \"raw\"\nconfig = { vowels = \"aeiouy\" }\n"
+	r := s.putMultipart("/v1/plugins/vowels", tokA, map[string][]byte{"wasm": wasm, "config": []byte(sidecar)})
+	if r.status != 201 || strings.Contains(string(r.body), `"path"`) {
+		t.Fatalf("upload: %d %s", r.status, r.body)
+	}
+	fn := r.json(t)["functions"].(map[string]any)["count_vowels"].(map[string]any)
+	if fn["input"] != "raw" || fn["config"].(map[string]any)["vowels"] != "aeiouy" {
+		t.Fatalf("the owner sees functions.count_vowels = %v", fn)
+	}
+	j := s.runJob(tokA, map[string]any{"func": "vowels.count_vowels", "args": []any{"Yummy tea"}}, abi.StateDone)
+	if res := j["result"].(map[string]any); res["count"] != 4.0 || res["greeting"] != "hi" {
+		t.Fatalf("result %v", res)
+	}
+
+	// The config alone, by its own route.
+	if r := s.do("PUT", "/v1/plugins/vowels/config", tokA, "[functions.count_vowels]\ninput = \"raw\"\nconfig = { vowels = \"y\" }\n"); r.status != 200 {
+		t.Fatalf("config: %d %s", r.status, r.body)
+	}
+	j = s.runJob(tokA, map[string]any{"func": "vowels.count_vowels", "args": []any{"Yummy tea"}}, abi.StateDone)
+	if res := j["result"].(map[string]any); res["count"] != 1.0 || res["greeting"] != nil {
+		t.Fatalf("result after the new config %v", res)
+	}
+
+	// Refused configs name the key, show no server path, and change nothing.
+	for _, c := range []struct{ body, want string }{
+		{"[functions.count_vowels]\ninput = \"bytes\"\n", `functions.count_vowels.input: "bytes" is not an input mode`},
+		{"[functions.nope]\ninput = \"raw\"\n", "vowels.toml: [functions.nope] names no export of the module"},
+		{"[functions.count_vowels]\ncolour = 1\n", "unknown key functions.count_vowels.colour"},
+		{"not toml = = 1", "vowels.toml"},
+	} {
+		r := s.do("PUT", "/v1/plugins/vowels/config", tokA, c.body)
+		code, msg, field := r.errOf(t)
+		if r.status != 422 || code != "invalid_plugin" || field != "body" || !strings.Contains(msg, c.want) || strings.Contains(msg, "/") {
+			t.Errorf("config %q: %d %s %q (field %s), want 422 naming %q", c.body, r.status, code, msg, field, c.want)
+		}
+	}
+	r = s.putMultipart("/v1/plugins/vowels", tokA, map[string][]byte{"wasm": wasm, "config": []byte("[functions.count_vowels]\ninput = 3\n")})
+	if _, _, field := r.errOf(t); r.status != 422 || field != "config" {
+		t.Errorf("multipart with a bad config: %d %s", r.status, r.body)
+	}
+	j = s.runJob(tokA, map[string]any{"func": "vowels.count_vowels", "args": []any{"Yummy tea"}}, abi.StateDone)
+	if res := j["result"].(map[string]any); res["count"] != 1.0 {
+		t.Fatalf("a refused config changed the function: %v", res)
+	}
+
+	// Malformed multipart bodies.
+	for _, c := range []struct {
+		parts map[string][]byte
+		field string
+	}{
+		{map[string][]byte{"config": []byte(sidecar)}, "wasm"},
+		{map[string][]byte{"wasm": wasm, "colour": []byte("x")}, "colour"},
+	} {
+		r := s.putMultipart("/v1/plugins/vowels", tokA, c.parts)
+		if _, _, field := r.errOf(t); r.status != 400 || field != c.field {
+			t.Errorf("parts %v: %d %s", len(c.parts), r.status, r.body)
+		}
+	}
+	// The other tenant sees no module of A's, and no config of a shared one.
+	if r := s.do("PUT", "/v1/plugins/vowels/config", tokB, sidecar); r.status != 404 {
+		t.Errorf("B configuring A's module: %d %s", r.status, r.body)
+	}
+}
+
+// The Go client's calls for the two upload forms (the CLI's
+// `wasmq plugins upload NAME FILE CONFIG.toml` and `plugins config`).
+func TestTheClientUploadsAPluginWithItsConfig(t *testing.T) {
+	wasm, err := os.ReadFile("../plugins/examples/vowels/vowels.wasm")
+	if err != nil {
+		t.Fatalf("vowels.wasm must be built (make plugins): %v", err)
+	}
+	s := start(t)
+	c := &client.Client{BaseURL: s.url, Token: tokA}
+	ctx := context.Background()
+	info, err := c.UploadPluginWithConfig(ctx, "vowels", wasm, []byte("[functions.shout]\ninput = \"raw\"\n"))
+	if err != nil || info["name"] != "vowels" {
+		t.Fatalf("upload: %v %v", info, err)
+	}
+	j := s.runJob(tokA, map[string]any{"func": "vowels.shout", "args": []any{"abc"}}, abi.StateDone)
+	if j["result"] != "ABC" {
+		t.Fatalf("result %v", j["result"])
+	}
+	_, err = c.SetPluginConfig(ctx, "vowels", []byte("[functions.shout]\ninput = \"bytes\"\n"))
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 422 || !strings.Contains(ce.Message, "functions.shout.input") {
+		t.Fatalf("a bad config: %v", err)
+	}
+	if _, err := c.SetPluginConfig(ctx, "vowels", []byte("")); err != nil {
+		t.Fatalf("an empty config: %v", err)
+	}
+	// Without input = "raw" the plugin reads the envelope document.
+	j = s.runJob(tokA, map[string]any{"func": "vowels.shout", "args": []any{"abc"}}, abi.StateDone)
+	if r, _ := j["result"].(map[string]any); r == nil || r["ARGS"] == nil {
+		t.Fatalf("result with the envelope %v", j["result"])
+	}
+}
