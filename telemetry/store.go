@@ -48,6 +48,15 @@ func (s *tracedStore) Insert(ctx context.Context, jobs []store.NewJob) ([]store.
 	return out, err
 }
 
+// InsertUnder is the enqueue path's insert (under the tenant's quotas):
+// the same span as Insert.
+func (s *tracedStore) InsertUnder(ctx context.Context, q store.Quota, jobs []store.NewJob) ([]store.Inserted, error) {
+	ctx, span := s.span(ctx, "Insert")
+	out, err := s.Store.InsertUnder(ctx, q, jobs)
+	end(span, len(out), err)
+	return out, err
+}
+
 func (s *tracedStore) Get(ctx context.Context, tenant, uuid string) (job abi.Job, err error) {
 	ctx, span := s.span(ctx, "Get", attribute.String("wasmq.job.uuid", uuid))
 	job, err = s.Store.Get(ctx, tenant, uuid)
