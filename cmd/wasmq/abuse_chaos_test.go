@@ -116,30 +116,7 @@ type timed struct {
 	DateDone    *time.Time `json:"date_done"`
 }
 
-func listTimed(t *testing.T, url, token string) []timed {
-	t.Helper()
-	var all []timed
-	cursor := ""
-	for {
-		req, _ := http.NewRequest("GET", url+"/v1/jobs?limit=500&cursor="+cursor, nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var p struct {
-			Jobs       []timed `json:"jobs"`
-			NextCursor string  `json:"next_cursor"`
-		}
-		json.NewDecoder(res.Body).Decode(&p)
-		res.Body.Close()
-		all = append(all, p.Jobs...)
-		if p.NextCursor == "" {
-			return all
-		}
-		cursor = p.NextCursor
-	}
-}
+func listTimed(t *testing.T, url, token string) []timed { return listJobs[timed](t, url, token) }
 
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {

@@ -142,18 +142,26 @@ func nodeOf(workerID string) string {
 	return node
 }
 
-func listAll(t *testing.T, url string) []listed {
+func listAll(t *testing.T, url string) []listed { return listJobs[listed](t, url, "") }
+
+// listJobs reads every job the token sees (none: no tenants), page by
+// page, each decoded as a T.
+func listJobs[T any](t *testing.T, url, token string) []T {
 	t.Helper()
-	var all []listed
+	var all []T
 	cursor := ""
 	for {
-		res, err := http.Get(url + "/v1/jobs?limit=1000&cursor=" + cursor)
+		req, _ := http.NewRequest("GET", url+"/v1/jobs?limit=1000&cursor="+cursor, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var p struct {
-			Jobs       []listed `json:"jobs"`
-			NextCursor string   `json:"next_cursor"`
+			Jobs       []T    `json:"jobs"`
+			NextCursor string `json:"next_cursor"`
 		}
 		json.NewDecoder(res.Body).Decode(&p)
 		res.Body.Close()
