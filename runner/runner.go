@@ -70,6 +70,10 @@ type Runner struct {
 	// from (0 when this node does not lead).
 	peers atomic.Int32
 	notes notes // workers → scheduler
+	// live is the attempts running here, interrupted when their job is
+	// cancelled (cancel.go); checks is the goroutines checking them.
+	live   live
+	checks sync.WaitGroup
 	// fatal receives the one error after which this node must stop
 	// (store.ErrSchemaAhead); see Fatal.
 	fatal chan error
@@ -113,7 +117,7 @@ func (n *notes) take() ([]string, []string) {
 }
 
 type counters struct {
-	enqueued, started, done, failed, retried, interrupted, late atomic.Int64
+	enqueued, started, done, failed, retried, interrupted, late, cancelled atomic.Int64
 }
 
 // New checks the config and builds a runner; Start sets it going.
@@ -230,6 +234,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 		r.abandonCancel()
 		r.bgCancel()
 		r.bg.Wait()
+		r.checks.Wait()
 		r.log.Info().Msg("runner stopped")
 	})
 	return nil
@@ -289,6 +294,9 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e, ok := <-events:
+			if ok {
+				r.watchEvent(ctx, e)
+			}
 			switch {
 			case !ok:
 				events, claimable = nil, true
@@ -362,9 +370,18 @@ func (r *Runner) execute(job abi.Job) {
 		r.inflight.Done()
 	}()
 	fc, _ := r.exec.Function(job.Tenant, job.Func)
-	o := r.exec.Run(r.jobCtx, &job)
+	ctx, cancel := context.WithCancelCause(r.jobCtx)
+	r.live.add(job.UUID, job.Attempt, cancel)
+	o := r.exec.Run(ctx, &job)
+	r.live.remove(job.UUID)
+	takenAway := errors.Is(context.Cause(ctx), errTakenAway)
+	cancel(nil)
 	c := completion(&job, o, fc, r.cfg.DefaultRetryInterval.D(), time.Now().UTC())
 	switch {
+	case takenAway:
+		// The store already says how it ended (cancelled, requeued);
+		// the report below applies to nothing.
+		r.stats.cancelled.Add(1)
 	case c.Cause == abi.CauseShutdown:
 		r.stats.interrupted.Add(1)
 	case c.To == abi.StateDone:
@@ -477,6 +494,9 @@ func (r *Runner) renewLoop(ctx context.Context) {
 			if _, err := r.store.RenewLeases(ctx, r.workerID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("renew leases failed")
 			}
+			// A cancel whose event was lost (or came before the job
+			// reached its worker) is caught here, within a lease.
+			r.checkLive(ctx, r.live.among(nil))
 		}
 	}
 }

@@ -349,6 +349,14 @@ func (c *Core) SetDone(ctx context.Context, tenant, uuid string, result json.Raw
 
 func (c *Core) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
 	return c.manual(ctx, tenant, uuid, abi.CauseCancel, func(tx Tx, j abi.Job) (abi.Job, error) {
+		if j.State == abi.StateStarted && j.DateStarted != nil {
+			// The worker no longer holds the job: its node interrupts the
+			// sandbox on the finished event, and its report applies to
+			// nothing. The attempt is written down here, as cancelled.
+			if err := tx.RecordAttempt(ctx, endedAttempt(j, tx.Now(), "cancelled", abi.ExcCancelled, "cancelled while running"), true); err != nil {
+				return j, err
+			}
+		}
 		return cancelled(j, tx.Now()), nil
 	})
 }

@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PluginReportsAreMendedNotLost", pluginReportsAreMendedNotLost},
 		{"IllegalOutcomesAreRefused", illegalOutcomesAreRefused},
 		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
+		{"CancelStartedJob", cancelStartedJob},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
