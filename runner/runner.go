@@ -627,6 +627,15 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 			return nil, fmt.Errorf("channel status: %w", err)
 		}
 	}
+	overrides, err := r.store.ChannelOverrides(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("channel status: %w", err)
+	}
+	ov := map[string]abi.ChannelOverride{}
+	for _, o := range overrides {
+		ov[o.Channel] = o
+		r.tree.Get(o.Channel)
+	}
 	shown := map[string]bool{}
 	show := func(c *Channel) {
 		for x := c; x != nil && !shown[x.Name]; x = x.Parent {
@@ -640,6 +649,8 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 	for _, n := range names {
 		if ch, _ := r.tree.Lookup(n); ch.Configured || tenant == "" {
 			show(ch)
+		} else if _, ok := ov[n]; ok {
+			show(ch) // an operator's setting, like the configuration
 		}
 	}
 	out := []abi.ChannelStatus{}
@@ -649,7 +660,16 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 		}
 		ch, _ := r.tree.Lookup(n)
 		s := abi.ChannelStatus{Name: n, Capacity: ch.Capacity, Sequential: ch.Sequential,
-			Throttle: ch.Throttle.Seconds(), Paused: ch.pausedPath(), Configured: ch.Configured}
+			Throttle: ch.Throttle.Seconds(), Paused: pausedWith(ch, ov), Configured: ch.Configured}
+		if o, ok := ov[n]; ok {
+			s.Override = &o
+			if o.Capacity != nil {
+				s.Capacity = *o.Capacity
+			}
+			if o.Throttle != nil {
+				s.Throttle = *o.Throttle
+			}
+		}
 		for _, cc := range counts {
 			if cc.Channel == n || len(cc.Channel) > len(n) && cc.Channel[:len(n)+1] == n+"." {
 				s.Running += cc.Counts[abi.StateEnqueued] + cc.Counts[abi.StateStarted]

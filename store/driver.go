@@ -54,6 +54,8 @@ type Driver interface {
 	// Vacuum deletes done and cancelled jobs of the channel finished
 	// before olderThan, with their attempts and dependency rows.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+	// ChannelOverrides reads the stored overrides, ordered by channel.
+	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)
 	// Maintain is the leader's housekeeping, after each reap.
 	Maintain(ctx context.Context) error
 
@@ -100,6 +102,9 @@ type Tx interface {
 	// RecordAttempt writes an attempt that ended; replace says whether it
 	// overwrites one already recorded under the same number.
 	RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) error
+	// PutChannelOverride replaces the override of o.Channel, or deletes
+	// it when o is Empty.
+	PutChannelOverride(ctx context.Context, o abi.ChannelOverride) error
 	// ExpiredJobs reads, locked, the enqueued and started jobs whose
 	// lease ended before now.
 	ExpiredJobs(ctx context.Context, now time.Time) ([]abi.Job, error)

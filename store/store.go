@@ -65,8 +65,20 @@ type Filter struct {
 	GraphUUID   string
 	IdentityKey string
 	Query       string // substring of uuid, func, description, func_string
-	Limit       int    // default 50, max 1000
-	Cursor      string // opaque, from Page.NextCursor
+	UserID      string
+	ModelName   string
+	// Created and Ended bound date_created and the date a job ended
+	// (date_done, else date_cancelled: a failed job has no end date on
+	// its row): After is inclusive, Before exclusive.
+	CreatedAfter, CreatedBefore *time.Time
+	EndedAfter, EndedBefore     *time.Time
+	// ArgsHas is a JSON scalar that must be one of the job's args;
+	// KwargsHas maps keys to the JSON scalar each must hold in kwargs
+	// (JSONMatch: the same meaning on every store).
+	ArgsHas   json.RawMessage
+	KwargsHas map[string]json.RawMessage
+	Limit     int    // default 50, max 1000
+	Cursor    string // opaque, from Page.NextCursor
 }
 
 // Page is one page of List, newest first.
@@ -164,6 +176,7 @@ const (
 	EventFinished EventKind = "finished" // jobs left enqueued/started: capacity freed
 	EventChanged  EventKind = "changed"  // anything else (cancel, patch, failed job requeued...)
 	EventNode     EventKind = "node"     // a node is alive and takes work (Announce)
+	EventChannels EventKind = "channels" // a channel override changed: re-read them
 )
 
 // EventResync is what a subscriber receives after its buffer overflowed
@@ -259,6 +272,13 @@ type Store interface {
 	// processes sharing this store; returns whether this process leads.
 	// Leadership lasts until ctx ends or the connection is lost.
 	TryLead(ctx context.Context, nodeID string) (bool, error)
+
+	// ChannelOverrides lists the channel overrides, by channel name.
+	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)
+	// SetChannelOverride stores o for its channel (replacing any), or
+	// deletes the channel's override when o is Empty, and publishes
+	// EventChannels to every node.
+	SetChannelOverride(ctx context.Context, o abi.ChannelOverride) error
 
 	// Ping checks the store is reachable (readiness).
 	Ping(ctx context.Context) error

@@ -190,6 +190,16 @@ func insertError(err error) error {
 var dialect = store.Dialect{
 	Param: func(n int) string { return fmt.Sprintf("$%d", n) },
 	Time:  func(t time.Time) any { return t },
+	// jsonb containment, answered by the GIN indexes of migration 8 (the
+	// expression must read exactly as there).
+	JSONMatch: func(col, key string, m store.Scalar, arg func(any) string) string {
+		doc := "[" + string(m.Raw) + "]"
+		if key != "" {
+			k, _ := json.Marshal(key)
+			doc = "{" + string(k) + ":" + string(m.Raw) + "}"
+		}
+		return "(" + col + "::jsonb) @> " + arg(doc) + "::jsonb"
+	},
 }
 
 func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {

@@ -189,6 +189,24 @@ func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
 var dialect = store.Dialect{
 	Param: func(int) string { return "?" },
 	Time:  func(t time.Time) any { return t.UnixMicro() },
+	// SQLite has no containment operator: one element (or key) of the
+	// top level must hold the scalar, compared by JSON type and value as
+	// PostgreSQL's jsonb @> compares a scalar.
+	JSONMatch: func(col, key string, m store.Scalar, arg func(any) string) string {
+		cond := "EXISTS (SELECT 1 FROM json_each(" + col + ") AS e WHERE "
+		if key != "" {
+			cond += "e.key = " + arg(key) + " AND "
+		}
+		switch m.Kind {
+		case "string":
+			cond += "e.type = 'text' AND e.atom = " + arg(m.Str)
+		case "number":
+			cond += "e.type IN ('integer', 'real') AND e.atom = " + arg(m.Num)
+		default: // true, false, null
+			cond += "e.type = '" + m.Kind + "'"
+		}
+		return cond + ")"
+	},
 }
 
 func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {

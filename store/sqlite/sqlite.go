@@ -33,8 +33,11 @@ var schemaV2 string
 //go:embed schema_v3.sql
 var schemaV3 string
 
+//go:embed schema_v5.sql
+var schemaV5 string
+
 // migrations[i] brings the schema from version i to i+1.
-var migrations = []string{schemaV1, schemaV2, schemaV3}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV5}
 
 // SchemaVersion is the newest schema this binary knows.
 var SchemaVersion = len(migrations)

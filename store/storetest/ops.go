@@ -2,6 +2,11 @@ package storetest
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,4 +78,141 @@ func contains(xs []string, x string) bool {
 		}
 	}
 	return false
+}
+
+// The filters operators need: by user, model, creation and end dates,
+// and by a value inside args or kwargs, the same on every store, each
+// bounded to the tenant.
+func operatorFilters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	mk := func(user, model, args, kwargs string) store.NewJob {
+		j := nj("t")
+		j.UserID, j.ModelName, j.Args, j.Kwargs = user, model, json.RawMessage(args), json.RawMessage(kwargs)
+		return j
+	}
+	a := mk("alice", "sale.order", `[42, "SO042", true, null, 1.5]`, `{"partner_id": 7, "lang": "fr", "flag": false}`)
+	b := mk("bob", "sale.order", `[43, "SO043", [42]]`, `{"partner_id": 8, "nested": {"partner_id": 7}}`)
+	c := mk("alice", "account.move", `["42"]`, `{"partner_id": "7", "lang": "en"}`)
+	stranger := mk("alice", "sale.order", `[42]`, `{"partner_id": 7}`)
+	stranger.Tenant = "u"
+	insert(t, s, a, b, c, stranger)
+	ids := func(f store.Filter) []string {
+		t.Helper()
+		f.Tenant = "t"
+		p, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatalf("%+v: %v", f, err)
+		}
+		var out []string
+		for _, j := range p.Jobs {
+			out = append(out, map[string]string{a.UUID: "a", b.UUID: "b", c.UUID: "c"}[j.UUID])
+		}
+		sort.Strings(out)
+		return out
+	}
+	raw := func(s string) json.RawMessage { return json.RawMessage(s) }
+	for _, c := range []struct {
+		name string
+		f    store.Filter
+		want string
+	}{
+		{"user", store.Filter{UserID: "alice"}, "a c"},
+		{"model", store.Filter{ModelName: "sale.order"}, "a b"},
+		{"user and model", store.Filter{UserID: "alice", ModelName: "sale.order"}, "a"},
+		{"an arg, a number", store.Filter{ArgsHas: raw(`42`)}, "a"},
+		{"an arg, the same number written otherwise", store.Filter{ArgsHas: raw(`42.0`)}, "a"},
+		{"an arg, a string", store.Filter{ArgsHas: raw(`"42"`)}, "c"},
+		{"an arg, true", store.Filter{ArgsHas: raw(`true`)}, "a"},
+		{"an arg, null", store.Filter{ArgsHas: raw(`null`)}, "a"},
+		{"an arg, a fraction", store.Filter{ArgsHas: raw(`1.5`)}, "a"},
+		{"a kwarg, a number (not the string, not nested)", store.Filter{KwargsHas: map[string]json.RawMessage{"partner_id": raw(`7`)}}, "a"},
+		{"a kwarg, a string", store.Filter{KwargsHas: map[string]json.RawMessage{"partner_id": raw(`"7"`)}}, "c"},
+		{"two kwargs", store.Filter{KwargsHas: map[string]json.RawMessage{"partner_id": raw(`7`), "lang": raw(`"fr"`)}}, "a"},
+		{"two kwargs, one off", store.Filter{KwargsHas: map[string]json.RawMessage{"partner_id": raw(`7`), "lang": raw(`"en"`)}}, ""},
+		{"a kwarg false", store.Filter{KwargsHas: map[string]json.RawMessage{"flag": raw(`false`)}}, "a"},
+		{"a kwarg absent", store.Filter{KwargsHas: map[string]json.RawMessage{"nope": raw(`null`)}}, ""},
+	} {
+		if got := strings.Join(ids(c.f), " "); got != c.want {
+			t.Errorf("%s: got [%s], want [%s]", c.name, got, c.want)
+		}
+	}
+	// Dates: created in a window; ended (done or cancelled) in a window.
+	created := get(t, s, a.UUID).DateCreated
+	if got := ids(store.Filter{CreatedAfter: ptr(created.Add(-time.Second)), CreatedBefore: ptr(created.Add(time.Hour))}); len(got) != 3 {
+		t.Errorf("created in the window: %v", got)
+	}
+	if got := ids(store.Filter{CreatedAfter: ptr(created.Add(time.Hour))}); len(got) != 0 {
+		t.Errorf("created after an hour from now: %v", got)
+	}
+	if got := ids(store.Filter{CreatedBefore: ptr(created.Add(-time.Hour))}); len(got) != 0 {
+		t.Errorf("created before an hour ago: %v", got)
+	}
+	before := time.Now().Add(-time.Second)
+	if _, err := s.Cancel(ctx, "t", b.UUID); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ids(store.Filter{EndedAfter: &before}), " "); got != "b" {
+		t.Errorf("ended after: [%s], want [b]", got)
+	}
+	if got := ids(store.Filter{EndedBefore: &before}); len(got) != 0 {
+		t.Errorf("ended before: %v, want none", got)
+	}
+	// What no store keeps, or no filter means, is refused before SQL.
+	for _, bad := range []store.Filter{
+		{ArgsHas: raw(`[42]`)}, {ArgsHas: raw(`{"a":1}`)}, {ArgsHas: raw(`nope`)},
+		{KwargsHas: map[string]json.RawMessage{"k": raw(`{"a":1}`)}}, {KwargsHas: map[string]json.RawMessage{"a\x00": raw(`1`)}},
+		{UserID: "a\x00"}, {ModelName: "\xff"},
+		{CreatedAfter: ptr(time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC))},
+	} {
+		bad.Tenant = "t"
+		if _, err := s.List(ctx, bad); !errors.Is(err, abi.ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+}
+
+// Channel overrides are stored, replaced, deleted when empty, refused
+// when no scheduler could apply them, and announced to every node.
+func channelOverrides(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ch := subscribe(t, s)
+	if got := must(s.ChannelOverrides(ctx)); len(got) != 0 {
+		t.Fatalf("a new store has overrides: %v", got)
+	}
+	if err := s.SetChannelOverride(ctx, abi.ChannelOverride{Channel: "root.mail", Paused: ptr(true), Capacity: ptr(3), Throttle: ptr(0.5)}); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if e := next(t, ch, "event after an override"); e.Kind == store.EventChannels {
+			break
+		}
+	}
+	if err := s.SetChannelOverride(ctx, abi.ChannelOverride{Channel: "root", Capacity: ptr(2)}); err != nil {
+		t.Fatal(err)
+	}
+	got := must(s.ChannelOverrides(ctx))
+	if len(got) != 2 || got[0].Channel != "root" || *got[0].Capacity != 2 || got[0].Paused != nil || got[0].Throttle != nil ||
+		got[1].Channel != "root.mail" || !*got[1].Paused || *got[1].Capacity != 3 || *got[1].Throttle != 0.5 {
+		t.Fatalf("overrides %+v", got)
+	}
+	if err := s.SetChannelOverride(ctx, abi.ChannelOverride{Channel: "root.mail", Paused: ptr(false)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetChannelOverride(ctx, abi.ChannelOverride{Channel: "root"}); err != nil {
+		t.Fatal(err)
+	}
+	got = must(s.ChannelOverrides(ctx))
+	if len(got) != 1 || got[0].Channel != "root.mail" || *got[0].Paused || got[0].Capacity != nil {
+		t.Fatalf("after a replace and a delete: %+v", got)
+	}
+	for _, bad := range []abi.ChannelOverride{
+		{Channel: "mail", Paused: ptr(true)}, {Channel: "root.a\x00"}, {Channel: ""},
+		{Channel: "root", Capacity: ptr(0)}, {Channel: "root", Capacity: ptr(abi.MaxChannelCapacity + 1)},
+		{Channel: "root", Throttle: ptr(-1.0)}, {Channel: "root", Throttle: ptr(math.NaN())},
+		{Channel: "root", Throttle: ptr(float64(abi.MaxThrottleSeconds + 1))},
+	} {
+		if err := s.SetChannelOverride(ctx, bad); !errors.Is(err, abi.ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
 }

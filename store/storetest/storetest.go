@@ -56,6 +56,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IllegalOutcomesAreRefused", illegalOutcomesAreRefused},
 		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
 		{"CancelStartedJob", cancelStartedJob},
+		{"OperatorFilters", operatorFilters},
+		{"ChannelOverrides", channelOverrides},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

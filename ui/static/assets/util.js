@@ -40,7 +40,7 @@ export const STATE_LABEL = {
 export const ACTIONS = {
   requeue: { label: 'Requeue', from: ['pending', 'enqueued', 'started', 'done', 'cancelled', 'failed'] },
   done: { label: 'Set done', from: ['wait_dependencies', 'pending', 'enqueued', 'failed'] },
-  cancel: { label: 'Cancel', from: ['wait_dependencies', 'pending', 'enqueued', 'failed'] },
+  cancel: { label: 'Cancel', from: ['wait_dependencies', 'pending', 'enqueued', 'started', 'failed'] },
 };
 
 export function badge(state) {
