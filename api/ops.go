@@ -128,8 +128,10 @@ const bulkPage = 500
 
 // bulk acts on every job matching the list's filter: the caller's own
 // jobs (the admin's: those of ?tenant=, or every tenant's), page by page.
-// A job the action does not apply to in its state is skipped, not an
-// error: the answer counts matched, changed and skipped jobs.
+// Each page is moved in one transaction by the store's per-job rules
+// (Store.Act); a job the action does not apply to in its state is
+// skipped, not an error: the answer counts matched, changed and skipped
+// jobs.
 func (s *server) bulk(cause abi.Cause) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
 		f, err := parseFilter(r.URL.Query(), c.scope(r), false)
@@ -144,32 +146,19 @@ func (s *server) bulk(cause abi.Cause) handler {
 			if err != nil {
 				return err
 			}
-			for _, j := range page.Jobs {
-				matched++
-				if !abi.CanApply(cause, j.State) {
-					skipped++
-					continue
-				}
-				switch cause {
-				case abi.CauseRequeue:
-					_, err = s.Store.Requeue(ctx, j.Tenant, j.UUID)
-				case abi.CauseCancel:
-					_, err = s.Store.Cancel(ctx, j.Tenant, j.UUID)
-				case abi.CauseSetDone:
-					_, err = s.Store.SetDone(ctx, j.Tenant, j.UUID, nil)
-				}
-				switch {
-				case err == nil:
-					changed++
-				case errors.Is(err, abi.ErrIllegalTransition), errors.Is(err, abi.ErrNotFound):
-					// Moved or vacuumed since the page was read (a cancel
-					// cascading to a dependent listed later, a worker's
-					// outcome): not this action's to change any more.
-					skipped++
-				default:
-					return err
-				}
+			ids := make([]string, len(page.Jobs))
+			for i, j := range page.Jobs {
+				ids[i] = j.UUID
 			}
+			// The caller's scope, not each job's tenant: the store checks
+			// ownership again under lock.
+			moved, err := s.Store.Act(ctx, f.Tenant, cause, ids)
+			if err != nil {
+				return err
+			}
+			matched += len(ids)
+			changed += len(moved)
+			skipped += len(ids) - len(moved)
 			if page.NextCursor == "" {
 				break
 			}

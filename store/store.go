@@ -214,6 +214,12 @@ type Store interface {
 	Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error)
 	Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	// Act applies a manual action (requeue, set done, cancel) to each of
+	// the given jobs of tenant ("" = any), in one transaction, by the
+	// same rules as one job's action; a job gone, another tenant's, or in
+	// a state the action does not apply to is skipped. It returns the
+	// uuids it changed. Bulk actions call it a page at a time.
+	Act(ctx context.Context, tenant string, cause abi.Cause, uuids []string) ([]string, error)
 	// Update patches a job in wait_dependencies, pending or failed.
 	Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Job, error)
 

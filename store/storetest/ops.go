@@ -216,3 +216,50 @@ func channelOverrides(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// Act moves many jobs at once by the per-job rules: another tenant's and
+// those in a state the action does not apply to are skipped, a cancel
+// cascades (a dependent listed after its parent is then skipped), and a
+// started job cancelled has its attempt recorded.
+func actOnMany(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	runningJob := insert(t, s, nj("t"))[0]
+	start(t, s, "w", time.Minute)
+	p, kid, pend := nj("t"), nj("t"), nj("t")
+	p.ETA = ptr(time.Now().Add(time.Hour))
+	kid.DependsOn = []string{p.UUID}
+	pend.ETA = p.ETA
+	theirs := nj("u")
+	theirs.ETA = p.ETA
+	insert(t, s, p, kid, pend, theirs)
+	done := insert(t, s, nj("t"))[0]
+	if _, err := s.SetDone(ctx, "t", done.UUID, nil); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{runningJob.UUID, p.UUID, kid.UUID, pend.UUID, theirs.UUID, done.UUID, "no-such-job", "bad\x00"}
+	changed, err := s.Act(ctx, "t", abi.CauseCancel, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(changed)
+	want := []string{runningJob.UUID, p.UUID, pend.UUID}
+	sort.Strings(want)
+	if strings.Join(changed, ",") != strings.Join(want, ",") {
+		t.Fatalf("changed %v, want %v", changed, want)
+	}
+	for id, st := range map[string]abi.State{runningJob.UUID: abi.StateCancelled, kid.UUID: abi.StateCancelled,
+		theirs.UUID: abi.StatePending, done.UUID: abi.StateDone} {
+		if got := get(t, s, id).State; got != st {
+			t.Errorf("%s: %s, want %s", id, got, st)
+		}
+	}
+	if at := must(s.Attempts(ctx, "t", runningJob.UUID)); len(at) != 1 || at[0].Outcome != "cancelled" {
+		t.Errorf("the running job's attempt: %+v", at)
+	}
+	if changed := must(s.Act(ctx, "t", abi.CauseRequeue, ids)); len(changed) != 5 {
+		t.Errorf("requeue changed %d, want the tenant's 5 jobs", len(changed))
+	}
+	if _, err := s.Act(ctx, "t", abi.CauseStart, ids); !errors.Is(err, abi.ErrInvalid) {
+		t.Errorf("act with a cause that is no manual action: %v", err)
+	}
+}

@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelStartedJob", cancelStartedJob},
 		{"OperatorFilters", operatorFilters},
 		{"ChannelOverrides", channelOverrides},
+		{"ActOnMany", actOnMany},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
