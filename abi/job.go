@@ -76,6 +76,8 @@ type Job struct {
 	Seq int64 `json:"seq"`
 	// LeaseUntil is when the running node's claim on the job lapses.
 	LeaseUntil *time.Time `json:"lease_until,omitempty"`
+	// Progress is the latest progress the job reported (wasmq_progress_v1).
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 // Attempt records one start of a job: who ran it, on which module digest,

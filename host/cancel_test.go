@@ -55,3 +55,27 @@ func TestCancelledAttemptsInstanceIsNeverPooledAgain(t *testing.T) {
 		}
 	}
 }
+
+// wasmq_progress_v1 hands each report to the runner's reporter: percents
+// 0–100 taken, others refused (the guest is told), the message mended,
+// since a plugin is untrusted.
+func TestProgressReportsReachTheReporter(t *testing.T) {
+	dir := t.TempDir()
+	copyFile(t, "testdata/progress.wasm", dir+"/progress.wasm")
+	h := newTestHost(t, testConfig(dir))
+	var got []abi.Progress
+	ctx := abi.WithProgress(context.Background(), func(p abi.Progress) { got = append(got, p) })
+	if o := h.Run(ctx, job("progress.run")); o.Kind != abi.OutcomeDone {
+		t.Fatalf("got %s %s %s", o.Kind, o.ExcName, o.ExcMessage)
+	}
+	if len(got) != 101 || got[0].Percent != 0 || got[100].Percent != 100 || got[100].Updated.IsZero() {
+		t.Fatalf("%d reports, want 0 to 100: %+v", len(got), got)
+	}
+	if m := got[50].Message; m != "half \uFFFDdone" {
+		t.Errorf("the message at 50 is %q, want it mended", m)
+	}
+	// Without a reporter (the synchronous mode) the reports go nowhere.
+	if o := h.Run(context.Background(), job("progress.run")); o.Kind != abi.OutcomeDone {
+		t.Fatalf("without a reporter: %s %s", o.Kind, o.ExcMessage)
+	}
+}

@@ -54,6 +54,9 @@ type Driver interface {
 	// Vacuum deletes done and cancelled jobs of the channel finished
 	// before olderThan, with their attempts and dependency rows.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+	// SetProgress writes a job's latest progress if the job is started by
+	// workerID at attempt (else nothing); GetJob and ListJobs show it.
+	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
 	// ChannelOverrides reads the stored overrides, ordered by channel.
 	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)
 	// Maintain is the leader's housekeeping, after each reap.

@@ -256,6 +256,10 @@ type Store interface {
 	// Complete applies finished attempts in one transaction, promotes the
 	// dependents of jobs that reached done, and returns the uuids applied.
 	Complete(ctx context.Context, cs []Completion) ([]string, error)
+	// SetProgress keeps a running job's latest progress, while the job
+	// is still started by workerID at attempt; the job shows it (Get,
+	// List) from then on.
+	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
 	// RenewLeases extends the lease of every job started by workerID.
 	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
 	// ReapExpired takes back enqueued and started jobs whose lease ended

@@ -139,7 +139,13 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 }
 
 func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
-	return getJob(ctx, s.r, tenant, uuid)
+	j, err := getJob(ctx, s.r, tenant, uuid)
+	if err != nil {
+		return j, err
+	}
+	one := []abi.Job{j}
+	err = fillProgress(ctx, s.r, one)
+	return one[0], err
 }
 
 // InsertJobs inserts row by row through one prepared statement, then reads
@@ -211,7 +217,11 @@ var dialect = store.Dialect{
 
 func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
 	where, args := store.JobConditions(q, dialect)
-	return queryJobs(ctx, s.r, "WHERE "+where+" ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)...)
+	jobs, err := queryJobs(ctx, s.r, "WHERE "+where+" ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)...)
+	if err != nil {
+		return nil, err
+	}
+	return jobs, fillProgress(ctx, s.r, jobs)
 }
 
 func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {

@@ -16,3 +16,12 @@ CREATE TABLE channel_overrides (
 -- index for it; the other filters bound the rows read.)
 CREATE INDEX jobs_user ON jobs (tenant, user_id, date_created DESC, seq DESC) WHERE user_id <> '';
 CREATE INDEX jobs_model ON jobs (tenant, model_name, date_created DESC, seq DESC) WHERE model_name <> '';
+
+-- A running job's latest progress (wasmq_progress_v1), at most one write
+-- per job per second; the vacuum deletes it with its job.
+CREATE TABLE job_progress (
+    job_uuid TEXT PRIMARY KEY,
+    percent  INTEGER NOT NULL,
+    message  TEXT NOT NULL,
+    updated  INTEGER NOT NULL
+) WITHOUT ROWID;

@@ -263,3 +263,47 @@ func actOnMany(t *testing.T, s store.Store) {
 		t.Errorf("act with a cause that is no manual action: %v", err)
 	}
 }
+
+// A running job's progress is kept while its worker holds it, shown by
+// Get and List, refused out of range, and ignored from anyone else.
+func progressOfARunningJob(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	insert(t, s, nj("t"))
+	j := start(t, s, "w", time.Minute)[0]
+	if got := get(t, s, j.UUID); got.Progress != nil {
+		t.Fatalf("a job that reported nothing has progress %+v", got.Progress)
+	}
+	at := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.SetProgress(ctx, j.UUID, "w", j.Attempt, abi.Progress{Percent: 40, Message: "lines 400/1000", Updated: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetProgress(ctx, j.UUID, "w", j.Attempt, abi.Progress{Percent: 45, Message: "lines 450/1000 é", Updated: at}); err != nil {
+		t.Fatal(err)
+	}
+	// Another worker, an older attempt: nothing changes.
+	s.SetProgress(ctx, j.UUID, "other", j.Attempt, abi.Progress{Percent: 99, Updated: at})
+	s.SetProgress(ctx, j.UUID, "w", j.Attempt-1, abi.Progress{Percent: 98, Updated: at})
+	p := get(t, s, j.UUID).Progress
+	if p == nil || p.Percent != 45 || p.Message != "lines 450/1000 é" || !p.Updated.Equal(at) {
+		t.Fatalf("progress %+v", p)
+	}
+	page := must(s.List(ctx, store.Filter{Tenant: "t"}))
+	if len(page.Jobs) != 1 || page.Jobs[0].Progress == nil || page.Jobs[0].Progress.Percent != 45 {
+		t.Fatalf("listed %+v", page.Jobs)
+	}
+	for _, bad := range []abi.Progress{{Percent: -1, Updated: at}, {Percent: 101, Updated: at},
+		{Percent: 1, Message: strings.Repeat("x", abi.MaxProgressMessage+1), Updated: at},
+		{Percent: 1, Message: "a\x00", Updated: at}, {Percent: 1, Message: "\xff", Updated: at}, {Percent: 1}} {
+		if err := s.SetProgress(ctx, j.UUID, "w", j.Attempt, bad); !errors.Is(err, abi.ErrInvalid) {
+			t.Errorf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	complete(t, s, j, abi.StateDone, abi.CauseDone)
+	s.SetProgress(ctx, j.UUID, "w", j.Attempt, abi.Progress{Percent: 1, Updated: at})
+	if p := get(t, s, j.UUID).Progress; p == nil || p.Percent != 45 {
+		t.Fatalf("a report after the end changed the progress: %+v", p)
+	}
+	if n := must(s.Vacuum(ctx, "root", time.Now().Add(time.Hour))); n != 1 {
+		t.Fatalf("vacuum deleted %d jobs", n)
+	}
+}

@@ -59,6 +59,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OperatorFilters", operatorFilters},
 		{"ChannelOverrides", channelOverrides},
 		{"ActOnMany", actOnMany},
+		{"ProgressOfARunningJob", progressOfARunningJob},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

@@ -19,3 +19,13 @@ CREATE INDEX jobs_user ON jobs (tenant, user_id, date_created DESC, seq DESC) WH
 CREATE INDEX jobs_model ON jobs (tenant, model_name, date_created DESC, seq DESC) WHERE model_name <> '';
 CREATE INDEX jobs_args ON jobs USING gin ((args::jsonb) jsonb_path_ops);
 CREATE INDEX jobs_kwargs ON jobs USING gin ((kwargs::jsonb) jsonb_path_ops);
+
+-- A running job's latest progress (wasmq_progress_v1), at most one write
+-- per job per second, kept beside the job so the job row's hot updates
+-- stay as they were; deleted with its job.
+CREATE TABLE job_progress (
+    job_uuid text PRIMARY KEY REFERENCES jobs (uuid) ON DELETE CASCADE,
+    percent  smallint NOT NULL,
+    message  text NOT NULL,
+    updated  timestamptz NOT NULL
+);
