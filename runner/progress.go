@@ -27,8 +27,9 @@ type jobProgress struct {
 }
 
 // progressFor returns the reporter of one attempt and the function that
-// ends it (reports after that are dropped: the job's outcome is what
-// counts then).
+// ends it: the last report, if not yet written, is written then, before
+// the outcome (which ends the job's progress writes), so the job keeps
+// the value it ended on. That is one write more per attempt at most.
 func (r *Runner) progressFor(job *abi.Job) (abi.ProgressFunc, func()) {
 	jp := &jobProgress{r: r, uuid: job.UUID, attempt: job.Attempt}
 	return jp.report, jp.finish
@@ -67,10 +68,16 @@ func (jp *jobProgress) flush() {
 
 func (jp *jobProgress) finish() {
 	jp.mu.Lock()
-	defer jp.mu.Unlock()
-	jp.finished = true
 	if jp.timer != nil {
 		jp.timer.Stop()
 		jp.timer = nil
 	}
+	dirty := jp.dirty
+	jp.mu.Unlock()
+	if dirty {
+		jp.flush()
+	}
+	jp.mu.Lock()
+	jp.finished = true
+	jp.mu.Unlock()
 }
