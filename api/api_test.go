@@ -455,7 +455,8 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	paths := spec["paths"].(map[string]any)
 	for _, p := range []string{"/v1/jobs", "/v1/jobs:batch", "/v1/jobs/{uuid}", "/v1/jobs/{uuid}/attempts", "/v1/jobs/{uuid}/requeue",
 		"/v1/jobs/{uuid}/cancel", "/v1/jobs/{uuid}/done", "/v1/stats", "/v1/channels", "/v1/plugins", "/v1/plugins/{name}",
-		"/healthz", "/readyz", "/metrics"} {
+		"/healthz", "/readyz", "/metrics", "/v1/jobs:requeue", "/v1/jobs:cancel", "/v1/jobs:done", "/v1/channels/{action}",
+		"/v1/channels/{name}"} {
 		if paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}

@@ -426,6 +426,9 @@ func printJob(out io.Writer, j abi.Job) {
 	if len(j.Result) > 0 {
 		row("result", string(j.Result))
 	}
+	if j.Progress != nil {
+		row("progress", fmt.Sprintf("%d%% %s (reported %s)", j.Progress.Percent, j.Progress.Message, j.Progress.Updated.Format(time.RFC3339)))
+	}
 	row("exc_name", j.ExcName)
 	row("exc_message", j.ExcMessage)
 	row("created", j.DateCreated.Format(time.RFC3339Nano))
