@@ -27,6 +27,7 @@ type live struct {
 type liveJob struct {
 	attempt int
 	cancel  context.CancelCauseFunc
+	since   time.Time
 }
 
 func (l *live) add(uuid string, attempt int, cancel context.CancelCauseFunc) {
@@ -34,8 +35,23 @@ func (l *live) add(uuid string, attempt int, cancel context.CancelCauseFunc) {
 	if l.jobs == nil {
 		l.jobs = map[string]liveJob{}
 	}
-	l.jobs[uuid] = liveJob{attempt, cancel}
+	l.jobs[uuid] = liveJob{attempt, cancel, time.Now()}
 	l.mu.Unlock()
+}
+
+// runningSince returns the attempts in progress that started before t:
+// the lease renewal re-checks only those, since a short job ends before
+// a lost notification would matter.
+func (l *live) runningSince(t time.Time) map[string]liveJob {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]liveJob{}
+	for id, j := range l.jobs {
+		if j.since.Before(t) {
+			out[id] = j
+		}
+	}
+	return out
 }
 
 func (l *live) remove(uuid string) {

@@ -497,8 +497,9 @@ func (r *Runner) renewLoop(ctx context.Context) {
 				r.log.Warn().Err(err).Msg("renew leases failed")
 			}
 			// A cancel whose event was lost (or came before the job
-			// reached its worker) is caught here, within a lease.
-			r.checkLive(ctx, r.live.among(nil))
+			// reached its worker) is caught here, within a lease: the
+			// jobs running since the last renewal are read again.
+			r.checkLive(ctx, r.live.runningSince(time.Now().Add(-r.cfg.Lease.D()/3)))
 		}
 	}
 }
