@@ -159,3 +159,52 @@ func TestChannelControlReachesEveryNodeAndSurvivesRestarts(t *testing.T) {
 		t.Errorf("after the restart, %d jobs of mail ran at once, want at most 2", n)
 	}
 }
+
+// A job cancelled over one node's API while it runs on another is
+// interrupted there: that node's only worker is free again at once, not
+// when the job's timeout would have ended it.
+func TestCancelInterruptsAJobRunningOnAnotherNode(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	runner := "lease = \"2s\"\nworkers = 1"
+	a := startNodeWith(t, bin, dsn, "node-a", runner)
+	b := startNodeWith(t, bin, dsn, "node-b", runner)
+	hang := post(t, a.url+"/v1/jobs", map[string]any{"func": "testkit.script", "args": []string{"hang"}})["uuid"].(string)
+	busy := post(t, a.url+"/v1/jobs", map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 20000}})["uuid"].(string)
+	waitStarted(t, a.url, 2) // one on each node: each has one worker
+	var hangNode string
+	for _, j := range listAll(t, a.url) {
+		if j.UUID == hang {
+			hangNode = nodeOf(j.WorkerID)
+		}
+	}
+	other := a
+	if hangNode == "node-a" {
+		other = b
+	}
+	cancelled := time.Now()
+	send(t, "POST", other.url+"/v1/jobs/"+hang+"/cancel", nil)
+	// Only the worker that ran the hanging job can take this one.
+	next := post(t, other.url+"/v1/jobs", map[string]any{"func": "testkit.echo"})["uuid"].(string)
+	for {
+		var done bool
+		for _, j := range listAll(t, a.url) {
+			if j.UUID == next && j.State == "done" {
+				done = true
+			}
+		}
+		if done {
+			break
+		}
+		if time.Since(cancelled) > 5*time.Second {
+			t.Fatalf("the worker of the cancelled job (on %s) is still busy %s after the cancel", hangNode, time.Since(cancelled))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("the next job ran %s after the cancel of a job running on %s", time.Since(cancelled), hangNode)
+	for _, j := range listAll(t, a.url) {
+		if j.UUID == hang && j.State != "cancelled" || j.UUID == busy && j.State != "started" {
+			t.Errorf("%s is %s", j.UUID, j.State)
+		}
+	}
+}
