@@ -99,7 +99,8 @@ func (r *Runner) SetChannel(ctx context.Context, name string, edit func(*abi.Cha
 	return abi.ChannelStatus{Name: name}, nil
 }
 
-// pausedWith is Channel.pausedPath with the overrides over it.
+// pausedWith reports whether c or an ancestor is paused, the overrides
+// (by channel name) over the configuration.
 func pausedWith(c *Channel, ov map[string]abi.ChannelOverride) bool {
 	for x := c; x != nil; x = x.Parent {
 		if o, ok := ov[x.Name]; ok && o.Paused != nil {
