@@ -22,6 +22,9 @@ type ChannelStatus struct {
 	Failed     int  `json:"failed"`
 	// Blocked: a sequential channel holding a failed job runs nothing.
 	Blocked bool `json:"blocked"`
+	// Override is what an operator set at run time, when anything:
+	// Capacity, Throttle and Paused above already include it.
+	Override *ChannelOverride `json:"override,omitempty"`
 }
 
 // Bounds of a channel name, counted on its full form (with "root.").

@@ -32,6 +32,12 @@ const (
 	HostLog = "wasmq_log_v1"
 	// wasmq_now_v1() -> i64: wall-clock Unix time in nanoseconds.
 	HostNow = "wasmq_now_v1"
+	// wasmq_progress_v1(percent i32, message i64) -> i32: the job's
+	// progress, 0 to 100, and a short message (a block offset, or 0);
+	// returns 0, or 1 when percent is out of range (nothing recorded).
+	// The latest report is kept on the job, written at most once a
+	// second.
+	HostProgress = "wasmq_progress_v1"
 )
 
 // Sentinel errors shared across packages.

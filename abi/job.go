@@ -85,6 +85,8 @@ type Job struct {
 	Seq int64 `json:"seq"`
 	// LeaseUntil is when the running node's claim on the job lapses.
 	LeaseUntil *time.Time `json:"lease_until"`
+	// Progress is the latest progress the job reported (wasmq_progress_v1).
+	Progress *Progress `json:"progress"`
 }
 
 // JobDoc is the JSON form of a Job: the same fields in the same order,
@@ -128,6 +130,7 @@ type JobDoc struct {
 	PluginSHA256  *string         `json:"plugin_sha256"`
 	Seq           int64           `json:"seq"`
 	LeaseUntil    *time.Time      `json:"lease_until"`
+	Progress      *Progress       `json:"progress"`
 }
 
 func nullable(s *string) *string {
@@ -148,7 +151,7 @@ func (j *Job) Doc() *JobDoc {
 		ExcName: nullable(&j.ExcName), ExcMessage: nullable(&j.ExcMessage), ExcInfo: nullable(&j.ExcInfo),
 		DateCreated: j.DateCreated, DateEnqueued: j.DateEnqueued, DateStarted: j.DateStarted, DateDone: j.DateDone,
 		DateCancelled: j.DateCancelled, ExecTime: j.ExecTime, Late: j.Late, WorkerID: nullable(&j.WorkerID),
-		PluginSHA256: nullable(&j.PluginSHA256), Seq: j.Seq, LeaseUntil: j.LeaseUntil,
+		PluginSHA256: nullable(&j.PluginSHA256), Seq: j.Seq, LeaseUntil: j.LeaseUntil, Progress: j.Progress,
 	}
 }
 

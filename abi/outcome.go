@@ -41,6 +41,7 @@ const (
 	ExcPluginNotFound = "wasmq.PluginNotFound" // module or export missing at run time
 	ExcPluginInvalid  = "wasmq.PluginInvalid"  // module failed to compile or link
 	ExcJobFoundDead   = "JobFoundDead"         // lease expired with the budget spent
+	ExcCancelled      = "wasmq.Cancelled"      // cancelled by hand while it ran
 )
 
 // Outcome is what the host reports for one attempt.

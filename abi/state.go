@@ -59,7 +59,7 @@ const (
 	CauseShutdown Cause = "shutdown" // enqueued/started → pending, attempt not counted
 	CauseRequeue  Cause = "requeue"  // manual
 	CauseSetDone  Cause = "set_done" // manual
-	CauseCancel   Cause = "cancel"   // manual, or cascaded from a cancelled parent
+	CauseCancel   Cause = "cancel"   // manual (a started job's sandbox is interrupted), or cascaded from a cancelled parent
 )
 
 type edge struct {
@@ -94,7 +94,8 @@ var transitions = map[Cause][]edge{
 	},
 	CauseCancel: {
 		{StateWaitDependencies, StateCancelled}, {StatePending, StateCancelled},
-		{StateEnqueued, StateCancelled}, {StateFailed, StateCancelled},
+		{StateEnqueued, StateCancelled}, {StateStarted, StateCancelled},
+		{StateFailed, StateCancelled},
 	},
 }
 

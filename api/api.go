@@ -13,7 +13,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"strconv"
 	"strings"
 	"time"
 
@@ -46,6 +45,9 @@ type Runner interface {
 	// tenant's jobs, with the tenant's counts only ("" = every channel,
 	// every tenant).
 	Channels(ctx context.Context, tenant string) ([]abi.ChannelStatus, error)
+	// SetChannel edits a channel's stored override (every node, across
+	// restarts) and returns its status.
+	SetChannel(ctx context.Context, name string, edit func(*abi.ChannelOverride)) (abi.ChannelStatus, error)
 	Stats() abi.RunnerStats
 }
 
@@ -108,6 +110,11 @@ func New(o Options) http.Handler {
 	s.route("POST /v1/jobs/{uuid}/done", s.action(abi.CauseSetDone))
 	s.route("GET /v1/stats", s.stats)
 	s.route("GET /v1/channels", s.channels)
+	s.route("POST /v1/channels/{action}", s.channelAction)
+	s.route("PATCH /v1/channels/{name}", s.patchChannel)
+	s.route("POST /v1/jobs:requeue", s.bulk(abi.CauseRequeue))
+	s.route("POST /v1/jobs:cancel", s.bulk(abi.CauseCancel))
+	s.route("POST /v1/jobs:done", s.bulk(abi.CauseSetDone))
 	s.route("GET /v1/plugins", s.listPlugins)
 	s.route("PUT /v1/plugins/{name}", s.putPlugin)
 	s.route("PUT /v1/plugins/{name}/config", s.putPluginConfig)
@@ -358,42 +365,9 @@ func (s *server) attempts(w http.ResponseWriter, r *http.Request, c caller) erro
 }
 
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request, c caller) error {
-	q := r.URL.Query()
-	for k := range q {
-		switch k {
-		case "state", "channel", "func", "graph_uuid", "identity_key", "q", "limit", "cursor", "tenant":
-		default:
-			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q", k), k}
-		}
-	}
-	f := store.Filter{Tenant: c.scope(r), Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),
-		IdentityKey: q.Get("identity_key"), Query: q.Get("q"), Cursor: q.Get("cursor")}
-	if v := q.Get("channel"); v != "" {
-		// A channel, or a channel and its subtree with a trailing ".*".
-		name, subtree := strings.CutSuffix(v, ".*")
-		ch, err := abi.ParseChannel(name)
-		if err != nil {
-			return err
-		}
-		if subtree {
-			ch += ".*"
-		}
-		f.Channel = ch
-	}
-	if v := q.Get("state"); v != "" {
-		for _, st := range strings.Split(v, ",") {
-			if !abi.State(st).Valid() {
-				return &httpError{422, "invalid_argument", fmt.Sprintf("state %q is not one of %v", st, abi.States), "state"}
-			}
-			f.States = append(f.States, abi.State(st))
-		}
-	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			return &httpError{422, "invalid_argument", "limit must be an integer from 1 to 1000", "limit"}
-		}
-		f.Limit = n
+	f, err := parseFilter(r.URL.Query(), c.scope(r), true)
+	if err != nil {
+		return err
 	}
 	p, err := s.Store.List(r.Context(), f)
 	if err != nil {

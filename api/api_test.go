@@ -481,7 +481,9 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	for _, p := range []string{"/v1/jobs", "/v1/jobs:batch", "/v1/jobs/{uuid}", "/v1/jobs/{uuid}/attempts", "/v1/jobs/{uuid}/requeue",
 		"/v1/jobs/{uuid}/cancel", "/v1/jobs/{uuid}/done", "/v1/stats", "/v1/channels", "/v1/plugins", "/v1/plugins/{name}",
 		"/healthz", "/readyz", "/metrics", "/v1/schedules", "/v1/schedules/{name}", "/v1/schedules/{name}:pause",
-		"/v1/schedules/{name}:resume", "/v1/schedules/{name}:run"} {
+		"/v1/schedules/{name}:resume", "/v1/schedules/{name}:run",
+		"/v1/jobs:requeue", "/v1/jobs:cancel", "/v1/jobs:done", "/v1/channels/{action}",
+		"/v1/channels/{name}"} {
 		if paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}

@@ -124,6 +124,24 @@ func TestTenantIsolationMatrix(t *testing.T) {
 				}
 			}
 		},
+		// Channels are the operator's: a tenant changes none, whichever.
+		"POST /v1/channels/{action}": func(t *testing.T, b *asB) {
+			for _, p := range []string{"/v1/channels/shared:pause", "/v1/channels/acme-ledger:pause", "/v1/channels/globex-own:resume"} {
+				if r := b.do("POST", p, nil); r.status != 403 {
+					t.Errorf("B: POST %s: %d %s, want 403", p, r.status, r.body)
+				}
+			}
+		},
+		"PATCH /v1/channels/{name}": func(t *testing.T, b *asB) {
+			if r := b.do("PATCH", "/v1/channels/shared", map[string]any{"capacity": 100}); r.status != 403 {
+				t.Errorf("B: PATCH a channel: %d %s, want 403", r.status, r.body)
+			}
+		},
+		// Bulk actions whose filters match A's jobs, none of B's: each
+		// matches nothing ("B's writes changed nothing of A's" checks A's).
+		"POST /v1/jobs:requeue": bulkOfB("requeue", a),
+		"POST /v1/jobs:cancel":  bulkOfB("cancel", a),
+		"POST /v1/jobs:done":    bulkOfB("done", a),
 		"GET /v1/plugins": func(t *testing.T, b *asB) {
 			// The shared modules and B's own, each with what it runs and
 			// why it failed to load, never where the server keeps it.
@@ -363,6 +381,21 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			t.Errorf("the admin created a plugin folder for a tenant that does not exist")
 		}
 	})
+}
+
+// bulkOfB aims a bulk action at A's jobs through every filter that names
+// them: it must match none.
+func bulkOfB(action string, a *acmeWorld) func(t *testing.T, b *asB) {
+	return func(t *testing.T, b *asB) {
+		for _, q := range []string{"?state=failed", "?state=done,failed,cancelled,wait_dependencies", "?tenant=acme&state=failed",
+			"?channel=acme-ledger.*", "?func=acmeprivate.echo", "?graph_uuid=" + a.graphUUID, "?identity_key=" + a.identityKey,
+			"?q=" + url.QueryEscape(a.description), "?q=" + a.uuids[0]} {
+			r := b.do("POST", "/v1/jobs:"+action+q, nil)
+			if got := r.json(t); r.status != 200 || got["matched"] != 0.0 || got["changed"] != 0.0 {
+				t.Errorf("B: POST /v1/jobs:%s%s: %d %s, want 200 and nothing matched", action, q, r.status, r.body)
+			}
+		}
+	}
 }
 
 // noSuchJob is a uuid no job has.

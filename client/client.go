@@ -82,6 +82,12 @@ type JobRequest struct {
 type ListOptions struct {
 	State, Channel, Func, GraphUUID, IdentityKey, Query, Cursor, Tenant string
 	Limit                                                               int
+	// UserID and ModelName match exactly; the dates are RFC 3339 (or a
+	// day, 2026-11-30); Args is a JSON scalar one of the args equals,
+	// Kwargs a JSON object of the scalars kwargs must hold.
+	UserID, ModelName                                    string
+	CreatedAfter, CreatedBefore, EndedAfter, EndedBefore string
+	Args, Kwargs                                         string
 }
 
 // Page is one page of jobs.
@@ -172,18 +178,26 @@ func (c *Client) Get(ctx context.Context, uuid string) (abi.Job, error) {
 
 // List returns a page of jobs, newest first.
 func (c *Client) List(ctx context.Context, o ListOptions) (Page, error) {
-	q := url.Values{}
-	for k, v := range map[string]string{"state": o.State, "channel": o.Channel, "func": o.Func, "graph_uuid": o.GraphUUID,
-		"identity_key": o.IdentityKey, "q": o.Query, "cursor": o.Cursor, "tenant": o.Tenant} {
-		if v != "" {
-			q.Set(k, v)
-		}
-	}
+	q := o.query()
 	if o.Limit > 0 {
 		q.Set("limit", fmt.Sprint(o.Limit))
 	}
 	var p Page
 	return p, c.do(ctx, "GET", "/v1/jobs?"+q.Encode(), nil, &p)
+}
+
+// query is the filter as query parameters (the page's cursor included).
+func (o ListOptions) query() url.Values {
+	q := url.Values{}
+	for k, v := range map[string]string{"state": o.State, "channel": o.Channel, "func": o.Func, "graph_uuid": o.GraphUUID,
+		"identity_key": o.IdentityKey, "q": o.Query, "cursor": o.Cursor, "tenant": o.Tenant, "user_id": o.UserID,
+		"model_name": o.ModelName, "created_after": o.CreatedAfter, "created_before": o.CreatedBefore,
+		"ended_after": o.EndedAfter, "ended_before": o.EndedBefore, "args": o.Args, "kwargs": o.Kwargs} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	return q
 }
 
 func (c *Client) action(ctx context.Context, uuid, verb string) (abi.Job, error) {

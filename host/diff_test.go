@@ -37,6 +37,13 @@ func goSDKUserFunctions() []extism.HostFunction {
 		extism.NewHostFunctionWithStack(abi.HostNow, func(ctx context.Context, p *extism.CurrentPlugin, s []uint64) {
 			s[0] = uint64(time.Now().UnixNano())
 		}, nil, []extism.ValueType{i64}),
+		extism.NewHostFunctionWithStack(abi.HostProgress, func(ctx context.Context, p *extism.CurrentPlugin, s []uint64) {
+			if int32(uint32(s[0])) < 0 || int32(uint32(s[0])) > 100 {
+				s[0] = 1
+				return
+			}
+			s[0] = 0
+		}, []extism.ValueType{i32, i64}, []extism.ValueType{i32}),
 	}
 	for i := range fns {
 		fns[i].SetNamespace(abi.HostUserModule)

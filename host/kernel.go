@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -364,7 +365,37 @@ func userFunctions() []hostFn {
 		{abi.HostNow, func(ctx context.Context, _ api.Module, s []uint64) {
 			s[0] = uint64(time.Now().UnixNano())
 		}, nil, vt(i64)},
+		{abi.HostProgress, func(ctx context.Context, _ api.Module, s []uint64) {
+			in := current(ctx)
+			percent := int32(uint32(s[0]))
+			var msg string
+			if s[1] != 0 {
+				msg = in.k.str(s[1])
+			}
+			s[0] = 0
+			if !in.call.progress(percent, msg) {
+				s[0] = 1
+			}
+		}, vt(i32, i64), vt(i32)},
 	}
+}
+
+// progress hands a plugin's progress report to whoever runs the attempt
+// (abi.WithProgress): a percent outside 0–100 is refused, the message is
+// made valid UTF-8 without NUL and cut to abi.MaxProgressMessage
+// characters, since a plugin is untrusted.
+func (c *call) progress(percent int32, msg string) bool {
+	if percent < 0 || percent > 100 {
+		return false
+	}
+	msg = strings.ReplaceAll(strings.ToValidUTF8(msg, "\uFFFD"), "\x00", "")
+	if r := []rune(msg); len(r) > abi.MaxProgressMessage {
+		msg = string(r[:abi.MaxProgressMessage])
+	}
+	if f := abi.ProgressOf(c.parent); f != nil {
+		f(abi.Progress{Percent: int(percent), Message: msg, Updated: time.Now().UTC()})
+	}
+	return true
 }
 
 func instantiateHostModule(ctx context.Context, rt wazero.Runtime, name string, fns []hostFn) (api.Module, error) {

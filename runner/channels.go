@@ -177,13 +177,3 @@ func (t *ChannelTree) Names() []string {
 
 // Root returns the root channel.
 func (t *ChannelTree) Root() *Channel { return t.Get(abi.RootChannel) }
-
-// pausedPath reports whether c or an ancestor is paused.
-func (c *Channel) pausedPath() bool {
-	for x := c; x != nil; x = x.Parent {
-		if x.Paused {
-			return true
-		}
-	}
-	return false
-}

@@ -79,6 +79,10 @@ type Runner struct {
 	// from (0 when this node does not lead).
 	peers atomic.Int32
 	notes notes // workers → scheduler
+	// live is the attempts running here, interrupted when their job is
+	// cancelled (cancel.go); checks is the goroutines checking them.
+	live   live
+	checks sync.WaitGroup
 	// fatal receives the one error after which this node must stop
 	// (store.ErrSchemaAhead); see Fatal.
 	fatal chan error
@@ -131,7 +135,7 @@ func (n *notes) take() ([]string, []string) {
 }
 
 type counters struct {
-	enqueued, started, done, failed, retried, interrupted, late atomic.Int64
+	enqueued, started, done, failed, retried, interrupted, late, cancelled atomic.Int64
 }
 
 // New checks the config and builds a runner; Start sets it going.
@@ -249,6 +253,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 		r.abandonCancel()
 		r.bgCancel()
 		r.bg.Wait()
+		r.checks.Wait()
 		r.log.Info().Msg("runner stopped")
 	})
 	return nil
@@ -314,6 +319,9 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case e, ok := <-events:
+			if ok {
+				r.watchEvent(ctx, e)
+			}
 			switch {
 			case !ok:
 				events, claimable = nil, true
@@ -387,16 +395,26 @@ func (r *Runner) execute(job abi.Job) {
 		r.inflight.Done()
 	}()
 	fc, _ := r.exec.Function(job.Tenant, job.Func)
-	ctx := r.jobCtx
+	ctx, cancel := context.WithCancelCause(r.jobCtx)
+	r.live.add(job.UUID, job.Attempt, cancel)
 	if r.obs != nil {
 		ctx = r.obs.AttemptStart(ctx, &job)
 	}
-	o := r.exec.Run(ctx, &job)
+	report, endReports := r.progressFor(&job)
+	o := r.exec.Run(abi.WithProgress(ctx, report), &job)
+	endReports()
+	r.live.remove(job.UUID)
+	takenAway := errors.Is(context.Cause(ctx), errTakenAway)
+	cancel(nil)
 	c := completion(&job, o, fc, r.cfg.DefaultRetryInterval.D(), time.Now().UTC())
 	if r.obs != nil {
 		r.obs.AttemptEnd(ctx, &job, &o, c.To)
 	}
 	switch {
+	case takenAway:
+		// The store already says how it ended (cancelled, requeued);
+		// the report below applies to nothing.
+		r.stats.cancelled.Add(1)
 	case c.Cause == abi.CauseShutdown:
 		r.stats.interrupted.Add(1)
 	case c.To == abi.StateDone:
@@ -509,6 +527,10 @@ func (r *Runner) renewLoop(ctx context.Context) {
 			if _, err := r.store.RenewLeases(ctx, r.workerID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
 				r.log.Warn().Err(err).Msg("renew leases failed")
 			}
+			// A cancel whose event was lost (or came before the job
+			// reached its worker) is caught here, within a lease: the
+			// jobs running since the last renewal are read again.
+			r.checkLive(ctx, r.live.runningSince(time.Now().Add(-r.cfg.Lease.D()/3)))
 		}
 	}
 }
@@ -686,6 +708,15 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 			return nil, fmt.Errorf("channel status: %w", err)
 		}
 	}
+	overrides, err := r.store.ChannelOverrides(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("channel status: %w", err)
+	}
+	ov := map[string]abi.ChannelOverride{}
+	for _, o := range overrides {
+		ov[o.Channel] = o
+		r.tree.Get(o.Channel)
+	}
 	shown := map[string]bool{}
 	show := func(c *Channel) {
 		for x := c; x != nil && !shown[x.Name]; x = x.Parent {
@@ -699,6 +730,8 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 	for _, n := range names {
 		if ch, _ := r.tree.Lookup(n); ch.Configured || tenant == "" {
 			show(ch)
+		} else if _, ok := ov[n]; ok {
+			show(ch) // an operator's setting, like the configuration
 		}
 	}
 	// Each count adds to its channel and every ancestor: a walk of at
@@ -725,7 +758,16 @@ func (r *Runner) Channels(ctx context.Context, tenant string) ([]abi.ChannelStat
 		}
 		ch, _ := r.tree.Lookup(n)
 		s := abi.ChannelStatus{Name: n, Capacity: ch.Capacity, Sequential: ch.Sequential,
-			Throttle: ch.Throttle.Seconds(), Paused: ch.pausedPath(), Configured: ch.Configured}
+			Throttle: ch.Throttle.Seconds(), Paused: pausedWith(ch, ov), Configured: ch.Configured}
+		if o, ok := ov[n]; ok {
+			s.Override = &o
+			if o.Capacity != nil {
+				s.Capacity = *o.Capacity
+			}
+			if o.Throttle != nil {
+				s.Throttle = *o.Throttle
+			}
+		}
 		if t := subtree[n]; t != nil {
 			s.Running, s.Pending, s.Failed = t.running, t.pending, t.failed
 		}

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -45,6 +46,11 @@ type scheduler struct {
 	nodes map[string]time.Time // nodes heard from (EventNode), when
 
 	lastStart map[*Channel]time.Time // throttled channels
+	// ov is the operators' channel overrides (stored, so every node's
+	// scheduler sees the same), re-read when ovStale: at leadership, on
+	// EventChannels and on the safety poll.
+	ov      map[*Channel]abi.ChannelOverride
+	ovStale bool
 	// Fair share by slot time: what each tenant's jobs held of the
 	// workers lately (decaying), and since when each running job holds
 	// its slot. See fairShare.
@@ -55,7 +61,7 @@ type scheduler struct {
 }
 
 func newScheduler(r *Runner) *scheduler {
-	return &scheduler{r: r, tree: r.tree, reload: true, recount: true,
+	return &scheduler{r: r, tree: r.tree, reload: true, recount: true, ovStale: true,
 		pending: map[string]store.Candidate{}, tenants: map[string]int{},
 		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
 		ended: map[string]bool{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
@@ -134,7 +140,7 @@ func (s *scheduler) wait(ctx context.Context, events *<-chan store.Event, timer 
 			timer.Reset(time.Hour) // drained: the caller's Stop must not block
 			return true
 		case <-poll.C:
-			s.reload, s.recount = true, true
+			s.reload, s.recount, s.ovStale = true, true, true
 			return true
 		}
 	}
@@ -149,6 +155,8 @@ func (s *scheduler) note(e store.Event) bool {
 	case store.EventNode:
 		s.nodes[e.Node] = time.Now()
 		return false
+	case store.EventChannels:
+		s.ovStale = true
 	case store.EventPending:
 		if e.UUIDs == nil {
 			s.readPending = true
@@ -442,6 +450,9 @@ func mergeOrder(order, fresh []store.Candidate, current func(store.Candidate) bo
 func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	s.drainNotes()
 	now := time.Now()
+	if err := s.readOverrides(ctx); err != nil {
+		return time.Time{}, err
+	}
 	if err := s.readStore(ctx, now); err != nil {
 		return time.Time{}, err
 	}
@@ -455,7 +466,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		wakeAt(*s.later[0].ETA)
 	}
 	root := s.tree.Root()
-	full := func() bool { return root.Capacity > 0 && s.used[root] >= root.Capacity }
+	full := func() bool { return s.capacity(root) > 0 && s.used[root] >= s.capacity(root) }
 	if len(s.pending) == 0 || full() {
 		return next, nil // full: the next finished job brings a round
 	}
@@ -478,14 +489,14 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		if limit := s.r.cfg.TenantMaxRunning[c.Tenant]; limit > 0 && s.tenantUsed[c.Tenant] >= limit {
 			return
 		}
-		if limit := s.fairCap(c.Tenant, root.Capacity); s.tenantUsed[c.Tenant] >= limit {
+		if limit := s.fairCap(c.Tenant, s.capacity(root)); s.tenantUsed[c.Tenant] >= limit {
 			return
 		}
 		s.count(store.RunningJob{UUID: c.UUID, Channel: c.Channel, Tenant: c.Tenant})
 		for x := ch; x != nil; x = x.Parent {
-			if x.Throttle > 0 {
+			if t := s.throttle(x); t > 0 {
 				s.lastStart[x] = now
-				wakeAt(now.Add(x.Throttle))
+				wakeAt(now.Add(t))
 			}
 		}
 		pick = append(pick, c)
@@ -524,7 +535,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 				continue
 			}
 		}
-		if ch.pausedPath() {
+		if s.paused(ch) {
 			continue
 		}
 		if c.ETA != nil && c.ETA.After(now) {
@@ -649,7 +660,7 @@ func (s *scheduler) settle(picked []store.Candidate, moved []string) {
 			continue
 		}
 		for x := s.tree.Get(c.Channel); x != nil; x = x.Parent {
-			if x.Throttle > 0 {
+			if s.throttle(x) > 0 {
 				s.lastStart[x] = after
 			}
 		}
@@ -677,12 +688,12 @@ func idsOf(jobs []store.Claimed) []string {
 // ancestor, and no throttle holding any of them.
 func (s *scheduler) fits(ch *Channel, now time.Time, wakeAt func(time.Time)) bool {
 	for x := ch; x != nil; x = x.Parent {
-		if x.Capacity > 0 && s.used[x] >= x.Capacity {
+		if n := s.capacity(x); n > 0 && s.used[x] >= n {
 			return false
 		}
-		if x.Throttle > 0 {
-			if last, ok := s.lastStart[x]; ok && now.Sub(last) < x.Throttle {
-				wakeAt(last.Add(x.Throttle))
+		if t := s.throttle(x); t > 0 {
+			if last, ok := s.lastStart[x]; ok && now.Sub(last) < t {
+				wakeAt(last.Add(t))
 				return false
 			}
 		}

@@ -330,56 +330,76 @@ func (c *Core) change(ctx context.Context, tenant, uuid string, decide func(tx T
 	}
 	var out abi.Job
 	err := c.d.Write(ctx, func(tx Tx) error {
-		j, err := tx.LockJob(ctx, tenant, uuid)
-		if err != nil {
-			return err
-		}
-		after, err := decide(tx, j)
-		if err != nil {
-			return err
-		}
-		if err := tx.UpdateJob(ctx, j, after); err != nil {
-			return err
-		}
-		n := tx.Notes()
-		n.moved(j, after)
-		n.Events.Add(EventChanged, j.Channel)
-		if then != nil {
-			if err := then(tx, after); err != nil {
-				return err
-			}
-		}
-		out = after
-		return nil
+		var err error
+		out, err = changeIn(ctx, tx, tenant, uuid, decide, then)
+		return err
 	})
 	return out, err
+}
+
+// changeIn is change inside a transaction already open.
+func changeIn(ctx context.Context, tx Tx, tenant, uuid string, decide func(tx Tx, j abi.Job) (abi.Job, error), then func(tx Tx, after abi.Job) error) (abi.Job, error) {
+	j, err := tx.LockJob(ctx, tenant, uuid)
+	if err != nil {
+		return j, err
+	}
+	return changeLocked(ctx, tx, j, decide, then)
+}
+
+// changeLocked is changeIn for a job already read under lock.
+func changeLocked(ctx context.Context, tx Tx, j abi.Job, decide func(tx Tx, j abi.Job) (abi.Job, error), then func(tx Tx, after abi.Job) error) (abi.Job, error) {
+	after, err := decide(tx, j)
+	if err != nil {
+		return j, err
+	}
+	if err := tx.UpdateJob(ctx, j, after); err != nil {
+		return j, err
+	}
+	n := tx.Notes()
+	n.moved(j, after)
+	n.Events.Add(EventChanged, j.Channel)
+	if then != nil {
+		if err := then(tx, after); err != nil {
+			return j, err
+		}
+	}
+	return after, nil
 }
 
 // manual runs a manual action: the action's states checked, the new row
 // written, dependents settled.
 func (c *Core) manual(ctx context.Context, tenant, uuid string, cause abi.Cause, apply func(tx Tx, j abi.Job) (abi.Job, error)) (abi.Job, error) {
-	return c.change(ctx, tenant, uuid, func(tx Tx, j abi.Job) (abi.Job, error) {
-		if err := CheckManual(j, cause); err != nil {
-			return j, err
+	decide, then := manualSteps(ctx, cause, apply)
+	return c.change(ctx, tenant, uuid, decide, then)
+}
+
+func manualSteps(ctx context.Context, cause abi.Cause, apply func(tx Tx, j abi.Job) (abi.Job, error)) (func(Tx, abi.Job) (abi.Job, error), func(Tx, abi.Job) error) {
+	return func(tx Tx, j abi.Job) (abi.Job, error) {
+			if err := CheckManual(j, cause); err != nil {
+				return j, err
+			}
+			after, err := apply(tx, j)
+			if err != nil {
+				return j, err
+			}
+			return after, abi.CheckTransition(j.State, after.State, cause)
+		}, func(tx Tx, after abi.Job) error {
+			switch after.State {
+			case abi.StateDone:
+				return settle(ctx, tx, []string{after.UUID})
+			case abi.StateCancelled:
+				return cancelDependents(ctx, tx, after.UUID)
+			}
+			return nil
 		}
-		after, err := apply(tx, j)
-		if err != nil {
-			return j, err
-		}
-		return after, abi.CheckTransition(j.State, after.State, cause)
-	}, func(tx Tx, after abi.Job) error {
-		switch after.State {
-		case abi.StateDone:
-			return settle(ctx, tx, []string{after.UUID})
-		case abi.StateCancelled:
-			return cancelDependents(ctx, tx, after.UUID)
-		}
-		return nil
-	})
 }
 
 func (c *Core) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error) {
-	return c.manual(ctx, tenant, uuid, abi.CauseRequeue, func(tx Tx, j abi.Job) (abi.Job, error) {
+	return c.manual(ctx, tenant, uuid, abi.CauseRequeue, requeueApply(ctx))
+}
+
+func requeueApply(ctx context.Context) func(tx Tx, j abi.Job) (abi.Job, error) {
+	return func(tx Tx, j abi.Job) (abi.Job, error) {
 		parents, err := tx.ParentStates(ctx, j.UUID)
 		if err != nil {
 			return j, err
@@ -397,22 +417,38 @@ func (c *Core) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error
 			}
 		}
 		return requeued(j, parents), err
-	})
+	}
 }
 
 func (c *Core) SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error) {
 	if err := checkJSON("result", result, 0); err != nil {
 		return abi.Job{}, err
 	}
-	return c.manual(ctx, tenant, uuid, abi.CauseSetDone, func(tx Tx, j abi.Job) (abi.Job, error) {
+	return c.manual(ctx, tenant, uuid, abi.CauseSetDone, setDoneApply(result))
+}
+
+func setDoneApply(result json.RawMessage) func(tx Tx, j abi.Job) (abi.Job, error) {
+	return func(tx Tx, j abi.Job) (abi.Job, error) {
 		return setDone(j, result, tx.Now()), nil
-	})
+	}
 }
 
 func (c *Core) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
-	return c.manual(ctx, tenant, uuid, abi.CauseCancel, func(tx Tx, j abi.Job) (abi.Job, error) {
+	return c.manual(ctx, tenant, uuid, abi.CauseCancel, cancelApply(ctx))
+}
+
+func cancelApply(ctx context.Context) func(tx Tx, j abi.Job) (abi.Job, error) {
+	return func(tx Tx, j abi.Job) (abi.Job, error) {
+		if j.State == abi.StateStarted && j.DateStarted != nil {
+			// The worker no longer holds the job: its node interrupts the
+			// sandbox on the finished event, and its report applies to
+			// nothing. The attempt is written down here, as cancelled.
+			if err := tx.RecordAttempt(ctx, endedAttempt(j, tx.Now(), "cancelled", abi.ExcCancelled, "cancelled while running"), true); err != nil {
+				return j, err
+			}
+		}
 		return cancelled(j, tx.Now()), nil
-	})
+	}
 }
 
 func (c *Core) Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Job, error) {

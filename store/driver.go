@@ -57,6 +57,11 @@ type Driver interface {
 	// Vacuum deletes done and cancelled jobs of the channel finished
 	// before olderThan, with their attempts and dependency rows.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+	// SetProgress writes a job's latest progress if the job is started by
+	// workerID at attempt (else nothing); GetJob and ListJobs show it.
+	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
+	// ChannelOverrides reads the stored overrides, ordered by channel.
+	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)
 	// Maintain is the leader's housekeeping, after each reap.
 	Maintain(ctx context.Context) error
 
@@ -114,6 +119,9 @@ type Tx interface {
 	// RecordAttempt writes an attempt that ended; replace says whether it
 	// overwrites one already recorded under the same number.
 	RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) error
+	// PutChannelOverride replaces the override of o.Channel, or deletes
+	// it when o is Empty.
+	PutChannelOverride(ctx context.Context, o abi.ChannelOverride) error
 	// ExpiredJobs reads, locked, the enqueued and started jobs whose
 	// lease ended before now, and the started jobs of the workers in gone;
 	// it forgets the workers in gone.

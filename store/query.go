@@ -1,6 +1,9 @@
 package store
 
 import (
+	"bytes"
+	"encoding/json"
+	"sort"
 	"strings"
 	"time"
 )
@@ -10,6 +13,53 @@ import (
 type Dialect struct {
 	Param func(n int) string // the n-th parameter (1-based): "$1", "?"
 	Time  func(t time.Time) any
+	// JSONMatch is the condition that the JSON list in col holds an
+	// element m (key "") or the JSON object in col holds m under key;
+	// arg binds a parameter and returns its placeholder.
+	JSONMatch func(col, key string, m Scalar, arg func(any) string) string
+}
+
+// Scalar is a JSON scalar a filter looks for, checked and typed once so
+// that every store compares the same way: numbers by value (1 = 1.0),
+// strings exactly, true, false and null as themselves.
+type Scalar struct {
+	Raw  json.RawMessage // as given, compact
+	Kind string          // "string", "number", "true", "false", "null"
+	Str  string
+	Num  float64
+}
+
+// ParseScalar reads a filter's JSON scalar; field names the parameter.
+func ParseScalar(field string, raw json.RawMessage) (Scalar, error) {
+	if err := checkJSON(field, raw, 0); err != nil {
+		return Scalar{}, err
+	}
+	var v any
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	if err := d.Decode(&v); err != nil {
+		return Scalar{}, invalid(field, "is not valid JSON")
+	}
+	compact := new(bytes.Buffer)
+	json.Compact(compact, raw)
+	s := Scalar{Raw: compact.Bytes()}
+	switch x := v.(type) {
+	case string:
+		s.Kind, s.Str = "string", x
+	case json.Number:
+		f, err := x.Float64()
+		if err != nil {
+			return Scalar{}, invalid(field, "%s is out of range", x)
+		}
+		s.Kind, s.Num = "number", f
+	case bool:
+		s.Kind = map[bool]string{true: "true", false: "false"}[x]
+	case nil:
+		s.Kind = "null"
+	default:
+		return Scalar{}, invalid(field, "must hold JSON scalars (a string, number, true, false or null), not lists or objects")
+	}
+	return s, nil
 }
 
 // JobConditions is the WHERE clause (without the keyword) that selects
@@ -53,11 +103,42 @@ func JobConditions(q ListQuery, d Dialect) (string, []any) {
 		}
 		where = append(where, "("+strings.Join(ors, " OR ")+")")
 	}
+	for _, eq := range []struct{ col, v string }{{"user_id", f.UserID}, {"model_name", f.ModelName}} {
+		if eq.v != "" {
+			where = append(where, eq.col+" = "+arg(eq.v))
+		}
+	}
+	for _, r := range []struct {
+		cond string
+		t    *time.Time
+	}{{"date_created >= ", f.CreatedAfter}, {"date_created < ", f.CreatedBefore},
+		{"COALESCE(date_done, date_cancelled) >= ", f.EndedAfter}, {"COALESCE(date_done, date_cancelled) < ", f.EndedBefore}} {
+		if r.t != nil {
+			where = append(where, r.cond+arg(d.Time(*r.t)))
+		}
+	}
+	if len(f.ArgsHas) > 0 {
+		m, _ := ParseScalar("args", f.ArgsHas) // checked by Validate
+		where = append(where, d.JSONMatch("args", "", m, arg))
+	}
+	for _, k := range sortedKeys(f.KwargsHas) {
+		m, _ := ParseScalar("kwargs", f.KwargsHas[k])
+		where = append(where, d.JSONMatch("kwargs", k, m, arg))
+	}
 	if q.After != nil {
 		t := d.Time(q.After.Created)
 		where = append(where, "(date_created < "+arg(t)+" OR (date_created = "+arg(t)+" AND seq < "+arg(q.After.Seq)+"))")
 	}
 	return strings.Join(where, " AND "), args
+}
+
+func sortedKeys(m map[string]json.RawMessage) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 func likeEscape(s string) string {

@@ -84,8 +84,20 @@ type Filter struct {
 	GraphUUID   string
 	IdentityKey string
 	Query       string // substring of uuid, func, description, func_string
-	Limit       int    // default 50, max 1000
-	Cursor      string // opaque, from Page.NextCursor
+	UserID      string
+	ModelName   string
+	// Created and Ended bound date_created and the date a job ended
+	// (date_done, else date_cancelled: a failed job has no end date on
+	// its row): After is inclusive, Before exclusive.
+	CreatedAfter, CreatedBefore *time.Time
+	EndedAfter, EndedBefore     *time.Time
+	// ArgsHas is a JSON scalar that must be one of the job's args;
+	// KwargsHas maps keys to the JSON scalar each must hold in kwargs
+	// (JSONMatch: the same meaning on every store).
+	ArgsHas   json.RawMessage
+	KwargsHas map[string]json.RawMessage
+	Limit     int    // default 50, max 1000
+	Cursor    string // opaque, from Page.NextCursor
 }
 
 // Page is one page of List, newest first.
@@ -183,6 +195,7 @@ const (
 	EventFinished EventKind = "finished" // jobs left enqueued/started: capacity freed
 	EventChanged  EventKind = "changed"  // anything else (cancel, patch, failed job requeued...)
 	EventNode     EventKind = "node"     // a node is alive and takes work (Announce)
+	EventChannels EventKind = "channels" // a channel override changed: re-read them
 )
 
 // EventResync is what a subscriber receives after its buffer overflowed
@@ -228,6 +241,12 @@ type Store interface {
 	Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error)
 	Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	// Act applies a manual action (requeue, set done, cancel) to each of
+	// the given jobs of tenant ("" = any), in one transaction, by the
+	// same rules as one job's action; a job gone, another tenant's, or in
+	// a state the action does not apply to is skipped. It returns the
+	// uuids it changed. Bulk actions call it a page at a time.
+	Act(ctx context.Context, tenant string, cause abi.Cause, uuids []string) ([]string, error)
 	// Update patches a job in wait_dependencies, pending or failed.
 	Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Job, error)
 
@@ -264,6 +283,10 @@ type Store interface {
 	// Complete applies finished attempts in one transaction, promotes the
 	// dependents of jobs that reached done, and returns the uuids applied.
 	Complete(ctx context.Context, cs []Completion) ([]string, error)
+	// SetProgress keeps a running job's latest progress, while the job
+	// is still started by workerID at attempt; the job shows it (Get,
+	// List) from then on.
+	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
 	// RenewLeases extends the lease of every job started by workerID.
 	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
 	// ReapExpired takes back enqueued and started jobs whose lease ended
@@ -298,6 +321,13 @@ type Store interface {
 	// processes sharing this store; returns whether this process leads.
 	// Leadership lasts until ctx ends or the connection is lost.
 	TryLead(ctx context.Context, nodeID string) (bool, error)
+
+	// ChannelOverrides lists the channel overrides, by channel name.
+	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)
+	// SetChannelOverride stores o for its channel (replacing any), or
+	// deletes the channel's override when o is Empty, and publishes
+	// EventChannels to every node.
+	SetChannelOverride(ctx context.Context, o abi.ChannelOverride) error
 
 	// Ping checks the store is reachable (readiness).
 	Ping(ctx context.Context) error

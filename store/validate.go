@@ -200,12 +200,41 @@ func (p Patch) Validate() error {
 
 // Validate refuses a filter no store can match: text that is not UTF-8
 // or holds NUL, a state that does not exist.
+// MaxKwargsFilter bounds the keys a kwargs filter names: each is a
+// condition of its own.
+const MaxKwargsFilter = 16
+
 func (f Filter) Validate() error {
 	for _, x := range []struct{ name, v string }{
 		{"tenant", f.Tenant}, {"channel", f.Channel}, {"func", f.Func}, {"graph_uuid", f.GraphUUID},
 		{"identity_key", f.IdentityKey}, {"q", f.Query}, {"cursor", f.Cursor},
+		{"user_id", f.UserID}, {"model_name", f.ModelName},
 	} {
 		if err := checkText(x.name, x.v); err != nil {
+			return err
+		}
+	}
+	for _, d := range []struct {
+		name string
+		t    *time.Time
+	}{{"created_after", f.CreatedAfter}, {"created_before", f.CreatedBefore}, {"ended_after", f.EndedAfter}, {"ended_before", f.EndedBefore}} {
+		if err := checkDate(d.name, d.t); err != nil {
+			return err
+		}
+	}
+	if len(f.ArgsHas) > 0 {
+		if _, err := ParseScalar("args", f.ArgsHas); err != nil {
+			return err
+		}
+	}
+	if len(f.KwargsHas) > MaxKwargsFilter {
+		return invalid("kwargs", "at most %d keys", MaxKwargsFilter)
+	}
+	for k, v := range f.KwargsHas {
+		if err := checkText("kwargs", k); err != nil {
+			return err
+		}
+		if _, err := ParseScalar("kwargs", v); err != nil {
 			return err
 		}
 	}

@@ -43,9 +43,13 @@ Server:
 Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
   wasmq enqueue FUNC [--args JSON] [--kwargs JSON] [--context JSON] [--priority N]
         [--eta T] [--channel C] [--identity-key K] [--max-retries N] [--description D]
-  wasmq jobs list [--state S] [--channel C] [--func F] [--q TEXT] [--limit N]
+  wasmq jobs list [--state S] [--channel C] [--func F] [--q TEXT] [--limit N] [--user U] [--model M]
+        [--created-after T] [--created-before T] [--ended-after T] [--ended-before T] [--args JSON] [--kwargs JSON]
   wasmq jobs show|requeue|cancel|done UUID
+  wasmq jobs requeue|cancel|done --all [the filters of jobs list]
   wasmq channels
+  wasmq channels pause|resume NAME
+  wasmq channels set NAME [--capacity N|config] [--throttle SECONDS|config] [--paused true|false|config]
   wasmq plugins list | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml
   wasmq schedules list | add NAME CRON FUNC [--timezone TZ] [--args JSON] ... | rm|pause|resume|run NAME
   wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE]
@@ -345,6 +349,7 @@ func enqueueCmd(args []string, out io.Writer) error {
 func jobsCmd(args []string, out io.Writer) error {
 	var r remote
 	var o client.ListOptions
+	var all bool
 	pos, err := flags("jobs", args, func(fs *flag.FlagSet) {
 		r.define(fs)
 		fs.StringVar(&o.State, "state", "", "states, comma-separated")
@@ -354,6 +359,8 @@ func jobsCmd(args []string, out io.Writer) error {
 		fs.StringVar(&o.Cursor, "cursor", "", "next page")
 		fs.StringVar(&o.Tenant, "tenant", "", "tenant (admin)")
 		fs.IntVar(&o.Limit, "limit", 20, "jobs per page")
+		defineFilters(fs, &o)
+		fs.BoolVar(&all, "all", false, "requeue, cancel or done: every job matching the filters")
 	})
 	if err != nil {
 		return err
@@ -383,6 +390,9 @@ func jobsCmd(args []string, out io.Writer) error {
 			fmt.Fprintf(out, "more: --cursor %s\n", p.NextCursor)
 		}
 		return nil
+	}
+	if all {
+		return bulkCmd(cx, cl, pos, o, r.json, out)
 	}
 	if len(pos) != 2 {
 		return fmt.Errorf("usage: wasmq jobs %s UUID", pos[0])
@@ -430,6 +440,9 @@ func printJob(out io.Writer, j abi.Job) {
 	if len(j.Result) > 0 {
 		row("result", string(j.Result))
 	}
+	if j.Progress != nil {
+		row("progress", fmt.Sprintf("%d%% %s (reported %s)", j.Progress.Percent, j.Progress.Message, j.Progress.Updated.Format(time.RFC3339)))
+	}
 	row("exc_name", j.ExcName)
 	row("exc_message", j.ExcMessage)
 	row("created", j.DateCreated.Format(time.RFC3339Nano))
@@ -448,11 +461,19 @@ func printJob(out io.Writer, j abi.Job) {
 
 func channelsCmd(args []string, out io.Writer) error {
 	var r remote
-	if _, err := flags("channels", args, r.define); err != nil {
+	var set channelSettings
+	pos, err := flags("channels", args, func(fs *flag.FlagSet) {
+		r.define(fs)
+		set.define(fs)
+	})
+	if err != nil {
 		return err
 	}
 	cx, cancel := ctx()
 	defer cancel()
+	if len(pos) > 0 {
+		return channelCmd(cx, r, pos, set, out)
+	}
 	chs, err := r.client().Channels(cx)
 	if err != nil {
 		return err
@@ -475,6 +496,9 @@ func channelsCmd(args []string, out io.Writer) error {
 		}
 		if c.Blocked {
 			fl = append(fl, "BLOCKED")
+		}
+		if c.Override != nil {
+			fl = append(fl, "(set at run time)")
 		}
 		capacity := fmt.Sprint(c.Capacity)
 		if c.Capacity == 0 {

@@ -26,3 +26,4 @@ printf "$H"'\003\005\377\377\377\377\017' > lie_funcs.wasm
 printf "$H"'\001\010\001\140\377\377\377\377\017\000' > lie_params.wasm
 printf "$H"'\000\014\004name\000\005\377\377\377\377\017' > lie_modname.wasm
 wat2wasm --debug-names kernel.wat -o kernel.wasm
+wat2wasm progress.wat -o progress.wasm

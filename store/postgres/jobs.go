@@ -121,7 +121,13 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 }
 
 func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
-	return getJob(ctx, s.pool, tenant, uuid)
+	j, err := getJob(ctx, s.pool, tenant, uuid)
+	if err != nil {
+		return j, err
+	}
+	one := []abi.Job{j}
+	err = fillProgress(ctx, s.pool, one)
+	return one[0], err
 }
 
 func orJSON(b json.RawMessage, def string) string {
@@ -190,12 +196,26 @@ func insertError(err error) error {
 var dialect = store.Dialect{
 	Param: func(n int) string { return fmt.Sprintf("$%d", n) },
 	Time:  func(t time.Time) any { return t },
+	// jsonb containment, answered by the GIN indexes of migration 8 (the
+	// expression must read exactly as there).
+	JSONMatch: func(col, key string, m store.Scalar, arg func(any) string) string {
+		doc := "[" + string(m.Raw) + "]"
+		if key != "" {
+			k, _ := json.Marshal(key)
+			doc = "{" + string(k) + ":" + string(m.Raw) + "}"
+		}
+		return "(" + col + "::jsonb) @> " + arg(doc) + "::jsonb"
+	},
 }
 
 func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
 	where, args := store.JobConditions(q, dialect)
 	args = append(args, q.Limit)
-	return queryJobs(ctx, s.pool, "WHERE "+where+fmt.Sprintf(" ORDER BY date_created DESC, seq DESC LIMIT $%d", len(args)), args...)
+	jobs, err := queryJobs(ctx, s.pool, "WHERE "+where+fmt.Sprintf(" ORDER BY date_created DESC, seq DESC LIMIT $%d", len(args)), args...)
+	if err != nil {
+		return nil, err
+	}
+	return jobs, fillProgress(ctx, s.pool, jobs)
 }
 
 func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {

@@ -139,7 +139,13 @@ func getJob(ctx context.Context, q querier, tenant, uuid string) (abi.Job, error
 }
 
 func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
-	return getJob(ctx, s.r, tenant, uuid)
+	j, err := getJob(ctx, s.r, tenant, uuid)
+	if err != nil {
+		return j, err
+	}
+	one := []abi.Job{j}
+	err = fillProgress(ctx, s.r, one)
+	return one[0], err
 }
 
 // InsertJobs inserts row by row through one prepared statement, then reads
@@ -189,11 +195,33 @@ func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
 var dialect = store.Dialect{
 	Param: func(int) string { return "?" },
 	Time:  func(t time.Time) any { return t.UnixMicro() },
+	// SQLite has no containment operator: one element (or key) of the
+	// top level must hold the scalar, compared by JSON type and value as
+	// PostgreSQL's jsonb @> compares a scalar.
+	JSONMatch: func(col, key string, m store.Scalar, arg func(any) string) string {
+		cond := "EXISTS (SELECT 1 FROM json_each(" + col + ") AS e WHERE "
+		if key != "" {
+			cond += "e.key = " + arg(key) + " AND "
+		}
+		switch m.Kind {
+		case "string":
+			cond += "e.type = 'text' AND e.atom = " + arg(m.Str)
+		case "number":
+			cond += "e.type IN ('integer', 'real') AND e.atom = " + arg(m.Num)
+		default: // true, false, null
+			cond += "e.type = '" + m.Kind + "'"
+		}
+		return cond + ")"
+	},
 }
 
 func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
 	where, args := store.JobConditions(q, dialect)
-	return queryJobs(ctx, s.r, "WHERE "+where+" ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)...)
+	jobs, err := queryJobs(ctx, s.r, "WHERE "+where+" ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)...)
+	if err != nil {
+		return nil, err
+	}
+	return jobs, fillProgress(ctx, s.r, jobs)
 }
 
 func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {

@@ -386,6 +386,9 @@ func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time
 		if _, err := w.ExecContext(ctx, `DELETE FROM job_dependencies WHERE child IN (`+sub+`)`, args...); err != nil {
 			return fmt.Errorf("sqlite store: vacuum dependencies: %w", err)
 		}
+		if _, err := w.ExecContext(ctx, `DELETE FROM job_progress WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
+			return fmt.Errorf("sqlite store: vacuum progress: %w", err)
+		}
 		rows, err := w.QueryContext(ctx, `DELETE FROM jobs WHERE uuid IN (`+sub+`) RETURNING tenant, state`, args...)
 		if err != nil {
 			return fmt.Errorf("sqlite store: vacuum jobs: %w", err)

@@ -36,8 +36,11 @@ var schemaV3 string
 //go:embed schema_v4.sql
 var schemaV4 string
 
+//go:embed schema_v5.sql
+var schemaV5 string
+
 // migrations[i] brings the schema from version i to i+1.
-var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4}
+var migrations = []string{schemaV1, schemaV2, schemaV3, schemaV4, schemaV5}
 
 // SchemaVersion is the newest schema this binary knows.
 var SchemaVersion = len(migrations)

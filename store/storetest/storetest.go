@@ -62,6 +62,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ScheduleChangesRestartTheCount", changesRestartTheCount},
 		{"BadSchedulesAreRefused", badSchedulesAreRefused},
 		{"AFiringFindingItsKeyTakenStillCounts", aFiringFindingItsKeyTakenStillCounts},
+		{"CancelStartedJob", cancelStartedJob},
+		{"OperatorFilters", operatorFilters},
+		{"ChannelOverrides", channelOverrides},
+		{"ActOnMany", actOnMany},
+		{"ProgressOfARunningJob", progressOfARunningJob},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 )
 
@@ -28,12 +29,14 @@ func wordCount() int32 {
 	}
 	counts := map[string]int{}
 	total := 0
-	for _, t := range in.Args {
+	for i, t := range in.Args {
+		Progress(int32(i*100/len(in.Args)), fmt.Sprintf("text %d of %d", i+1, len(in.Args)))
 		for _, w := range strings.Fields(strings.ToLower(t)) {
 			counts[w]++
 			total++
 		}
 	}
+	Progress(100, "counted")
 	out, _ := json.Marshal(map[string]any{"words": total, "distinct": len(counts), "counts": counts})
 	Output(out)
 	return 0

@@ -25,6 +25,9 @@ func extismErrorSet(offs uint64)
 //go:wasmimport extism:host/user wasmq_retry_v1
 func wasmqRetry(seconds int64, ignoreRetry int32, reason uint64)
 
+//go:wasmimport extism:host/user wasmq_progress_v1
+func wasmqProgress(percent int32, message uint64) int32
+
 // Input returns the whole input document (go-pdk: pdk.Input).
 func Input() []byte {
 	n := extismInputLength()
@@ -57,4 +60,10 @@ func Retry(seconds int64, ignore bool, reason string) {
 		ig = 1
 	}
 	wasmqRetry(seconds, ig, block([]byte(reason)))
+}
+
+// Progress reports the job's progress, 0 to 100, with a short message;
+// false when percent is out of range.
+func Progress(percent int32, message string) bool {
+	return wasmqProgress(percent, block([]byte(message))) == 0
 }

@@ -16,7 +16,9 @@ pub extern "C" fn total() -> i32 {
     let input = pdk::input();
     let lines = json::items(json::get(&input, "args").unwrap_or(b"[]"));
     let mut sum: i64 = 0;
-    for l in &lines {
+    for (i, l) in lines.iter().enumerate() {
+        // The runner keeps the latest report, written once a second.
+        pdk::progress((i * 100 / lines.len()) as i32, &format!("line {} of {}", i + 1, lines.len()));
         match core::str::from_utf8(l).ok().and_then(|s| s.trim().parse::<i64>().ok()) {
             Some(v) => sum += v,
             None => {
@@ -25,6 +27,7 @@ pub extern "C" fn total() -> i32 {
             }
         }
     }
+    pdk::progress(100, "total computed");
     pdk::output(format!("{{\"lines\":{},\"total\":{}}}", lines.len(), sum).as_bytes());
     0
 }

@@ -24,6 +24,7 @@ extern "C" {
     fn wasmq_sleep_v1(ms: i64) -> i32;
     fn wasmq_now_v1() -> i64;
     fn wasmq_log_v1(level: i32, message: u64);
+    fn wasmq_progress_v1(percent: i32, message: u64) -> i32;
 }
 
 /// The whole input document, read 8 bytes per host call straight into the
@@ -100,6 +101,13 @@ pub fn sleep_ms(ms: i64) -> bool {
 
 pub fn now_ns() -> i64 {
     unsafe { wasmq_now_v1() }
+}
+
+/// Reports the job's progress, 0 to 100, with a short message (at most
+/// 200 characters are kept); false when percent is out of range.
+pub fn progress(percent: i32, msg: &str) -> bool {
+    let m = memory_new(msg.as_bytes());
+    unsafe { wasmq_progress_v1(percent, m) == 0 }
 }
 
 pub fn log_info(msg: &str) {

@@ -46,6 +46,25 @@ pub extern "C" fn sleep() -> i32 {
     0
 }
 
+/// Reports its progress kwargs.steps times (default 10), kwargs.ms apart
+/// (default 100), from 0 to 100 with the message "step k/n"; then asks
+/// the host to take 101, which it must refuse.
+#[no_mangle]
+pub extern "C" fn progress() -> i32 {
+    let d = doc();
+    let steps = json::int(json::get(kwargs(&d), "steps"), 10).max(1);
+    let ms = json::int(json::get(kwargs(&d), "ms"), 100);
+    for k in 0..=steps {
+        pdk::progress((k * 100 / steps) as i32, &format!("step {}/{}", k, steps));
+        if k < steps {
+            pdk::sleep_ms(ms);
+        }
+    }
+    let refused = !pdk::progress(101, "");
+    pdk::output(format!("{{\"steps\":{},\"refused_101\":{}}}", steps, refused).as_bytes());
+    0
+}
+
 /// Asks to be retried after kwargs.seconds (0: the function's pattern),
 /// not counting the attempt when kwargs.ignore_retry is true.
 #[no_mangle]

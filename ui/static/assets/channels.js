@@ -1,7 +1,7 @@
 // Channels (a tree with live counts) and plugins (modules, exports,
 // per-function config, load errors).
-import { get, listOf, plugins } from './api.js';
-import { h, fmtBytes, errorBox } from './util.js';
+import { get, post, api, listOf, plugins } from './api.js';
+import { h, fmtBytes, errorBox, toast } from './util.js';
 
 // sortTree orders channels so each follows its parent, siblings by name,
 // and returns the depth of each.
@@ -31,13 +31,15 @@ export function channelsView(root) {
   let gone = false;
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
   root.replaceChildren(h('div', { class: 'page-head' }, h('h1', {}, 'Channels'),
-    h('p', { class: 'muted small' }, 'Capacities nest: a job runs only when its channel and every ancestor have room. Refreshed every 5 s.')), body);
+    h('p', { class: 'muted small' }, 'Capacities nest: a job runs only when its channel and every ancestor have room. Refreshed every 5 s. ',
+      'Pausing, resuming and editing a channel here (admin token) holds on every node and across restarts, over the configuration.')), body);
 
   async function load() {
     try {
       const chs = listOf(await get('/v1/channels'), 'channels');
       if (gone) return;
-      body.replaceChildren(table(chs));
+      // An editor being filled in is not swept away by the refresh.
+      if (!body.querySelector('details.ch-edit[open]')) body.replaceChildren(table(chs));
     } catch (e) {
       body.replaceChildren(errorBox(e));
     }
@@ -49,7 +51,7 @@ export function channelsView(root) {
     return h('div', { class: 'table-wrap' }, h('table', { class: 'channels-table' },
       h('thead', {}, h('tr', {}, h('th', {}, 'Channel'), h('th', {}, 'Load'), h('th', { class: 'num' }, 'Capacity'),
         h('th', { class: 'num' }, 'Running'), h('th', { class: 'num' }, 'Pending'), h('th', { class: 'num' }, 'Failed'),
-        h('th', { class: 'num' }, 'Throttle'), h('th', {}, 'Flags'))),
+        h('th', { class: 'num' }, 'Throttle'), h('th', {}, 'Flags'), h('th', {}, 'Control'))),
       h('tbody', {}, sortTree(chs).map(([c, depth]) => {
         const short = depth ? c.name.slice(c.name.lastIndexOf('.') + 1) : c.name;
         const cap = c.capacity || 0;
@@ -59,6 +61,7 @@ export function channelsView(root) {
           c.paused ? h('span', { class: 'flag warn' }, 'paused') : null,
           c.blocked ? h('span', { class: 'flag bad', title: 'a failed job blocks this sequential channel' }, 'blocked by failed job') : null,
           c.configured === false ? h('span', { class: 'flag muted', title: 'limited by its nearest configured ancestor' }, 'unconfigured') : null,
+          c.override ? h('span', { class: 'flag override', title: 'set at run time, over the configuration: ' + overridden(c.override) }, 'set at run time') : null,
         ];
         const jobsLink = (state, n, cls) => n
           ? h('a', { href: `#/jobs?state=${state}&channel=${encodeURIComponent(c.name)}`, class: cls }, String(n))
@@ -74,8 +77,51 @@ export function channelsView(root) {
           h('td', { class: 'num' }, jobsLink('pending', c.pending)),
           h('td', { class: 'num' }, jobsLink('failed', c.failed, c.failed ? 'bad-text' : '')),
           h('td', { class: 'num' }, c.throttle ? c.throttle + ' s' : h('span', { class: 'muted' }, '—')),
-          h('td', {}, flags));
+          h('td', {}, flags),
+          h('td', { class: 'ch-control' }, controls(c)));
       }))));
+  }
+
+  function overridden(o) {
+    return [o.paused !== undefined ? (o.paused ? 'paused' : 'running') : null,
+      o.capacity !== undefined ? 'capacity ' + o.capacity : null,
+      o.throttle !== undefined ? 'throttle ' + o.throttle + ' s' : null].filter(Boolean).join(', ');
+  }
+
+  // change sends one channel change and shows the channel as it is now.
+  async function change(what, fn) {
+    try {
+      const st = await fn();
+      toast(`${st.name}: ${what}`, 'ok');
+    } catch (e) {
+      toast(`${what} refused: ${e.message}`, 'bad');
+    }
+    for (const d of body.querySelectorAll('details.ch-edit[open]')) d.open = false;
+    clearTimeout(timer);
+    load();
+  }
+
+  function controls(c) {
+    const path = '/v1/channels/' + encodeURIComponent(c.name);
+    const toggle = h('button', { type: 'button', class: 'btn small', dataset: { channelAction: c.paused ? 'resume' : 'pause' },
+      onclick: () => change(c.paused ? 'resumed' : 'paused', () => post(path + (c.paused ? ':resume' : ':pause'))) },
+    c.paused ? 'Resume' : 'Pause');
+    const cap = h('input', { type: 'number', min: 1, step: 1, name: 'capacity', value: c.capacity || '', 'aria-label': 'capacity of ' + c.name });
+    const thr = h('input', { type: 'number', min: 0, step: 'any', name: 'throttle', value: c.throttle || 0, 'aria-label': 'seconds between starts in ' + c.name });
+    const form = h('form', { class: 'ch-form' },
+      h('label', {}, 'Capacity ', cap), h('label', {}, 'Throttle (s) ', thr),
+      h('button', { type: 'submit', class: 'btn small primary' }, 'Save'),
+      c.override ? h('button', { type: 'button', class: 'btn small', dataset: { reset: '1' }, title: 'Drop every run-time setting of this channel',
+        onclick: () => change('back to its configuration', () => api('PATCH', path, { capacity: null, throttle: null, paused: null })) }, 'Back to config') : null);
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      const body = {};
+      if (cap.value !== '' && Number(cap.value) !== c.capacity) body.capacity = Number(cap.value);
+      if (thr.value !== '' && Number(thr.value) !== c.throttle) body.throttle = Number(thr.value);
+      form.closest('details').open = false;
+      if (Object.keys(body).length) change('saved', () => api('PATCH', path, body));
+    });
+    return h('div', { class: 'ch-controls' }, toggle, h('details', { class: 'ch-edit' }, h('summary', { class: 'btn small' }, 'Edit'), form));
   }
 
   load();

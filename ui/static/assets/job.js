@@ -1,7 +1,7 @@
 // One job: every field, attempts with plugin logs, related action, the
 // actions allowed in its state and its dependency graph.
 import { get, post, qs, listOf, plugins, ApiError } from './api.js';
-import { h, badge, timeEl, fmtTime, fmtSecs, pretty, shortId, ACTIONS, STATE_LABEL, toast, errorBox, armed } from './util.js';
+import { h, badge, timeEl, fmtTime, fmtSecs, pretty, shortId, ACTIONS, STATE_LABEL, toast, errorBox, armed, progressBar } from './util.js';
 import { expand } from './related.js';
 import { drawGraph } from './graph.js';
 
@@ -131,7 +131,10 @@ export function jobView(root, uuid) {
 
     // The graph comes right after the failure: which jobs wait on this one
     // is what an operator decides a requeue or a cancel on.
-    const parts = [head, failure, graph ? renderGraph(graph, job) : null,
+    // The plugin's own account of its advance, refreshed with the page.
+    const progress = job.progress ? h('section', { class: 'card job-progress' }, h('h2', {}, 'Progress'),
+      progressBar(job.progress, true), h('p', { class: 'muted small' }, 'reported ', timeEl(job.progress.updated))) : null;
+    const parts = [head, progress, failure, graph ? renderGraph(graph, job) : null,
       h('div', { class: 'grid2' }, fields, times),
       h('div', { class: 'grid2' }, block('Arguments', job.args), block('Keyword arguments', job.kwargs)),
       h('div', { class: 'grid2' }, block('Context', job.context), block('Result', job.result)),

@@ -1,11 +1,13 @@
 // The jobs list: filters, per-state counts, cursor paging, auto-refresh and
 // bulk manual actions.
 import { get, post, qs, listOf, ApiError } from './api.js';
-import { h, badge, timeEl, fmtSecs, shortId, STATES, STATE_LABEL, ACTIONS, toast, errorBox, armed } from './util.js';
+import { h, badge, timeEl, fmtSecs, shortId, STATES, STATE_LABEL, ACTIONS, toast, errorBox, armed, progressBar } from './util.js';
 
 const REFRESH_MS = 5000;
 const PAUSE_KEY = 'wasmq.autorefresh.paused';
-const FILTERS = ['state', 'channel', 'func', 'tenant', 'q'];
+const FILTERS = ['state', 'channel', 'func', 'tenant', 'q', 'user_id', 'model_name', 'created_after', 'created_before', 'ended_after', 'ended_before', 'args', 'kwargs'];
+// MORE are the filters under "More filters", open when one is set.
+const MORE = FILTERS.slice(5);
 
 // normalizeCounts accepts the shapes a stats endpoint may take:
 // {"states": {state: n}}, {"counts": {...}}, {state: n} or [{state, count}].
@@ -48,6 +50,17 @@ export function jobsView(root, params, nav) {
     field('func', 'Function', { placeholder: 'module.function' }),
     field('tenant', 'Tenant', { placeholder: 'admin only' }),
     field('q', 'Search', { placeholder: 'uuid, text…', type: 'search', class: 'wide' }),
+    h('details', { class: 'more-filters', open: MORE.some((k) => filter[k]) },
+      h('summary', {}, 'More filters'),
+      h('div', { class: 'filters-more' },
+        field('user_id', 'User', { placeholder: 'user_id' }),
+        field('model_name', 'Model', { placeholder: 'sale.order' }),
+        field('created_after', 'Created from', { type: 'date' }),
+        field('created_before', 'Created before', { type: 'date' }),
+        field('ended_after', 'Ended from', { type: 'date' }),
+        field('ended_before', 'Ended before', { type: 'date' }),
+        field('args', 'An argument', { placeholder: '42 or "SO042"', title: 'a JSON value one of the args equals' }),
+        field('kwargs', 'Keyword arguments', { placeholder: '{"partner_id": 7}', class: 'wide', title: 'a JSON object of values the kwargs hold' }))),
     h('div', { class: 'field buttons' },
       h('button', { type: 'submit', class: 'btn primary' }, 'Filter'),
       h('button', { type: 'button', class: 'btn', onclick: clearFilters }, 'Clear')));
@@ -64,14 +77,19 @@ export function jobsView(root, params, nav) {
   for (const [act, def] of Object.entries(ACTIONS)) {
     btn[act] = h('button', { type: 'button', class: 'btn' + (act === 'cancel' ? ' danger' : ''), disabled: true,
       'data-action': act,
-      onclick: (e) => (act === 'cancel' ? armed(e.currentTarget, 'Confirm cancel', () => bulk(act)) : bulk(act)) }, def.label);
+      onclick: (e) => (act === 'cancel' || allMatching ? armed(e.currentTarget, 'Confirm ' + def.label.toLowerCase() + (allMatching ? ' of ' + matchingLabel() : ''), () => bulk(act)) : bulk(act)) }, def.label);
   }
   const selInfo = h('span', { class: 'muted sel-info' }, '');
+  // allMatching: the actions apply to every job the filters match, on
+  // every page (POST /v1/jobs:<action> with the same filters).
+  let allMatching = false;
+  let stateCounts = null;
+  const allLink = h('button', { type: 'button', class: 'btn ghost all-matching', hidden: true, onclick: () => { allMatching = !allMatching; renderSelection(); } });
   const pauseBtn = h('button', { type: 'button', class: 'btn ghost', 'aria-pressed': String(!paused), onclick: togglePause });
   const refreshBtn = h('button', { type: 'button', class: 'btn ghost', onclick: () => load(), title: 'Refresh now' }, '↻ Refresh');
   const updated = h('span', { class: 'muted small updated' });
   const toolbar = h('div', { class: 'toolbar' },
-    h('div', { class: 'bulk', role: 'group', 'aria-label': 'Actions on selected jobs' }, selInfo, btn.requeue, btn.done, btn.cancel),
+    h('div', { class: 'bulk', role: 'group', 'aria-label': 'Actions on selected jobs' }, selInfo, allLink, btn.requeue, btn.done, btn.cancel),
     h('div', { class: 'spacer' }), updated, refreshBtn, pauseBtn);
 
   const allBox = h('input', { type: 'checkbox', 'aria-label': 'Select all jobs on this page', onchange: selectAll });
@@ -115,6 +133,7 @@ export function jobsView(root, params, nav) {
     try {
       const q = filter.tenant ? qs({ tenant: filter.tenant }) : '';
       const c = normalizeCounts(await get('/v1/stats' + q));
+      stateCounts = c;
       renderCounts(c);
     } catch (e) {
       if (e instanceof ApiError && (e.status === 404 || e.status === 405)) countsMissing = true;
@@ -169,7 +188,7 @@ export function jobsView(root, params, nav) {
 
   function row(j) {
     const box = h('input', { type: 'checkbox', 'aria-label': 'Select job ' + shortId(j.uuid), checked: selected.has(j.uuid),
-      onchange: (e) => { if (e.target.checked) selected.add(j.uuid); else selected.delete(j.uuid); renderSelection(); } });
+      onchange: (e) => { if (e.target.checked) selected.add(j.uuid); else selected.delete(j.uuid); allMatching = false; renderSelection(); } });
     const ran = j.state === 'done' || j.state === 'failed'
       ? h('span', { title: 'execution time' }, fmtSecs(j.exec_time))
       : (j.eta ? timeEl(j.eta) : h('span', { class: 'muted' }, '—'));
@@ -177,7 +196,8 @@ export function jobsView(root, params, nav) {
       ? h('div', { class: 'exc' }, [j.exc_name, j.exc_message].filter(Boolean).join(': ')) : null;
     return h('tr', { class: selected.has(j.uuid) ? 'selected' : '', dataset: { uuid: j.uuid, state: j.state } },
       h('td', { class: 'c-sel' }, box),
-      h('td', {}, badge(j.state), j.late ? h('span', { class: 'late', title: 'finished after expected_at' }, 'late') : null),
+      h('td', {}, badge(j.state), j.late ? h('span', { class: 'late', title: 'finished after expected_at' }, 'late') : null,
+        j.state === 'started' ? progressBar(j.progress) : null),
       h('td', { class: 'c-job' },
         h('a', { href: '#/jobs/' + j.uuid, class: 'job-link' }, j.description && j.description !== j.func ? j.description : j.func),
         h('div', { class: 'sub' }, h('code', {}, j.func_string || j.func), ' ',
@@ -191,10 +211,39 @@ export function jobsView(root, params, nav) {
         `${j.retry}/${j.max_retries || '∞'}`));
   }
 
+  // matchingCount is how many jobs the filters match, when the state
+  // counts tell (no filter but the state and tenant); else null.
+  function matchingCount() {
+    if (!stateCounts || FILTERS.some((k) => k !== 'state' && k !== 'tenant' && filter[k])) return null;
+    if (filter.state) return stateCounts[filter.state] || 0;
+    return STATES.reduce((n, s) => n + (stateCounts[s] || 0), 0);
+  }
+  function matchingLabel() {
+    const n = matchingCount();
+    return n === null ? 'all matching jobs' : `all ${n} matching`;
+  }
+
   function renderSelection() {
     const sel = jobs.filter((j) => selected.has(j.uuid));
     for (const tr of tbody.querySelectorAll('tr[data-uuid]')) tr.classList.toggle('selected', selected.has(tr.dataset.uuid));
-    selInfo.textContent = sel.length ? `${sel.length} selected` : 'Select jobs to act on them';
+    // The whole page is selected and more pages exist: offer every match.
+    const pageAll = jobs.length > 0 && sel.length === jobs.length && (nextCursor || cursors.length > 1);
+    if (!pageAll) allMatching = false;
+    allLink.hidden = !pageAll;
+    allLink.textContent = allMatching ? 'Only this page' : 'Select ' + matchingLabel();
+    allLink.setAttribute('aria-pressed', String(allMatching));
+    selInfo.textContent = allMatching ? `${matchingLabel()} selected` : sel.length ? `${sel.length} selected` : 'Select jobs to act on them';
+    if (allMatching) {
+      // Each job is moved only if the action applies to its state; the
+      // others are skipped and counted.
+      for (const [act, def] of Object.entries(ACTIONS)) {
+        btn[act].disabled = false;
+        btn[act].title = `${def.label} every job the filters match (those it applies to)`;
+      }
+      allBox.checked = true;
+      allBox.indeterminate = false;
+      return;
+    }
     for (const [act, def] of Object.entries(ACTIONS)) {
       const ok = sel.filter((j) => def.from.includes(j.state)).length;
       btn[act].disabled = !sel.length || ok !== sel.length;
@@ -207,12 +256,25 @@ export function jobsView(root, params, nav) {
 
   function selectAll() {
     if (allBox.checked) jobs.forEach((j) => selected.add(j.uuid));
-    else selected.clear();
+    else { selected.clear(); allMatching = false; }
     tbody.querySelectorAll('input[type=checkbox]').forEach((b) => { b.checked = allBox.checked; });
     renderSelection();
   }
 
   async function bulk(act) {
+    if (allMatching) {
+      for (const b of Object.values(btn)) b.disabled = true;
+      try {
+        const r = await post('/v1/jobs:' + act + qs(filter));
+        toast(`${ACTIONS[act].label}: ${r.changed} of ${r.matched} matching job(s)` + (r.skipped ? `, ${r.skipped} skipped (not in a state it applies to)` : ''), 'ok');
+      } catch (e) {
+        toast(`${ACTIONS[act].label} refused: ${e.message}`, 'bad');
+      }
+      allMatching = false;
+      selected.clear();
+      load();
+      return;
+    }
     const uuids = jobs.filter((j) => selected.has(j.uuid)).map((j) => j.uuid);
     if (!uuids.length) return;
     for (const b of Object.values(btn)) b.disabled = true;

@@ -40,7 +40,7 @@ export const STATE_LABEL = {
 export const ACTIONS = {
   requeue: { label: 'Requeue', from: ['pending', 'enqueued', 'started', 'done', 'cancelled', 'failed'] },
   done: { label: 'Set done', from: ['wait_dependencies', 'pending', 'enqueued', 'failed'] },
-  cancel: { label: 'Cancel', from: ['wait_dependencies', 'pending', 'enqueued', 'failed'] },
+  cancel: { label: 'Cancel', from: ['wait_dependencies', 'pending', 'enqueued', 'started', 'failed'] },
 };
 
 export function badge(state) {
@@ -134,4 +134,14 @@ export function armed(button, confirmLabel, fn) {
     button.dataset.armed = '';
     button.textContent = button.dataset.label;
   }, 4000));
+}
+
+// progressBar draws a job's last reported progress (wasmq_progress_v1).
+export function progressBar(p, wide) {
+  if (!p) return null;
+  const pct = Math.max(0, Math.min(100, p.percent | 0));
+  return h('div', { class: 'progress' + (wide ? ' wide' : ''), title: `${pct}%` + (p.message ? ' — ' + p.message : '') },
+    h('div', { class: 'meter', role: 'progressbar', 'aria-valuemin': 0, 'aria-valuemax': 100, 'aria-valuenow': pct,
+      'aria-label': 'progress' }, h('div', { class: 'meter-fill w' + Math.round(pct / 5) * 5 })),
+    h('span', { class: 'small progress-text' }, `${pct}%`, p.message ? ' · ' + p.message : ''));
 }

@@ -7,6 +7,15 @@ import { Host, Memory } from "@extism/as-pdk";
 @external("extism:host/user", "wasmq_retry_v1")
 declare function wasmq_retry_v1(seconds: i64, ignoreRetry: i32, reason: u64): void;
 
+@external("extism:host/user", "wasmq_progress_v1")
+declare function wasmq_progress_v1(percent: i32, message: u64): i32;
+
+// progress reports the job's progress, 0 to 100, with a short message;
+// false when percent is out of range.
+function progress(percent: i32, message: string): bool {
+  return wasmq_progress_v1(percent, Memory.allocateString(message).offset) == 0;
+}
+
 function retry(seconds: i64, reason: string): void {
   wasmq_retry_v1(seconds, 0, Memory.allocateString(reason).offset);
 }
@@ -18,6 +27,7 @@ function output(s: string): void {
 
 export function hello(): i32 {
   const input = Host.input();
+  progress(100, "greeted");
   output('{"greeting":"Bonjour, 你好, hello","input_bytes":' + input.length.toString() + "}");
   return 0;
 }

@@ -1,0 +1,117 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// readOverrides re-reads the channel overrides when an event or the poll
+// said they changed. A failed read fails the round, which is retried:
+// scheduling on stale overrides could start jobs in a channel just paused.
+func (s *scheduler) readOverrides(ctx context.Context) error {
+	if !s.ovStale {
+		return nil
+	}
+	list, err := s.r.store.ChannelOverrides(ctx)
+	if err != nil {
+		return fmt.Errorf("read channel overrides: %w", err)
+	}
+	ov := make(map[*Channel]abi.ChannelOverride, len(list))
+	for _, o := range list {
+		ov[s.tree.Get(o.Channel)] = o
+	}
+	s.ov, s.ovStale = ov, false
+	return nil
+}
+
+// capacity, throttle and paused are a channel's settings with the
+// operators' overrides over the configuration.
+func (s *scheduler) capacity(c *Channel) int {
+	if o, ok := s.ov[c]; ok && o.Capacity != nil {
+		return *o.Capacity
+	}
+	return c.Capacity
+}
+
+func (s *scheduler) throttle(c *Channel) time.Duration {
+	if o, ok := s.ov[c]; ok && o.Throttle != nil {
+		return time.Duration(*o.Throttle * float64(time.Second))
+	}
+	return c.Throttle
+}
+
+// paused: c or an ancestor is paused.
+func (s *scheduler) paused(c *Channel) bool {
+	for x := c; x != nil; x = x.Parent {
+		if o, ok := s.ov[x]; ok && o.Paused != nil {
+			if *o.Paused {
+				return true
+			}
+			continue
+		}
+		if x.Paused {
+			return true
+		}
+	}
+	return false
+}
+
+// SetChannel edits the stored override of one channel (edit sets or
+// clears its fields; nothing left means the configuration holds again)
+// and returns the channel's status. Every node's scheduler applies it at
+// the event the store publishes, or at its safety poll. A sequential
+// channel keeps capacity 1.
+func (r *Runner) SetChannel(ctx context.Context, name string, edit func(*abi.ChannelOverride)) (abi.ChannelStatus, error) {
+	name, err := abi.ParseChannel(name)
+	if err != nil {
+		return abi.ChannelStatus{}, err
+	}
+	list, err := r.store.ChannelOverrides(ctx)
+	if err != nil {
+		return abi.ChannelStatus{}, err
+	}
+	cur := abi.ChannelOverride{Channel: name}
+	for _, o := range list {
+		if o.Channel == name {
+			cur = o
+		}
+	}
+	edit(&cur)
+	cur.Channel = name
+	if ch, ok := r.tree.Lookup(name); ok && ch.Sequential && cur.Capacity != nil && *cur.Capacity != 1 {
+		return abi.ChannelStatus{}, &abi.FieldError{Field: "capacity", Msg: fmt.Sprintf("channel %s is sequential: its capacity stays 1", name), Err: abi.ErrInvalid}
+	}
+	if err := r.store.SetChannelOverride(ctx, cur); err != nil {
+		return abi.ChannelStatus{}, err
+	}
+	all, err := r.Channels(ctx, "")
+	if err != nil {
+		return abi.ChannelStatus{}, err
+	}
+	for _, s := range all {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	return abi.ChannelStatus{Name: name}, nil
+}
+
+// pausedWith reports whether c or an ancestor is paused, the overrides
+// (by channel name) over the configuration.
+func pausedWith(c *Channel, ov map[string]abi.ChannelOverride) bool {
+	for x := c; x != nil; x = x.Parent {
+		if o, ok := ov[x.Name]; ok && o.Paused != nil {
+			if *o.Paused {
+				return true
+			}
+			continue
+		}
+		if x.Paused {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,45 @@
+package store
+
+import (
+	"context"
+	"math"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+func (c *Core) ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error) {
+	return c.d.ChannelOverrides(ctx)
+}
+
+func (c *Core) SetChannelOverride(ctx context.Context, o abi.ChannelOverride) error {
+	if err := ValidateOverride(o); err != nil {
+		return err
+	}
+	return c.d.Write(ctx, func(tx Tx) error {
+		if err := tx.PutChannelOverride(ctx, o); err != nil {
+			return err
+		}
+		tx.Notes().Events.Add(EventChannels, o.Channel)
+		return nil
+	})
+}
+
+// ValidateOverride refuses an override no scheduler could apply, naming
+// the field.
+func ValidateOverride(o abi.ChannelOverride) error {
+	if err := checkChannel(o.Channel); err != nil {
+		return err
+	}
+	if o.Capacity != nil {
+		if err := checkRange("capacity", *o.Capacity, 1, abi.MaxChannelCapacity); err != nil {
+			return err
+		}
+	}
+	if o.Throttle != nil {
+		t := *o.Throttle
+		if math.IsNaN(t) || t < 0 || t > abi.MaxThrottleSeconds {
+			return invalid("throttle", "must be a number of seconds from 0 (none) to %d", abi.MaxThrottleSeconds)
+		}
+	}
+	return nil
+}
