@@ -27,12 +27,17 @@ type scheduler struct {
 	r    *Runner
 	tree *ChannelTree
 
-	pending     map[string]store.Candidate // by uuid, at its latest version
-	tenants     map[string]int             // pending jobs per tenant
-	order       []store.Candidate          // run order; an entry is stale once pending holds another version
-	fresh       []store.Candidate          // read since the last round, not yet in order
-	later       etaHeap                    // not yet due (channels that are not sequential)
-	maxVersion  int64
+	pending    map[string]store.Candidate // by uuid, at its latest version
+	tenants    map[string]int             // pending jobs per tenant
+	order      []store.Candidate          // run order; an entry is stale once pending holds another version
+	fresh      []store.Candidate          // read since the last round, not yet in order
+	later      etaHeap                    // not yet due (channels that are not sequential)
+	maxVersion int64
+	// horizon: of the channels that are not sequential, only jobs due by
+	// it are held (see dueHorizon); seqChans, the sequential channels,
+	// whose jobs are all held whatever their eta.
+	horizon     time.Time
+	seqChans    []string
 	reload      bool     // re-read every pending job
 	readPending bool     // jobs became pending: read what is new
 	named       []string // jobs events said became pending: read them
@@ -339,11 +344,18 @@ func (s *scheduler) recountRunning(ctx context.Context) error {
 
 // addPending takes in a candidate read from the store.
 func (s *scheduler) addPending(c store.Candidate, now time.Time) {
+	beyond := c.ETA != nil && c.ETA.After(s.horizon) && !s.tree.Get(c.Channel).Sequential
 	if old, ok := s.pending[c.UUID]; ok {
 		if old.Version >= c.Version {
 			return // read twice (an event and the incremental read)
 		}
+		if beyond { // postponed past the horizon: its entries go stale
+			s.dropPending(c.UUID)
+			return
+		}
 		s.tenants[old.Tenant]--
+	} else if beyond {
+		return // read by eta when it comes within the horizon
 	}
 	s.pending[c.UUID] = c
 	s.tenants[c.Tenant]++
@@ -381,13 +393,19 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 		}
 	}
 	if s.reload {
-		s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
-		s.maxVersion, s.reload, s.readPending, s.named = 0, false, true, nil
+		if err := s.readDue(ctx, now); err != nil {
+			return err
+		}
+	} else if !now.Add(dueHorizon / 2).Before(s.horizon) {
+		if err := s.advance(ctx, now); err != nil {
+			s.reload = true
+			return err
+		}
 	}
 	if s.readPending {
 		s.readPending = false
 		for {
-			batch, err := s.r.store.PendingSince(ctx, s.maxVersion, 5000)
+			batch, err := s.r.store.PendingDue(ctx, s.maxVersion, s.horizon, s.seqChans, 5000)
 			if err != nil {
 				s.readPending = true
 				return err
@@ -423,6 +441,84 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 		s.fresh = s.fresh[:0]
 	}
 	return nil
+}
+
+// dueHorizon is how far ahead the scheduler holds the jobs to come (of
+// channels that are not sequential): those due later stay in the store,
+// read by eta (an index) as they come within it, half a horizon before
+// they are due. The memory and work of a round then follow the jobs due
+// within the horizon, not the backlog of jobs scheduled for later.
+const dueHorizon = time.Minute
+
+// readDue reads afresh every pending job the scheduler holds: those due
+// within the horizon and every job of a sequential channel. The highest
+// pending version is read first: a job written meanwhile is above it, and
+// the incremental read that follows brings it.
+func (s *scheduler) readDue(ctx context.Context, now time.Time) error {
+	s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
+	s.maxVersion, s.readPending, s.named = 0, true, nil
+	s.seqChans = s.tree.sequentialNames()
+	high, err := s.r.store.PendingHigh(ctx)
+	if err != nil {
+		return err
+	}
+	s.horizon = now.Add(dueHorizon).Truncate(time.Microsecond)
+	if err := s.readByETA(ctx, store.ETACursor{}, now); err != nil {
+		return err
+	}
+	if len(s.seqChans) > 0 {
+		// No index on the channel: a full read of the pending jobs, the
+		// price of sequential channels holding every job in memory.
+		if err := s.readPages(ctx, func(after int64) ([]store.Candidate, error) {
+			return s.r.store.PendingDue(ctx, after, time.Time{}, s.seqChans, 5000)
+		}, now); err != nil {
+			return err
+		}
+	}
+	s.maxVersion, s.reload = high, false
+	return nil
+}
+
+// advance moves the horizon on, reading the jobs that come within it.
+func (s *scheduler) advance(ctx context.Context, now time.Time) error {
+	from := s.horizon
+	s.horizon = now.Add(dueHorizon).Truncate(time.Microsecond)
+	return s.readByETA(ctx, store.ETACursor{ETA: &from, Version: math.MaxInt64}, now)
+}
+
+// readByETA takes in the pending jobs after the cursor due by the horizon.
+func (s *scheduler) readByETA(ctx context.Context, after store.ETACursor, now time.Time) error {
+	for {
+		batch, err := s.r.store.PendingByETA(ctx, after, s.horizon, 5000)
+		if err != nil {
+			return err
+		}
+		for _, c := range batch {
+			s.addPending(c, now)
+		}
+		if len(batch) < 5000 {
+			return nil
+		}
+		after = batch[len(batch)-1].After()
+	}
+}
+
+// readPages takes in candidates read a page at a time by version.
+func (s *scheduler) readPages(ctx context.Context, page func(after int64) ([]store.Candidate, error), now time.Time) error {
+	var after int64
+	for {
+		batch, err := page(after)
+		if err != nil {
+			return err
+		}
+		for _, c := range batch {
+			s.addPending(c, now)
+			after = max(after, c.Version)
+		}
+		if len(batch) < 5000 {
+			return nil
+		}
+	}
 }
 
 // mergeOrder merges sorted-to-be fresh candidates into order, dropping
@@ -465,6 +561,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	if len(s.later) > 0 {
 		wakeAt(*s.later[0].ETA)
 	}
+	wakeAt(s.horizon.Add(-dueHorizon / 2)) // the next jobs to come within it
 	root := s.tree.Root()
 	full := func() bool { return s.capacity(root) > 0 && s.used[root] >= s.capacity(root) }
 	if len(s.pending) == 0 || full() {
@@ -733,6 +830,20 @@ func (h *etaHeap) Pop() any {
 	c := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return c
+}
+
+// sequentialNames lists the sequential channels, sorted.
+func (t *ChannelTree) sequentialNames() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []string
+	for name, c := range t.byName {
+		if c.Sequential {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (t *ChannelTree) hasSequential() bool {

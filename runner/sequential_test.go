@@ -369,9 +369,11 @@ func (r *retryMidRead) Complete(ctx context.Context, cs []store.Completion) ([]s
 	return r.Store.Complete(ctx, cs)
 }
 
-func (r *retryMidRead) PendingSince(ctx context.Context, afterVersion int64, limit int) ([]store.Candidate, error) {
-	cs, err := r.Store.PendingSince(ctx, afterVersion, limit)
-	if afterVersion != 0 {
+// PendingByETA from the start is the scheduler's full read (of what is
+// due within its horizon).
+func (r *retryMidRead) PendingByETA(ctx context.Context, after store.ETACursor, until time.Time, limit int) ([]store.Candidate, error) {
+	cs, err := r.Store.PendingByETA(ctx, after, until, limit)
+	if after != (store.ETACursor{}) {
 		return cs, err
 	}
 	r.mu.Lock()

@@ -529,6 +529,22 @@ func (c *Core) PendingSince(ctx context.Context, afterVersion int64, limit int) 
 	return c.d.PendingSince(ctx, afterVersion, limit)
 }
 
+func (c *Core) PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]Candidate, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return c.d.PendingDue(ctx, afterVersion, until.UTC(), channels, limit)
+}
+
+func (c *Core) PendingByETA(ctx context.Context, after ETACursor, until time.Time, limit int) ([]Candidate, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	return c.d.PendingByETA(ctx, after, until.UTC(), limit)
+}
+
+func (c *Core) PendingHigh(ctx context.Context) (int64, error) { return c.d.PendingHigh(ctx) }
+
 func (c *Core) Pending(ctx context.Context, uuids []string) ([]Candidate, error) {
 	if len(uuids) == 0 {
 		return nil, nil

@@ -40,6 +40,9 @@ type Driver interface {
 	FailedChannels(ctx context.Context) ([]CountRow, error)
 	Running(ctx context.Context) ([]RunningJob, error)
 	PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error)
+	PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]Candidate, error)
+	PendingByETA(ctx context.Context, after ETACursor, until time.Time, limit int) ([]Candidate, error)
+	PendingHigh(ctx context.Context) (int64, error)
 	Pending(ctx context.Context, uuids []string) ([]Candidate, error)
 
 	// Enqueue moves pending → enqueued (CauseSchedule) each job still at

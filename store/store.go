@@ -130,6 +130,17 @@ type Candidate struct {
 	Version int64
 }
 
+// ETACursor is a position in PendingByETA's order: the last job read.
+// The zero cursor is the start; {ETA: t, Version: math.MaxInt64} is the
+// first job due after t.
+type ETACursor struct {
+	ETA     *time.Time
+	Version int64
+}
+
+// After returns the cursor past c.
+func (c Candidate) After() ETACursor { return ETACursor{ETA: c.ETA, Version: c.Version} }
+
 // RunningJob is an enqueued or started job as the scheduler counts it.
 type RunningJob struct {
 	UUID, Channel, Tenant string
@@ -254,6 +265,22 @@ type Store interface {
 	// ordered by Version, at most limit. The scheduler calls it with the
 	// highest Version it has seen to learn of new and changed jobs.
 	PendingSince(ctx context.Context, afterVersion int64, limit int) ([]Candidate, error)
+	// PendingDue is PendingSince narrowed to what the scheduler holds: of
+	// the pending jobs whose Version is > afterVersion, those due by until
+	// (no eta, or an eta at or before it) or in one of channels (the
+	// sequential ones, whose order needs every job), ordered by Version,
+	// at most limit. The jobs beyond until are passed over in the store,
+	// so a backlog of future jobs costs the scheduler nothing; it reads
+	// them with PendingByETA when they come within its horizon.
+	PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]Candidate, error)
+	// PendingByETA returns the pending jobs due by until after the cursor,
+	// in the order (no eta first, by Version; then by eta, Version), at
+	// most limit. An index answers it: the rows read are the rows
+	// returned, however many jobs wait beyond until.
+	PendingByETA(ctx context.Context, after ETACursor, until time.Time, limit int) ([]Candidate, error)
+	// PendingHigh is the highest Version of a pending job (0: none), where
+	// the scheduler's incremental reads start after a full read.
+	PendingHigh(ctx context.Context) (int64, error)
 	// Pending returns those of the given jobs that are pending now. The
 	// scheduler reads the jobs an EventPending names with it: unlike the
 	// incremental PendingSince, it cannot miss a job whose transaction

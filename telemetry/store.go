@@ -78,6 +78,20 @@ func (s *tracedStore) PendingSince(ctx context.Context, afterVersion int64, limi
 	return out, err
 }
 
+func (s *tracedStore) PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]store.Candidate, error) {
+	ctx, span := s.span(ctx, "PendingDue")
+	out, err := s.Store.PendingDue(ctx, afterVersion, until, channels, limit)
+	end(span, len(out), err)
+	return out, err
+}
+
+func (s *tracedStore) PendingByETA(ctx context.Context, after store.ETACursor, until time.Time, limit int) ([]store.Candidate, error) {
+	ctx, span := s.span(ctx, "PendingByETA")
+	out, err := s.Store.PendingByETA(ctx, after, until, limit)
+	end(span, len(out), err)
+	return out, err
+}
+
 func (s *tracedStore) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
 	ctx, span := s.span(ctx, "Pending")
 	out, err := s.Store.Pending(ctx, uuids)

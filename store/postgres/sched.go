@@ -16,6 +16,40 @@ func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int
 	return s.candidates(ctx, `FROM pending_log WHERE version > $1 ORDER BY version LIMIT $2`, afterVersion, limit)
 }
 
+func (s *driver) PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]store.Candidate, error) {
+	if channels == nil {
+		channels = []string{}
+	}
+	return s.candidates(ctx, `FROM pending_log WHERE version > $1 AND (eta IS NULL OR eta <= $2 OR channel = ANY($3))
+		ORDER BY version LIMIT $4`, afterVersion, until, channels, limit)
+}
+
+// PendingByETA reads pending_log_eta (migration 12): first the jobs with
+// no eta, by version, then those with one, by (eta, version).
+func (s *driver) PendingByETA(ctx context.Context, after store.ETACursor, until time.Time, limit int) ([]store.Candidate, error) {
+	var out []store.Candidate
+	if after.ETA == nil {
+		cs, err := s.candidates(ctx, `FROM pending_log WHERE eta IS NULL AND version > $1 ORDER BY eta, version LIMIT $2`,
+			after.Version, limit)
+		if err != nil || len(cs) == limit {
+			return cs, err
+		}
+		out, limit = cs, limit-len(cs)
+		cs, err = s.candidates(ctx, `FROM pending_log WHERE eta <= $1 ORDER BY eta, version LIMIT $2`, until, limit)
+		return append(out, cs...), err
+	}
+	return s.candidates(ctx, `FROM pending_log WHERE eta <= $1 AND (eta, version) > ($2, $3) ORDER BY eta, version LIMIT $4`,
+		until, *after.ETA, after.Version, limit)
+}
+
+func (s *driver) PendingHigh(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM pending_log`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("postgres store: highest pending version: %w", err)
+	}
+	return v, nil
+}
+
 func (s *driver) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
 	return s.candidates(ctx, `FROM jobs WHERE uuid = ANY($1) AND state || '' = 'pending'`, uuids)
 }

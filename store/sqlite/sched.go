@@ -22,6 +22,47 @@ func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int
 	return scanCandidates(rows)
 }
 
+func (s *driver) PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]store.Candidate, error) {
+	in, args := inList(append([]string{""}, channels...)) // "" names no channel: an IN list is never empty
+	rows, err := s.r.QueryContext(ctx, `SELECT `+candidateColumns+`
+		FROM jobs WHERE state = 'pending' AND version > ? AND (eta IS NULL OR eta <= ? OR channel IN `+in+`)
+		ORDER BY version LIMIT ?`, append(append([]any{afterVersion, micros(until)}, args...), limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: pending due: %w", err)
+	}
+	return scanCandidates(rows)
+}
+
+// PendingByETA reads jobs_pending_eta (schema v6): first the jobs with no
+// eta, by version, then those with one, by (eta, version).
+func (s *driver) PendingByETA(ctx context.Context, after store.ETACursor, until time.Time, limit int) ([]store.Candidate, error) {
+	query := func(where string, args ...any) ([]store.Candidate, error) {
+		rows, err := s.r.QueryContext(ctx, `SELECT `+candidateColumns+` FROM jobs INDEXED BY jobs_pending_eta
+			WHERE state = 'pending' AND `+where+` ORDER BY eta, version LIMIT ?`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite store: pending by eta: %w", err)
+		}
+		return scanCandidates(rows)
+	}
+	if after.ETA == nil {
+		out, err := query(`eta IS NULL AND version > ?`, after.Version, limit)
+		if err != nil || len(out) == limit {
+			return out, err
+		}
+		more, err := query(`eta <= ?`, micros(until), limit-len(out))
+		return append(out, more...), err
+	}
+	return query(`eta <= ? AND (eta, version) > (?, ?)`, micros(until), micros(*after.ETA), after.Version, limit)
+}
+
+func (s *driver) PendingHigh(ctx context.Context) (int64, error) {
+	var v int64
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs WHERE state = 'pending'`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("sqlite store: highest pending version: %w", err)
+	}
+	return v, nil
+}
+
 func (s *driver) Pending(ctx context.Context, uuids []string) ([]store.Candidate, error) {
 	var out []store.Candidate
 	for len(uuids) > 0 { // an IN list has at most 32,766 parameters

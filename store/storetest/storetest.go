@@ -67,6 +67,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ChannelOverrides", channelOverrides},
 		{"ActOnMany", actOnMany},
 		{"ProgressOfARunningJob", progressOfARunningJob},
+		{"TheSchedulerReadsWhatIsDue", theSchedulerReadsWhatIsDue},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
