@@ -35,6 +35,11 @@ type Options struct {
 	// CPUProfile, when set, receives a pprof CPU profile of the
 	// throughput run only (not of compiling plugins or storing the jobs).
 	CPUProfile io.Writer
+	// Backlog future jobs (an eta a day ahead) and History done ones are
+	// in the store before either run (see loadBacklog).
+	Backlog, History int
+	// Progress, when set (a terminal), shows a bar during long phases.
+	Progress io.Writer `json:"-"`
 }
 
 // Report is what a run measured.
@@ -45,10 +50,17 @@ type Report struct {
 	InsertRate float64       // jobs/s stored, in batches of 1,000, before the start
 	P50, P99   time.Duration // enqueue → start, idle node
 	Max        time.Duration
+	// StartUp: from the latency node's Start to its first job done, with
+	// the backlog in the store.
+	StartUp time.Duration
 }
 
 func (r Report) String() string {
-	return fmt.Sprintf("store=%s isolation=%s capacity=%d jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
+	backlog := ""
+	if r.Options.Backlog > 0 || r.Options.History > 0 {
+		backlog = fmt.Sprintf("backlog=%d history=%d (start-up %v): ", r.Options.Backlog, r.Options.History, r.StartUp.Round(time.Millisecond))
+	}
+	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
 		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond), r.InsertRate,
 		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples)
 }
@@ -70,6 +82,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if o.PluginsDir == "" {
 		o.PluginsDir = "plugins/enabled"
 	}
+	progress := func(phase string, total int) *bar { return newBar(o.Progress, phase, total) } // nil: no bars
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "wasmq-bench-")
 		if err != nil {
@@ -110,13 +123,23 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err != nil {
 		return r, err
 	}
+	if err := loadBacklog(ctx, n, f, o, progress); err != nil {
+		n.Close(context.Background())
+		return r, err
+	}
+	started := time.Now()
 	if err := n.Start(ctx); err != nil {
 		n.Close(context.Background())
 		return r, err
 	}
 	// A few jobs first warm the node up (connections, prepared
 	// statements, the plugin's instance pool); they are not counted.
-	if _, err := idleLatency(ctx, n, 20); err != nil {
+	if _, err := idleLatency(ctx, n, 1); err != nil {
+		n.Close(context.Background())
+		return r, err
+	}
+	r.StartUp = time.Since(started)
+	if _, err := idleLatency(ctx, n, 19); err != nil {
 		n.Close(context.Background())
 		return r, err
 	}
@@ -157,6 +180,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	if err := n.Start(ctx); err != nil {
 		return Report{}, err
 	}
+	bar := progress("run", o.Jobs)
 	// The node's own counters tell when every job has run; only then is
 	// the store asked (a count is a scan of every job: polling it would
 	// compete with the node for the CPU). The time is the store's: until
@@ -169,8 +193,10 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		if st.Done >= int64(o.Jobs) {
 			break
 		}
+		bar.show(int(st.Done))
 		time.Sleep(time.Millisecond)
 	}
+	bar.end()
 	for {
 		done, err := count(ctx, n.Store, abi.StateDone)
 		if err != nil {

@@ -40,6 +40,10 @@ type Config struct {
 	// SafetyPoll re-reads the store in case a notification was lost.
 	// Defaults to 5s.
 	SafetyPoll abi.Duration `toml:"safety_poll"`
+	// DueHorizon is how far ahead the scheduler holds the jobs to come
+	// (channels that are not sequential); later ones stay in the store
+	// until they come within it. Defaults to DefaultDueHorizon.
+	DueHorizon abi.Duration `toml:"due_horizon"`
 	// BatchSize caps the jobs enqueued, claimed or completed in one store
 	// call. Defaults to 500.
 	BatchSize int `toml:"batch_size"`
@@ -55,6 +59,12 @@ type Config struct {
 // throughput in `wasmq bench` (renewals and reaper passes every second):
 // docs/benchmarks.md, "Store core".
 const DefaultLease = 10 * time.Second
+
+// DefaultDueHorizon: the scheduler holds a minute of jobs to come. It
+// reads the next ones by eta every half horizon (an indexed read of what
+// comes due), so a shorter horizon costs reads, a longer one memory when
+// many jobs are scheduled within it.
+const DefaultDueHorizon = time.Minute
 
 // WithDefaults returns c with unset fields at their defaults.
 func (c Config) WithDefaults() Config {
@@ -76,6 +86,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.RemovalInterval, 30*24*time.Hour)
 	def(&c.VacuumEvery, time.Hour)
 	def(&c.SafetyPoll, 5*time.Second)
+	def(&c.DueHorizon, DefaultDueHorizon)
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}
@@ -95,7 +106,7 @@ func (c Config) Validate() error {
 	pos := map[string]abi.Duration{
 		"runner.lease": c.Lease, "runner.default_retry_interval": c.DefaultRetryInterval,
 		"runner.removal_interval": c.RemovalInterval, "runner.safety_poll": c.SafetyPoll,
-		"runner.vacuum_every": c.VacuumEvery,
+		"runner.vacuum_every": c.VacuumEvery, "runner.due_horizon": c.DueHorizon,
 	}
 	for k, v := range pos {
 		if v <= 0 {

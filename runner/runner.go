@@ -136,6 +136,7 @@ func (n *notes) take() ([]string, []string) {
 
 type counters struct {
 	enqueued, started, done, failed, retried, interrupted, late, cancelled atomic.Int64
+	held                                                                   atomic.Int64 // see Held
 }
 
 // New checks the config and builds a runner; Start sets it going.
@@ -264,6 +265,11 @@ func (r *Runner) SetObserver(obs Observer) { r.obs = obs }
 
 // Workers is how many jobs this node runs at once at most.
 func (r *Runner) Workers() int { return r.cfg.Workers }
+
+// Held is how many pending jobs the scheduler holds in memory (their
+// entries, stale ones included), as of its last round; 0 off the leader.
+// It follows the jobs due within the horizon, not the store's backlog.
+func (r *Runner) Held() int { return int(r.stats.held.Load()) }
 
 // Stats returns this node's counters.
 func (r *Runner) Stats() abi.RunnerStats {

@@ -34,8 +34,12 @@ type scheduler struct {
 	later      etaHeap                    // not yet due (channels that are not sequential)
 	maxVersion int64
 	// horizon: of the channels that are not sequential, only jobs due by
-	// it are held (see dueHorizon); seqChans, the sequential channels,
-	// whose jobs are all held whatever their eta.
+	// it are held, so that the memory and work of a round follow the jobs
+	// due soon, not the backlog of jobs scheduled for later. The later
+	// ones are read by eta (an index) as they come within it, half a
+	// horizon (Config.DueHorizon) before they are due. seqChans, the
+	// sequential channels: their jobs are all held whatever their eta (a
+	// future head blocks its channel).
 	horizon     time.Time
 	seqChans    []string
 	reload      bool     // re-read every pending job
@@ -396,7 +400,7 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 		if err := s.readDue(ctx, now); err != nil {
 			return err
 		}
-	} else if !now.Add(dueHorizon / 2).Before(s.horizon) {
+	} else if !now.Add(s.r.cfg.DueHorizon.D() / 2).Before(s.horizon) {
 		if err := s.advance(ctx, now); err != nil {
 			s.reload = true
 			return err
@@ -440,15 +444,9 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 		s.order = mergeOrder(s.order, s.fresh, s.current)
 		s.fresh = s.fresh[:0]
 	}
+	s.r.stats.held.Store(int64(len(s.pending) + len(s.order) + len(s.later)))
 	return nil
 }
-
-// dueHorizon is how far ahead the scheduler holds the jobs to come (of
-// channels that are not sequential): those due later stay in the store,
-// read by eta (an index) as they come within it, half a horizon before
-// they are due. The memory and work of a round then follow the jobs due
-// within the horizon, not the backlog of jobs scheduled for later.
-const dueHorizon = time.Minute
 
 // readDue reads afresh every pending job the scheduler holds: those due
 // within the horizon and every job of a sequential channel. The highest
@@ -462,7 +460,7 @@ func (s *scheduler) readDue(ctx context.Context, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	s.horizon = now.Add(dueHorizon).Truncate(time.Microsecond)
+	s.horizon = now.Add(s.r.cfg.DueHorizon.D()).Truncate(time.Microsecond)
 	if err := s.readByETA(ctx, store.ETACursor{}, now); err != nil {
 		return err
 	}
@@ -482,7 +480,7 @@ func (s *scheduler) readDue(ctx context.Context, now time.Time) error {
 // advance moves the horizon on, reading the jobs that come within it.
 func (s *scheduler) advance(ctx context.Context, now time.Time) error {
 	from := s.horizon
-	s.horizon = now.Add(dueHorizon).Truncate(time.Microsecond)
+	s.horizon = now.Add(s.r.cfg.DueHorizon.D()).Truncate(time.Microsecond)
 	return s.readByETA(ctx, store.ETACursor{ETA: &from, Version: math.MaxInt64}, now)
 }
 
@@ -561,7 +559,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	if len(s.later) > 0 {
 		wakeAt(*s.later[0].ETA)
 	}
-	wakeAt(s.horizon.Add(-dueHorizon / 2)) // the next jobs to come within it
+	wakeAt(s.horizon.Add(-s.r.cfg.DueHorizon.D() / 2)) // the next jobs to come within it
 	root := s.tree.Root()
 	full := func() bool { return s.capacity(root) > 0 && s.used[root] >= s.capacity(root) }
 	if len(s.pending) == 0 || full() {

@@ -52,7 +52,7 @@ Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
   wasmq channels set NAME [--capacity N|config] [--throttle SECONDS|config] [--paused true|false|config]
   wasmq plugins list | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml
   wasmq schedules list | add NAME CRON FUNC [--timezone TZ] [--args JSON] ... | rm|pause|resume|run NAME
-  wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE]
+  wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE] [--backlog N] [--history N]
                                        measure throughput and idle latency of a fresh node
   wasmq version
 `
@@ -649,8 +649,16 @@ func benchCmd(args []string, out io.Writer) error {
 		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
 		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+		fs.IntVar(&o.Backlog, "backlog", 0, "future jobs (eta a day ahead) stored before the runs")
+		fs.IntVar(&o.History, "history", 0, "done jobs stored before the runs (postgres)")
 	}); err != nil {
 		return err
+	}
+	if o.Backlog < 0 || o.History < 0 {
+		return fmt.Errorf("bench: --backlog and --history must be 0 or more")
+	}
+	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		o.Progress = os.Stderr // a terminal: progress bars for the long phases
 	}
 	if profile != "" {
 		f, err := os.Create(profile)
