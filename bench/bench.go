@@ -53,12 +53,16 @@ type Report struct {
 	// StartUp: from the latency node's Start to its first job done, with
 	// the backlog in the store.
 	StartUp time.Duration
+	// Held: the pending jobs the idle node's scheduler held after the
+	// latency samples (Runner.Held): the backlog must not be among them.
+	Held int
 }
 
 func (r Report) String() string {
 	backlog := ""
 	if r.Options.Backlog > 0 || r.Options.History > 0 {
-		backlog = fmt.Sprintf("backlog=%d history=%d (start-up %v): ", r.Options.Backlog, r.Options.History, r.StartUp.Round(time.Millisecond))
+		backlog = fmt.Sprintf("backlog=%d history=%d (start-up %v, scheduler holds %d): ", r.Options.Backlog, r.Options.History,
+			r.StartUp.Round(time.Millisecond), r.Held)
 	}
 	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
 		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond), r.InsertRate,
@@ -144,6 +148,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		return r, err
 	}
 	lat, err := idleLatency(ctx, n, o.Samples)
+	r.Held = n.Runner.Held()
 	n.Close(context.Background())
 	if err != nil {
 		return r, err

@@ -46,3 +46,25 @@ func BenchmarkEndToEndPostgres(b *testing.B) {
 		b.ReportMetric(float64(r.P50.Microseconds()), "p50-µs")
 	}
 }
+
+// BenchmarkBacklogPostgres is issue #15's scenario: 1,000,000 jobs due a
+// day ahead and 100,000 done jobs in the store, then 100,000 jobs due
+// now. Compare with BenchmarkEndToEndPostgres (-benchtime=1x; the load
+// takes about a minute).
+func BenchmarkBacklogPostgres(b *testing.B) {
+	dir := plugins(b)
+	for b.Loop() {
+		r, err := Run(context.Background(), Options{Driver: "postgres", DSN: pgtest.DSN(b), Jobs: 100000, Samples: 200,
+			PluginsDir: dir, Backlog: 1000000, History: 100000})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if r.Held > 1000 {
+			b.Fatalf("the idle scheduler holds %d jobs with the backlog in the store", r.Held)
+		}
+		b.ReportMetric(r.Throughput, "jobs/s")
+		b.ReportMetric(float64(r.P50.Microseconds()), "p50-µs")
+		b.ReportMetric(r.StartUp.Seconds(), "startup-s")
+		b.ReportMetric(float64(r.Held), "held")
+	}
+}
