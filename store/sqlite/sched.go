@@ -25,13 +25,16 @@ func (s *driver) PendingSince(ctx context.Context, afterVersion int64, limit int
 func (s *driver) PendingDue(ctx context.Context, afterVersion int64, until time.Time, channels []string, limit int) ([]store.Candidate, error) {
 	in, args := inList(append([]string{""}, channels...)) // "" names no channel: an IN list is never empty
 	rows, err := s.r.QueryContext(ctx, `SELECT `+candidateColumns+`
-		FROM jobs WHERE state = 'pending' AND version > ? AND (eta IS NULL OR eta <= ? OR channel IN `+in+`)
+		FROM jobs INDEXED BY jobs_pending_version WHERE state = 'pending' AND version > ? AND (eta IS NULL OR eta <= ? OR channel IN `+in+`)
 		ORDER BY version LIMIT ?`, append(append([]any{afterVersion, micros(until)}, args...), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: pending due: %w", err)
 	}
 	return scanCandidates(rows)
 }
+
+// PendingDue and PendingHigh name their index: without statistics SQLite
+// took jobs_state_channel, every pending job, the backlog included.
 
 // PendingByETA reads jobs_pending_eta (schema v6): first the jobs with no
 // eta, by version, then those with one, by (eta, version).
@@ -57,7 +60,7 @@ func (s *driver) PendingByETA(ctx context.Context, after store.ETACursor, until 
 
 func (s *driver) PendingHigh(ctx context.Context) (int64, error) {
 	var v int64
-	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs WHERE state = 'pending'`).Scan(&v); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM jobs INDEXED BY jobs_pending_version WHERE state = 'pending'`).Scan(&v); err != nil {
 		return 0, fmt.Errorf("sqlite store: highest pending version: %w", err)
 	}
 	return v, nil
