@@ -42,7 +42,7 @@ type scheduler struct {
 	// future head blocks its channel).
 	horizon     time.Time
 	seqChans    []string
-	reload      bool     // re-read every pending job
+	reload      bool     // re-read every pending job held (readDue)
 	readPending bool     // jobs became pending: read what is new
 	named       []string // jobs events said became pending: read them
 
