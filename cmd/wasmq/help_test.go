@@ -205,3 +205,33 @@ func TestShellCompletions(t *testing.T) {
 		}
 	}
 }
+
+// docs/cli.md has a section per command of the table naming each of its
+// own flags (the client flags --url, --token, --json are described once).
+func TestTheCLIDocumentListsEveryCommandAndFlag(t *testing.T) {
+	b, err := os.ReadFile("../../docs/cli.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, cmd := range commands {
+		head := "### wasmq " + cmd.name + "\n"
+		i := strings.Index(doc, head)
+		if i < 0 {
+			t.Errorf("docs/cli.md has no section %q", strings.TrimSpace(head))
+			continue
+		}
+		section := doc[i+len(head):]
+		if j := strings.Index(section, "\n### "); j >= 0 {
+			section = section[:j]
+		}
+		for _, f := range flagsOf(cmd) {
+			if f.name == "url" || f.name == "token" || f.name == "json" {
+				continue
+			}
+			if !strings.Contains(section, "--"+f.name) {
+				t.Errorf("docs/cli.md, wasmq %s: flag --%s is not described", cmd.name, f.name)
+			}
+		}
+	}
+}

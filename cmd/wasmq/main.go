@@ -167,7 +167,11 @@ func (h *helpRequest) print(out io.Writer, c *command) {
 		line += "\n        " + usage
 		// A default read from the environment may be a secret.
 		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "-1" && !secretFlags[f.Name] {
-			line += fmt.Sprintf(" (default %q)", f.DefValue)
+			if kind == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += " (default " + f.DefValue + ")"
+			}
 		}
 		fmt.Fprintln(out, line)
 	})
