@@ -235,3 +235,31 @@ func TestTheCLIDocumentListsEveryCommandAndFlag(t *testing.T) {
 		}
 	}
 }
+
+// A long command shows a spinner on a terminal, and nothing of it when
+// its output is a pipe: migrate under a pseudo-terminal (script(1)),
+// then piped.
+func TestProgressShowsOnATerminalOnly(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("no script(1) to make a terminal")
+	}
+	c := buildCLI(t)
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "wasmq.toml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("[store]\npath = %q\n", filepath.Join(dir, "wasmq.db"))), 0o644)
+	tty, err := exec.Command(scriptBin, "-qec", c.bin+" migrate --config "+cfg, "/dev/null").CombinedOutput()
+	if err != nil {
+		t.Fatalf("migrate on a terminal: %v\n%q", err, tty)
+	}
+	if !strings.Contains(string(tty), "migrating the sqlite store") || !strings.Contains(string(tty), "\r\033[K") {
+		t.Errorf("on a terminal, no spinner (or not erased): %q", tty)
+	}
+	if !strings.Contains(string(tty), "migration(s) applied") {
+		t.Errorf("on a terminal, no result: %q", tty)
+	}
+	out, errOut, status := c.run("migrate", "--config", cfg)
+	if status != 0 || strings.Contains(out+errOut, "migrating") || strings.Contains(out+errOut, "\r") {
+		t.Errorf("piped: status %d, stdout %q, stderr %q: want the result only", status, out, errOut)
+	}
+}
