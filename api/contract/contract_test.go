@@ -128,3 +128,30 @@ func TestTheDocumentIsValidOpenAPI31(t *testing.T) {
 		t.Fatal("a Schema Object of type \"record\" passed as OpenAPI 3.1")
 	}
 }
+
+// BenchmarkCheckAPageOf50Jobs is the checker's cost on a list answer,
+// what it adds to each such exchange of the tests.
+func BenchmarkCheckAPageOf50Jobs(b *testing.B) {
+	raw, _ := os.ReadFile("../openapi.json")
+	c, err := contract.Load(raw)
+	if err != nil {
+		b.Fatal(err)
+	}
+	job := `{"uuid":"0b6c0c7e-6f3e-4c55-9c7e-2f1b1c1d1e1f","tenant":"acme","func":"testkit.echo","args":[1],"kwargs":{},"context":{},` +
+		`"user_id":null,"model_name":null,"func_string":"testkit.echo(1)","description":"","channel":"root","priority":10,"eta":null,` +
+		`"expected_at":null,"max_retries":5,"retry":0,"attempt":1,"identity_key":null,"graph_uuid":null,"depends_on":null,"state":"done",` +
+		`"result":[1],"exc_name":null,"exc_message":null,"exc_info":null,"date_created":"2026-11-30T10:00:00Z","date_enqueued":"2026-11-30T10:00:00Z",` +
+		`"date_started":"2026-11-30T10:00:00Z","date_done":"2026-11-30T10:00:01Z","date_cancelled":null,"exec_time":0.01,"late":false,` +
+		`"worker_id":"w1","plugin_sha256":"ab","seq":1,"lease_until":null,"progress":null}`
+	body := `{"jobs":[` + strings.Repeat(job+",", 49) + job + `],"next_cursor":""}`
+	x := exchange("GET", "/v1/jobs?limit=50", 200, "application/json", body)
+	if err := c.Check(x); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := c.Check(x); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
