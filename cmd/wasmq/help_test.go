@@ -172,6 +172,47 @@ func TestShellCompletions(t *testing.T) {
 		}
 	}
 
+	// zsh: the script's own dispatch, run by a real zsh with the
+	// completion system's functions replaced by ones printing what they
+	// are given (the system itself needs an interactive shell).
+	if zsh, err := exec.LookPath("zsh"); err == nil {
+		script, _, _ := c.run("completion", "zsh")
+		path := filepath.Join(t.TempDir(), "_wasmq")
+		os.WriteFile(path, []byte(script), 0o644)
+		prog := `_describe() { print -l -- "$@" }; _arguments() { print -l -- "$@" }; compdef() {}
+source "$1"; shift; words=("$@"); CURRENT=$#; _wasmq`
+		for _, tc := range []struct {
+			words []string
+			want  string
+		}{
+			{[]string{"wasmq", ""}, "cmds"},
+			{[]string{"wasmq", "jobs", ""}, "1:subcommand:(list show requeue cancel done)"},
+			{[]string{"wasmq", "enqueue", "--pri"}, "--priority[priority (lower runs first)]:value:"},
+			{[]string{"wasmq", "schedules", "add", "--pa"}, "--paused[create it paused]"},
+		} {
+			out, err := exec.Command(zsh, append([]string{"-c", prog, "zsh", path}, tc.words...)...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tc.want+"\n") {
+				t.Errorf("zsh completing %q: %v, want %q in:\n%s", tc.words, err, tc.want, out)
+			}
+		}
+	}
+	// fish: its own completion engine (complete -C) over the script.
+	if fish, err := exec.LookPath("fish"); err == nil {
+		script, _, _ := c.run("completion", "fish")
+		path := filepath.Join(t.TempDir(), "wasmq.fish")
+		os.WriteFile(path, []byte(script), 0o644)
+		for _, tc := range []struct{ line, want string }{
+			{"wasmq jo", "jobs\tlist jobs, show one, act on one or on every match"},
+			{"wasmq jobs ", "requeue"},
+			{"wasmq enqueue --pri", "--priority\tpriority (lower runs first)"},
+		} {
+			out, err := exec.Command(fish, "-c", "source $argv[1]; complete -C$argv[2]", path, tc.line).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), tc.want) {
+				t.Errorf("fish completing %q: %v, want %q in:\n%s", tc.line, err, tc.want, out)
+			}
+		}
+	}
+
 	bash, err := exec.LookPath("bash")
 	if err != nil {
 		t.Skip("no bash")
