@@ -21,11 +21,17 @@ import (
 // per machine, not once per test (the Go example plugin takes ~1.3 s).
 var testCacheDir = filepath.Join(os.TempDir(), "wasmq-host-test-cache")
 
+// testTimeout is the tests' default timeout: long enough that a guest
+// meant to hit a memory or table limit reaches it first, also under the
+// race detector (ten times slower) on a loaded machine. Tests of the
+// timeout itself set their own.
+var testTimeout = map[bool]time.Duration{false: 2 * time.Second, true: 10 * time.Second}[raceEnabled]
+
 func testConfig(dir string) Config {
 	return Config{
 		PluginsDir:  dir,
 		CacheDir:    testCacheDir,
-		Timeout:     abi.Duration(2 * time.Second),
+		Timeout:     abi.Duration(testTimeout),
 		MemoryLimit: 16 << 20,
 		MaxInput:    64 << 10,
 		MaxOutput:   1 << 20,
