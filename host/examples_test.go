@@ -199,6 +199,9 @@ func TestHostileCorpus(t *testing.T) {
 				if took > timeout+2*time.Second {
 					t.Errorf("%s.%s took %s, want within %s plus a margin", name, fn, took, timeout)
 				}
+				if want == abi.ExcTimeout {
+					t.Logf("%s.%s ended %s after its %s timeout", name, fn, (took - timeout).Round(time.Millisecond), timeout)
+				}
 			}()
 		}
 	}
