@@ -57,6 +57,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PagesAreBoundedInBytes", pagesAreBoundedInBytes},
 		{"AWorkerThatLetsGoIsTakenBackAtOnce", aWorkerThatLetsGoIsTakenBackAtOnce},
 		{"QuotasAreCheckedWithTheInsert", quotasAreCheckedWithTheInsert},
+		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
+		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
+		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
