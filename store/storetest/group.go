@@ -37,7 +37,10 @@ func groupCommitRefusesEachRequestAlone(t *testing.T, s store.Store) {
 	child := nj("t")
 	child.DependsOn = []string{existing.UUID}
 	q := store.Quota{MaxPending: 2}
-	quota := func() store.InsertRequest { j := nj("q"); return store.InsertRequest{Quota: q, Jobs: []store.NewJob{j}} }
+	quota := func() store.InsertRequest {
+		j := nj("q")
+		return store.InsertRequest{Quota: q, Jobs: []store.NewJob{j}}
+	}
 	twoJobs := store.InsertRequest{Jobs: []store.NewJob{nj("t"), nj("t")}}
 	halfBad := store.InsertRequest{Jobs: []store.NewJob{nj("t"), orphan}}
 	halfBad.Jobs[1].UUID = "11111111-1111-4111-8111-111111111111"
