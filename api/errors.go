@@ -54,8 +54,6 @@ func classify(err error) *httpError {
 		return &httpError{409, "conflict", err.Error(), field}
 	case errors.Is(err, abi.ErrInvalid):
 		return &httpError{422, "invalid_argument", err.Error(), field}
-	case errors.Is(err, enqueue.ErrClosed):
-		return &httpError{503, "unavailable", err.Error(), ""}
 	}
 	// The cause stays in the server's log: it may name the database, its
 	// user and host, or a query.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
@@ -45,6 +46,11 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[server]\nidle_timeout = -5\n":                                   "server.idle_timeout: must be > 0",
 		"[server]\nread_header_timeout = \"2m\"\n":                        "server.read_header_timeout: 2m0s is longer than read_timeout",
 		"[server]\nmax_connections = -1\n":                                "server.max_connections",
+		"[enqueue]\ncoalesce_window = \"-1ms\"\n":                         "enqueue.coalesce_window",
+		"[enqueue]\ncoalesce_window = \"5s\"\n":                           "enqueue.coalesce_window",
+		"[enqueue]\ncoalesce_max_jobs = -3\n":                             "enqueue.coalesce_max_jobs",
+		"[enqueue]\ncoalesce_flushers = 100\n":                            "enqueue.coalesce_flushers",
+		"[enqueue]\ncoalesce_flusher = 2\n":                               "enqueue.coalesce_flusher",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))
@@ -81,7 +87,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}}
+	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}, "enqueue": enqueue.Coalesce{}}
 	for sec, v := range sections {
 		ty := reflect.TypeOf(v)
 		for i := 0; i < ty.NumField(); i++ {

@@ -35,9 +35,6 @@ const (
 	DefaultCoalesceMaxJobs = 1000
 )
 
-// ErrClosed: the service was closed while a request waited for its group.
-var ErrClosed = errors.New("enqueue: the node is shutting down")
-
 // errNotHandedOver: the coalescer was closed before it took the
 // request, which the caller may store by itself.
 var errNotHandedOver = errors.New("enqueue: the coalescer is closed")
@@ -145,12 +142,15 @@ func (c *coalescer) run() {
 		case <-timer.C:
 			armed = false
 		case <-c.done:
+			// The requests gathered are written before the coalescer
+			// stops: their callers are waiting for an answer.
+			if len(group) > 0 {
+				inflight++
+				go c.flush(group, finished)
+			}
 			for inflight > 0 {
 				<-finished
 				inflight--
-			}
-			for _, w := range group {
-				w.out <- store.InsertResult{Err: ErrClosed}
 			}
 			return
 		}

@@ -602,6 +602,11 @@ func benchCmd(args []string, out io.Writer) error {
 		fs.IntVar(&eo.Clients, "clients", 16, "with --enqueue: clients sending at once")
 		fs.IntVar(&eo.Batch, "batch", 1, "with --enqueue: jobs per request (1 = POST /v1/jobs, more = POST /v1/jobs:batch)")
 		fs.BoolVar(&eo.Coalesce.Off, "no-coalesce", false, "with --enqueue: store each request in its own transaction")
+		fs.Func("window", "with --enqueue: the longest a request waits for others ([enqueue] coalesce_window; default 2ms)", func(v string) error {
+			d, err := time.ParseDuration(v)
+			eo.Coalesce.Window = abi.Duration(d)
+			return err
+		})
 		fs.IntVar(&eo.Coalesce.Flushers, "flushers", 0, "with --enqueue: groups written at once ([enqueue] coalesce_flushers; 0 = the default)")
 	}
 	if _, err := flags("bench", args, define); err != nil {
