@@ -43,16 +43,24 @@ var errNotHandedOver = errors.New("enqueue: the coalescer is closed")
 // their own deadlines, but the group outlives any one of them.
 const flushTimeout = time.Minute
 
-// coalescer gathers concurrent InsertUnder calls into InsertEach groups.
-// One goroutine (run) owns the gathering; flushes run beside it, at most
-// Flushers at once.
+// coalescer gathers concurrent InsertUnder calls into InsertEach groups
+// (classic group commit). A caller that finds no group being written
+// writes its own request at once, in its own goroutine: an idle node
+// adds no hand-over to a lone request. Otherwise its request joins the
+// group being gathered, which is written when a flusher frees up, when
+// it is full, or when its first request has waited the window.
 type coalescer struct {
-	st   store.Store
-	cfg  Coalesce
-	in   chan *waiting
-	done chan struct{} // closed by close: run stops
-	wg   sync.WaitGroup
-	once sync.Once
+	st  store.Store
+	cfg Coalesce
+
+	mu       sync.Mutex
+	groups   [][]*waiting // gathering, oldest first; only the last one grows
+	jobs     int          // jobs in the last group
+	since    time.Time    // when the oldest group's first request came
+	inflight int          // groups being written
+	timer    *time.Timer  // the window of the oldest group, when armed
+	closed   bool
+	flushing sync.WaitGroup
 	// gathered, when set (tests), is told the size of the group being
 	// gathered each time a request joins it.
 	gathered func(requests int)
@@ -76,27 +84,39 @@ func newCoalescer(st store.Store, cfg Coalesce, gathered func(int)) *coalescer {
 	if cfg.Flushers <= 0 {
 		cfg.Flushers = 1
 	}
-	c := &coalescer{st: st, cfg: cfg, in: make(chan *waiting), done: make(chan struct{}), gathered: gathered}
-	c.wg.Add(1)
-	go c.run()
-	return c
+	return &coalescer{st: st, cfg: cfg, gathered: gathered}
 }
 
 // insert is InsertUnder through a group: it returns once the request's
 // jobs are committed, or with the request's own error.
 func (c *coalescer) insert(ctx context.Context, q store.Quota, jobs []store.NewJob) ([]store.Inserted, error) {
 	w := &waiting{ctx: ctx, req: store.InsertRequest{Quota: q, Jobs: jobs}, out: make(chan store.InsertResult, 1)}
-	select {
-	case c.in <- w:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-c.done:
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
 		return nil, errNotHandedOver
 	}
-	// Once handed over the request is answered whatever happens (a
-	// flush always answers its group), so waiting for it cannot hang;
-	// a caller that gives up early does not learn whether its jobs were
-	// stored, as with any request cut short.
+	if len(c.groups) == 0 || c.jobs >= c.cfg.MaxJobs {
+		if len(c.groups) == 0 {
+			c.since = time.Now()
+		}
+		c.groups, c.jobs = append(c.groups, nil), 0
+	}
+	last := len(c.groups) - 1
+	c.groups[last], c.jobs = append(c.groups[last], w), c.jobs+len(jobs)
+	if c.gathered != nil {
+		c.gathered(len(c.groups[last]))
+	}
+	if g := c.ready(); g != nil {
+		c.mu.Unlock()
+		c.flush(g) // in the caller's goroutine: nothing to hand over
+	} else {
+		c.mu.Unlock()
+	}
+	// Once gathered the request is answered whatever happens (a flush
+	// always answers its group, and close writes what is gathered), so
+	// waiting cannot hang; a caller that gives up early does not learn
+	// whether its jobs were stored, as with any request cut short.
 	select {
 	case r := <-w.out:
 		return r.Jobs, r.Err
@@ -105,78 +125,81 @@ func (c *coalescer) insert(ctx context.Context, q store.Quota, jobs []store.NewJ
 	}
 }
 
-func (c *coalescer) close() {
-	c.once.Do(func() { close(c.done) })
-	c.wg.Wait()
+// ready takes the oldest group if it is to be written now: a flusher is
+// free and nothing is being written, or the group is full, or its first
+// request has waited the window (c.mu held). Otherwise it arms the
+// window's timer.
+func (c *coalescer) ready() []*waiting {
+	if len(c.groups) == 0 || c.inflight >= c.cfg.Flushers {
+		return nil
+	}
+	full := len(c.groups) > 1 || c.jobs >= c.cfg.MaxJobs
+	if c.inflight > 0 && !full && time.Since(c.since) < c.cfg.Window.D() {
+		if c.timer == nil {
+			c.timer = time.AfterFunc(c.cfg.Window.D()-time.Since(c.since), c.windowEnded)
+		}
+		return nil
+	}
+	g := c.groups[0]
+	c.groups = c.groups[1:]
+	if len(c.groups) == 0 {
+		c.jobs = 0
+	} else {
+		c.since = time.Now() // the next group starts waiting now
+	}
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.inflight++
+	c.flushing.Add(1)
+	return g
 }
 
-// run gathers requests into a group and hands it to a flusher when one is
-// free and either nothing is being written (an idle node writes a lone
-// request at once), the group is full, or its first request has waited
-// the window.
-func (c *coalescer) run() {
-	defer c.wg.Done()
-	var group []*waiting
-	jobs, inflight := 0, 0
-	var since time.Time
-	finished := make(chan struct{}, c.cfg.Flushers)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	armed := false
-	for {
-		in := c.in
-		if jobs >= c.cfg.MaxJobs {
-			in = nil // full: new requests wait in their senders
-		}
-		select {
-		case w := <-in:
-			if len(group) == 0 {
-				since = time.Now()
-			}
-			group, jobs = append(group, w), jobs+len(w.req.Jobs)
-			if c.gathered != nil {
-				c.gathered(len(group))
-			}
-		case <-finished:
-			inflight--
-		case <-timer.C:
-			armed = false
-		case <-c.done:
-			// The requests gathered are written before the coalescer
-			// stops: their callers are waiting for an answer.
-			if len(group) > 0 {
-				inflight++
-				go c.flush(group, finished)
-			}
-			for inflight > 0 {
-				<-finished
-				inflight--
-			}
-			return
-		}
-		if len(group) == 0 || inflight >= c.cfg.Flushers {
-			continue
-		}
-		if inflight == 0 || jobs >= c.cfg.MaxJobs || time.Since(since) >= c.cfg.Window.D() {
-			inflight++
-			go c.flush(group, finished)
-			group, jobs = nil, 0
-			if armed {
-				timer.Stop()
-				armed = false
-			}
-			continue
-		}
-		if !armed {
-			timer.Reset(c.cfg.Window.D() - time.Since(since))
-			armed = true
-		}
+func (c *coalescer) windowEnded() {
+	c.mu.Lock()
+	c.timer = nil
+	g := c.ready()
+	c.mu.Unlock()
+	if g != nil {
+		go c.flush(g)
 	}
 }
 
-// flush writes one group and answers each of its requests.
-func (c *coalescer) flush(group []*waiting, finished chan<- struct{}) {
-	defer func() { finished <- struct{}{} }()
+// close writes the groups gathered and waits for every write under way.
+func (c *coalescer) close() {
+	c.mu.Lock()
+	c.closed = true
+	groups := c.groups
+	c.groups, c.jobs = nil, 0
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
+	c.flushing.Add(len(groups))
+	c.inflight += len(groups)
+	c.mu.Unlock()
+	for _, g := range groups {
+		c.flush(g)
+	}
+	c.flushing.Wait()
+}
+
+// flush writes one group and answers each of its requests, then hands
+// the next group, if one is due, to a goroutine of its own.
+func (c *coalescer) flush(group []*waiting) {
+	c.write(group)
+	c.mu.Lock()
+	c.inflight--
+	next := c.ready()
+	c.mu.Unlock()
+	c.flushing.Done()
+	if next != nil {
+		go c.flush(next)
+	}
+}
+
+func (c *coalescer) write(group []*waiting) {
 	live := group[:0]
 	for _, w := range group {
 		if err := w.ctx.Err(); err != nil {
