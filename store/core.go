@@ -41,6 +41,9 @@ func (c *Core) InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inser
 		if isSimple(jobs) {
 			return insertIndependent(ctx, tx, jobs, out)
 		}
+		if err := lockKeys(ctx, tx, []InsertRequest{{Jobs: jobs}}, []int{0}); err != nil {
+			return err
+		}
 		return insertOneByOne(ctx, tx, jobs, out)
 	})
 	if err != nil {

@@ -56,9 +56,9 @@ func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 	if len(simple)+len(complex) == 0 {
 		return res, nil
 	}
-	// Keyed requests take their keys' locks in one order, so that two
-	// groups committing at once (two nodes) cannot deadlock on them; the
-	// order between concurrent callers is not theirs to expect anyway.
+	// Keyed requests are applied in key order (lockKeys takes the keys in
+	// that order anyway); the order between concurrent callers is not
+	// theirs to expect.
 	slices.SortStableFunc(complex, func(a, b int) int { return compareKeys(reqs[a].Jobs, reqs[b].Jobs) })
 
 	// careful: every request under its own savepoint. The first attempt
@@ -73,6 +73,9 @@ func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 		return c.d.Write(ctx, func(tx Tx) error {
 			g := &group{tx: tx, quotas: map[string]*tally{}}
 			if err := g.lockTenants(ctx, reqs, simple, complex); err != nil {
+				return err
+			}
+			if err := lockKeys(ctx, tx, reqs, complex); err != nil {
 				return err
 			}
 			var bulk []int
@@ -126,6 +129,38 @@ func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 		return nil, err
 	}
 	return res, nil
+}
+
+// lockKeys takes every identity key of the group, in (tenant, key)
+// order, before any is used: a request may hold several keys in its own
+// order, and two groups taking theirs in different orders would wait on
+// each other (PostgreSQL then fails one of them, with every request in
+// it). ActiveWithKey keeps its key until the transaction ends; what it
+// reads here is read again when the request is stored.
+func lockKeys(ctx context.Context, tx Tx, reqs []InsertRequest, complex []int) error {
+	var keys [][2]string
+	for _, i := range complex {
+		for _, j := range reqs[i].Jobs {
+			if j.IdentityKey != "" {
+				keys = append(keys, [2]string{j.Tenant, j.IdentityKey})
+			}
+		}
+	}
+	if len(keys) < 2 {
+		return nil // one key cannot be taken out of order
+	}
+	slices.SortFunc(keys, func(a, b [2]string) int {
+		if c := cmpString(a[0], b[0]); c != 0 {
+			return c
+		}
+		return cmpString(a[1], b[1])
+	})
+	for _, k := range slices.Compact(keys) {
+		if _, err := tx.ActiveWithKey(ctx, k[0], k[1]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bulkError: the one insert of the simple requests failed.

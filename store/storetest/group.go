@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -199,5 +200,58 @@ func groupCommitQuotasStayExact(t *testing.T, s store.Store) {
 	n := len(must(s.List(ctx, store.Filter{Tenant: "exact", Limit: 100})).Jobs)
 	if n != 17 || accepted != 17 {
 		t.Fatalf("%d jobs stored, %d acknowledged, want exactly max_pending 17", n, accepted)
+	}
+}
+
+// Requests holding several identity keys in opposite orders, committing
+// at once again and again (in groups and alone), never wait on each
+// other: every request is answered, the first stored and the others
+// deduplicated onto it.
+func groupCommitKeysNeverDeadlock(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	keyed := func(keys ...string) store.InsertRequest {
+		var jobs []store.NewJob
+		for _, k := range keys {
+			j := nj("t")
+			j.IdentityKey = k
+			jobs = append(jobs, j)
+		}
+		return store.InsertRequest{Jobs: jobs}
+	}
+	for round := range 8 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for g := range 4 {
+			wg.Add(1)
+			if g == 3 { // and the same through InsertUnder
+				go func() {
+					defer wg.Done()
+					_, err := s.InsertUnder(ctx, store.Quota{}, keyed(fmt.Sprintf("b%d", round), fmt.Sprintf("a%d", round)).Jobs)
+					errs <- err
+				}()
+				continue
+			}
+			go func() {
+				defer wg.Done()
+				a, b := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
+				if g%2 == 1 {
+					a, b = b, a
+				}
+				res, err := s.InsertEach(ctx, []store.InsertRequest{keyed(a, b)})
+				if err == nil {
+					for _, r := range res {
+						err = errors.Join(err, r.Err)
+					}
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
 	}
 }

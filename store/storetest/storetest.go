@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
 		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
 		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
+		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
