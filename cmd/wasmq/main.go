@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -772,20 +773,66 @@ func orDash(v any) string {
 
 func benchCmd(args []string, out io.Writer) error {
 	var o bench.Options
+	var eo bench.EnqueueOptions
 	var asJSON bool
 	var profile string
-	if _, err := flags("bench", args, func(fs *flag.FlagSet) {
+	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Driver, "store", "sqlite", "sqlite or postgres")
 		fs.StringVar(&o.DSN, "dsn", os.Getenv("WASMQ_DATABASE_URL"), "PostgreSQL DSN (an empty schema)")
-		fs.IntVar(&o.Jobs, "jobs", 20000, "jobs for the throughput run")
+		fs.IntVar(&o.Jobs, "jobs", 20000, "jobs for the throughput (or enqueue) run")
 		fs.IntVar(&o.Capacity, "capacity", 100, "root channel capacity")
 		fs.StringVar(&o.Isolation, "isolation", "pooled", "pooled or fresh")
 		fs.IntVar(&o.Samples, "samples", 200, "latency samples")
 		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
 		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
-	}); err != nil {
+		fs.StringVar(&eo.Mode, "enqueue", "", "measure enqueueing only: http (clients POST to the node's HTTP server) or store (in-process); nothing runs the jobs")
+		fs.IntVar(&eo.Clients, "clients", 16, "with --enqueue: clients sending at once")
+		fs.IntVar(&eo.Batch, "batch", 1, "with --enqueue: jobs per request (1 = POST /v1/jobs, more = POST /v1/jobs:batch)")
+		fs.BoolVar(&eo.Coalesce.Off, "no-coalesce", false, "with --enqueue: store each request in its own transaction")
+		fs.Func("window", "with --enqueue: the longest a request waits for others ([enqueue] coalesce_window; default 2ms)", func(v string) error {
+			d, err := time.ParseDuration(v)
+			eo.Coalesce.Window = abi.Duration(d)
+			return err
+		})
+		fs.IntVar(&eo.Coalesce.Flushers, "flushers", 0, "with --enqueue: groups written at once ([enqueue] coalesce_flushers; 0 = the default)")
+	}
+	if _, err := flags("bench", args, define); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+			define(fs)
+			fs.SetOutput(out)
+			fmt.Fprintln(out, "Usage: wasmq bench [flags]\n\nMeasures a fresh node: throughput and idle latency, or with --enqueue how fast jobs are stored.\n\nFlags:")
+			fs.PrintDefaults()
+			return nil
+		}
 		return err
+	}
+	if eo.Mode != "" {
+		eo.Driver, eo.DSN, eo.Jobs, eo.PluginsDir = o.Driver, o.DSN, o.Jobs, o.PluginsDir
+		if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
+			eo.Progress = f
+		}
+		if profile != "" {
+			f, err := os.Create(profile)
+			if err != nil {
+				return fmt.Errorf("bench: --cpuprofile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("bench: --cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		r, err := bench.Enqueue(context.Background(), eo)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(out).Encode(r)
+		}
+		fmt.Fprintln(out, r)
+		return nil
 	}
 	if profile != "" {
 		f, err := os.Create(profile)

@@ -67,6 +67,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ChannelOverrides", channelOverrides},
 		{"ActOnMany", actOnMany},
 		{"ProgressOfARunningJob", progressOfARunningJob},
+		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
+		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
+		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
+		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
