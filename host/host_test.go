@@ -135,8 +135,8 @@ func TestEchoReceivesTheInputDocument(t *testing.T) {
 		t.Errorf("context.records = %v", doc.Context["records"])
 	}
 	dl, err := time.Parse(time.RFC3339Nano, doc.Context["deadline"].(string))
-	if err != nil || dl.Before(time.Now()) || dl.After(time.Now().Add(3*time.Second)) {
-		t.Errorf("context.deadline = %v (%v), want about now + 2s", doc.Context["deadline"], err)
+	if err != nil || dl.Before(time.Now()) || dl.After(time.Now().Add(testTimeout+time.Second)) {
+		t.Errorf("context.deadline = %v (%v), want about now + %s", doc.Context["deadline"], err, testTimeout)
 	}
 	if out.PluginSHA256 != h.Modules("")[0].SHA256 || len(out.PluginSHA256) != 64 {
 		t.Errorf("plugin_sha256 = %q", out.PluginSHA256)
