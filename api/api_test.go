@@ -87,7 +87,9 @@ func startNode(t testing.TB, opts []server.Option, tweak ...func(*config.File)) 
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewServer(n.Handler)
+	// Every exchange of every test is checked against the OpenAPI
+	// document: an answer it does not describe fails the test.
+	hs := httptest.NewServer(openapiChecker(t).Middleware(t, n.Handler))
 	t.Cleanup(func() { hs.Close(); n.Close(context.Background()) })
 	return &srv{t: t, url: hs.URL, n: n}
 }
@@ -138,6 +140,9 @@ func (s *srv) request(method, path, token string, body any) *http.Request {
 		rd = bytes.NewReader(j)
 	}
 	req, _ := http.NewRequest(method, s.url+path, rd)
+	if _, isJSON := body.(map[string]any); isJSON {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
@@ -482,7 +487,7 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 		"/v1/jobs/{uuid}/cancel", "/v1/jobs/{uuid}/done", "/v1/stats", "/v1/channels", "/v1/plugins", "/v1/plugins/{name}",
 		"/healthz", "/readyz", "/metrics", "/v1/schedules", "/v1/schedules/{name}", "/v1/schedules/{name}:pause",
 		"/v1/schedules/{name}:resume", "/v1/schedules/{name}:run",
-		"/v1/jobs:requeue", "/v1/jobs:cancel", "/v1/jobs:done", "/v1/channels/{action}",
+		"/v1/jobs:requeue", "/v1/jobs:cancel", "/v1/jobs:done", "/v1/channels/{name}:pause", "/v1/channels/{name}:resume",
 		"/v1/channels/{name}"} {
 		if paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)

@@ -249,7 +249,7 @@ func (c *Client) Plugins(ctx context.Context) ([]map[string]any, error) {
 // UploadPlugin installs a tenant plugin from its .wasm bytes.
 func (c *Client) UploadPlugin(ctx context.Context, name string, wasm []byte) (map[string]any, error) {
 	var out map[string]any
-	return out, c.do(ctx, "PUT", "/v1/plugins/"+url.PathEscape(name), wasm, &out)
+	return out, c.send(ctx, "PUT", "/v1/plugins/"+url.PathEscape(name), "application/wasm", bytes.NewReader(wasm), &out)
 }
 
 // UploadPluginWithConfig installs a tenant plugin and its sidecar (the

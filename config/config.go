@@ -15,6 +15,7 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/api"
+	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
@@ -23,10 +24,11 @@ import (
 
 // File is the whole of wasmq.toml.
 type File struct {
-	Server Server        `toml:"server"`
-	Store  store.Config  `toml:"store"`
-	Runner runner.Config `toml:"runner"`
-	Host   host.Config   `toml:"host"`
+	Server  Server           `toml:"server"`
+	Store   store.Config     `toml:"store"`
+	Runner  runner.Config    `toml:"runner"`
+	Host    host.Config      `toml:"host"`
+	Enqueue enqueue.Coalesce `toml:"enqueue"`
 	// Telemetry is where traces go (metrics are always at /metrics).
 	Telemetry telemetry.Config `toml:"telemetry"`
 	Tenants   []Tenant         `toml:"tenants"`
@@ -205,7 +207,20 @@ func (f File) WithDefaults() File {
 			f.Tenants[i].MaxChannels = DefaultMaxChannels
 		}
 	}
+	if f.Enqueue.Window == 0 {
+		f.Enqueue.Window = abi.Duration(enqueue.DefaultCoalesceWindow)
+	}
+	if f.Enqueue.MaxJobs == 0 {
+		f.Enqueue.MaxJobs = enqueue.DefaultCoalesceMaxJobs
+	}
 	f.Store = f.Store.WithDefaults()
+	if f.Enqueue.Flushers == 0 {
+		// SQLite has one writer: a second group would only wait for it.
+		f.Enqueue.Flushers = 2
+		if f.Store.Driver == "sqlite" {
+			f.Enqueue.Flushers = 1
+		}
+	}
 	f.Runner = f.Runner.WithDefaults()
 	f.Host = f.Host.WithDefaults()
 	f.Telemetry = f.Telemetry.WithDefaults()
@@ -268,6 +283,15 @@ func (f File) Validate() error {
 	}
 	if _, err := f.AdminSHA256(); err != nil {
 		errs = append(errs, err)
+	}
+	if f.Enqueue.Window <= 0 || f.Enqueue.Window.D() > time.Second {
+		errs = append(errs, fmt.Errorf("enqueue.coalesce_window: must be > 0 and at most 1s (a request may wait this long for others)"))
+	}
+	if f.Enqueue.MaxJobs < 1 || f.Enqueue.MaxJobs > 100*abi.MaxBatch {
+		errs = append(errs, fmt.Errorf("enqueue.coalesce_max_jobs: must be between 1 and %d", 100*abi.MaxBatch))
+	}
+	if f.Enqueue.Flushers < 1 || f.Enqueue.Flushers > 64 {
+		errs = append(errs, fmt.Errorf("enqueue.coalesce_flushers: must be between 1 and 64"))
 	}
 	seen := map[string]bool{}
 	for i, t := range f.Tenants {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
@@ -49,6 +50,11 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[telemetry]\notlp_endpoint = \"collector:4318\"\n":               "telemetry.otlp_endpoint",
 		"[telemetry]\nsample_ratio = 2.0\n":                               "telemetry.sample_ratio",
 		"[telemetry]\notlp_header = 1\n":                                  "telemetry.otlp_header",
+		"[enqueue]\ncoalesce_window = \"-1ms\"\n":                         "enqueue.coalesce_window",
+		"[enqueue]\ncoalesce_window = \"5s\"\n":                           "enqueue.coalesce_window",
+		"[enqueue]\ncoalesce_max_jobs = -3\n":                             "enqueue.coalesce_max_jobs",
+		"[enqueue]\ncoalesce_flushers = 100\n":                            "enqueue.coalesce_flushers",
+		"[enqueue]\ncoalesce_flusher = 2\n":                               "enqueue.coalesce_flusher",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))
@@ -89,7 +95,7 @@ func TestEveryKeyIsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}, "telemetry": telemetry.Config{}}
+	sections := map[string]any{"server": config.Server{}, "store": store.Config{}, "runner": runner.Config{}, "host": host.Config{}, "tenants": config.Tenant{}, "telemetry": telemetry.Config{}, "enqueue": enqueue.Coalesce{}}
 	for sec, v := range sections {
 		ty := reflect.TypeOf(v)
 		for i := 0; i < ty.NumField(); i++ {

@@ -86,7 +86,7 @@ token = %q
 		cancel()
 		t.Fatalf("start runner: %v", err)
 	}
-	srv := httptest.NewServer(node.Handler)
+	srv := httptest.NewServer(checked(t, node.Handler))
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -129,7 +129,7 @@ sql_roles = [%q]
 		t.Fatalf("start runner: %v", err)
 	}
 	s.node = node
-	srv := httptest.NewServer(node.Handler)
+	srv := httptest.NewServer(checked(t, node.Handler))
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()

@@ -46,9 +46,41 @@ type Service struct {
 	// synchronous mode of `wasmq run` and WASMQ_NO_DELAY=1. Whoever
 	// wires the node sets it (runner.Sync's Run is one).
 	Sync func(ctx context.Context, jobs []store.NewJob) ([]abi.Job, error)
+	// Coalesce gathers concurrent requests into one store transaction
+	// (group commit); set it before the first request.
+	Coalesce Coalesce
 
 	mu      sync.Mutex
 	buckets map[string]*bucket
+
+	coOnce sync.Once
+	co     *coalescer
+}
+
+// Close answers the requests waiting for their group (each is written
+// or refused first); later requests are stored one by one.
+func (s *Service) Close() {
+	s.coOnce.Do(func() {}) // no coalescer is started after Close
+	if s.co != nil {
+		s.co.close()
+	}
+}
+
+// insert stores one request's jobs, through a group unless coalescing
+// is off.
+func (s *Service) insert(ctx context.Context, q store.Quota, jobs []store.NewJob) ([]store.Inserted, error) {
+	s.coOnce.Do(func() {
+		if !s.Coalesce.Off {
+			s.co = newCoalescer(s.Store, s.Coalesce, nil)
+		}
+	})
+	if s.co != nil {
+		out, err := s.co.insert(ctx, q, jobs)
+		if !errors.Is(err, errNotHandedOver) {
+			return out, err
+		}
+	}
+	return s.Store.InsertUnder(ctx, q, jobs)
 }
 
 // MaxBatch caps the jobs of one request (after batch splitting).
@@ -122,7 +154,7 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 		return nil, err
 	}
 	lim := s.Limits[tenant]
-	out, err := s.Store.InsertUnder(ctx, store.Quota{MaxPending: lim.MaxPending, MaxChannels: lim.MaxChannels}, jobs)
+	out, err := s.insert(ctx, store.Quota{MaxPending: lim.MaxPending, MaxChannels: lim.MaxChannels}, jobs)
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
 		return nil, &QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second}

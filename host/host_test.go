@@ -21,11 +21,17 @@ import (
 // per machine, not once per test (the Go example plugin takes ~1.3 s).
 var testCacheDir = filepath.Join(os.TempDir(), "wasmq-host-test-cache")
 
+// testTimeout is the tests' default timeout: long enough that a guest
+// meant to hit a memory or table limit reaches it first, also under the
+// race detector (ten times slower) on a loaded machine. Tests of the
+// timeout itself set their own.
+var testTimeout = map[bool]time.Duration{false: 2 * time.Second, true: 10 * time.Second}[raceEnabled]
+
 func testConfig(dir string) Config {
 	return Config{
 		PluginsDir:  dir,
 		CacheDir:    testCacheDir,
-		Timeout:     abi.Duration(2 * time.Second),
+		Timeout:     abi.Duration(testTimeout),
 		MemoryLimit: 16 << 20,
 		MaxInput:    64 << 10,
 		MaxOutput:   1 << 20,
@@ -129,8 +135,8 @@ func TestEchoReceivesTheInputDocument(t *testing.T) {
 		t.Errorf("context.records = %v", doc.Context["records"])
 	}
 	dl, err := time.Parse(time.RFC3339Nano, doc.Context["deadline"].(string))
-	if err != nil || dl.Before(time.Now()) || dl.After(time.Now().Add(3*time.Second)) {
-		t.Errorf("context.deadline = %v (%v), want about now + 2s", doc.Context["deadline"], err)
+	if err != nil || dl.Before(time.Now()) || dl.After(time.Now().Add(testTimeout+time.Second)) {
+		t.Errorf("context.deadline = %v (%v), want about now + %s", doc.Context["deadline"], err, testTimeout)
 	}
 	if out.PluginSHA256 != h.Modules("")[0].SHA256 || len(out.PluginSHA256) != 64 {
 		t.Errorf("plugin_sha256 = %q", out.PluginSHA256)

@@ -129,8 +129,12 @@ func TestTableGrowPastTheLimitEndsAtOnce(t *testing.T) {
 				wg.Wait()
 			})
 			t.Logf("3 at once: slowest ended after %s; %s", slowest, f)
-			if slowest > timeout+100*time.Millisecond {
-				t.Errorf("slowest ended after %s, want within the %s timeout plus 100ms", slowest, timeout)
+			margin := 100 * time.Millisecond
+			if raceEnabled { // the detector slows the interruption's path tenfold
+				margin = time.Second
+			}
+			if slowest > timeout+margin {
+				t.Errorf("slowest ended after %s, want within the %s timeout plus %s", slowest, timeout, margin)
 			}
 			// Each table may reach the limit (8 MiB), copied as it grows:
 			// tens of MiB, where the bad day took GiBs.

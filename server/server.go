@@ -89,7 +89,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 		st.Close()
 		return nil, err
 	}
-	n.Enqueue = &enqueue.Service{Store: st, Limits: limits}
+	n.Enqueue = &enqueue.Service{Store: st, Limits: limits, Coalesce: f.Enqueue}
 	h, err := host.New(f.Host, log, host.WithEnqueuer(n.Enqueue.Child))
 	if err != nil {
 		st.Close()
@@ -161,6 +161,8 @@ func (n *Node) Start(ctx context.Context) error {
 // shutdown timeout), the host and the store.
 func (n *Node) Close(ctx context.Context) error {
 	err := n.Runner.Stop(ctx)
+	// After the runner: its plugins enqueue children until they end.
+	n.Enqueue.Close()
 	if n.stopSQL != nil {
 		n.stopSQL()
 	}

@@ -28,38 +28,21 @@ func (c *Core) Insert(ctx context.Context, jobs []NewJob) ([]Inserted, error) {
 }
 
 func (c *Core) InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inserted, error) {
-	if q.MaxPending < 0 || q.MaxChannels < 0 {
-		return nil, fmt.Errorf("quota %+v: bounds must be >= 0: %w", q, abi.ErrInvalid)
-	}
-	capped := q.MaxPending > 0 || q.MaxChannels > 0
-	simple := true
-	for i, j := range jobs {
-		if err := j.Validate(); err != nil {
-			if len(jobs) > 1 {
-				return nil, fmt.Errorf("job %d: %w", i, err)
-			}
-			return nil, err
-		}
-		if j.IdentityKey != "" || len(j.DependsOn) > 0 {
-			simple = false
-		}
-	}
-	if capped && len(jobs) > 0 {
-		for i, j := range jobs {
-			if j.Tenant != jobs[0].Tenant {
-				return nil, fmt.Errorf("job %d: a quota applies to one tenant's jobs, got %q and %q: %w", i, jobs[0].Tenant, j.Tenant, abi.ErrInvalid)
-			}
-		}
+	if err := checkRequest(InsertRequest{Quota: q, Jobs: jobs}); err != nil {
+		return nil, err
 	}
 	out := make([]Inserted, len(jobs))
 	err := c.d.Write(ctx, func(tx Tx) error {
-		if capped && len(jobs) > 0 {
+		if capped(q) && len(jobs) > 0 {
 			if err := withinQuota(ctx, tx, q, jobs); err != nil {
 				return err
 			}
 		}
-		if simple {
+		if isSimple(jobs) {
 			return insertIndependent(ctx, tx, jobs, out)
+		}
+		if err := lockKeys(ctx, tx, []InsertRequest{{Jobs: jobs}}, []int{0}); err != nil {
+			return err
 		}
 		return insertOneByOne(ctx, tx, jobs, out)
 	})
@@ -81,26 +64,23 @@ func withinQuota(ctx context.Context, tx Tx, q Quota, jobs []NewJob) error {
 	if err != nil {
 		return err
 	}
-	waiting := 0
-	channels := map[string]bool{}
-	for _, c := range counts {
-		if c.N <= 0 {
-			continue
-		}
-		channels[c.Channel] = true
-		switch c.State {
-		case abi.StateWaitDependencies, abi.StatePending, abi.StateEnqueued:
-			waiting += c.N
-		}
-	}
+	waiting, channels := tenantUse(counts)
+	return quotaCheck(q, jobs, waiting, channels)
+}
+
+// quotaCheck refuses jobs that would take a tenant with waiting jobs in
+// channels past q.
+func quotaCheck(q Quota, jobs []NewJob, waiting int, channels map[string]bool) error {
+	tenant := jobs[0].Tenant
 	if q.MaxPending > 0 && waiting+len(jobs) > q.MaxPending {
 		return &QuotaError{Field: "max_pending", Msg: fmt.Sprintf("tenant %s has %d jobs waiting; its quota is %d", tenant, waiting, q.MaxPending)}
 	}
 	if q.MaxChannels > 0 {
 		used := len(channels)
+		seen := map[string]bool{}
 		for _, j := range jobs {
-			if !channels[j.Channel] {
-				channels[j.Channel] = true
+			if !channels[j.Channel] && !seen[j.Channel] {
+				seen[j.Channel] = true
 				used++
 			}
 		}

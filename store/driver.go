@@ -115,6 +115,13 @@ type Tx interface {
 	// abi.ErrConflict naming "uuid".
 	InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
 	AddDependencies(ctx context.Context, child string, parents []string) error
+	// Savepoint marks where RollbackToSavepoint returns (undoing what
+	// was written since, and leaving the transaction usable after a
+	// failed statement); ReleaseSavepoint forgets the mark. One mark at
+	// a time: a group commit's request in progress.
+	Savepoint(ctx context.Context) error
+	RollbackToSavepoint(ctx context.Context) error
+	ReleaseSavepoint(ctx context.Context) error
 	// UpdateJob writes after's state, dates, outcome and patchable fields
 	// over the job read as before (a new version), with the driver's own
 	// bookkeeping of the move.

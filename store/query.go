@@ -6,6 +6,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/wasmq/wasmq/abi"
 )
 
 // Dialect says how a driver writes a bound parameter and a date, so that
@@ -143,4 +145,21 @@ func sortedKeys(m map[string]json.RawMessage) []string {
 
 func likeEscape(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// AsStored is a new row as InsertJobs stored it, without reading it back:
+// the row given, its seq, its creation date, and its dates at the
+// microsecond in UTC, as both stores keep them.
+func AsStored(j abi.Job, seq int64, created time.Time) abi.Job {
+	j.Seq, j.DateCreated = seq, created
+	for _, t := range []**time.Time{&j.ETA, &j.ExpectedAt, &j.DateCancelled} {
+		if *t != nil {
+			v := (*t).UTC().Truncate(time.Microsecond)
+			*t = &v
+		}
+	}
+	if j.DependsOn == nil {
+		j.DependsOn = []string{}
+	}
+	return j
 }

@@ -233,6 +233,11 @@ type Store interface {
 	// sharing the store, so concurrent callers never pass the quota
 	// together. A refusal is a *QuotaError and stores nothing.
 	InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inserted, error)
+	// InsertEach is many InsertUnder calls in one transaction (group
+	// commit): each request is stored or refused alone, with its own
+	// error in its InsertResult; the error returned means the
+	// transaction failed and nothing was stored.
+	InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertResult, error)
 
 	// Get returns one job; tenant "" matches any tenant. Another tenant's
 	// job is abi.ErrNotFound.

@@ -57,6 +57,15 @@ func (s *tracedStore) InsertUnder(ctx context.Context, q store.Quota, jobs []sto
 	return out, err
 }
 
+// InsertEach is the coalesced enqueue path's insert: one store.Insert
+// span for the group.
+func (s *tracedStore) InsertEach(ctx context.Context, reqs []store.InsertRequest) ([]store.InsertResult, error) {
+	ctx, span := s.span(ctx, "Insert")
+	out, err := s.Store.InsertEach(ctx, reqs)
+	end(span, len(out), err)
+	return out, err
+}
+
 func (s *tracedStore) Get(ctx context.Context, tenant, uuid string) (job abi.Job, err error) {
 	ctx, span := s.span(ctx, "Get", attribute.String("wasmq.job.uuid", uuid))
 	job, err = s.Store.Get(ctx, tenant, uuid)

@@ -91,7 +91,7 @@ func launchNode(t *testing.T, bin, name string, config func(addr, dir string) st
 			n.cmd.Wait()
 		}
 	})
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		if res, err := http.Get(n.url + "/readyz"); err == nil && res.StatusCode == 200 {
 			res.Body.Close()

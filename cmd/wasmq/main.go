@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -30,39 +31,30 @@ import (
 
 const version = "0.1.0"
 
-const usage = `wasmq — a job queue whose job functions are WebAssembly plugins
-
-Server:
-  wasmq serve [--config FILE]          run the API, the runner and the web UI
-  wasmq migrate [--config FILE]        apply database migrations
-  wasmq config check FILE              validate a config file
-  wasmq plugins check FILE...          tell whether .wasm files would load
-  wasmq run FUNC [--args JSON] [--kwargs JSON] [--config FILE]
-                                       run a function now, in-process, storing nothing
-
-Client (--url/WASMQ_URL, --token/WASMQ_TOKEN, --json):
-  wasmq enqueue FUNC [--args JSON] [--kwargs JSON] [--context JSON] [--priority N]
-        [--eta T] [--channel C] [--identity-key K] [--max-retries N] [--description D]
-  wasmq jobs list [--state S] [--channel C] [--func F] [--q TEXT] [--limit N] [--user U] [--model M]
-        [--created-after T] [--created-before T] [--ended-after T] [--ended-before T] [--args JSON] [--kwargs JSON]
-  wasmq jobs show|requeue|cancel|done UUID
-  wasmq jobs requeue|cancel|done --all [the filters of jobs list]
-  wasmq channels
-  wasmq channels pause|resume NAME
-  wasmq channels set NAME [--capacity N|config] [--throttle SECONDS|config] [--paused true|false|config]
-  wasmq plugins list | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml
-  wasmq schedules list | add NAME CRON FUNC [--timezone TZ] [--args JSON] ... | rm|pause|resume|run NAME
-  wasmq bench [--store sqlite|postgres] [--dsn DSN] [--jobs N] [--capacity N] [--isolation pooled|fresh] [--cpuprofile FILE] [--backlog N] [--history N]
-                                       measure throughput and idle latency of a fresh node
-  wasmq version
-`
+// usage lists the commands of the table.
+func usageText() string {
+	var b strings.Builder
+	b.WriteString("wasmq — a job queue whose job functions are WebAssembly plugins\n\nusage: wasmq COMMAND [arguments] [flags]\n\n")
+	tw := tabwriter.NewWriter(&b, 0, 2, 2, ' ', 0)
+	for _, c := range commands {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.name, c.summary)
+	}
+	tw.Flush()
+	b.WriteString("\nClient commands take --url/WASMQ_URL, --token/WASMQ_TOKEN and --json.\n" +
+		"wasmq COMMAND --help lists a command's arguments and flags; docs/cli.md has them all.\n")
+	return b.String()
+}
 
 func main() {
 	err := run(os.Args[1:], os.Stdout)
 	var ex exitError
+	var ue usageError
 	switch {
 	case errors.As(err, &ex):
 		os.Exit(int(ex))
+	case errors.As(err, &ue):
+		fmt.Fprint(os.Stderr, usageText())
+		os.Exit(2)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "wasmq:", oneLine(err))
 		os.Exit(1)
@@ -74,50 +66,124 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
 
+// usageError is wasmq run without a command: the usage, on stderr, and
+// status 2.
+type usageError struct{}
+
+func (usageError) Error() string { return "no command (wasmq help lists them)" }
+
 func oneLine(err error) string { return strings.ReplaceAll(err.Error(), "\n", "; ") }
+
+// command is a line of the command table: what `wasmq help`, each
+// command's -h and the shell completions are made from.
+type command struct {
+	name    string
+	args    string   // what follows the name in a synopsis
+	summary string   // one line
+	subs    []string // its subcommands, for completion
+	run     func(args []string, out io.Writer) error
+}
+
+// commands is the command table, in the order help lists it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"serve", "[--config FILE]", "run the API, the runner and the web UI", nil, func(a []string, _ io.Writer) error { return serve(a) }},
+		{"migrate", "[--config FILE] [--json]", "apply database migrations", nil, migrate},
+		{"config", "check FILE [--json]", "validate a config file", []string{"check"}, configCmd},
+		{"run", "FUNC [--args JSON] [--kwargs JSON] [--context JSON] [--config FILE] [--json]", "run a function now, in-process, storing nothing", nil, runSync},
+		{"enqueue", "FUNC [flags]", "create a job; prints its uuid", nil, enqueueCmd},
+		{"jobs", "list [filters] | show|requeue|cancel|done UUID | requeue|cancel|done --all [filters]", "list jobs, show one, act on one or on every match", []string{"list", "show", "requeue", "cancel", "done"}, jobsCmd},
+		{"channels", "[pause|resume NAME | set NAME [--capacity N|config] [--throttle SECONDS|config] [--paused true|false|config]]", "list channels, or change one on every node", []string{"pause", "resume", "set"}, channelsCmd},
+		{"plugins", "list | check FILE... | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml", "list, check and upload plugins", []string{"list", "check", "upload", "config"}, pluginsCmd},
+		{"schedules", "list | add NAME CRON FUNC [flags] | rm|pause|resume|run NAME", "periodic jobs", []string{"list", "add", "rm", "pause", "resume", "run"}, schedulesCmd},
+		{"bench", "[flags]", "measure throughput and idle latency of a fresh node", nil, benchCmd},
+		{"completion", "bash|zsh|fish", "print a shell completion script (docs/cli.md)", []string{"bash", "zsh", "fish"}, completionCmd},
+		{"version", "[--json]", "print the version", nil, versionCmd},
+		{"help", "[COMMAND]", "list the commands, or a command's flags", nil, nil},
+	}
+}
+
+func lookup(name string) *command {
+	for i := range commands {
+		if commands[i].name == name {
+			return &commands[i]
+		}
+	}
+	return nil
+}
 
 func run(args []string, out io.Writer) error {
 	if len(args) == 0 {
-		fmt.Fprint(out, usage)
-		return exitError(2)
+		return usageError{}
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "serve":
-		return serve(rest)
-	case "migrate":
-		return migrate(rest, out)
-	case "config":
-		if len(rest) < 2 || rest[0] != "check" {
-			return errors.New("usage: wasmq config check FILE")
+	name, rest := args[0], args[1:]
+	switch name {
+	case "--version":
+		name = "version"
+	case "-h", "--help":
+		name = "help"
+	}
+	if name == "help" {
+		if len(rest) > 0 && lookup(rest[0]) != nil && rest[0] != "help" {
+			return run([]string{rest[0], "--help"}, out)
 		}
-		return configCheck(rest[1], out)
-	case "run":
-		return runSync(rest, out)
-	case "enqueue":
-		return enqueueCmd(rest, out)
-	case "jobs":
-		return jobsCmd(rest, out)
-	case "channels":
-		return channelsCmd(rest, out)
-	case "plugins":
-		return pluginsCmd(rest, out)
-	case "schedules":
-		return schedulesCmd(rest, out)
-	case "bench":
-		return benchCmd(rest, out)
-	case "version", "--version":
-		fmt.Fprintln(out, "wasmq", version)
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(out, usage)
+		fmt.Fprint(out, usageText())
 		return nil
 	}
-	return fmt.Errorf("unknown command %q (wasmq help lists them)", cmd)
+	c := lookup(name)
+	if c == nil {
+		return fmt.Errorf("unknown command %q (wasmq help lists them)", name)
+	}
+	err := c.run(rest, out)
+	var h *helpRequest
+	if errors.As(err, &h) {
+		h.print(out, c)
+		return nil
+	}
+	return err
 }
 
+// helpRequest is a command's -h or --help: its flags, printed on stdout
+// with status 0.
+type helpRequest struct{ fs *flag.FlagSet }
+
+func (*helpRequest) Error() string { return "help requested" }
+
+func (h *helpRequest) print(out io.Writer, c *command) {
+	fmt.Fprintf(out, "usage: wasmq %s %s\n\n%s\n", c.name, c.args, c.summary)
+	n := 0
+	h.fs.VisitAll(func(*flag.Flag) { n++ })
+	if n == 0 {
+		return
+	}
+	fmt.Fprintln(out, "\nflags:")
+	h.fs.VisitAll(func(f *flag.Flag) {
+		kind, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if kind != "" {
+			line += " " + kind
+		}
+		line += "\n        " + usage
+		// A default read from the environment may be a secret.
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "-1" && !secretFlags[f.Name] {
+			if kind == "string" {
+				line += fmt.Sprintf(" (default %q)", f.DefValue)
+			} else {
+				line += " (default " + f.DefValue + ")"
+			}
+		}
+		fmt.Fprintln(out, line)
+	})
+}
+
+// secretFlags are flags whose default (from the environment) help does
+// not print.
+var secretFlags = map[string]bool{"token": true, "dsn": true}
+
 // flags parses a command's flags, allowing them before or after its
-// positional arguments.
+// positional arguments; -h or --help is a helpRequest.
 func flags(name string, args []string, define func(fs *flag.FlagSet)) ([]string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -125,7 +191,10 @@ func flags(name string, args []string, define func(fs *flag.FlagSet)) ([]string,
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &helpRequest{fs}
+			}
+			return nil, fmt.Errorf("%s: %w (wasmq %s --help lists its flags)", name, err, name)
 		}
 		if fs.NArg() == 0 {
 			return pos, nil
@@ -173,38 +242,82 @@ func serve(args []string) error {
 
 func migrate(args []string, out io.Writer) error {
 	var cfgPath string
-	if _, err := flags("migrate", args, func(fs *flag.FlagSet) { fs.StringVar(&cfgPath, "config", "", "config file") }); err != nil {
+	var asJSON bool
+	if _, err := flags("migrate", args, func(fs *flag.FlagSet) {
+		fs.StringVar(&cfgPath, "config", "", "config file")
+		fs.BoolVar(&asJSON, "json", false, "JSON output")
+	}); err != nil {
 		return err
 	}
 	f, err := config.Load(cfgPath)
 	if err != nil {
 		return err
 	}
+	stop := startProgress(out, "migrating the "+f.Store.Driver+" store")
 	n, err := backends.Migrate(context.Background(), f.Store)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "%s store: %d migration(s) applied; schema is current\n", f.Store.Driver, n)
 	tenants := f.SQLTenants()
-	if err := backends.ApplySQLTenants(context.Background(), f.Store, tenants); err != nil {
+	if err == nil {
+		err = backends.ApplySQLTenants(context.Background(), f.Store, tenants)
+	}
+	stop()
+	if err != nil {
 		return err
 	}
 	roles := 0
 	for _, t := range tenants {
 		roles += len(t.Roles)
 	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(map[string]any{"driver": f.Store.Driver, "applied": n, "sql_roles": roles})
+	}
+	fmt.Fprintf(out, "%s store: %d migration(s) applied; schema is current\n", f.Store.Driver, n)
 	if roles > 0 {
 		fmt.Fprintf(out, "%d role(s) may enqueue with SQL (docs/sql.md)\n", roles)
 	}
 	return nil
 }
 
-func configCheck(path string, out io.Writer) error {
-	if _, err := config.Load(path); err != nil {
-		fmt.Fprintln(out, strings.ReplaceAll(err.Error(), "\n", "\n"+path+": "))
+// configCmd is `wasmq config check FILE`: the findings are its output
+// (stdout), and a bad file is status 1.
+func configCmd(args []string, out io.Writer) error {
+	var asJSON bool
+	pos, err := flags("config", args, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "JSON output") })
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 || pos[0] != "check" {
+		return errors.New("usage: wasmq config check FILE")
+	}
+	path := pos[1]
+	_, lerr := config.Load(path)
+	if asJSON {
+		errs := []string{}
+		if lerr != nil {
+			errs = strings.Split(lerr.Error(), "\n")
+		}
+		if err := json.NewEncoder(out).Encode(map[string]any{"file": path, "ok": lerr == nil, "errors": errs}); err != nil {
+			return err
+		}
+	} else if lerr != nil {
+		fmt.Fprintln(out, path+": "+strings.ReplaceAll(lerr.Error(), "\n", "\n"+path+": "))
+	} else {
+		fmt.Fprintf(out, "%s: OK\n", path)
+	}
+	if lerr != nil {
 		return exitError(1)
 	}
-	fmt.Fprintf(out, "%s: OK\n", path)
+	return nil
+}
+
+func versionCmd(args []string, out io.Writer) error {
+	var asJSON bool
+	if _, err := flags("version", args, func(fs *flag.FlagSet) { fs.BoolVar(&asJSON, "json", false, "JSON output") }); err != nil {
+		return err
+	}
+	if asJSON {
+		return json.NewEncoder(out).Encode(map[string]string{"version": version})
+	}
+	fmt.Fprintln(out, "wasmq", version)
 	return nil
 }
 
@@ -262,7 +375,7 @@ type remote struct {
 
 func (r *remote) define(fs *flag.FlagSet) {
 	fs.StringVar(&r.url, "url", envOr("WASMQ_URL", "http://127.0.0.1:8765"), "server URL")
-	fs.StringVar(&r.token, "token", os.Getenv("WASMQ_TOKEN"), "bearer token")
+	fs.StringVar(&r.token, "token", os.Getenv("WASMQ_TOKEN"), "bearer token (default $WASMQ_TOKEN)")
 	fs.BoolVar(&r.json, "json", false, "JSON output")
 }
 
@@ -536,16 +649,39 @@ func pluginsCmd(args []string, out io.Writer) error {
 			hc = f.Host
 		}
 		bad := false
+		type finding struct {
+			File    string   `json:"file"`
+			OK      bool     `json:"ok"`
+			Exports []string `json:"exports"`
+			Errors  []string `json:"errors"`
+		}
+		var found []finding
 		for _, p := range pos[1:] {
 			info, errs := host.CheckFileWith(hc, p)
-			if len(errs) > 0 {
-				bad = true
-				for _, e := range errs {
-					fmt.Fprintf(out, "%s: %v\n", p, e)
+			f := finding{File: p, OK: len(errs) == 0, Exports: info.Exports, Errors: []string{}}
+			if f.Exports == nil {
+				f.Exports = []string{}
+			}
+			for _, e := range errs {
+				f.Errors = append(f.Errors, e.Error())
+			}
+			found = append(found, f)
+			bad = bad || !f.OK
+			if r.json {
+				continue
+			}
+			if !f.OK {
+				for _, e := range f.Errors {
+					fmt.Fprintf(out, "%s: %s\n", p, e)
 				}
 				continue
 			}
 			fmt.Fprintf(out, "%s: OK, exports %s\n", p, strings.Join(info.Exports, ", "))
+		}
+		if r.json {
+			if err := json.NewEncoder(out).Encode(found); err != nil {
+				return err
+			}
 		}
 		if bad {
 			return exitError(1)
@@ -637,28 +773,74 @@ func orDash(v any) string {
 
 func benchCmd(args []string, out io.Writer) error {
 	var o bench.Options
+	var eo bench.EnqueueOptions
 	var asJSON bool
 	var profile string
-	if _, err := flags("bench", args, func(fs *flag.FlagSet) {
+	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Driver, "store", "sqlite", "sqlite or postgres")
 		fs.StringVar(&o.DSN, "dsn", os.Getenv("WASMQ_DATABASE_URL"), "PostgreSQL DSN (an empty schema)")
-		fs.IntVar(&o.Jobs, "jobs", 20000, "jobs for the throughput run")
+		fs.IntVar(&o.Jobs, "jobs", 20000, "jobs for the throughput (or enqueue) run")
 		fs.IntVar(&o.Capacity, "capacity", 100, "root channel capacity")
 		fs.StringVar(&o.Isolation, "isolation", "pooled", "pooled or fresh")
 		fs.IntVar(&o.Samples, "samples", 200, "latency samples")
 		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
 		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+		fs.StringVar(&eo.Mode, "enqueue", "", "measure enqueueing only: http (clients POST to the node's HTTP server) or store (in-process); nothing runs the jobs")
+		fs.IntVar(&eo.Clients, "clients", 16, "with --enqueue: clients sending at once")
+		fs.IntVar(&eo.Batch, "batch", 1, "with --enqueue: jobs per request (1 = POST /v1/jobs, more = POST /v1/jobs:batch)")
+		fs.BoolVar(&eo.Coalesce.Off, "no-coalesce", false, "with --enqueue: store each request in its own transaction")
+		fs.Func("window", "with --enqueue: the longest a request waits for others ([enqueue] coalesce_window; default 2ms)", func(v string) error {
+			d, err := time.ParseDuration(v)
+			eo.Coalesce.Window = abi.Duration(d)
+			return err
+		})
+		fs.IntVar(&eo.Coalesce.Flushers, "flushers", 0, "with --enqueue: groups written at once ([enqueue] coalesce_flushers; 0 = the default)")
 		fs.IntVar(&o.Backlog, "backlog", 0, "future jobs (eta a day ahead) stored before the runs")
 		fs.IntVar(&o.History, "history", 0, "done jobs stored before the runs (postgres)")
-	}); err != nil {
+	}
+	if _, err := flags("bench", args, define); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+			define(fs)
+			fs.SetOutput(out)
+			fmt.Fprintln(out, "Usage: wasmq bench [flags]\n\nMeasures a fresh node: throughput and idle latency, or with --enqueue how fast jobs are stored.\n\nFlags:")
+			fs.PrintDefaults()
+			return nil
+		}
 		return err
 	}
 	if o.Backlog < 0 || o.History < 0 {
 		return fmt.Errorf("bench: --backlog and --history must be 0 or more")
 	}
-	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-		o.Progress = os.Stderr // a terminal: progress bars for the long phases
+	if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
+		o.Progress = f // progress bars for the long phases
+	}
+	if eo.Mode != "" {
+		eo.Driver, eo.DSN, eo.Jobs, eo.PluginsDir = o.Driver, o.DSN, o.Jobs, o.PluginsDir
+		if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
+			eo.Progress = f
+		}
+		if profile != "" {
+			f, err := os.Create(profile)
+			if err != nil {
+				return fmt.Errorf("bench: --cpuprofile: %w", err)
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return fmt.Errorf("bench: --cpuprofile: %w", err)
+			}
+			defer pprof.StopCPUProfile()
+		}
+		r, err := bench.Enqueue(context.Background(), eo)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return json.NewEncoder(out).Encode(r)
+		}
+		fmt.Fprintln(out, r)
+		return nil
 	}
 	if profile != "" {
 		f, err := os.Create(profile)

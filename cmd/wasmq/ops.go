@@ -31,7 +31,9 @@ func bulkCmd(cx context.Context, cl *client.Client, pos []string, o client.ListO
 	if len(pos) != 1 || (pos[0] != "requeue" && pos[0] != "cancel" && pos[0] != "done") {
 		return errors.New("usage: wasmq jobs requeue|cancel|done --all [filters] (no uuid: every matching job)")
 	}
+	stop := startProgress(out, pos[0]+" every matching job")
 	res, err := cl.Bulk(cx, pos[0], o)
+	stop()
 	if err != nil {
 		return err
 	}

@@ -101,6 +101,9 @@ func schedulesCmd(args []string, out io.Writer) error {
 		if err := cl.DeleteSchedule(cx, pos[1]); err != nil {
 			return err
 		}
+		if r.json {
+			return json.NewEncoder(out).Encode(map[string]string{"deleted": pos[1]})
+		}
 		fmt.Fprintf(out, "deleted %s\n", pos[1])
 		return nil
 	case len(pos) == 2 && pos[0] == "pause":

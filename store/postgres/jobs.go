@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -137,9 +136,37 @@ func orJSON(b json.RawMessage, def string) string {
 	return string(b)
 }
 
-// InsertJobs stores the rows in one statement (arrays unnested
-// server-side), logging the pending ones for the scheduler.
+// copyThreshold is the batch size from which InsertJobs COPYs rows in
+// rather than sending them as arrays; 0 never does. Measured
+// (docs/benchmarks.md, BenchmarkInsert1000*), COPY and its second
+// statement (the pending log, the seqs) do not beat the one array
+// statement, so it is off.
+var copyThreshold = 0
+
+// InsertJobs stores the rows, logging the pending ones for the
+// scheduler. Only uuid and seq are read back: the rest of each row is
+// the row given (store.AsStored).
 func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error) {
+	var seqs map[string]int64
+	var err error
+	if copyThreshold > 0 && len(jobs) >= copyThreshold {
+		seqs, err = w.copyJobs(ctx, jobs)
+	} else {
+		seqs, err = w.unnestJobs(ctx, jobs)
+	}
+	if err != nil {
+		return nil, err
+	}
+	out := make([]abi.Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = store.AsStored(j, seqs[j.UUID], w.now)
+	}
+	return out, nil
+}
+
+// unnestJobs inserts the rows in one statement, arrays unnested
+// server-side.
+func (w *wtx) unnestJobs(ctx context.Context, jobs []abi.Job) (map[string]int64, error) {
 	var uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, keys, graphs, states []string
 	var prios, maxr []int32
 	var etas, exps, cancelled []*time.Time
@@ -159,31 +186,63 @@ func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
 				$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[],
 				$16::text[], $17::text[], $18::text[], $19::timestamptz[])
 				AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc)
-			RETURNING `+jobColumns+`, version),
+			RETURNING `+candidateColumns+`, state),
 		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins WHERE state = 'pending')
-		SELECT `+jobColumnNames+` FROM ins`,
+		SELECT uuid, seq FROM ins`,
 		uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr,
 		keys, graphs, states, cancelled, w.now)
 	if err != nil {
 		return nil, insertError(err)
 	}
-	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
-	if err != nil {
-		return nil, insertError(err)
-	}
-	byID := make(map[string]abi.Job, len(got))
-	for _, j := range got {
-		byID[j.UUID] = j
-	}
-	out := make([]abi.Job, len(jobs))
-	for i, j := range jobs {
-		out[i] = byID[j.UUID]
-	}
-	return out, nil
+	return readSeqs(rows, len(jobs))
 }
 
-// jobColumnNames are jobColumns as a CTE returning them names them.
-var jobColumnNames = strings.ReplaceAll(jobColumns, "::text", "")
+// copyColumns are the columns copyJobs writes; seq and version take their
+// defaults.
+var copyColumns = []string{"uuid", "tenant", "func", "args", "kwargs", "context", "user_id", "model_name", "func_string",
+	"description", "channel", "priority", "eta", "expected_at", "max_retries", "identity_key", "graph_uuid", "state",
+	"date_cancelled", "date_created"}
+
+// copyJobs COPYs the rows into jobs, then logs the pending ones and reads
+// their seq in one statement.
+func (w *wtx) copyJobs(ctx context.Context, jobs []abi.Job) (map[string]int64, error) {
+	uuids := make([]string, len(jobs))
+	src := pgx.CopyFromSlice(len(jobs), func(i int) ([]any, error) {
+		j := jobs[i]
+		uuids[i] = j.UUID
+		return []any{j.UUID, j.Tenant, j.Func, orJSON(j.Args, "[]"), orJSON(j.Kwargs, "{}"), orJSON(j.Context, "{}"),
+			j.UserID, j.ModelName, j.FuncString, j.Description, j.Channel, int32(j.Priority), j.ETA, j.ExpectedAt,
+			int32(j.MaxRetries), j.IdentityKey, j.GraphUUID, string(j.State), j.DateCancelled, w.now}, nil
+	})
+	if _, err := w.CopyFrom(ctx, pgx.Identifier{"jobs"}, copyColumns, src); err != nil {
+		return nil, insertError(err)
+	}
+	rows, err := w.Query(ctx, `WITH logged AS (INSERT INTO pending_log (`+candidateColumns+`)
+			SELECT `+candidateColumns+` FROM jobs WHERE uuid = ANY($1) AND state = 'pending')
+		SELECT uuid, seq FROM jobs WHERE uuid = ANY($1)`, uuids)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: log copied jobs: %w", err)
+	}
+	return readSeqs(rows, len(jobs))
+}
+
+func readSeqs(rows pgx.Rows, n int) (map[string]int64, error) {
+	seqs := make(map[string]int64, n)
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			rows.Close()
+			return nil, insertError(err)
+		}
+		seqs[id] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, insertError(err)
+	}
+	return seqs, nil
+}
 
 func insertError(err error) error {
 	if isUnique(err) {

@@ -691,3 +691,12 @@ func TestSubscribeWithAnEndedContextReturns(t *testing.T) {
 		t.Fatal("Subscribe with an ended context did not return")
 	}
 }
+
+// The conformance suite again with every insert COPYed in: its jobs come
+// a few at a time, under the threshold the batches of an application
+// cross.
+func TestConformanceThroughCopy(t *testing.T) {
+	defer func(n int) { copyThreshold = n }(copyThreshold)
+	copyThreshold = 1
+	storetest.Run(t, func(t *testing.T) store.Store { return openTest(t) })
+}

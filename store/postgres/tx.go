@@ -195,3 +195,24 @@ func (w *wtx) TenantCounts(ctx context.Context, tenant string) ([]store.CountRow
 	}
 	return collect(rows, "counts", pgx.RowToStructByPos[store.CountRow])
 }
+
+func (w *wtx) Savepoint(ctx context.Context) error {
+	if _, err := w.Exec(ctx, `SAVEPOINT wasmq_request`); err != nil {
+		return fmt.Errorf("postgres store: savepoint: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) RollbackToSavepoint(ctx context.Context) error {
+	if _, err := w.Exec(ctx, `ROLLBACK TO SAVEPOINT wasmq_request`); err != nil {
+		return fmt.Errorf("postgres store: rollback to savepoint: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) ReleaseSavepoint(ctx context.Context) error {
+	if _, err := w.Exec(ctx, `RELEASE SAVEPOINT wasmq_request`); err != nil {
+		return fmt.Errorf("postgres store: release savepoint: %w", err)
+	}
+	return nil
+}

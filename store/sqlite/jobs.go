@@ -148,45 +148,31 @@ func (s *driver) GetJob(ctx context.Context, tenant, uuid string) (abi.Job, erro
 	return one[0], err
 }
 
-// InsertJobs inserts row by row through one prepared statement, then reads
-// the rows back a chunk at a time (SQLite caps the number of parameters of
-// one statement).
+// insertJobSQL inserts one row and answers its seq: the rest of the row
+// as stored is the row given (store.AsStored), so nothing is read back.
+const insertJobSQL = `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id,
+	model_name, func_string, description, channel, priority, eta, expected_at, max_retries,
+	identity_key, graph_uuid, state, date_created, date_cancelled, version)
+	VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) RETURNING seq`
+
+// InsertJobs inserts row by row through the statement prepared at Open:
+// one writer, no round trip, so a row costs only its own work.
 func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error) {
-	stmt, err := w.PrepareContext(ctx, `INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id,
-		model_name, func_string, description, channel, priority, eta, expected_at, max_retries,
-		identity_key, graph_uuid, state, date_created, date_cancelled, version)
-		VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite store: insert job: %w", err)
-	}
-	defer stmt.Close()
-	at := make(map[string]int, len(jobs))
-	ids := make([]any, 0, len(jobs))
+	stmt := w.StmtContext(ctx, w.s.insertStmt)
+	out := make([]abi.Job, len(jobs))
 	for i, j := range jobs {
-		_, err := stmt.ExecContext(ctx, j.UUID, j.Tenant, j.Func, string(j.Args), string(j.Kwargs), string(j.Context),
+		var seq int64
+		err := stmt.QueryRowContext(ctx, j.UUID, j.Tenant, j.Func, string(j.Args), string(j.Kwargs), string(j.Context),
 			j.UserID, j.ModelName, j.FuncString, j.Description, j.Channel, j.Priority, optMicros(j.ETA),
 			optMicros(j.ExpectedAt), j.MaxRetries, j.IdentityKey, j.GraphUUID, string(j.State), micros(w.now),
-			optMicros(j.DateCancelled), w.nextVersion())
+			optMicros(j.DateCancelled), w.nextVersion()).Scan(&seq)
 		if err != nil {
 			if strings.Contains(err.Error(), "UNIQUE") && strings.Contains(err.Error(), "uuid") {
 				return nil, &abi.FieldError{Field: "uuid", Msg: "a job with uuid " + j.UUID + " exists", Err: abi.ErrConflict}
 			}
 			return nil, fmt.Errorf("sqlite store: insert job: %w", err)
 		}
-		at[j.UUID] = i
-		ids = append(ids, j.UUID)
-	}
-	out := make([]abi.Job, len(jobs))
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		got, err := scanJobs(ctx, w, `WHERE uuid IN (?`+strings.Repeat(",?", n-1)+`)`, ids[:n]...)
-		if err != nil {
-			return nil, err
-		}
-		for _, j := range got {
-			out[at[j.UUID]] = j
-		}
-		ids = ids[n:]
+		out[i] = store.AsStored(j, seq, w.now)
 	}
 	return out, nil
 }

@@ -70,6 +70,8 @@ type driver struct {
 	// countStmt adds to one count; prepared once on the writer, where
 	// every transaction reuses it.
 	countStmt *sql.Stmt
+	// insertStmt inserts a job (insertJobSQL), prepared once likewise.
+	insertStmt *sql.Stmt
 
 	subMu sync.Mutex
 	subs  map[chan store.Event]bool // → events were dropped
@@ -115,6 +117,10 @@ func Open(ctx context.Context, path string, migrate bool) (*Store, error) {
 	}
 	if s.countStmt, err = s.w.PrepareContext(ctx, `INSERT INTO job_counts (tenant, channel, state, n) VALUES (?, ?, ?, ?)
 		ON CONFLICT (tenant, channel, state) DO UPDATE SET n = n + excluded.n`); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sqlite store: prepare: %w", err)
+	}
+	if s.insertStmt, err = s.w.PrepareContext(ctx, insertJobSQL); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sqlite store: prepare: %w", err)
 	}
@@ -256,6 +262,10 @@ func (s *driver) Close() error {
 	if s.countStmt != nil {
 		errs = append(errs, s.countStmt.Close())
 		s.countStmt = nil
+	}
+	if s.insertStmt != nil {
+		errs = append(errs, s.insertStmt.Close())
+		s.insertStmt = nil
 	}
 	if s.w != nil {
 		errs = append(errs, s.w.Close())

@@ -117,3 +117,26 @@ func (w *wtx) RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) er
 	}
 	return nil
 }
+
+func (w *wtx) Savepoint(ctx context.Context) error {
+	if _, err := w.ExecContext(ctx, `SAVEPOINT wasmq_request`); err != nil {
+		return fmt.Errorf("sqlite store: savepoint: %w", err)
+	}
+	return nil
+}
+
+// RollbackToSavepoint leaves the version counter where it got: versions
+// only need to grow, a gap is harmless.
+func (w *wtx) RollbackToSavepoint(ctx context.Context) error {
+	if _, err := w.ExecContext(ctx, `ROLLBACK TO SAVEPOINT wasmq_request`); err != nil {
+		return fmt.Errorf("sqlite store: rollback to savepoint: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) ReleaseSavepoint(ctx context.Context) error {
+	if _, err := w.ExecContext(ctx, `RELEASE SAVEPOINT wasmq_request`); err != nil {
+		return fmt.Errorf("sqlite store: release savepoint: %w", err)
+	}
+	return nil
+}

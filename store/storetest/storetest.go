@@ -68,6 +68,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ActOnMany", actOnMany},
 		{"ProgressOfARunningJob", progressOfARunningJob},
 		{"TheSchedulerReadsWhatIsDue", theSchedulerReadsWhatIsDue},
+		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
+		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
+		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
+		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

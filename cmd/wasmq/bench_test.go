@@ -1,0 +1,49 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// `wasmq bench -h` lists the flags, the enqueue ones included, and exits 0.
+func TestBenchHelpListsItsFlags(t *testing.T) {
+	var out bytes.Buffer
+	if err := run([]string{"bench", "-h"}, &out); err != nil {
+		t.Fatalf("bench -h: %v", err)
+	}
+	for _, flag := range []string{"-enqueue", "-clients", "-batch", "-store", "-jobs", "-no-coalesce", "-flushers", "-window"} {
+		if !strings.Contains(out.String(), flag) {
+			t.Errorf("bench -h does not list %s:\n%s", flag, out.String())
+		}
+	}
+}
+
+// A short enqueue run over HTTP, single jobs then batches: every job
+// acknowledged is counted in the store (the bench fails otherwise), and
+// no progress bar is drawn into a buffer.
+func TestBenchEnqueueOverHTTP(t *testing.T) {
+	for _, batch := range []string{"1", "25"} {
+		var out bytes.Buffer
+		err := run([]string{"bench", "--enqueue", "http", "--clients", "4", "--batch", batch, "--jobs", "200",
+			"--plugins", "../../plugins/enabled", "--json"}, &out)
+		if err != nil {
+			t.Fatalf("batch %s: %v", batch, err)
+		}
+		var r struct {
+			Jobs, Batch int
+			Rate        float64
+		}
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatalf("batch %s: %v: %s", batch, err, out.String())
+		}
+		if r.Jobs != 200 || r.Rate <= 0 || strings.Contains(out.String(), "\r") {
+			t.Fatalf("batch %s: %s", batch, out.String())
+		}
+	}
+	var out bytes.Buffer
+	if err := run([]string{"bench", "--enqueue", "carrier-pigeon"}, &out); err == nil || !strings.Contains(err.Error(), "--enqueue") {
+		t.Fatalf("an unknown mode: %v, want an error naming --enqueue", err)
+	}
+}

@@ -1,0 +1,191 @@
+package enqueue
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// groups is a store that records the size of each InsertEach group and
+// can hold the first one until released.
+type groups struct {
+	store.Store
+	mu      sync.Mutex
+	sizes   []int
+	hold    chan struct{} // the first group waits for it to close, when set
+	holding chan struct{} // closed when the first group is held
+}
+
+func (g *groups) InsertEach(ctx context.Context, reqs []store.InsertRequest) ([]store.InsertResult, error) {
+	g.mu.Lock()
+	g.sizes = append(g.sizes, len(reqs))
+	first := len(g.sizes) == 1
+	g.mu.Unlock()
+	if first && g.hold != nil {
+		close(g.holding)
+		<-g.hold
+	}
+	return g.Store.InsertEach(ctx, reqs)
+}
+
+func (g *groups) seen() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]int(nil), g.sizes...)
+}
+
+func eachStore(t *testing.T, fn func(t *testing.T, st store.Store)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteStore(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, postgresStore(t)) })
+}
+
+// A lone request on an idle node is written at once, not after the
+// window: coalescing costs an idle client nothing.
+func TestALoneRequestIsWrittenAtOnce(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		g := &groups{Store: st}
+		s := &Service{Store: g, Funcs: funcs{}, Coalesce: Coalesce{Window: abi.Duration(30 * time.Second), Flushers: 2}}
+		defer s.Close()
+		for i := range 3 {
+			began := time.Now()
+			ins, err := s.Create(t.Context(), "acme", Request{Func: "m.f"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(began); took > 5*time.Second {
+				t.Fatalf("request %d took %v: a lone request waited for the 30s window", i, took)
+			}
+			if _, err := st.Get(t.Context(), "acme", ins[0].Job.UUID); err != nil {
+				t.Fatalf("acknowledged job not in the store: %v", err)
+			}
+		}
+		if got := g.seen(); len(got) != 3 {
+			t.Fatalf("groups %v, want one per lone request", got)
+		}
+	})
+}
+
+// Requests arriving while a group is being written gather into the next
+// one; each is answered with its own outcome: a job depending on an
+// unknown job, and one past its tenant's quota, are refused alone and
+// the others are stored.
+func TestConcurrentRequestsShareAGroupEachWithItsOwnAnswer(t *testing.T) {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		const n = 20
+		g := &groups{Store: st, hold: make(chan struct{}), holding: make(chan struct{})}
+		s := &Service{Store: g, Funcs: funcs{}, Limits: map[string]Limits{"small": {MaxPending: 1}}}
+		full := make(chan struct{})
+		s.coOnce.Do(func() {
+			s.co = newCoalescer(g, Coalesce{Window: abi.Duration(time.Minute), Flushers: 1}, func(size int) {
+				if size == n {
+					close(full)
+				}
+			})
+		})
+		defer s.Close()
+		ctx := t.Context()
+		// The first request's group is held in the store: the next n
+		// gather behind it.
+		first := make(chan error, 1)
+		go func() { _, err := s.Create(ctx, "acme", Request{Func: "m.f"}); first <- err }()
+		<-g.holding
+		type answer struct {
+			i   int
+			ins []store.Inserted
+			err error
+		}
+		answers := make(chan answer, n)
+		for i := range n {
+			r, tenant := Request{Func: "m.f"}, "acme"
+			switch i {
+			case 3:
+				r.DependsOn = []string{"00000000-0000-4000-8000-000000000000"}
+			case 7, 8:
+				tenant = "small" // max_pending 1: the second one is refused
+			}
+			go func() { ins, err := s.Create(ctx, tenant, r); answers <- answer{i, ins, err} }()
+		}
+		<-full
+		close(g.hold)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		quotaRefused := 0
+		for range n {
+			a := <-answers
+			var fe *abi.FieldError
+			var qe *QuotaError
+			switch {
+			case a.i == 3:
+				if !errors.As(a.err, &fe) || fe.Field != "depends_on" || !errors.Is(a.err, abi.ErrInvalid) {
+					t.Errorf("unknown parent: %v, want its own depends_on error", a.err)
+				}
+			case errors.As(a.err, &qe):
+				if a.i != 7 && a.i != 8 {
+					t.Errorf("request %d refused by a quota it is not under: %v", a.i, a.err)
+				}
+				quotaRefused++
+			case a.err != nil:
+				t.Errorf("request %d: %v", a.i, a.err)
+			default:
+				if _, err := st.Get(ctx, "", a.ins[0].Job.UUID); err != nil {
+					t.Errorf("request %d acknowledged, not stored: %v", a.i, err)
+				}
+			}
+		}
+		if quotaRefused != 1 {
+			t.Errorf("%d requests refused under max_pending 1, want 1", quotaRefused)
+		}
+		if got := g.seen(); len(got) != 2 || got[1] != n {
+			t.Fatalf("groups %v, want the held one then all %d together", got, n)
+		}
+	})
+}
+
+// A request whose caller gave up before its group was written is not
+// written; Close answers the requests still gathering.
+func TestAGoneCallerIsNotWrittenAndCloseAnswersEveryone(t *testing.T) {
+	st := sqliteStore(t)
+	g := &groups{Store: st, hold: make(chan struct{}), holding: make(chan struct{})}
+	s := &Service{Store: g, Funcs: funcs{}}
+	gathered := make(chan int, 2)
+	s.coOnce.Do(func() {
+		s.co = newCoalescer(g, Coalesce{Window: abi.Duration(time.Minute), Flushers: 1}, func(size int) { gathered <- size })
+	})
+	first := make(chan error, 1)
+	go func() { _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); first <- err }()
+	<-gathered // the first request's group
+	<-g.holding
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := make(chan error, 1)
+	go func() { _, err := s.Create(ctx, "acme", Request{Func: "m.f"}); gone <- err }()
+	<-gathered // the second request, gathering behind the held group
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("gone caller: %v", err)
+	}
+	close(g.hold)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if n := len(must(st.List(t.Context(), store.Filter{Tenant: "acme"})).Jobs); n != 1 {
+		t.Fatalf("%d jobs stored, want only the first (the second caller left before its group)", n)
+	}
+	// After Close, requests are still stored, one by one.
+	if _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); err != nil {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

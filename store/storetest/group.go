@@ -1,0 +1,257 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// One group commit (InsertEach) answers each request alone: a request
+// refused for its input, its uuid, its identity key's dependency, its
+// parent or its tenant's quota gets its own error and stores nothing; the
+// others are stored, with their events and counts, as if each had been
+// inserted by itself in turn.
+func groupCommitRefusesEachRequestAlone(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := must(s.Subscribe(ctx))
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	existing := nj("t")
+	insert(t, s, existing)
+
+	one := func(j store.NewJob) store.InsertRequest { return store.InsertRequest{Jobs: []store.NewJob{j}} }
+	good, good2 := nj("t"), nj("t")
+	taken := nj("t")
+	taken.UUID = existing.UUID // a uuid in use: ErrConflict
+	nul := nj("t")
+	nul.Func = "bad\x00func" // refused before any SQL
+	keyed, sameKey := nj("t"), nj("t")
+	keyed.IdentityKey, sameKey.IdentityKey = "k", "k"
+	orphan := nj("t")
+	orphan.DependsOn = []string{"00000000-0000-4000-8000-000000000000"}
+	child := nj("t")
+	child.DependsOn = []string{existing.UUID}
+	q := store.Quota{MaxPending: 2}
+	quota := func() store.InsertRequest {
+		j := nj("q")
+		return store.InsertRequest{Quota: q, Jobs: []store.NewJob{j}}
+	}
+	twoJobs := store.InsertRequest{Jobs: []store.NewJob{nj("t"), nj("t")}}
+	halfBad := store.InsertRequest{Jobs: []store.NewJob{nj("t"), orphan}}
+	halfBad.Jobs[1].UUID = "11111111-1111-4111-8111-111111111111"
+
+	reqs := []store.InsertRequest{one(good), one(taken), one(nul), one(keyed), one(sameKey), one(orphan),
+		quota(), quota(), quota(), one(child), twoJobs, halfBad, one(good2)}
+	res, err := s.InsertEach(ctx, reqs)
+	if err != nil {
+		t.Fatalf("InsertEach: %v", err)
+	}
+	if len(res) != len(reqs) {
+		t.Fatalf("%d results for %d requests", len(res), len(reqs))
+	}
+	var qe *store.QuotaError
+	wantErr := map[int]func(error) bool{
+		1:  func(err error) bool { return errors.Is(err, abi.ErrConflict) },
+		2:  func(err error) bool { return errors.Is(err, abi.ErrInvalid) },
+		5:  func(err error) bool { return errors.Is(err, abi.ErrInvalid) },
+		8:  func(err error) bool { return errors.As(err, &qe) && qe.Field == "max_pending" },
+		11: func(err error) bool { return errors.Is(err, abi.ErrInvalid) },
+	}
+	stored := map[string]bool{}
+	for i, r := range res {
+		if ok, refused := wantErr[i]; refused {
+			if r.Err == nil || !ok(r.Err) || r.Jobs != nil {
+				t.Errorf("request %d: %+v, want its own refusal", i, r)
+			}
+			continue
+		}
+		if r.Err != nil || len(r.Jobs) != len(reqs[i].Jobs) {
+			t.Errorf("request %d: %+v, want its jobs stored", i, r)
+			continue
+		}
+		for k, ins := range r.Jobs {
+			if i == 4 {
+				if !ins.Deduplicated || ins.Job.UUID != keyed.UUID {
+					t.Errorf("same identity key: %+v, want the keyed job of the same group", ins)
+				}
+				continue
+			}
+			if ins.Job.UUID != reqs[i].Jobs[k].UUID || ins.Deduplicated || ins.Job.Seq == 0 {
+				t.Errorf("request %d job %d: %+v", i, k, ins)
+			}
+			stored[ins.Job.UUID] = true
+		}
+	}
+	if got := must(s.Get(ctx, "t", child.UUID)); got.State != abi.StateWaitDependencies || len(got.DependsOn) != 1 {
+		t.Errorf("a child of a pending job: %s %v, want wait_dependencies on it", got.State, got.DependsOn)
+	}
+	for _, id := range []string{nul.UUID, sameKey.UUID, orphan.UUID, halfBad.Jobs[0].UUID, halfBad.Jobs[1].UUID} {
+		if _, err := s.Get(ctx, "", id); !errors.Is(err, abi.ErrNotFound) {
+			t.Errorf("refused job %s: %v, want not stored", id, err)
+		}
+	}
+	if got := must(s.Get(ctx, "t", existing.UUID)); got.Func != existing.Func || got.Tenant != "t" {
+		t.Errorf("the job whose uuid was reused changed: %+v", got)
+	}
+	if n := len(must(s.List(ctx, store.Filter{Tenant: "q", Limit: 100})).Jobs); n != 2 {
+		t.Errorf("%d jobs of the tenant under max_pending 2, want 2", n)
+	}
+	// Events name what was stored as pending, and nothing refused.
+	named := map[string]bool{}
+	for deadline := time.After(5 * time.Second); ; {
+		missing := 0
+		for id := range stored {
+			if !named[id] && id != child.UUID {
+				missing++
+			}
+		}
+		if missing == 0 {
+			break
+		}
+		select {
+		case e := <-ch:
+			if e.Kind == store.EventPending {
+				for _, id := range e.UUIDs {
+					named[id] = true
+				}
+			}
+		case <-deadline:
+			t.Fatalf("pending events named %v, want every stored pending job of %v", named, stored)
+		}
+	}
+	for _, id := range []string{nul.UUID, orphan.UUID, halfBad.Jobs[0].UUID, child.UUID} {
+		if named[id] {
+			t.Errorf("a pending event names %s, which is not a stored pending job", id)
+		}
+	}
+}
+
+// A uuid taken in the one insert of the simple requests fails that
+// request alone: the group is written again request by request.
+func groupCommitBulkConflictFailsAlone(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	existing := nj("t")
+	insert(t, s, existing)
+	a, b, dup := nj("t"), nj("t"), nj("t")
+	dup.UUID = existing.UUID
+	twice := nj("t") // the same uuid in two requests of one group
+	res := must(s.InsertEach(ctx, []store.InsertRequest{{Jobs: []store.NewJob{a}}, {Jobs: []store.NewJob{dup}},
+		{Jobs: []store.NewJob{b}}, {Jobs: []store.NewJob{twice}}, {Jobs: []store.NewJob{twice}}}))
+	if res[0].Err != nil || res[2].Err != nil || res[3].Err != nil {
+		t.Fatalf("good requests refused: %+v", res)
+	}
+	if !errors.Is(res[1].Err, abi.ErrConflict) || !errors.Is(res[4].Err, abi.ErrConflict) {
+		t.Fatalf("taken uuids: %v and %v, want ErrConflict each", res[1].Err, res[4].Err)
+	}
+	for _, j := range []store.NewJob{a, b, twice} {
+		if got := must(s.Get(ctx, "t", j.UUID)); got.State != abi.StatePending {
+			t.Fatalf("%s: %s", j.UUID, got.State)
+		}
+	}
+}
+
+// Groups committing at once from many callers keep a quota exact: never
+// more jobs than max_pending, and every refusal is a QuotaError.
+func groupCommitQuotasStayExact(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	q := store.Quota{MaxPending: 17, MaxChannels: 1}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	accepted := 0
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var reqs []store.InsertRequest
+			for k := 0; k < 5; k++ {
+				j := nj("exact")
+				if k == 4 {
+					j.Channel = "root.other" // past max_channels
+				}
+				reqs = append(reqs, store.InsertRequest{Quota: q, Jobs: []store.NewJob{j}})
+			}
+			res, err := s.InsertEach(ctx, reqs)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			for i, r := range res {
+				var qe *store.QuotaError
+				switch {
+				case r.Err == nil && i == 4:
+					t.Error("a job in a second channel passed max_channels 1")
+				case r.Err == nil:
+					mu.Lock()
+					accepted++
+					mu.Unlock()
+				case !errors.As(r.Err, &qe):
+					t.Errorf("request %d: %v, want a QuotaError", i, r.Err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	n := len(must(s.List(ctx, store.Filter{Tenant: "exact", Limit: 100})).Jobs)
+	if n != 17 || accepted != 17 {
+		t.Fatalf("%d jobs stored, %d acknowledged, want exactly max_pending 17", n, accepted)
+	}
+}
+
+// Requests holding several identity keys in opposite orders, committing
+// at once again and again (in groups and alone), never wait on each
+// other: every request is answered, the first stored and the others
+// deduplicated onto it.
+func groupCommitKeysNeverDeadlock(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	keyed := func(keys ...string) store.InsertRequest {
+		var jobs []store.NewJob
+		for _, k := range keys {
+			j := nj("t")
+			j.IdentityKey = k
+			jobs = append(jobs, j)
+		}
+		return store.InsertRequest{Jobs: jobs}
+	}
+	for round := range 8 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for g := range 4 {
+			wg.Add(1)
+			if g == 3 { // and the same through InsertUnder
+				go func() {
+					defer wg.Done()
+					_, err := s.InsertUnder(ctx, store.Quota{}, keyed(fmt.Sprintf("b%d", round), fmt.Sprintf("a%d", round)).Jobs)
+					errs <- err
+				}()
+				continue
+			}
+			go func() {
+				defer wg.Done()
+				a, b := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
+				if g%2 == 1 {
+					a, b = b, a
+				}
+				res, err := s.InsertEach(ctx, []store.InsertRequest{keyed(a, b)})
+				if err == nil {
+					for _, r := range res {
+						err = errors.Join(err, r.Err)
+					}
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
+}
