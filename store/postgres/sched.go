@@ -24,7 +24,7 @@ func (s *driver) PendingDue(ctx context.Context, afterVersion int64, until time.
 		ORDER BY version LIMIT $4`, afterVersion, until, channels, limit)
 }
 
-// PendingByETA reads pending_log_eta (migration 12): first the jobs with
+// PendingByETA reads pending_log_eta (migration 11): first the jobs with
 // no eta, by version, then those with one, by (eta, version).
 func (s *driver) PendingByETA(ctx context.Context, after store.ETACursor, until time.Time, limit int) ([]store.Candidate, error) {
 	var out []store.Candidate
