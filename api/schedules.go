@@ -47,10 +47,7 @@ func (s *server) listSchedules(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *server) createSchedule(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := s.schedulesOn(); err != nil {
-		return err
-	}
-	owner, err := s.owner(c, r)
+	owner, err := s.scheduleOwner(c, r)
 	if err != nil {
 		return err
 	}
@@ -69,11 +66,17 @@ func (s *server) createSchedule(w http.ResponseWriter, r *http.Request, c caller
 	return writeJSON(w, 201, v)
 }
 
-func (s *server) getSchedule(w http.ResponseWriter, r *http.Request, c caller) error {
+// scheduleOwner is the tenant whose schedules the request acts on, once
+// schedules are served at all.
+func (s *server) scheduleOwner(c caller, r *http.Request) (string, error) {
 	if err := s.schedulesOn(); err != nil {
-		return err
+		return "", err
 	}
-	owner, err := s.owner(c, r)
+	return s.owner(c, r)
+}
+
+func (s *server) getSchedule(w http.ResponseWriter, r *http.Request, c caller) error {
+	owner, err := s.scheduleOwner(c, r)
 	if err != nil {
 		return err
 	}
@@ -85,10 +88,7 @@ func (s *server) getSchedule(w http.ResponseWriter, r *http.Request, c caller) e
 }
 
 func (s *server) patchSchedule(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := s.schedulesOn(); err != nil {
-		return err
-	}
-	owner, err := s.owner(c, r)
+	owner, err := s.scheduleOwner(c, r)
 	if err != nil {
 		return err
 	}
@@ -104,10 +104,7 @@ func (s *server) patchSchedule(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *server) deleteSchedule(w http.ResponseWriter, r *http.Request, c caller) error {
-	if err := s.schedulesOn(); err != nil {
-		return err
-	}
-	owner, err := s.owner(c, r)
+	owner, err := s.scheduleOwner(c, r)
 	if err != nil {
 		return err
 	}
