@@ -84,6 +84,7 @@ func (r *Runner) SetChannel(ctx context.Context, name string, edit func(*abi.Cha
 	if ch, ok := r.tree.Lookup(name); ok && ch.Sequential && cur.Capacity != nil && *cur.Capacity != 1 {
 		return abi.ChannelStatus{}, &abi.FieldError{Field: "capacity", Msg: fmt.Sprintf("channel %s is sequential: its capacity stays 1", name), Err: abi.ErrInvalid}
 	}
+	defer r.ovChanged.Store(true) // this node's scheduler, before the answer
 	if err := r.store.SetChannelOverride(ctx, cur); err != nil {
 		return abi.ChannelStatus{}, err
 	}

@@ -75,6 +75,9 @@ type Runner struct {
 	work        chan abi.Job  // started jobs for the worker goroutines
 	workersWG   sync.WaitGroup
 	claimable   atomic.Bool // the scheduler enqueued jobs: worth a claim
+	// ovChanged: this node stored a channel override; its scheduler
+	// re-reads them in its next round, whatever the events.
+	ovChanged atomic.Bool
 	// peers is how many other nodes the leading scheduler last heard
 	// from (0 when this node does not lead).
 	peers atomic.Int32

@@ -544,10 +544,16 @@ func mergeOrder(order, fresh []store.Candidate, current func(store.Candidate) bo
 func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	s.drainNotes()
 	now := time.Now()
-	if err := s.readOverrides(ctx); err != nil {
+	if err := s.readStore(ctx, now); err != nil {
 		return time.Time{}, err
 	}
-	if err := s.readStore(ctx, now); err != nil {
+	// After the jobs: an override stored before a job this round sees
+	// is in force for it. This node's own changes are known at once; the
+	// other nodes' come with their event (within a round or two).
+	if s.r.ovChanged.Swap(false) {
+		s.ovStale = true
+	}
+	if err := s.readOverrides(ctx); err != nil {
 		return time.Time{}, err
 	}
 	var next time.Time
