@@ -44,6 +44,11 @@ func (s *driver) Hold(ctx context.Context, workerID string) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Let go now rather than when the server ends the session:
+			// a worker stopping is gone at once.
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			conn.Exec(uctx, `SELECT pg_advisory_unlock_shared($1::int, $2::int)`, nodeLockClass, key)
+			cancel()
 			return ctx.Err()
 		case <-t.C:
 			if err := conn.Ping(ctx); err != nil {
