@@ -68,6 +68,15 @@ token = %q
 name = "globex"
 token = %q
 `, s.Admin, filepath.Join(dir, "wasmq.db"), plugins, filepath.Join(dir, "cache"), s.TokenA, s.TokenB)
+	_, s.URL = serveConfig(t, dir, toml)
+	return s
+}
+
+// serveConfig starts a node from the config text toml (written into
+// dir), serves its API and UI through the OpenAPI checker, and stops it
+// when the test ends.
+func serveConfig(t *testing.T, dir, toml string) (*wserver.Node, string) {
+	t.Helper()
 	cfgPath := filepath.Join(dir, "wasmq.toml")
 	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
 		t.Fatal(err)
@@ -94,8 +103,7 @@ token = %q
 		defer stop()
 		_ = node.Close(sctx)
 	})
-	s.URL = srv.URL
-	return s
+	return node, srv.URL
 }
 
 // seedScreenshots fills a real server with realistic jobs of the testkit

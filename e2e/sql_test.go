@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,10 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
-	"github.com/wasmq/wasmq/config"
 	wserver "github.com/wasmq/wasmq/server"
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/pgtest"
@@ -110,34 +107,7 @@ name = "globex"
 token = %q
 sql_roles = [%q]
 `, s.Admin, dsn, plugins, filepath.Join(dir, "cache"), s.TokenA, maxPending, s.roleA, s.TokenB, s.roleB)
-	cfgPath := filepath.Join(dir, "wasmq.toml")
-	if err := os.WriteFile(cfgPath, []byte(toml), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Load(cfgPath)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	node, err := wserver.New(ctx, cfg, zerolog.Nop())
-	if err != nil {
-		cancel()
-		t.Fatalf("start wasmq: %v", err)
-	}
-	if err := node.Start(ctx); err != nil {
-		cancel()
-		t.Fatalf("start runner: %v", err)
-	}
-	s.node = node
-	srv := httptest.NewServer(checked(t, node.Handler))
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		sctx, stop := context.WithTimeout(context.Background(), 10*time.Second)
-		defer stop()
-		_ = node.Close(sctx)
-	})
-	s.URL = srv.URL
+	s.node, s.URL = serveConfig(t, dir, toml)
 	u, _ := pgx.ParseConfig(dsn)
 	s.schema = u.RuntimeParams["search_path"]
 	// The application's own connections: search_path does not include
