@@ -18,6 +18,10 @@ const nodeLockClass = 0x776c76
 // leader sees the worker unheld twice (runner: confirmGone).
 const holdPing = 250 * time.Millisecond
 
+// holdPingTimeout bounds one ping: a connection that does not answer in
+// this long is taken as lost.
+const holdPingTimeout = 2 * time.Second
+
 // Hold takes a shared advisory lock for workerID on a connection of its
 // own, lists the worker in nodes, and keeps both until ctx ends or the
 // connection fails. Shared, so that two workers whose keys collide both
@@ -51,10 +55,15 @@ func (s *driver) Hold(ctx context.Context, workerID string) error {
 			cancel()
 			return ctx.Err()
 		case <-t.C:
-			if err := conn.Ping(ctx); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
+			// The ping does not follow ctx: a query cut short by ctx
+			// leaves pgx closing the connection in the background,
+			// and the lock lingers until that ends (seen up to 15 s on
+			// a loaded machine), whereas a worker that stops must be
+			// gone at once.
+			pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), holdPingTimeout)
+			err := conn.Ping(pctx)
+			cancel()
+			if err != nil {
 				return fmt.Errorf("postgres store: hold %s: %w", workerID, err)
 			}
 		}
