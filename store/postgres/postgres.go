@@ -390,7 +390,7 @@ func (s *driver) Write(ctx context.Context, fn func(store.Tx) error) error {
 }
 
 func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx) error) error {
-	tx, err := pool.Begin(ctx)
+	tx, err := beginPiped(ctx, pool)
 	if err != nil {
 		return fmt.Errorf("postgres store: begin: %w", err)
 	}
@@ -423,12 +423,14 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 				}
 			}
 		}
-		// Every event and count of the transaction in one round trip.
-		if _, err := tx.Exec(ctx, `WITH counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
+		// Every event and count of the transaction, and the commit, in
+		// one round trip.
+		if err := tx.commitWith(ctx, `WITH counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
 				SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))
 			SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.notify, payloads, ts, cs, ss, ns); err != nil {
-			return fmt.Errorf("postgres store: notify: %w", err)
+			return fmt.Errorf("postgres store: notify and commit: %w", err)
 		}
+		return nil
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("postgres store: commit: %w", err)
