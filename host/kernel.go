@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -326,33 +327,27 @@ func userFunctions() []hostFn {
 		}, vt(i64), nil},
 		{abi.HostEnqueue, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
-			s[0] = in.k.write(in.enqueue(in.call.context(), in.k.block(s[0])))
+			req := in.k.block(s[0])
+			if !in.call.taping() {
+				s[0] = in.k.write(in.enqueue(in.call.context(), req))
+				return
+			}
+			s[0] = in.k.write(in.call.world(abi.HostEnqueue, argsDigest(req),
+				func() []byte { return in.enqueue(in.call.context(), req) },
+				func() []byte {
+					return enqueueAnswer("error", "replay: this enqueue is not on the tape; a replay enqueues no job")
+				}))
 		}, vt(i64), vt(i64)},
 		{abi.HostSleep, func(ctx context.Context, _ api.Module, s []uint64) {
-			// The sleep ends a little before the job's deadline (returning
-			// 1) so the guest can still wrap up, e.g. ask for a retry.
-			ctx = current(ctx).call.context()
-			d := time.Duration(int64(s[0])) * time.Millisecond
-			cut := false
-			if dl, ok := ctx.Deadline(); ok {
-				reserve := min(time.Until(dl)/10, 100*time.Millisecond)
-				if left := time.Until(dl) - reserve; d >= left {
-					d, cut = max(left, 0), true
-				}
+			if c := current(ctx).call; c.taping() {
+				// Taped: a replay does not wait, it answers as the
+				// recorded sleep did.
+				r := c.world(abi.HostSleep, strconv.FormatInt(int64(s[0]), 10),
+					func() []byte { return []byte{byte(sleep(c.context(), int64(s[0])))} }, nil)
+				s[0] = uint64(r[0])
+				return
 			}
-			if d > 0 {
-				t := time.NewTimer(d)
-				defer t.Stop()
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					panic(ctx.Err()) // the caller is stopping
-				}
-			}
-			s[0] = 0
-			if cut {
-				s[0] = 1
-			}
+			s[0] = sleep(current(ctx).call.context(), int64(s[0]))
 		}, vt(i64), vt(i32)},
 		{abi.HostLog, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
@@ -363,6 +358,11 @@ func userFunctions() []hostFn {
 			in.call.log(lv, in.k.str(s[1]))
 		}, vt(i32, i64), nil},
 		{abi.HostNow, func(ctx context.Context, _ api.Module, s []uint64) {
+			if c := current(ctx).call; c.taping() {
+				r := c.world(abi.HostNow, "", func() []byte { return u64(uint64(time.Now().UnixNano())) }, nil)
+				s[0] = binary.LittleEndian.Uint64(r)
+				return
+			}
 			s[0] = uint64(time.Now().UnixNano())
 		}, nil, vt(i64)},
 		{abi.HostProgress, func(ctx context.Context, _ api.Module, s []uint64) {
@@ -378,6 +378,32 @@ func userFunctions() []hostFn {
 			}
 		}, vt(i32, i64), vt(i32)},
 	}
+}
+
+// sleep is wasmq_sleep_v1: it ends a little before the job's deadline
+// (returning 1) so the guest can still wrap up, e.g. ask for a retry.
+func sleep(ctx context.Context, ms int64) uint64 {
+	d := time.Duration(ms) * time.Millisecond
+	cut := false
+	if dl, ok := ctx.Deadline(); ok {
+		reserve := min(time.Until(dl)/10, 100*time.Millisecond)
+		if left := time.Until(dl) - reserve; d >= left {
+			d, cut = max(left, 0), true
+		}
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			panic(ctx.Err()) // the caller is stopping
+		}
+	}
+	if cut {
+		return 1
+	}
+	return 0
 }
 
 // progress hands a plugin's progress report to whoever runs the attempt
