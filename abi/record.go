@@ -81,7 +81,12 @@ type Record struct {
 	// served (the module's [config] under the function's).
 	Function FunctionConfig    `json:"function"`
 	Config   map[string]string `json:"config,omitempty"`
-	Tape     []TapeEntry       `json:"tape"`
+	// Shared: the module is a shared one, whose config a tenant is not
+	// shown (GET /v1/plugins); ConfigWithheld says the record was served
+	// without it, so a replay runs with no config.
+	Shared         bool        `json:"shared,omitempty"`
+	ConfigWithheld bool        `json:"config_withheld,omitempty"`
+	Tape           []TapeEntry `json:"tape"`
 	// Complete is false when the tape reached the size cap: the entries
 	// kept are the first ones, the others were dropped.
 	Complete bool `json:"complete"`

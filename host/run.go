@@ -56,7 +56,7 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 		loadErr := strings.ReplaceAll(m.info.LoadError, filepath.Clean(h.cfg.PluginsDir)+string(filepath.Separator), "")
 		return failed(abi.ExcPluginInvalid, fmt.Sprintf("plugin module %q failed to load: %s", modName, loadErr))
 	}
-	code, config := m.code, m.configs[export]
+	code, config, shared := m.code, m.configs[export], m.info.Tenant == ""
 	fc, ok := m.info.Functions[export]
 	if !ok {
 		exports := strings.Join(m.info.Exports, ", ")
@@ -76,6 +76,9 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 
 	out = h.runOn(ctx, job, code, config, export, fc)
 	out.PluginSHA256 = code.digest
+	if out.Record != nil {
+		out.Record.Shared = shared
+	}
 	if out.Kind == abi.OutcomeSandbox && contains(fc.RetryOn, out.ExcName) {
 		out.Kind = abi.OutcomeRetry
 		out.Reason = out.ExcName + ": " + out.ExcMessage
