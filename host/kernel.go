@@ -339,15 +339,21 @@ func userFunctions() []hostFn {
 				}))
 		}, vt(i64), vt(i64)},
 		{abi.HostSleep, func(ctx context.Context, _ api.Module, s []uint64) {
-			if c := current(ctx).call; c.taping() {
-				// Taped: a replay does not wait, it answers as the
-				// recorded sleep did.
-				r := c.world(abi.HostSleep, strconv.FormatInt(int64(s[0]), 10),
-					func() []byte { return []byte{byte(sleep(c.context(), int64(s[0])))} }, nil)
+			c := current(ctx).call
+			if !c.taping() {
+				s[0] = sleep(c.context(), int64(s[0]))
+				return
+			}
+			// A replay does not wait: it answers as the recorded sleep did.
+			args := strconv.FormatInt(int64(s[0]), 10)
+			if r, ok := c.replayed(abi.HostSleep, args); ok && len(r) == 1 {
 				s[0] = uint64(r[0])
 				return
 			}
-			s[0] = sleep(current(ctx).call.context(), int64(s[0]))
+			s[0] = sleep(c.context(), int64(s[0]))
+			if c.rec != nil {
+				c.rec.add(abi.HostSleep, args, []byte{byte(s[0])})
+			}
 		}, vt(i64), vt(i32)},
 		{abi.HostLog, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
@@ -358,12 +364,15 @@ func userFunctions() []hostFn {
 			in.call.log(lv, in.k.str(s[1]))
 		}, vt(i32, i64), nil},
 		{abi.HostNow, func(ctx context.Context, _ api.Module, s []uint64) {
-			if c := current(ctx).call; c.taping() {
-				r := c.world(abi.HostNow, "", func() []byte { return u64(uint64(time.Now().UnixNano())) }, nil)
+			c := current(ctx).call
+			if r, ok := c.replayed(abi.HostNow, ""); ok && len(r) == 8 {
 				s[0] = binary.LittleEndian.Uint64(r)
 				return
 			}
 			s[0] = uint64(time.Now().UnixNano())
+			if c.rec != nil {
+				c.rec.add64(abi.HostNow, s[0])
+			}
 		}, nil, vt(i64)},
 		{abi.HostProgress, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)

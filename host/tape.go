@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -199,6 +200,24 @@ func (c *call) world(fn, args string, real, refuse func() []byte) []byte {
 // functions take their direct path.
 func (c *call) taping() bool { return c.rec != nil || c.play != nil }
 
+// replayed is the tape's answer when replaying and on the tape. The
+// clock, sleep and random host functions use it and note instead of
+// world: a result recorded from the stack costs no allocation, so a
+// "failures" attempt that ends done costs appends only.
+func (c *call) replayed(fn, args string) ([]byte, bool) {
+	if c.play == nil {
+		return nil, false
+	}
+	return c.take(fn, args)
+}
+
+// add64 records an 8-byte little-endian result.
+func (r *recorder) add64(fn string, v uint64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	r.add(fn, "", b[:])
+}
+
 // argsDigest sums up a request's bytes: enough to tell two apart.
 func argsDigest(parts ...[]byte) string {
 	h := sha256.New()
@@ -211,26 +230,30 @@ func argsDigest(parts ...[]byte) string {
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }
 
-func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(make([]byte, 0, 8), v) }
-
 // The WASI clock and random source of an instance, set once at
 // instantiation, follow the instance's current call.
 
 func (in *instance) walltime() (sec int64, nsec int32) {
 	c := in.call
-	if c == nil || !c.taping() {
+	if c == nil {
 		t := time.Now()
 		return t.Unix(), int32(t.Nanosecond())
 	}
-	r := c.world(abi.TapeWalltime, "", func() []byte {
-		t := time.Now()
-		b := binary.LittleEndian.AppendUint64(make([]byte, 0, 12), uint64(t.Unix()))
-		return binary.LittleEndian.AppendUint32(b, uint32(t.Nanosecond()))
-	}, nil)
-	if len(r) != 12 {
-		c.stop(abi.ExcReplayDiverged, "replay: a wasi.walltime entry of the tape is not 12 bytes")
+	if r, ok := c.replayed(abi.TapeWalltime, ""); ok {
+		if len(r) != 12 {
+			c.stop(abi.ExcReplayDiverged, "replay: a wasi.walltime entry of the tape is not 12 bytes")
+		}
+		return int64(binary.LittleEndian.Uint64(r)), int32(binary.LittleEndian.Uint32(r[8:]))
 	}
-	return int64(binary.LittleEndian.Uint64(r)), int32(binary.LittleEndian.Uint32(r[8:]))
+	t := time.Now()
+	sec, nsec = t.Unix(), int32(t.Nanosecond())
+	if c.rec != nil {
+		var b [12]byte
+		binary.LittleEndian.PutUint64(b[:], uint64(sec))
+		binary.LittleEndian.PutUint32(b[8:], uint32(nsec))
+		c.rec.add(abi.TapeWalltime, "", b[:])
+	}
+	return sec, nsec
 }
 
 // monoStart makes nanotime monotonic from the process's start, as
@@ -246,7 +269,7 @@ func (in *instance) nanotime() int64 {
 		return c.play.nanotime()
 	}
 	v := int64(time.Since(monoStart))
-	c.rec.add(abi.TapeNanotime, "", u64(uint64(v)))
+	c.rec.add64(abi.TapeNanotime, uint64(v))
 	return v
 }
 
@@ -258,15 +281,18 @@ func (r instRand) Read(p []byte) (int, error) {
 	if c == nil || !c.taping() {
 		return cryptoRead(p)
 	}
-	res := c.world(abi.TapeRandom, fmt.Sprint(len(p)), func() []byte {
-		b := make([]byte, len(p))
-		cryptoRead(b)
-		return b
-	}, nil)
-	if len(res) != len(p) {
-		c.stop(abi.ExcReplayDiverged, "replay: a wasi.random entry of the tape is not the length asked for")
+	args := strconv.Itoa(len(p))
+	if res, ok := c.replayed(abi.TapeRandom, args); ok {
+		if len(res) != len(p) {
+			c.stop(abi.ExcReplayDiverged, "replay: a wasi.random entry of the tape is not the length asked for")
+		}
+		return copy(p, res), nil
 	}
-	return copy(p, res), nil
+	n, err := cryptoRead(p)
+	if c.rec != nil {
+		c.rec.add(abi.TapeRandom, args, p[:n])
+	}
+	return n, err
 }
 
 // tapedFetch is http_request when recording or replaying. The tape keeps
