@@ -119,11 +119,5 @@ func (h *Host) Replay(ctx context.Context, rec *abi.Record, wasm []byte, strict 
 		out.Kind = abi.OutcomeRetry
 		out.Reason = out.ExcName + ": " + out.ExcMessage
 	}
-	used := 0
-	for _, e := range rec.Tape[:play.next] {
-		if e.Fn != abi.TapeNanotime {
-			used++
-		}
-	}
-	return Replayed{Outcome: out, Divergence: play.div, Used: used, Unused: play.unused()}, nil
+	return Replayed{Outcome: out, Divergence: play.div, Used: calls(rec.Tape[:play.next]), Unused: play.unused()}, nil
 }

@@ -77,7 +77,8 @@ func (r *recorder) tape() []abi.TapeEntry {
 
 // Divergence is the first call of a replay that the tape did not hold.
 type Divergence struct {
-	// Index is the position in the tape where the call was expected.
+	// Index is the call's position among the tape's calls, from 1 (the
+	// monotonic clock's reads aside, as the replay counts them).
 	Index int `json:"index"`
 	// Want is the tape's entry there (nil: the tape had ended).
 	Want *abi.TapeEntry `json:"want,omitempty"`
@@ -150,7 +151,7 @@ func (c *call) take(fn, args string) (result []byte, ok bool) {
 		p.off = true
 		return nil, false
 	}
-	d := &Divergence{Index: p.next, Got: abi.TapeEntry{Fn: fn, Args: args}}
+	d := &Divergence{Index: calls(p.tape[:p.next]) + 1, Got: abi.TapeEntry{Fn: fn, Args: args}}
 	if p.next < len(p.tape) {
 		want := p.tape[p.next]
 		want.Result = nil
@@ -163,11 +164,14 @@ func (c *call) take(fn, args string) (result []byte, ok bool) {
 	return nil, false
 }
 
-// unused counts the tape's entries a replay did not reach (the monotonic
-// clock aside).
-func (p *player) unused() int {
+// unused counts the tape's calls a replay did not reach.
+func (p *player) unused() int { return calls(p.tape[p.next:]) }
+
+// calls counts a tape's calls, the monotonic clock's reads aside: a
+// language runtime makes them on its own.
+func calls(tape []abi.TapeEntry) int {
 	n := 0
-	for _, e := range p.tape[p.next:] {
+	for _, e := range tape {
 		if e.Fn != abi.TapeNanotime {
 			n++
 		}
