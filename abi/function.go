@@ -30,6 +30,10 @@ type FunctionConfig struct {
 	// Config is served to the plugin by Extism's config_get, over the
 	// module's own [config] table.
 	Config map[string]string `toml:"config" json:"config,omitempty"`
+	// Record is which attempts keep a record for replay: RecordOff,
+	// RecordFailures or RecordAll; "" leaves it to the tenant's policy,
+	// then the host's (docs/replay.md).
+	Record string `toml:"record" json:"record,omitempty"`
 }
 
 // What a function reads as its input (FunctionConfig.Input).

@@ -42,6 +42,7 @@ const (
 	ExcPluginInvalid  = "wasmq.PluginInvalid"  // module failed to compile or link
 	ExcJobFoundDead   = "JobFoundDead"         // lease expired with the budget spent
 	ExcCancelled      = "wasmq.Cancelled"      // cancelled by hand while it ran
+	ExcReplayDiverged = "wasmq.ReplayDiverged" // a replay's plugin asked what the tape does not hold
 )
 
 // Outcome is what the host reports for one attempt.
@@ -63,6 +64,10 @@ type Outcome struct {
 	// CallTime is the export call in the sandbox alone (Duration also
 	// counts taking or making the instance and reading the outcome).
 	CallTime time.Duration `json:"-"`
+	// Record is what the attempt saw of the world, when its recording
+	// policy keeps it (docs/replay.md); the store writes it with the
+	// attempt.
+	Record *Record `json:"-"`
 }
 
 // Input is the JSON document a plugin reads as its input.

@@ -105,6 +105,8 @@ func New(o Options) http.Handler {
 	s.route("GET /v1/jobs/{uuid}", s.getJob)
 	s.route("PATCH /v1/jobs/{uuid}", s.patchJob)
 	s.route("GET /v1/jobs/{uuid}/attempts", s.attempts)
+	s.route("GET /v1/jobs/{uuid}/attempts/{n}/record", s.record)
+	s.route("GET /v1/jobs/{uuid}/attempts/{n}/record/module", s.recordModule)
 	s.route("POST /v1/jobs/{uuid}/requeue", s.action(abi.CauseRequeue))
 	s.route("POST /v1/jobs/{uuid}/cancel", s.action(abi.CauseCancel))
 	s.route("POST /v1/jobs/{uuid}/done", s.action(abi.CauseSetDone))

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
 )
 
@@ -64,6 +65,12 @@ func TestTheGoClientAndTheOpenAPIDocumentAgree(t *testing.T) {
 		return j.UUID
 	}
 	toCancel, toSetDone := postponed(), postponed()
+	noRetry := 0
+	failed, err := tenant.Enqueue(ctx, client.JobRequest{Func: "testkit.fail_final", MaxRetries: &noRetry})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.waitState(tokA, failed.UUID, abi.StateFailed)
 	calls := []struct {
 		method string
 		op     string
@@ -89,6 +96,11 @@ func TestTheGoClientAndTheOpenAPIDocumentAgree(t *testing.T) {
 		}},
 		{"Update", "PATCH /v1/jobs/{uuid}", func() error { _, err := tenant.Update(ctx, id, map[string]any{"priority": 3}); return err }},
 		{"Attempts", "GET /v1/jobs/{uuid}/attempts", func() error { _, err := tenant.Attempts(ctx, id); return err }},
+		{"Record", "GET /v1/jobs/{uuid}/attempts/{n}/record", func() error { _, err := tenant.Record(ctx, failed.UUID, 1); return err }},
+		{"RecordModule", "GET /v1/jobs/{uuid}/attempts/{n}/record/module", func() error {
+			_, err := tenant.RecordModule(ctx, failed.UUID, 1)
+			return err
+		}},
 		{"Cancel", "POST /v1/jobs/{uuid}/cancel", func() error { _, err := tenant.Cancel(ctx, toCancel); return err }},
 		{"Requeue", "POST /v1/jobs/{uuid}/requeue", func() error { _, err := tenant.Requeue(ctx, toCancel); return err }},
 		{"SetDone", "POST /v1/jobs/{uuid}/done", func() error { _, err := tenant.SetDone(ctx, toSetDone); return err }},

@@ -98,6 +98,20 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"GET /v1/jobs/{uuid}":          perJob("GET", "", nil),
 		"PATCH /v1/jobs/{uuid}":        perJob("PATCH", "", map[string]any{"priority": 1, "channel": "globex-own"}),
 		"GET /v1/jobs/{uuid}/attempts": perJob("GET", "/attempts", nil),
+		"GET /v1/jobs/{uuid}/attempts/{n}/record": func(t *testing.T, b *asB) {
+			// A's failed jobs kept a record (the default policy): A reads
+			// it, B is told it does not exist.
+			if r := b.s.do("GET", "/v1/jobs/"+a.uuids[1]+"/attempts/1/record", tokA, nil); r.status != 200 {
+				t.Fatalf("A reading its own record: %d %s", r.status, r.body)
+			}
+			perJob("GET", "/attempts/1/record", nil)(t, b)
+		},
+		"GET /v1/jobs/{uuid}/attempts/{n}/record/module": func(t *testing.T, b *asB) {
+			if r := b.s.do("GET", "/v1/jobs/"+a.uuids[1]+"/attempts/1/record/module", tokA, nil); r.status != 200 || len(r.body) < 8 {
+				t.Fatalf("A reading its record's module: %d, %d bytes", r.status, len(r.body))
+			}
+			perJob("GET", "/attempts/1/record/module", nil)(t, b)
+		},
 		"POST /v1/jobs/{uuid}/requeue": perJob("POST", "/requeue", nil),
 		"POST /v1/jobs/{uuid}/cancel":  perJob("POST", "/cancel", nil),
 		"POST /v1/jobs/{uuid}/done":    perJob("POST", "/done", nil),

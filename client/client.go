@@ -150,6 +150,10 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, r i
 		}
 		return &Error{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field}
 	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw = data
+		return nil
+	}
 	if out != nil && len(data) > 0 {
 		return json.Unmarshal(data, out)
 	}
@@ -228,6 +232,19 @@ func (c *Client) Attempts(ctx context.Context, uuid string) ([]abi.Attempt, erro
 		Attempts []abi.Attempt `json:"attempts"`
 	}
 	return out.Attempts, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(uuid)+"/attempts", nil, &out)
+}
+
+// Record returns the record of a job's attempt, for replay
+// (docs/replay.md).
+func (c *Client) Record(ctx context.Context, uuid string, attempt int) (abi.Record, error) {
+	var r abi.Record
+	return r, c.do(ctx, "GET", fmt.Sprintf("/v1/jobs/%s/attempts/%d/record", url.PathEscape(uuid), attempt), nil, &r)
+}
+
+// RecordModule returns the wasm bytes of the module a record refers to.
+func (c *Client) RecordModule(ctx context.Context, uuid string, attempt int) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, "GET", fmt.Sprintf("/v1/jobs/%s/attempts/%d/record/module", url.PathEscape(uuid), attempt), nil, &b)
 }
 
 // Channels returns the channels with live counts.

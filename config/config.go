@@ -127,6 +127,11 @@ type Tenant struct {
 	// at start grant them EXECUTE on the enqueue functions. PostgreSQL
 	// store only. Defaults to none.
 	SQLRoles []string `toml:"sql_roles"`
+	// Record is which of the tenant's attempts keep a record for replay:
+	// "off", "failures" or "all", over the functions' sidecars
+	// (docs/replay.md). Defaults to "" (the sidecar's, else
+	// host.record).
+	Record string `toml:"record"`
 }
 
 // SQLTenants are the tenants as enqueueing from SQL sees them: roles and
@@ -205,6 +210,13 @@ func (f File) WithDefaults() File {
 		}
 		if f.Tenants[i].MaxChannels == 0 {
 			f.Tenants[i].MaxChannels = DefaultMaxChannels
+		}
+		// The host applies a tenant's recording policy (docs/replay.md).
+		if r := f.Tenants[i].Record; r != "" {
+			if f.Host.TenantRecord == nil {
+				f.Host.TenantRecord = map[string]string{}
+			}
+			f.Host.TenantRecord[f.Tenants[i].Name] = r
 		}
 	}
 	if f.Enqueue.Window == 0 {
@@ -313,6 +325,9 @@ func (f File) Validate() error {
 		}
 		if t.MaxChannels < 0 {
 			errs = append(errs, fmt.Errorf("%s.max_channels: must be >= 1 (0 means the default, %d)", key, DefaultMaxChannels))
+		}
+		if err := abi.CheckRecordPolicy(t.Record); err != nil {
+			errs = append(errs, fmt.Errorf("%s.record: %w", key, err))
 		}
 	}
 	if len(f.Tenants) > 0 && len(f.Store.SQLRoles) > 0 {

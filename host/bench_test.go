@@ -190,3 +190,33 @@ func goExamplePath() string {
 	}
 	return "../plugins/examples/go/go.wasm"
 }
+
+// BenchmarkRecording measures what each recording policy costs a pooled
+// call that reads the world: testkit's sleep with ms = 0 reads
+// wasmq_now_v1 twice and sleeps once, three taped calls. Under
+// "failures" the attempt ends done and its tape is dropped; under "all"
+// it is kept.
+func BenchmarkRecording(b *testing.B) {
+	path := "../plugins/examples/testkit/testkit.wasm"
+	for _, policy := range []string{abi.RecordOff, abi.RecordFailures, abi.RecordAll} {
+		b.Run(policy, func(b *testing.B) {
+			dir := b.TempDir()
+			copyFile(b, path, filepath.Join(dir, "m.wasm"))
+			cfg := testConfig(dir)
+			cfg.Record = policy
+			h := newTestHost(b, cfg)
+			j := job("m.sleep")
+			j.Args, j.Kwargs, j.Context = jsonRaw(`[]`), jsonRaw(`{"ms":0}`), jsonRaw(`{}`)
+			if o := h.Run(context.Background(), j); o.Kind != abi.OutcomeDone || (o.Record != nil) != (policy == abi.RecordAll) {
+				b.Fatalf("%+v", o)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if o := h.Run(context.Background(), j); o.Kind != abi.OutcomeDone {
+					b.Fatalf("%+v", o)
+				}
+			}
+		})
+	}
+}

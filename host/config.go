@@ -75,7 +75,26 @@ type Config struct {
 	// MaxHTTPResponse caps the body an http_request may read. Defaults
 	// to "4MiB".
 	MaxHTTPResponse ByteSize `toml:"max_http_response"`
+	// Record is which attempts keep a record for replay (docs/replay.md)
+	// when neither the tenant nor the function's sidecar says: "off",
+	// "failures" (attempts that did not end done) or "all". Defaults to
+	// "failures" (DefaultRecord).
+	Record string `toml:"record"`
+	// TenantRecord overrides the policy per tenant, over the sidecars
+	// (the operator's word over the plugin author's); filled from each
+	// [[tenants]] record. Defaults to none.
+	TenantRecord map[string]string `toml:"tenant_record"`
+	// RecordMaxBytes caps a record's tape: a longer tape keeps its first
+	// calls and marks the record incomplete; the job goes on as it
+	// would. Defaults to "1MiB" (DefaultRecordMaxBytes).
+	RecordMaxBytes ByteSize `toml:"record_max_bytes"`
 }
+
+// Defaults of the recording keys.
+const (
+	DefaultRecord                  = abi.RecordFailures
+	DefaultRecordMaxBytes ByteSize = 1 << 20
+)
 
 // WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
@@ -124,6 +143,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxHTTPResponse == 0 {
 		c.MaxHTTPResponse = 4 << 20
 	}
+	if c.Record == "" {
+		c.Record = DefaultRecord
+	}
+	if c.RecordMaxBytes == 0 {
+		c.RecordMaxBytes = DefaultRecordMaxBytes
+	}
 	return c
 }
 
@@ -139,6 +164,17 @@ func (c Config) Validate() error {
 		if err := checkIsolation(v); err != nil {
 			return fmt.Errorf("host.tenant_isolation.%s: %w", t, err)
 		}
+	}
+	if err := abi.CheckRecordPolicy(c.Record); err != nil {
+		return fmt.Errorf("host.record: %w", err)
+	}
+	for t, v := range c.TenantRecord {
+		if err := abi.CheckRecordPolicy(v); err != nil {
+			return fmt.Errorf("host.tenant_record.%s: %w", t, err)
+		}
+	}
+	if c.RecordMaxBytes < 0 {
+		return fmt.Errorf("host.record_max_bytes: must be >= 0")
 	}
 	switch {
 	case c.Timeout <= 0:

@@ -1,6 +1,7 @@
 package host
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -141,14 +142,48 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	if err := checkURL(u, c.allowed); err != nil {
 		c.stop(abi.ExcHTTPDenied, err.Error())
 	}
-	var body io.Reader
+	var body []byte
 	if bodyOff != 0 {
-		body = strings.NewReader(string(in.k.block(bodyOff)))
+		body = bytes.Clone(in.k.block(bodyOff))
 		in.k.free(bodyOff)
 	}
-	req, err := http.NewRequestWithContext(context.WithValue(ctx, allowedKey{}, c.allowed), strings.ToUpper(doc.Method), u.String(), body)
+	var a httpAnswer
+	if !c.taping() {
+		a = in.fetch(ctx, doc, u, body)
+	} else {
+		a = in.tapedFetch(ctx, doc, u, body)
+	}
+	switch {
+	case a.Exc != "":
+		c.stop(a.Exc, a.Error)
+	case a.Error != "":
+		panic(errors.New(a.Error))
+	}
+	c.httpStatus, c.httpHeaders = a.Status, a.Headers
+	if len(a.Body) == 0 {
+		return 0
+	}
+	off := in.k.write(a.Body)
+	if off == 0 {
+		c.stop(abi.ExcMemoryLimit, fmt.Sprintf("http_request: response of %d bytes does not fit kernel memory", len(a.Body)))
+	}
+	return off
+}
+
+// httpAnswer is what one http_request hands the plugin: a response, or
+// the failure that ends the attempt.
+type httpAnswer = abi.TapeHTTPAnswer
+
+// fetch does the request; it reaches the world.
+func (in *instance) fetch(ctx context.Context, doc httpRequestDoc, u *url.URL, body []byte) httpAnswer {
+	c := in.call
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, allowedKey{}, c.allowed), strings.ToUpper(doc.Method), u.String(), rd)
 	if err != nil {
-		panic(fmt.Errorf("http_request: %v", err))
+		return httpError("", fmt.Sprintf("http_request: %v", err))
 	}
 	for k, v := range doc.Headers {
 		req.Header.Set(k, v)
@@ -157,49 +192,48 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	if err != nil {
 		var de *deniedError
 		if errors.As(err, &de) {
-			c.stop(abi.ExcHTTPDenied, "http_request: "+de.msg)
+			return httpError(abi.ExcHTTPDenied, "http_request: "+de.msg)
 		}
-		panic(fmt.Errorf("http_request %s: %v", u.Redacted(), err))
+		return httpError("", fmt.Sprintf("http_request %s: %v", u.Redacted(), err))
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, in.h.http.maxBody+1))
 	if err != nil {
-		panic(fmt.Errorf("http_request %s: read body: %v", u.Redacted(), err))
+		return httpError("", fmt.Sprintf("http_request %s: read body: %v", u.Redacted(), err))
 	}
 	if int64(len(b)) > in.h.http.maxBody {
-		panic(fmt.Errorf("http_request %s: response body over the limit of %d bytes", u.Redacted(), in.h.http.maxBody))
+		return httpError("", fmt.Sprintf("http_request %s: response body over the limit of %d bytes", u.Redacted(), in.h.http.maxBody))
 	}
-	c.httpStatus = int32(resp.StatusCode)
 	hdr := map[string]string{}
 	for k, v := range resp.Header {
 		hdr[strings.ToLower(k)] = strings.Join(v, ",")
 	}
-	c.httpHeaders, _ = json.Marshal(hdr)
-	if len(b) == 0 {
-		return 0
-	}
-	off := in.k.write(b)
-	if off == 0 {
-		c.stop(abi.ExcMemoryLimit, fmt.Sprintf("http_request: response of %d bytes does not fit kernel memory", len(b)))
-	}
-	return off
+	var a httpAnswer
+	a.Status, a.Body = int32(resp.StatusCode), b
+	a.Headers, _ = json.Marshal(hdr)
+	return a
+}
+
+func httpError(exc, msg string) httpAnswer {
+	return httpAnswer{Error: msg, Exc: exc}
+}
+
+func enqueueAnswer(k, v string) []byte {
+	b, _ := json.Marshal(map[string]string{k: v})
+	return b
 }
 
 // enqueue implements wasmq_enqueue_v1: the answer is {"uuid"} or {"error"}.
 func (in *instance) enqueue(ctx context.Context, request []byte) []byte {
-	answer := func(k, v string) []byte {
-		b, _ := json.Marshal(map[string]string{k: v})
-		return b
-	}
 	if in.h.opts.enqueue == nil {
-		return answer("error", "this host cannot enqueue child jobs")
+		return enqueueAnswer("error", "this host cannot enqueue child jobs")
 	}
 	if request == nil {
-		return answer("error", "request block not found")
+		return enqueueAnswer("error", "request block not found")
 	}
 	uuid, err := in.h.opts.enqueue(ctx, in.call.job, append([]byte(nil), request...))
 	if err != nil {
-		return answer("error", err.Error())
+		return enqueueAnswer("error", err.Error())
 	}
-	return answer("uuid", uuid)
+	return enqueueAnswer("uuid", uuid)
 }

@@ -72,6 +72,11 @@ type call struct {
 	// stopped is set by a host function that ends the guest with a
 	// classified sandbox failure; the panic that follows only unwinds.
 	stopped *sandboxError
+
+	// rec keeps the attempt's tape when its recording policy is not
+	// off; play serves a replay from one (tape.go). Both nil otherwise.
+	rec  *recorder
+	play *player
 }
 
 // context is the attempt's context, for host functions that block: the
@@ -261,10 +266,12 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 	cfg := wazero.NewModuleConfig().
 		WithName("").
 		WithStartFunctions(). // _start of a command module is never run; _initialize is run below
-		WithSysWalltime().
-		WithSysNanotime().
+		// The clocks and random bytes follow the current call, which
+		// may record them or replay them (tape.go).
+		WithWalltime(in.walltime, sys.ClockResolution(time.Microsecond)).
+		WithNanotime(in.nanotime, sys.ClockResolution(1)).
 		WithSysNanosleep().
-		WithRandSource(rand.Reader).
+		WithRandSource(instRand{in}).
 		WithStdin(eofReader{}).
 		WithStdout(&stdioWriter{in: in, level: "info"}).
 		WithStderr(&stdioWriter{in: in, level: "warn"})
@@ -323,6 +330,8 @@ func (in *instance) function(name string) api.Function {
 	}
 	return f
 }
+
+func cryptoRead(p []byte) (int, error) { return rand.Read(p) }
 
 type eofReader struct{}
 

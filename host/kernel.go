@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -326,32 +327,32 @@ func userFunctions() []hostFn {
 		}, vt(i64), nil},
 		{abi.HostEnqueue, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
-			s[0] = in.k.write(in.enqueue(in.call.context(), in.k.block(s[0])))
+			req := in.k.block(s[0])
+			if !in.call.taping() {
+				s[0] = in.k.write(in.enqueue(in.call.context(), req))
+				return
+			}
+			s[0] = in.k.write(in.call.world(abi.HostEnqueue, argsDigest(req),
+				func() []byte { return in.enqueue(in.call.context(), req) },
+				func() []byte {
+					return enqueueAnswer("error", "replay: this enqueue is not on the tape; a replay enqueues no job")
+				}))
 		}, vt(i64), vt(i64)},
 		{abi.HostSleep, func(ctx context.Context, _ api.Module, s []uint64) {
-			// The sleep ends a little before the job's deadline (returning
-			// 1) so the guest can still wrap up, e.g. ask for a retry.
-			ctx = current(ctx).call.context()
-			d := time.Duration(int64(s[0])) * time.Millisecond
-			cut := false
-			if dl, ok := ctx.Deadline(); ok {
-				reserve := min(time.Until(dl)/10, 100*time.Millisecond)
-				if left := time.Until(dl) - reserve; d >= left {
-					d, cut = max(left, 0), true
-				}
+			c := current(ctx).call
+			if !c.taping() {
+				s[0] = sleep(c.context(), int64(s[0]))
+				return
 			}
-			if d > 0 {
-				t := time.NewTimer(d)
-				defer t.Stop()
-				select {
-				case <-t.C:
-				case <-ctx.Done():
-					panic(ctx.Err()) // the caller is stopping
-				}
+			// A replay does not wait: it answers as the recorded sleep did.
+			args := strconv.FormatInt(int64(s[0]), 10)
+			if r, ok := c.replayed(abi.HostSleep, args); ok && len(r) == 1 {
+				s[0] = uint64(r[0])
+				return
 			}
-			s[0] = 0
-			if cut {
-				s[0] = 1
+			s[0] = sleep(c.context(), int64(s[0]))
+			if c.rec != nil {
+				c.rec.add(abi.HostSleep, args, []byte{byte(s[0])})
 			}
 		}, vt(i64), vt(i32)},
 		{abi.HostLog, func(ctx context.Context, _ api.Module, s []uint64) {
@@ -363,7 +364,15 @@ func userFunctions() []hostFn {
 			in.call.log(lv, in.k.str(s[1]))
 		}, vt(i32, i64), nil},
 		{abi.HostNow, func(ctx context.Context, _ api.Module, s []uint64) {
+			c := current(ctx).call
+			if r, ok := c.replayed(abi.HostNow, ""); ok && len(r) == 8 {
+				s[0] = binary.LittleEndian.Uint64(r)
+				return
+			}
 			s[0] = uint64(time.Now().UnixNano())
+			if c.rec != nil {
+				c.rec.add64(abi.HostNow, s[0])
+			}
 		}, nil, vt(i64)},
 		{abi.HostProgress, func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
@@ -378,6 +387,32 @@ func userFunctions() []hostFn {
 			}
 		}, vt(i32, i64), vt(i32)},
 	}
+}
+
+// sleep is wasmq_sleep_v1: it ends a little before the job's deadline
+// (returning 1) so the guest can still wrap up, e.g. ask for a retry.
+func sleep(ctx context.Context, ms int64) uint64 {
+	d := time.Duration(ms) * time.Millisecond
+	cut := false
+	if dl, ok := ctx.Deadline(); ok {
+		reserve := min(time.Until(dl)/10, 100*time.Millisecond)
+		if left := time.Until(dl) - reserve; d >= left {
+			d, cut = max(left, 0), true
+		}
+	}
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			panic(ctx.Err()) // the caller is stopping
+		}
+	}
+	if cut {
+		return 1
+	}
+	return 0
 }
 
 // progress hands a plugin's progress report to whoever runs the attempt

@@ -24,7 +24,10 @@ import (
 // compiled is one module digest compiled once and shared by every tenant
 // and registry entry that has those bytes.
 type compiled struct {
-	digest  string
+	digest string
+	// wasm is the module's bytes, which a record refers to (the store
+	// keeps them once per digest, after the file is gone).
+	wasm    []byte
 	cm      wazero.CompiledModule
 	exports []string
 	hasInit bool
@@ -130,6 +133,9 @@ func checkFunctionExtras(fc abi.FunctionConfig) error {
 	default:
 		return fmt.Errorf("input: %q is not an input mode; use %q or %q", fc.Input, abi.InputEnvelope, abi.InputRaw)
 	}
+	if err := abi.CheckRecordPolicy(fc.Record); err != nil {
+		return fmt.Errorf("record: %w", err)
+	}
 	for k, v := range fc.Config {
 		if err := checkConfigEntry(k, v); err != nil {
 			return fmt.Errorf("config: %w", err)
@@ -209,7 +215,7 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 		cm.Close(ctx)
 		return nil, errors.Join(errs...)
 	}
-	c = &compiled{digest: digest, cm: cm, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
+	c = &compiled{digest: digest, wasm: wasm, cm: cm, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
 	if f, ok := cm.ExportedFunctions()["_initialize"]; ok && len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
 		c.hasInit = true
 	}

@@ -56,7 +56,7 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 		loadErr := strings.ReplaceAll(m.info.LoadError, filepath.Clean(h.cfg.PluginsDir)+string(filepath.Separator), "")
 		return failed(abi.ExcPluginInvalid, fmt.Sprintf("plugin module %q failed to load: %s", modName, loadErr))
 	}
-	code, config := m.code, m.configs[export]
+	code, config, shared := m.code, m.configs[export], m.info.Tenant == ""
 	fc, ok := m.info.Functions[export]
 	if !ok {
 		exports := strings.Join(m.info.Exports, ", ")
@@ -76,9 +76,15 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 
 	out = h.runOn(ctx, job, code, config, export, fc)
 	out.PluginSHA256 = code.digest
+	if out.Record != nil {
+		out.Record.Shared = shared
+	}
 	if out.Kind == abi.OutcomeSandbox && contains(fc.RetryOn, out.ExcName) {
 		out.Kind = abi.OutcomeRetry
 		out.Reason = out.ExcName + ": " + out.ExcMessage
+		if out.Record != nil {
+			out.Record.Outcome = RecordedOutcome(out, code.digest)
+		}
 	}
 	return out
 }
@@ -115,7 +121,14 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	if uint64(len(input)) > uint64(h.cfg.MaxInput) {
 		return sandbox(abi.ExcInputTooLarge, fmt.Sprintf("input of %d bytes is over the limit of %d bytes", len(input), h.cfg.MaxInput))
 	}
+	return h.callExport(ctx, job, code, config, export, fc, lim, deadline, input, nil)
+}
 
+// callExport runs export on an instance of code with input, recording
+// the attempt as its policy says, or replaying it when play is set.
+func (h *Host) callExport(ctx context.Context, job *abi.Job, code *compiled, config map[string]string, export string,
+	fc abi.FunctionConfig, lim limits, deadline time.Time, input []byte, play *player) abi.Outcome {
+	raw := fc.Input == abi.InputRaw
 	in, err := h.acquire(ctx, deadline, code, job.Tenant, lim)
 	if err != nil {
 		return h.classifyStart(ctx, deadline, err, lim)
@@ -141,6 +154,13 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 		return sandbox(abi.ExcInputTooLarge, fmt.Sprintf("input of %d bytes does not fit the memory limit of %d bytes", len(input), lim.memory))
 	}
 	c.inOff, c.inLen = in.k.write(input), uint64(len(input))
+	policy := h.recordPolicy(job.Tenant, fc)
+	switch {
+	case play != nil:
+		c.play = play
+	case policy != abi.RecordOff:
+		c.rec = newRecorder(int(h.cfg.RecordMaxBytes))
+	}
 	in.call = c
 	in.uses++
 	stack := in.stack[:]
@@ -162,9 +182,15 @@ func (h *Host) runOn(ctx context.Context, job *abi.Job, code *compiled, config m
 	if out.Kind == abi.OutcomeFailed || out.Kind == abi.OutcomeSandbox {
 		out.ExcInfo = excInfo(out, job.Func)
 	}
+	rec := c.rec
+	c.rec, c.play = nil, nil
 	c.release()
 	released = true
 	h.release(in, callErr == nil && c.stopped == nil, lim)
+	if rec != nil {
+		out.Record = keepRecord(policy, rec, out, job, code, config, fc, input)
+		rec.put()
+	}
 	return out
 }
 

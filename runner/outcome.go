@@ -14,7 +14,7 @@ import (
 func completion(job *abi.Job, o abi.Outcome, fc abi.FunctionConfig, defaultRetry time.Duration, now time.Time) store.Completion {
 	c := store.Completion{
 		UUID: job.UUID, WorkerID: job.WorkerID, Attempt: job.Attempt, Ended: now,
-		PluginSHA256: o.PluginSHA256, Logs: o.Logs,
+		PluginSHA256: o.PluginSHA256, Logs: o.Logs, Record: o.Record,
 	}
 	switch o.Kind {
 	case abi.OutcomeDone:

@@ -600,6 +600,15 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 		if err != nil {
 			return err
 		}
+		recs, err := recordRows(outcomes, done)
+		if err != nil {
+			return err
+		}
+		if len(recs) > 0 {
+			if err := tx.PutRecords(ctx, recs); err != nil {
+				return err
+			}
+		}
 		n := tx.Notes()
 		var parents []string
 		for _, d := range done {

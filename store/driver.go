@@ -58,8 +58,15 @@ type Driver interface {
 	Hold(ctx context.Context, workerID string) error
 	Unheld(ctx context.Context) ([]string, error)
 	// Vacuum deletes done and cancelled jobs of the channel finished
-	// before olderThan, with their attempts and dependency rows.
+	// before olderThan, with their attempts, dependency rows and records,
+	// then the modules no record refers to any more.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+	// GetRecord reads the record (its JSON, as PutRecords was given it)
+	// of a job's attempt, the job being tenant's ("" = any), and its
+	// plugin's digest; abi.ErrNotFound if there is none.
+	GetRecord(ctx context.Context, tenant, uuid string, attempt int) (raw []byte, sha256 string, err error)
+	// GetModule reads a module kept for records; abi.ErrNotFound if gone.
+	GetModule(ctx context.Context, sha256 string) ([]byte, error)
 	// SetProgress writes a job's latest progress if the job is started by
 	// workerID at attempt (else nothing); GetJob and ListJobs show it.
 	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
@@ -141,6 +148,10 @@ type Tx interface {
 	// silent success excepted: WithCurrent tells it) and returns those it
 	// applied.
 	Complete(ctx context.Context, outcomes []Outcome) ([]Completed, error)
+	// PutRecords writes attempts' records (raw: the record's JSON),
+	// replacing one of the same (job, attempt), and each module once per
+	// digest; a module being removed meanwhile (Vacuum) is written again.
+	PutRecords(ctx context.Context, recs []RecordRow) error
 
 	// LockSchedule reads a schedule and keeps it from other writers until
 	// the transaction ends; abi.ErrNotFound if missing.
@@ -191,6 +202,17 @@ type Outcome struct {
 	Outcome string // done, failed, retry or interrupted
 	// Silent: a done attempt with nothing to record beyond the job row.
 	Silent bool
+}
+
+// RecordRow is one attempt's record as a driver writes it.
+type RecordRow struct {
+	JobUUID      string
+	Attempt      int
+	PluginSHA256 string
+	Complete     bool
+	Size         int
+	Raw          []byte // the record's JSON
+	Wasm         []byte // the module, written if its digest is not kept yet
 }
 
 // Completed is a job an Outcome was applied to.

@@ -170,6 +170,9 @@ type Completion struct {
 	Logs         []abi.LogLine
 	// UncountRetry undoes the start's retry+1 (ignore_retry, shutdown).
 	UncountRetry bool
+	// Record is the attempt's record for replay, if its policy kept one
+	// (docs/replay.md): written with the attempt, in its transaction.
+	Record *abi.Record
 }
 
 // Reaped is a job taken back from a dead worker.
@@ -337,9 +340,17 @@ type Store interface {
 	// a worker gone before passing it to ReapExpired.
 	Unheld(ctx context.Context) ([]string, error)
 	// Vacuum deletes done and cancelled jobs of exactly this channel
-	// finished before olderThan; returns how many. The runner walks the
-	// channels in use, since each may have its own removal interval.
+	// finished before olderThan, with their records; returns how many.
+	// The runner walks the channels in use, since each may have its own
+	// removal interval.
 	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
+
+	// Record reads the record of a job's attempt (tenant "" = any):
+	// abi.ErrNotFound when the job is another tenant's or the attempt kept
+	// none. RecordModule reads the wasm bytes the record refers to, kept
+	// while a record does.
+	Record(ctx context.Context, tenant, uuid string, attempt int) (abi.Record, error)
+	RecordModule(ctx context.Context, tenant, uuid string, attempt int) ([]byte, error)
 
 	// Subscribe delivers change events (NOTIFY on PostgreSQL, in-process
 	// on SQLite, from any process sharing the store) until ctx ends.

@@ -98,6 +98,7 @@ func init() {
 		{"channels", "[pause|resume NAME | set NAME [--capacity N|config] [--throttle SECONDS|config] [--paused true|false|config]]", "list channels, or change one on every node", []string{"pause", "resume", "set"}, channelsCmd},
 		{"plugins", "list | check FILE... | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml", "list, check and upload plugins", []string{"list", "check", "upload", "config"}, pluginsCmd},
 		{"schedules", "list | add NAME CRON FUNC [flags] | rm|pause|resume|run NAME", "periodic jobs", []string{"list", "add", "rm", "pause", "resume", "run"}, schedulesCmd},
+		{"replay", "UUID [--attempt N] [--plugin FILE.wasm]", "run a recorded attempt again, here, from its tape; exit 1 if it ends otherwise", nil, replayCmd},
 		{"bench", "[flags]", "measure throughput and idle latency of a fresh node", nil, benchCmd},
 		{"completion", "bash|zsh|fish", "print a shell completion script (docs/cli.md)", []string{"bash", "zsh", "fish"}, completionCmd},
 		{"version", "[--json]", "print the version", nil, versionCmd},

@@ -432,13 +432,19 @@ func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time
 			counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
 				SELECT tenant, channel, state, -COUNT(*) FROM gone GROUP BY 1, 2, 3),
 			a AS (DELETE FROM job_attempts WHERE job_uuid IN (SELECT uuid FROM gone)),
+			r AS (DELETE FROM records WHERE job_uuid IN (SELECT uuid FROM gone)),
 			d AS (DELETE FROM job_dependencies WHERE child IN (SELECT uuid FROM gone))
 			SELECT 1 FROM gone`, channel, olderThan)
 		if err != nil {
 			return fmt.Errorf("postgres store: vacuum: %w", err)
 		}
 		n = tag.RowsAffected()
-		return nil
+		if n == 0 {
+			return nil
+		}
+		// A statement of its own: the one above does not see its own
+		// deletions.
+		return vacuumModules(ctx, w)
 	})
 	return int(n), err
 }

@@ -427,6 +427,13 @@ func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time
 		if _, err := w.ExecContext(ctx, `DELETE FROM job_attempts WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
 			return fmt.Errorf("sqlite store: vacuum attempts: %w", err)
 		}
+		if _, err := w.ExecContext(ctx, `DELETE FROM records WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
+			return fmt.Errorf("sqlite store: vacuum records: %w", err)
+		}
+		if _, err := w.ExecContext(ctx, `DELETE FROM record_modules WHERE NOT EXISTS (
+				SELECT 1 FROM records r WHERE r.plugin_sha256 = record_modules.sha256)`); err != nil {
+			return fmt.Errorf("sqlite store: vacuum modules: %w", err)
+		}
 		if _, err := w.ExecContext(ctx, `DELETE FROM job_dependencies WHERE child IN (`+sub+`)`, args...); err != nil {
 			return fmt.Errorf("sqlite store: vacuum dependencies: %w", err)
 		}

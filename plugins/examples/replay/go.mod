@@ -1,0 +1,3 @@
+module wasmq.example/flaky
+
+go 1.24
