@@ -61,8 +61,11 @@ func TestAJobComingDueStartsOnTimeBehindABacklogOfFutureJobs(t *testing.T) {
 		if s.start.Before(eta) {
 			t.Fatalf("started %v before its eta", eta.Sub(s.start))
 		}
-		if late := s.start.Sub(eta); late > 150*time.Millisecond {
-			t.Fatalf("started %v after its eta behind %d future jobs, want within 150ms", late, backlogSize())
+		// Not a speed target: a scheduler that missed the job would find
+		// it at the safety poll (5 s) at the earliest; a second is that,
+		// with room for a loaded machine.
+		if late := s.start.Sub(eta); late > time.Second {
+			t.Fatalf("started %v after its eta behind %d future jobs, want well before the safety poll", late, backlogSize())
 		}
 		if held := n.r.Held(); held > 10 {
 			t.Fatalf("the scheduler holds %d jobs after the due one ran, want the backlog left in the store", held)
