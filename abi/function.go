@@ -30,6 +30,9 @@ type FunctionConfig struct {
 	// Config is served to the plugin by Extism's config_get, over the
 	// module's own [config] table.
 	Config map[string]string `toml:"config" json:"config,omitempty"`
+	// MaxFuel ends an attempt that used this much fuel (Usage.Fuel) with
+	// ExcFuelExhausted; 0 is no limit.
+	MaxFuel int64 `toml:"max_fuel" json:"max_fuel,omitempty"`
 }
 
 // What a function reads as its input (FunctionConfig.Input).

@@ -144,6 +144,7 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	var body io.Reader
 	if bodyOff != 0 {
 		body = strings.NewReader(string(in.k.block(bodyOff)))
+		c.meter.httpOut += int64(len(in.k.block(bodyOff)))
 		in.k.free(bodyOff)
 	}
 	req, err := http.NewRequestWithContext(context.WithValue(ctx, allowedKey{}, c.allowed), strings.ToUpper(doc.Method), u.String(), body)
@@ -153,6 +154,7 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	for k, v := range doc.Headers {
 		req.Header.Set(k, v)
 	}
+	c.meter.httpRequests++
 	resp, err := in.h.http.c.Do(req)
 	if err != nil {
 		var de *deniedError
@@ -163,6 +165,7 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, in.h.http.maxBody+1))
+	c.meter.httpIn += int64(len(b))
 	if err != nil {
 		panic(fmt.Errorf("http_request %s: read body: %v", u.Redacted(), err))
 	}

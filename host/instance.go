@@ -24,6 +24,7 @@ type instance struct {
 	tenant string
 	mod    api.Module
 	mem    *limitedMemory
+	fuel   api.MutableGlobal // the countdown's counter (meter.go)
 	fns    map[string]api.Function
 	k      kernel
 	uses   int
@@ -72,6 +73,8 @@ type call struct {
 	// stopped is set by a host function that ends the guest with a
 	// classified sandbox failure; the panic that follows only unwinds.
 	stopped *sandboxError
+
+	meter meter
 }
 
 // context is the attempt's context, for host functions that block: the
@@ -286,6 +289,7 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 		return nil, err
 	}
 	in.mod = mod
+	in.fuel = fuelGlobal(mod)
 	if code.hasInit {
 		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
 			mod.Close(context.Background())
