@@ -104,4 +104,3 @@ func TestMaxFuelOutOfBoundsIsRefusedNamingTheKey(t *testing.T) {
 		}
 	}
 }
-
