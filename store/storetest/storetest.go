@@ -72,6 +72,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
 		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
 		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
+		{"AttemptsKeepTheirUsage", attemptsKeepTheirUsage},
+		{"UsageAggregateSumsPerTenantAndFunction", usageAggregateSumsPerTenantAndFunction},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)
