@@ -71,6 +71,16 @@ type Usage struct {
 	HTTPBytesIn  int64 `json:"http_bytes_in"`
 }
 
+// UsageRow is what a tenant's function used over a time range
+// (GET /v1/usage): the sums of its attempts' usage, the largest peak
+// memory.
+type UsageRow struct {
+	Tenant   string `json:"tenant"`
+	Func     string `json:"func"`
+	Attempts int64  `json:"attempts"`
+	Usage
+}
+
 // Add adds u2 to u.
 func (u *Usage) Add(u2 Usage) {
 	u.Fuel += u2.Fuel

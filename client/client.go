@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -228,6 +229,20 @@ func (c *Client) Attempts(ctx context.Context, uuid string) ([]abi.Attempt, erro
 		Attempts []abi.Attempt `json:"attempts"`
 	}
 	return out.Attempts, c.do(ctx, "GET", "/v1/jobs/"+url.PathEscape(uuid)+"/attempts", nil, &out)
+}
+
+// Usage returns what attempts used per tenant and function over the
+// whole minutes in [from, to): the caller's own, or for the admin
+// tenant's ("" = every tenant).
+func (c *Client) Usage(ctx context.Context, from, to time.Time, tenant string) ([]abi.UsageRow, error) {
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	var out struct {
+		Usage []abi.UsageRow `json:"usage"`
+	}
+	return out.Usage, c.do(ctx, "GET", "/v1/usage?"+q.Encode(), nil, &out)
 }
 
 // Channels returns the channels with live counts.

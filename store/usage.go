@@ -33,12 +33,7 @@ type UsageQuery struct {
 const MaxUsageRange = 366 * 24 * time.Hour
 
 // UsageRow is the sum of a tenant's function over a query's range.
-type UsageRow struct {
-	Tenant   string `json:"tenant"`
-	Func     string `json:"func"`
-	Attempts int64  `json:"attempts"`
-	abi.Usage
-}
+type UsageRow = abi.UsageRow
 
 func (c *Core) AddUsage(ctx context.Context, buckets []UsageBucket) error {
 	if len(buckets) == 0 {
