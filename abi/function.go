@@ -34,6 +34,9 @@ type FunctionConfig struct {
 	// RecordFailures or RecordAll; "" leaves it to the tenant's policy,
 	// then the host's (docs/replay.md).
 	Record string `toml:"record" json:"record,omitempty"`
+	// MaxFuel ends an attempt that used this much fuel (Usage.Fuel) with
+	// ExcFuelExhausted; 0 is no limit.
+	MaxFuel int64 `toml:"max_fuel" json:"max_fuel,omitempty"`
 }
 
 // What a function reads as its input (FunctionConfig.Input).

@@ -87,6 +87,8 @@ type Job struct {
 	LeaseUntil *time.Time `json:"lease_until"`
 	// Progress is the latest progress the job reported (wasmq_progress_v1).
 	Progress *Progress `json:"progress"`
+	// Usage is what the last finished attempt used (null before one).
+	Usage *Usage `json:"usage"`
 }
 
 // JobDoc is the JSON form of a Job: the same fields in the same order,
@@ -131,6 +133,7 @@ type JobDoc struct {
 	Seq           int64           `json:"seq"`
 	LeaseUntil    *time.Time      `json:"lease_until"`
 	Progress      *Progress       `json:"progress"`
+	Usage         *Usage          `json:"usage"`
 }
 
 func nullable(s *string) *string {
@@ -152,6 +155,7 @@ func (j *Job) Doc() *JobDoc {
 		DateCreated: j.DateCreated, DateEnqueued: j.DateEnqueued, DateStarted: j.DateStarted, DateDone: j.DateDone,
 		DateCancelled: j.DateCancelled, ExecTime: j.ExecTime, Late: j.Late, WorkerID: nullable(&j.WorkerID),
 		PluginSHA256: nullable(&j.PluginSHA256), Seq: j.Seq, LeaseUntil: j.LeaseUntil, Progress: j.Progress,
+		Usage: j.Usage,
 	}
 }
 
@@ -173,6 +177,10 @@ type Attempt struct {
 	ExcName      string     `json:"exc_name"`
 	ExcMessage   string     `json:"exc_message"`
 	Logs         []LogLine  `json:"logs"`
+	// Usage is what the attempt used; absent for an attempt that did not
+	// reach the host (reaped, requeued, cancelled) or ended before
+	// metering existed.
+	Usage *Usage `json:"usage,omitempty"`
 }
 
 // LogLine is one line a plugin logged during an attempt.

@@ -43,7 +43,55 @@ const (
 	ExcJobFoundDead   = "JobFoundDead"         // lease expired with the budget spent
 	ExcCancelled      = "wasmq.Cancelled"      // cancelled by hand while it ran
 	ExcReplayDiverged = "wasmq.ReplayDiverged" // a replay's plugin asked what the tape does not hold
+	// ExcFuelExhausted: the attempt used its function's max_fuel. Unlike
+	// a timeout it does not depend on the machine: the same input stops
+	// at the same fuel on every run.
+	ExcFuelExhausted = "wasmq.FuelExhausted"
 )
+
+// Usage is what one attempt used, whatever its end (docs/abi.md, "Usage
+// and fuel").
+type Usage struct {
+	// Fuel counts the function entries and loop iterations the guest
+	// executed: the unit of max_fuel and of a tenant's fuel_rate.
+	Fuel int64 `json:"fuel"`
+	// WallMS is the attempt's wall time in milliseconds (Outcome.Duration).
+	WallMS int64 `json:"wall_ms"`
+	// PeakMemory is the guest's linear memory at the end of the call, in
+	// bytes: it only grows, so it is the call's peak (a pooled instance
+	// starts with what its earlier calls grew).
+	PeakMemory int64 `json:"peak_memory"`
+	// HostCalls counts the host functions the guest called, other than
+	// the kernel's memory primitives (alloc, free, length, load_*,
+	// store_*, input_*, output_*) and WASI.
+	HostCalls int64 `json:"host_calls"`
+	// HTTPRequests, HTTPBytesOut and HTTPBytesIn count http_request calls
+	// that reached the network, their request bodies and response bodies.
+	HTTPRequests int64 `json:"http_requests"`
+	HTTPBytesOut int64 `json:"http_bytes_out"`
+	HTTPBytesIn  int64 `json:"http_bytes_in"`
+}
+
+// UsageRow is what a tenant's function used over a time range
+// (GET /v1/usage): the sums of its attempts' usage, the largest peak
+// memory.
+type UsageRow struct {
+	Tenant   string `json:"tenant"`
+	Func     string `json:"func"`
+	Attempts int64  `json:"attempts"`
+	Usage
+}
+
+// Add adds u2 to u.
+func (u *Usage) Add(u2 Usage) {
+	u.Fuel += u2.Fuel
+	u.WallMS += u2.WallMS
+	u.PeakMemory = max(u.PeakMemory, u2.PeakMemory)
+	u.HostCalls += u2.HostCalls
+	u.HTTPRequests += u2.HTTPRequests
+	u.HTTPBytesOut += u2.HTTPBytesOut
+	u.HTTPBytesIn += u2.HTTPBytesIn
+}
 
 // Outcome is what the host reports for one attempt.
 type Outcome struct {
@@ -68,6 +116,8 @@ type Outcome struct {
 	// policy keeps it (docs/replay.md); the store writes it with the
 	// attempt.
 	Record *Record `json:"-"`
+	// Usage is filled on every attempt that reached the host.
+	Usage Usage `json:"usage"`
 }
 
 // Input is the JSON document a plugin reads as its input.

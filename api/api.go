@@ -111,6 +111,7 @@ func New(o Options) http.Handler {
 	s.route("POST /v1/jobs/{uuid}/cancel", s.action(abi.CauseCancel))
 	s.route("POST /v1/jobs/{uuid}/done", s.action(abi.CauseSetDone))
 	s.route("GET /v1/stats", s.stats)
+	s.route("GET /v1/usage", s.usage)
 	s.route("GET /v1/channels", s.channels)
 	s.route("POST /v1/channels/{action}", s.channelAction)
 	s.route("PATCH /v1/channels/{name}", s.patchChannel)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
@@ -109,6 +110,10 @@ func TestTheGoClientAndTheOpenAPIDocumentAgree(t *testing.T) {
 			return err
 		}},
 		{"Channels", "GET /v1/channels", func() error { _, err := tenant.Channels(ctx); return err }},
+		{"Usage", "GET /v1/usage", func() error {
+			_, err := tenant.Usage(ctx, time.Now().Add(-time.Hour), time.Now(), "")
+			return err
+		}},
 		{"PauseChannel", "POST /v1/channels/{name}:pause", func() error { _, err := admin.PauseChannel(ctx, "mail"); return err }},
 		{"ResumeChannel", "POST /v1/channels/{name}:resume", func() error { _, err := admin.ResumeChannel(ctx, "mail"); return err }},
 		{"SetChannel", "PATCH /v1/channels/{name}", func() error {

@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"go/ast"
@@ -13,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/store"
 )
 
 // The tenant-isolation matrix: acme (A) fills the node with everything a
@@ -115,6 +118,22 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"POST /v1/jobs/{uuid}/requeue": perJob("POST", "/requeue", nil),
 		"POST /v1/jobs/{uuid}/cancel":  perJob("POST", "/cancel", nil),
 		"POST /v1/jobs/{uuid}/done":    perJob("POST", "/done", nil),
+		"GET /v1/usage": func(t *testing.T, b *asB) {
+			m := time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC)
+			if err := s.n.Store.AddUsage(context.Background(), []store.UsageBucket{
+				{Tenant: "acme", Func: "acmeprivate.echo", Minute: m, Attempts: 1, Usage: abi.Usage{Fuel: 7}},
+				{Tenant: "globex", Func: "testkit.echo", Minute: m, Attempts: 1, Usage: abi.Usage{Fuel: 9}},
+			}); err != nil {
+				t.Fatal(err)
+			}
+			for _, q := range []string{"", "&tenant=acme"} {
+				r := b.do("GET", "/v1/usage?from=2026-01-02T00:00:00Z&to=2026-01-03T00:00:00Z"+q, nil)
+				rows, _ := r.json(t)["usage"].([]any)
+				if r.status != 200 || len(rows) != 1 || rows[0].(map[string]any)["tenant"] != "globex" || strings.Contains(string(r.body), "acme") {
+					t.Errorf("GET /v1/usage%s: %d %s, want B's own row only", q, r.status, r.body)
+				}
+			}
+		},
 		"GET /v1/stats": func(t *testing.T, b *asB) {
 			for _, q := range []string{"", "?tenant=acme"} {
 				states := b.do("GET", "/v1/stats"+q, nil).json(t)["states"].(map[string]any)

@@ -108,6 +108,7 @@ func TestMetricsAreScrapedFromARunningServerPerTenant(t *testing.T) {
 		{"wasmq_attempts_total", map[string]string{"tenant": "acme", "outcome": "done"}, 1},
 		{"wasmq_attempts_total", map[string]string{"tenant": "acme", "outcome": "failed"}, 1},
 		{"wasmq_attempts_total", map[string]string{"tenant": "globex", "outcome": "done"}, 1},
+		{"wasmq_host_calls_total", map[string]string{"tenant": "acme", "func": "testkit.echo"}, 0},
 		{"wasmq_jobs", map[string]string{"tenant": "acme", "state": "done", "channel": "root"}, 1},
 		{"wasmq_jobs", map[string]string{"tenant": "acme", "state": "failed", "channel": "root"}, 1},
 		{"wasmq_runner_done_total", nil, 2},
@@ -125,6 +126,9 @@ func TestMetricsAreScrapedFromARunningServerPerTenant(t *testing.T) {
 		if v != c.want && !(c.name == "wasmq_runner_done_total" && v >= c.want) {
 			t.Errorf("%s%v = %v, want %v", c.name, c.labels, v, c.want)
 		}
+	}
+	if m := series(admin, "wasmq_fuel_total", map[string]string{"tenant": "acme", "func": "testkit.echo"}); m == nil || m.GetCounter().GetValue() <= 0 {
+		t.Errorf("no fuel counted for acme's testkit.echo: %v", m)
 	}
 	if m := series(admin, "wasmq_host_instances_idle", nil); m == nil || m.GetGauge().GetValue() < 1 {
 		t.Errorf("no idle pooled instance after the jobs ran: %v", m)

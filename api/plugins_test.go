@@ -53,13 +53,13 @@ func TestAPluginIsUploadedWithItsConfigOverHTTP(t *testing.T) {
 		t.Fatalf("vowels.wasm must be built (make plugins): %v", err)
 	}
 	s := start(t)
-	sidecar := "[config]\ngreeting = \"hi\"\n\n[functions.count_vowels]\ninput = \"raw\"\nconfig = { vowels = \"aeiouy\" }\n"
+	sidecar := "[config]\ngreeting = \"hi\"\n\n[functions.count_vowels]\ninput = \"raw\"\nmax_fuel = 50_000_000\nconfig = { vowels = \"aeiouy\" }\n"
 	r := s.putMultipart("/v1/plugins/vowels", tokA, map[string][]byte{"wasm": wasm, "config": []byte(sidecar)})
 	if r.status != 201 || strings.Contains(string(r.body), `"path"`) {
 		t.Fatalf("upload: %d %s", r.status, r.body)
 	}
 	fn := r.json(t)["functions"].(map[string]any)["count_vowels"].(map[string]any)
-	if fn["input"] != "raw" || fn["config"].(map[string]any)["vowels"] != "aeiouy" {
+	if fn["input"] != "raw" || fn["config"].(map[string]any)["vowels"] != "aeiouy" || fn["max_fuel"] != 5e7 {
 		t.Fatalf("the owner sees functions.count_vowels = %v", fn)
 	}
 	j := s.runJob(tokA, map[string]any{"func": "vowels.count_vowels", "args": []any{"Yummy tea"}}, abi.StateDone)
@@ -81,6 +81,7 @@ func TestAPluginIsUploadedWithItsConfigOverHTTP(t *testing.T) {
 		{"[functions.count_vowels]\ninput = \"bytes\"\n", `functions.count_vowels.input: "bytes" is not an input mode`},
 		{"[functions.nope]\ninput = \"raw\"\n", "vowels.toml: [functions.nope] names no export of the module"},
 		{"[functions.count_vowels]\ncolour = 1\n", "unknown key functions.count_vowels.colour"},
+		{"[functions.count_vowels]\nmax_fuel = -1\n", "functions.count_vowels.max_fuel: must be between 0"},
 		{"not toml = = 1", "vowels.toml"},
 	} {
 		r := s.do("PUT", "/v1/plugins/vowels/config", tokA, c.body)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -245,6 +246,20 @@ func (c *Client) Record(ctx context.Context, uuid string, attempt int) (abi.Reco
 func (c *Client) RecordModule(ctx context.Context, uuid string, attempt int) ([]byte, error) {
 	var b []byte
 	return b, c.do(ctx, "GET", fmt.Sprintf("/v1/jobs/%s/attempts/%d/record/module", url.PathEscape(uuid), attempt), nil, &b)
+}
+
+// Usage returns what attempts used per tenant and function over the
+// whole minutes in [from, to): the caller's own, or for the admin
+// tenant's ("" = every tenant).
+func (c *Client) Usage(ctx context.Context, from, to time.Time, tenant string) ([]abi.UsageRow, error) {
+	q := url.Values{"from": {from.UTC().Format(time.RFC3339Nano)}, "to": {to.UTC().Format(time.RFC3339Nano)}}
+	if tenant != "" {
+		q.Set("tenant", tenant)
+	}
+	var out struct {
+		Usage []abi.UsageRow `json:"usage"`
+	}
+	return out.Usage, c.do(ctx, "GET", "/v1/usage?"+q.Encode(), nil, &out)
 }
 
 // Channels returns the channels with live counts.

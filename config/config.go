@@ -98,6 +98,10 @@ const (
 // a channel tree is made for, far less than a flood of made-up names.
 const DefaultMaxChannels = 1000
 
+// MaxFuelRate bounds fuel_rate: a tight loop spends about a fuel a
+// nanosecond, so 1e12 a second is a thousand cores.
+const MaxFuelRate = 1e12
+
 // Tenant is one [[tenants]] entry.
 type Tenant struct {
 	// Name owns jobs and the plugins of plugins_dir/<name>/. Required.
@@ -122,6 +126,16 @@ type Tenant struct {
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
 	Burst int     `toml:"burst"`
+	// FuelRate caps the fuel the tenant's attempts use per second (fuel
+	// counts function entries and loop iterations, docs/abi.md): a token
+	// bucket in the scheduler, charged when an attempt ends; a tenant
+	// whose bucket is empty starts nothing until it refills. It also
+	// weighs the tenant in fair share: a tenth of the rate, a tenth of
+	// the workers when they are all busy. Defaults to 0 (unlimited).
+	FuelRate float64 `toml:"fuel_rate"`
+	// FuelBurst is the bucket's size: the fuel the tenant may use at once
+	// after a quiet spell. Defaults to FuelRate (one second's worth).
+	FuelBurst float64 `toml:"fuel_burst"`
 	// SQLRoles are the PostgreSQL roles whose transactions create this
 	// tenant's jobs with SQL (docs/sql.md); `wasmq migrate` and every node
 	// at start grant them EXECUTE on the enqueue functions. PostgreSQL
@@ -217,6 +231,9 @@ func (f File) WithDefaults() File {
 				f.Host.TenantRecord = map[string]string{}
 			}
 			f.Host.TenantRecord[f.Tenants[i].Name] = r
+		}
+		if f.Tenants[i].FuelBurst == 0 {
+			f.Tenants[i].FuelBurst = f.Tenants[i].FuelRate
 		}
 	}
 	if f.Enqueue.Window == 0 {
@@ -322,6 +339,14 @@ func (f File) Validate() error {
 		}
 		if t.MaxPending < 0 || t.MaxRunning < 0 || t.Rate < 0 || t.Burst < 0 {
 			errs = append(errs, fmt.Errorf("%s: max_pending, max_running, rate and burst must be >= 0", key))
+		}
+		switch {
+		case t.FuelRate < 0 || t.FuelRate > MaxFuelRate || t.FuelRate != t.FuelRate:
+			errs = append(errs, fmt.Errorf("%s.fuel_rate: must be between 0 (unlimited) and %g fuel per second", key, float64(MaxFuelRate)))
+		case t.FuelBurst < 0 || t.FuelBurst > MaxFuelRate*3600 || t.FuelBurst != t.FuelBurst:
+			errs = append(errs, fmt.Errorf("%s.fuel_burst: must be between 0 (one second of fuel_rate) and an hour of the largest fuel_rate", key))
+		case t.FuelBurst > 0 && t.FuelRate == 0:
+			errs = append(errs, fmt.Errorf("%s.fuel_burst: needs a fuel_rate", key))
 		}
 		if t.MaxChannels < 0 {
 			errs = append(errs, fmt.Errorf("%s.max_channels: must be >= 1 (0 means the default, %d)", key, DefaultMaxChannels))

@@ -57,6 +57,11 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[enqueue]\ncoalesce_flusher = 2\n":                                               "enqueue.coalesce_flusher",
 		"[host]\nrecord = \"sometimes\"\n":                                                "host.record",
 		"[[tenants]]\nname = \"acme\"\ntoken = \"0123456789abcdef\"\nrecord = \"most\"\n": "tenants[0].record",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = -1\n":                 "tenants[0].fuel_rate",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = 1e13\n":               "tenants[0].fuel_rate",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_burst = 1000\n":              "tenants[0].fuel_burst: needs a fuel_rate",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = 1\nfuel_burst = -1\n": "tenants[0].fuel_burst",
+		"[runner]\nusage_flush = \"-1s\"\n":                                                         "runner.usage_flush",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))

@@ -53,6 +53,8 @@ func TestOperatorRequeuesAFailedJobAndWatchesItFinish(t *testing.T) {
 	run(t, ctx, "requeue it", chromedp.Click(chromedp.CSS(`button[data-action="requeue"]`)))
 	waitJS(t, ctx, "the job page shows it done", `document.querySelector('.job-page[data-state="done"]') !== null`)
 	waitJS(t, ctx, "attempts of both runs listed", `document.querySelectorAll('.attempts > li').length >= 2`)
+	waitJS(t, ctx, "each attempt shows the fuel it used", `[...document.querySelectorAll('.attempts > li')].every(li =>
+		Number((li.querySelector('.usage [data-k="fuel"] strong') || {}).textContent.replace(/\D/g, '')) > 0)`)
 	waitState(t, s.URL, s.TokenA, failing.UUID, abi.StateDone, time.Second)
 }
 

@@ -36,6 +36,7 @@ type options struct {
 	enqueue       ChildEnqueuer
 	allowLoopback bool
 	noReload      bool
+	noMeter       bool
 	// observe sees every completed call's raw input and output (tests).
 	observe func(input, output []byte, rc int32, errMsg string)
 }
@@ -145,10 +146,10 @@ func (h *Host) startRuntime(ctx context.Context) error {
 		}
 		return nil
 	}
-	if err := add(instantiateHostModule(ctx, h.rt, abi.HostEnvModule, envFunctions())); err != nil {
+	if err := add(instantiateHostModule(ctx, h.rt, abi.HostEnvModule, counted(envFunctions(), h.opts.noMeter))); err != nil {
 		return err
 	}
-	if err := add(instantiateHostModule(ctx, h.rt, abi.HostUserModule, userFunctions())); err != nil {
+	if err := add(instantiateHostModule(ctx, h.rt, abi.HostUserModule, counted(userFunctions(), h.opts.noMeter))); err != nil {
 		return err
 	}
 	if err := add(instantiateCheckModule(ctx, h.rt)); err != nil {

@@ -145,6 +145,7 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	var body []byte
 	if bodyOff != 0 {
 		body = bytes.Clone(in.k.block(bodyOff))
+		c.meter.httpOut += int64(len(body))
 		in.k.free(bodyOff)
 	}
 	var a httpAnswer
@@ -188,6 +189,7 @@ func (in *instance) fetch(ctx context.Context, doc httpRequestDoc, u *url.URL, b
 	for k, v := range doc.Headers {
 		req.Header.Set(k, v)
 	}
+	c.meter.httpRequests++
 	resp, err := in.h.http.c.Do(req)
 	if err != nil {
 		var de *deniedError
@@ -198,6 +200,7 @@ func (in *instance) fetch(ctx context.Context, doc httpRequestDoc, u *url.URL, b
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(io.LimitReader(resp.Body, in.h.http.maxBody+1))
+	c.meter.httpIn += int64(len(b))
 	if err != nil {
 		return httpError("", fmt.Sprintf("http_request %s: read body: %v", u.Redacted(), err))
 	}

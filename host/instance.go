@@ -24,6 +24,7 @@ type instance struct {
 	tenant string
 	mod    api.Module
 	mem    *limitedMemory
+	fuel   api.MutableGlobal // the countdown's counter (meter.go)
 	fns    map[string]api.Function
 	k      kernel
 	uses   int
@@ -77,6 +78,7 @@ type call struct {
 	// off; play serves a replay from one (tape.go). Both nil otherwise.
 	rec  *recorder
 	play *player
+	meter meter
 }
 
 // context is the attempt's context, for host functions that block: the
@@ -293,6 +295,7 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 		return nil, err
 	}
 	in.mod = mod
+	in.fuel = fuelGlobal(mod)
 	if code.hasInit {
 		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
 			mod.Close(context.Background())

@@ -100,7 +100,11 @@ func instrument(wasm []byte) ([]byte, error) {
 		n    uint64
 		body []byte
 	}
-	added := map[byte]entries{1: {2, newTypes}, 2: {addedFuncs, newImports}, 6: {1, counter}}
+	// The counter is exported so the host can read and set it per call:
+	// how far it went is the call's fuel (meter.go).
+	rw.fuelExport = append(appendName(nil, fuelExport), 0x03)
+	rw.fuelExport = appendULEB(rw.fuelExport, globals)
+	added := map[byte]entries{1: {2, newTypes}, 2: {addedFuncs, newImports}, 6: {1, counter}, 7: {1, rw.fuelExport}}
 
 	out := make([]byte, 0, len(wasm)+len(wasm)/4)
 	out = append(out, wasm[:8]...)
@@ -110,7 +114,7 @@ func instrument(wasm []byte) ([]byte, error) {
 		out = append(out, body...)
 	}
 	emitMissing := func(before byte) {
-		for _, id := range []byte{1, 2, 6} {
+		for _, id := range []byte{1, 2, 6, 7} {
 			if e, ok := added[id]; ok && sectionOrder(id) < sectionOrder(before) {
 				emit(id, append(appendULEB(nil, e.n), e.body...))
 				delete(added, id)
@@ -129,6 +133,7 @@ func instrument(wasm []byte) ([]byte, error) {
 			delete(added, s.id)
 		case 7:
 			body, err = rw.exports(s.body)
+			delete(added, s.id)
 		case 8:
 			var f uint64
 			if f, _, err = readULEB(s.body, 0); err == nil {
@@ -159,6 +164,9 @@ const (
 	tableGrowFunc = "table_grow"
 	// addedFuncs is how many: defined functions move up by as many.
 	addedFuncs = 2
+	// fuelExport names the exported counter global; the colon keeps it
+	// apart from any name a toolchain exports.
+	fuelExport = "wasmq:fuel"
 )
 
 // checkEvery is how many function entries and loop iterations pass
@@ -182,6 +190,7 @@ func instantiateCheckModule(ctx context.Context, rt wazero.Runtime) (api.Module,
 // deadline (checkCall), the way wazero's own WithCloseOnContextDone would
 // have stopped it.
 func checkGuest(ctx context.Context) {
+	meterCheck(ctx)
 	select {
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -238,6 +247,8 @@ type rewriter struct {
 	check         []byte
 	// grow is the index of the table_grow import.
 	grow uint64
+	// fuelExport is the export entry of the counter global.
+	fuelExport []byte
 }
 
 // fn is the new index of function f.
@@ -280,7 +291,7 @@ func (rw *rewriter) exports(body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := appendULEB(make([]byte, 0, len(body)+8), n)
+	out := appendULEB(make([]byte, 0, len(body)+len(rw.fuelExport)+8), n+1)
 	for i := uint64(0); i < n; i++ {
 		q, err := skipName(body, p)
 		if err != nil || q >= len(body) {
@@ -298,7 +309,10 @@ func (rw *rewriter) exports(body []byte) ([]byte, error) {
 		out = appendULEB(out, idx)
 		p = q + 1 + m
 	}
-	return out, nil
+	if p != len(body) {
+		return nil, errors.New("trailing bytes")
+	}
+	return append(out, rw.fuelExport...), nil
 }
 
 func (rw *rewriter) elements(body []byte) ([]byte, error) {

@@ -108,6 +108,9 @@ func parseSidecar(path string, data []byte) (sidecar, error) {
 		if fc.MaxRetries != nil && *fc.MaxRetries < 0 {
 			return sc, fmt.Errorf("%s: functions.%s.max_retries: must be >= 0", path, fn)
 		}
+		if fc.MaxFuel < 0 || fc.MaxFuel > maxFuelLimit {
+			return sc, fmt.Errorf("%s: functions.%s.max_fuel: must be between 0 (no limit) and %d", path, fn, int64(maxFuelLimit))
+		}
 		for _, e := range fc.AllowedHosts {
 			if _, _, err := parseAllowed(e); err != nil {
 				return sc, fmt.Errorf("%s: functions.%s.allowed_hosts: %w", path, fn, err)

@@ -34,6 +34,7 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 			out = abi.Outcome{Kind: abi.OutcomeFailed, ExcName: abi.ExcError, ExcMessage: fmt.Sprintf("host panic: %v", r), ExcInfo: string(debug.Stack())}
 		}
 		out.Duration = time.Since(start)
+		out.Usage.WallMS = out.Duration.Milliseconds()
 	}()
 	h.running.Add(1)
 	defer h.running.Add(-1)
@@ -162,12 +163,14 @@ func (h *Host) callExport(ctx context.Context, job *abi.Job, code *compiled, con
 		c.rec = newRecorder(int(h.cfg.RecordMaxBytes))
 	}
 	in.call = c
+	c.startMeter(in, h.opts.noMeter, fc.MaxFuel)
 	in.uses++
 	stack := in.stack[:]
 	stack[0] = 0
 	callStart := time.Now()
 	callErr := in.function(export).CallWithStack(withInstance(ctx, in), stack)
 	callTime := time.Since(callStart)
+	c.stopMeter(in)
 	in.call, in.ctx = nil, instCtx{}
 
 	out := h.outcome(ctx, in, c, callErr, int32(uint32(stack[0])), export, raw)
@@ -176,6 +179,7 @@ func (h *Host) callExport(ctx context.Context, job *abi.Job, code *compiled, con
 	}
 	out.Logs = c.logs
 	out.CallTime = callTime
+	out.Usage = c.usage(in)
 	if c.logsDropped > 0 {
 		out.Logs = append(out.Logs, abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf("wasmq: %d more log lines dropped (limit %d lines, %d bytes)", c.logsDropped, c.maxLogLines, c.maxLogBytes)})
 	}

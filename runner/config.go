@@ -50,7 +50,20 @@ type Config struct {
 	// TenantMaxRunning caps each tenant's enqueued+started jobs across
 	// all nodes; filled from [[tenants]] max_running. Defaults to none.
 	TenantMaxRunning map[string]int `toml:"-"`
+	// TenantFuelRate is each tenant's fuel per second (a token bucket in
+	// the scheduler), with TenantFuelBurst at once; filled from
+	// [[tenants]] fuel_rate and fuel_burst. Defaults to none (unlimited).
+	TenantFuelRate  map[string]float64 `toml:"-"`
+	TenantFuelBurst map[string]float64 `toml:"-"`
+	// UsageFlush is how often the usage this node's attempts used is
+	// added to the store's per-minute aggregate (and at stop). Defaults
+	// to 5s (DefaultUsageFlush).
+	UsageFlush abi.Duration `toml:"usage_flush"`
 }
+
+// DefaultUsageFlush: the usage aggregate is at most 5 s behind, for one
+// statement per node every 5 s.
+const DefaultUsageFlush = 5 * time.Second
 
 // DefaultLease brings a killed node's jobs back within 10–13 s (the
 // lease, plus the reaper's period of lease/3). A store unreachable for
@@ -87,6 +100,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.VacuumEvery, time.Hour)
 	def(&c.SafetyPoll, 5*time.Second)
 	def(&c.DueHorizon, DefaultDueHorizon)
+	def(&c.UsageFlush, DefaultUsageFlush)
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}
@@ -107,6 +121,7 @@ func (c Config) Validate() error {
 		"runner.lease": c.Lease, "runner.default_retry_interval": c.DefaultRetryInterval,
 		"runner.removal_interval": c.RemovalInterval, "runner.safety_poll": c.SafetyPoll,
 		"runner.vacuum_every": c.VacuumEvery, "runner.due_horizon": c.DueHorizon,
+		"runner.usage_flush": c.UsageFlush,
 	}
 	for k, v := range pos {
 		if v <= 0 {

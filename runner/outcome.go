@@ -16,6 +16,10 @@ func completion(job *abi.Job, o abi.Outcome, fc abi.FunctionConfig, defaultRetry
 		UUID: job.UUID, WorkerID: job.WorkerID, Attempt: job.Attempt, Ended: now,
 		PluginSHA256: o.PluginSHA256, Logs: o.Logs, Record: o.Record,
 	}
+	if o.Kind != abi.OutcomeInterrupted || o.Usage != (abi.Usage{}) {
+		u := o.Usage
+		c.Usage = &u
+	}
 	switch o.Kind {
 	case abi.OutcomeDone:
 		c.To, c.Cause, c.Result = abi.StateDone, abi.CauseDone, o.Result

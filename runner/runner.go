@@ -82,6 +82,8 @@ type Runner struct {
 	// from (0 when this node does not lead).
 	peers atomic.Int32
 	notes notes // workers → scheduler
+	// usage is what this node's attempts used, not yet in the store.
+	usage usageBuckets
 	// live is the attempts running here, interrupted when their job is
 	// cancelled (cancel.go); checks is the goroutines checking them.
 	live   live
@@ -113,7 +115,28 @@ type notes struct {
 	mu      sync.Mutex
 	ended   []string
 	settled []string
-	wake    chan struct{}
+	// fuel is what ended attempts used, per tenant (fuel_rate).
+	fuel map[string]int64
+	wake chan struct{}
+}
+
+// charge notes fuel a tenant's attempt used; it needs no round of its own.
+func (n *notes) charge(tenant string, fuel int64) {
+	n.mu.Lock()
+	if n.fuel == nil {
+		n.fuel = map[string]int64{}
+	}
+	n.fuel[tenant] += fuel
+	n.mu.Unlock()
+}
+
+// takeFuel empties the fuel noted.
+func (n *notes) takeFuel() map[string]int64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	f := n.fuel
+	n.fuel = nil
+	return f
 }
 
 func (n *notes) post(ended string, settled []string) {
@@ -208,7 +231,8 @@ func (r *Runner) Start(ctx context.Context) error {
 				}
 			}()
 		}
-		r.bg.Add(4)
+		r.bg.Add(5)
+		go func() { defer r.bg.Done(); r.usageLoop(bg) }()
 		r.fetchDone, r.leadDone = make(chan struct{}), make(chan struct{})
 		go func() { defer r.bg.Done(); defer close(r.fetchDone); r.fetchLoop(fetch) }()
 		go func() { defer r.bg.Done(); r.renewLoop(bg) }()
@@ -254,6 +278,7 @@ func (r *Runner) Stop(ctx context.Context) error {
 		giveUp := time.AfterFunc(r.cfg.ShutdownTimeout.D(), r.abandonCancel)
 		defer giveUp.Stop()
 		r.completerWG.Wait()
+		r.flushUsage(r.abandon)
 		r.abandonCancel()
 		r.bgCancel()
 		r.bg.Wait()
@@ -416,6 +441,7 @@ func (r *Runner) execute(job abi.Job) {
 	takenAway := errors.Is(context.Cause(ctx), errTakenAway)
 	cancel(nil)
 	c := completion(&job, o, fc, r.cfg.DefaultRetryInterval.D(), time.Now().UTC())
+	r.metered(&job, &o, c.Ended)
 	if r.obs != nil {
 		r.obs.AttemptEnd(ctx, &job, &o, c.To)
 	}

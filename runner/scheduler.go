@@ -67,6 +67,11 @@ type scheduler struct {
 	since    map[string]time.Time // running jobs, by uuid
 	recent   map[string]time.Time // tenants with jobs pending or running, when last seen so
 	decayed  time.Time
+	// Fuel (fuel.go): each tenant's token bucket, and the fuel its
+	// attempts used lately (decaying with slotTime), as the time its
+	// fuel_rate takes to earn it.
+	buckets  map[string]*fuelBucket
+	fuelTime map[string]time.Duration
 }
 
 func newScheduler(r *Runner) *scheduler {
@@ -74,7 +79,8 @@ func newScheduler(r *Runner) *scheduler {
 		pending: map[string]store.Candidate{}, tenants: map[string]int{},
 		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
 		ended: map[string]bool{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
-		slotTime: map[string]time.Duration{}, since: map[string]time.Time{}, recent: map[string]time.Time{}, decayed: time.Now()}
+		slotTime: map[string]time.Duration{}, since: map[string]time.Time{}, recent: map[string]time.Time{}, decayed: time.Now(),
+		buckets: map[string]*fuelBucket{}, fuelTime: map[string]time.Duration{}}
 }
 
 // run schedules until ctx ends: a round after store events and worker
@@ -258,14 +264,18 @@ const reserveFor = 5 * time.Second
 // whole job length; keeping a slot lets the other start at once, at the
 // cost of that slot idling while the other tenant is quiet (at most
 // reserveFor). It never goes under one slot, and an unlimited root caps
-// nothing.
-func (s *scheduler) fairCap(tenant string, capacity int) int {
+// nothing. With fuel_rate weights, a slot is kept only for a tenant whose
+// virtual use (use) is no more than this one's: one that used more than
+// its share lately waits its turn, else with few workers the reserve
+// alone would share them equally whatever the rates.
+func (s *scheduler) fairCap(tenant string, capacity int, use map[string]time.Duration) int {
 	if capacity <= 0 || len(s.recent) < 2 {
 		return math.MaxInt
 	}
+	weighted := s.refRate() > 0
 	idle := 0
 	for t := range s.recent {
-		if t != tenant && s.tenantUsed[t] == 0 {
+		if t != tenant && s.tenantUsed[t] == 0 && (!weighted || use[t] <= use[tenant]) {
 			idle++
 		}
 	}
@@ -281,8 +291,13 @@ func (s *scheduler) charge(id, tenant string, now time.Time) {
 	}
 }
 
-// usage is each tenant's slot time now: what its ended jobs held lately
-// and what its running ones hold so far.
+// usage is each tenant's virtual use now: the slot time its ended jobs
+// held lately and its running ones hold so far, over its weight, plus
+// the fuel its attempts used lately as the time its fuel_rate takes to
+// earn it. Slot time keeps a tenant whose jobs sleep in host calls (no
+// fuel) from holding every slot; fuel makes the share of CPU-bound
+// tenants follow their rates: a tenth of the rate, a tenth of the fuel.
+// Without fuel_rate anywhere, it is the slot time alone.
 func (s *scheduler) usage(now time.Time) map[string]time.Duration {
 	u := make(map[string]time.Duration, len(s.slotTime)+1)
 	for t, d := range s.slotTime {
@@ -293,6 +308,15 @@ func (s *scheduler) usage(now time.Time) map[string]time.Duration {
 			u[j.Tenant] += max(0, now.Sub(at)-startCharge)
 		}
 	}
+	if s.refRate() == 0 {
+		return u
+	}
+	for t, d := range u {
+		u[t] = time.Duration(float64(d) / s.weight(t))
+	}
+	for t, d := range s.fuelTime {
+		u[t] += d
+	}
 	return u
 }
 
@@ -301,6 +325,9 @@ func (s *scheduler) usage(now time.Time) map[string]time.Duration {
 // next job depends on the outcome); a settled one, once committed.
 func (s *scheduler) drainNotes() {
 	ended, settled := s.r.notes.take()
+	if fuel := s.r.notes.takeFuel(); len(fuel) > 0 {
+		s.chargeFuel(fuel, time.Now())
+	}
 	for _, id := range ended {
 		s.release(id)
 		s.ended[id] = true
@@ -582,6 +609,10 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	// Walk the run order. A sequential channel runs only its head, even
 	// when the head is postponed: later jobs wait for it.
 	var pick []store.Candidate
+	var use map[string]time.Duration // virtual use, for fairCap with fuel rates
+	if s.refRate() > 0 {
+		use = s.usage(now)
+	}
 	try := func(c store.Candidate) {
 		ch := s.tree.Get(c.Channel)
 		if !s.fits(ch, now, wakeAt) {
@@ -590,7 +621,10 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		if limit := s.r.cfg.TenantMaxRunning[c.Tenant]; limit > 0 && s.tenantUsed[c.Tenant] >= limit {
 			return
 		}
-		if limit := s.fairCap(c.Tenant, s.capacity(root)); s.tenantUsed[c.Tenant] >= limit {
+		if limit := s.fairCap(c.Tenant, s.capacity(root), use); s.tenantUsed[c.Tenant] >= limit {
+			return
+		}
+		if !s.fuelAllows(c.Tenant, now, wakeAt) {
 			return
 		}
 		s.count(store.RunningJob{UUID: c.UUID, Channel: c.Channel, Tenant: c.Tenant})
@@ -653,7 +687,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		try(c)
 	}
 	if fair {
-		for _, c := range fairShare(ready, s.usage(now)) {
+		for _, c := range fairShare(ready, s.usage(now), s.startCost) {
 			if full() {
 				break
 			}
@@ -664,11 +698,13 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		s.order = slices.DeleteFunc(s.order, func(c store.Candidate) bool { return !s.current(c) })
 	}
 	if now.Sub(s.decayed) > 10*time.Second { // old use fades: fairness is about now
-		for t, d := range s.slotTime {
-			if d /= 2; d < startCharge {
-				delete(s.slotTime, t)
-			} else {
-				s.slotTime[t] = d
+		for _, m := range []map[string]time.Duration{s.slotTime, s.fuelTime} {
+			for t, d := range m {
+				if d /= 2; d < startCharge {
+					delete(m, t)
+				} else {
+					m[t] = d
+				}
 			}
 		}
 		s.decayed = now
@@ -861,6 +897,14 @@ func (t *ChannelTree) hasSequential() bool {
 	return false
 }
 
+// startCost is what a start adds to the tenant's virtual use (usage).
+func (s *scheduler) startCost(tenant string) time.Duration {
+	if s.refRate() == 0 {
+		return startCharge
+	}
+	return time.Duration(float64(startCharge) / s.weight(tenant))
+}
+
 // fairShare reorders candidates already in run order so that, within one
 // priority, each next slot goes to the tenant whose jobs held the fewest
 // worker-seconds lately (usage), each pick counting its start charge: a
@@ -868,7 +912,7 @@ func (t *ChannelTree) hasSequential() bool {
 // queues, with no per-tenant limit set. Each tenant's own order is kept,
 // a lower priority never overtakes a higher one, and tenants at equal use
 // go in the order of their best candidate.
-func fairShare(ready []store.Candidate, usage map[string]time.Duration) []store.Candidate {
+func fairShare(ready []store.Candidate, usage map[string]time.Duration, startCost func(tenant string) time.Duration) []store.Candidate {
 	out := make([]store.Candidate, 0, len(ready))
 	use := make(map[string]time.Duration, len(usage))
 	for t, d := range usage {
@@ -902,7 +946,7 @@ func fairShare(ready []store.Candidate, usage map[string]time.Duration) []store.
 			}
 			out = append(out, queues[next][0])
 			queues[next] = queues[next][1:]
-			use[next] += startCharge
+			use[next] += startCost(next)
 		}
 		i = j
 	}

@@ -83,6 +83,12 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 			}
 			f.Runner.TenantMaxRunning[t.Name] = t.MaxRunning
 		}
+		if t.FuelRate > 0 {
+			if f.Runner.TenantFuelRate == nil {
+				f.Runner.TenantFuelRate, f.Runner.TenantFuelBurst = map[string]float64{}, map[string]float64{}
+			}
+			f.Runner.TenantFuelRate[t.Name], f.Runner.TenantFuelBurst[t.Name] = t.FuelRate, t.FuelBurst
+		}
 	}
 	admin, err := f.AdminSHA256()
 	if err != nil {

@@ -27,7 +27,7 @@ func WithCurrent(recorded []abi.Attempt, j abi.Job) []abi.Attempt {
 	case j.State == abi.StateStarted:
 	case j.State == abi.StateDone && j.DateDone != nil:
 		ended := j.DateDone.UTC()
-		a.Ended, a.Outcome = &ended, string(abi.StateDone)
+		a.Ended, a.Outcome, a.Usage = &ended, string(abi.StateDone), j.Usage
 	default:
 		return recorded
 	}
@@ -77,4 +77,27 @@ func UUIDs(jobs []abi.Job) []string {
 		out[i] = jobs[i].UUID
 	}
 	return out
+}
+
+// UsageText is how a driver stores an attempt's usage: JSON, or nil (SQL
+// NULL) when there is none.
+func UsageText(u *abi.Usage) *string {
+	if u == nil {
+		return nil
+	}
+	b, _ := json.Marshal(u)
+	s := string(b)
+	return &s
+}
+
+// DecodeUsage reads what UsageText stored (nil for NULL).
+func DecodeUsage(s *string) (*abi.Usage, error) {
+	if s == nil || *s == "" {
+		return nil, nil
+	}
+	var u abi.Usage
+	if err := json.Unmarshal([]byte(*s), &u); err != nil {
+		return nil, fmt.Errorf("attempt usage: %w", err)
+	}
+	return &u, nil
 }

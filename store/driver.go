@@ -33,6 +33,12 @@ type Driver interface {
 	ListJobs(ctx context.Context, q ListQuery) ([]abi.Job, error)
 	// ListAttempts reads a job's recorded attempts, oldest first.
 	ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error)
+	// AddUsage upserts the buckets (one per key), adding to what a
+	// bucket holds; peak memory keeps the larger.
+	AddUsage(ctx context.Context, buckets []UsageBucket) error
+	// ReadUsage sums the buckets of q.Tenant ("" = all) with From <=
+	// minute < To per tenant and func, ordered by tenant and func.
+	ReadUsage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 	// Counts reads the kept job counts of tenant ("" = all), summed per
 	// channel and state, ordered by channel.
 	Counts(ctx context.Context, tenant string) ([]CountRow, error)

@@ -173,6 +173,9 @@ type Completion struct {
 	// Record is the attempt's record for replay, if its policy kept one
 	// (docs/replay.md): written with the attempt, in its transaction.
 	Record *abi.Record
+	// Usage is what the attempt used (nil: not metered, e.g. it never
+	// reached the host); kept on the job row and the attempt.
+	Usage *abi.Usage
 }
 
 // Reaped is a job taken back from a dead worker.
@@ -248,6 +251,12 @@ type Store interface {
 	List(ctx context.Context, f Filter) (Page, error)
 	// Attempts returns a job's attempts, oldest first.
 	Attempts(ctx context.Context, tenant, uuid string) ([]abi.Attempt, error)
+	// AddUsage adds per-minute usage buckets to the kept aggregate (one
+	// statement for the batch); buckets of the same key add up.
+	AddUsage(ctx context.Context, buckets []UsageBucket) error
+	// Usage sums the aggregate per tenant and function over whole
+	// minutes in [From, To); tenant "" is every tenant.
+	Usage(ctx context.Context, q UsageQuery) ([]UsageRow, error)
 	// Counts returns per-channel per-state counts (tenant "" = all). It
 	// runs on every enqueue under a max_pending quota, so a store keeps
 	// the counts beside the jobs rather than scanning them (CountDeltas);

@@ -32,10 +32,17 @@ type Metrics struct {
 	queue, run, call *prometheus.HistogramVec
 	attempts         *prometheus.CounterVec
 	sandbox          *prometheus.CounterVec
+	// What attempts used (abi.Usage), by tenant and function.
+	fuel, hostCalls, httpRequests, httpBytes *prometheus.CounterVec
+	perFunc                                  sync.Map // tenant "\x00" func → *funcSeries
 
 	// perTenant caches each tenant's series so that recording an
 	// attempt is a map read and atomic adds, not a label hash per call.
 	perTenant sync.Map // string → *tenantSeries
+}
+
+type funcSeries struct {
+	fuel, hostCalls, httpRequests, httpIn, httpOut prometheus.Counter
 }
 
 type tenantSeries struct {
@@ -67,6 +74,14 @@ func NewMetrics() *Metrics {
 		Name: "wasmq_sandbox_failures_total",
 		Help: "Attempts the sandbox stopped or could not start, by tenant and exc_name (wasmq.Timeout, wasmq.Trap...).",
 	}, []string{TenantLabel, "exc_name"})
+	usage := func(name, help string, labels ...string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, append([]string{TenantLabel, "func"}, labels...))
+	}
+	m.fuel = usage("wasmq_fuel_total", "Fuel the attempts ended on this node used (function entries and loop iterations), by tenant and function.")
+	m.hostCalls = usage("wasmq_host_calls_total", "Host functions called by attempts, other than the kernel's memory primitives, by tenant and function.")
+	m.httpRequests = usage("wasmq_http_requests_total", "http_request calls made by attempts, by tenant and function.")
+	m.httpBytes = usage("wasmq_http_bytes_total", "HTTP body bytes of attempts' requests (direction out) and responses (in), by tenant and function.", "direction")
+	m.Registry.MustRegister(m.fuel, m.hostCalls, m.httpRequests, m.httpBytes)
 	m.Registry.MustRegister(m.queue, m.run, m.call, m.attempts, m.sandbox,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -84,6 +99,18 @@ func (m *Metrics) series(tenant string) *tenantSeries {
 	}
 	got, _ := m.perTenant.LoadOrStore(tenant, s)
 	return got.(*tenantSeries)
+}
+
+func (m *Metrics) funcSeries(tenant, fn string) *funcSeries {
+	key := tenant + "\x00" + fn
+	if s, ok := m.perFunc.Load(key); ok {
+		return s.(*funcSeries)
+	}
+	s := &funcSeries{fuel: m.fuel.WithLabelValues(tenant, fn), hostCalls: m.hostCalls.WithLabelValues(tenant, fn),
+		httpRequests: m.httpRequests.WithLabelValues(tenant, fn),
+		httpIn:       m.httpBytes.WithLabelValues(tenant, fn, "in"), httpOut: m.httpBytes.WithLabelValues(tenant, fn, "out")}
+	got, _ := m.perFunc.LoadOrStore(key, s)
+	return got.(*funcSeries)
 }
 
 // Attempt records one ended attempt of job.
@@ -113,6 +140,14 @@ func (m *Metrics) Attempt(job *abi.Job, o *abi.Outcome) {
 	if o.ExcName != "" && (o.Kind == abi.OutcomeSandbox || isSandboxName(o.ExcName)) {
 		m.sandbox.WithLabelValues(job.Tenant, o.ExcName).Inc()
 	}
+	if u := o.Usage; u != (abi.Usage{WallMS: u.WallMS}) {
+		f := m.funcSeries(job.Tenant, job.Func)
+		f.fuel.Add(float64(u.Fuel))
+		f.hostCalls.Add(float64(u.HostCalls))
+		f.httpRequests.Add(float64(u.HTTPRequests))
+		f.httpIn.Add(float64(u.HTTPBytesIn))
+		f.httpOut.Add(float64(u.HTTPBytesOut))
+	}
 }
 
 // isSandboxName tells the sandbox's failures that retry_on turned into
@@ -120,7 +155,7 @@ func (m *Metrics) Attempt(job *abi.Job, o *abi.Outcome) {
 func isSandboxName(exc string) bool {
 	switch exc {
 	case abi.ExcTimeout, abi.ExcMemoryLimit, abi.ExcTrap, abi.ExcExit, abi.ExcInputTooLarge, abi.ExcOutputTooLarge,
-		abi.ExcHTTPDenied, abi.ExcPluginNotFound, abi.ExcPluginInvalid:
+		abi.ExcHTTPDenied, abi.ExcPluginNotFound, abi.ExcPluginInvalid, abi.ExcFuelExhausted:
 		return true
 	}
 	return false

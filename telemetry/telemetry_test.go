@@ -176,3 +176,42 @@ func TestSandboxFailuresAreCountedByName(t *testing.T) {
 		t.Error("a guest error counted as a sandbox failure")
 	}
 }
+
+// What attempts used is summed per tenant and function; an attempt that
+// never reached a guest (only wall time) adds no series.
+func TestUsageIsCountedPerTenantAndFunction(t *testing.T) {
+	m := NewMetrics()
+	u := abi.Usage{Fuel: 100, WallMS: 3, HostCalls: 2, HTTPRequests: 1, HTTPBytesOut: 5, HTTPBytesIn: 7}
+	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeDone, Usage: u})
+	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: abi.ExcFuelExhausted, Usage: u})
+	m.Attempt(&abi.Job{Tenant: "globex", Func: "m.g"}, &abi.Outcome{Kind: abi.OutcomeFailed, Usage: abi.Usage{WallMS: 1}})
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mm := range f.Metric {
+			key := f.GetName()
+			for _, l := range mm.Label {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = mm.GetCounter().GetValue()
+		}
+	}
+	for key, want := range map[string]float64{
+		"wasmq_fuel_total func=m.f tenant=acme":                                 200,
+		"wasmq_host_calls_total func=m.f tenant=acme":                           4,
+		"wasmq_http_requests_total func=m.f tenant=acme":                        2,
+		"wasmq_http_bytes_total direction=out func=m.f tenant=acme":             10,
+		"wasmq_http_bytes_total direction=in func=m.f tenant=acme":              14,
+		"wasmq_sandbox_failures_total exc_name=wasmq.FuelExhausted tenant=acme": 1,
+	} {
+		if got[key] != want {
+			t.Errorf("%s = %v, want %v", key, got[key], want)
+		}
+	}
+	if _, ok := got["wasmq_fuel_total func=m.g tenant=globex"]; ok {
+		t.Error("an attempt without usage made a fuel series")
+	}
+}

@@ -34,6 +34,7 @@ listen = %q
 path = %q
 [runner]
 channels = "root:2,mail:1:sequential"
+usage_flush = "100ms"
 [host]
 plugins_dir = %q
 cache_dir = %q
@@ -108,12 +109,30 @@ cache_dir = %q
 	if !strings.Contains(out, `"args":[1,2]`) {
 		t.Fatalf("result missing from jobs show: %s", out)
 	}
+	if !strings.Contains(out, "usage:") || !strings.Contains(out, "fuel ") {
+		t.Fatalf("the attempt's usage missing from jobs show: %s", out)
+	}
+	// The usage aggregate has the job within a flush.
+	for {
+		out, err = wasmq("usage", "--from", "1h")
+		if err == nil && strings.Contains(out, "testkit.echo") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("usage: %v %s", err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out, err := wasmq("usage", "--from", "yesterday"); err == nil || !strings.Contains(out, "--from") {
+		t.Fatalf("usage with a bad --from: %v %s", err, out)
+	}
 
 	// Every client command's --json output parses.
 	for _, args := range [][]string{
 		{"enqueue", "testkit.echo", "--kwargs", `{"a":1}`, "--priority", "3", "--channel", "mail", "--eta", "60", "--json"},
 		{"jobs", "list", "--json"},
 		{"jobs", "show", id, "--json"},
+		{"usage", "--json"},
 		{"channels", "--json"},
 		{"plugins", "list", "--json"},
 		{"run", "testkit.echo", "--args", "[3]", "--config", cfg, "--json"},

@@ -95,6 +95,7 @@ func init() {
 		{"run", "FUNC [--args JSON] [--kwargs JSON] [--context JSON] [--config FILE] [--json]", "run a function now, in-process, storing nothing", nil, runSync},
 		{"enqueue", "FUNC [flags]", "create a job; prints its uuid", nil, enqueueCmd},
 		{"jobs", "list [filters] | show|requeue|cancel|done UUID | requeue|cancel|done --all [filters]", "list jobs, show one, act on one or on every match", []string{"list", "show", "requeue", "cancel", "done"}, jobsCmd},
+		{"usage", "[--from T] [--to T] [--tenant NAME]", "what attempts used per tenant and function (default the last 24h)", nil, usageCmd},
 		{"channels", "[pause|resume NAME | set NAME [--capacity N|config] [--throttle SECONDS|config] [--paused true|false|config]]", "list channels, or change one on every node", []string{"pause", "resume", "set"}, channelsCmd},
 		{"plugins", "list | check FILE... | upload NAME FILE [CONFIG.toml] | config NAME CONFIG.toml", "list, check and upload plugins", []string{"list", "check", "upload", "config"}, pluginsCmd},
 		{"schedules", "list | add NAME CRON FUNC [flags] | rm|pause|resume|run NAME", "periodic jobs", []string{"list", "add", "rm", "pause", "resume", "run"}, schedulesCmd},
@@ -568,6 +569,9 @@ func printJob(out io.Writer, j abi.Job) {
 	}
 	if j.ExecTime != nil {
 		row("exec_time", fmt.Sprintf("%.3fs", *j.ExecTime))
+	}
+	if j.Usage != nil {
+		row("usage", attemptUsage(j.Usage))
 	}
 	row("worker", j.WorkerID)
 	tw.Flush()

@@ -14,19 +14,23 @@ import (
 const jobColumns = `uuid, tenant, func, args::text, kwargs::text, context::text, user_id, model_name, func_string,
 	description, channel, priority, eta, expected_at, max_retries, retry, attempt, identity_key,
 	graph_uuid, state, result::text, exc_name, exc_message, exc_info, date_created, date_enqueued,
-	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until`
+	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage::text`
 
 func scanJob(row pgx.Row) (abi.Job, error) {
 	var j abi.Job
 	var args, kwargs, ctxt string
 	var result *string
 	var state string
+	var usage *string
 	err := row.Scan(&j.UUID, &j.Tenant, &j.Func, &args, &kwargs, &ctxt, &j.UserID, &j.ModelName,
 		&j.FuncString, &j.Description, &j.Channel, &j.Priority, &j.ETA, &j.ExpectedAt, &j.MaxRetries,
 		&j.Retry, &j.Attempt, &j.IdentityKey, &j.GraphUUID, &state, &result, &j.ExcName,
 		&j.ExcMessage, &j.ExcInfo, &j.DateCreated, &j.DateEnqueued, &j.DateStarted, &j.DateDone,
-		&j.DateCancelled, &j.ExecTime, &j.Late, &j.WorkerID, &j.PluginSHA256, &j.Seq, &j.LeaseUntil)
+		&j.DateCancelled, &j.ExecTime, &j.Late, &j.WorkerID, &j.PluginSHA256, &j.Seq, &j.LeaseUntil, &usage)
 	if err != nil {
+		return j, err
+	}
+	if j.Usage, err = store.DecodeUsage(usage); err != nil {
 		return j, err
 	}
 	j.Args, j.Kwargs, j.Context = json.RawMessage(args), json.RawMessage(kwargs), json.RawMessage(ctxt)
@@ -279,14 +283,19 @@ func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, er
 
 func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {
 	rows, err := s.pool.Query(ctx, `SELECT attempt, worker_id, plugin_sha256, started, ended, outcome,
-		exc_name, exc_message, logs::text FROM job_attempts WHERE job_uuid = $1 ORDER BY attempt`, uuid)
+		exc_name, exc_message, logs::text, usage::text FROM job_attempts WHERE job_uuid = $1 ORDER BY attempt`, uuid)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: select attempts: %w", err)
 	}
 	out, err := collect(rows, "select attempts", func(r pgx.CollectableRow) (abi.Attempt, error) {
 		a := abi.Attempt{JobUUID: uuid}
 		var logs []byte
-		if err := r.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &a.Started, &a.Ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs); err != nil {
+		var usage *string
+		if err := r.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &a.Started, &a.Ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs, &usage); err != nil {
+			return a, err
+		}
+		var err error
+		if a.Usage, err = store.DecodeUsage(usage); err != nil {
 			return a, err
 		}
 		a.Started = a.Started.UTC()

@@ -221,6 +221,7 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 			make([]string, 0, n), make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 		attempts, uncounts = make([]int32, 0, n), make([]int32, 0, n)
 		silent             = make([]bool, 0, n)
+		usages             = make([]*string, 0, n)
 		results            = make([]*string, 0, n)
 		endeds             = make([]time.Time, 0, n)
 		etas               = make([]*time.Time, 0, n)
@@ -241,11 +242,12 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 		shas, outcomes, logs = append(shas, c.PluginSHA256), append(outcomes, c.Outcome), append(logs, string(l))
 		attempts, uncounts, silent = append(attempts, int32(c.Attempt)), append(uncounts, uncount), append(silent, c.Silent)
 		results, endeds, etas = append(results, result), append(endeds, c.Ended), append(etas, c.ETA)
+		usages = append(usages, store.UsageText(c.Usage))
 	}
 	rows, err := w.Query(ctx, `WITH c AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[],
-				$8::text[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[], $14::text[], $15::bool[])
-			AS c(uuid, worker, attempt, st, result, en, em, ei, ended, eta, uncount, sha, outcome, logs, silent)),
+				$8::text[], $9::timestamptz[], $10::timestamptz[], $11::int[], $12::text[], $13::text[], $14::text[], $15::bool[], $16::text[])
+			AS c(uuid, worker, attempt, st, result, en, em, ei, ended, eta, uncount, sha, outcome, logs, silent, usage)),
 		upd AS (
 			UPDATE jobs j SET state = c.st, result = c.result::json, exc_name = c.en, exc_message = c.em,
 				exc_info = c.ei, exec_time = EXTRACT(EPOCH FROM (c.ended - j.date_started)),
@@ -256,7 +258,7 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 				worker_id = CASE WHEN c.st = 'pending' THEN '' ELSE j.worker_id END,
 				date_enqueued = CASE WHEN c.st = 'pending' THEN NULL ELSE j.date_enqueued END,
 				failed = (c.st = 'failed'),
-				lease_until = NULL, plugin_sha256 = c.sha, version = nextval('job_version')
+				lease_until = NULL, plugin_sha256 = c.sha, usage = c.usage::json, version = nextval('job_version')
 			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
 			RETURNING j.uuid, j.channel, j.state, j.date_started, j.version, j.run_id,
 				j.tenant, j.priority, j.eta, j.expected_at, j.date_created, j.seq,
@@ -267,14 +269,14 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 		run_left AS (UPDATE job_runs r SET remaining = r.remaining - e.n FROM ended e WHERE r.id = e.run_id AND r.remaining > e.n),
 		retried AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM upd WHERE state = 'pending'),
 		att AS (
-			INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs)
-			SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json
+			INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome, exc_name, exc_message, logs, usage)
+			SELECT c.uuid, c.attempt, c.worker, c.sha, upd.date_started, c.ended, c.outcome, c.en, c.em, c.logs::json, c.usage::json
 			FROM c JOIN upd ON upd.uuid = c.uuid WHERE NOT c.silent
 			ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = EXCLUDED.worker_id, plugin_sha256 = EXCLUDED.plugin_sha256,
 				started = EXCLUDED.started, ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
-				exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs)
+				exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs, usage = EXCLUDED.usage)
 		SELECT uuid, tenant, channel, state, has_children FROM upd`,
-		ids, workers, attempts, states, results, excNames, excMsgs, excInfos, endeds, etas, uncounts, shas, outcomes, logs, silent)
+		ids, workers, attempts, states, results, excNames, excMsgs, excInfos, endeds, etas, uncounts, shas, outcomes, logs, silent, usages)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: complete: %w", err)
 	}

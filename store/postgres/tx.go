@@ -116,13 +116,13 @@ func (w *wtx) RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) er
 	if replace {
 		conflict = `DO UPDATE SET worker_id = EXCLUDED.worker_id, plugin_sha256 = EXCLUDED.plugin_sha256,
 			started = EXCLUDED.started, ended = EXCLUDED.ended, outcome = EXCLUDED.outcome,
-			exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs`
+			exc_name = EXCLUDED.exc_name, exc_message = EXCLUDED.exc_message, logs = EXCLUDED.logs, usage = EXCLUDED.usage`
 	}
 	logs, _ := json.Marshal(orLogs(a.Logs))
 	_, err := w.Exec(ctx, `INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended,
-		outcome, exc_name, exc_message, logs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json)
+		outcome, exc_name, exc_message, logs, usage) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::json, $11::json)
 		ON CONFLICT (job_uuid, attempt) `+conflict,
-		a.JobUUID, a.Attempt, a.WorkerID, a.PluginSHA256, a.Started, a.Ended, a.Outcome, a.ExcName, a.ExcMessage, string(logs))
+		a.JobUUID, a.Attempt, a.WorkerID, a.PluginSHA256, a.Started, a.Ended, a.Outcome, a.ExcName, a.ExcMessage, string(logs), store.UsageText(a.Usage))
 	if err != nil {
 		return fmt.Errorf("postgres store: record attempt %d of %s: %w", a.Attempt, a.JobUUID, err)
 	}

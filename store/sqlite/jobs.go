@@ -15,7 +15,7 @@ import (
 const jobColumns = `uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string,
 	description, channel, priority, eta, expected_at, max_retries, retry, attempt, identity_key,
 	graph_uuid, state, result, exc_name, exc_message, exc_info, date_created, date_enqueued,
-	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until`
+	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -45,12 +45,16 @@ func scanJob(row scanner) (abi.Job, error) {
 	var created int64
 	var exec sql.NullFloat64
 	var late int
+	var usage *string
 	err := row.Scan(&j.UUID, &j.Tenant, &j.Func, &args, &kwargs, &ctxt, &j.UserID, &j.ModelName,
 		&j.FuncString, &j.Description, &j.Channel, &j.Priority, &eta, &expected, &j.MaxRetries,
 		&j.Retry, &j.Attempt, &j.IdentityKey, &j.GraphUUID, &state, &result, &j.ExcName,
 		&j.ExcMessage, &j.ExcInfo, &created, &enq, &started, &done, &cancelled, &exec, &late,
-		&j.WorkerID, &j.PluginSHA256, &j.Seq, &lease)
+		&j.WorkerID, &j.PluginSHA256, &j.Seq, &lease, &usage)
 	if err != nil {
+		return j, err
+	}
+	if j.Usage, err = store.DecodeUsage(usage); err != nil {
 		return j, err
 	}
 	j.Args, j.Kwargs, j.Context = json.RawMessage(args), json.RawMessage(kwargs), json.RawMessage(ctxt)
@@ -212,7 +216,7 @@ func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, er
 
 func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT attempt, worker_id, plugin_sha256, started, ended, outcome,
-		exc_name, exc_message, logs FROM job_attempts WHERE job_uuid = ? ORDER BY attempt`, uuid)
+		exc_name, exc_message, logs, usage FROM job_attempts WHERE job_uuid = ? ORDER BY attempt`, uuid)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: select attempts: %w", err)
 	}
@@ -223,8 +227,13 @@ func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, 
 		var started int64
 		var ended sql.NullInt64
 		var logs []byte
-		if err := rows.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &started, &ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs); err != nil {
+		var usage *string
+		if err := rows.Scan(&a.Attempt, &a.WorkerID, &a.PluginSHA256, &started, &ended, &a.Outcome, &a.ExcName, &a.ExcMessage, &logs, &usage); err != nil {
 			return nil, fmt.Errorf("sqlite store: select attempts: %w", err)
+		}
+		var err error
+		if a.Usage, err = store.DecodeUsage(usage); err != nil {
+			return nil, err
 		}
 		a.Started, a.Ended = time.UnixMicro(started).UTC(), fromMicros(ended)
 		if a.Logs, err = store.DecodeLogs(logs); err != nil {

@@ -268,23 +268,23 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 		case abi.StateDone:
 			q = `UPDATE jobs SET state = 'done', result = ?, exc_name = '', exc_message = '',
 				exc_info = '', date_done = ?, exec_time = (? - date_started) / 1e6,
-				late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, version = ?
+				late = (expected_at IS NOT NULL AND expected_at < ?), lease_until = NULL, plugin_sha256 = ?, usage = ?, version = ?
 				WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel, date_started`
-			args = []any{result, ended, ended, ended, c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt}
+			args = []any{result, ended, ended, ended, c.PluginSHA256, store.UsageText(c.Usage), w.nextVersion(), c.UUID, c.WorkerID, c.Attempt}
 		case abi.StatePending:
 			q = `UPDATE jobs SET state = 'pending', eta = ?, result = ?, retry = MAX(retry - ?, 0),
 				exc_name = ?, exc_message = ?, exc_info = ?, exec_time = (? - date_started) / 1e6,
-				date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, version = ?
+				date_enqueued = NULL, worker_id = '', lease_until = NULL, plugin_sha256 = ?, usage = ?, version = ?
 				WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel, date_started`
 			args = []any{optMicros(c.ETA), result, uncount, c.ExcName, c.ExcMessage, c.ExcInfo, ended,
-				c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt}
+				c.PluginSHA256, store.UsageText(c.Usage), w.nextVersion(), c.UUID, c.WorkerID, c.Attempt}
 		default:
 			q = `UPDATE jobs SET state = 'failed', result = ?, exc_name = ?, exc_message = ?,
 				exc_info = ?, exec_time = (? - date_started) / 1e6, late = (expected_at IS NOT NULL AND expected_at < ?),
-				lease_until = NULL, plugin_sha256 = ?, version = ?
+				lease_until = NULL, plugin_sha256 = ?, usage = ?, version = ?
 				WHERE uuid = ? AND state = 'started' AND worker_id = ? AND attempt = ? RETURNING tenant, channel, date_started`
 			args = []any{result, c.ExcName, c.ExcMessage, c.ExcInfo, ended, ended,
-				c.PluginSHA256, w.nextVersion(), c.UUID, c.WorkerID, c.Attempt}
+				c.PluginSHA256, store.UsageText(c.Usage), w.nextVersion(), c.UUID, c.WorkerID, c.Attempt}
 		}
 		st, err := prep(q)
 		if err != nil {
@@ -310,7 +310,7 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 			}
 			logs, _ := json.Marshal(orLogs(c.Logs))
 			if _, err := st.ExecContext(ctx, c.UUID, c.Attempt, c.WorkerID, c.PluginSHA256, started, ended,
-				c.Outcome, c.ExcName, c.ExcMessage, string(logs)); err != nil {
+				c.Outcome, c.ExcName, c.ExcMessage, string(logs), store.UsageText(c.Usage)); err != nil {
 				return nil, fmt.Errorf("sqlite store: record attempt %d of %s: %w", c.Attempt, c.UUID, err)
 			}
 		}
@@ -460,9 +460,9 @@ func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time
 
 // recordAttempt writes down an attempt that ended: (job_uuid, attempt,
 // worker_id, plugin_sha256, started, ended, outcome, exc_name,
-// exc_message, logs).
+// exc_message, logs, usage).
 const recordAttempt = `INSERT INTO job_attempts (job_uuid, attempt, worker_id, plugin_sha256, started, ended, outcome,
-	exc_name, exc_message, logs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	exc_name, exc_message, logs, usage) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (job_uuid, attempt) DO UPDATE SET worker_id = excluded.worker_id, plugin_sha256 = excluded.plugin_sha256,
 		started = excluded.started, ended = excluded.ended, outcome = excluded.outcome, exc_name = excluded.exc_name,
-		exc_message = excluded.exc_message, logs = excluded.logs`
+		exc_message = excluded.exc_message, logs = excluded.logs, usage = excluded.usage`

@@ -112,7 +112,7 @@ func (w *wtx) RecordAttempt(ctx context.Context, a abi.Attempt, replace bool) er
 	}
 	logs, _ := json.Marshal(orLogs(a.Logs))
 	if _, err := w.ExecContext(ctx, q, a.JobUUID, a.Attempt, a.WorkerID, a.PluginSHA256, micros(a.Started),
-		optMicros(a.Ended), a.Outcome, a.ExcName, a.ExcMessage, string(logs)); err != nil {
+		optMicros(a.Ended), a.Outcome, a.ExcName, a.ExcMessage, string(logs), store.UsageText(a.Usage)); err != nil {
 		return fmt.Errorf("sqlite store: record attempt %d of %s: %w", a.Attempt, a.JobUUID, err)
 	}
 	return nil

@@ -74,6 +74,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
 		{"RecordsAreKeptWithTheirAttemptAndLeaveWithTheirJob", recordsAreKeptWithTheirAttemptAndLeaveWithTheirJob},
 		{"ARecordOfAnAttemptTakenBackIsNotKept", aRecordOfAnAttemptTakenBackIsNotKept},
+		{"AttemptsKeepTheirUsage", attemptsKeepTheirUsage},
+		{"UsageAggregateSumsPerTenantAndFunction", usageAggregateSumsPerTenantAndFunction},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := open(t)

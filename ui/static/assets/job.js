@@ -157,12 +157,29 @@ export function jobView(root, uuid) {
           h('span', { class: 'muted' }, fmtTime(a.started)), dur !== null ? h('span', { class: 'muted' }, ' · ' + fmtSecs(dur)) : null,
           a.worker_id ? h('span', { class: 'muted small' }, ' · ' + a.worker_id) : null),
         a.exc_name || a.exc_message ? h('div', { class: 'exc' }, [a.exc_name, a.exc_message].filter(Boolean).join(': ')) : null,
+        a.usage ? renderUsage(a.usage) : null,
         logs.length ? h('pre', { class: 'logs' }, logs.map((l) => h('div', { class: 'log l-' + (l.level || 'info') },
           h('span', { class: 'muted' }, fmtTime(l.time).slice(11)), ' ', h('span', { class: 'lvl' }, (l.level || 'info').toUpperCase().padEnd(5)), ' ', l.message)))
           : h('p', { class: 'muted small' }, 'No log lines.')));
     }
     sec.append(list);
     return sec;
+  }
+
+  // What the attempt used (docs/abi.md, "Usage and fuel"), on one line.
+  function renderUsage(u) {
+    const parts = [['fuel', u.fuel.toLocaleString()], ['wall', fmtSecs(u.wall_ms / 1000)],
+      ['peak memory', fmtBytes(u.peak_memory)], ['host calls', u.host_calls.toLocaleString()]];
+    if (u.http_requests) parts.push(['http', `${u.http_requests} (out ${fmtBytes(u.http_bytes_out)}, in ${fmtBytes(u.http_bytes_in)})`]);
+    return h('div', { class: 'usage muted small' }, parts.map(([k, v], i) =>
+      h('span', { dataset: { k } }, (i ? ' · ' : '') + k + ' ', h('strong', {}, v))));
+  }
+
+  function fmtBytes(n) {
+    for (const [unit, size] of [['GiB', 1 << 30], ['MiB', 1 << 20], ['KiB', 1 << 10]]) {
+      if (n >= size) return (n / size).toFixed(1) + ' ' + unit;
+    }
+    return n + ' B';
   }
 
   function renderGraph(graph, job) {
