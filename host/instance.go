@@ -76,8 +76,8 @@ type call struct {
 
 	// rec keeps the attempt's tape when its recording policy is not
 	// off; play serves a replay from one (tape.go). Both nil otherwise.
-	rec  *recorder
-	play *player
+	rec   *recorder
+	play  *player
 	meter meter
 }
 
