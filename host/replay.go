@@ -40,11 +40,11 @@ func keepRecord(policy string, r *recorder, out abi.Outcome, job *abi.Job, code 
 	}
 }
 
-// RecordedOutcome is what a record keeps of an outcome: how it ended,
-// not its logs, timings or exc_info.
+// RecordedOutcome is what a record keeps of an outcome: how it ended and
+// what it used, not its logs, timings or exc_info.
 func RecordedOutcome(o abi.Outcome, digest string) abi.Outcome {
 	return abi.Outcome{Kind: o.Kind, Result: o.Result, RetryAfter: o.RetryAfter, IgnoreRetry: o.IgnoreRetry,
-		Reason: o.Reason, ExcName: o.ExcName, ExcMessage: o.ExcMessage, PluginSHA256: digest}
+		Reason: o.Reason, ExcName: o.ExcName, ExcMessage: o.ExcMessage, PluginSHA256: digest, Usage: o.Usage}
 }
 
 // Replayed is how a replay ended.
