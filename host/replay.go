@@ -119,5 +119,5 @@ func (h *Host) Replay(ctx context.Context, rec *abi.Record, wasm []byte, strict 
 		out.Kind = abi.OutcomeRetry
 		out.Reason = out.ExcName + ": " + out.ExcMessage
 	}
-	return Replayed{Outcome: out, Divergence: play.div, Used: calls(rec.Tape[:play.next]), Unused: play.unused()}, nil
+	return Replayed{Outcome: out, Divergence: play.div, Used: TapeCalls(rec.Tape[:play.next]), Unused: play.unused()}, nil
 }

@@ -151,7 +151,7 @@ func (c *call) take(fn, args string) (result []byte, ok bool) {
 		p.off = true
 		return nil, false
 	}
-	d := &Divergence{Index: calls(p.tape[:p.next]) + 1, Got: abi.TapeEntry{Fn: fn, Args: args}}
+	d := &Divergence{Index: TapeCalls(p.tape[:p.next]) + 1, Got: abi.TapeEntry{Fn: fn, Args: args}}
 	if p.next < len(p.tape) {
 		want := p.tape[p.next]
 		want.Result = nil
@@ -165,11 +165,11 @@ func (c *call) take(fn, args string) (result []byte, ok bool) {
 }
 
 // unused counts the tape's calls a replay did not reach.
-func (p *player) unused() int { return calls(p.tape[p.next:]) }
+func (p *player) unused() int { return TapeCalls(p.tape[p.next:]) }
 
-// calls counts a tape's calls, the monotonic clock's reads aside: a
+// TapeCalls counts a tape's calls, the monotonic clock's reads aside: a
 // language runtime makes them on its own.
-func calls(tape []abi.TapeEntry) int {
+func TapeCalls(tape []abi.TapeEntry) int {
 	n := 0
 	for _, e := range tape {
 		if e.Fn != abi.TapeNanotime {

@@ -147,20 +147,7 @@ func TestSandboxFailuresAreCountedByName(t *testing.T) {
 	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeRetry, ExcName: abi.ExcTimeout}) // retry_on made it a retry
 	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: abi.ExcTrap})
 	m.Attempt(job, &abi.Outcome{Kind: abi.OutcomeFailed, ExcName: abi.ExcError}) // the guest's own error
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range fams {
-		for _, mm := range f.Metric {
-			key := f.GetName()
-			for _, l := range mm.Label {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = mm.GetCounter().GetValue()
-		}
-	}
+	got := counters(t, m)
 	for key, want := range map[string]float64{
 		"wasmq_sandbox_failures_total exc_name=wasmq.Timeout tenant=acme": 2,
 		"wasmq_sandbox_failures_total exc_name=wasmq.Trap tenant=acme":    1,
@@ -185,20 +172,7 @@ func TestUsageIsCountedPerTenantAndFunction(t *testing.T) {
 	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeDone, Usage: u})
 	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: abi.ExcFuelExhausted, Usage: u})
 	m.Attempt(&abi.Job{Tenant: "globex", Func: "m.g"}, &abi.Outcome{Kind: abi.OutcomeFailed, Usage: abi.Usage{WallMS: 1}})
-	fams, err := m.Registry.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, f := range fams {
-		for _, mm := range f.Metric {
-			key := f.GetName()
-			for _, l := range mm.Label {
-				key += " " + l.GetName() + "=" + l.GetValue()
-			}
-			got[key] = mm.GetCounter().GetValue()
-		}
-	}
+	got := counters(t, m)
 	for key, want := range map[string]float64{
 		"wasmq_fuel_total func=m.f tenant=acme":                                 200,
 		"wasmq_host_calls_total func=m.f tenant=acme":                           4,
@@ -214,4 +188,24 @@ func TestUsageIsCountedPerTenantAndFunction(t *testing.T) {
 	if _, ok := got["wasmq_fuel_total func=m.g tenant=globex"]; ok {
 		t.Error("an attempt without usage made a fuel series")
 	}
+}
+
+// counters reads every counter m holds, keyed "name label=value ...".
+func counters(t *testing.T, m *Metrics) map[string]float64 {
+	t.Helper()
+	fams, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, f := range fams {
+		for _, mm := range f.Metric {
+			key := f.GetName()
+			for _, l := range mm.Label {
+				key += " " + l.GetName() + "=" + l.GetValue()
+			}
+			got[key] = mm.GetCounter().GetValue()
+		}
+	}
+	return got
 }

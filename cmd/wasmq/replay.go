@@ -145,7 +145,7 @@ func printReplay(out io.Writer, rec abi.Record, res host.Replayed, plugin string
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s%s\n", row[0], clip(row[1]), clip(row[2]), mark)
 	}
-	fmt.Fprintf(tw, "tape\t%d calls\t%d served, %d not reached\n", countCalls(rec.Tape), res.Used, res.Unused)
+	fmt.Fprintf(tw, "tape\t%d calls\t%d served, %d not reached\n", host.TapeCalls(rec.Tape), res.Used, res.Unused)
 	tw.Flush()
 	if res.Divergence != nil {
 		fmt.Fprintf(out, "first divergence: %s\n", res.Divergence)
@@ -155,18 +155,6 @@ func printReplay(out io.Writer, rec abi.Record, res host.Replayed, plugin string
 	} else {
 		fmt.Fprintln(out, "different outcome")
 	}
-}
-
-// countCalls counts a tape's calls, the monotonic clock aside (a
-// language runtime reads it on its own).
-func countCalls(tape []abi.TapeEntry) int {
-	n := 0
-	for _, e := range tape {
-		if e.Fn != abi.TapeNanotime {
-			n++
-		}
-	}
-	return n
 }
 
 // clip keeps a cell on one line of a readable width.
