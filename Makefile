@@ -23,7 +23,7 @@ test-race: ## the concurrent packages under the race detector
 
 test-rest: ## every other package (CLI, config, UI in a real browser, examples), and the runner's CPU-bound shares without the race detector
 	$(GO) test -count=1 -timeout 20m $$($(GO) list ./... | grep -v -E '/(store|host|runner|api|enqueue|client)(/|$$)')
-	$(GO) test -count=1 -timeout 5m -run 'TestFuelRates|TestATenantOverItsFuelRate' ./runner/
+	$(GO) test -count=1 -timeout 5m -run 'TestFuelRates|TestATenantOverItsFuelRate|TestAFuelRateHoldsForTheWorkOfEveryNode' ./runner/
 
 chaos: ## the fault suite: kill -9 of nodes, PostgreSQL restarted and stopped for 75 s (stops the local cluster: run it alone)
 	$(GO) test -tags chaos -run Chaos -count=1 -v -timeout 20m ./cmd/wasmq/

@@ -6,9 +6,12 @@ import (
 
 // Fuel in the scheduler (docs/abi.md, "Usage and fuel"): a tenant with a
 // fuel_rate has a token bucket of fuel, and fair share weighs tenants by
-// their rates. Both are fed by this node's workers (notes.charge) when an
-// attempt ends, with the fuel it used: the scheduler cannot know it
-// before. The scheduler's goroutine owns all of it.
+// their rates. Both are fed when attempts end, with the fuel they used
+// (the scheduler cannot know it before): this node's workers tell it at
+// once (notes.charge); other nodes' attempts come with the finished
+// events of their completions (store.Event.Fuel), once committed. An
+// event lost (a notification connection that broke) leaves its fuel
+// uncharged. The scheduler's goroutine owns all of it.
 
 // fuelBucket is a tenant's token bucket: level refills at the tenant's
 // fuel_rate up to its burst; an ended attempt takes its fuel, which may

@@ -14,6 +14,8 @@ import (
 	"github.com/wasmq/wasmq/host"
 	"github.com/wasmq/wasmq/runner"
 	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/pgtest"
+	"github.com/wasmq/wasmq/store/postgres"
 )
 
 // spinFuel is what each spin job uses: the hostile corpus's endless loop,
@@ -56,7 +58,7 @@ func spinNode(t *testing.T, st store.Store, workers int, tweak func(*runner.Conf
 // spinFor runs the node for d with jobs of both tenants always waiting,
 // stops it (which writes the usage aggregate) and returns each tenant's
 // fuel from the aggregate.
-func spinFor(t *testing.T, st store.Store, r *runner.Runner, d time.Duration, jobs map[string]int) map[string]int64 {
+func spinFor(t *testing.T, st store.Store, rs []*runner.Runner, d time.Duration, jobs map[string]int) map[string]int64 {
 	t.Helper()
 	ctx := context.Background()
 	began := time.Now()
@@ -69,12 +71,16 @@ func spinFor(t *testing.T, st store.Store, r *runner.Runner, d time.Duration, jo
 			t.Fatal(err)
 		}
 	}
-	if err := r.Start(ctx); err != nil {
-		t.Fatal(err)
+	for _, r := range rs {
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	time.Sleep(d)
-	if err := r.Stop(ctx); err != nil {
-		t.Fatal(err)
+	for _, r := range rs {
+		if err := r.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	rows, err := st.Usage(ctx, store.UsageQuery{From: began.Add(-time.Minute), To: time.Now().Add(time.Minute)})
 	if err != nil {
@@ -110,7 +116,7 @@ func TestFuelRatesShareTheWorkersInProportion(t *testing.T) {
 	r := spinNode(t, st, 2, func(c *runner.Config) {
 		c.TenantFuelRate = map[string]float64{"big": 1e12, "small": 1e11}
 	})
-	fuel := spinFor(t, st, r, 15*time.Second, map[string]int{"big": 3000, "small": 1000})
+	fuel := spinFor(t, st, []*runner.Runner{r}, 15*time.Second, map[string]int{"big": 3000, "small": 1000})
 	ratio := float64(fuel["big"]) / float64(fuel["small"])
 	t.Logf("fuel used: big %d (%d jobs), small %d (%d jobs): ratio %.2f", fuel["big"], fuel["big"]/spinFuel, fuel["small"], fuel["small"]/spinFuel, ratio)
 	if fuel["small"] < 40*spinFuel {
@@ -136,7 +142,7 @@ func TestATenantOverItsFuelRateWaits(t *testing.T) {
 		c.TenantFuelBurst = map[string]float64{"capped": burst}
 	})
 	d := 10 * time.Second
-	fuel := spinFor(t, st, r, d, map[string]int{"capped": 1000, "free": 3000})
+	fuel := spinFor(t, st, []*runner.Runner{r}, d, map[string]int{"capped": 1000, "free": 3000})
 	want := burst + rate*d.Seconds()
 	t.Logf("capped tenant used %d fuel (%d jobs) in %s at %d/s, burst %d: want %.0f; the free one %d jobs",
 		fuel["capped"], fuel["capped"]/spinFuel, d, rate, burst, want, fuel["free"]/spinFuel)
@@ -145,5 +151,61 @@ func TestATenantOverItsFuelRateWaits(t *testing.T) {
 	}
 	if fuel["free"] < 2*fuel["capped"] {
 		t.Fatalf("the tenant without a rate ran %d jobs beside the capped one's %d: it waited", fuel["free"]/spinFuel, fuel["capped"]/spinFuel)
+	}
+}
+
+// On several nodes a fuel_rate holds for the tenant's work on all of
+// them: the leader charges every node's attempts, from the finished
+// events of their completions. Two nodes of one worker each on one
+// PostgreSQL database; charged with its own workers' fuel only, the
+// leader let the capped tenant use about twice its rate.
+func TestAFuelRateHoldsForTheWorkOfEveryNode(t *testing.T) {
+	if testing.Short() || raceOn {
+		t.Skip("runs 10 s of CPU-bound jobs")
+	}
+	const rate, burst = 4 * spinFuel, 2 * spinFuel
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	open := func() store.Store {
+		s, err := postgres.Open(ctx, dsn, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	capped := func(c *runner.Config) {
+		c.Channels = "root:2" // the cluster's capacity: one worker on each node
+		c.TenantFuelRate = map[string]float64{"capped": rate}
+		c.TenantFuelBurst = map[string]float64{"capped": burst}
+	}
+	st := open()
+	nodes := []*runner.Runner{spinNode(t, st, 1, capped), spinNode(t, open(), 1, capped)}
+	d := 10 * time.Second
+	fuel := spinFor(t, st, nodes, d, map[string]int{"capped": 1000, "free": 3000})
+	want := burst + rate*d.Seconds()
+	t.Logf("capped tenant used %d fuel on two nodes in %s at %d/s, burst %d: want %.0f", fuel["capped"], d, rate, burst, want)
+	if got := float64(fuel["capped"]); got > want+2*spinFuel || got < want-2*spinFuel-rate {
+		t.Fatalf("capped tenant used %.0f fuel on two nodes, want %.0f ± %d", got, want, 2*spinFuel)
+	}
+	// Both nodes ran the capped tenant's jobs (each ended
+	// wasmq.FuelExhausted: failed): the follower's fuel was charged too,
+	// not only absent.
+	workers := map[string]int{}
+	for page := ""; ; {
+		res, err := st.List(ctx, store.Filter{Tenant: "capped", States: []abi.State{abi.StateFailed}, Limit: 500, Cursor: page})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range res.Jobs {
+			workers[j.WorkerID]++
+		}
+		if page = res.NextCursor; page == "" {
+			break
+		}
+	}
+	t.Logf("capped jobs per worker: %v", workers)
+	if len(workers) < 2 {
+		t.Fatalf("the capped tenant's jobs ran on %d node(s), want both", len(workers))
 	}
 }

@@ -115,7 +115,9 @@ type notes struct {
 	mu      sync.Mutex
 	ended   []string
 	settled []string
-	// fuel is what ended attempts used, per tenant (fuel_rate).
+	// fuel is what this node's ended attempts used, per tenant: the
+	// scheduler charges it at once, before the completion commits
+	// (other nodes' fuel comes with their finished events).
 	fuel map[string]int64
 	wake chan struct{}
 }

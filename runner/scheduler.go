@@ -181,6 +181,9 @@ func (s *scheduler) note(e store.Event) bool {
 		if e.UUIDs == nil {
 			s.recount = true
 		}
+		if len(e.Fuel) > 0 && e.FuelBy != s.r.workerID {
+			s.chargeFuel(e.Fuel, time.Now()) // another node's attempts
+		}
 		for _, id := range e.UUIDs {
 			s.finished(id)
 		}

@@ -70,8 +70,9 @@ func (b *usageBuckets) putBack(bs []store.UsageBucket) {
 	}
 }
 
-// metered records an attempt's usage: in the buckets, and for the
-// scheduler (fuel_rate and fair share), which runs on the leader only.
+// metered records an attempt's usage in the buckets, and tells the
+// scheduler its fuel when this node leads (other nodes' schedulers learn
+// it from the finished event of the completion: fuel.go).
 func (r *Runner) metered(job *abi.Job, o *abi.Outcome, ended time.Time) {
 	if o.Kind == abi.OutcomeInterrupted && o.Usage == (abi.Usage{}) {
 		return

@@ -590,6 +590,12 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 		outcomes = append(outcomes, Outcome{Completion: x, Outcome: outcomeOf(x), Silent: x.To == abi.StateDone && len(x.Logs) == 0})
 	}
 	var applied []string
+	fuel, by := map[string]int64{}, map[string]string{}
+	for _, o := range outcomes {
+		if o.Usage != nil && o.Usage.Fuel > 0 {
+			fuel[o.UUID], by[o.UUID] = o.Usage.Fuel, o.WorkerID
+		}
+	}
 	err := c.d.Write(ctx, func(tx Tx) error {
 		for i := range outcomes {
 			if outcomes[i].Ended.IsZero() {
@@ -618,6 +624,7 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 			// A failed job needs no event of its own: the finished event
 			// already brings a round, which checks sequential channels.
 			n.Events.Job(EventFinished, d.UUID, d.Channel)
+			n.Events.Fuel(d.Tenant, by[d.UUID], fuel[d.UUID])
 			if d.State == abi.StatePending {
 				n.Events.Job(EventPending, d.UUID, d.Channel)
 			}

@@ -15,6 +15,25 @@ func (es *Events) Add(kind EventKind, channels ...string) {
 	*es = append(*es, Event{Kind: kind, Channels: channels})
 }
 
+// Fuel notes fuel a tenant's ended attempt used, on the EventFinished
+// event of the transaction; by is the worker that ran it (a transaction
+// completes one worker's attempts).
+func (es *Events) Fuel(tenant, by string, fuel int64) {
+	if fuel <= 0 {
+		return
+	}
+	es.Add(EventFinished)
+	for i := range *es {
+		if (*es)[i].Kind == EventFinished {
+			if (*es)[i].Fuel == nil {
+				(*es)[i].Fuel = map[string]int64{}
+			}
+			(*es)[i].Fuel[tenant] += fuel
+			(*es)[i].FuelBy = by
+		}
+	}
+}
+
 // Job notes a change of kind that subscribers follow job by job
 // (EventPending, EventFinished): the event names the job.
 func (es *Events) Job(kind EventKind, uuid, channel string) {

@@ -202,6 +202,13 @@ type Event struct {
 	UUIDs []string `json:"UUIDs,omitempty"`
 	// Node is the node that announced itself, on EventNode.
 	Node string `json:"Node,omitempty"`
+	// Fuel is what the attempts that ended used, per tenant, on
+	// EventFinished: the leader's scheduler charges every node's attempts
+	// to the tenants' fuel_rate buckets from it (runner/fuel.go).
+	Fuel map[string]int64 `json:"Fuel,omitempty"`
+	// FuelBy is the worker whose attempts used Fuel: its own scheduler
+	// charged them already, when they ended.
+	FuelBy string `json:"FuelBy,omitempty"`
 }
 
 type EventKind string

@@ -412,6 +412,7 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 			for {
 				part, n := e, min(len(e.UUIDs), uuidsPerNotify)
 				part.UUIDs = e.UUIDs[:n]
+				e.Fuel = nil // told once, in the first chunk
 				b, _ := json.Marshal(part)
 				if len(b) > 7900 { // long names: fall back to "some channels, some jobs"
 					part.Channels, part.UUIDs = nil, nil
