@@ -32,7 +32,15 @@ func (s *driver) Hold(ctx context.Context, workerID string) error {
 	if err != nil {
 		return fmt.Errorf("postgres store: hold %s: connect: %w", workerID, err)
 	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer func() {
+		// The socket is closed first, by hand: the server ends the
+		// session, and releases the lock, as soon as it reads the end of
+		// the stream. pgx's own close may wait on a cancel request and a
+		// drain of up to 15 s when a statement was cut short, and CI saw
+		// the lock outlive its worker that long.
+		conn.PgConn().Conn().Close()
+		conn.Close(context.WithoutCancel(ctx))
+	}()
 	// The lock first, then the row: a listed worker has held.
 	var key int32
 	if err := conn.QueryRow(ctx, `SELECT k FROM (SELECT hashtext('wasmq-node:' || current_schema() || ':' || $1::text) & 2147483647 AS k) x,
