@@ -590,10 +590,15 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 		outcomes = append(outcomes, Outcome{Completion: x, Outcome: outcomeOf(x), Silent: x.To == abi.StateDone && len(x.Logs) == 0})
 	}
 	var applied []string
-	fuel, by := map[string]int64{}, map[string]string{}
+	// The fuel the attempts used, told to the leader with the finished
+	// event (a map only when some attempt used any).
+	var fuel map[string]Outcome
 	for _, o := range outcomes {
 		if o.Usage != nil && o.Usage.Fuel > 0 {
-			fuel[o.UUID], by[o.UUID] = o.Usage.Fuel, o.WorkerID
+			if fuel == nil {
+				fuel = map[string]Outcome{}
+			}
+			fuel[o.UUID] = o
 		}
 	}
 	err := c.d.Write(ctx, func(tx Tx) error {
@@ -624,7 +629,9 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 			// A failed job needs no event of its own: the finished event
 			// already brings a round, which checks sequential channels.
 			n.Events.Job(EventFinished, d.UUID, d.Channel)
-			n.Events.Fuel(d.Tenant, by[d.UUID], fuel[d.UUID])
+			if o, ok := fuel[d.UUID]; ok {
+				n.Events.Fuel(d.Tenant, o.WorkerID, o.Usage.Fuel)
+			}
 			if d.State == abi.StatePending {
 				n.Events.Job(EventPending, d.UUID, d.Channel)
 			}
