@@ -185,8 +185,12 @@ func TestAFuelRateHoldsForTheWorkOfEveryNode(t *testing.T) {
 	fuel := spinFor(t, st, nodes, d, map[string]int{"capped": 1000, "free": 3000})
 	want := burst + rate*d.Seconds()
 	t.Logf("capped tenant used %d fuel on two nodes in %s at %d/s, burst %d: want %.0f", fuel["capped"], d, rate, burst, want)
-	if got := float64(fuel["capped"]); got > want+2*spinFuel || got < want-2*spinFuel-rate {
-		t.Fatalf("capped tenant used %.0f fuel on two nodes, want %.0f ± %d", got, want, 2*spinFuel)
+	// Above the rate is the failure this test is for (61e6 when the
+	// other node's fuel went uncharged). Below it, the two nodes' start-up
+	// (a leader to elect, the module to compile on each) may take up to a
+	// second or two of the ten: seen at 35e6 once in eight runs.
+	if got := float64(fuel["capped"]); got > want+2*spinFuel || got < want-2*spinFuel-2*rate {
+		t.Fatalf("capped tenant used %.0f fuel on two nodes, want %.0f (+%d, −%d)", got, want, 2*spinFuel, 2*spinFuel+2*rate)
 	}
 	// Both nodes ran the capped tenant's jobs (each ended
 	// wasmq.FuelExhausted: failed): the follower's fuel was charged too,
