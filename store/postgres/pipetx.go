@@ -120,8 +120,14 @@ func (t *pipeTx) commitWith(ctx context.Context, sql string, args ...any) error 
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
-	if err == nil && tag.String() == "ROLLBACK" {
+	switch {
+	case err == nil && tag.String() == "ROLLBACK":
 		err = pgx.ErrTxCommitRollback
+	case err != nil:
+		// A statement before COMMIT failed: the server skipped the rest
+		// and the transaction is still open, aborted. Rollback ends it,
+		// and the connection goes back to the pool rather than away.
+		t.closed = false
 	}
 	return err
 }

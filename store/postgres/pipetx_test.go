@@ -80,7 +80,14 @@ func TestAPipedTransactionCommitsAllOrNothing(t *testing.T) {
 	}
 
 	// The commit's own statement failing (100 is there) undoes the
-	// transaction too.
+	// transaction too, and leaves the connection to the pool.
+	pid := func() (p int32) {
+		if err := pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := pid()
 	if err := write(func(tx *pipeTx) error {
 		_, err := tx.Exec(ctx, `INSERT INTO piped VALUES (4)`)
 		return err
@@ -89,6 +96,9 @@ func TestAPipedTransactionCommitsAllOrNothing(t *testing.T) {
 	}
 	if n := count(); n != 3 {
 		t.Fatalf("%d rows after a failed commit, want 3", n)
+	}
+	if after := pid(); after != before {
+		t.Fatalf("the connection was replaced after a failed commit (backend %d, then %d): it should be rolled back and reused", before, after)
 	}
 
 	// A first statement that fails: the error is its own, and the
