@@ -572,22 +572,30 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 		return nil, nil
 	}
 	outcomes := make([]Outcome, 0, len(cs))
-	seen := make(map[string]bool, len(cs))
+	at := make(map[string]int, len(cs)) // job → its report in outcomes
 	for _, x := range cs {
 		if err := abi.CheckTransition(abi.StateStarted, x.To, x.Cause); err != nil {
 			return nil, fmt.Errorf("complete %s: %w", x.UUID, err)
 		}
-		if seen[x.UUID] { // one report per job: the first wins
-			continue
-		}
-		seen[x.UUID] = true
 		x = x.clean()
 		if x.To != abi.StatePending {
 			x.ETA = nil
 		}
 		// A done job's row says all a silent last attempt would
 		// (WithCurrent); a requeue writes it down first.
-		outcomes = append(outcomes, Outcome{Completion: x, Outcome: outcomeOf(x), Silent: x.To == abi.StateDone && len(x.Logs) == 0})
+		o := Outcome{Completion: x, Outcome: outcomeOf(x), Silent: x.To == abi.StateDone && len(x.Logs) == 0}
+		// One report per job. Of one attempt, the first wins; a later
+		// attempt's report supersedes an earlier one's, which can only
+		// be stale (the job was taken back before it started again):
+		// kept, it would apply to nothing and hide the current one.
+		if i, ok := at[x.UUID]; ok {
+			if x.Attempt > outcomes[i].Attempt {
+				outcomes[i] = o
+			}
+			continue
+		}
+		at[x.UUID] = len(outcomes)
+		outcomes = append(outcomes, o)
 	}
 	var applied []string
 	// The fuel the attempts used, told to the leader with the finished

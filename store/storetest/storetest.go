@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CompleteOnlyByTheHolder", completeOnlyByTheHolder},
 		{"GraphsPromoteHoldAndCascade", graphs},
 		{"ReapExpiredLeases", reap},
+		{"AStaleReportNeverHidesTheCurrentOne", aStaleReportNeverHidesTheCurrentOne},
 		{"VacuumKeepsFailedAndRecent", vacuum},
 		{"EventsAfterWrites", events},
 		{"SubSecondTimestamps", timestamps},
@@ -579,6 +580,43 @@ func reap(t *testing.T, s store.Store) {
 	}
 	if got, _ := s.ReapExpired(ctx, time.Now().Add(time.Second), nil); len(got) != 0 {
 		t.Fatalf("reaped renewed jobs: %v", got)
+	}
+}
+
+// A worker whose outcomes wait out a long outage may send, in one batch,
+// the report of an attempt the reaper took back meanwhile and the report
+// of the job's next attempt, which it ran after the outage under the same
+// worker. The stale one applies to nothing; the current one ends the job,
+// in whichever order the batch holds them (the first-wins rule once kept
+// the stale one and left the job started for good, its lease renewed).
+func aStaleReportNeverHidesTheCurrentOne(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, staleFirst := range []bool{true, false} {
+		j := insert(t, s, nj("t"))[0]
+		first := start(t, s, "w/1", 10*time.Millisecond)
+		if len(first) != 1 || first[0].UUID != j.UUID {
+			t.Fatalf("started %v, want %s", uuids(first), j.UUID)
+		}
+		if got := must(s.ReapExpired(ctx, time.Now().Add(time.Second), nil)); len(got) != 1 {
+			t.Fatalf("reaped %v, want the expired attempt", got)
+		}
+		second := start(t, s, "w/1", time.Minute)
+		if len(second) != 1 || second[0].Attempt != first[0].Attempt+1 {
+			t.Fatalf("second start %+v, want attempt %d", second, first[0].Attempt+1)
+		}
+		stale := store.Completion{UUID: j.UUID, WorkerID: "w/1", Attempt: first[0].Attempt, To: abi.StateFailed, Cause: abi.CauseFail, ExcName: "Stale"}
+		current := store.Completion{UUID: j.UUID, WorkerID: "w/1", Attempt: second[0].Attempt, To: abi.StateDone, Cause: abi.CauseDone}
+		batch := []store.Completion{stale, current}
+		if !staleFirst {
+			batch = []store.Completion{current, stale}
+		}
+		applied := must(s.Complete(ctx, batch))
+		if len(applied) != 1 || applied[0] != j.UUID {
+			t.Fatalf("stale first %v: applied %v, want the current attempt's report", staleFirst, applied)
+		}
+		if got := get(t, s, j.UUID); got.State != abi.StateDone || got.Attempt != second[0].Attempt {
+			t.Fatalf("stale first %v: the job is %s at attempt %d, want done at %d", staleFirst, got.State, got.Attempt, second[0].Attempt)
+		}
 	}
 }
 
