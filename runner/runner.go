@@ -88,6 +88,9 @@ type Runner struct {
 	// cancelled (cancel.go); checks is the goroutines checking them.
 	live   live
 	checks sync.WaitGroup
+	// owned is the attempts this process answers for, launch to outcome
+	// written (owned.go).
+	owned owned
 	// fatal receives the one error after which this node must stop
 	// (store.ErrSchemaAhead); see Fatal.
 	fatal chan error
@@ -380,6 +383,7 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 
 // launch runs a started job on a slot already taken.
 func (r *Runner) launch(job abi.Job) {
+	r.owned.add(job.UUID, job.Attempt)
 	r.inflight.Add(1)
 	r.stats.started.Add(1)
 	r.work <- job // never waits: a slot was taken, so a worker is or will be free
@@ -504,6 +508,7 @@ func (r *Runner) flush(batch []store.Completion) {
 		_, err := r.store.Complete(ctx, batch)
 		cancel()
 		if err == nil {
+			r.owned.done(batch)
 			r.settled(batch)
 			return
 		}
@@ -535,7 +540,9 @@ func (r *Runner) settled(batch []store.Completion) {
 }
 
 // renewLoop keeps this node's leases alive while it runs, and tells the
-// leader, whichever node it is, that this node takes work.
+// leader, whichever node it is, that this node takes work. It renews only
+// what it runs: a job the store names as this worker's that this process
+// never received is given back (owned.go).
 func (r *Runner) renewLoop(ctx context.Context) {
 	t := time.NewTicker(r.cfg.Lease.D() / 3)
 	defer t.Stop()
@@ -555,13 +562,18 @@ func (r *Runner) renewLoop(ctx context.Context) {
 		}
 	}
 	announce()
+	var strays strayWatch
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			announce()
-			if _, err := r.store.RenewLeases(ctx, r.workerID, time.Now().Add(r.cfg.Lease.D())); err != nil && ctx.Err() == nil {
+			held, err := r.store.RenewLeases(ctx, r.workerID, time.Now().Add(r.cfg.Lease.D()))
+			switch {
+			case err == nil:
+				strays.check(ctx, r, held)
+			case ctx.Err() == nil:
 				r.log.Warn().Err(err).Msg("renew leases failed")
 			}
 			// A cancel whose event was lost (or came before the job

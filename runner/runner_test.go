@@ -522,6 +522,42 @@ func TestJobsOfADeadWorkerComeBack(t *testing.T) {
 	}
 }
 
+// A start can commit while its answer is lost with the connection (the
+// database went away at that instant): the store says this node runs a
+// job it never received, and its renewals would keep the job started for
+// good. The node finds it a stray at two renewals and gives it back; it
+// runs, its retry budget untouched by the start that never ran.
+func TestAJobStartedUnbeknownToItsNodeRunsAfterAll(t *testing.T) {
+	st := newStore(t)
+	ctx := context.Background()
+	ids := add(t, st, spec{name: "lost", retries: 1})
+	cfg := runner.Config{Channels: "root:2", NodeID: "node-" + uuid.NewString()[:8], Lease: abi.Duration(1500 * time.Millisecond),
+		SafetyPoll: abi.Duration(time.Second), ShutdownTimeout: abi.Duration(5 * time.Second)}
+	r, err := runner.New(cfg, st, newHost(t), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cands, err := st.PendingSince(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if started, err := st.Start(ctx, cands, r.WorkerID(), time.Now().Add(time.Minute)); err != nil || len(started) != 1 {
+		t.Fatalf("start for the node's worker: %v %v", started, err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Stop(context.Background()) })
+	waitState(t, st, 10*time.Second, abi.StateDone, ids["lost"])
+	if j := get(t, st, ids["lost"]); j.Attempt != 2 || j.Retry != 1 {
+		t.Fatalf("attempt %d retry %d, want the second attempt and one retry counted", j.Attempt, j.Retry)
+	}
+	at, err := st.Attempts(ctx, "default", ids["lost"])
+	if err != nil || len(at) != 2 || at[0].Outcome != "dead" || at[1].Outcome != "done" {
+		t.Fatalf("attempts %+v %v, want the lost one then the one that ran", at, err)
+	}
+}
+
 func TestAutovacuumDeletesOldFinishedJobs(t *testing.T) {
 	st := newStore(t)
 	ids := add(t, st, spec{name: "old"}, spec{name: "failed", args: `["fail:x"]`})
@@ -583,6 +619,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"IdentityKeyDeduplicatesWhileWaiting", TestIdentityKeyDeduplicatesWhileWaiting},
 		{"GracefulStopReturnsRunningJobsUncounted", TestGracefulStopReturnsRunningJobsUncounted},
 		{"JobsOfADeadWorkerComeBack", TestJobsOfADeadWorkerComeBack},
+		{"AJobStartedUnbeknownToItsNodeRunsAfterAll", TestAJobStartedUnbeknownToItsNodeRunsAfterAll},
 		{"AutovacuumDeletesOldFinishedJobs", TestAutovacuumDeletesOldFinishedJobs},
 		{"ChannelStatus", TestChannelStatus},
 		{"TenantsTakeTurnsAtEqualPriority", TestTenantsTakeTurnsAtEqualPriority},

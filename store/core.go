@@ -655,8 +655,66 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 	return applied, nil
 }
 
-func (c *Core) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
+func (c *Core) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]Held, error) {
 	return c.d.RenewLeases(ctx, workerID, leaseUntil)
+}
+
+func (c *Core) Disown(ctx context.Context, workerID string, jobs []Held) ([]Reaped, error) {
+	if len(jobs) == 0 {
+		return nil, nil
+	}
+	want := make(map[string]int, len(jobs))
+	uuids := make([]string, 0, len(jobs))
+	for _, h := range jobs {
+		want[h.UUID] = h.Attempt
+		uuids = append(uuids, h.UUID)
+	}
+	var out []Reaped
+	err := c.d.Write(ctx, func(tx Tx) error {
+		held, err := tx.StartedBy(ctx, workerID, uuids)
+		if err != nil {
+			return err
+		}
+		now := tx.Now()
+		for _, j := range held {
+			if j.Attempt != want[j.UUID] { // ended and started again since it was read
+				continue
+			}
+			after, msg := disowned(j)
+			r, err := takeBack(ctx, tx, j, after, now, msg)
+			if err != nil {
+				return err
+			}
+			out = append(out, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// takeBack moves a job its worker will not report on (dead, gone, or
+// never told) to after, recording the attempt it held.
+func takeBack(ctx context.Context, tx Tx, j, after abi.Job, now time.Time, msg string) (Reaped, error) {
+	if err := abi.CheckTransition(j.State, after.State, abi.CauseDead); err != nil {
+		return Reaped{}, err
+	}
+	if err := tx.UpdateJob(ctx, j, after); err != nil {
+		return Reaped{}, err
+	}
+	n := tx.Notes()
+	n.moved(j, after)
+	if after.State == abi.StateFailed {
+		n.Events.Add(EventChanged, j.Channel)
+	}
+	if j.State == abi.StateStarted && j.DateStarted != nil {
+		if err := tx.RecordAttempt(ctx, endedAttempt(j, now, "dead", abi.ExcJobFoundDead, msg), true); err != nil {
+			return Reaped{}, err
+		}
+	}
+	return Reaped{UUID: j.UUID, State: after.State}, nil
 }
 
 func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([]Reaped, error) {
@@ -668,23 +726,11 @@ func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([
 		}
 		for _, j := range dead {
 			after, msg := reaped(j)
-			if err := abi.CheckTransition(j.State, after.State, abi.CauseDead); err != nil {
+			r, err := takeBack(ctx, tx, j, after, now, msg)
+			if err != nil {
 				return err
 			}
-			if err := tx.UpdateJob(ctx, j, after); err != nil {
-				return err
-			}
-			n := tx.Notes()
-			n.moved(j, after)
-			if after.State == abi.StateFailed {
-				n.Events.Add(EventChanged, j.Channel)
-			}
-			if j.State == abi.StateStarted && j.DateStarted != nil {
-				if err := tx.RecordAttempt(ctx, endedAttempt(j, now, "dead", abi.ExcJobFoundDead, msg), true); err != nil {
-					return err
-				}
-			}
-			out = append(out, Reaped{UUID: j.UUID, State: after.State})
+			out = append(out, r)
 		}
 		return nil
 	})

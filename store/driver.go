@@ -59,7 +59,7 @@ type Driver interface {
 	Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Time) ([]string, error)
 	Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error)
 	Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error)
-	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
+	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]Held, error)
 	// Hold and Unheld: see Store.
 	Hold(ctx context.Context, workerID string) error
 	Unheld(ctx context.Context) ([]string, error)
@@ -149,6 +149,9 @@ type Tx interface {
 	// lease ended before now, and the started jobs of the workers in gone;
 	// it forgets the workers in gone.
 	ExpiredJobs(ctx context.Context, now time.Time, gone []string) ([]abi.Job, error)
+	// StartedBy reads, locked, the jobs among uuids still started by
+	// workerID.
+	StartedBy(ctx context.Context, workerID string, uuids []string) ([]abi.Job, error)
 	// Complete applies the outcomes, each only while its job is still
 	// started by that worker at that attempt, records their attempts (a
 	// silent success excepted: WithCurrent tells it) and returns those it

@@ -89,6 +89,18 @@ func reaped(j abi.Job) (abi.Job, string) {
 	return out, msg
 }
 
+// disowned is a started job after its worker found it does not run it
+// (the start's answer was lost): pending again, the attempt not counted
+// against its retries, since no code ran.
+func disowned(j abi.Job) (abi.Job, string) {
+	msg := fmt.Sprintf("worker %s never received this start (its answer was lost); the job did not run", j.WorkerID)
+	out := j
+	out.LeaseUntil = nil
+	out.State, out.DateEnqueued, out.WorkerID = abi.StatePending, nil, ""
+	out.Retry = max(j.Retry-1, 0)
+	return out, msg
+}
+
 // endedAttempt is the record of the attempt a job row holds when it ends
 // without its worker reporting it (a dead worker, a requeue while it ran).
 func endedAttempt(j abi.Job, ended time.Time, outcome, excName, excMsg string) abi.Attempt {

@@ -179,6 +179,12 @@ type Completion struct {
 }
 
 // Reaped is a job taken back from a dead worker.
+// Held is a job started under a worker, at an attempt.
+type Held struct {
+	UUID    string
+	Attempt int
+}
+
 type Reaped struct {
 	UUID  string
 	State abi.State // pending, or failed with exc_name JobFoundDead
@@ -338,8 +344,15 @@ type Store interface {
 	// is still started by workerID at attempt; the job shows it (Get,
 	// List) from then on.
 	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
-	// RenewLeases extends the lease of every job started by workerID.
-	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error)
+	// RenewLeases extends the lease of every job started by workerID and
+	// returns those jobs, so the worker can tell whether it runs them all.
+	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]Held, error)
+	// Disown takes back jobs started under workerID that its process does
+	// not run: a start committed whose answer never reached the process
+	// (its connection broke in between). Only jobs still started by that
+	// worker at that attempt are taken; each goes back to pending, its
+	// retry not counted (it never ran), with the attempt recorded.
+	Disown(ctx context.Context, workerID string, jobs []Held) ([]Reaped, error)
 	// ReapExpired takes back enqueued and started jobs whose lease ended
 	// before now, and the started jobs of the workers in gone, whatever
 	// their lease (docs/semantics.md §8).

@@ -136,9 +136,16 @@ func (s *tracedStore) Complete(ctx context.Context, cs []store.Completion) ([]st
 	return out, err
 }
 
-func (s *tracedStore) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
+func (s *tracedStore) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]store.Held, error) {
 	ctx, span := s.span(ctx, "RenewLeases")
-	n, err := s.Store.RenewLeases(ctx, workerID, leaseUntil)
-	end(span, n, err)
-	return n, err
+	held, err := s.Store.RenewLeases(ctx, workerID, leaseUntil)
+	end(span, len(held), err)
+	return held, err
+}
+
+func (s *tracedStore) Disown(ctx context.Context, workerID string, jobs []store.Held) ([]store.Reaped, error) {
+	ctx, span := s.span(ctx, "Disown")
+	out, err := s.Store.Disown(ctx, workerID, jobs)
+	end(span, len(out), err)
+	return out, err
 }

@@ -471,8 +471,8 @@ func TestPendingLogAndRunRowsFollowTheJobs(t *testing.T) {
 	if _, runs, _ := sideRows(t, s); runs != 1 {
 		t.Fatalf("an empty start left a run row: %d runs", runs)
 	}
-	if n, err := s.RenewLeases(ctx, "w1", time.Now().Add(2*time.Minute)); err != nil || n != 30 {
-		t.Fatalf("renewed %d leases (%v), want 30", n, err)
+	if held, err := s.RenewLeases(ctx, "w1", time.Now().Add(2*time.Minute)); err != nil || len(held) != 30 {
+		t.Fatalf("renewed %d leases (%v), want 30", len(held), err)
 	}
 	running, err := s.Running(ctx)
 	if err != nil || len(running) != 30 {

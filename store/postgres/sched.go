@@ -298,13 +298,22 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 // batch's (queryJobs). One row per batch instead of one per job: with a
 // short lease, rewriting every running job's row each renewal cost more
 // than a tenth of the throughput (docs/benchmarks.md).
-func (s *driver) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
-	var n int
-	if err := s.pool.QueryRow(ctx, `WITH r AS (UPDATE job_runs SET lease_until = $1 WHERE worker_id = $2 RETURNING remaining)
-		SELECT COALESCE(SUM(remaining), 0) FROM r`, leaseUntil, workerID).Scan(&n); err != nil {
-		return 0, fmt.Errorf("postgres store: renew leases: %w", err)
+func (s *driver) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]store.Held, error) {
+	rows, err := s.pool.Query(ctx, `WITH r AS (UPDATE job_runs SET lease_until = $1 WHERE worker_id = $2 RETURNING id, uuids)
+		SELECT j.uuid, j.attempt FROM r, unnest(r.uuids) AS u(id), jobs j
+		WHERE j.uuid = u.id AND j.run_id = r.id AND j.state || '' = 'started'`, leaseUntil, workerID)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: renew leases: %w", err)
 	}
-	return n, nil
+	held, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Held, error) {
+		var h store.Held
+		err := r.Scan(&h.UUID, &h.Attempt)
+		return h, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: renew leases: %w", err)
+	}
+	return held, nil
 }
 
 // Maintain is the leader's housekeeping, every lease/3 after the reap: a

@@ -169,6 +169,10 @@ func (w *wtx) ExpiredJobs(ctx context.Context, now time.Time, gone []string) ([]
 	return append(started, handed...), nil
 }
 
+func (w *wtx) StartedBy(ctx context.Context, workerID string, uuids []string) ([]abi.Job, error) {
+	return queryJobs(ctx, w, `WHERE uuid = ANY($1) AND state = 'started' AND worker_id = $2 FOR UPDATE`, uuids, workerID)
+}
+
 func orLogs(l []abi.LogLine) []abi.LogLine {
 	if l == nil {
 		return []abi.LogLine{}

@@ -346,18 +346,38 @@ func orLogs(l []abi.LogLine) []abi.LogLine {
 	return l
 }
 
-func (s *driver) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) (int, error) {
-	var n int64
+func (s *driver) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]store.Held, error) {
+	var held []store.Held
 	err := s.write(ctx, func(w *wtx) error {
-		res, err := w.ExecContext(ctx, `UPDATE jobs SET lease_until = ? WHERE state = 'started' AND worker_id = ?`,
+		rows, err := w.QueryContext(ctx, `UPDATE jobs SET lease_until = ? WHERE state = 'started' AND worker_id = ? RETURNING uuid, attempt`,
 			micros(leaseUntil), workerID)
 		if err != nil {
 			return fmt.Errorf("sqlite store: renew leases: %w", err)
 		}
-		n, _ = res.RowsAffected()
+		defer rows.Close()
+		for rows.Next() {
+			var h store.Held
+			if err := rows.Scan(&h.UUID, &h.Attempt); err != nil {
+				return fmt.Errorf("sqlite store: renew leases: %w", err)
+			}
+			held = append(held, h)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sqlite store: renew leases: %w", err)
+		}
 		return nil
 	})
-	return int(n), err
+	return held, err
+}
+
+// StartedBy: the writer's lock keeps the jobs read until the transaction
+// ends.
+func (w *wtx) StartedBy(ctx context.Context, workerID string, uuids []string) ([]abi.Job, error) {
+	if len(uuids) == 0 {
+		return nil, nil
+	}
+	in, args := inList(uuids)
+	return queryJobs(ctx, w, `WHERE state = 'started' AND worker_id = ? AND uuid IN `+in, append([]any{workerID}, args...)...)
 }
 
 // ExpiredJobs reads the enqueued and started jobs whose lease lapsed, and

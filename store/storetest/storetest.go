@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GraphsPromoteHoldAndCascade", graphs},
 		{"ReapExpiredLeases", reap},
 		{"AStaleReportNeverHidesTheCurrentOne", aStaleReportNeverHidesTheCurrentOne},
+		{"AStartItsWorkerNeverReceivedIsDisowned", aStartItsWorkerNeverReceivedIsDisowned},
 		{"VacuumKeepsFailedAndRecent", vacuum},
 		{"EventsAfterWrites", events},
 		{"SubSecondTimestamps", timestamps},
@@ -553,8 +554,8 @@ func reap(t *testing.T, s store.Store) {
 	start(t, s, "dead", 50*time.Millisecond)
 	e := insert(t, s, nj("t"))[0]
 	s.Enqueue(ctx, must(s.PendingSince(ctx, 0, 1000)), time.Now().Add(50*time.Millisecond))
-	if n, err := s.RenewLeases(ctx, "alive", time.Now().Add(time.Minute)); err != nil || n != 0 {
-		t.Fatalf("renewed %d leases of another worker", n)
+	if held, err := s.RenewLeases(ctx, "alive", time.Now().Add(time.Minute)); err != nil || len(held) != 0 {
+		t.Fatalf("renewed the leases of another worker: %v %v", held, err)
 	}
 	got, err := s.ReapExpired(ctx, time.Now().Add(time.Second), nil)
 	if err != nil || len(got) != 3 {
@@ -572,8 +573,14 @@ func reap(t *testing.T, s store.Store) {
 	// A renewed lease is not reaped, and reads as renewed.
 	alive := start(t, s, "alive", 50*time.Millisecond)
 	until := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond)
-	if n, _ := s.RenewLeases(ctx, "alive", until); n != len(alive) {
-		t.Fatalf("renewed %d leases, want %d", n, len(alive))
+	held := must(s.RenewLeases(ctx, "alive", until))
+	if len(held) != len(alive) {
+		t.Fatalf("renewed %v, want the %d jobs started", held, len(alive))
+	}
+	for i, h := range held {
+		if j := get(t, s, h.UUID); j.WorkerID != "alive" || j.Attempt != h.Attempt {
+			t.Fatalf("renewal %d names %+v, which is %s's attempt %d", i, h, j.WorkerID, j.Attempt)
+		}
 	}
 	if j := get(t, s, alive[0].UUID); j.LeaseUntil == nil || !j.LeaseUntil.Equal(until) {
 		t.Fatalf("a renewed job's lease reads %v, want %v", j.LeaseUntil, until)
@@ -617,6 +624,42 @@ func aStaleReportNeverHidesTheCurrentOne(t *testing.T, s store.Store) {
 		if got := get(t, s, j.UUID); got.State != abi.StateDone || got.Attempt != second[0].Attempt {
 			t.Fatalf("stale first %v: the job is %s at attempt %d, want done at %d", staleFirst, got.State, got.Attempt, second[0].Attempt)
 		}
+	}
+}
+
+// A start can commit while its answer is lost with the connection: the
+// store says the worker runs a job its process never received, and the
+// worker's renewals would keep it started for good. The worker disowns
+// it: only that worker's job at that attempt goes back to pending, its
+// retry uncounted (no code ran), its attempt recorded as lost.
+func aStartItsWorkerNeverReceivedIsDisowned(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	a, b := nj("t"), nj("t")
+	insert(t, s, a, b)
+	started := start(t, s, "w/1", time.Minute)
+	if len(started) != 2 {
+		t.Fatalf("started %v, want two", uuids(started))
+	}
+	attempt := started[0].Attempt
+	if got := must(s.Disown(ctx, "w/2", []store.Held{{UUID: a.UUID, Attempt: attempt}})); len(got) != 0 {
+		t.Fatalf("another worker disowned %v", got)
+	}
+	got := must(s.Disown(ctx, "w/1", []store.Held{{UUID: a.UUID, Attempt: attempt}, {UUID: b.UUID, Attempt: attempt + 1}, {UUID: nj("t").UUID, Attempt: 1}}))
+	if len(got) != 1 || got[0].UUID != a.UUID || got[0].State != abi.StatePending {
+		t.Fatalf("disowned %+v, want only %s (the other is at another attempt, the third unknown)", got, a.UUID)
+	}
+	if j := get(t, s, a.UUID); j.State != abi.StatePending || j.Retry != 0 || j.WorkerID != "" || j.LeaseUntil != nil {
+		t.Fatalf("a disowned job: %s retry %d worker %q lease %v; want pending, retry 0, no worker or lease", j.State, j.Retry, j.WorkerID, j.LeaseUntil)
+	}
+	at := must(s.Attempts(ctx, "t", a.UUID))
+	if len(at) != 1 || at[0].Outcome != "dead" || at[0].Attempt != attempt {
+		t.Fatalf("the disowned attempt is recorded as %+v", at)
+	}
+	if held := must(s.RenewLeases(ctx, "w/1", time.Now().Add(time.Minute))); len(held) != 1 || held[0].UUID != b.UUID {
+		t.Fatalf("after disowning, w/1 renews %v, want only %s", held, b.UUID)
+	}
+	if again := start(t, s, "w/2", time.Minute); len(again) != 1 || again[0].UUID != a.UUID || again[0].Attempt != attempt+1 {
+		t.Fatalf("the disowned job starts again as %+v", again)
 	}
 }
 
