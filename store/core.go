@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
@@ -675,19 +676,10 @@ func (c *Core) Disown(ctx context.Context, workerID string, jobs []Held) ([]Reap
 		if err != nil {
 			return err
 		}
-		now := tx.Now()
-		for _, j := range held {
-			if j.Attempt != want[j.UUID] { // ended and started again since it was read
-				continue
-			}
-			after, msg := disowned(j)
-			r, err := takeBack(ctx, tx, j, after, now, msg)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
+		// One ended and started again since it was read is not a stray.
+		held = slices.DeleteFunc(held, func(j abi.Job) bool { return j.Attempt != want[j.UUID] })
+		out, err = takeBack(ctx, tx, held, tx.Now(), disowned)
+		return err
 	})
 	if err != nil {
 		return nil, err
@@ -695,26 +687,31 @@ func (c *Core) Disown(ctx context.Context, workerID string, jobs []Held) ([]Reap
 	return out, nil
 }
 
-// takeBack moves a job its worker will not report on (dead, gone, or
-// never told) to after, recording the attempt it held.
-func takeBack(ctx context.Context, tx Tx, j, after abi.Job, now time.Time, msg string) (Reaped, error) {
-	if err := abi.CheckTransition(j.State, after.State, abi.CauseDead); err != nil {
-		return Reaped{}, err
-	}
-	if err := tx.UpdateJob(ctx, j, after); err != nil {
-		return Reaped{}, err
-	}
-	n := tx.Notes()
-	n.moved(j, after)
-	if after.State == abi.StateFailed {
-		n.Events.Add(EventChanged, j.Channel)
-	}
-	if j.State == abi.StateStarted && j.DateStarted != nil {
-		if err := tx.RecordAttempt(ctx, endedAttempt(j, now, "dead", abi.ExcJobFoundDead, msg), true); err != nil {
-			return Reaped{}, err
+// takeBack moves jobs their workers will not report on (dead, gone, or
+// never told) to what rule makes of each, recording the attempt each held.
+func takeBack(ctx context.Context, tx Tx, jobs []abi.Job, now time.Time, rule func(abi.Job) (abi.Job, string)) ([]Reaped, error) {
+	var out []Reaped
+	for _, j := range jobs {
+		after, msg := rule(j)
+		if err := abi.CheckTransition(j.State, after.State, abi.CauseDead); err != nil {
+			return out, err
 		}
+		if err := tx.UpdateJob(ctx, j, after); err != nil {
+			return out, err
+		}
+		n := tx.Notes()
+		n.moved(j, after)
+		if after.State == abi.StateFailed {
+			n.Events.Add(EventChanged, j.Channel)
+		}
+		if j.State == abi.StateStarted && j.DateStarted != nil {
+			if err := tx.RecordAttempt(ctx, endedAttempt(j, now, "dead", abi.ExcJobFoundDead, msg), true); err != nil {
+				return out, err
+			}
+		}
+		out = append(out, Reaped{UUID: j.UUID, State: after.State})
 	}
-	return Reaped{UUID: j.UUID, State: after.State}, nil
+	return out, nil
 }
 
 func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([]Reaped, error) {
@@ -724,15 +721,8 @@ func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([
 		if err != nil {
 			return err
 		}
-		for _, j := range dead {
-			after, msg := reaped(j)
-			r, err := takeBack(ctx, tx, j, after, now, msg)
-			if err != nil {
-				return err
-			}
-			out = append(out, r)
-		}
-		return nil
+		out, err = takeBack(ctx, tx, dead, now, reaped)
+		return err
 	})
 	if err != nil {
 		return out, err
