@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/store"
 )
 
 // nodeLockClass is the first key of the advisory locks that say a worker
@@ -35,9 +36,9 @@ func (s *driver) Hold(ctx context.Context, workerID string) error {
 	defer func() {
 		// The socket is closed first, by hand: the server ends the
 		// session, and releases the lock, as soon as it reads the end of
-		// the stream. pgx's own close may wait on a cancel request and a
-		// drain of up to 15 s when a statement was cut short, and CI saw
-		// the lock outlive its worker that long.
+		// the stream, whereas pgx's own close may wait on a cancel
+		// request and a drain of up to 15 s when a statement was cut
+		// short.
 		conn.PgConn().Conn().Close()
 		conn.Close(context.WithoutCancel(ctx))
 	}()
@@ -51,6 +52,7 @@ func (s *driver) Hold(ctx context.Context, workerID string) error {
 		ON CONFLICT (worker_id) DO NOTHING`, workerID, key); err != nil {
 		return fmt.Errorf("postgres store: hold %s: list: %w", workerID, err)
 	}
+	store.Holding(ctx)
 	t := time.NewTicker(holdPing)
 	defer t.Stop()
 	for {

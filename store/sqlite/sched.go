@@ -399,6 +399,7 @@ func (s *driver) Hold(ctx context.Context, workerID string) error {
 	s.heldMu.Lock()
 	s.held[workerID]++
 	s.heldMu.Unlock()
+	store.Holding(ctx)
 	<-ctx.Done()
 	s.heldMu.Lock()
 	if s.held[workerID]--; s.held[workerID] == 0 {

@@ -17,10 +17,14 @@ import (
 func aWorkerThatLetsGoIsTakenBackAtOnce(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	insert(t, s, nj("t"), nj("t"))
-	holdCtx, letGo := context.WithCancel(ctx)
+	// A hold takes effect soon after the call, not at once: each says
+	// when. (Absence from Unheld cannot tell: a worker that never held is
+	// not named either, and letting go before holding proves nothing.)
+	holding := make(chan struct{}, 2)
+	holdCtx, letGo := context.WithCancel(store.OnHold(ctx, func() { holding <- struct{}{} }))
 	held := make(chan error, 1)
 	go func() { held <- s.Hold(holdCtx, "doomed/1") }()
-	other, stopOther := context.WithCancel(ctx)
+	other, stopOther := context.WithCancel(store.OnHold(ctx, func() { holding <- struct{}{} }))
 	defer stopOther()
 	go s.Hold(other, "alive/1")
 	doomed := start(t, s, "doomed/1", time.Hour)
@@ -29,11 +33,16 @@ func aWorkerThatLetsGoIsTakenBackAtOnce(t *testing.T, s store.Store) {
 	if len(doomed) != 2 || len(alive) != 1 {
 		t.Fatalf("started %d and %d jobs, want 2 and 1", len(doomed), len(alive))
 	}
-	// Both hold (a hold takes effect soon after the call, not at once).
-	waitFor(t, "both workers to hold", func() bool {
-		u := must(s.Unheld(ctx))
-		return !slices.Contains(u, "doomed/1") && !slices.Contains(u, "alive/1")
-	})
+	for range 2 {
+		select {
+		case <-holding:
+		case <-time.After(15 * time.Second):
+			t.Fatal("timed out waiting for both workers to hold")
+		}
+	}
+	if u := must(s.Unheld(ctx)); slices.Contains(u, "doomed/1") || slices.Contains(u, "alive/1") {
+		t.Fatalf("unheld %v names a worker that holds", u)
+	}
 	letGo()
 	if err := <-held; err == nil {
 		t.Fatal("Hold returned no error when its context ended")
