@@ -87,11 +87,28 @@ func spinFor(t *testing.T, st store.Store, rs []*runner.Runner, d time.Duration,
 		t.Fatal(err)
 	}
 	fuel := map[string]int64{}
+	attempts := map[string]int64{}
 	for _, row := range rows {
 		if row.Fuel != row.Attempts*spinFuel {
 			t.Errorf("%s: %d attempts used %d fuel, want %d each", row.Tenant, row.Attempts, row.Fuel, spinFuel)
 		}
 		fuel[row.Tenant] += row.Fuel
+		attempts[row.Tenant] += row.Attempts
+	}
+	// Each attempt is one job's only one: nothing here runs a job twice
+	// or counts an attempt twice.
+	for tenant := range jobs {
+		cs, err := st.Counts(ctx, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ended int64
+		for _, c := range cs {
+			ended += int64(c.Counts[abi.StateFailed] + c.Counts[abi.StateDone])
+		}
+		if attempts[tenant] != ended {
+			t.Errorf("tenant %s: %d attempts metered for %d jobs ended", tenant, attempts[tenant], ended)
+		}
 	}
 	for tenant, n := range jobs {
 		if fuel[tenant] >= int64(n)*spinFuel {
@@ -116,7 +133,7 @@ func TestFuelRatesShareTheWorkersInProportion(t *testing.T) {
 	r := spinNode(t, st, 2, func(c *runner.Config) {
 		c.TenantFuelRate = map[string]float64{"big": 1e12, "small": 1e11}
 	})
-	fuel := spinFor(t, st, []*runner.Runner{r}, 15*time.Second, map[string]int{"big": 3000, "small": 1000})
+	fuel := spinFor(t, st, []*runner.Runner{r}, 15*time.Second, map[string]int{"big": 30000, "small": 10000})
 	ratio := float64(fuel["big"]) / float64(fuel["small"])
 	t.Logf("fuel used: big %d (%d jobs), small %d (%d jobs): ratio %.2f", fuel["big"], fuel["big"]/spinFuel, fuel["small"], fuel["small"]/spinFuel, ratio)
 	if fuel["small"] < 40*spinFuel {
