@@ -654,11 +654,29 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 			delete(s.recent, t)
 		}
 	}
-	fair := len(s.tenants) > 1 // tenants take turns: gather every ready job first
+	fair := len(s.tenants) > 1 // tenants take turns: gather the ready jobs first
 	var ready []store.Candidate
+	// A round picks at most the root's free slots, and at most a
+	// channel's free room from that channel: gathering more of a tenant's
+	// jobs than that cannot change the picks, and with tens of thousands
+	// pending would cost each round the whole backlog (docs/architecture.md).
+	rootRoom := s.room(root)
+	gathered := map[gatherKey]int{}
+	perTenant := map[string]int{}
+	saturated := 0
 	heads := map[*Channel]bool{}
 	stale := 0
+	// Without sequential channels, a tenant that has all it can get is
+	// passed over before the costlier checks (a sequential channel needs
+	// its head seen whoever's it is).
+	skipFull := fair && rootRoom >= 0 && !s.tree.hasSequential()
 	for _, c := range s.order {
+		if fair && rootRoom >= 0 && saturated == len(s.tenants) {
+			break
+		}
+		if skipFull && perTenant[c.Tenant] >= rootRoom {
+			continue
+		}
 		if !s.current(c) {
 			stale++
 			continue
@@ -681,7 +699,20 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 			continue
 		}
 		if fair {
+			if rootRoom >= 0 && perTenant[c.Tenant] >= rootRoom {
+				continue
+			}
+			if room := s.room(ch); room >= 0 {
+				k := gatherKey{c.Tenant, ch}
+				if gathered[k] >= room {
+					continue
+				}
+				gathered[k]++
+			}
 			ready = append(ready, c)
+			if perTenant[c.Tenant]++; rootRoom >= 0 && perTenant[c.Tenant] == rootRoom {
+				saturated++
+			}
 			continue
 		}
 		if full() {
@@ -826,6 +857,26 @@ func idsOf(jobs []store.Claimed) []string {
 
 // fits reports whether one more job may start in ch: room in ch and every
 // ancestor, and no throttle holding any of them.
+// gatherKey is a tenant's jobs in one channel, gathered for a round.
+type gatherKey struct {
+	tenant string
+	ch     *Channel
+}
+
+// room is how many more jobs ch can start now: the least free capacity
+// on its way to the root; -1 when no channel on the way has a capacity.
+func (s *scheduler) room(ch *Channel) int {
+	room := -1
+	for x := ch; x != nil; x = x.Parent {
+		if n := s.capacity(x); n > 0 {
+			if free := max(n-s.used[x], 0); room < 0 || free < room {
+				room = free
+			}
+		}
+	}
+	return room
+}
+
 func (s *scheduler) fits(ch *Channel, now time.Time, wakeAt func(time.Time)) bool {
 	for x := ch; x != nil; x = x.Parent {
 		if n := s.capacity(x); n > 0 && s.used[x] >= n {
