@@ -1,6 +1,7 @@
 package enqueue
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -297,8 +298,11 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 		Model   any   `json:"model"`
 		Records []any `json:"records"`
 	}
-	if err := json.Unmarshal(ctxt, &c); err != nil {
-		return nil, &abi.FieldError{Field: prefix + "context.records", Msg: "must be a list of record ids", Err: ErrMalformed}
+	// Most requests have no context: "{}" has nothing to read.
+	if string(ctxt) != "{}" {
+		if err := json.Unmarshal(ctxt, &c); err != nil {
+			return nil, &abi.FieldError{Field: prefix + "context.records", Msg: "must be a list of record ids", Err: ErrMalformed}
+		}
 	}
 	j.UserID, j.ModelName = scalar(c.User), scalar(c.Model)
 	j.FuncString = FuncString(r.Func, args, kwargs)
@@ -349,16 +353,17 @@ func scalar(v any) string {
 	}
 }
 
-// jsonOf checks raw is a JSON value starting with open (list or object).
+// jsonOf checks raw is a JSON value starting with open (list or object),
+// and returns it without the spaces around it (a slice of raw).
 func jsonOf(raw json.RawMessage, open byte, def string) (json.RawMessage, error) {
-	t := strings.TrimSpace(string(raw))
-	if t == "" || t == "null" {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || string(t) == "null" {
 		return json.RawMessage(def), nil
 	}
-	if t[0] != open || !json.Valid([]byte(t)) {
+	if t[0] != open || !json.Valid(t) {
 		return nil, errors.New("wrong JSON type")
 	}
-	return json.RawMessage(t), nil
+	return t, nil
 }
 
 // FuncString is the human form of a call: mail.send(42, "x", lang="fr").
@@ -371,7 +376,7 @@ func FuncString(fn string, args, kwargs json.RawMessage) string {
 		}
 	}
 	var kw map[string]json.RawMessage
-	if json.Unmarshal(kwargs, &kw) == nil {
+	if string(kwargs) != "{}" && json.Unmarshal(kwargs, &kw) == nil {
 		keys := make([]string, 0, len(kw))
 		for k := range kw {
 			keys = append(keys, k)

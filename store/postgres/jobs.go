@@ -171,9 +171,12 @@ func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
 // unnestJobs inserts the rows in one statement, arrays unnested
 // server-side.
 func (w *wtx) unnestJobs(ctx context.Context, jobs []abi.Job) (map[string]int64, error) {
-	var uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, keys, graphs, states []string
-	var prios, maxr []int32
-	var etas, exps, cancelled []*time.Time
+	n := len(jobs)
+	texts := func() []string { return make([]string, 0, n) }
+	uuids, tenants, funcs, args, kwargs, ctxs, users := texts(), texts(), texts(), texts(), texts(), texts(), texts()
+	models, fstrs, descs, chans, keys, graphs, states := texts(), texts(), texts(), texts(), texts(), texts(), texts()
+	prios, maxr := make([]int32, 0, n), make([]int32, 0, n)
+	etas, exps, cancelled := make([]*time.Time, 0, n), make([]*time.Time, 0, n), make([]*time.Time, 0, n)
 	for _, j := range jobs {
 		uuids, tenants, funcs = append(uuids, j.UUID), append(tenants, j.Tenant), append(funcs, j.Func)
 		args, kwargs, ctxs = append(args, orJSON(j.Args, "[]")), append(kwargs, orJSON(j.Kwargs, "{}")), append(ctxs, orJSON(j.Context, "{}"))
