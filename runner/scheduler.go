@@ -660,9 +660,12 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	// channel's free room from that channel: gathering more of a tenant's
 	// jobs than that cannot change the picks, and with tens of thousands
 	// pending would cost each round the whole backlog (docs/architecture.md).
-	rootRoom := s.room(root)
-	gathered := map[gatherKey]int{}
-	perTenant := map[string]int{}
+	rootRoom := -1
+	var gathered map[gatherKey]int
+	var perTenant map[string]int
+	if fair {
+		rootRoom, gathered, perTenant = s.room(root), map[gatherKey]int{}, map[string]int{}
+	}
 	saturated := 0
 	heads := map[*Channel]bool{}
 	stale := 0
