@@ -266,6 +266,27 @@ func TestNestedCapacitiesStartByPriorityWithinLimits(t *testing.T) {
 	}
 }
 
+// Tenants share: a round gathers only what it could pick of each tenant's
+// jobs (a channel's free room), so x's jobs queued on the full channel A
+// do not hide its job on B, which starts in the first round, long before
+// A's first job ends and brings another.
+func TestAJobInAFreeChannelIsNotHiddenByItsTenantsJobsOnAFullOne(t *testing.T) {
+	st := newStore(t)
+	var specs []spec
+	for i := 1; i <= 6; i++ {
+		specs = append(specs, spec{tenant: "x", name: fmt.Sprintf("A%d", i), args: `["ok:3000"]`, channel: "A"})
+	}
+	specs = append(specs, spec{tenant: "x", name: "xB", args: `["ok:10"]`, channel: "B"},
+		spec{tenant: "y", name: "yB", args: `["ok:3000"]`, channel: "B"})
+	ids := add(t, st, specs...)
+	start(t, "root:4,A:1,B:4", st, func(c *runner.Config) { c.SafetyPoll = abi.Duration(time.Minute) })
+	waitState(t, st, 10*time.Second, abi.StateDone, ids["A1"], ids["xB"])
+	ss := spans(t, st, map[string]string{"A1": ids["A1"], "xB": ids["xB"]})
+	if ss[0].name != "A1" || !ss[1].start.Before(ss[0].end) {
+		t.Fatalf("xB started at %v, A1 ran %v–%v: xB waited for A1 to end", ss[1].start, ss[0].start, ss[0].end)
+	}
+}
+
 func TestRootCapacityOneRunsInPriorityThenCreationOrder(t *testing.T) {
 	// docs/semantics.md §6: root:1; A(p10), B(p5), C(p10), D(p0) → D, B, A, C.
 	st := newStore(t)
@@ -623,6 +644,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"AutovacuumDeletesOldFinishedJobs", TestAutovacuumDeletesOldFinishedJobs},
 		{"ChannelStatus", TestChannelStatus},
 		{"TenantsTakeTurnsAtEqualPriority", TestTenantsTakeTurnsAtEqualPriority},
+		{"AJobInAFreeChannelIsNotHiddenByItsTenantsJobsOnAFullOne", TestAJobInAFreeChannelIsNotHiddenByItsTenantsJobsOnAFullOne},
 		{"ASlowFloodDoesNotStarveAnotherTenant", TestASlowFloodDoesNotStarveAnotherTenant},
 		{"TenantMaxRunningIsACapAcrossChannels", TestTenantMaxRunningIsACapAcrossChannels},
 		{"ConcurrentProducersAreAllSeenWithoutThePoll", TestConcurrentProducersAreAllSeenWithoutThePoll},
