@@ -281,9 +281,12 @@ func TestAJobInAFreeChannelIsNotHiddenByItsTenantsJobsOnAFullOne(t *testing.T) {
 	ids := add(t, st, specs...)
 	start(t, "root:4,A:1,B:4", st, func(c *runner.Config) { c.SafetyPoll = abi.Duration(time.Minute) })
 	waitState(t, st, 10*time.Second, abi.StateDone, ids["A1"], ids["xB"])
-	ss := spans(t, st, map[string]string{"A1": ids["A1"], "xB": ids["xB"]})
-	if ss[0].name != "A1" || !ss[1].start.Before(ss[0].end) {
-		t.Fatalf("xB started at %v, A1 ran %v–%v: xB waited for A1 to end", ss[1].start, ss[0].start, ss[0].end)
+	ran := map[string]span{}
+	for _, s := range spans(t, st, map[string]string{"A1": ids["A1"], "xB": ids["xB"]}) {
+		ran[s.name] = s
+	}
+	if a1, xb := ran["A1"], ran["xB"]; !xb.start.Before(a1.end) {
+		t.Fatalf("xB started at %v, A1 ran %v–%v: xB waited for A1 to end", xb.start, a1.start, a1.end)
 	}
 }
 
