@@ -159,7 +159,7 @@ func TestATenantOverItsFuelRateWaits(t *testing.T) {
 		c.TenantFuelBurst = map[string]float64{"capped": burst}
 	})
 	d := 10 * time.Second
-	fuel := spinFor(t, st, []*runner.Runner{r}, d, map[string]int{"capped": 1000, "free": 3000})
+	fuel := spinFor(t, st, []*runner.Runner{r}, d, map[string]int{"capped": 1000, "free": 30000})
 	want := burst + rate*d.Seconds()
 	t.Logf("capped tenant used %d fuel (%d jobs) in %s at %d/s, burst %d: want %.0f; the free one %d jobs",
 		fuel["capped"], fuel["capped"]/spinFuel, d, rate, burst, want, fuel["free"]/spinFuel)
@@ -199,7 +199,7 @@ func TestAFuelRateHoldsForTheWorkOfEveryNode(t *testing.T) {
 	st := open()
 	nodes := []*runner.Runner{spinNode(t, st, 1, capped), spinNode(t, open(), 1, capped)}
 	d := 10 * time.Second
-	fuel := spinFor(t, st, nodes, d, map[string]int{"capped": 1000, "free": 3000})
+	fuel := spinFor(t, st, nodes, d, map[string]int{"capped": 1000, "free": 30000})
 	want := burst + rate*d.Seconds()
 	t.Logf("capped tenant used %d fuel on two nodes in %s at %d/s, burst %d: want %.0f", fuel["capped"], d, rate, burst, want)
 	// Above the rate is the failure this test is for (61e6 when the
