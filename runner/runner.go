@@ -70,11 +70,15 @@ type Runner struct {
 	completions chan store.Completion
 	bg          sync.WaitGroup
 	completerWG sync.WaitGroup
-	leading     atomic.Bool
-	leadDone    chan struct{} // closed when leadLoop has returned
-	work        chan abi.Job  // started jobs for the worker goroutines
-	workersWG   sync.WaitGroup
-	claimable   atomic.Bool // the scheduler enqueued jobs: worth a claim
+	// usageStop ends usageLoop, which closes usageDone once its last
+	// write has returned.
+	usageStop context.CancelFunc
+	usageDone chan struct{}
+	leading   atomic.Bool
+	leadDone  chan struct{} // closed when leadLoop has returned
+	work      chan abi.Job  // started jobs for the worker goroutines
+	workersWG sync.WaitGroup
+	claimable atomic.Bool // the scheduler enqueued jobs: worth a claim
 	// ovChanged: this node stored a channel override; its scheduler
 	// re-reads them in its next round, whatever the events.
 	ovChanged atomic.Bool
@@ -236,8 +240,10 @@ func (r *Runner) Start(ctx context.Context) error {
 				}
 			}()
 		}
-		r.bg.Add(5)
-		go func() { defer r.bg.Done(); r.usageLoop(bg) }()
+		usage, usageStop := context.WithCancel(context.WithoutCancel(ctx))
+		r.usageStop, r.usageDone = usageStop, make(chan struct{})
+		go func() { defer close(r.usageDone); r.usageLoop(usage) }()
+		r.bg.Add(4)
 		r.fetchDone, r.leadDone = make(chan struct{}), make(chan struct{})
 		go func() { defer r.bg.Done(); defer close(r.fetchDone); r.fetchLoop(fetch) }()
 		go func() { defer r.bg.Done(); r.renewLoop(bg) }()
@@ -283,6 +289,11 @@ func (r *Runner) Stop(ctx context.Context) error {
 		giveUp := time.AfterFunc(r.cfg.ShutdownTimeout.D(), r.abandonCancel)
 		defer giveUp.Stop()
 		r.completerWG.Wait()
+		// The periodic flush ends first, its write done (a write cut
+		// short would put back usage it may have stored): then one flush
+		// writes all that is left.
+		r.usageStop()
+		<-r.usageDone
 		r.flushUsage(r.abandon)
 		r.abandonCancel()
 		r.bgCancel()

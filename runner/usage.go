@@ -92,7 +92,9 @@ func (r *Runner) usageLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			r.flushUsage(ctx)
+			// Not cut short by the loop's end: Stop waits for it, and
+			// a stop past its shutdown timeout abandons it.
+			r.flushUsage(r.abandon)
 		}
 	}
 }
