@@ -33,6 +33,12 @@ func (c *Core) InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inser
 		return nil, err
 	}
 	out := make([]Inserted, len(jobs))
+	if !capped(q) && len(jobs) > 0 && isSimple(jobs) {
+		if err := c.insertAlone(ctx, jobs, out); err != nil {
+			return nil, err
+		}
+		return out, nil
+	}
 	err := c.d.Write(ctx, func(tx Tx) error {
 		if capped(q) && len(jobs) > 0 {
 			if err := withinQuota(ctx, tx, q, jobs); err != nil {
@@ -122,11 +128,27 @@ func insertIndependent(ctx context.Context, tx Tx, jobs []NewJob, out []Inserted
 	if err != nil {
 		return err
 	}
-	n := tx.Notes()
+	NotePending(tx.Notes(), stored)
 	for i, j := range stored {
 		out[i] = Inserted{Job: j}
-		n.Counts.Add(j.Tenant, j.Channel, j.State, 1)
-		n.Events.Job(EventPending, j.UUID, j.Channel)
+	}
+	return nil
+}
+
+// insertAlone stores jobs with no key and no parent, under no quota, in
+// a transaction of their own (Driver.InsertPending): the common enqueue,
+// in one round trip where the driver can.
+func (c *Core) insertAlone(ctx context.Context, jobs []NewJob, out []Inserted) error {
+	rows := make([]abi.Job, len(jobs))
+	for i, nj := range jobs {
+		rows[i] = row(nj, abi.StatePending, time.Time{})
+	}
+	stored, err := c.d.InsertPending(ctx, rows)
+	if err != nil {
+		return err
+	}
+	for i, j := range stored {
+		out[i] = Inserted{Job: j}
 	}
 	return nil
 }

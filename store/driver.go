@@ -60,6 +60,13 @@ type Driver interface {
 	Start(ctx context.Context, jobs []Candidate, workerID string, leaseUntil time.Time) ([]Claimed, error)
 	Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error)
 	RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]Held, error)
+	// InsertPending stores new jobs, each pending with no identity key
+	// and no parent, in a transaction of its own: what a Write of
+	// Tx.InsertJobs and NotePending would do, in one round trip where the
+	// driver can. DateCreated is the driver's clock; the answer is the
+	// rows as stored, in order. A uuid taken fails the whole call
+	// (abi.ErrConflict, field uuid).
+	InsertPending(ctx context.Context, rows []abi.Job) ([]abi.Job, error)
 	// Hold and Unheld: see Store.
 	Hold(ctx context.Context, workerID string) error
 	Unheld(ctx context.Context) ([]string, error)
@@ -189,6 +196,32 @@ func (n *Notes) moved(before, after abi.Job) {
 	if after.State == abi.StatePending {
 		n.Events.Job(EventPending, after.UUID, after.Channel)
 	}
+}
+
+// NotePending notes new pending jobs, as stored: their counts and the
+// event that lets schedulers read exactly them.
+func NotePending(n *Notes, stored []abi.Job) {
+	for _, j := range stored {
+		n.Counts.Add(j.Tenant, j.Channel, j.State, 1)
+		n.Events.Job(EventPending, j.UUID, j.Channel)
+	}
+}
+
+// WritePending is Driver.InsertPending through the driver's Write, for
+// a driver that has no shorter way.
+func WritePending(ctx context.Context, d interface {
+	Write(ctx context.Context, fn func(Tx) error) error
+}, rows []abi.Job) ([]abi.Job, error) {
+	var stored []abi.Job
+	err := d.Write(ctx, func(tx Tx) error {
+		var err error
+		if stored, err = tx.InsertJobs(ctx, rows); err != nil {
+			return err
+		}
+		NotePending(tx.Notes(), stored)
+		return nil
+	})
+	return stored, err
 }
 
 // CountRow is one number of Counts.

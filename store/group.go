@@ -120,7 +120,22 @@ func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 			return nil
 		})
 	}
-	err := attempt(false)
+	var err error
+	if len(complex) == 0 && !slices.ContainsFunc(simple, func(i int) bool { return capped(reqs[i].Quota) }) {
+		// The common group: plain jobs, no quota. One insert in a
+		// transaction of its own; a uuid taken sends the group down the
+		// careful path below, where only its culprit fails.
+		err = c.insertGroup(ctx, reqs, simple, res)
+		if err == nil {
+			return res, nil
+		}
+		if !refusal(err) {
+			return nil, err
+		}
+		err = &bulkError{err}
+	} else {
+		err = attempt(false)
+	}
 	var be *bulkError
 	if errors.As(err, &be) {
 		err = attempt(true)
@@ -129,6 +144,23 @@ func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 		return nil, err
 	}
 	return res, nil
+}
+
+// insertGroup stores the requests at idx, all plain and under no quota,
+// with Driver.InsertPending, and hands each its jobs.
+func (c *Core) insertGroup(ctx context.Context, reqs []InsertRequest, idx []int, res []InsertResult) error {
+	var jobs []NewJob
+	for _, i := range idx {
+		jobs = append(jobs, reqs[i].Jobs...)
+	}
+	out := make([]Inserted, len(jobs))
+	if err := c.insertAlone(ctx, jobs, out); err != nil {
+		return err
+	}
+	for _, i := range idx {
+		res[i].Jobs, out = out[:len(reqs[i].Jobs)], out[len(reqs[i].Jobs):]
+	}
+	return nil
 }
 
 // lockKeys takes every identity key of the group, in (tenant, key)

@@ -171,6 +171,61 @@ func (w *wtx) InsertJobs(ctx context.Context, jobs []abi.Job) ([]abi.Job, error)
 // unnestJobs inserts the rows in one statement, arrays unnested
 // server-side.
 func (w *wtx) unnestJobs(ctx context.Context, jobs []abi.Job) (map[string]int64, error) {
+	rows, err := w.Query(ctx, `WITH `+insertCTEs+` SELECT uuid, seq FROM ins`, jobArrays(jobs, w.now)...)
+	if err != nil {
+		return nil, insertError(err)
+	}
+	return readSeqs(rows, len(jobs))
+}
+
+// InsertPending stores the rows, logs them for the scheduler, counts them
+// and notifies in one statement, committed on its own: one round trip,
+// where a Write takes two (BEGIN with the insert, the notify with COMMIT).
+// A lone enqueue, and each coalesced group, waits for it.
+func (s *driver) InsertPending(ctx context.Context, jobs []abi.Job) ([]abi.Job, error) {
+	if len(jobs) == 0 {
+		return []abi.Job{}, nil
+	}
+	if copyThreshold > 0 && len(jobs) >= copyThreshold {
+		return store.WritePending(ctx, s, jobs) // COPY is a statement of its own
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	var notes store.Notes
+	store.NotePending(&notes, jobs)
+	args := append(jobArrays(jobs, now), s.notify, notifyPayloads(notes.Events))
+	rows, err := s.pool.Query(ctx, `WITH `+insertCTEs+`, `+countedCTE("ins", "")+`,
+		notified AS (SELECT COUNT(pg_notify($21, p)) AS n FROM unnest($22::text[]) AS p)
+		SELECT uuid, seq FROM ins, notified`, args...)
+	if err != nil {
+		return nil, insertError(err)
+	}
+	seqs, err := readSeqs(rows, len(jobs))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]abi.Job, len(jobs))
+	for i, j := range jobs {
+		out[i] = store.AsStored(j, seqs[j.UUID], now)
+	}
+	return out, nil
+}
+
+// insertCTEs insert jobArrays' rows (ins, which returns them) and log the
+// pending ones (logged).
+const insertCTEs = `ins AS (
+		INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string, description,
+			channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid, state, date_cancelled, date_created)
+		SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc, $20
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+			$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[],
+			$16::text[], $17::text[], $18::text[], $19::timestamptz[])
+			AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc)
+		RETURNING ` + candidateColumns + `, state),
+	logged AS (INSERT INTO pending_log (` + candidateColumns + `) SELECT ` + candidateColumns + ` FROM ins WHERE state = 'pending')`
+
+// jobArrays are insertCTEs' parameters $1 to $20: one array per column,
+// then the date of creation.
+func jobArrays(jobs []abi.Job, now time.Time) []any {
 	n := len(jobs)
 	texts := func() []string { return make([]string, 0, n) }
 	uuids, tenants, funcs, args, kwargs, ctxs, users := texts(), texts(), texts(), texts(), texts(), texts(), texts()
@@ -185,23 +240,8 @@ func (w *wtx) unnestJobs(ctx context.Context, jobs []abi.Job) (map[string]int64,
 		states, prios, maxr = append(states, string(j.State)), append(prios, int32(j.Priority)), append(maxr, int32(j.MaxRetries))
 		etas, exps, cancelled = append(etas, j.ETA), append(exps, j.ExpectedAt), append(cancelled, j.DateCancelled)
 	}
-	rows, err := w.Query(ctx, `WITH ins AS (
-			INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string, description,
-				channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid, state, date_cancelled, date_created)
-			SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc, $20
-			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-				$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[],
-				$16::text[], $17::text[], $18::text[], $19::timestamptz[])
-				AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc)
-			RETURNING `+candidateColumns+`, state),
-		logged AS (INSERT INTO pending_log (`+candidateColumns+`) SELECT `+candidateColumns+` FROM ins WHERE state = 'pending')
-		SELECT uuid, seq FROM ins`,
-		uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr,
-		keys, graphs, states, cancelled, w.now)
-	if err != nil {
-		return nil, insertError(err)
-	}
-	return readSeqs(rows, len(jobs))
+	return []any{uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr,
+		keys, graphs, states, cancelled, now}
 }
 
 // copyColumns are the columns copyJobs writes; seq and version take their

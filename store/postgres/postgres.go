@@ -401,29 +401,7 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 	}
 	ts, cs, ss, ns := w.notes.Counts.Columns()
 	if len(w.notes.Events) > 0 || len(ns) > 0 {
-		payloads := make([]string, 0, len(w.notes.Events))
-		for _, e := range w.notes.Events {
-			e.Channels = dedup(e.Channels)
-			if len(e.Channels) > 50 {
-				e.Channels = nil // "some channels": listeners re-read anyway
-			}
-			// A NOTIFY payload holds at most 8,000 bytes: uuids go in
-			// chunks, each chunk its own notification.
-			for {
-				part, n := e, min(len(e.UUIDs), uuidsPerNotify)
-				part.UUIDs = e.UUIDs[:n]
-				e.Fuel = nil // told once, in the first chunk
-				b, _ := json.Marshal(part)
-				if len(b) > 7900 { // long names: fall back to "some channels, some jobs"
-					part.Channels, part.UUIDs = nil, nil
-					b, _ = json.Marshal(part)
-				}
-				payloads = append(payloads, string(b))
-				if e.UUIDs = e.UUIDs[n:]; len(e.UUIDs) == 0 {
-					break
-				}
-			}
-		}
+		payloads := notifyPayloads(w.notes.Events)
 		// Every event and count of the transaction, and the commit, in
 		// one round trip.
 		if err := tx.commitWith(ctx, `WITH counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
@@ -437,6 +415,33 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 		return fmt.Errorf("postgres store: commit: %w", err)
 	}
 	return nil
+}
+
+// notifyPayloads are the NOTIFY payloads of events. A payload holds at
+// most 8,000 bytes: uuids go in chunks, each chunk its own notification.
+func notifyPayloads(events []store.Event) []string {
+	payloads := make([]string, 0, len(events))
+	for _, e := range events {
+		e.Channels = dedup(e.Channels)
+		if len(e.Channels) > 50 {
+			e.Channels = nil // "some channels": listeners re-read anyway
+		}
+		for {
+			part, n := e, min(len(e.UUIDs), uuidsPerNotify)
+			part.UUIDs = e.UUIDs[:n]
+			e.Fuel = nil // told once, in the first chunk
+			b, _ := json.Marshal(part)
+			if len(b) > 7900 { // long names: fall back to "some channels, some jobs"
+				part.Channels, part.UUIDs = nil, nil
+				b, _ = json.Marshal(part)
+			}
+			payloads = append(payloads, string(b))
+			if e.UUIDs = e.UUIDs[n:]; len(e.UUIDs) == 0 {
+				break
+			}
+		}
+	}
+	return payloads
 }
 
 func dedup(xs []string) []string {

@@ -297,3 +297,9 @@ func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
 	}
 	return out, rows.Err()
 }
+
+// InsertPending: with one writer and no network there is no round trip
+// to save.
+func (s *driver) InsertPending(ctx context.Context, rows []abi.Job) ([]abi.Job, error) {
+	return store.WritePending(ctx, s, rows)
+}

@@ -255,3 +255,59 @@ func groupCommitKeysNeverDeadlock(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// A group of plain requests (no key, no parent, no quota) is one insert
+// with its commit: every job comes back as stored (its seq, its date),
+// the tenant's counts hold them all, and the events name every one, past
+// the size of one notification.
+func aPlainGroupIsCountedAndAnnouncedWhole(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := must(s.Subscribe(ctx))
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	var reqs []store.InsertRequest
+	want := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		r := store.InsertRequest{Jobs: []store.NewJob{nj("plain")}}
+		if i%2 == 0 {
+			r.Jobs = append(r.Jobs, nj("plain"))
+		}
+		for _, j := range r.Jobs {
+			want[j.UUID] = true
+		}
+		reqs = append(reqs, r)
+	}
+	before := time.Now().Add(-time.Second)
+	res := must(s.InsertEach(ctx, reqs))
+	seqs := map[int64]bool{}
+	for i, r := range res {
+		if r.Err != nil || len(r.Jobs) != len(reqs[i].Jobs) {
+			t.Fatalf("request %d: %d jobs, %v", i, len(r.Jobs), r.Err)
+		}
+		for k, got := range r.Jobs {
+			stored := must(s.Get(ctx, "plain", got.Job.UUID))
+			if got.Job.UUID != reqs[i].Jobs[k].UUID || got.Job.Seq == 0 || seqs[got.Job.Seq] ||
+				got.Job.Seq != stored.Seq || !got.Job.DateCreated.Equal(stored.DateCreated) || stored.DateCreated.Before(before) ||
+				stored.State != abi.StatePending {
+				t.Fatalf("request %d job %d answered %+v, stored %+v", i, k, got.Job, stored)
+			}
+			seqs[got.Job.Seq] = true
+		}
+	}
+	counts := must(s.Counts(ctx, "plain"))
+	if len(counts) != 1 || counts[0].Channel != "root" || counts[0].Counts[abi.StatePending] != len(want) {
+		t.Fatalf("counts %+v, want %d pending on root", counts, len(want))
+	}
+	for deadline := time.After(5 * time.Second); len(want) > 0; {
+		select {
+		case e := <-ch:
+			if e.Kind == store.EventPending {
+				for _, id := range e.UUIDs {
+					delete(want, id)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("%d jobs of the group never named by an event", len(want))
+		}
+	}
+}

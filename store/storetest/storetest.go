@@ -72,6 +72,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TheSchedulerReadsWhatIsDue", theSchedulerReadsWhatIsDue},
 		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
 		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
+		{"APlainGroupIsCountedAndAnnouncedWhole", aPlainGroupIsCountedAndAnnouncedWhole},
 		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
 		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
 		{"RecordsAreKeptWithTheirAttemptAndLeaveWithTheirJob", recordsAreKeptWithTheirAttemptAndLeaveWithTheirJob},
