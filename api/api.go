@@ -319,7 +319,7 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) err
 		return err
 	}
 	if len(ins) > 1 { // split by batch_size
-		return writeJSON(w, 201, map[string]any{"jobs": outs(ins)})
+		return writeJobs(w, 201, ins)
 	}
 	status := 201
 	if ins[0].Deduplicated {
@@ -332,24 +332,46 @@ func (s *server) createJob(w http.ResponseWriter, r *http.Request, c caller) err
 // same bytes, through abi.JobDoc.AppendJSON: encoding/json's reflection
 // was the larger part of encoding the answer to every POST /v1/jobs.
 func writeJob(w http.ResponseWriter, status int, ins store.Inserted) error {
-	b, err := ins.Job.Doc().AppendJSON(make([]byte, 0, 1024))
+	b, err := appendOut(make([]byte, 0, 1024), ins)
 	if err != nil {
 		return err
 	}
-	b = append(b[:len(b)-1], `,"deduplicated":`...) // inside the document's braces
-	b = append(strconv.AppendBool(b, ins.Deduplicated), "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, err = w.Write(b)
-	return err
+	return writeBytes(w, status, append(b, '\n'))
 }
 
-func outs(ins []store.Inserted) []jobOut {
-	out := make([]jobOut, len(ins))
+// writeJobs answers {"jobs": [jobOut...]} as writeJSON would, the same
+// bytes, without reflection: a batch of 1,000 jobs spent 16 % of the
+// node's CPU in encoding/json.
+func writeJobs(w http.ResponseWriter, status int, ins []store.Inserted) error {
+	b := append(make([]byte, 0, 1024*len(ins)+16), `{"jobs":[`...)
 	for i, x := range ins {
-		out[i] = jobOut{x.Job.Doc(), x.Deduplicated}
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var err error
+		if b, err = appendOut(b, x); err != nil {
+			return err
+		}
 	}
-	return out
+	return writeBytes(w, status, append(b, "]}\n"...))
+}
+
+// appendOut appends a jobOut's JSON: the job's document with its
+// deduplicated flag inside the braces.
+func appendOut(b []byte, ins store.Inserted) ([]byte, error) {
+	b, err := ins.Job.Doc().AppendJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	b = append(b[:len(b)-1], `,"deduplicated":`...)
+	return append(strconv.AppendBool(b, ins.Deduplicated), '}'), nil
+}
+
+func writeBytes(w http.ResponseWriter, status int, b []byte) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, err := w.Write(b)
+	return err
 }
 
 func (s *server) createBatch(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -365,7 +387,7 @@ func (s *server) createBatch(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 201, map[string]any{"jobs": outs(ins)})
+	return writeJobs(w, 201, ins)
 }
 
 func (s *server) getJob(w http.ResponseWriter, r *http.Request, c caller) error {
