@@ -248,7 +248,7 @@ func idleLatency(ctx context.Context, n *server.Node, samples int) ([]time.Durat
 }
 
 func job() store.NewJob {
-	return store.NewJob{UUID: uuid.NewString(), Tenant: "default", Func: "testkit.echo", Args: json.RawMessage(`[1]`),
+	return store.NewJob{UUID: uuid.Must(uuid.NewV7()).String(), Tenant: "default", Func: "testkit.echo", Args: json.RawMessage(`[1]`),
 		Kwargs: json.RawMessage(`{}`), Context: json.RawMessage(`{}`), FuncString: "testkit.echo(1)",
 		Description: "bench", Channel: "root", Priority: 10, MaxRetries: 5}
 }

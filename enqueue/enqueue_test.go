@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/google/uuid"
 	"github.com/wasmq/wasmq/abi"
 )
 
@@ -72,5 +73,29 @@ func TestFuncStringIsCutOnACharacterBoundary(t *testing.T) {
 		if !utf8.ValidString(s) || len(s) > 500 {
 			t.Fatalf("pad %d: %d bytes, valid UTF-8 %v", pad, len(s), utf8.ValidString(s))
 		}
+	}
+}
+
+// A job's uuid is a UUIDv7: later jobs sort after earlier ones, so new
+// jobs land at the end of the store's primary key, not on a random page.
+func TestJobUUIDsAreTimeOrdered(t *testing.T) {
+	s := &Service{Funcs: funcs{}}
+	var last string
+	for i := 0; i < 3; i++ {
+		jobs, err := s.Build(t.Context(), "t", []Request{{Func: "m.f"}, {Func: "m.g"}}, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			u, err := uuid.Parse(j.UUID)
+			if err != nil || u.Version() != 7 || u.String() != j.UUID {
+				t.Fatalf("uuid %q: version %v, %v", j.UUID, u.Version(), err)
+			}
+			if j.UUID[:13] < last[:min(13, len(last))] {
+				t.Fatalf("uuid %s made after %s sorts before it", j.UUID, last)
+			}
+			last = j.UUID
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

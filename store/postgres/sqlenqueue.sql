@@ -231,8 +231,13 @@ BEGIN
     END LOOP;
 
     -- Every job's uuid, and where each ref is first given: a ref names
-    -- the first entry that gives it, for the entries after it.
-    b_uuid := ARRAY(SELECT gen_random_uuid()::text FROM generate_series(1, n));
+    -- the first entry that gives it, for the entries after it. A uuid is
+    -- a UUIDv7, as the enqueue service makes them (its first 48 bits the
+    -- time in milliseconds, then version 7): new jobs land at the end of
+    -- the primary key.
+    b_uuid := ARRAY(SELECT encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+        placing substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+        52, 1), 53, 1), 'hex')::uuid::text FROM generate_series(1, n));
     SELECT coalesce(jsonb_object_agg(x.ref, x.idx), '{}') INTO refs FROM (
         SELECT DISTINCT ON (u.r ->> 'ref') u.r ->> 'ref' AS ref, u.o - 1 AS idx
         FROM unnest(reqs) WITH ORDINALITY u(r, o) WHERE coalesce(u.r ->> 'ref', '') <> ''
@@ -384,7 +389,9 @@ BEGIN
         b_deps := array_append(b_deps, v_deps);
     END LOOP;
     IF graph <> '' THEN
-        graph := gen_random_uuid()::text;
+        graph := encode(set_bit(set_bit(overlay(uuid_send(gen_random_uuid())
+            placing substring(int8send((extract(epoch FROM clock_timestamp()) * 1000)::bigint) FROM 3) FROM 1 FOR 6),
+            52, 1), 53, 1), 'hex')::uuid::text;
     END IF;
 
     -- What every store keeps (store.NewJob.Validate); in a batch of more

@@ -226,6 +226,19 @@ func TestSQLEnqueueCommitsAJobTheStoreCannotTellFromOneMadeOverHTTP(t *testing.T
 		t.Fatal(err)
 	}
 	viaGo := ins[0].Job
+	// Both uuids are UUIDv7 (the time first: new jobs land at the end of
+	// the primary key), holding the job's creation to the millisecond.
+	for _, j := range []abi.Job{viaSQL, viaGo} {
+		u, err := uuid.Parse(j.UUID)
+		if err != nil || u.Version() != 7 || u.Variant() != uuid.RFC4122 || u.String() != j.UUID {
+			t.Errorf("uuid %q (version %v, %v): want a canonical UUIDv7", j.UUID, u.Version(), err)
+			continue
+		}
+		sec, nsec := u.Time().UnixTime()
+		if d := time.Unix(sec, nsec).Sub(j.DateCreated); d < -time.Second || d > time.Second {
+			t.Errorf("uuid %s holds %v, the job was created %v", j.UUID, time.Unix(sec, nsec).UTC(), j.DateCreated)
+		}
+	}
 	// What differs between two jobs made one after the other, and nothing else.
 	for _, j := range []*abi.Job{&viaSQL, &viaGo} {
 		j.UUID, j.DateCreated, j.Seq, j.IdentityKey = "", time.Time{}, 0, ""
