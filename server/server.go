@@ -221,8 +221,9 @@ func (n *Node) ServeListener(ctx context.Context, ln net.Listener) error {
 // connLimit caps the open connections of a listener at max. When a
 // connection arrives at the cap, an open one that is not in a request is
 // closed to make room, in this order of preference: the longest idle
-// between keep-alive requests; the oldest that sent part of a request and
-// stopped (it was read from, but its headers never ended); the oldest that
+// between keep-alive requests; the one that sent part of a request and
+// has been quiet the longest since (it was read from, but its headers
+// never ended); the oldest that
 // sent nothing for grace. A connection that just arrived, whose request the server has
 // not read yet, is spared: under a burst of a thousand it was closed
 // before /healthz's request was read. When every connection is in a
@@ -260,14 +261,16 @@ type limitedConn struct {
 	l     *connLimit
 	state http.ConnState
 	since time.Time // when it entered state
-	heard atomic.Bool
+	// heard is when the connection was last read from (Unix ns; 0:
+	// never).
+	heard atomic.Int64
 	once  sync.Once
 }
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.heard.Load() {
-		c.heard.Store(true)
+	if n > 0 {
+		c.heard.Store(time.Now().UnixNano())
 	}
 	return n, err
 }
@@ -332,8 +335,19 @@ func (l *connLimit) victimLocked() (victim *limitedConn, retry time.Duration) {
 			return 0
 		case c.state != http.StateNew:
 			return -1 // in a request
-		case c.heard.Load():
-			return 1
+		case c.heard.Load() != 0:
+			// Sent part of a request: it goes once it has been quiet a
+			// moment. One read from just now may be a whole request
+			// being read (a connection is marked active only once its
+			// headers are), and under load that takes a while.
+			quiet := now.Sub(time.Unix(0, c.heard.Load()))
+			if quiet >= justHeard {
+				return 1
+			}
+			if wait := justHeard - quiet; retry == 0 || wait < retry {
+				retry = wait
+			}
+			return -1
 		case now.Sub(c.since) >= l.grace:
 			return 2
 		}
@@ -342,16 +356,36 @@ func (l *connLimit) victimLocked() (victim *limitedConn, retry time.Duration) {
 		}
 		return -1
 	}
+	// Among equals the one that waited longest goes: for a connection
+	// that sent part of a request, since it last sent. One whose request
+	// is being read right now (the server marks it active only once its
+	// headers are read) was just heard: it goes last, not first because
+	// it arrived early.
+	waited := func(c *limitedConn, r int) time.Time {
+		if r == 1 {
+			return time.Unix(0, c.heard.Load())
+		}
+		return c.since
+	}
 	best := -1
+	var bestAt time.Time
 	for c := range l.open {
 		r := rank(c)
-		if r < 0 || best >= 0 && (r > best || r == best && !c.since.Before(victim.since)) {
+		if r < 0 {
 			continue
 		}
-		victim, best = c, r
+		at := waited(c, r)
+		if best >= 0 && (r > best || r == best && !at.Before(bestAt)) {
+			continue
+		}
+		victim, best, bestAt = c, r, at
 	}
 	return victim, retry
 }
+
+// justHeard spares a connection read from this recently: a request being
+// read is not a client that stopped.
+const justHeard = 50 * time.Millisecond
 
 func (l *connLimit) Close() error {
 	l.mu.Lock()
