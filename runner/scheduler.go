@@ -42,9 +42,10 @@ type scheduler struct {
 	// future head blocks its channel).
 	horizon     time.Time
 	seqChans    []string
-	reload      bool     // re-read every pending job held (readDue)
-	readPending bool     // jobs became pending: read what is new
-	named       []string // jobs events said became pending: read them
+	reload      bool              // re-read every pending job held (readDue)
+	readPending bool              // jobs became pending: read what is new
+	named       []string          // jobs events said became pending: read them
+	announced   []store.Candidate // jobs events brought whole: no read
 
 	running    map[string]store.RunningJob // enqueued or started, by uuid
 	used       map[*Channel]int            // running per channel, subtree included
@@ -173,10 +174,16 @@ func (s *scheduler) note(e store.Event) bool {
 	case store.EventChannels:
 		s.ovStale = true
 	case store.EventPending:
-		if e.UUIDs == nil {
+		switch {
+		case len(e.Jobs) > 0:
+			// As Pending(UUIDs) would have read them at commit; the
+			// start is conditional on their version like any read's.
+			s.announced = append(s.announced, e.Jobs...)
+		case e.UUIDs == nil:
 			s.readPending = true
+		default:
+			s.named = append(s.named, e.UUIDs...)
 		}
-		s.named = append(s.named, e.UUIDs...)
 	case store.EventFinished:
 		if e.UUIDs == nil {
 			s.recount = true
@@ -453,6 +460,10 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 			}
 		}
 	}
+	for _, c := range s.announced {
+		s.addPending(c, now)
+	}
+	s.announced = nil
 	if len(s.named) > 0 {
 		// Not through PendingSince: versions are taken at write time, so
 		// a transaction may commit a version lower than one already read.
@@ -484,7 +495,7 @@ func (s *scheduler) readStore(ctx context.Context, now time.Time) error {
 // the incremental read that follows brings it.
 func (s *scheduler) readDue(ctx context.Context, now time.Time) error {
 	s.pending, s.tenants, s.order, s.fresh, s.later = map[string]store.Candidate{}, map[string]int{}, nil, nil, nil
-	s.maxVersion, s.readPending, s.named = 0, true, nil
+	s.maxVersion, s.readPending, s.named, s.announced = 0, true, nil, nil
 	s.seqChans = s.tree.sequentialNames()
 	high, err := s.r.store.PendingHigh(ctx)
 	if err != nil {

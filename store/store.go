@@ -206,6 +206,11 @@ type Event struct {
 	// scheduler reads exactly those, and keeps its running counts from
 	// them. Nil means "some jobs": re-read.
 	UUIDs []string `json:"UUIDs,omitempty"`
+	// Jobs, on EventPending, are the UUIDs' candidates as they were at
+	// commit, when the writer had them at hand and they fit in one
+	// notification (a small plain insert): what Pending(UUIDs) would have
+	// answered then, without the read.
+	Jobs []Candidate `json:"Jobs,omitempty"`
 	// Node is the node that announced itself, on EventNode.
 	Node string `json:"Node,omitempty"`
 	// Fuel is what the attempts that ended used, per tenant, on

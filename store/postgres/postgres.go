@@ -298,6 +298,9 @@ func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 				if err == nil {
 					var e store.Event
 					if json.Unmarshal([]byte(n.Payload), &e) == nil {
+						for i := range e.Jobs { // as collectCandidates reads them
+							e.Jobs[i].DateCreated = e.Jobs[i].DateCreated.UTC()
+						}
 						send(e)
 					}
 				}

@@ -311,3 +311,63 @@ func aPlainGroupIsCountedAndAnnouncedWhole(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+// An EventPending that brings its jobs' candidates (a store may, for a
+// small plain insert) brings what Pending reads of them, field for field:
+// a scheduler starts them on the event's word. A large insert's event
+// names its jobs still.
+func announcedJobsAreWhatPendingReads(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := must(s.Subscribe(ctx))
+	time.Sleep(50 * time.Millisecond) // let a LISTEN settle
+	later, expected := time.Now().Add(time.Hour).UTC().Truncate(time.Microsecond), time.Now().Add(time.Minute).UTC().Truncate(time.Microsecond)
+	a, b, c := nj("ann"), nj("ann"), nj("ann")
+	b.ETA, b.Priority, b.Channel = &later, 3, "root.mail"
+	c.ExpectedAt = &expected
+	insert(t, s, a, b, c)
+	var many []store.NewJob
+	for i := 0; i < 100; i++ {
+		many = append(many, nj("ann"))
+	}
+	insert(t, s, many...)
+	want := map[string]store.Candidate{}
+	for _, cand := range must(s.Pending(ctx, []string{a.UUID, b.UUID, c.UUID})) {
+		want[cand.UUID] = cand
+	}
+	named := map[string]bool{}
+	for deadline := time.After(5 * time.Second); len(named) < 103; {
+		select {
+		case e := <-ch:
+			if e.Kind != store.EventPending {
+				continue
+			}
+			for _, id := range e.UUIDs {
+				named[id] = true
+			}
+			if len(e.Jobs) > 0 && len(e.Jobs) != len(e.UUIDs) {
+				t.Fatalf("an event names %d jobs and brings %d", len(e.UUIDs), len(e.Jobs))
+			}
+			for _, got := range e.Jobs {
+				w, ok := want[got.UUID]
+				if !ok {
+					t.Fatalf("event brought %+v, not one of the small insert's", got)
+				}
+				if got.Tenant != w.Tenant || got.Channel != w.Channel || got.Priority != w.Priority || got.Seq != w.Seq ||
+					got.Version != w.Version || !got.DateCreated.Equal(w.DateCreated) || !sameTime(got.ETA, w.ETA) ||
+					!sameTime(got.ExpectedAt, w.ExpectedAt) {
+					t.Fatalf("event brought %+v, Pending reads %+v", got, w)
+				}
+			}
+		case <-deadline:
+			t.Fatalf("events named %d of the 103 jobs", len(named))
+		}
+	}
+}
+
+func sameTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
 		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
 		{"APlainGroupIsCountedAndAnnouncedWhole", aPlainGroupIsCountedAndAnnouncedWhole},
+		{"AnnouncedJobsAreWhatPendingReads", announcedJobsAreWhatPendingReads},
 		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
 		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
 		{"RecordsAreKeptWithTheirAttemptAndLeaveWithTheirJob", recordsAreKeptWithTheirAttemptAndLeaveWithTheirJob},
