@@ -298,18 +298,7 @@ func aPlainGroupIsCountedAndAnnouncedWhole(t *testing.T, s store.Store) {
 	if len(counts) != 1 || counts[0].Channel != "root" || counts[0].Counts[abi.StatePending] != len(want) {
 		t.Fatalf("counts %+v, want %d pending on root", counts, len(want))
 	}
-	for deadline := time.After(5 * time.Second); len(want) > 0; {
-		select {
-		case e := <-ch:
-			if e.Kind == store.EventPending {
-				for _, id := range e.UUIDs {
-					delete(want, id)
-				}
-			}
-		case <-deadline:
-			t.Fatalf("%d jobs of the group never named by an event", len(want))
-		}
-	}
+	untilNamed(t, ch, store.EventPending, want, "jobs of the group")
 }
 
 // An EventPending that brings its jobs' candidates (a store may, for a

@@ -101,20 +101,28 @@ func finishedEventsNameTheJobs(t *testing.T, s store.Store) {
 	for _, j := range started {
 		left[j.UUID] = true
 	}
-	deadline := time.After(5 * time.Second)
-	for len(left) > 0 {
+	untilNamed(t, ch, store.EventFinished, left, "finished jobs")
+}
+
+// untilNamed waits until events of kind have named every job of want
+// (it takes them out), failing after 5 s; an event of kind that names no
+// job fails at once.
+func untilNamed(t *testing.T, ch <-chan store.Event, kind store.EventKind, want map[string]bool, what string) {
+	t.Helper()
+	for deadline := time.After(5 * time.Second); len(want) > 0; {
 		select {
 		case e := <-ch:
-			if e.Kind == store.EventFinished {
-				if e.UUIDs == nil {
-					t.Fatalf("a finished event without uuids: %+v", e)
-				}
-				for _, id := range e.UUIDs {
-					delete(left, id)
-				}
+			if e.Kind != kind {
+				continue
+			}
+			if e.UUIDs == nil {
+				t.Fatalf("a %s event without uuids: %+v", kind, e)
+			}
+			for _, id := range e.UUIDs {
+				delete(want, id)
 			}
 		case <-deadline:
-			t.Fatalf("%d finished jobs never named in an event", len(left))
+			t.Fatalf("%d %s never named in an event", len(want), what)
 		}
 	}
 }
