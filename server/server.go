@@ -3,6 +3,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -221,12 +222,12 @@ func (n *Node) ServeListener(ctx context.Context, ln net.Listener) error {
 // connLimit caps the open connections of a listener at max. When a
 // connection arrives at the cap, an open one that is not in a request is
 // closed to make room, in this order of preference: the longest idle
-// between keep-alive requests; the one that sent part of a request and
-// has been quiet the longest since (it was read from, but its headers
-// never ended); the oldest that
+// between keep-alive requests; the oldest that sent part of a request and
+// stopped (it was read from, but its headers never ended); the oldest that
 // sent nothing for grace. A connection that just arrived, whose request the server has
 // not read yet, is spared: under a burst of a thousand it was closed
-// before /healthz's request was read. When every connection is in a
+// before /healthz's request was read. So is one whose headers came whole
+// but are not parsed yet: under load /healthz's was closed there too. When every connection is in a
 // request, Accept waits for one to end; the new client waits in the listen
 // backlog.
 //
@@ -261,16 +262,34 @@ type limitedConn struct {
 	l     *connLimit
 	state http.ConnState
 	since time.Time // when it entered state
-	// heard is when the connection was last read from (Unix ns; 0:
-	// never).
-	heard atomic.Int64
+	heard atomic.Bool
+	// whole: the headers of its first request have been read in full
+	// (a blank line came). net/http marks a connection active only once
+	// it has parsed them, and under load that takes a while: meanwhile
+	// it is a request being served, not a client that stopped. tail is
+	// the last bytes read, for a blank line split between two reads
+	// (Read's goroutine only).
+	whole atomic.Bool
+	tail  []byte
 	once  sync.Once
 }
 
+var blankLine = []byte("\r\n\r\n")
+
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.heard.Store(time.Now().UnixNano())
+	if n > 0 && !c.whole.Load() {
+		c.heard.Store(true)
+		keep := len(blankLine) - 1
+		seen := append(c.tail, p[:min(n, keep)]...)
+		if bytes.Contains(seen, blankLine) || bytes.Contains(p[:n], blankLine) {
+			c.whole.Store(true)
+		}
+		if n >= keep {
+			c.tail = append(c.tail[:0], p[n-keep:n]...)
+		} else {
+			c.tail = append(c.tail[:0], seen[max(0, len(seen)-keep):]...)
+		}
 	}
 	return n, err
 }
@@ -333,21 +352,10 @@ func (l *connLimit) victimLocked() (victim *limitedConn, retry time.Duration) {
 		switch {
 		case c.state == http.StateIdle:
 			return 0
-		case c.state != http.StateNew:
+		case c.state != http.StateNew || c.whole.Load():
 			return -1 // in a request
-		case c.heard.Load() != 0:
-			// Sent part of a request: it goes once it has been quiet a
-			// moment. One read from just now may be a whole request
-			// being read (a connection is marked active only once its
-			// headers are), and under load that takes a while.
-			quiet := now.Sub(time.Unix(0, c.heard.Load()))
-			if quiet >= justHeard {
-				return 1
-			}
-			if wait := justHeard - quiet; retry == 0 || wait < retry {
-				retry = wait
-			}
-			return -1
+		case c.heard.Load():
+			return 1
 		case now.Sub(c.since) >= l.grace:
 			return 2
 		}
@@ -356,36 +364,16 @@ func (l *connLimit) victimLocked() (victim *limitedConn, retry time.Duration) {
 		}
 		return -1
 	}
-	// Among equals the one that waited longest goes: for a connection
-	// that sent part of a request, since it last sent. One whose request
-	// is being read right now (the server marks it active only once its
-	// headers are read) was just heard: it goes last, not first because
-	// it arrived early.
-	waited := func(c *limitedConn, r int) time.Time {
-		if r == 1 {
-			return time.Unix(0, c.heard.Load())
-		}
-		return c.since
-	}
 	best := -1
-	var bestAt time.Time
 	for c := range l.open {
 		r := rank(c)
-		if r < 0 {
+		if r < 0 || best >= 0 && (r > best || r == best && !c.since.Before(victim.since)) {
 			continue
 		}
-		at := waited(c, r)
-		if best >= 0 && (r > best || r == best && !at.Before(bestAt)) {
-			continue
-		}
-		victim, best, bestAt = c, r, at
+		victim, best = c, r
 	}
 	return victim, retry
 }
-
-// justHeard spares a connection read from this recently: a request being
-// read is not a client that stopped.
-const justHeard = 50 * time.Millisecond
 
 func (l *connLimit) Close() error {
 	l.mu.Lock()

@@ -76,6 +76,23 @@ func write(s string) func(net.Conn, *bufio.Reader) error {
 	return func(c net.Conn, _ *bufio.Reader) error { _, err := io.WriteString(c, s); return err }
 }
 
+// trickle starts a request's headers and then sends one byte of them
+// every 20ms, never ending them, until the connection is closed.
+func trickle(c net.Conn, _ *bufio.Reader) error {
+	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: wasmq\r\nX-Slow: "); err != nil {
+		return err
+	}
+	go func() {
+		for {
+			time.Sleep(20 * time.Millisecond)
+			if _, err := io.WriteString(c, "a"); err != nil {
+				return
+			}
+		}
+	}()
+	return nil
+}
+
 // idleAfterOneRequest sends a whole request, reads the answer, and keeps
 // the connection open.
 func idleAfterOneRequest(c net.Conn, br *bufio.Reader) error {
@@ -207,6 +224,7 @@ func TestHalfSentRequestsAreClosedWhileHealthzAnswers(t *testing.T) {
 		{"body cut short", readTimeout, write("POST /v1/jobs HTTP/1.1\r\nHost: wasmq\r\nContent-Type: application/json\r\n" +
 			"Content-Length: 65536\r\n\r\n{\"func\": ")},
 		{"idle keep-alive", idleTimeout, idleAfterOneRequest},
+		{"headers trickled", headerTimeout, trickle},
 	}
 	stop := make(chan struct{})
 	probes := probeHealthz(t, addr, stop)
@@ -282,5 +300,54 @@ func TestASlowBodyIsCutAtTheReadTimeout(t *testing.T) {
 		percentile(closed, 0.5).Round(time.Millisecond), percentile(closed, 1).Round(time.Millisecond), readTimeout)
 	if m := percentile(closed, 0); m < readTimeout/2 {
 		t.Errorf("a slow body was cut after %s, before read_timeout %s: was the handler reading it?", m, readTimeout)
+	}
+}
+
+// chunks is a net.Conn whose reads return the given pieces in turn.
+type chunks struct {
+	net.Conn
+	pieces []string
+}
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.pieces) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.pieces[0])
+	c.pieces = c.pieces[1:]
+	return n, nil
+}
+
+// A connection's headers count as whole once their blank line has been
+// read, wherever the reads split it, and not before: a whole request
+// waiting to be parsed is never closed to make room, a stalled one is.
+func TestHeadersAreWholeOnceTheirBlankLineIsRead(t *testing.T) {
+	req := "GET /healthz HTTP/1.1\r\nHost: wasmq\r\n\r\n"
+	for cut := 1; cut < len(req); cut++ {
+		for _, pieces := range [][]string{{req[:cut], req[cut:]}, {req[:cut], req[cut : cut+1], req[cut+1:]}} {
+			if pieces[len(pieces)-1] == "" {
+				continue
+			}
+			c := &limitedConn{Conn: &chunks{pieces: pieces}}
+			buf := make([]byte, 64)
+			for i := range pieces {
+				if c.whole.Load() {
+					t.Fatalf("pieces %q: whole before piece %d", pieces, i)
+				}
+				if _, err := c.Read(buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !c.whole.Load() || !c.heard.Load() {
+				t.Fatalf("pieces %q: whole %v, heard %v", pieces, c.whole.Load(), c.heard.Load())
+			}
+		}
+	}
+	c := &limitedConn{Conn: &chunks{pieces: []string{"GET / HTTP/1.1\r\n", "X-Slow: a\r\n", "\r"}}}
+	for range 3 {
+		c.Read(make([]byte, 64))
+	}
+	if c.whole.Load() {
+		t.Fatal("headers without their blank line counted as whole")
 	}
 }
