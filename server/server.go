@@ -262,28 +262,38 @@ type limitedConn struct {
 	l     *connLimit
 	state http.ConnState
 	since time.Time // when it entered state
-	heard atomic.Bool
-	// whole: the headers of its first request have been read in full
-	// (a blank line came). net/http marks a connection active only once
-	// it has parsed them, and under load that takes a while: meanwhile
-	// it is a request being served, not a client that stopped. tail is
-	// the last bytes read, for a blank line split between two reads
-	// (Read's goroutine only).
-	whole atomic.Bool
-	tail  []byte
-	once  sync.Once
+	// heard: how much of its first request's headers has been read,
+	// one of the values below, in one atomic word: as two flags, set one
+	// after the other, Accept could see a request that came whole in
+	// one read as "heard, not whole" between the two stores, and close
+	// it as a client that stopped (it closed /healthz's under a flood).
+	// net/http marks a connection active only once it has parsed the
+	// headers, and under load that takes a while: meanwhile a whole
+	// request is a request being served, not a client that stopped.
+	heard atomic.Int32
+	// tail is the last bytes read, for a blank line split between two
+	// reads (Read's goroutine only).
+	tail []byte
+	once sync.Once
 }
+
+const (
+	heardNothing = iota
+	heardPart    // read from, no blank line yet
+	heardWhole   // the blank line that ends the headers came
+)
 
 var blankLine = []byte("\r\n\r\n")
 
 func (c *limitedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if n > 0 && !c.whole.Load() {
-		c.heard.Store(true)
+	if n > 0 && c.heard.Load() != heardWhole {
 		keep := len(blankLine) - 1
 		seen := append(c.tail, p[:min(n, keep)]...)
 		if bytes.Contains(seen, blankLine) || bytes.Contains(p[:n], blankLine) {
-			c.whole.Store(true)
+			c.heard.Store(heardWhole)
+		} else {
+			c.heard.Store(heardPart)
 		}
 		if n >= keep {
 			c.tail = append(c.tail[:0], p[n-keep:n]...)
@@ -349,12 +359,12 @@ func (l *connLimit) Accept() (net.Conn, error) {
 func (l *connLimit) victimLocked() (victim *limitedConn, retry time.Duration) {
 	now := time.Now()
 	rank := func(c *limitedConn) int {
-		switch {
+		switch heard := c.heard.Load(); {
 		case c.state == http.StateIdle:
 			return 0
-		case c.state != http.StateNew || c.whole.Load():
+		case c.state != http.StateNew || heard == heardWhole:
 			return -1 // in a request
-		case c.heard.Load():
+		case heard == heardPart:
 			return 1
 		case now.Sub(c.since) >= l.grace:
 			return 2

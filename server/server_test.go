@@ -331,15 +331,15 @@ func TestHeadersAreWholeOnceTheirBlankLineIsRead(t *testing.T) {
 			c := &limitedConn{Conn: &chunks{pieces: pieces}}
 			buf := make([]byte, 64)
 			for i := range pieces {
-				if c.whole.Load() {
+				if c.heard.Load() == heardWhole {
 					t.Fatalf("pieces %q: whole before piece %d", pieces, i)
 				}
 				if _, err := c.Read(buf); err != nil {
 					t.Fatal(err)
 				}
 			}
-			if !c.whole.Load() || !c.heard.Load() {
-				t.Fatalf("pieces %q: whole %v, heard %v", pieces, c.whole.Load(), c.heard.Load())
+			if c.heard.Load() != heardWhole {
+				t.Fatalf("pieces %q: heard %d, want whole", pieces, c.heard.Load())
 			}
 		}
 	}
@@ -347,7 +347,7 @@ func TestHeadersAreWholeOnceTheirBlankLineIsRead(t *testing.T) {
 	for range 3 {
 		c.Read(make([]byte, 64))
 	}
-	if c.whole.Load() {
-		t.Fatal("headers without their blank line counted as whole")
+	if c.heard.Load() != heardPart {
+		t.Fatalf("headers without their blank line: heard %d, want part", c.heard.Load())
 	}
 }
