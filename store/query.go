@@ -128,8 +128,11 @@ func JobConditions(q ListQuery, d Dialect) (string, []any) {
 		where = append(where, d.JSONMatch("kwargs", k, m, arg))
 	}
 	if q.After != nil {
-		t := d.Time(q.After.Created)
-		where = append(where, "(date_created < "+arg(t)+" OR (date_created = "+arg(t)+" AND seq < "+arg(q.After.Seq)+"))")
+		// A row comparison, not "date_created < t OR (date_created = t
+		// AND seq < s)": both databases bound the index scan with it, so
+		// a page deep in a million jobs reads its own rows only; the OR
+		// was a filter, and the page 200,000 rows down read them all.
+		where = append(where, "(date_created, seq) < ("+arg(d.Time(q.After.Created))+", "+arg(q.After.Seq)+")")
 	}
 	return strings.Join(where, " AND "), args
 }

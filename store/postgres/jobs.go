@@ -338,10 +338,17 @@ var dialect = store.Dialect{
 	},
 }
 
-func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
+// listPage is the tail of ListJobs' SELECT: its conditions, order and
+// limit.
+func listPage(q store.ListQuery) (string, []any) {
 	where, args := store.JobConditions(q, dialect)
 	args = append(args, q.Limit)
-	jobs, err := queryJobs(ctx, s.pool, "WHERE "+where+fmt.Sprintf(" ORDER BY date_created DESC, seq DESC LIMIT $%d", len(args)), args...)
+	return "WHERE " + where + fmt.Sprintf(" ORDER BY date_created DESC, seq DESC LIMIT $%d", len(args)), args
+}
+
+func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
+	page, args := listPage(q)
+	jobs, err := queryJobs(ctx, s.pool, page, args...)
 	if err != nil {
 		return nil, err
 	}
