@@ -390,25 +390,60 @@ func envOr(k, def string) string {
 	return def
 }
 
+// jobFlags are the job's fields as flags, shared by `enqueue` and
+// `schedules add` (whose jobs have the same fields).
+type jobFlags struct {
+	args, kwargs, context, channel, key, desc string
+	priority, maxRetries                      int
+}
+
+func (j *jobFlags) define(fs *flag.FlagSet, keyHelp string) {
+	fs.StringVar(&j.args, "args", "", "JSON list")
+	fs.StringVar(&j.kwargs, "kwargs", "", "JSON object")
+	fs.StringVar(&j.context, "context", "", "JSON object")
+	fs.StringVar(&j.channel, "channel", "", "channel")
+	fs.StringVar(&j.key, "identity-key", "", keyHelp)
+	fs.StringVar(&j.desc, "description", "", "description")
+	fs.IntVar(&j.priority, "priority", -1, "priority (lower runs first)")
+	fs.IntVar(&j.maxRetries, "max-retries", -1, "max retries (0 = forever)")
+}
+
+// fill puts the flags given into a request body; the server checks them.
+func (j *jobFlags) fill(body map[string]any) error {
+	for k, v := range map[string]string{"args": j.args, "kwargs": j.kwargs, "context": j.context} {
+		if v != "" {
+			if !json.Valid([]byte(v)) {
+				return fmt.Errorf("--%s: not valid JSON: %s", k, v)
+			}
+			body[k] = json.RawMessage(v)
+		}
+	}
+	for k, v := range map[string]string{"channel": j.channel, "identity_key": j.key, "description": j.desc} {
+		if v != "" {
+			body[k] = v
+		}
+	}
+	if j.priority >= 0 {
+		body["priority"] = j.priority
+	}
+	if j.maxRetries >= 0 {
+		body["max_retries"] = j.maxRetries
+	}
+	return nil
+}
+
 func ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), 30*time.Second)
 }
 
 func enqueueCmd(args []string, out io.Writer) error {
 	var r remote
-	var a, kw, c, eta, channel, ikey, desc string
-	var prio, maxr int
+	var jf jobFlags
+	var eta string
 	pos, err := flags("enqueue", args, func(fs *flag.FlagSet) {
 		r.define(fs)
-		fs.StringVar(&a, "args", "", "JSON list")
-		fs.StringVar(&kw, "kwargs", "", "JSON object")
-		fs.StringVar(&c, "context", "", "JSON object")
+		jf.define(fs, "identity key")
 		fs.StringVar(&eta, "eta", "", "RFC 3339 instant or seconds from now")
-		fs.StringVar(&channel, "channel", "", "channel")
-		fs.StringVar(&ikey, "identity-key", "", "identity key")
-		fs.StringVar(&desc, "description", "", "description")
-		fs.IntVar(&prio, "priority", -1, "priority (lower runs first)")
-		fs.IntVar(&maxr, "max-retries", -1, "max retries (0 = forever)")
 	})
 	if err != nil {
 		return err
@@ -417,13 +452,8 @@ func enqueueCmd(args []string, out io.Writer) error {
 		return errors.New("usage: wasmq enqueue FUNC [--args JSON] [--kwargs JSON] ...")
 	}
 	body := map[string]any{"func": pos[0]}
-	for k, v := range map[string]string{"args": a, "kwargs": kw, "context": c} {
-		if v != "" {
-			if !json.Valid([]byte(v)) {
-				return fmt.Errorf("--%s: not valid JSON: %s", k, v)
-			}
-			body[k] = json.RawMessage(v)
-		}
+	if err := jf.fill(body); err != nil {
+		return err
 	}
 	if eta != "" {
 		if _, err := time.Parse(time.RFC3339Nano, eta); err == nil {
@@ -431,17 +461,6 @@ func enqueueCmd(args []string, out io.Writer) error {
 		} else {
 			body["eta"] = json.RawMessage(eta)
 		}
-	}
-	for k, v := range map[string]string{"channel": channel, "identity_key": ikey, "description": desc} {
-		if v != "" {
-			body[k] = v
-		}
-	}
-	if prio >= 0 {
-		body["priority"] = prio
-	}
-	if maxr >= 0 {
-		body["max_retries"] = maxr
 	}
 	raw, _ := json.Marshal(body)
 	cx, cancel := ctx()

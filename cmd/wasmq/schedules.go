@@ -23,21 +23,15 @@ const schedulesUsage = `usage: wasmq schedules list
 func schedulesCmd(args []string, out io.Writer) error {
 	var r remote
 	def := map[string]any{}
-	var tz, argsJSON, kwargs, context, channel, key, desc, missed string
-	var priority, maxRetries, catchUp int
+	var jf jobFlags
+	var tz, missed string
+	var catchUp int
 	var paused bool
 	pos, err := flags("schedules", args, func(fs *flag.FlagSet) {
 		r.define(fs)
 		fs.StringVar(&tz, "timezone", "", "IANA time zone of the cron (default UTC)")
-		fs.StringVar(&argsJSON, "args", "", "JSON list")
-		fs.StringVar(&kwargs, "kwargs", "", "JSON object")
-		fs.StringVar(&context, "context", "", "JSON object")
-		fs.StringVar(&channel, "channel", "", "channel")
-		fs.StringVar(&key, "identity-key", "", "identity key ({schedule}, {due}, {due_unix})")
-		fs.StringVar(&desc, "description", "", "description")
+		jf.define(fs, "identity key ({schedule}, {due}, {due_unix})")
 		fs.StringVar(&missed, "missed-runs", "", "skip or catch_up")
-		fs.IntVar(&priority, "priority", -1, "priority")
-		fs.IntVar(&maxRetries, "max-retries", -1, "max retries")
 		fs.IntVar(&catchUp, "catch-up-max", 0, "catch_up: at most this many missed runs")
 		fs.BoolVar(&paused, "paused", false, "create it paused")
 	})
@@ -71,24 +65,13 @@ func schedulesCmd(args []string, out io.Writer) error {
 		return printSchedules(out, ss)
 	case pos[0] == "add" && len(pos) == 4:
 		def["name"], def["cron"], def["func"] = pos[1], pos[2], pos[3]
-		for k, v := range map[string]string{"timezone": tz, "channel": channel, "identity_key": key, "description": desc, "missed_runs": missed} {
+		if err := jf.fill(def); err != nil {
+			return fmt.Errorf("schedules add: %w", err)
+		}
+		for k, v := range map[string]string{"timezone": tz, "missed_runs": missed} {
 			if v != "" {
 				def[k] = v
 			}
-		}
-		for k, v := range map[string]string{"args": argsJSON, "kwargs": kwargs, "context": context} {
-			if v != "" {
-				if !json.Valid([]byte(v)) {
-					return fmt.Errorf("schedules add: --%s is not JSON", k)
-				}
-				def[k] = json.RawMessage(v)
-			}
-		}
-		if priority >= 0 {
-			def["priority"] = priority
-		}
-		if maxRetries >= 0 {
-			def["max_retries"] = maxRetries
 		}
 		if catchUp != 0 {
 			def["catch_up_max"] = catchUp
