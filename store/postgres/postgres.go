@@ -41,7 +41,6 @@ func migrations() []string {
 var SchemaVersion = len(migrations())
 
 const (
-	notifyPrefix  = "wasmq_events"
 	leaderLockKey = 0x7761736d71 // "wasmq"
 	// identityLockClass is the first key of the advisory locks taken
 	// while inserting a job with an identity key (two-key locks do not
@@ -64,9 +63,10 @@ type driver struct {
 	pool *pgxpool.Pool
 	fast *pgxpool.Pool // synchronous_commit = off: enqueue and claim
 	cfg  *pgx.ConnConfig
-	// notify is the NOTIFY channel: one per schema, since NOTIFY is
-	// database-wide and two deployments (or test schemas) must not wake
-	// each other.
+	// notify is the NOTIFY channel: one per deployment, since NOTIFY
+	// is database-wide and two deployments (or test schemas) must not
+	// wake each other; a random name kept in event_channel, since any
+	// role may LISTEN on a name it knows (migration 15).
 	notify string
 
 	leadMu   sync.Mutex
@@ -110,13 +110,7 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	s := &driver{pool: pool, fast: fast, cfg: pcfg.ConnConfig, notify: notifyPrefix}
-	var schema string
-	if err := pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
-		s.Close()
-		return nil, fmt.Errorf("postgres store: connect: %w", err)
-	}
-	s.notify = notifyChannel(schema)
+	s := &driver{pool: pool, fast: fast, cfg: pcfg.ConnConfig}
 	if migrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			s.Close()
@@ -134,6 +128,11 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	}
 	if err == nil {
 		err = s.ensureSQLEnqueue(ctx)
+	}
+	if err == nil {
+		if err = pool.QueryRow(ctx, `SELECT name FROM event_channel`).Scan(&s.notify); err != nil {
+			err = fmt.Errorf("postgres store: read the event channel: %w", err)
+		}
 	}
 	if err != nil {
 		s.Close()

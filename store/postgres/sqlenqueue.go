@@ -35,13 +35,11 @@ var sqlEnqueueTmpl = template.Must(template.New("sqlenqueue").Parse(sqlEnqueueTe
 // sqlFunctions are the signatures the mapped roles get EXECUTE on.
 var sqlFunctions = []string{"enqueue(text, jsonb, jsonb, jsonb)", "enqueue_batch(jsonb)", "functions()"}
 
-// renderSQLEnqueue is the SQL of the functions for schema, whose NOTIFY
-// channel is notify.
-func renderSQLEnqueue(schema, notify string) (string, error) {
+// renderSQLEnqueue is the SQL of the functions for schema.
+func renderSQLEnqueue(schema string) (string, error) {
 	var b bytes.Buffer
 	err := sqlEnqueueTmpl.Execute(&b, map[string]any{
 		"Schema":            pgx.Identifier{schema}.Sanitize(),
-		"Notify":            strings.ReplaceAll(notify, "'", "''"),
 		"Root":              abi.RootChannel,
 		"DefaultPriority":   abi.DefaultPriority,
 		"DefaultMaxRetries": abi.DefaultMaxRetries,
@@ -70,18 +68,6 @@ func renderSQLEnqueue(schema, notify string) (string, error) {
 	return b.String(), nil
 }
 
-// notifyChannel is the NOTIFY channel of the deployment in schema.
-func notifyChannel(schema string) string {
-	if schema == "public" {
-		return notifyPrefix
-	}
-	n := notifyPrefix + "_" + schema
-	if len(n) > 63 { // NOTIFY channels are identifiers: 63 bytes at most
-		n = n[:63]
-	}
-	return n
-}
-
 // installSQLEnqueue (re)installs the functions in the schema of q, when
 // what is installed is not this binary's. Call it under the migration
 // lock.
@@ -90,7 +76,7 @@ func installSQLEnqueue(ctx context.Context, q querier) error {
 	if err := q.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return fmt.Errorf("postgres store: install SQL enqueue: %w", err)
 	}
-	src, err := renderSQLEnqueue(schema, notifyChannel(schema))
+	src, err := renderSQLEnqueue(schema)
 	if err != nil {
 		return fmt.Errorf("postgres store: install SQL enqueue: %w", err)
 	}
@@ -128,7 +114,7 @@ func (s *driver) ensureSQLEnqueue(ctx context.Context) error {
 	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
 		return fmt.Errorf("postgres store: install SQL enqueue: %w", err)
 	}
-	src, err := renderSQLEnqueue(schema, notifyChannel(schema))
+	src, err := renderSQLEnqueue(schema)
 	if err != nil {
 		return err
 	}

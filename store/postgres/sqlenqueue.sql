@@ -159,6 +159,7 @@ DECLARE
     v_exp timestamptz;
     v_deps jsonb;
     v_fstr text;
+    v_channel text;
     v_ref text;
     d text;
     parts text[];
@@ -513,6 +514,8 @@ BEGIN
 
     -- The scheduler's wake-up, as store.Events: the pending jobs by name,
     -- {{.UUIDsPerNotify}} to a notification; delivered at commit only.
+    -- The channel's name is a secret of wasmq's role (migration 15).
+    SELECT name INTO v_channel FROM event_channel;
     FOR k IN 0 .. (cardinality(note_uuid) - 1) / {{.UUIDsPerNotify}} LOOP
         EXIT WHEN cardinality(note_uuid) = 0;
         SELECT array_agg(DISTINCT c) INTO parts FROM unnest(note_chan[k * {{.UUIDsPerNotify}} + 1 : (k + 1) * {{.UUIDsPerNotify}}]) c;
@@ -524,7 +527,7 @@ BEGIN
             v_fstr := json_build_object('Kind', 'pending',
                 'UUIDs', to_json(note_uuid[k * {{.UUIDsPerNotify}} + 1 : (k + 1) * {{.UUIDsPerNotify}}]))::text;
         END IF;
-        PERFORM pg_notify('{{.Notify}}', v_fstr);
+        PERFORM pg_notify(v_channel, v_fstr);
     END LOOP;
     RETURN v_out;
 END $fn$;

@@ -446,6 +446,99 @@ func TestSQLEnqueueFromALoginRoleConnection(t *testing.T) {
 	}
 }
 
+// A tenant's login role cannot hear the events, which name other
+// tenants' jobs, channels and tenants: PostgreSQL lets any role LISTEN on
+// any channel, so the channel's name is wasmq's secret. The role cannot
+// read it from the table, the functions' source or the sessions' queries,
+// and listening on the names it could guess brings nothing, while the
+// node hears both tenants' jobs.
+func TestATenantRoleCannotHearTheEvents(t *testing.T) {
+	f := newSQLFixture(t, 0)
+	ctx := context.Background()
+	events, err := f.s.Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgx.ParseConfig(f.s.d.cfg.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.User = f.acme
+	spy, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Skipf("cannot log in as a new role here (pg_hba): %v", err)
+	}
+	defer spy.Close(ctx)
+	secret := f.s.d.notify
+	if !strings.HasPrefix(secret, "wasmq_") || len(secret) != len("wasmq_")+32 {
+		t.Fatalf("event channel %q, want wasmq_ and 32 random hex digits", secret)
+	}
+
+	if _, err := spy.Exec(ctx, `SELECT name FROM event_channel`); pgErr(t, err).Code != "42501" {
+		t.Errorf("the role read event_channel: %v, want permission denied", err)
+	}
+	for _, q := range []string{
+		`SELECT prosrc FROM pg_proc`,
+		`SELECT coalesce(query, '') FROM pg_stat_activity`,
+		`SELECT obj_description(oid) FROM pg_class WHERE obj_description(oid) IS NOT NULL`,
+	} {
+		rows, err := spy.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		for _, text := range texts {
+			if strings.Contains(text, secret) {
+				t.Errorf("%s shows the role the channel's name: %.200q", q, text)
+			}
+		}
+	}
+	schema := strings.Trim(schemaOf(t, f.s), `"`)
+	for _, guess := range []string{"wasmq_events", "wasmq_events_" + schema, "wasmq", schema} {
+		if _, err := spy.Exec(ctx, "LISTEN "+pgx.Identifier{guess}.Sanitize()); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var mine, theirs string
+	if err := f.asRole(t, f.globex, func(tx pgx.Tx) error {
+		var err error
+		theirs, err = sqlEnqueue(tx, "secret.run", `[]`, `{"channel": "root.globex-private"}`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	mine = uuid.NewString()
+	if _, err := f.s.Insert(ctx, []store.NewJob{{UUID: mine, Tenant: "globex", Func: "invoice.plain", Channel: "root", Priority: 10, MaxRetries: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	heard := map[string]bool{}
+	deadline := time.After(5 * time.Second)
+	for !heard[mine] || !heard[theirs] {
+		select {
+		case e := <-events:
+			for _, id := range e.UUIDs {
+				heard[id] = true
+			}
+			for _, c := range e.Jobs {
+				heard[c.UUID] = true
+			}
+		case <-deadline:
+			t.Fatalf("the node heard %v, want both jobs", heard)
+		}
+	}
+	// Notifications go to every listener of a channel at commit: had the
+	// role listened on the right one, it would have had them by now.
+	wctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if n, err := spy.WaitForNotification(wctx); err == nil {
+		t.Errorf("the tenant's role heard %s: %.200s", n.Channel, n.Payload)
+	}
+}
+
 func TestSQLEnqueueRefusesOverTheTenantsMaxPending(t *testing.T) {
 	f := newSQLFixture(t, 3)
 	enq := func(role string, n int) error {
