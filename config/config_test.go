@@ -62,6 +62,8 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_burst = 1000\n":              "tenants[0].fuel_burst: needs a fuel_rate",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = 1\nfuel_burst = -1\n": "tenants[0].fuel_burst",
 		"[runner]\nusage_flush = \"-1s\"\n":                                                         "runner.usage_flush",
+		"[runner]\nmax_clock_offset = \"5s\"\n":                                                     "runner.max_clock_offset: must be under half of runner.lease (10s)",
+		"[runner]\nmax_clock_offset = \"-1s\"\n":                                                    "runner.max_clock_offset",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))

@@ -59,6 +59,10 @@ type Config struct {
 	// added to the store's per-minute aggregate (and at stop). Defaults
 	// to 5s (DefaultUsageFlush).
 	UsageFlush abi.Duration `toml:"usage_flush"`
+	// MaxClockOffset is how far this node's clock may be from the
+	// store's before the node stops taking jobs and stops (see
+	// DefaultMaxClockOffset). Must be under lease/2.
+	MaxClockOffset abi.Duration `toml:"max_clock_offset"`
 }
 
 // DefaultUsageFlush: the usage aggregate is at most 5 s behind, for one
@@ -72,6 +76,14 @@ const DefaultUsageFlush = 5 * time.Second
 // throughput in `wasmq bench` (renewals and reaper passes every second):
 // docs/benchmarks.md, "Store core".
 const DefaultLease = 10 * time.Second
+
+// DefaultMaxClockOffset: each node writes leases, etas and dates with its
+// own clock, and another node reads them with its own. A leader whose
+// clock is ahead of a worker's by more than about two thirds of a lease
+// takes the worker's running jobs back and runs them a second time; a
+// clock behind runs jobs late, or early on the others' side. Two seconds
+// is far beyond what NTP keeps (milliseconds) and well under a 10 s lease.
+const DefaultMaxClockOffset = 2 * time.Second
 
 // DefaultDueHorizon: the scheduler holds a minute of jobs to come. It
 // reads the next ones by eta every half horizon (an indexed read of what
@@ -101,6 +113,7 @@ func (c Config) WithDefaults() Config {
 	def(&c.SafetyPoll, 5*time.Second)
 	def(&c.DueHorizon, DefaultDueHorizon)
 	def(&c.UsageFlush, DefaultUsageFlush)
+	def(&c.MaxClockOffset, min(DefaultMaxClockOffset, c.Lease.D()/4))
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}
@@ -121,7 +134,7 @@ func (c Config) Validate() error {
 		"runner.lease": c.Lease, "runner.default_retry_interval": c.DefaultRetryInterval,
 		"runner.removal_interval": c.RemovalInterval, "runner.safety_poll": c.SafetyPoll,
 		"runner.vacuum_every": c.VacuumEvery, "runner.due_horizon": c.DueHorizon,
-		"runner.usage_flush": c.UsageFlush,
+		"runner.usage_flush": c.UsageFlush, "runner.max_clock_offset": c.MaxClockOffset,
 	}
 	for k, v := range pos {
 		if v <= 0 {
@@ -133,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.Lease.D() < time.Second {
 		return fmt.Errorf("runner.lease: must be at least 1s (leases are renewed every lease/3)")
+	}
+	if c.MaxClockOffset.D() >= c.Lease.D()/2 {
+		return fmt.Errorf("runner.max_clock_offset: must be under half of runner.lease (%s): a clock off by more takes running jobs back", c.Lease.D())
 	}
 	if c.Workers < 1 {
 		return fmt.Errorf("runner.workers: must be >= 1")

@@ -217,8 +217,13 @@ func (r *Runner) Config() Config { return r.cfg }
 // Tree returns the channel tree.
 func (r *Runner) Tree() *ChannelTree { return r.tree }
 
-// Start launches the workers, the lease renewer and the leadership loop.
+// Start launches the workers, the lease renewer and the leadership loop,
+// unless this node's clock is off (ErrClockOffset): then it starts
+// nothing.
 func (r *Runner) Start(ctx context.Context) error {
+	if err := r.clockOffset(ctx); err != nil {
+		return err
+	}
 	r.startOnce.Do(func() {
 		bg, bgCancel := context.WithCancel(context.WithoutCancel(ctx))
 		fetch, fetchCancel := context.WithCancel(bg)
@@ -570,6 +575,8 @@ func (r *Runner) renewLoop(ctx context.Context) {
 			}
 		case err != nil && ctx.Err() == nil:
 			r.log.Warn().Err(err).Msg("announce failed")
+		case err == nil:
+			r.checkClock(ctx)
 		}
 	}
 	announce()
@@ -592,6 +599,50 @@ func (r *Runner) renewLoop(ctx context.Context) {
 			// jobs running since the last renewal are read again.
 			r.checkLive(ctx, r.live.runningSince(time.Now().Add(-r.cfg.Lease.D()/3)))
 		}
+	}
+}
+
+// ErrClockOffset: this node's clock is further from the store's than
+// runner.max_clock_offset; the node stops (DefaultMaxClockOffset says
+// what a wrong clock breaks).
+var ErrClockOffset = errors.New("this node's clock is off")
+
+// clockOffset reads the store's clock and says ErrClockOffset when this
+// node's is off by more than max_clock_offset beyond what the read's
+// round trip leaves unknown. A failed read says nothing: the store being
+// away is handled where it is used.
+func (r *Runner) clockOffset(ctx context.Context) error {
+	sent := time.Now()
+	theirs, err := r.store.Clock(ctx)
+	back := time.Now()
+	if err != nil {
+		if ctx.Err() == nil {
+			r.log.Warn().Err(err).Msg("reading the store's clock failed")
+		}
+		return nil
+	}
+	half := back.Sub(sent) / 2
+	offset := sent.Add(half).Sub(theirs) // > 0: this node is ahead
+	if offset.Abs()-half <= r.cfg.MaxClockOffset.D() {
+		return nil
+	}
+	return fmt.Errorf("%w: %s from the store's (±%s), over runner.max_clock_offset %s: set this machine's clock (NTP) and start the node again",
+		ErrClockOffset, offset.Round(time.Millisecond), half.Round(time.Microsecond), r.cfg.MaxClockOffset.D())
+}
+
+// checkClock stops a running node whose clock went off, as for a schema
+// ahead: it takes no more jobs and leads no more.
+func (r *Runner) checkClock(ctx context.Context) {
+	err := r.clockOffset(ctx)
+	if err == nil {
+		return
+	}
+	r.log.Error().Err(err).Msg("clock off: taking no more jobs")
+	r.fetchCancel()
+	r.leadCancel()
+	select {
+	case r.fatal <- err:
+	default:
 	}
 }
 

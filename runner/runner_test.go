@@ -632,6 +632,8 @@ func TestOnPostgreSQL(t *testing.T) {
 		fn   func(*testing.T)
 	}{
 		{"NestedCapacitiesStartByPriorityWithinLimits", TestNestedCapacitiesStartByPriorityWithinLimits},
+		{"ANodeWhoseClockIsOffDoesNotStart", TestANodeWhoseClockIsOffDoesNotStart},
+		{"ANodeWhoseClockGoesOffStops", TestANodeWhoseClockGoesOffStops},
 		{"RootCapacityOneRunsInPriorityThenCreationOrder", TestRootCapacityOneRunsInPriorityThenCreationOrder},
 		{"RetryBudget", TestRetryBudget},
 		{"IgnoredRetriesDoNotCount", TestIgnoredRetriesDoNotCount},

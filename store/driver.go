@@ -95,6 +95,7 @@ type Driver interface {
 
 	Subscribe(ctx context.Context) (<-chan Event, error)
 	Announce(ctx context.Context, nodeID string) error
+	Clock(ctx context.Context) (time.Time, error)
 	TryLead(ctx context.Context, nodeID string) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error

@@ -394,6 +394,10 @@ type Store interface {
 	// heard from lately. It fails with ErrSchemaAhead once the database
 	// has been migrated past this binary.
 	Announce(ctx context.Context, nodeID string) error
+	// Clock reads the store's clock, the reference every node's clock is
+	// held to: nodes compare their leases, etas and dates, each written
+	// with its own clock (the runner's max_clock_offset).
+	Clock(ctx context.Context) (time.Time, error)
 	// TryLead tries to become (or stay) the scheduling leader among the
 	// processes sharing this store; returns whether this process leads.
 	// Leadership lasts until ctx ends or the connection is lost.

@@ -319,6 +319,16 @@ func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 	return ch, nil
 }
 
+// Clock is the database server's clock_timestamp(): the time at the
+// read, not at the start of a transaction.
+func (s *driver) Clock(ctx context.Context) (time.Time, error) {
+	var t time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT clock_timestamp()`).Scan(&t); err != nil {
+		return time.Time{}, fmt.Errorf("postgres store: read the clock: %w", err)
+	}
+	return t, nil
+}
+
 func (s *driver) Announce(ctx context.Context, nodeID string) error {
 	b, _ := json.Marshal(store.Event{Kind: store.EventNode, Node: nodeID})
 	var schema int

@@ -294,6 +294,9 @@ func (s *driver) Ping(ctx context.Context) error {
 	return s.r.PingContext(ctx)
 }
 
+// Clock: one process, one clock.
+func (s *driver) Clock(ctx context.Context) (time.Time, error) { return time.Now(), nil }
+
 // Announce: the one process hears itself.
 func (s *driver) Announce(ctx context.Context, nodeID string) error {
 	s.publish(store.Event{Kind: store.EventNode, Node: nodeID})
