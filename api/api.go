@@ -670,10 +670,12 @@ func (s *server) ready(w http.ResponseWriter, r *http.Request) {
 		// Unauthenticated: the cause (which may name the database, its
 		// user and host) goes to the log only.
 		s.Log.Warn().Err(err).Msg("readiness: store unreachable")
+		w.Header().Set("Retry-After", "1")
 		writeJSON(w, 503, map[string]string{"status": "store unreachable"})
 		return
 	}
 	if !s.Plugins.Ready() {
+		w.Header().Set("Retry-After", "1")
 		writeJSON(w, 503, map[string]string{"status": "plugins not loaded"})
 		return
 	}

@@ -66,6 +66,12 @@ func classify(err error) *httpError {
 // load error names its files).
 func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err error) {
 	he := classify(err)
+	if he.status == 500 && s.Store != nil && s.Store.Unavailable(err) {
+		// Not a fault of the request nor of wasmq: the database is away,
+		// full or read-only. The client may send the same request again;
+		// nothing of it was stored.
+		he = &httpError{503, "unavailable", "the store cannot serve now; retry later", ""}
+	}
 	if !c.admin && he.status < 500 && strings.ContainsRune(he.msg, filepath.Separator) {
 		h := *he
 		h.msg = s.pathHider()(h.msg)
@@ -75,6 +81,9 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err 
 		ref := errorRef()
 		s.Log.Error().Err(err).Str("ref", ref).Str("method", r.Method).Str("path", r.URL.Path).Msg("internal error")
 		he.msg += " (ref " + ref + ")"
+	}
+	if he.status == 503 {
+		w.Header().Set("Retry-After", "1")
 	}
 	if he.status == 429 {
 		var qe *enqueue.QuotaError

@@ -759,6 +759,7 @@ func (c *Core) Vacuum(ctx context.Context, channel string, olderThan time.Time) 
 func (c *Core) Subscribe(ctx context.Context) (<-chan Event, error) { return c.d.Subscribe(ctx) }
 func (c *Core) Announce(ctx context.Context, nodeID string) error   { return c.d.Announce(ctx, nodeID) }
 func (c *Core) Clock(ctx context.Context) (time.Time, error)        { return c.d.Clock(ctx) }
+func (c *Core) Unavailable(err error) bool                          { return err != nil && c.d.Unavailable(err) }
 func (c *Core) Hold(ctx context.Context, workerID string) error     { return c.d.Hold(ctx, workerID) }
 func (c *Core) Unheld(ctx context.Context) ([]string, error)        { return c.d.Unheld(ctx) }
 func (c *Core) TryLead(ctx context.Context, nodeID string) (bool, error) {

@@ -96,6 +96,11 @@ type Driver interface {
 	Subscribe(ctx context.Context) (<-chan Event, error)
 	Announce(ctx context.Context, nodeID string) error
 	Clock(ctx context.Context) (time.Time, error)
+	// Unavailable: err, from any call, says the database cannot serve
+	// now for reasons of its own (unreachable, restarting, out of disk
+	// or connections, read-only, locked), not that the request was wrong:
+	// the same request may succeed later.
+	Unavailable(err error) bool
 	TryLead(ctx context.Context, nodeID string) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error

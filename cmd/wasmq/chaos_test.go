@@ -7,8 +7,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +22,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/store/disktest"
 	"github.com/wasmq/wasmq/store/pgtest"
 )
 
@@ -137,7 +141,9 @@ func TestChaosPostgresOutageLongerThanAMinute(t *testing.T) {
 	pgctl(t, "stop")
 	stopped := time.Now()
 	defer pgUp(t)
-	time.Sleep(75 * time.Second)
+	time.Sleep(2 * time.Second)
+	outageAnswers(t, a.url)
+	time.Sleep(75*time.Second - time.Since(stopped))
 	pgctl(t, "start")
 	back := time.Now()
 	t.Logf("PostgreSQL stopped for %v", back.Sub(stopped).Round(time.Second))
@@ -160,6 +166,36 @@ func TestChaosPostgresOutageLongerThanAMinute(t *testing.T) {
 	}
 	done := waitAllDone(t, a.url, 200, 3*time.Minute)
 	t.Logf("all 200 jobs done %v after PostgreSQL was back", done.Sub(back).Round(time.Second))
+}
+
+// outageAnswers: with the database away, a request that needs it is
+// answered 503 with Retry-After (send it again later; nothing was
+// stored), not 500, and the node itself says it is alive but not ready.
+func outageAnswers(t *testing.T, url string) {
+	t.Helper()
+	for _, c := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"POST", "/v1/jobs", `{"func": "testkit.sleep"}`, 503},
+		{"GET", "/v1/jobs?limit=5", "", 503},
+		{"GET", "/readyz", "", 503},
+		{"GET", "/healthz", "", 200},
+	} {
+		req, _ := http.NewRequest(c.method, url+c.path, strings.NewReader(c.body))
+		req.Header.Set("Content-Type", "application/json")
+		started := time.Now()
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("%s %s with PostgreSQL stopped: %v", c.method, c.path, err)
+			continue
+		}
+		res.Body.Close()
+		if res.StatusCode != c.status || c.status == 503 && res.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s with PostgreSQL stopped: %d (Retry-After %q), want %d", c.method, c.path, res.StatusCode, res.Header.Get("Retry-After"), c.status)
+		}
+		t.Logf("%s %s with PostgreSQL stopped: %d in %v", c.method, c.path, res.StatusCode, time.Since(started).Round(time.Millisecond))
+	}
 }
 
 // Two nodes, one killed with SIGKILL at a random moment three times and
@@ -224,4 +260,70 @@ func TestChaosSQLiteKilled(t *testing.T) {
 	done := waitAllDone(t, b.url, 200, time.Minute)
 	t.Logf("all 200 done %v after kill -9 and restart", done.Sub(killed).Round(time.Millisecond))
 	_ = os.Remove(db + ".lock")
+}
+
+// The disk of an embedded node fills up while it runs jobs: an enqueue
+// that does not fit is answered 503 with Retry-After (the store cannot
+// serve now; not 500) and stores nothing, /healthz still answers, and
+// once there is room again the node takes jobs again and every job it
+// acknowledged ends done.
+func TestChaosSQLiteDiskFills(t *testing.T) {
+	bin := buildWasmq(t)
+	disk := disktest.Mount(t, "3m")
+	a := startNodeWith(t, bin, filepath.Join(disk.Dir, "wasmq.db"), "diskfull", "")
+	batch := func() []byte {
+		jobs := sleepJobs(20, 20)
+		for _, j := range jobs {
+			j["description"] = strings.Repeat("d", 500)
+		}
+		b, _ := json.Marshal(map[string]any{"jobs": jobs})
+		return b
+	}
+	send := func() (int, http.Header, map[string]any) {
+		res, err := http.Post(a.url+"/v1/jobs:batch", "application/json", bytes.NewReader(batch()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		json.NewDecoder(res.Body).Decode(&out)
+		return res.StatusCode, res.Header, out
+	}
+	acked := 0
+	for {
+		status, header, out := send()
+		if status == http.StatusCreated {
+			acked += 20
+			if acked > 100000 {
+				t.Fatal("a 3 MiB disk took 100,000 jobs: the test fills nothing")
+			}
+			continue
+		}
+		if status != http.StatusServiceUnavailable || header.Get("Retry-After") != "1" {
+			t.Fatalf("on a full disk: %d (Retry-After %q) %v, want 503 with Retry-After: 1", status, header.Get("Retry-After"), out)
+		}
+		if e, _ := out["error"].(map[string]any); e["code"] != "unavailable" {
+			t.Fatalf("on a full disk: %v, want the code unavailable", out)
+		}
+		break
+	}
+	t.Logf("the disk filled after %d acknowledged jobs", acked)
+	if res, err := http.Get(a.url + "/healthz"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("/healthz on a full disk: %v %v", res, err)
+	}
+	disk.Resize("64m")
+	made := time.Now()
+	for {
+		status, _, out := send()
+		if status == http.StatusCreated {
+			acked += 20
+			break
+		}
+		if status != http.StatusServiceUnavailable || time.Since(made) > 10*time.Second {
+			t.Fatalf("with room again: %d %v", status, out)
+		}
+		time.Sleep(time.Second)
+	}
+	done := waitAllDone(t, a.url, acked, 2*time.Minute)
+	t.Logf("all %d acknowledged jobs done %v after room was made", acked, done.Sub(made).Round(time.Millisecond))
 }
