@@ -567,16 +567,14 @@ func (r *Runner) renewLoop(ctx context.Context) {
 		switch {
 		case errors.Is(err, store.ErrSchemaAhead):
 			r.log.Error().Err(err).Msg("the database was migrated past this binary: taking no more jobs; stop this node and upgrade it")
-			r.fetchCancel()
-			r.leadCancel()
-			select {
-			case r.fatal <- err:
-			default:
-			}
+			r.quit(err)
 		case err != nil && ctx.Err() == nil:
 			r.log.Warn().Err(err).Msg("announce failed")
 		case err == nil:
-			r.checkClock(ctx)
+			if err := r.clockOffset(ctx); err != nil {
+				r.log.Error().Err(err).Msg("clock off: taking no more jobs")
+				r.quit(err)
+			}
 		}
 	}
 	announce()
@@ -630,14 +628,9 @@ func (r *Runner) clockOffset(ctx context.Context) error {
 		ErrClockOffset, offset.Round(time.Millisecond), half.Round(time.Microsecond), r.cfg.MaxClockOffset.D())
 }
 
-// checkClock stops a running node whose clock went off, as for a schema
-// ahead: it takes no more jobs and leads no more.
-func (r *Runner) checkClock(ctx context.Context) {
-	err := r.clockOffset(ctx)
-	if err == nil {
-		return
-	}
-	r.log.Error().Err(err).Msg("clock off: taking no more jobs")
+// quit stops a node that must not go on (a schema ahead, a clock off):
+// it takes no more jobs, leads no more, and tells Fatal why.
+func (r *Runner) quit(err error) {
 	r.fetchCancel()
 	r.leadCancel()
 	select {

@@ -424,19 +424,26 @@ func schemaOf(t *testing.T, s *Store) string {
 	return pgx.Identifier{schema}.Sanitize()
 }
 
-func TestSQLEnqueueFromALoginRoleConnection(t *testing.T) {
-	f := newSQLFixture(t, 0)
-	ctx := context.Background()
+// login connects as role, as an application would, for the test.
+func (f *sqlFixture) login(t *testing.T, role string) *pgx.Conn {
+	t.Helper()
 	cfg, err := pgx.ParseConfig(f.s.d.cfg.ConnString())
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.User = f.globex
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	cfg.User = role
+	conn, err := pgx.ConnectConfig(context.Background(), cfg)
 	if err != nil {
 		t.Skipf("cannot log in as a new role here (pg_hba): %v", err)
 	}
-	defer conn.Close(ctx)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func TestSQLEnqueueFromALoginRoleConnection(t *testing.T) {
+	f := newSQLFixture(t, 0)
+	ctx := context.Background()
+	conn := f.login(t, f.globex)
 	var id string
 	if err := conn.QueryRow(ctx, `SELECT enqueue('secret.run')::text`).Scan(&id); err != nil {
 		t.Fatal(err)
@@ -459,16 +466,7 @@ func TestATenantRoleCannotHearTheEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgx.ParseConfig(f.s.d.cfg.ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.User = f.acme
-	spy, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Skipf("cannot log in as a new role here (pg_hba): %v", err)
-	}
-	defer spy.Close(ctx)
+	spy := f.login(t, f.acme)
 	secret := f.s.d.notify
 	if !strings.HasPrefix(secret, "wasmq_") || len(secret) != len("wasmq_")+32 {
 		t.Fatalf("event channel %q, want wasmq_ and 32 random hex digits", secret)
