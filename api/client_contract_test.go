@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"reflect"
 	"sort"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
+	"github.com/wasmq/wasmq/config"
 )
 
 // operationRecorder notes the documented operation of each request the
@@ -153,5 +155,25 @@ func TestTheGoClientAndTheOpenAPIDocumentAgree(t *testing.T) {
 		if m := ct.Method(i).Name; !tested[m] {
 			t.Errorf("client.Client.%s is not checked against the document: add it to this table", m)
 		}
+	}
+}
+
+// A refusal the client may send again later is Temporary, with the wait
+// the server asked for: a tenant over its rate (429, Retry-After).
+func TestTheGoClientSaysWhenToTryAgain(t *testing.T) {
+	s := start(t, func(f *config.File) { f.Tenants[0].Rate, f.Tenants[0].Burst = 0.5, 1 })
+	c := client.New(s.url, tokA)
+	ctx := context.Background()
+	if _, err := c.Enqueue(ctx, client.JobRequest{Func: "testkit.echo"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Enqueue(ctx, client.JobRequest{Func: "testkit.echo"})
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 429 || !ce.Temporary() || ce.RetryAfter < time.Second {
+		t.Fatalf("over the rate: %#v, want a Temporary 429 with RetryAfter ≥ 1s", err)
+	}
+	_, err = c.Enqueue(ctx, client.JobRequest{Func: "testkit.nope"})
+	if !errors.As(err, &ce) || ce.Temporary() || ce.RetryAfter != 0 {
+		t.Fatalf("an unknown function: %#v, want an error that is not Temporary", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -29,12 +30,22 @@ func New(baseURL, token string) *Client {
 }
 
 // Error is an API error: the HTTP status and the body's code, message and
-// field.
+// field, and for 429 and 503 how long the server asks to wait.
 type Error struct {
 	Status  int
 	Code    string
 	Message string
 	Field   string
+	// RetryAfter is the answer's Retry-After (0 without one).
+	RetryAfter time.Duration
+}
+
+// Temporary: the same request may succeed later (a tenant quota, 429;
+// the store unavailable, 503). Nothing of the request was stored; send it
+// again after RetryAfter, with the same uuid or identity key to be sure
+// a job is made once.
+func (e *Error) Temporary() bool {
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
 }
 
 func (e *Error) Error() string {
@@ -146,10 +157,14 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, r i
 		var e struct {
 			Error struct{ Code, Message, Field string } `json:"error"`
 		}
-		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
-			return &Error{Status: res.StatusCode, Code: "http", Message: strings.TrimSpace(string(data))}
+		var wait time.Duration
+		if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && n > 0 {
+			wait = time.Duration(n) * time.Second
 		}
-		return &Error{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field}
+		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
+			return &Error{Status: res.StatusCode, Code: "http", Message: strings.TrimSpace(string(data)), RetryAfter: wait}
+		}
+		return &Error{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field, RetryAfter: wait}
 	}
 	if raw, ok := out.(*[]byte); ok {
 		*raw = data
