@@ -9,7 +9,8 @@ import (
 
 // The errors of a database that cannot serve now are Unavailable (the
 // API answers 503 with Retry-After); the errors of a request are not.
-// Each error is PostgreSQL's own, provoked for the test.
+// Each error comes from the real PostgreSQL, provoked for the test (too
+// many connections raised with its SQLSTATE by a DO block).
 func TestUnavailableIsTheDatabaseNotTheRequest(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
