@@ -79,11 +79,13 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err 
 	}
 	if he.status >= 500 {
 		ref := errorRef()
-		s.Log.Error().Err(err).Str("ref", ref).Str("method", r.Method).Str("path", r.URL.Path).Msg("internal error")
+		ev, what := s.Log.Error(), "internal error"
+		if he.status == 503 { // the database's day, not a bug: the log says which
+			ev, what = s.Log.Warn(), "unavailable"
+			w.Header().Set("Retry-After", "1")
+		}
+		ev.Err(err).Str("ref", ref).Str("method", r.Method).Str("path", r.URL.Path).Msg(what)
 		he.msg += " (ref " + ref + ")"
-	}
-	if he.status == 503 {
-		w.Header().Set("Retry-After", "1")
 	}
 	if he.status == 429 {
 		var qe *enqueue.QuotaError
