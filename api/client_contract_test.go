@@ -161,7 +161,9 @@ func TestTheGoClientAndTheOpenAPIDocumentAgree(t *testing.T) {
 // A refusal the client may send again later is Temporary, with the wait
 // the server asked for: a tenant over its rate (429, Retry-After).
 func TestTheGoClientSaysWhenToTryAgain(t *testing.T) {
-	s := start(t, func(f *config.File) { f.Tenants[0].Rate, f.Tenants[0].Burst = 0.5, 1 })
+	// One token every 100 s: the second request is over the rate however
+	// slowly a loaded machine serves the first.
+	s := start(t, func(f *config.File) { f.Tenants[0].Rate, f.Tenants[0].Burst = 0.01, 1 })
 	c := client.New(s.url, tokA)
 	ctx := context.Background()
 	if _, err := c.Enqueue(ctx, client.JobRequest{Func: "testkit.echo"}); err != nil {
