@@ -2,6 +2,7 @@ package enqueue
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 
 	"github.com/wasmq/wasmq/abi"
@@ -40,6 +41,37 @@ func FuzzDecode(f *testing.F) {
 			if !errors.As(err, &fe) || !errors.Is(err, ErrMalformed) {
 				t.Fatalf("batch decode error %v is not a malformed-request FieldError", err)
 			}
+		}
+	})
+}
+
+// FuzzBatchOnePassAgreesWithEntryByEntry: the one-pass decoding of a
+// batch accepts exactly what decoding entry by entry accepts, into the
+// same requests; it is only a faster way to the same answer.
+func FuzzBatchOnePassAgreesWithEntryByEntry(f *testing.F) {
+	for _, seed := range []string{
+		`{"jobs":[{"ref":"a","func":"m.f","args":[1, {"x" : "y"}],"kwargs":{"k":[]},"depends_on":["b"]}]}`,
+		`{"jobs":[{"func":"m.f"},{"func":"m.f","colour":1}]}`, `{"jobs":[1]}`, `{"jobs":[null]}`,
+		`{"jobs":null}`, `{"jobs":[]}`, `{}`, `{"jobs":[{"func":"m.f"}]} trailing`, `{"jobs":[{"func":"m.f"}],"jobs":[]}`,
+		`{"jobs":[{"func":"m.f","func":"n.g","priority":1e3}]}`, `{"jobs":[{"Func":"m.f"}]}`, `{"jobs":[{"eta":"x"}],"extra":1}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var one, each BatchRequest
+		errOne := decodeBatch(body, &one)
+		errEach := decodeEntries(body, &each)
+		if (errOne == nil) != (errEach == nil) {
+			t.Fatalf("one pass: %v; entry by entry: %v", errOne, errEach)
+		}
+		if errOne != nil {
+			if errOne.Error() != errEach.Error() {
+				t.Fatalf("one pass says %q, entry by entry %q", errOne, errEach)
+			}
+			return
+		}
+		if !reflect.DeepEqual(one, each) {
+			t.Fatalf("one pass read %+v, entry by entry %+v", one, each)
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package enqueue
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -29,5 +30,27 @@ func BenchmarkDecode(b *testing.B) {
 		if err := Decode(body, &r); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkDecodeBatch1000 decodes the body of a batch of 1,000 jobs in
+// one pass (the common case); EntryByEntry is the pass that names the
+// entry of an error.
+func BenchmarkDecodeBatch1000(b *testing.B) {
+	body := []byte(`{"jobs":[` + strings.TrimSuffix(strings.Repeat(`{"func":"m.f","args":[1],"kwargs":{"n":"x"}},`, 1000), ",") + `]}`)
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte, *BatchRequest) error
+	}{{"OnePass", decodeBatch}, {"EntryByEntry", decodeEntries}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				var r BatchRequest
+				if err := bc.decode(body, &r); err != nil || len(r.Jobs) != 1000 {
+					b.Fatal(err, len(r.Jobs))
+				}
+			}
+		})
 	}
 }

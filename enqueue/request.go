@@ -106,10 +106,25 @@ func Decode(body []byte, v any) error {
 	return decodeStrict(body, v)
 }
 
-// decodeBatch decodes the entries of a batch one by one: decoding the
-// whole at once, encoding/json names a field of any entry "colour" or
-// "jobs.priority", never which entry.
+// decodeBatch decodes a batch in one pass, and only when that fails
+// entry by entry: decoding the whole at once, encoding/json names a field
+// of any entry "colour" or "jobs.priority", never which entry, so the
+// error comes from the second pass, which names it jobs[3].priority.
+// The one pass is the common case, and cost a fifth of the node's CPU
+// less on batches of 1,000 (a decoder per entry, and every entry read
+// twice; docs/benchmarks.md).
 func decodeBatch(body []byte, b *BatchRequest) error {
+	var whole BatchRequest
+	if decodeStrict(body, &whole) == nil {
+		*b = whole
+		return nil
+	}
+	return decodeEntries(body, b)
+}
+
+// decodeEntries decodes the entries of a batch one by one, to name the
+// entry an error is in.
+func decodeEntries(body []byte, b *BatchRequest) error {
 	var raw struct {
 		Jobs []json.RawMessage `json:"jobs"`
 	}
