@@ -32,7 +32,7 @@ func loadBacklog(ctx context.Context, n *server.Node, f config.File, o Options, 
 	b := progress("backlog", o.Backlog+o.History)
 	defer b.end()
 	if f.Store.Driver == "postgres" {
-		return postgres.LoadBacklog(ctx, o.DSN, postgres.Backlog{Tenant: "default", Func: "testkit.echo", Channel: abi.RootChannel,
+		return postgres.LoadBacklog(ctx, o.DSN, postgres.Backlog{Tenant: "default", Func: o.Func, Channel: abi.RootChannel,
 			Future: o.Backlog, ETA: eta, Done: o.History}, func(done, _ int) { b.show(done) })
 	}
 	if o.History > 0 {
@@ -41,7 +41,7 @@ func loadBacklog(ctx context.Context, n *server.Node, f config.File, o Options, 
 	for i := 0; i < o.Backlog; i += 1000 {
 		batch := make([]store.NewJob, 0, 1000)
 		for k := i; k < min(i+1000, o.Backlog); k++ {
-			j := job()
+			j := job(o.Func)
 			j.ETA = &eta
 			batch = append(batch, j)
 		}

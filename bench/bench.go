@@ -1,6 +1,7 @@
 // Package bench measures a whole wasmq node: end-to-end throughput of
-// testkit.echo jobs, each run in the wasm sandbox, and the latency from
-// enqueue to start on an idle node. `wasmq bench` prints its report.
+// jobs (testkit.echo by default), each run in the wasm sandbox, and the
+// latency from enqueue to start on an idle node. `wasmq bench` prints its
+// report.
 package bench
 
 import (
@@ -31,7 +32,11 @@ type Options struct {
 	Isolation  string // "pooled" or "fresh"
 	Samples    int    // latency samples; default 200
 	PluginsDir string // holds testkit.wasm; default plugins/enabled
-	Dir        string // scratch folder; default a temp dir
+	// Func is the job function run: testkit.echo by default (its result
+	// is its whole input, about 250 bytes stored per job); testkit.noop
+	// writes nothing, like the no-op jobs other queues are measured with.
+	Func string
+	Dir  string // scratch folder; default a temp dir
 	// CPUProfile, when set, receives a pprof CPU profile of the
 	// throughput run only (not of compiling plugins or storing the jobs).
 	CPUProfile io.Writer
@@ -64,8 +69,8 @@ func (r Report) String() string {
 		backlog = fmt.Sprintf("backlog=%d history=%d (start-up %v, scheduler holds %d): ", r.Options.Backlog, r.Options.History,
 			r.StartUp.Round(time.Millisecond), r.Held)
 	}
-	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
-		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond), r.InsertRate,
+	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d func=%s jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
+		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Func, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond), r.InsertRate,
 		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples)
 }
 
@@ -85,6 +90,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	if o.PluginsDir == "" {
 		o.PluginsDir = "plugins/enabled"
+	}
+	if o.Func == "" {
+		o.Func = DefaultFunc
 	}
 	progress := func(phase string, total int) *bar { return newBar(o.Progress, phase, total) } // nil: no bars
 	if o.Dir == "" {
@@ -112,9 +120,9 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, err := n.Host.Function("default", "testkit.echo"); err != nil {
+		if _, err := n.Host.Function("default", o.Func); err != nil {
 			n.Close(context.Background())
-			return nil, fmt.Errorf("bench needs testkit.wasm in %s: %w", o.PluginsDir, err)
+			return nil, fmt.Errorf("bench runs %s, not found in %s: %w", o.Func, o.PluginsDir, err)
 		}
 		return n, nil
 	}
@@ -138,16 +146,16 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	// A few jobs first warm the node up (connections, prepared
 	// statements, the plugin's instance pool); they are not counted.
-	if _, err := idleLatency(ctx, n, 1); err != nil {
+	if _, err := idleLatency(ctx, n, o.Func, 1); err != nil {
 		n.Close(context.Background())
 		return r, err
 	}
 	r.StartUp = time.Since(started)
-	if _, err := idleLatency(ctx, n, 19); err != nil {
+	if _, err := idleLatency(ctx, n, o.Func, 19); err != nil {
 		n.Close(context.Background())
 		return r, err
 	}
-	lat, err := idleLatency(ctx, n, o.Samples)
+	lat, err := idleLatency(ctx, n, o.Func, o.Samples)
 	r.Held = n.Runner.Held()
 	n.Close(context.Background())
 	if err != nil {
@@ -168,7 +176,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	for i := 0; i < o.Jobs; i += 1000 {
 		batch := make([]store.NewJob, 0, 1000)
 		for k := i; k < min(i+1000, o.Jobs); k++ {
-			batch = append(batch, job())
+			batch = append(batch, job(o.Func))
 		}
 		if _, err := n.Store.Insert(ctx, batch); err != nil {
 			return r, err
@@ -219,11 +227,11 @@ func Run(ctx context.Context, o Options) (Report, error) {
 
 // idleLatency enqueues one job at a time and measures enqueue →
 // date_started of each.
-func idleLatency(ctx context.Context, n *server.Node, samples int) ([]time.Duration, error) {
+func idleLatency(ctx context.Context, n *server.Node, fn string, samples int) ([]time.Duration, error) {
 	var lat []time.Duration
 	for i := 0; i < samples; i++ {
 		time.Sleep(2 * time.Millisecond)
-		ins, err := n.Store.Insert(ctx, []store.NewJob{job()})
+		ins, err := n.Store.Insert(ctx, []store.NewJob{job(fn)})
 		if err != nil {
 			return nil, err
 		}
@@ -247,9 +255,13 @@ func idleLatency(ctx context.Context, n *server.Node, samples int) ([]time.Durat
 	return lat, nil
 }
 
-func job() store.NewJob {
-	return store.NewJob{UUID: uuid.Must(uuid.NewV7()).String(), Tenant: "default", Func: "testkit.echo", Args: json.RawMessage(`[1]`),
-		Kwargs: json.RawMessage(`{}`), Context: json.RawMessage(`{}`), FuncString: "testkit.echo(1)",
+// DefaultFunc is the job function of the runs unless Options.Func names
+// another.
+const DefaultFunc = "testkit.echo"
+
+func job(fn string) store.NewJob {
+	return store.NewJob{UUID: uuid.Must(uuid.NewV7()).String(), Tenant: "default", Func: fn, Args: json.RawMessage(`[1]`),
+		Kwargs: json.RawMessage(`{}`), Context: json.RawMessage(`{}`), FuncString: fn + "(1)",
 		Description: "bench", Channel: "root", Priority: 10, MaxRetries: 5}
 }
 

@@ -9,7 +9,7 @@ import (
 	"github.com/wasmq/wasmq/store/pgtest"
 )
 
-func plugins(b *testing.B) string {
+func plugins(b testing.TB) string {
 	dir := b.TempDir()
 	wasm, err := os.ReadFile("../plugins/examples/testkit/testkit.wasm")
 	if err != nil {
@@ -44,6 +44,21 @@ func BenchmarkEndToEndPostgres(b *testing.B) {
 		}
 		b.ReportMetric(r.Throughput, "jobs/s")
 		b.ReportMetric(float64(r.P50.Microseconds()), "p50-µs")
+	}
+}
+
+// BenchmarkEndToEndPostgresNoop is BenchmarkEndToEndPostgres with jobs
+// that write nothing (testkit.noop): what is left is the sandbox's cost
+// and the queue's, as in other queues' no-op benchmarks.
+func BenchmarkEndToEndPostgresNoop(b *testing.B) {
+	dir := plugins(b)
+	for b.Loop() {
+		r, err := Run(context.Background(), Options{Driver: "postgres", DSN: pgtest.DSN(b), Jobs: 40000, Samples: 20, PluginsDir: dir,
+			Func: "testkit.noop"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(r.Throughput, "jobs/s")
 	}
 }
 

@@ -808,6 +808,7 @@ func benchCmd(args []string, out io.Writer) error {
 		fs.StringVar(&o.Isolation, "isolation", "pooled", "pooled or fresh")
 		fs.IntVar(&o.Samples, "samples", 200, "latency samples")
 		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
+		fs.StringVar(&o.Func, "func", bench.DefaultFunc, "job function of the throughput run (testkit.noop: a job that writes nothing)")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
 		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
 		fs.StringVar(&eo.Mode, "enqueue", "", "measure enqueueing only: http (clients POST to the node's HTTP server) or store (in-process); nothing runs the jobs")

@@ -35,6 +35,14 @@ pub extern "C" fn echo() -> i32 {
     0
 }
 
+/// Does nothing and returns nothing: a job that costs only what the
+/// sandbox and the queue cost, to compare with other queues' no-op jobs
+/// (`wasmq bench --func testkit.noop`).
+#[no_mangle]
+pub extern "C" fn noop() -> i32 {
+    0
+}
+
 /// Sleeps kwargs.ms milliseconds through the host.
 #[no_mangle]
 pub extern "C" fn sleep() -> i32 {

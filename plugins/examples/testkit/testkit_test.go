@@ -83,6 +83,13 @@ func TestTestkitFunctions(t *testing.T) {
 			t.Fatalf("%+v", o)
 		}
 	})
+	t.Run("noop is done with a null result", func(t *testing.T) {
+		o := run(t, h, "noop", `[1]`, `{}`, 1)
+		if o.Kind != abi.OutcomeDone || string(o.Result) != "null" {
+			t.Fatalf("noop: %+v, want done with the result null", o)
+		}
+	})
+
 	t.Run("nothing_to_do", func(t *testing.T) {
 		if o := run(t, h, "nothing_to_do", `[]`, `{}`, 1); o.Kind != abi.OutcomeNothingToDo {
 			t.Fatalf("%+v", o)
