@@ -79,15 +79,30 @@ func UUIDs(jobs []abi.Job) []string {
 	return out
 }
 
-// UsageText is how a driver stores an attempt's usage: JSON, or nil (SQL
-// NULL) when there is none.
+// UsageText is how a driver stores an attempt's usage: JSON without its
+// zero counts, or nil (SQL NULL) when there is none. Most counts of most
+// attempts are zero (no host call, no HTTP): written out, they were 115
+// bytes of every job row, and the row an outcome writes grew past what
+// its page had left, so fewer outcomes were HOT updates
+// (docs/benchmarks.md). DecodeUsage gives the zeros back.
 func UsageText(u *abi.Usage) *string {
 	if u == nil {
 		return nil
 	}
-	b, _ := json.Marshal(u)
+	b, _ := json.Marshal(storedUsage(*u))
 	s := string(b)
 	return &s
+}
+
+// storedUsage is abi.Usage as stored: the same fields, zeros left out.
+type storedUsage struct {
+	Fuel         int64 `json:"fuel,omitempty"`
+	WallMS       int64 `json:"wall_ms,omitempty"`
+	PeakMemory   int64 `json:"peak_memory,omitempty"`
+	HostCalls    int64 `json:"host_calls,omitempty"`
+	HTTPRequests int64 `json:"http_requests,omitempty"`
+	HTTPBytesOut int64 `json:"http_bytes_out,omitempty"`
+	HTTPBytesIn  int64 `json:"http_bytes_in,omitempty"`
 }
 
 // DecodeUsage reads what UsageText stored (nil for NULL).

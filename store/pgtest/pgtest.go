@@ -20,6 +20,52 @@ func URL() string {
 	return "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
 }
 
+// Database returns a connection string on a fresh database, dropped when
+// the test ends: for a test that must not share PostgreSQL's cleanup
+// horizon with other tests' transactions (a row version that another
+// session of the same database may still see cannot be pruned, whatever
+// its schema).
+func Database(t testing.TB) string {
+	t.Helper()
+	base := URL()
+	ctx := context.Background()
+	conn, err := connect(t, base)
+	if err != nil {
+		return ""
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("wasmq_t_%d", rand.Uint64()%1e12)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// connect reaches the test database, or skips the test (fails it under
+// CI=true).
+func connect(t testing.TB, base string) (*pgx.Conn, error) {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), base)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL is required under CI=true: %v", err)
+		}
+		t.Skipf("no PostgreSQL at %s: %v", base, err)
+	}
+	return conn, err
+}
+
 // DSN returns a connection string on a fresh schema, dropped when the
 // test ends. Without a reachable PostgreSQL the test is skipped, except
 // under CI=true where it fails.
@@ -27,12 +73,9 @@ func DSN(t testing.TB) string {
 	t.Helper()
 	base := URL()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
+	conn, err := connect(t, base)
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL is required under CI=true: %v", err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", base, err)
+		return ""
 	}
 	defer conn.Close(ctx)
 	schema := fmt.Sprintf("wasmq_t_%d", rand.Uint64()%1e12)
