@@ -107,7 +107,11 @@ func JobConditions(q ListQuery, d Dialect) (string, []any) {
 	}
 	for _, eq := range []struct{ col, v string }{{"user_id", f.UserID}, {"model_name", f.ModelName}} {
 		if eq.v != "" {
-			where = append(where, eq.col+" = "+arg(eq.v))
+			// The redundant "<> ''" is what lets the planner use the
+			// partial index on the column (WHERE col <> ''): from "col =
+			// $1" alone it cannot prove the parameter is not empty, and a
+			// user's or a model's page walked the whole tenant's jobs.
+			where = append(where, eq.col+" = "+arg(eq.v), eq.col+" <> ''")
 		}
 	}
 	for _, r := range []struct {

@@ -755,3 +755,59 @@ func rowsRead(node map[string]any) float64 {
 	}
 	return n
 }
+
+// A user's page, or a model's, reads that user's jobs through its partial
+// index (jobs_user, jobs_model: only the rows where the column is not
+// empty), also under a generic plan, where PostgreSQL does not know the
+// parameter's value and cannot prove from "user_id = $2" alone that it
+// is not empty: without the list's redundant not-empty condition it
+// walked every job of the store.
+func TestAUsersPageReadsOnlyTheUsersJobs(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	jobs := make([]store.NewJob, 2000)
+	for i := range jobs {
+		jobs[i] = newJob("")
+		if i%200 == 0 {
+			jobs[i].UserID, jobs[i].ModelName = "u7", "sale.order"
+		}
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.d.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `ANALYZE jobs`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET plan_cache_mode`)
+	for i, f := range []store.Filter{{Tenant: "t1", UserID: "u7"}, {Tenant: "t1", ModelName: "sale.order"}} {
+		page, args := listPage(store.ListQuery{Filter: f, Limit: 51})
+		name := fmt.Sprintf("users_page_%d", i)
+		if _, err := conn.Exec(ctx, `PREPARE `+name+` AS SELECT `+jobColumns+` FROM jobs `+page); err != nil {
+			t.Fatal(err)
+		}
+		literals := make([]string, len(args))
+		for k, a := range args {
+			switch v := a.(type) {
+			case string:
+				literals[k] = "'" + strings.ReplaceAll(v, "'", "''") + "'"
+			default:
+				literals[k] = fmt.Sprint(v)
+			}
+		}
+		var plan []map[string]any
+		if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`(`+strings.Join(literals, ", ")+`)`).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		if read := rowsRead(plan[0]["Plan"].(map[string]any)); read > 10 {
+			t.Errorf("filter %+v: the page read %v rows to return 10; want the partial index to hold only those", f, read)
+		}
+	}
+}
