@@ -206,12 +206,19 @@ var dialect = store.Dialect{
 }
 
 func (s *driver) ListJobs(ctx context.Context, q store.ListQuery) ([]abi.Job, error) {
-	where, args := store.JobConditions(q, dialect)
-	jobs, err := queryJobs(ctx, s.r, "WHERE "+where+" ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)...)
+	page, args := listPage(q)
+	jobs, err := queryJobs(ctx, s.r, page, args...)
 	if err != nil {
 		return nil, err
 	}
 	return jobs, fillProgress(ctx, s.r, jobs)
+}
+
+// listPage is the clause of a list's page, newest first: the
+// newest-first indexes read backwards (schema 9).
+func listPage(q store.ListQuery) (string, []any) {
+	where, args := store.JobConditions(q, dialect)
+	return "WHERE " + where + " ORDER BY date_created DESC, seq DESC LIMIT ?", append(args, q.Limit)
 }
 
 func (s *driver) ListAttempts(ctx context.Context, uuid string) ([]abi.Attempt, error) {

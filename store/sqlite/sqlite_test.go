@@ -134,3 +134,48 @@ func TestUpgradeToSchema3CountsTheJobsAlreadyThere(t *testing.T) {
 		t.Fatalf("Counts(t1) after cancelling its pending job and vacuuming root = %+v (%v), want none", counts, err)
 	}
 }
+
+// A list reads its newest-first index backwards (schema 9 made them
+// ascending, for the inserts): no filter, a tenant, a tenant's user or
+// model, each from its first page and from a cursor, walks an index in
+// the list's order, never sorts the matching jobs.
+func TestTheListWalksItsIndexBackwards(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "wasmq.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	at := &store.Cursor{Created: time.Now().UTC(), Seq: 1000}
+	for _, c := range []struct {
+		f     store.Filter
+		index string
+	}{
+		{store.Filter{}, "jobs_newest"},
+		{store.Filter{Tenant: "t1"}, "jobs_tenant_newest"},
+		{store.Filter{Tenant: "t1", UserID: "u"}, "jobs_user"},
+		{store.Filter{Tenant: "t1", ModelName: "sale.order"}, "jobs_model"},
+	} {
+		for _, after := range []*store.Cursor{nil, at} {
+			page, args := listPage(store.ListQuery{Filter: c.f, Limit: 51, After: after})
+			rows, err := s.d.r.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT uuid FROM jobs `+page, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var plan []string
+			for rows.Next() {
+				var id, parent, unused int
+				var detail string
+				if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+					t.Fatal(err)
+				}
+				plan = append(plan, detail)
+			}
+			rows.Close()
+			text := strings.Join(plan, "; ")
+			if !strings.Contains(text+" ", "INDEX "+c.index+" ") || strings.Contains(text, "TEMP B-TREE") {
+				t.Errorf("filter %+v, cursor %v: plan %q; want %s walked in order, no sort", c.f, after != nil, text, c.index)
+			}
+		}
+	}
+}
