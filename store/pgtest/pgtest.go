@@ -27,43 +27,9 @@ func URL() string {
 // its schema).
 func Database(t testing.TB) string {
 	t.Helper()
-	base := URL()
-	ctx := context.Background()
-	conn, err := connect(t, base)
-	if err != nil {
-		return ""
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("wasmq_t_%d", rand.Uint64()%1e12)
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
+	u, name := scratch(t, "DATABASE", " WITH (FORCE)")
 	u.Path = "/" + name
 	return u.String()
-}
-
-// connect reaches the test database, or skips the test (fails it under
-// CI=true).
-func connect(t testing.TB, base string) (*pgx.Conn, error) {
-	t.Helper()
-	conn, err := pgx.Connect(context.Background(), base)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL is required under CI=true: %v", err)
-		}
-		t.Skipf("no PostgreSQL at %s: %v", base, err)
-	}
-	return conn, err
 }
 
 // DSN returns a connection string on a fresh schema, dropped when the
@@ -71,20 +37,36 @@ func connect(t testing.TB, base string) (*pgx.Conn, error) {
 // under CI=true where it fails.
 func DSN(t testing.TB) string {
 	t.Helper()
+	u, schema := scratch(t, "SCHEMA", " CASCADE")
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// scratch creates a uniquely named object of the kind (SCHEMA, DATABASE)
+// in the test database, dropped (with dropSuffix) when the test ends, and
+// returns the test database's URL and the name. Without a reachable
+// PostgreSQL the test is skipped, or fails under CI=true.
+func scratch(t testing.TB, kind, dropSuffix string) (*url.URL, string) {
+	t.Helper()
 	base := URL()
 	ctx := context.Background()
-	conn, err := connect(t, base)
+	conn, err := pgx.Connect(ctx, base)
 	if err != nil {
-		return ""
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL is required under CI=true: %v", err)
+		}
+		t.Skipf("no PostgreSQL at %s: %v", base, err)
 	}
 	defer conn.Close(ctx)
-	schema := fmt.Sprintf("wasmq_t_%d", rand.Uint64()%1e12)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+	name := fmt.Sprintf("wasmq_t_%d", rand.Uint64()%1e12)
+	if _, err := conn.Exec(ctx, "CREATE "+kind+" "+name); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
+			c.Exec(context.Background(), "DROP "+kind+" "+name+dropSuffix)
 			c.Close(context.Background())
 		}
 	})
@@ -92,8 +74,5 @@ func DSN(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return u, name
 }
