@@ -787,11 +787,12 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	}
 	if n := s.r.reserveSlots(min(share, s.r.cfg.BatchSize)); n > 0 {
 		started, err := s.r.store.Start(wctx, pick[:n], s.r.workerID, lease)
-		s.r.releaseSlots(n - len(started))
 		if err != nil {
+			s.r.releaseSlots(n) // started nothing (the store's rule)
 			s.uncount(pick)
 			return err
 		}
+		s.r.releaseSlots(n - len(started))
 		for i := range started {
 			s.r.launch(started[i])
 		}

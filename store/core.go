@@ -559,7 +559,11 @@ func (c *Core) Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Ti
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	return c.d.Enqueue(ctx, jobs, leaseUntil)
+	moved, err := c.d.Enqueue(ctx, jobs, leaseUntil)
+	if err != nil {
+		return nil, err // moved nothing, as startedOrNone
+	}
+	return moved, nil
 }
 
 func (c *Core) Running(ctx context.Context) ([]RunningJob, error) { return c.d.Running(ctx) }
@@ -580,14 +584,25 @@ func (c *Core) Start(ctx context.Context, jobs []Candidate, workerID string, lea
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	return c.d.Start(ctx, jobs, workerID, leaseUntil)
+	return startedOrNone(c.d.Start(ctx, jobs, workerID, leaseUntil))
 }
 
 func (c *Core) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	return c.d.Claim(ctx, workerID, limit, leaseUntil)
+	return startedOrNone(c.d.Claim(ctx, workerID, limit, leaseUntil))
+}
+
+// startedOrNone: a start that failed started nothing, whatever rows the
+// driver read before its commit failed (SQLite on a full disk): a node
+// that ran them would run jobs the store does not say are started, and
+// one that counted them kept their worker slots for ever.
+func startedOrNone(jobs []Claimed, err error) ([]Claimed, error) {
+	if err != nil {
+		return nil, err
+	}
+	return jobs, nil
 }
 
 func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) {

@@ -90,6 +90,15 @@ func launchNode(t *testing.T, bin, name string, config func(addr, dir string) st
 			n.cmd.Process.Signal(syscall.SIGTERM)
 			n.cmd.Wait()
 		}
+		if t.Failed() {
+			// The folder goes with the test: what the node said is
+			// kept in the test's output.
+			b, _ := os.ReadFile(n.log)
+			if len(b) > 8000 {
+				b = append([]byte("…"), b[len(b)-8000:]...)
+			}
+			t.Logf("node %s's log:\n%s", name, b)
+		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
 	for {

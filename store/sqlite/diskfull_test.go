@@ -5,8 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/disktest"
 )
@@ -78,5 +80,79 @@ func TestADiskThatFillsUpLosesNothing(t *testing.T) {
 	}
 	if want := len(stored) + len(again); n != want {
 		t.Errorf("the counts say %d jobs, want %d", n, want)
+	}
+}
+
+// A start or a claim whose transaction cannot commit (the disk is full)
+// starts nothing: it returns no job to run, and the jobs stay as they
+// were. A node that ran the rows read before the commit failed ran jobs
+// the store does not say are started, and one that counted them kept
+// their worker slots for ever (the chaos suite's node took no job again
+// once the disk had room).
+func TestAStartOnAFullDiskStartsNothing(t *testing.T) {
+	disk := disktest.Mount(t, "2m")
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(disk.Dir, "wasmq.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	batch := func() []store.NewJob {
+		jobs := make([]store.NewJob, 20)
+		for i := range jobs {
+			jobs[i] = store.NewJob{UUID: uuid.NewString(), Tenant: "t1", Func: "testkit.echo", Channel: "root",
+				Priority: 10, MaxRetries: 5, Description: strings.Repeat("x", 500)}
+		}
+		return jobs
+	}
+	for range 15 {
+		if _, err := s.Insert(ctx, batch()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pending, err := s.PendingSince(ctx, 0, 300)
+	if err != nil || len(pending) != 300 {
+		t.Fatalf("%d pending (%v), want 300", len(pending), err)
+	}
+	lease := time.Now().Add(time.Minute)
+	if moved, err := s.Enqueue(ctx, pending[:100], lease); err != nil || len(moved) != 100 {
+		t.Fatalf("handed out %d (%v), want 100", len(moved), err)
+	}
+	for i := 0; ; i++ {
+		if _, err := s.Insert(ctx, batch()); err != nil {
+			break
+		}
+		if i == 10000 {
+			t.Fatal("a 2 MiB disk took 200,000 jobs: the test fills nothing")
+		}
+	}
+
+	failed := 0
+	started, err := s.Start(ctx, pending[100:], "w1", lease)
+	if err != nil {
+		failed++
+		if len(started) != 0 || !s.Unavailable(err) {
+			t.Errorf("a start on a full disk returned %d jobs and %v; want none, and the store unavailable", len(started), err)
+		}
+		for _, c := range pending[100:] {
+			if j, err := s.Get(ctx, "", c.UUID); err != nil || j.State != abi.StatePending {
+				t.Fatalf("job %s after the failed start: %v %v, want pending", c.UUID, j.State, err)
+			}
+		}
+	}
+	claimed, err := s.Claim(ctx, "w1", 100, lease)
+	if err != nil {
+		failed++
+		if len(claimed) != 0 || !s.Unavailable(err) {
+			t.Errorf("a claim on a full disk returned %d jobs and %v; want none, and the store unavailable", len(claimed), err)
+		}
+		for _, c := range pending[:100] {
+			if j, err := s.Get(ctx, "", c.UUID); err != nil || j.State != abi.StateEnqueued {
+				t.Fatalf("job %s after the failed claim: %v %v, want enqueued", c.UUID, j.State, err)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("the start and the claim both committed on the full disk: the test proves nothing")
 	}
 }
