@@ -559,11 +559,7 @@ func (c *Core) Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Ti
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	moved, err := c.d.Enqueue(ctx, jobs, leaseUntil)
-	if err != nil {
-		return nil, err // moved nothing, as startedOrNone
-	}
-	return moved, nil
+	return noneOnError(c.d.Enqueue(ctx, jobs, leaseUntil))
 }
 
 func (c *Core) Running(ctx context.Context) ([]RunningJob, error) { return c.d.Running(ctx) }
@@ -584,25 +580,26 @@ func (c *Core) Start(ctx context.Context, jobs []Candidate, workerID string, lea
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	return startedOrNone(c.d.Start(ctx, jobs, workerID, leaseUntil))
+	return noneOnError(c.d.Start(ctx, jobs, workerID, leaseUntil))
 }
 
 func (c *Core) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	return startedOrNone(c.d.Claim(ctx, workerID, limit, leaseUntil))
+	return noneOnError(c.d.Claim(ctx, workerID, limit, leaseUntil))
 }
 
-// startedOrNone: a start that failed started nothing, whatever rows the
-// driver read before its commit failed (SQLite on a full disk): a node
-// that ran them would run jobs the store does not say are started, and
-// one that counted them kept their worker slots for ever.
-func startedOrNone(jobs []Claimed, err error) ([]Claimed, error) {
+// noneOnError: a write that failed changed nothing, so it reports
+// nothing, whatever rows the driver read before its commit failed
+// (SQLite on a full disk returned them with the error). A node that ran
+// the jobs of a failed start would run jobs the store does not say are
+// started, and one that counted them kept their worker slots for ever.
+func noneOnError[T any](rows []T, err error) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
-	return jobs, nil
+	return rows, nil
 }
 
 func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) {
@@ -694,7 +691,7 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 }
 
 func (c *Core) RenewLeases(ctx context.Context, workerID string, leaseUntil time.Time) ([]Held, error) {
-	return c.d.RenewLeases(ctx, workerID, leaseUntil)
+	return noneOnError(c.d.RenewLeases(ctx, workerID, leaseUntil))
 }
 
 func (c *Core) Disown(ctx context.Context, workerID string, jobs []Held) ([]Reaped, error) {
