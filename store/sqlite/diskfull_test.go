@@ -18,26 +18,13 @@ import (
 // none of its jobs, and leaves every job stored before readable; once
 // there is room again, the store takes jobs again.
 func TestADiskThatFillsUpLosesNothing(t *testing.T) {
-	disk := disktest.Mount(t, "2m")
+	disk, s := onSmallDisk(t)
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(disk.Dir, "wasmq.db"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	batch := func() []store.NewJob {
-		jobs := make([]store.NewJob, 20)
-		for i := range jobs {
-			jobs[i] = store.NewJob{UUID: uuid.NewString(), Tenant: "t1", Func: "testkit.echo", Channel: "root",
-				Priority: 10, MaxRetries: 5, Description: strings.Repeat("x", 500)}
-		}
-		return jobs
-	}
 	var stored []string
 	var full error
 	var lost []store.NewJob
 	for range 10000 {
-		jobs := batch()
+		jobs := bigJobs()
 		if _, err := s.Insert(ctx, jobs); err != nil {
 			full, lost = err, jobs
 			break
@@ -64,7 +51,7 @@ func TestADiskThatFillsUpLosesNothing(t *testing.T) {
 		}
 	}
 	disk.Resize("16m")
-	again := batch()
+	again := bigJobs()
 	if _, err := s.Insert(ctx, again); err != nil {
 		t.Fatalf("with room again: %v", err)
 	}
@@ -90,23 +77,10 @@ func TestADiskThatFillsUpLosesNothing(t *testing.T) {
 // their worker slots for ever (the chaos suite's node took no job again
 // once the disk had room).
 func TestAStartOnAFullDiskStartsNothing(t *testing.T) {
-	disk := disktest.Mount(t, "2m")
+	_, s := onSmallDisk(t)
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(disk.Dir, "wasmq.db"), true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	batch := func() []store.NewJob {
-		jobs := make([]store.NewJob, 20)
-		for i := range jobs {
-			jobs[i] = store.NewJob{UUID: uuid.NewString(), Tenant: "t1", Func: "testkit.echo", Channel: "root",
-				Priority: 10, MaxRetries: 5, Description: strings.Repeat("x", 500)}
-		}
-		return jobs
-	}
 	for range 15 {
-		if _, err := s.Insert(ctx, batch()); err != nil {
+		if _, err := s.Insert(ctx, bigJobs()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -119,7 +93,7 @@ func TestAStartOnAFullDiskStartsNothing(t *testing.T) {
 		t.Fatalf("handed out %d (%v), want 100", len(moved), err)
 	}
 	for i := 0; ; i++ {
-		if _, err := s.Insert(ctx, batch()); err != nil {
+		if _, err := s.Insert(ctx, bigJobs()); err != nil {
 			break
 		}
 		if i == 10000 {
@@ -155,4 +129,25 @@ func TestAStartOnAFullDiskStartsNothing(t *testing.T) {
 	if failed == 0 {
 		t.Fatal("the start and the claim both committed on the full disk: the test proves nothing")
 	}
+}
+
+// onSmallDisk opens a store on a 2 MiB tmpfs (disktest: root only).
+func onSmallDisk(t *testing.T) (*disktest.Disk, *Store) {
+	disk := disktest.Mount(t, "2m")
+	s, err := Open(context.Background(), filepath.Join(disk.Dir, "wasmq.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return disk, s
+}
+
+// bigJobs are 20 jobs of about 700 bytes each.
+func bigJobs() []store.NewJob {
+	jobs := make([]store.NewJob, 20)
+	for i := range jobs {
+		jobs[i] = store.NewJob{UUID: uuid.NewString(), Tenant: "t1", Func: "testkit.echo", Channel: "root",
+			Priority: 10, MaxRetries: 5, Description: strings.Repeat("x", 500)}
+	}
+	return jobs
 }
