@@ -24,7 +24,7 @@ func URL() string {
 // the test ends: for a test that must not share PostgreSQL's cleanup
 // horizon with other tests' transactions (a row version that another
 // session of the same database may still see cannot be pruned, whatever
-// its schema).
+// its schema). The test user needs CREATEDB, as postgres has.
 func Database(t testing.TB) string {
 	t.Helper()
 	u, name := scratch(t, "DATABASE", " WITH (FORCE)")
