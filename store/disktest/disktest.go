@@ -2,8 +2,11 @@
 package disktest
 
 import (
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"syscall"
 	"testing"
 )
 
@@ -36,5 +39,28 @@ func (d *Disk) Resize(size string) {
 	d.t.Helper()
 	if out, err := exec.Command("mount", "-o", "remount,size="+size, d.Dir).CombinedOutput(); err != nil {
 		d.t.Fatalf("remount %s: %v: %s", d.Dir, err, out)
+	}
+}
+
+// Fill takes every free block of the disk with a file of its own, so
+// that the next write that needs a new block fails with ENOSPC; writes
+// into blocks a file already has still succeed.
+func (d *Disk) Fill() {
+	d.t.Helper()
+	f, err := os.Create(filepath.Join(d.Dir, "filler"))
+	if err != nil {
+		d.t.Fatalf("fill %s: %v", d.Dir, err)
+	}
+	defer f.Close()
+	for _, chunk := range []int{64 << 10, 4 << 10, 1} {
+		buf := make([]byte, chunk)
+		for {
+			if _, err := f.Write(buf); err != nil {
+				if !errors.Is(err, syscall.ENOSPC) {
+					d.t.Fatalf("fill %s: %v", d.Dir, err)
+				}
+				break
+			}
+		}
 	}
 }
