@@ -94,6 +94,10 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
 	}
+	pcfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerArrays(c.TypeMap())
+		return nil
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
