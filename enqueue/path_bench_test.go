@@ -54,3 +54,20 @@ func BenchmarkDecodeBatch1000(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBuildBatch1000 validates a decoded batch of 1,000 jobs and
+// builds their rows, as POST /v1/jobs:batch does before the store.
+func BenchmarkBuildBatch1000(b *testing.B) {
+	s := &Service{Funcs: funcs{}}
+	var r BatchRequest
+	body := []byte(`{"jobs":[` + strings.TrimSuffix(strings.Repeat(`{"func":"m.f","args":[1, "x"]},`, 1000), ",") + `]}`)
+	if err := Decode(body, &r); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if jobs, err := s.Build(b.Context(), "t", r.Jobs, true); err != nil || len(jobs) != 1000 {
+			b.Fatal(err, len(jobs))
+		}
+	}
+}

@@ -167,7 +167,7 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 func (s *Service) Build(ctx context.Context, tenant string, reqs []Request, batch bool) ([]store.NewJob, error) {
 	now := time.Now().UTC()
 	refs := map[string]string{} // ref → uuid of the last job it produced
-	var out []store.NewJob
+	out := make([]store.NewJob, 0, len(reqs))
 	graph := ""
 	hasDeps := false
 	for _, r := range reqs {
@@ -179,20 +179,31 @@ func (s *Service) Build(ctx context.Context, tenant string, reqs []Request, batc
 		graph = newUUID()
 	}
 	for i, r := range reqs {
-		prefix := ""
-		if batch {
-			prefix = fmt.Sprintf("jobs[%d].", i)
-		}
-		jobs, err := s.build(ctx, tenant, r, now, refs, prefix)
-		if err != nil {
+		before := len(out)
+		var err error
+		if out, err = s.build(ctx, tenant, r, now, refs, out); err != nil {
+			// A batch's errors name the entry; the prefix is written only
+			// then, not for every job of every batch.
+			var fe *abi.FieldError
+			if batch && errors.As(err, &fe) {
+				fe.Field = fmt.Sprintf("jobs[%d].", i) + fe.Field
+			}
 			return nil, err
 		}
+		jobs := out[before:]
 		if r.Ref != "" {
+			bad := func(msg string) error {
+				field := "ref"
+				if batch {
+					field = fmt.Sprintf("jobs[%d].ref", i)
+				}
+				return &abi.FieldError{Field: field, Msg: msg, Err: abi.ErrInvalid}
+			}
 			if _, dup := refs[r.Ref]; dup {
-				return nil, &abi.FieldError{Field: prefix + "ref", Msg: fmt.Sprintf("ref %q is used twice", r.Ref), Err: abi.ErrInvalid}
+				return nil, bad(fmt.Sprintf("ref %q is used twice", r.Ref))
 			}
 			if len(jobs) > 1 {
-				return nil, &abi.FieldError{Field: prefix + "ref", Msg: "a job split by batch_size cannot be referenced", Err: abi.ErrInvalid}
+				return nil, bad("a job split by batch_size cannot be referenced")
 			}
 			refs[r.Ref] = jobs[0].UUID
 		}
@@ -201,7 +212,6 @@ func (s *Service) Build(ctx context.Context, tenant string, reqs []Request, batc
 				jobs[k].GraphUUID = graph
 			}
 		}
-		out = append(out, jobs...)
 		if len(out) > MaxBatch {
 			return nil, &abi.FieldError{Field: "jobs", Msg: fmt.Sprintf("at most %d jobs per request", MaxBatch), Err: abi.ErrInvalid}
 		}
@@ -209,12 +219,15 @@ func (s *Service) Build(ctx context.Context, tenant string, reqs []Request, batc
 	return out, nil
 }
 
-func (s *Service) build(ctx context.Context, tenant string, r Request, now time.Time, refs map[string]string, prefix string) ([]store.NewJob, error) {
+// build appends to out the job (or, split by batch_size, the jobs) of one
+// request. Its errors name the request's fields; Build prefixes them with
+// the entry of a batch.
+func (s *Service) build(ctx context.Context, tenant string, r Request, now time.Time, refs map[string]string, out []store.NewJob) ([]store.NewJob, error) {
 	bad := func(field, msg string) error {
-		return &abi.FieldError{Field: prefix + field, Msg: msg, Err: abi.ErrInvalid}
+		return &abi.FieldError{Field: field, Msg: msg, Err: abi.ErrInvalid}
 	}
 	if r.Func == "" {
-		return nil, &abi.FieldError{Field: prefix + "func", Msg: "is required (module.function)", Err: ErrMalformed}
+		return nil, &abi.FieldError{Field: "func", Msg: "is required (module.function)", Err: ErrMalformed}
 	}
 	if _, _, err := abi.SplitFunc(r.Func); err != nil {
 		return nil, bad("func", err.Error())
@@ -222,21 +235,21 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	fc, err := s.Funcs.Function(tenant, r.Func)
 	if err != nil {
 		if errors.Is(err, abi.ErrNotFound) {
-			return nil, &abi.FieldError{Field: prefix + "func", Msg: err.Error(), Err: abi.ErrNotFound}
+			return nil, &abi.FieldError{Field: "func", Msg: err.Error(), Err: abi.ErrNotFound}
 		}
 		return nil, fmt.Errorf("resolve %s: %w", r.Func, err)
 	}
 	args, err := jsonOf(r.Args, '[', "[]")
 	if err != nil {
-		return nil, &abi.FieldError{Field: prefix + "args", Msg: "must be a JSON list", Err: ErrMalformed}
+		return nil, &abi.FieldError{Field: "args", Msg: "must be a JSON list", Err: ErrMalformed}
 	}
 	kwargs, err := jsonOf(r.Kwargs, '{', "{}")
 	if err != nil {
-		return nil, &abi.FieldError{Field: prefix + "kwargs", Msg: "must be a JSON object", Err: ErrMalformed}
+		return nil, &abi.FieldError{Field: "kwargs", Msg: "must be a JSON object", Err: ErrMalformed}
 	}
 	ctxt, err := jsonOf(r.Context, '{', "{}")
 	if err != nil {
-		return nil, &abi.FieldError{Field: prefix + "context", Msg: "must be a JSON object", Err: ErrMalformed}
+		return nil, &abi.FieldError{Field: "context", Msg: "must be a JSON object", Err: ErrMalformed}
 	}
 	j := store.NewJob{UUID: newUUID(), Tenant: tenant, Func: r.Func, Args: args, Kwargs: kwargs, Context: ctxt,
 		Priority: abi.DefaultPriority, MaxRetries: abi.DefaultMaxRetries, IdentityKey: r.IdentityKey}
@@ -279,10 +292,10 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	if len(j.IdentityKey) > abi.MaxIdentityKey {
 		return nil, bad("identity_key", fmt.Sprintf("at most %d bytes", abi.MaxIdentityKey))
 	}
-	if j.ETA, err = ParseWhen(prefix+"eta", r.ETA, now); err != nil {
+	if j.ETA, err = ParseWhen("eta", r.ETA, now); err != nil {
 		return nil, err
 	}
-	if j.ExpectedAt, err = ParseWhen(prefix+"expected_at", r.ExpectedAt, now); err != nil {
+	if j.ExpectedAt, err = ParseWhen("expected_at", r.ExpectedAt, now); err != nil {
 		return nil, err
 	}
 	for k, d := range r.DependsOn {
@@ -301,18 +314,22 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	// Most requests have no context: "{}" has nothing to read.
 	if string(ctxt) != "{}" {
 		if err := json.Unmarshal(ctxt, &c); err != nil {
-			return nil, &abi.FieldError{Field: prefix + "context.records", Msg: "must be a list of record ids", Err: ErrMalformed}
+			return nil, &abi.FieldError{Field: "context.records", Msg: "must be a list of record ids", Err: ErrMalformed}
 		}
 	}
 	j.UserID, j.ModelName = scalar(c.User), scalar(c.Model)
 	j.FuncString = FuncString(r.Func, args, kwargs)
 	if r.BatchSize == nil {
-		return []store.NewJob{j}, nil
+		return append(out, j), nil
 	}
 	if *r.BatchSize < 1 {
 		return nil, bad("batch_size", "must be an integer >= 1")
 	}
-	return split(j, c.Records, *r.BatchSize)
+	jobs, err := split(j, c.Records, *r.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, jobs...), nil
 }
 
 // split makes one job per batch_size records of context.records
@@ -367,13 +384,28 @@ func jsonOf(raw json.RawMessage, open byte, def string) (json.RawMessage, error)
 }
 
 // FuncString is the human form of a call: mail.send(42, "x", lang="fr").
+// Each argument is shown as its JSON text; keyword arguments sorted by
+// name; the whole cut to 500 bytes.
 func FuncString(fn string, args, kwargs json.RawMessage) string {
-	var parts []string
-	var a []json.RawMessage
-	if json.Unmarshal(args, &a) == nil {
-		for _, v := range a {
-			parts = append(parts, string(v))
+	var b strings.Builder
+	b.Grow(len(fn) + len(args) + len(kwargs) + 8)
+	b.WriteString(fn)
+	b.WriteByte('(')
+	n := 0
+	sep := func() {
+		if n > 0 {
+			b.WriteString(", ")
 		}
+		n++
+	}
+	// Most calls have a few positional arguments: they are read off the
+	// valid JSON in place, where decoding them allocated a value each (a
+	// tenth of a batch's build, docs/benchmarks.md).
+	if json.Valid(args) {
+		eachElement(args, func(v []byte) {
+			sep()
+			b.Write(v)
+		})
 	}
 	var kw map[string]json.RawMessage
 	if string(kwargs) != "{}" && json.Unmarshal(kwargs, &kw) == nil {
@@ -383,10 +415,14 @@ func FuncString(fn string, args, kwargs json.RawMessage) string {
 		}
 		sortStrings(keys)
 		for _, k := range keys {
-			parts = append(parts, k+"="+string(kw[k]))
+			sep()
+			b.WriteString(k)
+			b.WriteByte('=')
+			b.Write(kw[k])
 		}
 	}
-	s := fn + "(" + strings.Join(parts, ", ") + ")"
+	b.WriteByte(')')
+	s := b.String()
 	if len(s) > 500 {
 		// Cut on a character boundary: half a character is not UTF-8, and
 		// the store refuses what is not.
@@ -398,6 +434,55 @@ func FuncString(fn string, args, kwargs json.RawMessage) string {
 	}
 	return s
 }
+
+// eachElement calls fn with the text of each element of a valid JSON
+// array, without the white space around it; of any other valid JSON
+// value, with nothing.
+func eachElement(array []byte, fn func([]byte)) {
+	i := skipSpace(array, 0)
+	if i == len(array) || array[i] != '[' {
+		return
+	}
+	i = skipSpace(array, i+1)
+	if array[i] == ']' {
+		return
+	}
+	for {
+		start, depth := i, 0
+		for ; depth > 0 || (array[i] != ',' && array[i] != ']'); i++ {
+			switch array[i] {
+			case '[', '{':
+				depth++
+			case ']', '}':
+				depth--
+			case '"':
+				for i++; array[i] != '"'; i++ {
+					if array[i] == '\\' {
+						i++
+					}
+				}
+			}
+		}
+		end := i
+		for isSpace(array[end-1]) {
+			end--
+		}
+		fn(array[start:end])
+		if array[i] == ']' {
+			return
+		}
+		i = skipSpace(array, i+1)
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && isSpace(b[i]) {
+		i++
+	}
+	return i
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // newUUID is a job's (or a graph's) uuid: a UUIDv7, whose leading 48
 // bits are the time in milliseconds. New jobs then land at the end of

@@ -53,6 +53,12 @@ func TestBatchErrorsNameTheEntry(t *testing.T) {
 		{"bad eta", `{"func":"m.f","eta":"tomorrow"}`, "jobs[3].eta", abi.ErrInvalid},
 		{"missing func", `{"args":[]}`, "jobs[3].func", ErrMalformed},
 		{"bad channel", `{"func":"m.f","channel":"a..b"}`, "jobs[3].channel", abi.ErrInvalid},
+		{"args not a list", `{"func":"m.f","args":{"a":1}}`, "jobs[3].args", ErrMalformed},
+		{"kwargs not an object", `{"func":"m.f","kwargs":[1]}`, "jobs[3].kwargs", ErrMalformed},
+		{"bad expected_at", `{"func":"m.f","expected_at":"soon"}`, "jobs[3].expected_at", abi.ErrInvalid},
+		{"unknown dependency", `{"func":"m.f","depends_on":["nope"]}`, "jobs[3].depends_on[0]", abi.ErrInvalid},
+		{"bad batch_size", `{"func":"m.f","batch_size":0}`, "jobs[3].batch_size", abi.ErrInvalid},
+		{"ref used twice", `{"func":"m.f","ref":"a"},{"func":"m.f","ref":"a"}`, "jobs[4].ref", abi.ErrInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var b BatchRequest
