@@ -11,8 +11,9 @@ import (
 )
 
 // registerArrays makes a connection send the statements' array
-// parameters (one per column of a batch: []string as text[], []int32 as
-// int4[], []*time.Time as timestamptz[]) in PostgreSQL's binary array
+// parameters (one per column of a batch: []string and []*string as
+// text[], []int32 as int4[], []bool as bool[], []time.Time and
+// []*time.Time as timestamptz[]; a nil pointer is NULL) in PostgreSQL's binary array
 // format in one pass. pgx's generic array codec boxes each element into
 // an interface and encodes it through a plan of its own: for a batch of
 // 1,000 jobs, 9,000 allocations and 1.3–1.9 ms of the node's CPU, against
@@ -20,7 +21,7 @@ import (
 // sent are the same (TestArraysAreEncodedAsPgxEncodesThem); every other
 // value, and every read, goes to pgx's codec unchanged.
 func registerArrays(m *pgtype.Map) {
-	for _, oid := range []uint32{pgtype.TextArrayOID, pgtype.Int4ArrayOID, pgtype.TimestamptzArrayOID} {
+	for _, oid := range []uint32{pgtype.TextArrayOID, pgtype.Int4ArrayOID, pgtype.BoolArrayOID, pgtype.TimestamptzArrayOID} {
 		if t, ok := m.TypeForOID(oid); ok {
 			m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: arrayCodec{t.Codec}})
 		}
@@ -34,7 +35,7 @@ type arrayCodec struct{ pgtype.Codec }
 func (c arrayCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value any) pgtype.EncodePlan {
 	if format == pgtype.BinaryFormatCode {
 		switch value.(type) {
-		case []string:
+		case []string, []*string:
 			if oid == pgtype.TextArrayOID {
 				return encodeArray{}
 			}
@@ -42,7 +43,11 @@ func (c arrayCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value an
 			if oid == pgtype.Int4ArrayOID {
 				return encodeArray{}
 			}
-		case []*time.Time:
+		case []bool:
+			if oid == pgtype.BoolArrayOID {
+				return encodeArray{}
+			}
+		case []time.Time, []*time.Time:
 			if oid == pgtype.TimestamptzArrayOID {
 				return encodeArray{}
 			}
@@ -59,12 +64,41 @@ func (encodeArray) Encode(value any, buf []byte) ([]byte, error) {
 		return appendArray(buf, v, pgtype.TextOID, func(s string) int { return len(s) }, func(buf []byte, s string) ([]byte, bool) {
 			return append(binary.BigEndian.AppendUint32(buf, uint32(len(s))), s...), true
 		})
+	case []*string:
+		return appendArray(buf, v, pgtype.TextOID, func(s *string) int {
+			if s == nil {
+				return 0
+			}
+			return len(*s)
+		}, func(buf []byte, s *string) ([]byte, bool) {
+			if s == nil {
+				return buf, false
+			}
+			return append(binary.BigEndian.AppendUint32(buf, uint32(len(*s))), *s...), true
+		})
 	case []int32:
 		return appendArray(buf, v, pgtype.Int4OID, func(int32) int { return 4 }, func(buf []byte, n int32) ([]byte, bool) {
 			return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(buf, 4), uint32(n)), true
 		})
+	case []bool:
+		return appendArray(buf, v, pgtype.BoolOID, func(bool) int { return 1 }, func(buf []byte, b bool) ([]byte, bool) {
+			buf = binary.BigEndian.AppendUint32(buf, 1)
+			if b {
+				return append(buf, 1), true
+			}
+			return append(buf, 0), true
+		})
+	case []time.Time:
+		return appendArray(buf, v, pgtype.TimestamptzOID, func(time.Time) int { return 8 }, func(buf []byte, t time.Time) ([]byte, bool) {
+			return appendTime(buf, t), true
+		})
 	case []*time.Time:
-		return appendArray(buf, v, pgtype.TimestamptzOID, func(*time.Time) int { return 8 }, appendTimestamptz)
+		return appendArray(buf, v, pgtype.TimestamptzOID, func(*time.Time) int { return 8 }, func(buf []byte, t *time.Time) ([]byte, bool) {
+			if t == nil {
+				return buf, false
+			}
+			return appendTime(buf, *t), true
+		})
 	}
 	return nil, fmt.Errorf("postgres store: no direct array encoder for %T", value)
 }
@@ -108,12 +142,8 @@ func appendArray[T any](buf []byte, elems []T, elemOID uint32, size func(T) int,
 // pgEpoch is where PostgreSQL's binary timestamps count from.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// appendTimestamptz appends a timestamp as microseconds since pgEpoch; a
-// nil one is NULL (false: nothing appended).
-func appendTimestamptz(buf []byte, t *time.Time) ([]byte, bool) {
-	if t == nil {
-		return buf, false
-	}
+// appendTime appends a timestamp as microseconds since pgEpoch.
+func appendTime(buf []byte, t time.Time) []byte {
 	us := t.Unix()*1_000_000 + int64(t.Nanosecond())/1000 - pgEpoch.Unix()*1_000_000
-	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(buf, 8), uint64(us)), true
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(buf, 8), uint64(us))
 }

@@ -34,6 +34,17 @@ var intArrays = map[string][]int32{
 	"nil": nil, "empty": {}, "bounds": {0, 1, -1, math.MaxInt32, math.MinInt32, 10},
 }
 
+var nullableTextArrays = map[string][]*string{
+	"nil": nil, "empty": {}, "nulls": {nil}, "mixed": {ptr(`{"a":1}`), nil, ptr(""), ptr("日本")},
+}
+
+var boolArrays = map[string][]bool{"nil": nil, "empty": {}, "both": {true, false, false, true}}
+
+var timeValueArrays = map[string][]time.Time{
+	"nil": nil, "empty": {}, "dates": {*at("2000-01-01T00:00:00Z"), *at("1999-12-31T23:59:59.999999Z"),
+		*at("2026-12-01T07:08:09.000001+02:00"), {}},
+}
+
 var timeArrays = map[string][]*time.Time{
 	"nil": nil, "empty": {}, "nulls": {nil, nil}, "one null": {at("2026-12-01T06:00:00.123456Z"), nil},
 	"dates": {at("2000-01-01T00:00:00Z"), at("1999-12-31T23:59:59.999999Z"), at("1970-01-01T00:00:00Z"),
@@ -68,12 +79,21 @@ func TestArraysAreEncodedAsPgxEncodesThem(t *testing.T) {
 	for name, v := range timeArrays {
 		same("timestamptz "+name, pgtype.TimestamptzArrayOID, v)
 	}
+	for name, v := range nullableTextArrays {
+		same("nullable text "+name, pgtype.TextArrayOID, v)
+	}
+	for name, v := range boolArrays {
+		same("bool "+name, pgtype.BoolArrayOID, v)
+	}
+	for name, v := range timeValueArrays {
+		same("timestamptz values "+name, pgtype.TimestamptzArrayOID, v)
+	}
 }
 
 // PostgreSQL reads back, element by element, the arrays a store
 // connection sends; other values of a text[] parameter still go through
 // pgx's codec.
-func TestPostgreSQLReadsTheTextArraysSent(t *testing.T) {
+func TestPostgreSQLReadsTheArraysSent(t *testing.T) {
 	s := openTest(t)
 	ctx := context.Background()
 	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
@@ -110,6 +130,34 @@ func TestPostgreSQLReadsTheTextArraysSent(t *testing.T) {
 		}
 		for i := range ts {
 			if (ts[i] == nil) != (back[i] == nil) || ts[i] != nil && !ts[i].Equal(*back[i]) {
+				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ts[i], back[i])
+			}
+		}
+	}
+	for name, ss := range nullableTextArrays {
+		var back []*string
+		if err := s.d.pool.QueryRow(ctx, `SELECT $1::text[]`, ss).Scan(&back); err != nil || len(back) != len(ss) || (ss == nil) != (back == nil) {
+			t.Fatalf("%s: sent %v, PostgreSQL read %v (%v)", name, ss, back, err)
+		}
+		for i := range ss {
+			if (ss[i] == nil) != (back[i] == nil) || ss[i] != nil && *ss[i] != *back[i] {
+				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ss[i], back[i])
+			}
+		}
+	}
+	for name, bs := range boolArrays {
+		var back []bool
+		if err := s.d.pool.QueryRow(ctx, `SELECT $1::bool[]`, bs).Scan(&back); err != nil || !slices.Equal(back, bs) {
+			t.Errorf("%s: sent %v, PostgreSQL read %v (%v)", name, bs, back, err)
+		}
+	}
+	for name, ts := range timeValueArrays {
+		var back []time.Time
+		if err := s.d.pool.QueryRow(ctx, `SELECT $1::timestamptz[]`, ts).Scan(&back); err != nil || len(back) != len(ts) {
+			t.Fatalf("%s: sent %v, PostgreSQL read %v (%v)", name, ts, back, err)
+		}
+		for i := range ts {
+			if !ts[i].Equal(back[i]) {
 				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ts[i], back[i])
 			}
 		}
