@@ -799,7 +799,7 @@ func benchCmd(args []string, out io.Writer) error {
 	var o bench.Options
 	var eo bench.EnqueueOptions
 	var asJSON bool
-	var profile string
+	var profile, memProfile string
 	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Driver, "store", "sqlite", "sqlite or postgres")
 		fs.StringVar(&o.DSN, "dsn", os.Getenv("WASMQ_DATABASE_URL"), "PostgreSQL DSN (an empty schema)")
@@ -811,6 +811,7 @@ func benchCmd(args []string, out io.Writer) error {
 		fs.StringVar(&o.Func, "func", bench.DefaultFunc, "job function of the throughput run (testkit.noop: a job that writes nothing)")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
 		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+		fs.StringVar(&memProfile, "memprofile", "", "write the process's allocation profile to this file at the end (go tool pprof -sample_index=alloc_space)")
 		fs.StringVar(&eo.Mode, "enqueue", "", "measure enqueueing only: http (clients POST to the node's HTTP server) or store (in-process); nothing runs the jobs")
 		fs.IntVar(&eo.Clients, "clients", 16, "with --enqueue: clients sending at once")
 		fs.IntVar(&eo.Batch, "batch", 1, "with --enqueue: jobs per request (1 = POST /v1/jobs, more = POST /v1/jobs:batch)")
@@ -837,6 +838,18 @@ func benchCmd(args []string, out io.Writer) error {
 	}
 	if o.Backlog < 0 || o.History < 0 {
 		return fmt.Errorf("bench: --backlog and --history must be 0 or more")
+	}
+	if memProfile != "" {
+		f, err := os.Create(memProfile)
+		if err != nil {
+			return fmt.Errorf("bench: --memprofile: %w", err)
+		}
+		defer func() {
+			if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+				fmt.Fprintf(out, "bench: --memprofile: %v\n", err)
+			}
+			f.Close()
+		}()
 	}
 	if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
 		o.Progress = f // progress bars for the long phases
