@@ -145,7 +145,20 @@ func nullable(s *string) *string {
 
 // Doc returns the job's JSON form, for answers that add fields to it.
 func (j *Job) Doc() *JobDoc {
-	return &JobDoc{
+	d := j.doc()
+	return &d
+}
+
+// AppendJSON appends the job's document (Doc's JSON) to b. The document
+// is built on the stack: a batch answer writes a thousand of them, and
+// each Doc was an allocation of its own.
+func (j *Job) AppendJSON(b []byte) ([]byte, error) {
+	d := j.doc()
+	return d.AppendJSON(b)
+}
+
+func (j *Job) doc() JobDoc {
+	return JobDoc{
 		UUID: j.UUID, Tenant: j.Tenant, Func: j.Func, Args: j.Args, Kwargs: j.Kwargs, Context: j.Context,
 		UserID: nullable(&j.UserID), ModelName: nullable(&j.ModelName), FuncString: j.FuncString,
 		Description: j.Description, Channel: j.Channel, Priority: j.Priority, ETA: j.ETA, ExpectedAt: j.ExpectedAt,

@@ -114,8 +114,17 @@ func Decode(body []byte, v any) error {
 // 1,000 (a decoder per entry, and every entry read twice), about a tenth
 // of the node's CPU per job in the batch bench (docs/benchmarks.md).
 func decodeBatch(body []byte, b *BatchRequest) error {
-	var whole BatchRequest
+	// The decoder appends to the slice it is given: sized for the
+	// entries (each names its function) it grows no more, where growing
+	// it from nothing allocated twice the batch's requests.
+	whole := BatchRequest{Jobs: make([]Request, 0, min(bytes.Count(body, []byte(`"func"`)), MaxBatch))}
 	if decodeStrict(body, &whole) == nil {
+		if len(whole.Jobs) == 0 {
+			// No entry: read again from nothing, so that a missing list
+			// stays nil, as entry by entry reads it.
+			whole = BatchRequest{}
+			decodeStrict(body, &whole)
+		}
 		*b = whole
 		return nil
 	}

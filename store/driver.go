@@ -64,7 +64,8 @@ type Driver interface {
 	// and no parent, in a transaction of its own: what a Write of
 	// Tx.InsertJobs and NotePending would do, in one round trip where the
 	// driver can. DateCreated is the driver's clock; the answer is the
-	// rows as stored, in order. A uuid taken fails the whole call
+	// rows as stored, in order (it may be rows itself, updated: the
+	// caller gives rows it has no other use for). A uuid taken fails the whole call
 	// (abi.ErrConflict, field uuid).
 	InsertPending(ctx context.Context, rows []abi.Job) ([]abi.Job, error)
 	// Hold and Unheld: see Store.

@@ -149,9 +149,19 @@ func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 // insertGroup stores the requests at idx, all plain and under no quota,
 // with Driver.InsertPending, and hands each its jobs.
 func (c *Core) insertGroup(ctx context.Context, reqs []InsertRequest, idx []int, res []InsertResult) error {
-	var jobs []NewJob
-	for _, i := range idx {
-		jobs = append(jobs, reqs[i].Jobs...)
+	if len(idx) == 0 {
+		return nil
+	}
+	jobs := reqs[idx[0]].Jobs // a group of one request (a batch) is not copied
+	if len(idx) > 1 {
+		n := 0
+		for _, i := range idx {
+			n += len(reqs[i].Jobs)
+		}
+		jobs = make([]NewJob, 0, n)
+		for _, i := range idx {
+			jobs = append(jobs, reqs[i].Jobs...)
+		}
 	}
 	out := make([]Inserted, len(jobs))
 	if err := c.insertAlone(ctx, jobs, out); err != nil {

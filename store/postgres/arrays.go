@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgtype"
@@ -122,7 +121,15 @@ func appendArray[T any](buf []byte, elems []T, elemOID uint32, size func(T) int,
 		}
 		total += n
 	}
-	buf = slices.Grow(buf, total)
+	if cap(buf)-len(buf) < total {
+		// Doubling: the statement's arrays are appended one after the
+		// other to one buffer, and growing it by just what each needs
+		// copied the ones before it each time (five times the
+		// parameters' size, allocated per statement).
+		grown := make([]byte, len(buf), max(2*cap(buf), len(buf)+total))
+		copy(grown, buf)
+		buf = grown
+	}
 	start := len(buf)
 	buf = binary.BigEndian.AppendUint32(buf, 1)
 	buf = binary.BigEndian.AppendUint32(buf, 0) // no NULLs, unless one is met below

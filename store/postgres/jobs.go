@@ -217,11 +217,10 @@ func (s *driver) InsertPending(ctx context.Context, jobs []abi.Job) ([]abi.Job, 
 	if err != nil {
 		return nil, err
 	}
-	out := make([]abi.Job, len(jobs))
 	for i, j := range jobs {
-		out[i] = store.AsStored(j, seqs[j.UUID], now)
+		jobs[i] = store.AsStored(j, seqs[j.UUID], now) // in place: see Driver.InsertPending
 	}
-	return out, nil
+	return jobs, nil
 }
 
 // fitsOneNotify: the jobs' candidates fit in one NOTIFY payload (8,000
