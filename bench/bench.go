@@ -61,6 +61,9 @@ type Report struct {
 	// Held: the pending jobs the idle node's scheduler held after the
 	// latency samples (Runner.Held): the backlog must not be among them.
 	Held int
+	// CPU is the process's CPU time (user and system) per job during the
+	// run: the node's own cost, steadier than the rate on a shared machine.
+	CPU time.Duration
 }
 
 func (r Report) String() string {
@@ -69,9 +72,9 @@ func (r Report) String() string {
 		backlog = fmt.Sprintf("backlog=%d history=%d (start-up %v, scheduler holds %d): ", r.Options.Backlog, r.Options.History,
 			r.StartUp.Round(time.Millisecond), r.Held)
 	}
-	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d func=%s jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
+	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d func=%s jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s; cpu %v/job); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
 		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Func, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond), r.InsertRate,
-		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples)
+		r.CPU.Round(100*time.Nanosecond), r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples)
 }
 
 // Run starts a node, measures it and stops it.
@@ -189,7 +192,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), processCPU()
 	if err := n.Start(ctx); err != nil {
 		return Report{}, err
 	}
@@ -221,6 +224,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		time.Sleep(time.Millisecond)
 	}
 	r.Elapsed = time.Since(start)
+	r.CPU = (processCPU() - cpu0) / time.Duration(o.Jobs)
 	r.Throughput = float64(o.Jobs) / r.Elapsed.Seconds()
 	return r, nil
 }

@@ -11,7 +11,7 @@ import (
 
 // registerArrays makes a connection send the statements' array
 // parameters (one per column of a batch: []string and []*string as
-// text[], []int32 as int4[], []bool as bool[], []time.Time and
+// text[], []int32 as int4[], []int64 as int8[], []bool as bool[], []time.Time and
 // []*time.Time as timestamptz[]; a nil pointer is NULL) in PostgreSQL's binary array
 // format in one pass. pgx's generic array codec boxes each element into
 // an interface and encodes it through a plan of its own: for a batch of
@@ -20,7 +20,7 @@ import (
 // sent are the same (TestArraysAreEncodedAsPgxEncodesThem); every other
 // value, and every read, goes to pgx's codec unchanged.
 func registerArrays(m *pgtype.Map) {
-	for _, oid := range []uint32{pgtype.TextArrayOID, pgtype.Int4ArrayOID, pgtype.BoolArrayOID, pgtype.TimestamptzArrayOID} {
+	for _, oid := range []uint32{pgtype.TextArrayOID, pgtype.Int4ArrayOID, pgtype.Int8ArrayOID, pgtype.BoolArrayOID, pgtype.TimestamptzArrayOID} {
 		if t, ok := m.TypeForOID(oid); ok {
 			m.RegisterType(&pgtype.Type{Name: t.Name, OID: t.OID, Codec: arrayCodec{t.Codec}})
 		}
@@ -40,6 +40,10 @@ func (c arrayCodec) PlanEncode(m *pgtype.Map, oid uint32, format int16, value an
 			}
 		case []int32:
 			if oid == pgtype.Int4ArrayOID {
+				return encodeArray{}
+			}
+		case []int64:
+			if oid == pgtype.Int8ArrayOID {
 				return encodeArray{}
 			}
 		case []bool:
@@ -78,6 +82,10 @@ func (encodeArray) Encode(value any, buf []byte) ([]byte, error) {
 	case []int32:
 		return appendArray(buf, v, pgtype.Int4OID, func(int32) int { return 4 }, func(buf []byte, n int32) ([]byte, bool) {
 			return binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint32(buf, 4), uint32(n)), true
+		})
+	case []int64:
+		return appendArray(buf, v, pgtype.Int8OID, func(int64) int { return 8 }, func(buf []byte, n int64) ([]byte, bool) {
+			return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(buf, 8), uint64(n)), true
 		})
 	case []bool:
 		return appendArray(buf, v, pgtype.BoolOID, func(bool) int { return 1 }, func(buf []byte, b bool) ([]byte, bool) {

@@ -34,6 +34,10 @@ var intArrays = map[string][]int32{
 	"nil": nil, "empty": {}, "bounds": {0, 1, -1, math.MaxInt32, math.MinInt32, 10},
 }
 
+var bigintArrays = map[string][]int64{
+	"nil": nil, "empty": {}, "bounds": {0, 1, -1, math.MaxInt64, math.MinInt64, 1 << 40},
+}
+
 var nullableTextArrays = map[string][]*string{
 	"nil": nil, "empty": {}, "nulls": {nil}, "mixed": {ptr(`{"a":1}`), nil, ptr(""), ptr("日本")},
 }
@@ -81,6 +85,9 @@ func TestArraysAreEncodedAsPgxEncodesThem(t *testing.T) {
 	}
 	for name, v := range nullableTextArrays {
 		same("nullable text "+name, pgtype.TextArrayOID, v)
+	}
+	for name, v := range bigintArrays {
+		same("bigint "+name, pgtype.Int8ArrayOID, v)
 	}
 	for name, v := range boolArrays {
 		same("bool "+name, pgtype.BoolArrayOID, v)
@@ -143,6 +150,12 @@ func TestPostgreSQLReadsTheArraysSent(t *testing.T) {
 			if (ss[i] == nil) != (back[i] == nil) || ss[i] != nil && *ss[i] != *back[i] {
 				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ss[i], back[i])
 			}
+		}
+	}
+	for name, ns := range bigintArrays {
+		var back []int64
+		if err := s.d.pool.QueryRow(ctx, `SELECT $1::bigint[]`, ns).Scan(&back); err != nil || !slices.Equal(back, ns) {
+			t.Errorf("%s: sent %v, PostgreSQL read %v (%v)", name, ns, back, err)
 		}
 	}
 	for name, bs := range boolArrays {

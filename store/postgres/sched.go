@@ -129,7 +129,7 @@ func (s *driver) Claim(ctx context.Context, workerID string, limit int, leaseUnt
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: claim: %w", err)
 	}
-	return collectStarted(rows, "claim")
+	return collectStarted(rows, "claim", limit)
 }
 
 // idsAndVersions are the arrays a batch statement unnests.
@@ -154,11 +154,14 @@ func (s *driver) Start(ctx context.Context, jobs []store.Candidate, workerID str
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: start: %w", err)
 	}
-	return collectStarted(rows, "start")
+	return collectStarted(rows, "start", len(jobs))
 }
 
-func collectStarted(rows pgx.Rows, op string) ([]store.Claimed, error) {
-	jobs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
+// collectStarted reads up to n started jobs into a slice made for n (at
+// most 4,096; a larger claim grows it): a start's jobs are large, and
+// growing the slice row by row allocated them twice.
+func collectStarted(rows pgx.Rows, op string, n int) ([]store.Claimed, error) {
+	jobs, err := pgx.AppendRows(make([]abi.Job, 0, min(n, 4096)), rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
 	}
