@@ -4,12 +4,11 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"unicode/utf8"
 )
 
 // funcStringByDecoding is FuncString as it was first written: each
-// argument decoded into a json.RawMessage of its own. The fast path must
-// agree with it on every input.
+// positional argument decoded into a json.RawMessage of its own. The
+// in-place reading must agree with it on every input.
 func funcStringByDecoding(fn string, args, kwargs json.RawMessage) string {
 	var parts []string
 	var a []json.RawMessage
@@ -18,26 +17,8 @@ func funcStringByDecoding(fn string, args, kwargs json.RawMessage) string {
 			parts = append(parts, string(v))
 		}
 	}
-	var kw map[string]json.RawMessage
-	if string(kwargs) != "{}" && json.Unmarshal(kwargs, &kw) == nil {
-		keys := make([]string, 0, len(kw))
-		for k := range kw {
-			keys = append(keys, k)
-		}
-		sortStrings(keys)
-		for _, k := range keys {
-			parts = append(parts, k+"="+string(kw[k]))
-		}
-	}
-	s := fn + "(" + strings.Join(parts, ", ") + ")"
-	if len(s) > 500 {
-		cut := 497
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
-	}
-	return s
+	parts = append(parts, keywordArgs(kwargs)...)
+	return cutFuncString(fn + "(" + strings.Join(parts, ", ") + ")")
 }
 
 var funcStringArgs = []string{

@@ -407,32 +407,43 @@ func FuncString(fn string, args, kwargs json.RawMessage) string {
 			b.Write(v)
 		})
 	}
-	var kw map[string]json.RawMessage
-	if string(kwargs) != "{}" && json.Unmarshal(kwargs, &kw) == nil {
-		keys := make([]string, 0, len(kw))
-		for k := range kw {
-			keys = append(keys, k)
-		}
-		sortStrings(keys)
-		for _, k := range keys {
-			sep()
-			b.WriteString(k)
-			b.WriteByte('=')
-			b.Write(kw[k])
-		}
+	for _, kv := range keywordArgs(kwargs) {
+		sep()
+		b.WriteString(kv)
 	}
 	b.WriteByte(')')
-	s := b.String()
-	if len(s) > 500 {
-		// Cut on a character boundary: half a character is not UTF-8, and
-		// the store refuses what is not.
-		cut := 497
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		s = s[:cut] + "..."
+	return cutFuncString(b.String())
+}
+
+// keywordArgs are a call's keyword arguments as name=value, by name.
+func keywordArgs(kwargs json.RawMessage) []string {
+	var kw map[string]json.RawMessage
+	if string(kwargs) == "{}" || json.Unmarshal(kwargs, &kw) != nil {
+		return nil
 	}
-	return s
+	keys := make([]string, 0, len(kw))
+	for k := range kw {
+		keys = append(keys, k)
+	}
+	sortStrings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + string(kw[k])
+	}
+	return parts
+}
+
+// cutFuncString cuts s to 500 bytes, on a character boundary: half a
+// character is not UTF-8, and the store refuses what is not.
+func cutFuncString(s string) string {
+	if len(s) <= 500 {
+		return s
+	}
+	cut := 497
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
 }
 
 // eachElement calls fn with the text of each element of a valid JSON

@@ -114,70 +114,44 @@ func TestPostgreSQLReadsTheArraysSent(t *testing.T) {
 			t.Fatalf("a store connection encodes text[] with %T", typ.Codec)
 		}
 	}
-	for name, ss := range textArrays {
-		var back []string
-		var isNull bool
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::text[], $1::text[] IS NULL`, ss).Scan(&back, &isNull); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if isNull != (ss == nil) || !slices.Equal(back, ss) {
-			t.Errorf("%s: sent %q, PostgreSQL read %q (NULL %v)", name, ss, back, isNull)
-		}
+	for name, v := range textArrays {
+		readsBack(t, s, "text "+name, "text[]", v, func(a, b string) bool { return a == b })
 	}
-	for name, ns := range intArrays {
-		var back []int32
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::int[]`, ns).Scan(&back); err != nil || !slices.Equal(back, ns) {
-			t.Errorf("%s: sent %v, PostgreSQL read %v (%v)", name, ns, back, err)
-		}
+	for name, v := range nullableTextArrays {
+		readsBack(t, s, "nullable text "+name, "text[]", v, func(a, b *string) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) })
 	}
-	for name, ts := range timeArrays {
-		var back []*time.Time
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::timestamptz[]`, ts).Scan(&back); err != nil || len(back) != len(ts) || (ts == nil) != (back == nil) {
-			t.Fatalf("%s: sent %v, PostgreSQL read %v (%v)", name, ts, back, err)
-		}
-		for i := range ts {
-			if (ts[i] == nil) != (back[i] == nil) || ts[i] != nil && !ts[i].Equal(*back[i]) {
-				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ts[i], back[i])
-			}
-		}
+	for name, v := range intArrays {
+		readsBack(t, s, "int "+name, "int[]", v, func(a, b int32) bool { return a == b })
 	}
-	for name, ss := range nullableTextArrays {
-		var back []*string
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::text[]`, ss).Scan(&back); err != nil || len(back) != len(ss) || (ss == nil) != (back == nil) {
-			t.Fatalf("%s: sent %v, PostgreSQL read %v (%v)", name, ss, back, err)
-		}
-		for i := range ss {
-			if (ss[i] == nil) != (back[i] == nil) || ss[i] != nil && *ss[i] != *back[i] {
-				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ss[i], back[i])
-			}
-		}
+	for name, v := range bigintArrays {
+		readsBack(t, s, "bigint "+name, "bigint[]", v, func(a, b int64) bool { return a == b })
 	}
-	for name, ns := range bigintArrays {
-		var back []int64
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::bigint[]`, ns).Scan(&back); err != nil || !slices.Equal(back, ns) {
-			t.Errorf("%s: sent %v, PostgreSQL read %v (%v)", name, ns, back, err)
-		}
+	for name, v := range boolArrays {
+		readsBack(t, s, "bool "+name, "bool[]", v, func(a, b bool) bool { return a == b })
 	}
-	for name, bs := range boolArrays {
-		var back []bool
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::bool[]`, bs).Scan(&back); err != nil || !slices.Equal(back, bs) {
-			t.Errorf("%s: sent %v, PostgreSQL read %v (%v)", name, bs, back, err)
-		}
+	for name, v := range timeValueArrays {
+		readsBack(t, s, "timestamptz values "+name, "timestamptz[]", v, time.Time.Equal)
 	}
-	for name, ts := range timeValueArrays {
-		var back []time.Time
-		if err := s.d.pool.QueryRow(ctx, `SELECT $1::timestamptz[]`, ts).Scan(&back); err != nil || len(back) != len(ts) {
-			t.Fatalf("%s: sent %v, PostgreSQL read %v (%v)", name, ts, back, err)
-		}
-		for i := range ts {
-			if !ts[i].Equal(back[i]) {
-				t.Errorf("%s: element %d sent %v, PostgreSQL read %v", name, i, ts[i], back[i])
-			}
-		}
+	for name, v := range timeArrays {
+		readsBack(t, s, "timestamptz "+name, "timestamptz[]", v, func(a, b *time.Time) bool { return (a == nil) == (b == nil) && (a == nil || a.Equal(*b)) })
 	}
 	var n int
 	if err := s.d.pool.QueryRow(ctx, `SELECT cardinality($1::text[])`, []any{"a", "b"}).Scan(&n); err != nil || n != 2 {
 		t.Errorf("a []any of strings: %d elements (%v), want 2", n, err)
+	}
+}
+
+// readsBack sends an array through a store connection and checks that
+// PostgreSQL reads it element by element as sent, NULL for a nil slice.
+func readsBack[T any](t *testing.T, s *Store, name, cast string, sent []T, equal func(a, b T) bool) {
+	t.Helper()
+	var back []T
+	var isNull bool
+	if err := s.d.pool.QueryRow(context.Background(), `SELECT $1::`+cast+`, $1::`+cast+` IS NULL`, sent).Scan(&back, &isNull); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	if isNull != (sent == nil) || !slices.EqualFunc(back, sent, equal) {
+		t.Errorf("%s: sent %v, PostgreSQL read %v (NULL %v)", name, sent, back, isNull)
 	}
 }
 
