@@ -74,27 +74,45 @@ func TestArraysAreEncodedAsPgxEncodesThem(t *testing.T) {
 			t.Errorf("%s: encoded %x, pgx encodes %x", name, got, want)
 		}
 	}
+	for _, c := range everyArray() {
+		same(c.name, c.oid, c.v)
+	}
+}
+
+type arrayCase struct {
+	name string
+	oid  uint32
+	v    any
+}
+
+// everyArray is every array above with its type.
+func everyArray() []arrayCase {
+	var cs []arrayCase
+	add := func(kind string, oid uint32, name string, v any) {
+		cs = append(cs, arrayCase{kind + " " + name, oid, v})
+	}
 	for name, v := range textArrays {
-		same("text "+name, pgtype.TextArrayOID, v)
-	}
-	for name, v := range intArrays {
-		same("int "+name, pgtype.Int4ArrayOID, v)
-	}
-	for name, v := range timeArrays {
-		same("timestamptz "+name, pgtype.TimestamptzArrayOID, v)
+		add("text", pgtype.TextArrayOID, name, v)
 	}
 	for name, v := range nullableTextArrays {
-		same("nullable text "+name, pgtype.TextArrayOID, v)
+		add("nullable text", pgtype.TextArrayOID, name, v)
+	}
+	for name, v := range intArrays {
+		add("int", pgtype.Int4ArrayOID, name, v)
 	}
 	for name, v := range bigintArrays {
-		same("bigint "+name, pgtype.Int8ArrayOID, v)
+		add("bigint", pgtype.Int8ArrayOID, name, v)
 	}
 	for name, v := range boolArrays {
-		same("bool "+name, pgtype.BoolArrayOID, v)
+		add("bool", pgtype.BoolArrayOID, name, v)
 	}
 	for name, v := range timeValueArrays {
-		same("timestamptz values "+name, pgtype.TimestamptzArrayOID, v)
+		add("timestamptz values", pgtype.TimestamptzArrayOID, name, v)
 	}
+	for name, v := range timeArrays {
+		add("timestamptz", pgtype.TimestamptzArrayOID, name, v)
+	}
+	return cs
 }
 
 // PostgreSQL reads back, element by element, the arrays a store
