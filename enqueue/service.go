@@ -179,31 +179,27 @@ func (s *Service) Build(ctx context.Context, tenant string, reqs []Request, batc
 		graph = newUUID()
 	}
 	for i, r := range reqs {
-		before := len(out)
-		var err error
-		if out, err = s.build(ctx, tenant, r, now, refs, out); err != nil {
-			// A batch's errors name the entry; the prefix is written only
-			// then, not for every job of every batch.
+		// A batch's errors name the entry; the prefix is written only
+		// then, not for every job of every batch.
+		inEntry := func(err error) error {
 			var fe *abi.FieldError
 			if batch && errors.As(err, &fe) {
 				fe.Field = fmt.Sprintf("jobs[%d].", i) + fe.Field
 			}
-			return nil, err
+			return err
+		}
+		before := len(out)
+		var err error
+		if out, err = s.build(ctx, tenant, r, now, refs, out); err != nil {
+			return nil, inEntry(err)
 		}
 		jobs := out[before:]
 		if r.Ref != "" {
-			bad := func(msg string) error {
-				field := "ref"
-				if batch {
-					field = fmt.Sprintf("jobs[%d].ref", i)
-				}
-				return &abi.FieldError{Field: field, Msg: msg, Err: abi.ErrInvalid}
-			}
 			if _, dup := refs[r.Ref]; dup {
-				return nil, bad(fmt.Sprintf("ref %q is used twice", r.Ref))
+				return nil, inEntry(&abi.FieldError{Field: "ref", Msg: fmt.Sprintf("ref %q is used twice", r.Ref), Err: abi.ErrInvalid})
 			}
 			if len(jobs) > 1 {
-				return nil, bad("a job split by batch_size cannot be referenced")
+				return nil, inEntry(&abi.FieldError{Field: "ref", Msg: "a job split by batch_size cannot be referenced", Err: abi.ErrInvalid})
 			}
 			refs[r.Ref] = jobs[0].UUID
 		}
