@@ -64,6 +64,9 @@ type Report struct {
 	// CPU is the process's CPU time (user and system) per job during the
 	// run: the node's own cost, steadier than the rate on a shared machine.
 	CPU time.Duration
+	// DBCPU is the PostgreSQL server's CPU time per job during the run,
+	// when it runs on this machine (postgresCPU); 0 otherwise.
+	DBCPU time.Duration
 }
 
 func (r Report) String() string {
@@ -74,7 +77,15 @@ func (r Report) String() string {
 	}
 	return backlog + fmt.Sprintf("store=%s isolation=%s capacity=%d func=%s jobs=%d: run %.0f jobs/s (%v; stored beforehand at %.0f jobs/s; cpu %v/job); idle enqueue→start p50 %v p99 %v max %v (%d samples)",
 		r.Options.Driver, r.Options.Isolation, r.Options.Capacity, r.Options.Func, r.Options.Jobs, r.Throughput, r.Elapsed.Round(time.Millisecond), r.InsertRate,
-		r.CPU.Round(100*time.Nanosecond), r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples)
+		r.CPU.Round(100*time.Nanosecond), r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Max.Round(10*time.Microsecond), r.Options.Samples) + dbCPUText(r.DBCPU)
+}
+
+// dbCPUText is the database's CPU per job, for a report's line.
+func dbCPUText(d time.Duration) string {
+	if d <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("; postgres cpu %v/job", d.Round(100*time.Nanosecond))
 }
 
 // Run starts a node, measures it and stops it.
@@ -192,7 +203,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start, cpu0 := time.Now(), processCPU()
+	start, cpu0, db := time.Now(), processCPU(), startDBCPU(o.Driver)
 	if err := n.Start(ctx); err != nil {
 		return Report{}, err
 	}
@@ -225,6 +236,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 	}
 	r.Elapsed = time.Since(start)
 	r.CPU = (processCPU() - cpu0) / time.Duration(o.Jobs)
+	r.DBCPU = db.perJob(o.Jobs)
 	r.Throughput = float64(o.Jobs) / r.Elapsed.Seconds()
 	return r, nil
 }

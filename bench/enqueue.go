@@ -66,13 +66,16 @@ type EnqueueReport struct {
 	// run, its clients included: on a shared machine it moves less than
 	// the rate does with what else runs.
 	CPU time.Duration
+	// DBCPU is the PostgreSQL server's CPU time per job during the run,
+	// when it runs on this machine (postgresCPU); 0 otherwise.
+	DBCPU time.Duration
 }
 
 func (r EnqueueReport) String() string {
 	return fmt.Sprintf("store=%s enqueue=%s clients=%d batch=%d jobs=%d: %.0f jobs/s (%v); request p50 %v p99 %v; idle request %v; cpu %v/job",
 		r.Driver, r.Mode, r.Clients, r.Batch, r.Jobs, r.Rate, r.Elapsed.Round(time.Millisecond),
 		r.P50.Round(10*time.Microsecond), r.P99.Round(10*time.Microsecond), r.Idle.Round(10*time.Microsecond),
-		r.CPU.Round(100*time.Nanosecond))
+		r.CPU.Round(100*time.Nanosecond)) + dbCPUText(r.DBCPU)
 }
 
 // Enqueue starts a node (its runner stopped: nothing runs the jobs),
@@ -181,7 +184,7 @@ func Enqueue(ctx context.Context, o EnqueueOptions) (EnqueueReport, error) {
 	errs := make(chan error, o.Clients)
 	var wg sync.WaitGroup
 	bar := newProgress(o.Progress, int64(requests*o.Batch))
-	cpu0 := processCPU()
+	cpu0, db := processCPU(), startDBCPU(f.Store.Driver)
 	start := time.Now()
 	for c := 0; c < o.Clients; c++ {
 		wg.Add(1)
@@ -216,6 +219,7 @@ func Enqueue(ctx context.Context, o EnqueueOptions) (EnqueueReport, error) {
 	}
 	r.Rate = float64(r.Jobs) / r.Elapsed.Seconds()
 	r.CPU = cpu / time.Duration(r.Jobs)
+	r.DBCPU = db.perJob(r.Jobs)
 	var all []time.Duration
 	for _, l := range lat {
 		all = append(all, l...)

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/store/pgtest"
+)
+
+// A /proc/<pid>/stat line gives its command name, whatever it holds, and
+// the process's times with its reaped children's; a line that is not
+// one is refused.
+func TestProcTimesReadsTheNameAndTheTimes(t *testing.T) {
+	//                 pid  name                     3 4 5 6 7  8  9   10 11 12 13 utime stime cutime cstime prio
+	line := []byte("4242 (post (gres) x) S 1 4242 4242 0 -1 4194560 1203 0 0 0 150 25 3000 700 20 0 1 0 100 0 0\n")
+	comm, ticks, err := procTimes(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comm != "post (gres) x" || ticks != 150+25+3000+700 {
+		t.Fatalf("procTimes = %q, %d ticks; want %q, %d", comm, ticks, "post (gres) x", 3875)
+	}
+	for _, bad := range []string{
+		"",
+		"4242 postgres S 1 2 3",    // no name
+		"4242 (postgres) S 1 4242", // cut short
+		"4242 (postgres) S 1 4242 4242 0 -1 4194560 1 0 0 0 x 25 0 0 20",  // not a number
+		"4242 (postgres) S 1 4242 4242 0 -1 4194560 1 0 0 0 -5 25 0 0 20", // negative
+	} {
+		if _, _, err := procTimes([]byte(bad)); err == nil {
+			t.Errorf("procTimes(%q) took it", bad)
+		}
+	}
+}
+
+// The database's CPU counts what its backends did, a connection closed
+// since included: a query that keeps a backend busy for a while, on a
+// connection closed before the second reading, shows in the difference.
+func TestPostgresCPUCountsAClosedConnectionsWork(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	if _, ok := postgresCPU(); !ok {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("no PostgreSQL process is visible in /proc: CI runs the server on this machine")
+		}
+		t.Skip("PostgreSQL does not run on this machine")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before, _ := postgresCPU()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid int
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM generate_series(1, 4000000) g WHERE g % 7 = 3`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, own, err := procTimes(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if own < 5 { // 50 ms: the query must be work enough to tell
+		t.Fatalf("backend %d used %d ticks over a count of %d rows", pid, own, n)
+	}
+	conn.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); os.IsNotExist(err) {
+			break // exited, and reaped: its times are its postmaster's now
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backend %d still runs 10 s after its connection closed", pid)
+		}
+	}
+	after, _ := postgresCPU()
+	if ownTime := time.Duration(own) * time.Second / userHZ; after-before < ownTime {
+		t.Fatalf("PostgreSQL used %v between the readings, less than the closed backend's own %v", after-before, ownTime)
+	}
+}
+
+// An enqueue run on a PostgreSQL of this machine reports the server's
+// CPU per job beside the node's; on SQLite there is no server to read.
+func TestAnEnqueueRunReportsTheServersCPU(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	if _, ok := postgresCPU(); !ok {
+		t.Skip("PostgreSQL does not run on this machine")
+	}
+	dir := plugins(t)
+	ctx := context.Background()
+	r, err := Enqueue(ctx, EnqueueOptions{Driver: "postgres", DSN: dsn, Clients: 2, Batch: 100, Jobs: 4000, PluginsDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DBCPU <= 0 || !strings.Contains(r.String(), "; postgres cpu ") {
+		t.Fatalf("the report gives no server CPU: %s", r)
+	}
+	r, err = Enqueue(ctx, EnqueueOptions{Driver: "sqlite", Clients: 2, Batch: 100, Jobs: 400, PluginsDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DBCPU != 0 || strings.Contains(r.String(), "postgres cpu") {
+		t.Fatalf("a SQLite run reports a server's CPU: %s", r)
+	}
+}
