@@ -9,34 +9,9 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/procfs"
 	"github.com/wasmq/wasmq/store/pgtest"
 )
-
-// A /proc/<pid>/stat line gives its command name, whatever it holds, and
-// the process's times with its reaped children's; a line that is not
-// one is refused.
-func TestProcTimesReadsTheNameAndTheTimes(t *testing.T) {
-	//                 pid  name                     3 4 5 6 7  8  9   10 11 12 13 utime stime cutime cstime prio
-	line := []byte("4242 (post (gres) x) S 1 4242 4242 0 -1 4194560 1203 0 0 0 150 25 3000 700 20 0 1 0 100 0 0\n")
-	comm, ticks, err := procTimes(line)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if comm != "post (gres) x" || ticks != 150+25+3000+700 {
-		t.Fatalf("procTimes = %q, %d ticks; want %q, %d", comm, ticks, "post (gres) x", 3875)
-	}
-	for _, bad := range []string{
-		"",
-		"4242 postgres S 1 2 3",    // no name
-		"4242 (postgres) S 1 4242", // cut short
-		"4242 (postgres) S 1 4242 4242 0 -1 4194560 1 0 0 0 x 25 0 0 20",  // not a number
-		"4242 (postgres) S 1 4242 4242 0 -1 4194560 1 0 0 0 -5 25 0 0 20", // negative
-	} {
-		if _, _, err := procTimes([]byte(bad)); err == nil {
-			t.Errorf("procTimes(%q) took it", bad)
-		}
-	}
-}
 
 // The database's CPU counts what its backends did, a connection closed
 // since included: a query that keeps a backend busy for a while, on a
@@ -64,14 +39,15 @@ func TestPostgresCPUCountsAClosedConnectionsWork(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM generate_series(1, 4000000) g WHERE g % 7 = 3`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	proc, err := procfs.NewProc(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, own, err := procTimes(stat)
+	st, err := proc.Stat()
 	if err != nil {
 		t.Fatal(err)
 	}
+	own := procTicks(st)
 	if own < 5 { // 50 ms: the query must be work enough to tell
 		t.Fatalf("backend %d used %d ticks over a count of %d rows", pid, own, n)
 	}
