@@ -493,8 +493,10 @@ func (r *Runner) execute(job abi.Job) {
 // while the previous write ran goes in the next one.
 func (r *Runner) completer() {
 	defer r.completerWG.Done()
+	// One slice for every batch: nothing keeps a batch once written.
+	batch := make([]store.Completion, 0, r.cfg.BatchSize)
 	for c := range r.completions {
-		batch := []store.Completion{c}
+		batch = append(batch[:0], c)
 	drain:
 		for len(batch) < r.cfg.BatchSize {
 			select {
@@ -508,6 +510,7 @@ func (r *Runner) completer() {
 			}
 		}
 		r.flush(batch)
+		clear(batch) // the outcomes' logs and results go with their batch
 	}
 }
 

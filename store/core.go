@@ -633,17 +633,6 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 		outcomes = append(outcomes, o)
 	}
 	var applied []string
-	// The fuel the attempts used, told to the leader with the finished
-	// event (a map only when some attempt used any).
-	var fuel map[string]Outcome
-	for _, o := range outcomes {
-		if o.Usage != nil && o.Usage.Fuel > 0 {
-			if fuel == nil {
-				fuel = map[string]Outcome{}
-			}
-			fuel[o.UUID] = o
-		}
-	}
 	err := c.d.Write(ctx, func(tx Tx) error {
 		for i := range outcomes {
 			if outcomes[i].Ended.IsZero() {
@@ -672,8 +661,12 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 			// A failed job needs no event of its own: the finished event
 			// already brings a round, which checks sequential channels.
 			n.Events.Job(EventFinished, d.UUID, d.Channel)
-			if o, ok := fuel[d.UUID]; ok {
-				n.Events.Fuel(d.Tenant, o.WorkerID, o.Usage.Fuel)
+			// The fuel the attempt used, told to the leader with the
+			// finished event.
+			if i, ok := at[d.UUID]; ok {
+				if u := outcomes[i].Usage; u != nil && u.Fuel > 0 {
+					n.Events.Fuel(d.Tenant, outcomes[i].WorkerID, u.Fuel)
+				}
 			}
 			if d.State == abi.StatePending {
 				n.Events.Job(EventPending, d.UUID, d.Channel)
