@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -808,6 +809,47 @@ func TestAUsersPageReadsOnlyTheUsersJobs(t *testing.T) {
 		}
 		if read := rowsRead(plan[0]["Plan"].(map[string]any)); read > 10 {
 			t.Errorf("filter %+v: the page read %v rows to return 10; want the partial index to hold only those", f, read)
+		}
+	}
+}
+
+// Jobs read together are read with one list of destinations; each job
+// keeps its own values: the dates of one row are not the next row's, and
+// a NULL after a value stays NULL.
+func TestJobsReadTogetherKeepTheirOwnValues(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	base := time.Now().UTC().Add(time.Hour).Truncate(time.Microsecond)
+	var want []store.NewJob
+	for i := range 6 {
+		j := store.NewJob{UUID: uuid.Must(uuid.NewV7()).String(), Tenant: "t", Func: "m.f", Channel: "root",
+			Args: json.RawMessage(fmt.Sprintf("[%d]", i)), Description: fmt.Sprintf("job %d", i)}
+		if i%2 == 0 { // every other job has an eta, each its own
+			eta := base.Add(time.Duration(i) * time.Minute)
+			j.ETA = &eta
+		}
+		want = append(want, j)
+	}
+	if _, err := s.Insert(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	page, err := s.List(ctx, store.Filter{Tenant: "t", Limit: 10})
+	if err != nil || len(page.Jobs) != len(want) {
+		t.Fatalf("listed %d jobs (%v), want %d", len(page.Jobs), err, len(want))
+	}
+	got := map[string]abi.Job{}
+	for _, j := range page.Jobs {
+		got[j.UUID] = j
+	}
+	for _, w := range want {
+		g := got[w.UUID]
+		switch {
+		case g.Description != w.Description || string(g.Args) != string(w.Args):
+			t.Errorf("job %s: %q %s, want %q %s", w.UUID, g.Description, g.Args, w.Description, w.Args)
+		case (w.ETA == nil) != (g.ETA == nil):
+			t.Errorf("job %q: eta %v, want %v", w.Description, g.ETA, w.ETA)
+		case w.ETA != nil && !g.ETA.Equal(*w.ETA):
+			t.Errorf("job %q: eta %v, want %v", w.Description, *g.ETA, *w.ETA)
 		}
 	}
 }

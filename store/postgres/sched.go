@@ -161,7 +161,7 @@ func (s *driver) Start(ctx context.Context, jobs []store.Candidate, workerID str
 // most 4,096; a larger claim grows it): a start's jobs are large, and
 // growing the slice row by row allocated them twice.
 func collectStarted(rows pgx.Rows, op string, n int) ([]store.Claimed, error) {
-	jobs, err := pgx.AppendRows(make([]abi.Job, 0, min(n, 4096)), rows, func(r pgx.CollectableRow) (abi.Job, error) { return scanJob(r) })
+	jobs, err := collectJobs(make([]abi.Job, 0, min(n, 4096)), rows)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
 	}
