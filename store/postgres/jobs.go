@@ -18,8 +18,9 @@ const jobColumns = `uuid, tenant, func, args::text, kwargs::text, context::text,
 	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage::text`
 
 // jobScanner reads rows of jobColumns. Its destinations are listed once
-// and reused for every row: a list of 36 pointers made per row was a third
-// of what reading a started job allocated.
+// and reused for every row: a list of 36 pointers made per row, and the
+// job on the heap they pointed into, were most of what reading a started
+// job allocated (docs/benchmarks.md).
 type jobScanner struct {
 	j                        abi.Job
 	args, kwargs, ctxt, stat string
