@@ -65,9 +65,13 @@ func (s *driver) candidates(ctx context.Context, from string, args ...any) ([]st
 const candidateColumns = `uuid, tenant, channel, priority, eta, expected_at, date_created, seq, version`
 
 func collectCandidates(rows pgx.Rows) ([]store.Candidate, error) {
+	// One scratch row and one list of its fields for the whole result, as
+	// jobScanner does: a scheduler reads the candidates by the thousand.
+	var c store.Candidate
+	dest := []any{&c.UUID, &c.Tenant, &c.Channel, &c.Priority, &c.ETA, &c.ExpectedAt, &c.DateCreated, &c.Seq, &c.Version}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Candidate, error) {
-		var c store.Candidate
-		err := r.Scan(&c.UUID, &c.Tenant, &c.Channel, &c.Priority, &c.ETA, &c.ExpectedAt, &c.DateCreated, &c.Seq, &c.Version)
+		c = store.Candidate{}
+		err := r.Scan(dest...)
 		c.DateCreated = c.DateCreated.UTC()
 		return c, err
 	})
