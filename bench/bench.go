@@ -203,7 +203,7 @@ func Run(ctx context.Context, o Options) (Report, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	start, cpu0, db := time.Now(), processCPU(), startDBCPU(o.Driver)
+	start, cpu0, db := time.Now(), processCPU(), startDBCPU(f.Store.Driver, f.Store.DSN)
 	if err := n.Start(ctx); err != nil {
 		return Report{}, err
 	}

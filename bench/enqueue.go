@@ -184,7 +184,7 @@ func Enqueue(ctx context.Context, o EnqueueOptions) (EnqueueReport, error) {
 	errs := make(chan error, o.Clients)
 	var wg sync.WaitGroup
 	bar := newProgress(o.Progress, int64(requests*o.Batch))
-	cpu0, db := processCPU(), startDBCPU(f.Store.Driver)
+	cpu0, db := processCPU(), startDBCPU(f.Store.Driver, f.Store.DSN)
 	start := time.Now()
 	for c := 0; c < o.Clients; c++ {
 		wg.Add(1)

@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"net"
+	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/procfs"
 )
 
@@ -50,12 +53,35 @@ type dbCPU struct {
 	ok    bool
 }
 
-func startDBCPU(driver string) dbCPU {
-	if driver != "postgres" {
+// startDBCPU starts the measure for a store configured with driver and
+// dsn: only a PostgreSQL named by a Unix socket or a loopback address runs
+// on this machine, where its processes can be read. A remote server's
+// figure would be whatever another PostgreSQL here did: none is given.
+func startDBCPU(driver, dsn string) dbCPU {
+	if driver != "postgres" || !localServer(dsn) {
 		return dbCPU{}
 	}
 	d, ok := postgresCPU()
 	return dbCPU{start: d, ok: ok}
+}
+
+// localServer reports whether every host dsn names (fallbacks included)
+// is on this machine.
+func localServer(dsn string) bool {
+	cfg, err := pgconn.ParseConfig(dsn)
+	if err != nil {
+		return false
+	}
+	hosts := []string{cfg.Host}
+	for _, f := range cfg.Fallbacks {
+		hosts = append(hosts, f.Host)
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); !strings.HasPrefix(h, "/") && h != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			return false
+		}
+	}
+	return true
 }
 
 // perJob is the database's CPU since start, per job; 0 when unseen.

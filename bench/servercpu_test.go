@@ -90,3 +90,25 @@ func TestAnEnqueueRunReportsTheServersCPU(t *testing.T) {
 		t.Fatalf("a SQLite run reports a server's CPU: %s", r)
 	}
 }
+
+// The server's CPU is read only when the DSN names this machine: a Unix
+// socket or a loopback address, every fallback host included.
+func TestOnlyALocalServersCPUIsRead(t *testing.T) {
+	for dsn, local := range map[string]bool{
+		"postgres://postgres@127.0.0.1:5432/test":                true,
+		"postgres://postgres@localhost/test?sslmode=disable":     true,
+		"postgres://postgres@[::1]:5432/test":                    true,
+		"host=/var/run/postgresql dbname=test":                   true,
+		"postgres://postgres@db.example.com/test":                false,
+		"postgres://postgres@10.0.0.5:5432/test":                 false,
+		"postgres://postgres@127.0.0.1,db.example.com:5432/test": false,
+		"postgres://%zz": false,
+	} {
+		if got := localServer(dsn); got != local {
+			t.Errorf("localServer(%q) = %v, want %v", dsn, got, local)
+		}
+	}
+	if c := startDBCPU("postgres", "postgres://postgres@db.example.com/test"); c.ok {
+		t.Error("a remote server's CPU was read from this machine's processes")
+	}
+}
