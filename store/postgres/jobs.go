@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -350,16 +351,30 @@ func insertError(err error) error {
 var dialect = store.Dialect{
 	Param: func(n int) string { return fmt.Sprintf("$%d", n) },
 	Time:  func(t time.Time) any { return t },
-	// jsonb containment, answered by the GIN indexes of migration 8 (the
-	// expression must read exactly as there).
-	JSONMatch: func(col, key string, m store.Scalar, arg func(any) string) string {
-		doc := "[" + string(m.Raw) + "]"
+	// jsonb containment, answered by the GIN indexes of migrations 8
+	// and 17 (the expression must read exactly as there). They hold only
+	// the jobs whose args or kwargs are not empty, which a scalar's match
+	// never is; the redundant condition saying so is what lets the
+	// planner use them. The document is a literal, not a parameter: how
+	// many jobs contain it is known only from its value, and with a
+	// parameter PostgreSQL switched to its generic plan after the fifth
+	// list, which walks the newest-first index through every job (109 ms
+	// on 200,000 jobs, against 10 through the index:
+	// TestAPayloadFilterReadsOnlyTheMatchingJobs).
+	JSONMatch: func(col, key string, m store.Scalar, _ func(any) string) string {
+		doc, empty := "["+string(m.Raw)+"]", "'[]'"
 		if key != "" {
 			k, _ := json.Marshal(key)
-			doc = "{" + string(k) + ":" + string(m.Raw) + "}"
+			doc, empty = "{"+string(k)+":"+string(m.Raw)+"}", "'{}'"
 		}
-		return "(" + col + "::jsonb) @> " + arg(doc) + "::jsonb"
+		return "((" + col + "::jsonb) @> " + sqlString(doc) + "::jsonb AND " + col + "::text <> " + empty + ")"
 	},
+}
+
+// sqlString is s as an escape string literal, whatever the server's
+// standard_conforming_strings: backslashes and quotes doubled.
+func sqlString(s string) string {
+	return "E'" + strings.NewReplacer(`\`, `\\`, `'`, `''`).Replace(s) + "'"
 }
 
 // listPage is the tail of ListJobs' SELECT: its conditions, order and
