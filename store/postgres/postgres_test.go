@@ -936,3 +936,75 @@ func sqlLiterals(args []any) string {
 	}
 	return strings.Join(literals, ", ")
 }
+
+// A list of one state (the UI's failed, running or handed-out jobs)
+// reads those jobs only, not the newest-first index through the million
+// done ones around them: no index names the state (a start or an
+// outcome would then write an entry in each), so the list adds what else
+// the store knows of them (stateHints), also under a generic plan.
+func TestAListOfOneStateReadsOnlyItsJobs(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	jobs := make([]store.NewJob, 20000)
+	for i := range jobs {
+		jobs[i] = newJob("")
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	lease := time.Now().Add(time.Minute)
+	few, err := s.Pending(ctx, []string{jobs[0].UUID, jobs[1].UUID, jobs[2].UUID, jobs[3].UUID, jobs[4].UUID, jobs[5].UUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	started, err := s.Start(ctx, few[:4], "w1", lease)
+	if err != nil || len(started) != 4 {
+		t.Fatalf("start: %d, %v", len(started), err)
+	}
+	if _, err := s.Enqueue(ctx, few[4:], lease); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Complete(ctx, []store.Completion{{UUID: started[0].UUID, WorkerID: "w1", Attempt: started[0].Attempt,
+		To: abi.StateFailed, Cause: abi.CauseFail}}); err != nil {
+		t.Fatal(err)
+	}
+	// The rest are done: what a store holds most of.
+	if _, err := s.d.pool.Exec(ctx, `UPDATE jobs SET state = 'done' WHERE state = 'pending'`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.d.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `VACUUM ANALYZE jobs`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Exec(ctx, `RESET plan_cache_mode`)
+	for i, c := range []struct {
+		st   abi.State
+		want float64
+	}{{abi.StateFailed, 1}, {abi.StateStarted, 3}, {abi.StateEnqueued, 2}} {
+		for k, tenant := range []string{"", "t1"} {
+			page, args := listPage(store.ListQuery{Filter: store.Filter{Tenant: tenant, States: []abi.State{c.st}}, Limit: 51})
+			name := fmt.Sprintf("state_page_%d_%d", i, k)
+			if _, err := conn.Exec(ctx, `PREPARE `+name+` AS SELECT `+jobColumns+` FROM jobs `+page); err != nil {
+				t.Fatal(err)
+			}
+			var plan []map[string]any
+			if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`(`+sqlLiterals(args)+`)`).Scan(&plan); err != nil {
+				t.Fatal(err)
+			}
+			root := plan[0]["Plan"].(map[string]any)
+			if read := rowsRead(root); read > 20 {
+				t.Errorf("tenant %q, %s: the page read %v rows; want only the %s jobs", tenant, c.st, read, c.st)
+			}
+			if got := root["Actual Rows"].(float64); got != c.want {
+				t.Errorf("tenant %q, %s: %v jobs listed, want %v", tenant, c.st, got, c.want)
+			}
+		}
+	}
+}

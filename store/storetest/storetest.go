@@ -35,6 +35,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"IdentityKeyBlocksOnlyWhileActive", dedupOnlyWhileActive},
 		{"EnqueueIsConditionalOnVersion", enqueueIsConditionalOnVersion},
 		{"ListFiltersNewestFirstAndPaging", listFiltersAndPaging},
+		{"AListOfOneStateFindsEveryJobInIt", aListOfOneStateFindsEveryJobInIt},
 		{"RunningCountsPerChannelAndTenant", runningCountsPerChannelAndTenant},
 		{"EventAfterCompletion", eventsAfterCompletion},
 		{"FinishedJobsRecordWhatHappened", finishedJobsRecordWhatHappened},
