@@ -776,29 +776,9 @@ func TestAUsersPageReadsOnlyTheUsersJobs(t *testing.T) {
 	if _, err := s.Insert(ctx, jobs); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := s.d.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `ANALYZE jobs`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, `RESET plan_cache_mode`)
-	for i, f := range []store.Filter{{Tenant: "t1", UserID: "u7"}, {Tenant: "t1", ModelName: "sale.order"}} {
-		page, args := listPage(store.ListQuery{Filter: f, Limit: 51})
-		name := fmt.Sprintf("users_page_%d", i)
-		if _, err := conn.Exec(ctx, `PREPARE `+name+` AS SELECT `+jobColumns+` FROM jobs `+page); err != nil {
-			t.Fatal(err)
-		}
-		var plan []map[string]any
-		if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`(`+sqlLiterals(args)+`)`).Scan(&plan); err != nil {
-			t.Fatal(err)
-		}
-		if read := rowsRead(plan[0]["Plan"].(map[string]any)); read > 10 {
+	plan := genericPlans(t, s, `ANALYZE jobs`)
+	for _, f := range []store.Filter{{Tenant: "t1", UserID: "u7"}, {Tenant: "t1", ModelName: "sale.order"}} {
+		if read := rowsRead(plan(f)); read > 10 {
 			t.Errorf("filter %+v: the page read %v rows to return 10; want the partial index to hold only those", f, read)
 		}
 	}
@@ -867,19 +847,8 @@ func TestAPayloadFilterReadsOnlyTheMatchingJobs(t *testing.T) {
 	if _, err := s.Insert(ctx, jobs); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := s.d.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `ANALYZE jobs`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, `RESET plan_cache_mode`)
-	for i, c := range []struct {
+	plan := genericPlans(t, s, `ANALYZE jobs`)
+	for _, c := range []struct {
 		f    store.Filter
 		want float64
 	}{
@@ -888,16 +857,7 @@ func TestAPayloadFilterReadsOnlyTheMatchingJobs(t *testing.T) {
 		{store.Filter{Tenant: "t1", KwargsHas: map[string]json.RawMessage{`it's \ odd`: json.RawMessage(`"'; --"`)}}, 1},
 	} {
 		f := c.f
-		page, args := listPage(store.ListQuery{Filter: f, Limit: 51})
-		name := fmt.Sprintf("payload_page_%d", i)
-		if _, err := conn.Exec(ctx, `PREPARE `+name+` AS SELECT `+jobColumns+` FROM jobs `+page); err != nil {
-			t.Fatal(err)
-		}
-		var plan []map[string]any
-		if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`(`+sqlLiterals(args)+`)`).Scan(&plan); err != nil {
-			t.Fatal(err)
-		}
-		root := plan[0]["Plan"].(map[string]any)
+		root := plan(f)
 		if read := rowsRead(root); read > 10 {
 			t.Errorf("filter %+v: the page read %v rows; want the GIN index to find them", f, read)
 		}
@@ -906,14 +866,14 @@ func TestAPayloadFilterReadsOnlyTheMatchingJobs(t *testing.T) {
 		}
 	}
 	var empty int
-	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE args::text = '[]' AND kwargs::text = '{}'`).Scan(&empty); err != nil || empty != 19989 {
+	if err := s.d.pool.QueryRow(ctx, `SELECT COUNT(*) FROM jobs WHERE args::text = '[]' AND kwargs::text = '{}'`).Scan(&empty); err != nil || empty != 19989 {
 		t.Fatalf("jobs with empty args and kwargs: %d, %v; want 19989 stored", empty, err)
 	}
 	// The empty ones wrote nothing in the indexes: each is a few pages
 	// (24 KB), where an entry for every job took 570 KB.
 	for _, index := range []string{"jobs_args", "jobs_kwargs"} {
 		var size int64
-		if err := conn.QueryRow(ctx, `SELECT pg_relation_size($1::regclass)`, index).Scan(&size); err != nil {
+		if err := s.d.pool.QueryRow(ctx, `SELECT pg_relation_size($1::regclass)`, index).Scan(&size); err != nil {
 			t.Fatal(err)
 		}
 		if size > 64<<10 {
@@ -972,33 +932,13 @@ func TestAListOfOneStateReadsOnlyItsJobs(t *testing.T) {
 	if _, err := s.d.pool.Exec(ctx, `UPDATE jobs SET state = 'done' WHERE state = 'pending'`); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := s.d.pool.Acquire(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, `VACUUM ANALYZE jobs`); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.Exec(ctx, `SET plan_cache_mode = force_generic_plan`); err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Exec(ctx, `RESET plan_cache_mode`)
-	for i, c := range []struct {
+	plan := genericPlans(t, s, `VACUUM ANALYZE jobs`)
+	for _, c := range []struct {
 		st   abi.State
 		want float64
 	}{{abi.StateFailed, 1}, {abi.StateStarted, 3}, {abi.StateEnqueued, 2}} {
-		for k, tenant := range []string{"", "t1"} {
-			page, args := listPage(store.ListQuery{Filter: store.Filter{Tenant: tenant, States: []abi.State{c.st}}, Limit: 51})
-			name := fmt.Sprintf("state_page_%d_%d", i, k)
-			if _, err := conn.Exec(ctx, `PREPARE `+name+` AS SELECT `+jobColumns+` FROM jobs `+page); err != nil {
-				t.Fatal(err)
-			}
-			var plan []map[string]any
-			if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`(`+sqlLiterals(args)+`)`).Scan(&plan); err != nil {
-				t.Fatal(err)
-			}
-			root := plan[0]["Plan"].(map[string]any)
+		for _, tenant := range []string{"", "t1"} {
+			root := plan(store.Filter{Tenant: tenant, States: []abi.State{c.st}})
 			if read := rowsRead(root); read > 20 {
 				t.Errorf("tenant %q, %s: the page read %v rows; want only the %s jobs", tenant, c.st, read, c.st)
 			}
@@ -1006,5 +946,43 @@ func TestAListOfOneStateReadsOnlyItsJobs(t *testing.T) {
 				t.Errorf("tenant %q, %s: %v jobs listed, want %v", tenant, c.st, got, c.want)
 			}
 		}
+	}
+}
+
+// genericPlans runs prep (ANALYZE, say) and returns a function that
+// gives the executed plan of the list's first page for a filter,
+// prepared and run under a generic plan: what PostgreSQL switches a
+// prepared statement to after its fifth run, where it knows none of the
+// parameters' values.
+func genericPlans(t *testing.T, s *Store, prep string) func(store.Filter) map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := s.d.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		conn.Exec(context.Background(), `RESET plan_cache_mode`)
+		conn.Release()
+	})
+	for _, sql := range []string{prep, `SET plan_cache_mode = force_generic_plan`} {
+		if _, err := conn.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	return func(f store.Filter) map[string]any {
+		t.Helper()
+		page, args := listPage(store.ListQuery{Filter: f, Limit: 51})
+		n++
+		name := fmt.Sprintf("page_%d", n)
+		if _, err := conn.Exec(ctx, `PREPARE `+name+` AS SELECT `+jobColumns+` FROM jobs `+page); err != nil {
+			t.Fatal(err)
+		}
+		var plan []map[string]any
+		if err := conn.QueryRow(ctx, `EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE `+name+`(`+sqlLiterals(args)+`)`).Scan(&plan); err != nil {
+			t.Fatal(err)
+		}
+		return plan[0]["Plan"].(map[string]any)
 	}
 }
