@@ -19,11 +19,12 @@ type Dialect struct {
 	// element m (key "") or the JSON object in col holds m under key;
 	// arg binds a parameter and returns its placeholder.
 	JSONMatch func(col, key string, m Scalar, arg func(any) string) string
-	// StateHint, if set, is a condition that every job in state st
-	// meets and that the store can read through an index, where it
-	// keeps none on the state itself; "" if it has none for st.
-	// JobConditions adds it when a filter asks for st alone.
-	StateHint func(st abi.State) string
+	// StateIn, if set, writes the condition that a job is in one of
+	// states, given the default one ("state IN ($2, $3)"): a store may
+	// add what lets it read those jobs through an index (PostgreSQL, which
+	// keeps no index on the state), or keep its index out of a list that
+	// would sort every job of a common state (SQLite).
+	StateIn func(states []abi.State, in string) string
 }
 
 // Scalar is a JSON scalar a filter looks for, checked and typed once so
@@ -88,12 +89,11 @@ func JobConditions(q ListQuery, d Dialect) (string, []any) {
 		for i, st := range f.States {
 			ph[i] = arg(string(st))
 		}
-		where = append(where, "state IN ("+strings.Join(ph, ", ")+")")
-		if d.StateHint != nil && len(f.States) == 1 {
-			if h := d.StateHint(f.States[0]); h != "" {
-				where = append(where, h)
-			}
+		in := "state IN (" + strings.Join(ph, ", ") + ")"
+		if d.StateIn != nil {
+			in = d.StateIn(f.States, in)
 		}
+		where = append(where, in)
 	}
 	if f.Channel != "" {
 		if p, ok := strings.CutSuffix(f.Channel, ".*"); ok {

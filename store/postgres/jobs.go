@@ -361,7 +361,12 @@ var dialect = store.Dialect{
 	// list, which walks the newest-first index through every job (109 ms
 	// on 200,000 jobs, against 10 through the index:
 	// TestAPayloadFilterReadsOnlyTheMatchingJobs).
-	StateHint: func(st abi.State) string { return stateHints[st] },
+	StateIn: func(states []abi.State, in string) string {
+		if h := stateHints[states[0]]; len(states) == 1 && h != "" {
+			return in + " AND " + h
+		}
+		return in
+	},
 	JSONMatch: func(col, key string, m store.Scalar, _ func(any) string) string {
 		doc, empty := "["+string(m.Raw)+"]", "'[]'"
 		if key != "" {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 	"github.com/wasmq/wasmq/store/storetest"
 )
@@ -137,8 +138,11 @@ func TestUpgradeToSchema3CountsTheJobsAlreadyThere(t *testing.T) {
 
 // A list reads its newest-first index backwards (schema 9 made them
 // ascending, for the inserts): no filter, a tenant, a tenant's user or
-// model, each from its first page and from a cursor, walks an index in
-// the list's order, never sorts the matching jobs.
+// model, states that hold many jobs, each from its first page and from a
+// cursor, walks an index in the list's order, never sorts the matching
+// jobs. A list of states that hold few (readsStateIndex) reads the
+// state's index and sorts what it finds, rather than walk every job for
+// them.
 func TestTheListWalksItsIndexBackwards(t *testing.T) {
 	ctx := context.Background()
 	s, err := Open(ctx, filepath.Join(t.TempDir(), "wasmq.db"), true)
@@ -148,16 +152,23 @@ func TestTheListWalksItsIndexBackwards(t *testing.T) {
 	defer s.Close()
 	at := &store.Cursor{Created: time.Now().UTC(), Seq: 1000}
 	for _, c := range []struct {
-		f     store.Filter
-		index string
+		f       store.Filter
+		byState bool
+		index   string
 	}{
-		{store.Filter{}, "jobs_newest"},
-		{store.Filter{Tenant: "t1"}, "jobs_tenant_newest"},
-		{store.Filter{Tenant: "t1", UserID: "u"}, "jobs_user"},
-		{store.Filter{Tenant: "t1", ModelName: "sale.order"}, "jobs_model"},
+		{store.Filter{}, false, "jobs_newest"},
+		{store.Filter{Tenant: "t1"}, false, "jobs_tenant_newest"},
+		{store.Filter{Tenant: "t1", UserID: "u"}, false, "jobs_user"},
+		{store.Filter{Tenant: "t1", ModelName: "sale.order"}, false, "jobs_model"},
+		{store.Filter{States: []abi.State{abi.StateDone}}, false, "jobs_newest"},
+		{store.Filter{Tenant: "t1", States: []abi.State{abi.StateDone}}, false, "jobs_tenant_newest"},
+		{store.Filter{Tenant: "t1", States: []abi.State{abi.StatePending, abi.StateCancelled}, Channel: "root"}, false, "jobs_tenant_newest"},
+		{store.Filter{Tenant: "t1", States: []abi.State{abi.StateFailed}}, true, "jobs_state_channel"},
+		{store.Filter{States: []abi.State{abi.StateStarted, abi.StateEnqueued}, Channel: "root"}, true, "jobs_state_channel"},
 	} {
+		sorts := c.byState
 		for _, after := range []*store.Cursor{nil, at} {
-			page, args := listPage(store.ListQuery{Filter: c.f, Limit: 51, After: after})
+			page, args := listPage(store.ListQuery{Filter: c.f, Limit: 51, After: after}, c.byState)
 			rows, err := s.d.r.QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT uuid FROM jobs `+page, args...)
 			if err != nil {
 				t.Fatal(err)
@@ -173,9 +184,46 @@ func TestTheListWalksItsIndexBackwards(t *testing.T) {
 			}
 			rows.Close()
 			text := strings.Join(plan, "; ")
-			if !strings.Contains(text+" ", "INDEX "+c.index+" ") || strings.Contains(text, "TEMP B-TREE") {
-				t.Errorf("filter %+v, cursor %v: plan %q; want %s walked in order, no sort", c.f, after != nil, text, c.index)
+			if !strings.Contains(text+" ", "INDEX "+c.index+" ") || strings.Contains(text, "TEMP B-TREE") != sorts {
+				t.Errorf("filter %+v, cursor %v: plan %q; want %s read (sorted: %v)", c.f, after != nil, text, c.index, sorts)
 			}
+		}
+	}
+}
+
+// Which way a list of states goes follows the store's counts: states
+// holding few of the jobs the list may show are read through their
+// index, states holding many walk the newest-first one; a channel or a
+// tenant narrows the count.
+func TestAListOfStatesReadsTheirIndexOnlyWhenTheyHoldFew(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "wasmq.db"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	jobs := make([]store.NewJob, stateIndexRows+1)
+	for i := range jobs {
+		jobs[i] = store.NewJob{UUID: fmt.Sprintf("j-%05d", i), Tenant: "t1", Func: "m.f", Channel: "root", Priority: 10, MaxRetries: 5}
+	}
+	jobs = append(jobs, store.NewJob{UUID: "other", Tenant: "t2", Func: "m.f", Channel: "root.mail", Priority: 10, MaxRetries: 5})
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		f    store.Filter
+		want bool
+	}{
+		{store.Filter{}, false},
+		{store.Filter{States: []abi.State{abi.StatePending}}, false},
+		{store.Filter{Tenant: "t1", States: []abi.State{abi.StatePending}}, false},
+		{store.Filter{Tenant: "t2", States: []abi.State{abi.StatePending}}, true},
+		{store.Filter{States: []abi.State{abi.StatePending}, Channel: "root.mail"}, true},
+		{store.Filter{States: []abi.State{abi.StatePending}, Channel: "root.*"}, false},
+		{store.Filter{States: []abi.State{abi.StateFailed, abi.StateDone}}, true},
+	} {
+		if got, err := s.d.readsStateIndex(ctx, c.f); err != nil || got != c.want {
+			t.Errorf("filter %+v: reads the state's index %v (%v), want %v", c.f, got, err, c.want)
 		}
 	}
 }
