@@ -865,6 +865,21 @@ func TestAPayloadFilterReadsOnlyTheMatchingJobs(t *testing.T) {
 	if _, err := s.Insert(ctx, jobs); err != nil {
 		t.Fatal(err)
 	}
+	// One of the matching jobs has run: a result, an execution time,
+	// the dates of its attempt.
+	pending, err := s.Pending(ctx, []string{jobs[0].UUID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran, err := s.Start(ctx, pending, "w1", time.Now().Add(time.Minute))
+	if err != nil || len(ran) != 1 {
+		t.Fatalf("start: %v %v", ran, err)
+	}
+	if _, err := s.Complete(ctx, []store.Completion{{UUID: ran[0].UUID, WorkerID: "w1", Attempt: ran[0].Attempt,
+		To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`{"total": 1.25, "lines": ["a"]}`),
+		Ended: time.Now().Add(1234567 * time.Nanosecond), PluginSHA256: "abc"}}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.d.pool.Exec(ctx, `ANALYZE jobs`); err != nil {
 		t.Fatal(err)
 	}
@@ -891,6 +906,16 @@ func TestAPayloadFilterReadsOnlyTheMatchingJobs(t *testing.T) {
 			got, err := s.List(ctx, c.f)
 			if err != nil || len(got.Jobs) != c.want {
 				t.Fatalf("filter %+v: %d jobs listed (%v), want %d", c.f, len(got.Jobs), err, c.want)
+			}
+			// Read as text (an unnamed statement), each job is what a
+			// get reads.
+			for _, j := range got.Jobs {
+				one, err := s.Get(ctx, "", j.UUID)
+				listed, _ := json.Marshal(j)
+				read, _ := json.Marshal(one)
+				if err != nil || string(listed) != string(read) {
+					t.Fatalf("filter %+v: listed %s, get %s (%v)", c.f, listed, read, err)
+				}
 			}
 		}
 	}
