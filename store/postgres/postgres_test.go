@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -918,6 +919,30 @@ func TestAPayloadFilterReadsOnlyTheMatchingJobs(t *testing.T) {
 				}
 			}
 		}
+	}
+	// Page by page (the cursor's date and seq are parameters too), the
+	// ten matching jobs come once each, newest first.
+	var paged []string
+	for f := (store.Filter{ArgsHas: json.RawMessage(`7`), Limit: 4}); ; {
+		page, err := s.List(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range page.Jobs {
+			paged = append(paged, j.UUID)
+		}
+		if f.Cursor = page.NextCursor; f.Cursor == "" {
+			break
+		}
+	}
+	var want []string
+	for i := len(jobs) - 1; i >= 0; i-- {
+		if i%10000 == 0 {
+			want = append(want, jobs[i].UUID)
+		}
+	}
+	if !slices.Equal(paged, want) {
+		t.Errorf("paged through %v, want %v", paged, want)
 	}
 	// Twenty values asked for: no statement left for any of them.
 	for i := range 20 {
