@@ -2,13 +2,15 @@
 GO        ?= go
 BIN       ?= bin/wasmq
 CONFIG    ?= wasmq.toml
+# The database `make bench-postgres` measures in (scratch schemas only).
+PG_DSN    ?= postgres://postgres@127.0.0.1:5432/test
 # Packages whose goroutines share state: always tested with the race detector.
 RACE_PKGS ?= ./store/... ./host/... ./runner/... ./api/... ./enqueue/... ./client/...
 
-.PHONY: help build run test test-race test-rest chaos lint fmt bench plugins clean
+.PHONY: help build run test test-race test-rest chaos lint fmt bench bench-postgres plugins clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-15s %s\n", $$1, $$2}'
 
 build: ## build bin/wasmq
 	$(GO) build -o $(BIN) ./cmd/wasmq
@@ -41,6 +43,9 @@ bench: build ## Go benchmarks of store, host and HTTP, then the end-to-end `wasm
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/... ./host/... ./api/...
 	./$(BIN) bench --store sqlite --isolation pooled --jobs 10000
 	./$(BIN) bench --store sqlite --isolation fresh --jobs 5000
+
+bench-postgres: build ## PostgreSQL rounds in scratch schemas of PG_DSN: pgbench, single jobs and batches over HTTP, the run; ROUNDS=N, BACKLOG=N
+	BIN=$(BIN) PG_DSN="$(PG_DSN)" bash bench/postgres.sh
 
 plugins: ## rebuild every example .wasm from its source (rustc, Go, npm, wat2wasm)
 	$(MAKE) -C plugins

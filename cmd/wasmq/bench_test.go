@@ -2,9 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/store/pgtest"
 )
 
 // `wasmq bench -h` lists the flags, the enqueue ones included, and exits 0.
@@ -13,7 +17,7 @@ func TestBenchHelpListsItsFlags(t *testing.T) {
 	if err := run([]string{"bench", "-h"}, &out); err != nil {
 		t.Fatalf("bench -h: %v", err)
 	}
-	for _, flag := range []string{"-enqueue", "-clients", "-batch", "-store", "-jobs", "-no-coalesce", "-flushers", "-window"} {
+	for _, flag := range []string{"-enqueue", "-clients", "-batch", "-store", "-jobs", "-no-coalesce", "-flushers", "-window", "-schema"} {
 		if !strings.Contains(out.String(), flag) {
 			t.Errorf("bench -h does not list %s:\n%s", flag, out.String())
 		}
@@ -45,5 +49,29 @@ func TestBenchEnqueueOverHTTP(t *testing.T) {
 	var out bytes.Buffer
 	if err := run([]string{"bench", "--enqueue", "carrier-pigeon"}, &out); err == nil || !strings.Contains(err.Error(), "--enqueue") {
 		t.Fatalf("an unknown mode: %v, want an error naming --enqueue", err)
+	}
+}
+
+// `wasmq bench --schema` runs on PostgreSQL in a scratch schema of its
+// own, which is gone afterwards; on SQLite the flag is refused.
+func TestBenchRunsInAScratchSchema(t *testing.T) {
+	db := pgtest.Database(t)
+	var out bytes.Buffer
+	err := run([]string{"bench", "--store", "postgres", "--dsn", db, "--schema", "wasmq_bench", "--enqueue", "store",
+		"--clients", "2", "--jobs", "50", "--plugins", "../../plugins/enabled", "--json"}, &out)
+	if err != nil {
+		t.Fatalf("bench --schema: %v\n%s", err, out.String())
+	}
+	c, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var n int
+	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_namespace WHERE nspname = 'wasmq_bench'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the scratch schema after the run: %d (%v), want it dropped", n, err)
+	}
+	if err := run([]string{"bench", "--schema", "wasmq_bench"}, &out); err == nil || !strings.Contains(err.Error(), "--schema") {
+		t.Fatalf("--schema on SQLite: %v, want a refusal naming the flag", err)
 	}
 }

@@ -799,9 +799,10 @@ func benchCmd(args []string, out io.Writer) error {
 	var o bench.Options
 	var eo bench.EnqueueOptions
 	var asJSON bool
-	var profile, memProfile string
+	var profile, memProfile, schema string
 	define := func(fs *flag.FlagSet) {
 		fs.StringVar(&o.Driver, "store", "sqlite", "sqlite or postgres")
+		fs.StringVar(&schema, "schema", "", "postgres: run in this scratch schema of --dsn's database, made afresh and dropped afterwards (a schema of that name left by an earlier run is dropped first; any other is refused)")
 		fs.StringVar(&o.DSN, "dsn", os.Getenv("WASMQ_DATABASE_URL"), "PostgreSQL DSN (an empty schema)")
 		fs.IntVar(&o.Jobs, "jobs", 20000, "jobs for the throughput (or enqueue) run")
 		fs.IntVar(&o.Capacity, "capacity", 100, "root channel capacity")
@@ -838,6 +839,21 @@ func benchCmd(args []string, out io.Writer) error {
 	}
 	if o.Backlog < 0 || o.History < 0 {
 		return fmt.Errorf("bench: --backlog and --history must be 0 or more")
+	}
+	if schema != "" {
+		if o.Driver != "postgres" {
+			return fmt.Errorf("bench: --schema is for --store postgres")
+		}
+		dsn, drop, err := bench.ScratchSchema(context.Background(), o.DSN, schema)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if err := drop(); err != nil {
+				fmt.Fprintln(out, err)
+			}
+		}()
+		o.DSN = dsn
 	}
 	if memProfile != "" {
 		f, err := os.Create(memProfile)
