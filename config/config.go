@@ -250,6 +250,12 @@ func (f File) WithDefaults() File {
 			f.Enqueue.Flushers = 1
 		}
 	}
+	if f.Enqueue.Hold == nil {
+		// A PostgreSQL write is mostly its round trip and its flush;
+		// SQLite's is shorter than the requests' way back to it.
+		hold := f.Store.Driver != "sqlite"
+		f.Enqueue.Hold = &hold
+	}
 	f.Runner = f.Runner.WithDefaults()
 	f.Host = f.Host.WithDefaults()
 	f.Telemetry = f.Telemetry.WithDefaults()

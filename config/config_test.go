@@ -55,6 +55,7 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[enqueue]\ncoalesce_max_jobs = -3\n":                                                       "enqueue.coalesce_max_jobs",
 		"[enqueue]\ncoalesce_flushers = 100\n":                                                      "enqueue.coalesce_flushers",
 		"[enqueue]\ncoalesce_flusher = 2\n":                                                         "enqueue.coalesce_flusher",
+		"[enqueue]\ncoalesce_hold = \"yes\"\n":                                                      "coalesce_hold",
 		"[host]\nrecord = \"sometimes\"\n":                                                          "host.record",
 		"[[tenants]]\nname = \"acme\"\ntoken = \"0123456789abcdef\"\nrecord = \"most\"\n":           "tenants[0].record",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = -1\n":                 "tenants[0].fuel_rate",
@@ -99,6 +100,29 @@ func TestEnvironmentOverrides(t *testing.T) {
 }
 
 // TestEveryKeyIsDocumented keeps docs/config.md in step with the structs.
+// The hold after a write is on by default where a write is mostly its
+// round trip (PostgreSQL) and off on SQLite; a value given is kept.
+func TestTheHoldAfterAWriteDefaultsByStore(t *testing.T) {
+	cases := []struct {
+		body string
+		want bool
+	}{
+		{"[store]\ndriver = \"sqlite\"\n", false},
+		{"[store]\ndriver = \"postgres\"\ndsn = \"postgres://x@127.0.0.1/y\"\n", true},
+		{"[store]\ndriver = \"postgres\"\ndsn = \"postgres://x@127.0.0.1/y\"\n[enqueue]\ncoalesce_hold = false\n", false},
+		{"[store]\ndriver = \"sqlite\"\n[enqueue]\ncoalesce_hold = true\n", true},
+	}
+	for _, c := range cases {
+		f, err := config.Load(write(t, c.body))
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if f.Enqueue.Hold == nil || *f.Enqueue.Hold != c.want {
+			t.Errorf("%q: coalesce_hold %v, want %v", c.body, f.Enqueue.Hold, c.want)
+		}
+	}
+}
+
 func TestEveryKeyIsDocumented(t *testing.T) {
 	doc, err := os.ReadFile("../docs/config.md")
 	if err != nil {

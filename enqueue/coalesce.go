@@ -27,7 +27,17 @@ type Coalesce struct {
 	// Flushers is how many groups are written at once. Defaults to 1 on
 	// SQLite (one writer) and 2 on PostgreSQL.
 	Flushers int `toml:"coalesce_flushers"`
+	// Hold, when true, holds the next group back after a write, while
+	// nothing is being written, until the requests that write answered
+	// have come back or half the write's time has passed (see ready).
+	// It pays where a write is mostly its round trip and commit:
+	// defaults to true on PostgreSQL and false on SQLite, whose write is
+	// shorter than the requests' way back (docs/benchmarks.md).
+	Hold *bool `toml:"coalesce_hold"`
 }
+
+// holds reports whether the hold after a write is on.
+func (c Coalesce) holds() bool { return c.Hold != nil && *c.Hold }
 
 // Defaults of [enqueue].
 const (
@@ -58,9 +68,15 @@ type coalescer struct {
 	jobs     int          // jobs in the last group
 	since    time.Time    // when the oldest group's first request came
 	inflight int          // groups being written
-	timer    *time.Timer  // the window of the oldest group, when armed
-	closed   bool
-	flushing sync.WaitGroup
+	timer    *time.Timer  // wakes ready at timerAt, when armed
+	timerAt  time.Time
+	// expect and holdUntil come from the last write to end: the requests
+	// that took part in its cycle (those it answered and those that
+	// gathered meanwhile), and the end of the hold after it. See ready.
+	expect    int
+	holdUntil time.Time
+	closed    bool
+	flushing  sync.WaitGroup
 	// gathered, when set (tests), is told the size of the group being
 	// gathered each time a request joins it.
 	gathered func(requests int)
@@ -125,20 +141,49 @@ func (c *coalescer) insert(ctx context.Context, q store.Quota, jobs []store.NewJ
 	}
 }
 
-// ready takes the oldest group if it is to be written now: a flusher is
-// free and nothing is being written, or the group is full, or its first
-// request has waited the window (c.mu held). Otherwise it arms the
-// window's timer.
+// holdShare is the longest the next group is held after a write ends,
+// as a share of that write's time (and never beyond the window).
+// Waiting half a write to write twice the requests wins while a write's
+// time is mostly its round trip and its commit, which is what a small
+// group's write is (docs/benchmarks.md, "The hold after a write").
+const holdShare = 2 // the hold is at most took / holdShare
+
+// ready takes the oldest group if it is to be written now (c.mu held),
+// and otherwise arms the timer for when it will be. A group is written
+// when a flusher is free and
+//   - it is full (coalesce_max_jobs), or
+//   - nothing is being written, and either the hold is off, or the last
+//     write ended longer ago than its hold (an idle node: a lone request
+//     goes at once), or the group holds as many requests as took part in
+//     that write's cycle: the requests a write answers usually come back
+//     at once (each application worker sends its next job), and writing
+//     them with the others, rather than in a group after them, halves
+//     the writes, or
+//   - its first request has waited the window while another group was
+//     being written.
 func (c *coalescer) ready() []*waiting {
 	if len(c.groups) == 0 || c.inflight >= c.cfg.Flushers {
 		return nil
 	}
 	full := len(c.groups) > 1 || c.jobs >= c.cfg.MaxJobs
-	if c.inflight > 0 && !full && time.Since(c.since) < c.cfg.Window.D() {
-		if c.timer == nil {
-			c.timer = time.AfterFunc(c.cfg.Window.D()-time.Since(c.since), c.windowEnded)
+	if !full {
+		now := time.Now()
+		var until time.Time
+		switch {
+		case c.inflight > 0 && now.Sub(c.since) < c.cfg.Window.D():
+			until = c.since.Add(c.cfg.Window.D())
+		case c.inflight == 0 && c.cfg.holds() && len(c.groups[0]) < c.expect && now.Before(c.holdUntil):
+			until = c.holdUntil
 		}
-		return nil
+		if !until.IsZero() {
+			if c.timer == nil || c.timerAt.After(until) {
+				if c.timer != nil {
+					c.timer.Stop()
+				}
+				c.timer, c.timerAt = time.AfterFunc(until.Sub(now), c.windowEnded), until
+			}
+			return nil
+		}
 	}
 	g := c.groups[0]
 	c.groups = c.groups[1:]
@@ -188,9 +233,16 @@ func (c *coalescer) close() {
 // flush writes one group and answers each of its requests, then hands
 // the next group, if one is due, to a goroutine of its own.
 func (c *coalescer) flush(group []*waiting) {
+	began := time.Now()
 	c.write(group)
+	took := time.Since(began)
 	c.mu.Lock()
 	c.inflight--
+	c.expect = len(group)
+	for _, g := range c.groups {
+		c.expect += len(g)
+	}
+	c.holdUntil = time.Now().Add(min(c.cfg.Window.D(), took/holdShare))
 	next := c.ready()
 	c.mu.Unlock()
 	c.flushing.Done()

@@ -17,20 +17,30 @@ type groups struct {
 	store.Store
 	mu      sync.Mutex
 	sizes   []int
+	began   []time.Time   // when each group's write began
 	hold    chan struct{} // the first group waits for it to close, when set
 	holding chan struct{} // closed when the first group is held
+	slow    time.Duration // every write takes this long more, when set
 }
 
 func (g *groups) InsertEach(ctx context.Context, reqs []store.InsertRequest) ([]store.InsertResult, error) {
 	g.mu.Lock()
 	g.sizes = append(g.sizes, len(reqs))
+	g.began = append(g.began, time.Now())
 	first := len(g.sizes) == 1
 	g.mu.Unlock()
 	if first && g.hold != nil {
 		close(g.holding)
 		<-g.hold
 	}
+	time.Sleep(g.slow)
 	return g.Store.InsertEach(ctx, reqs)
+}
+
+func (g *groups) lastBegan() time.Time {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.began[len(g.began)-1]
 }
 
 func (g *groups) seen() []int {
@@ -180,6 +190,96 @@ func TestAGoneCallerIsNotWrittenAndCloseAnswersEveryone(t *testing.T) {
 	// After Close, requests are still stored, one by one.
 	if _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); err != nil {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// workers are n application workers, each sending rounds jobs one after
+// the other (a closed loop, as an application's workers enqueue).
+func workers(t *testing.T, s *Service, n, rounds int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n*rounds)
+	for range n {
+		wg.Go(func() {
+			for range rounds {
+				if _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+}
+
+// When a write ends, the requests it answered come back with their next
+// jobs: the hold waits for them, so that the workers' jobs are written
+// together rather than in two groups taking turns. Without the hold, six
+// workers make a group of one and a group of five, turn about.
+func TestTheHoldWritesTheWorkersOfAWriteTogetherAgain(t *testing.T) {
+	const n, rounds = 6, 8
+	for _, hold := range []bool{true, false} {
+		g := &groups{Store: sqliteStore(t), slow: 40 * time.Millisecond}
+		s := &Service{Store: g, Funcs: funcs{}, Coalesce: Coalesce{Window: abi.Duration(time.Second), Flushers: 1, Hold: &hold}}
+		workers(t, s, n, rounds)
+		s.Close()
+		sizes := g.seen()
+		whole := 0
+		for _, size := range sizes {
+			if size == n {
+				whole++
+			}
+		}
+		switch {
+		case hold && (len(sizes) > rounds+2 || whole < rounds-2):
+			t.Errorf("with the hold: groups %v, want nearly all of the %d workers together", sizes, n)
+		case !hold && len(sizes) < 2*rounds-2:
+			t.Errorf("without the hold: groups %v, want the workers split in two groups taking turns", sizes)
+		}
+	}
+}
+
+// The hold lasts at most half the write that ended (never the window):
+// a request that gathered behind a write whose own request does not come
+// back goes after that half.
+func TestTheHoldEndsAfterHalfTheWrite(t *testing.T) {
+	hold := true
+	g := &groups{Store: sqliteStore(t), slow: 200 * time.Millisecond}
+	s := &Service{Store: g, Funcs: funcs{}, Coalesce: Coalesce{Window: abi.Duration(time.Second), Flushers: 1, Hold: &hold}}
+	defer s.Close()
+	first := make(chan error, 1)
+	go func() { _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); first <- err }()
+	for len(g.seen()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	began := time.Now()
+	if _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	// The first write's 200 ms, a hold of up to 100 ms for the first
+	// request's worker (who sends nothing more), then this write's 200
+	// ms; a hold until the 1 s window would make it 1.4 s.
+	if took := time.Since(began); took > 900*time.Millisecond {
+		t.Fatalf("the request behind a write took %v: the hold outlasted half the write", took)
+	}
+	if got := g.seen(); len(got) != 2 {
+		t.Fatalf("groups %v, want the two requests written one after the other", got)
+	}
+	// Once the hold is over, the node is idle again: a request is
+	// written at once.
+	time.Sleep(300 * time.Millisecond)
+	began = time.Now()
+	if _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); err != nil {
+		t.Fatal(err)
+	}
+	if waited := g.lastBegan().Sub(began); waited > 50*time.Millisecond {
+		t.Fatalf("a lone request after the hold waited %v before its write", waited)
 	}
 }
 

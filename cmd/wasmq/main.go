@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -823,6 +824,14 @@ func benchCmd(args []string, out io.Writer) error {
 			return err
 		})
 		fs.IntVar(&eo.Coalesce.Flushers, "flushers", 0, "with --enqueue: groups written at once ([enqueue] coalesce_flushers; 0 = the default)")
+		fs.Func("hold", "with --enqueue: true or false, hold the next group after a write for the requests it answered ([enqueue] coalesce_hold; default true on PostgreSQL, false on SQLite)", func(v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("want true or false")
+			}
+			eo.Coalesce.Hold = &b
+			return nil
+		})
 		fs.IntVar(&o.Backlog, "backlog", 0, "future jobs (eta a day ahead) stored before the runs")
 		fs.IntVar(&o.History, "history", 0, "done jobs stored before the runs (postgres)")
 	}
