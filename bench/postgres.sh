@@ -35,13 +35,25 @@ DROP SCHEMA IF EXISTS $PGB_SCHEMA CASCADE;
 CREATE SCHEMA $PGB_SCHEMA;
 COMMENT ON SCHEMA $PGB_SCHEMA IS '$PGB_MARK';
 SQL
-  PGOPTIONS="-c search_path=$PGB_SCHEMA" pgbench -qi "$DSN" >/dev/null 2>&1
+  local out
+  if ! out=$(PGOPTIONS="-c search_path=$PGB_SCHEMA" pgbench -qi "$DSN" 2>&1); then
+    echo "$out" >&2
+    return 1
+  fi
   echo "+ pgbench -c 8 -T 8 -N (simple-update, PostgreSQL alone)"
-  PGOPTIONS="-c search_path=$PGB_SCHEMA" pgbench -c 8 -T 8 -N "$DSN" 2>/dev/null | grep -E '^tps'
+  if ! out=$(PGOPTIONS="-c search_path=$PGB_SCHEMA" pgbench -c 8 -T 8 -N "$DSN" 2>&1); then
+    echo "$out" >&2
+    return 1
+  fi
+  grep -E '^tps' <<<"$out"
   PGOPTIONS="-c client_min_messages=warning" psql "$DSN" -qX -c "DROP SCHEMA $PGB_SCHEMA CASCADE" >/dev/null
 }
 
-pg() { run "$BIN" bench --store postgres --dsn "$DSN" --schema wasmq_bench "$@"; }
+# The DSN may hold a password: the echoed command names it, never shows it.
+pg() {
+  echo "+ $BIN bench --store postgres --dsn \$PG_DSN --schema wasmq_bench $*"
+  "$BIN" bench --store postgres --dsn "$DSN" --schema wasmq_bench "$@"
+}
 
 for round in $(seq 1 "$ROUNDS"); do
   echo "== round $round of $ROUNDS ($(date -u +%H:%M:%S) UTC)"
