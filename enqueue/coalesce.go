@@ -70,6 +70,7 @@ type coalescer struct {
 	inflight int          // groups being written
 	timer    *time.Timer  // wakes ready at timerAt, when armed
 	timerAt  time.Time
+	timerGen int // which timer is c.timer: each arming adds one
 	// expect and holdUntil come from the last write to end: the requests
 	// that took part in its cycle (those it answered and those that
 	// gathered meanwhile), and the end of the hold after it. See ready.
@@ -180,7 +181,9 @@ func (c *coalescer) ready() []*waiting {
 				if c.timer != nil {
 					c.timer.Stop()
 				}
-				c.timer, c.timerAt = time.AfterFunc(until.Sub(now), c.windowEnded), until
+				c.timerGen++
+				gen := c.timerGen
+				c.timer, c.timerAt = time.AfterFunc(until.Sub(now), func() { c.windowEnded(gen) }), until
 			}
 			return nil
 		}
@@ -201,9 +204,13 @@ func (c *coalescer) ready() []*waiting {
 	return g
 }
 
-func (c *coalescer) windowEnded() {
+func (c *coalescer) windowEnded(gen int) {
 	c.mu.Lock()
-	c.timer = nil
+	// A timer replaced by an earlier one may fire all the same (Stop
+	// came too late): it must not make ready forget the one armed now.
+	if gen == c.timerGen {
+		c.timer = nil
+	}
 	g := c.ready()
 	c.mu.Unlock()
 	if g != nil {
