@@ -10,32 +10,27 @@ import (
 	"github.com/wasmq/wasmq/store/pgtest"
 )
 
-func searchPath(t *testing.T, dsn string) string {
+// scalar reads one value over a connection of its own to dsn.
+func scalar[T any](t *testing.T, dsn, sql string, args ...any) T {
 	t.Helper()
 	c, err := pgx.Connect(context.Background(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close(context.Background())
-	var sp string
-	if err := c.QueryRow(context.Background(), `SHOW search_path`).Scan(&sp); err != nil {
+	var v T
+	if err := c.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
 		t.Fatal(err)
 	}
-	return sp
+	return v
+}
+
+func searchPath(t *testing.T, dsn string) string {
+	return scalar[string](t, dsn, `SHOW search_path`)
 }
 
 func schemaExists(t *testing.T, dsn, name string) bool {
-	t.Helper()
-	c, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	var n int
-	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n == 1
+	return scalar[int](t, dsn, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name) == 1
 }
 
 // A run in a scratch schema stores its jobs there, and the schema is gone
