@@ -2,6 +2,8 @@ package bench
 
 import (
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"testing"
@@ -25,6 +27,23 @@ func scalar[T any](t *testing.T, dsn, sql string, args ...any) T {
 	return v
 }
 
+// scratchName is a schema name of this test's own in the shared test
+// database (dropped when the test ends), and that database's DSN: no
+// DROP DATABASE, whose forced checkpoint would disturb other packages'
+// tests running beside this one.
+func scratchName(t *testing.T) (db, name string) {
+	t.Helper()
+	db = pgtest.DSN(t) // skips without PostgreSQL, fails under CI=true
+	name = fmt.Sprintf("wasmq_bench_%d", rand.Uint32())
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), db); err == nil {
+			c.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+name+` CASCADE`)
+			c.Close(context.Background())
+		}
+	})
+	return db, name
+}
+
 func searchPath(t *testing.T, dsn string) string {
 	return scalar[string](t, dsn, `SHOW search_path`)
 }
@@ -36,14 +55,14 @@ func schemaExists(t *testing.T, dsn, name string) bool {
 // A run in a scratch schema stores its jobs there, and the schema is gone
 // once the run is over.
 func TestABenchRunsInItsScratchSchemaAndDropsIt(t *testing.T) {
-	db := pgtest.Database(t)
+	db, name := scratchName(t)
 	ctx := context.Background()
-	dsn, drop, err := ScratchSchema(ctx, db, "wasmq_bench")
+	dsn, drop, err := ScratchSchema(ctx, db, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp := searchPath(t, dsn); sp != "wasmq_bench" {
-		t.Fatalf("the run's search_path is %q, want wasmq_bench", sp)
+	if sp := searchPath(t, dsn); sp != name {
+		t.Fatalf("the run's search_path is %q, want %s", sp, name)
 	}
 	r, err := Enqueue(ctx, EnqueueOptions{Mode: "store", Driver: "postgres", DSN: dsn, Jobs: 40, Clients: 2, Batch: 1, PluginsDir: plugins(t)})
 	if err != nil {
@@ -58,26 +77,22 @@ func TestABenchRunsInItsScratchSchemaAndDropsIt(t *testing.T) {
 	}
 	defer c.Close(ctx)
 	var n int // the run's jobs, and the lone requests measured before it
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM wasmq_bench.jobs`).Scan(&n); err != nil || n < 40 {
-		t.Fatalf("wasmq_bench.jobs holds %d jobs (%v), want the run's 40 at least", n, err)
-	}
-	var elsewhere int
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE tablename = 'jobs' AND schemaname <> 'wasmq_bench'`).Scan(&elsewhere); err != nil || elsewhere != 0 {
-		t.Fatalf("%d jobs tables outside the scratch schema (%v)", elsewhere, err)
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM `+name+`.jobs`).Scan(&n); err != nil || n < 40 {
+		t.Fatalf("%s.jobs holds %d jobs (%v), want the run's 40 at least", name, n, err)
 	}
 	if err := drop(); err != nil {
 		t.Fatal(err)
 	}
-	if schemaExists(t, db, "wasmq_bench") {
+	if schemaExists(t, db, name) {
 		t.Fatal("the scratch schema is still there after the run")
 	}
 }
 
 // A schema left by a run cut short is emptied by the next run.
 func TestAScratchSchemaLeftByAnEarlierRunIsMadeAfresh(t *testing.T) {
-	db := pgtest.Database(t)
+	db, name := scratchName(t)
 	ctx := context.Background()
-	dsn, _, err := ScratchSchema(ctx, db, "wasmq_bench")
+	dsn, _, err := ScratchSchema(ctx, db, name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +104,7 @@ func TestAScratchSchemaLeftByAnEarlierRunIsMadeAfresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close(ctx)
-	if _, _, err := ScratchSchema(ctx, db, "wasmq_bench"); err != nil {
+	if _, _, err := ScratchSchema(ctx, db, name); err != nil {
 		t.Fatalf("the earlier run's schema was refused: %v", err)
 	}
 	c, err = pgx.Connect(ctx, db)
@@ -98,7 +113,7 @@ func TestAScratchSchemaLeftByAnEarlierRunIsMadeAfresh(t *testing.T) {
 	}
 	defer c.Close(ctx)
 	var n int
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = 'wasmq_bench'`).Scan(&n); err != nil || n != 0 {
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_tables WHERE schemaname = $1`, name).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the new scratch schema holds %d tables (%v), want none", n, err)
 	}
 }
@@ -106,28 +121,29 @@ func TestAScratchSchemaLeftByAnEarlierRunIsMadeAfresh(t *testing.T) {
 // A schema bench did not make is refused and left as it was: a mistyped
 // name must never cost anyone their tables.
 func TestAScratchSchemaRefusesASchemaItDidNotMake(t *testing.T) {
-	db := pgtest.Database(t)
+	db, accounts := scratchName(t)
+	_, marked := scratchName(t)
 	ctx := context.Background()
 	c, err := pgx.Connect(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	for _, sql := range []string{`CREATE SCHEMA accounts`, `CREATE TABLE accounts.ledger (x int)`, `INSERT INTO accounts.ledger VALUES (42)`,
-		`CREATE SCHEMA marked`, `COMMENT ON SCHEMA marked IS 'payroll'`} {
+	for _, sql := range []string{`CREATE SCHEMA ` + accounts, `CREATE TABLE ` + accounts + `.ledger (x int)`, `INSERT INTO ` + accounts + `.ledger VALUES (42)`,
+		`CREATE SCHEMA ` + marked, `COMMENT ON SCHEMA ` + marked + ` IS 'payroll'`} {
 		if _, err := c.Exec(ctx, sql); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, name := range []string{"accounts", "marked", "public"} {
+	for _, name := range []string{accounts, marked, "public"} {
 		_, _, err := ScratchSchema(ctx, db, name)
 		if err == nil || !strings.Contains(err.Error(), "--schema "+name) || !strings.Contains(err.Error(), "did not make it") {
 			t.Errorf("--schema %s: %v, want a refusal naming the flag", name, err)
 		}
 	}
 	var x int
-	if err := c.QueryRow(ctx, `SELECT x FROM accounts.ledger`).Scan(&x); err != nil || x != 42 {
-		t.Fatalf("accounts.ledger after the refusal: %d, %v", x, err)
+	if err := c.QueryRow(ctx, `SELECT x FROM `+accounts+`.ledger`).Scan(&x); err != nil || x != 42 {
+		t.Fatalf("%s.ledger after the refusal: %d, %v", accounts, x, err)
 	}
 }
 
@@ -149,7 +165,7 @@ func TestAScratchSchemaNameIsAPlainIdentifier(t *testing.T) {
 // The search_path reaches PostgreSQL from either form of connection
 // string, replacing one already there.
 func TestTheScratchSchemaIsTheSearchPathOfEitherFormOfDSN(t *testing.T) {
-	db := pgtest.Database(t)
+	db, _ := scratchName(t)
 	u, err := url.Parse(db)
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -55,9 +57,10 @@ func TestBenchEnqueueOverHTTP(t *testing.T) {
 // `wasmq bench --schema` runs on PostgreSQL in a scratch schema of its
 // own, which is gone afterwards; on SQLite the flag is refused.
 func TestBenchRunsInAScratchSchema(t *testing.T) {
-	db := pgtest.Database(t)
+	db := pgtest.DSN(t) // a shared database: no DROP DATABASE, whose checkpoint disturbs other tests
+	name := fmt.Sprintf("wasmq_bench_cli_%d", rand.Uint32())
 	var out bytes.Buffer
-	err := run([]string{"bench", "--store", "postgres", "--dsn", db, "--schema", "wasmq_bench", "--enqueue", "store",
+	err := run([]string{"bench", "--store", "postgres", "--dsn", db, "--schema", name, "--enqueue", "store",
 		"--clients", "2", "--jobs", "50", "--plugins", "../../plugins/enabled", "--json"}, &out)
 	if err != nil {
 		t.Fatalf("bench --schema: %v\n%s", err, out.String())
@@ -68,7 +71,7 @@ func TestBenchRunsInAScratchSchema(t *testing.T) {
 	}
 	defer c.Close(context.Background())
 	var n int
-	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_namespace WHERE nspname = 'wasmq_bench'`).Scan(&n); err != nil || n != 0 {
+	if err := c.QueryRow(context.Background(), `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("the scratch schema after the run: %d (%v), want it dropped", n, err)
 	}
 	if err := run([]string{"bench", "--schema", "wasmq_bench"}, &out); err == nil || !strings.Contains(err.Error(), "--schema") {
