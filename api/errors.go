@@ -14,6 +14,7 @@ import (
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/store"
 )
 
 // httpError is an error with its HTTP status and API error code.
@@ -66,7 +67,12 @@ func classify(err error) *httpError {
 // load error names its files).
 func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err error) {
 	he := classify(err)
-	if he.status == 500 && s.Store != nil && s.Store.Unavailable(err) {
+	var doubt *store.InDoubtError
+	if errors.As(err, &doubt) {
+		// Not "nothing stored": the jobs may be. Sending the request
+		// again could make them twice; the client looks them up first.
+		he = &httpError{503, "in_doubt", "the store's connection broke while the jobs were being committed, and the store could not tell in time whether they were: look them up (GET /v1/jobs/{uuid}, uuids below) before sending the request again", ""}
+	} else if he.status == 500 && s.Store != nil && s.Store.Unavailable(err) {
 		// Not a fault of the request nor of wasmq: the database is away,
 		// full or read-only. The client may send the same request again;
 		// nothing of it was stored.
@@ -81,8 +87,10 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err 
 		ref := errorRef()
 		ev, what := s.Log.Error(), "internal error"
 		if he.status == 503 { // the database's day, not a bug: the log says which
-			ev, what = s.Log.Warn(), "unavailable"
-			w.Header().Set("Retry-After", "1")
+			ev, what = s.Log.Warn(), he.code
+			if doubt == nil {
+				w.Header().Set("Retry-After", "1")
+			}
 		}
 		ev.Err(err).Str("ref", ref).Str("method", r.Method).Str("path", r.URL.Path).Msg(what)
 		he.msg += " (ref " + ref + ")"
@@ -93,9 +101,12 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err 
 			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(max(qe.RetryAfter.Seconds(), 1)))))
 		}
 	}
-	body := map[string]string{"code": he.code, "message": he.msg}
+	body := map[string]any{"code": he.code, "message": he.msg}
 	if he.field != "" {
 		body["field"] = he.field
+	}
+	if doubt != nil {
+		body["uuids"] = doubt.UUIDs
 	}
 	writeJSON(w, he.status, map[string]any{"error": body})
 }

@@ -38,15 +38,23 @@ type Error struct {
 	Field   string
 	// RetryAfter is the answer's Retry-After (0 without one).
 	RetryAfter time.Duration
+	// UUIDs: with InDoubt, the jobs of the request, stored or not.
+	UUIDs []string
 }
 
 // Temporary: the same request may succeed later (a tenant quota, 429;
 // the store unavailable, 503). Nothing of the request was stored; send it
-// again after RetryAfter, with the same uuid or identity key to be sure
-// a job is made once.
+// again after RetryAfter (an identity key makes sure a job is made once
+// whatever happens). An answer in doubt is not temporary: see InDoubt.
 func (e *Error) Temporary() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable
+	return e.Status == http.StatusTooManyRequests || e.Status == http.StatusServiceUnavailable && !e.InDoubt()
 }
+
+// InDoubt: the store lost its connection while the request's jobs were
+// being committed and could not tell in time whether they were. Each job
+// of UUIDs is stored or not, all alike: look one up (Client.Get) before
+// sending the request again, or the jobs may be made twice.
+func (e *Error) InDoubt() bool { return e.Code == "in_doubt" }
 
 func (e *Error) Error() string {
 	if e.Field != "" {
@@ -155,7 +163,10 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, r i
 	}
 	if res.StatusCode >= 400 {
 		var e struct {
-			Error struct{ Code, Message, Field string } `json:"error"`
+			Error struct {
+				Code, Message, Field string
+				UUIDs                []string
+			} `json:"error"`
 		}
 		var wait time.Duration
 		if n, err := strconv.Atoi(res.Header.Get("Retry-After")); err == nil && n > 0 {
@@ -164,7 +175,7 @@ func (c *Client) send(ctx context.Context, method, path, contentType string, r i
 		if json.Unmarshal(data, &e) != nil || e.Error.Message == "" {
 			return &Error{Status: res.StatusCode, Code: "http", Message: strings.TrimSpace(string(data)), RetryAfter: wait}
 		}
-		return &Error{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field, RetryAfter: wait}
+		return &Error{Status: res.StatusCode, Code: e.Error.Code, Message: e.Error.Message, Field: e.Error.Field, RetryAfter: wait, UUIDs: e.Error.UUIDs}
 	}
 	if raw, ok := out.(*[]byte); ok {
 		*raw = data

@@ -56,6 +56,8 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[enqueue]\ncoalesce_flushers = 100\n":                                                      "enqueue.coalesce_flushers",
 		"[enqueue]\ncoalesce_flusher = 2\n":                                                         "enqueue.coalesce_flusher",
 		"[enqueue]\ncoalesce_hold = \"yes\"\n":                                                      "coalesce_hold",
+		"[store]\nin_doubt_wait = \"-1s\"\n":                                                        "store.in_doubt_wait",
+		"[store]\nin_doubt_wait = \"1h\"\n":                                                         "store.in_doubt_wait",
 		"[host]\nrecord = \"sometimes\"\n":                                                          "host.record",
 		"[[tenants]]\nname = \"acme\"\ntoken = \"0123456789abcdef\"\nrecord = \"most\"\n":           "tenants[0].record",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = -1\n":                 "tenants[0].fuel_rate",

@@ -1,6 +1,11 @@
 package store
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+)
 
 // Config is the [store] section of wasmq.toml.
 type Config struct {
@@ -22,7 +27,20 @@ type Config struct {
 	// [[tenants]] are configured (those have their own sql_roles); see
 	// docs/sql.md. Defaults to none.
 	SQLRoles []string `toml:"sql_roles"`
+	// InDoubtWait is how long an enqueue whose commit is in doubt (the
+	// connection lost after the commit was sent) waits for the database
+	// to tell whether its jobs were stored, before answering in_doubt.
+	// Defaults to 10s (DefaultInDoubtWait).
+	InDoubtWait abi.Duration `toml:"in_doubt_wait"`
 }
+
+// DefaultInDoubtWait is [store] in_doubt_wait's default: a PostgreSQL
+// restart takes one to a few seconds.
+const DefaultInDoubtWait = 10 * time.Second
+
+// maxInDoubtWait bounds in_doubt_wait: a request held longer is one its
+// client has long given up on.
+const maxInDoubtWait = 10 * time.Minute
 
 // WithDefaults returns c with every unset field at its documented default.
 func (c Config) WithDefaults() Config {
@@ -36,11 +54,17 @@ func (c Config) WithDefaults() Config {
 		m := c.Driver == "sqlite"
 		c.Migrate = &m
 	}
+	if c.InDoubtWait == 0 {
+		c.InDoubtWait = abi.Duration(DefaultInDoubtWait)
+	}
 	return c
 }
 
 // Validate names the TOML key of the first problem.
 func (c Config) Validate() error {
+	if d := c.InDoubtWait.D(); d < 0 || d > maxInDoubtWait {
+		return fmt.Errorf("store.in_doubt_wait: %v must be between 0 (the default, %v) and %v", d, DefaultInDoubtWait, maxInDoubtWait)
+	}
 	switch c.Driver {
 	case "sqlite":
 		if c.Path == "" {

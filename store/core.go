@@ -16,7 +16,8 @@ import (
 // identity keys deduplicate, counts and events are noted here, the same
 // on every backend.
 type Core struct {
-	d Driver
+	d            Driver
+	settleWithin time.Duration // [store] in_doubt_wait (indoubt.go)
 }
 
 var _ Store = (*Core)(nil)
@@ -32,6 +33,16 @@ func (c *Core) InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inser
 	if err := checkRequest(InsertRequest{Quota: q, Jobs: jobs}); err != nil {
 		return nil, err
 	}
+	out, err := c.insertUnder(ctx, q, jobs)
+	if err != nil && c.d.InDoubt(err) {
+		r := c.settle(ctx, err, []InsertRequest{{Quota: q, Jobs: jobs}})[0]
+		return r.Jobs, r.Err
+	}
+	return out, err
+}
+
+// insertUnder is InsertUnder of a request checked already.
+func (c *Core) insertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inserted, error) {
 	out := make([]Inserted, len(jobs))
 	if !capped(q) && len(jobs) > 0 && isSimple(jobs) {
 		if err := c.insertAlone(ctx, jobs, out); err != nil {

@@ -102,6 +102,16 @@ type Driver interface {
 	// or connections, read-only, locked), not that the request was wrong:
 	// the same request may succeed later.
 	Unavailable(err error) bool
+	// InDoubt: a write that failed with err may have committed all the
+	// same (the connection broke after its commit was sent, before the
+	// answer came). Ended then returns nil once that write's transaction
+	// has certainly ended in the database, committed or not, so that
+	// what it wrote can be read; until then an error (the database
+	// unreachable, or the session still there: the driver may end it).
+	// A driver whose commit cannot be lost in flight (an embedded
+	// database) reports no error as in doubt.
+	InDoubt(err error) bool
+	Ended(ctx context.Context, err error) error
 	TryLead(ctx context.Context, nodeID string) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error

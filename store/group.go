@@ -29,6 +29,9 @@ type InsertResult struct {
 // input, quota, unknown parent, uuid taken) gets its own error and stores
 // nothing, and the others are stored. The error returned is the
 // transaction's own (the database failed): then no request was stored.
+// A write whose commit is in doubt (Driver.InDoubt) is settled first: each
+// request is answered as stored or not once the store can tell, or with
+// an InDoubtError (see settle).
 //
 // Requests are applied as if one after another: a quota counts the jobs
 // of the requests admitted before it in the group, an identity key sees
@@ -36,6 +39,14 @@ type InsertResult struct {
 // and no dependency are stored together in one multi-row insert; the
 // others each under a savepoint, so that undoing one undoes only it.
 func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertResult, error) {
+	res, err := c.insertEach(ctx, reqs)
+	if err != nil && c.d.InDoubt(err) {
+		return c.settle(ctx, err, reqs), nil
+	}
+	return res, err
+}
+
+func (c *Core) insertEach(ctx context.Context, reqs []InsertRequest) ([]InsertResult, error) {
 	res := make([]InsertResult, len(reqs))
 	var simple, complex []int
 	for i, r := range reqs {

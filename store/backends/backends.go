@@ -29,6 +29,7 @@ func Open(ctx context.Context, cfg store.Config, log zerolog.Logger) (store.Stor
 		if err != nil {
 			return nil, err
 		}
+		s.SetInDoubtWait(cfg.InDoubtWait.D())
 		log.Debug().Bool("migrate", migrate).Msg("store opened")
 		return s, nil
 	case "sqlite":
@@ -36,6 +37,7 @@ func Open(ctx context.Context, cfg store.Config, log zerolog.Logger) (store.Stor
 		if err != nil {
 			return nil, err
 		}
+		s.SetInDoubtWait(cfg.InDoubtWait.D())
 		log.Debug().Str("path", cfg.Path).Bool("migrate", migrate).Msg("store opened")
 		return s, nil
 	}

@@ -233,14 +233,21 @@ func (s *driver) InsertPending(ctx context.Context, jobs []abi.Job) ([]abi.Job, 
 	} else {
 		args = append(args, notifyPayloads(notes.Events))
 	}
-	rows, err := s.pool.Query(ctx, `WITH `+insertCTEs+`, `+countedCTE("ins", "")+`, `+notified+`
-		SELECT uuid, seq FROM ins, notified`, args...)
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return nil, insertError(err)
 	}
+	defer conn.Release()
+	// The statement is its own transaction: once it is sent, an answer
+	// lost on the way back leaves its commit in doubt.
+	rows, err := conn.Query(ctx, `WITH `+insertCTEs+`, `+countedCTE("ins", "")+`, `+notified+`
+		SELECT uuid, seq FROM ins, notified`, args...)
+	if err != nil {
+		return nil, s.doubt(conn.Conn().PgConn(), insertError(err))
+	}
 	seqs, err := readSeqs(rows, len(jobs))
 	if err != nil {
-		return nil, err
+		return nil, s.doubt(conn.Conn().PgConn(), err)
 	}
 	for i, j := range jobs {
 		jobs[i] = store.AsStored(j, seqs[j.UUID], now) // in place: see Driver.InsertPending

@@ -68,6 +68,9 @@ type driver struct {
 	// wake each other; a random name kept in event_channel, since any
 	// role may LISTEN on a name it knows (migration 15).
 	notify string
+	// sessions: when each connection's server session began, to tell
+	// whether the one an insert in doubt used has ended (indoubt.go).
+	sessions *sessionStarts
 
 	leadMu   sync.Mutex
 	leadConn *pgx.Conn // holds the advisory lock while this process leads
@@ -94,10 +97,12 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
 	}
-	pcfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+	sessions := &sessionStarts{}
+	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
 		registerArrays(c.TypeMap())
-		return nil
+		return sessions.note(ctx, c)
 	}
+	pcfg.BeforeClose = func(c *pgx.Conn) { sessions.forget(c) }
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
@@ -109,12 +114,17 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	fcfg := pcfg.Copy()
 	fcfg.MaxConns = max(pcfg.MaxConns/2, 4)
 	fcfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	fcfg.AfterConnect = func(_ context.Context, c *pgx.Conn) error { // it inserts no job: nothing to settle
+		registerArrays(c.TypeMap())
+		return nil
+	}
+	fcfg.BeforeClose = nil
 	fast, err := pgxpool.NewWithConfig(ctx, fcfg)
 	if err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("postgres store: connect: %w", err)
 	}
-	s := &driver{pool: pool, fast: fast, cfg: pcfg.ConnConfig}
+	s := &driver{pool: pool, fast: fast, cfg: pcfg.ConnConfig, sessions: sessions}
 	if migrate {
 		if _, err := s.Migrate(ctx); err != nil {
 			s.Close()
@@ -415,6 +425,7 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 	if err := fn(w); err != nil {
 		return err
 	}
+	pc := tx.conn.Conn().PgConn()
 	ts, cs, ss, ns := w.notes.Counts.Columns()
 	if len(w.notes.Events) > 0 || len(ns) > 0 {
 		payloads := notifyPayloads(w.notes.Events)
@@ -423,12 +434,12 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 		if err := tx.commitWith(ctx, `WITH counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
 				SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::bigint[]))
 			SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p`, s.notify, payloads, ts, cs, ss, ns); err != nil {
-			return fmt.Errorf("postgres store: notify and commit: %w", err)
+			return s.doubt(pc, fmt.Errorf("postgres store: notify and commit: %w", err))
 		}
 		return nil
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("postgres store: commit: %w", err)
+		return s.doubt(pc, fmt.Errorf("postgres store: commit: %w", err))
 	}
 	return nil
 }

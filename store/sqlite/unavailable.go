@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"context"
 	"errors"
 	"syscall"
 
@@ -32,3 +33,11 @@ func (s *driver) Unavailable(err error) bool {
 	}
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.EROFS)
 }
+
+// InDoubt: never. SQLite commits in this process: a commit that fails
+// has rolled back (its journal), and one that returns has committed.
+func (s *driver) InDoubt(error) bool { return false }
+
+// Ended: a transaction of this process has always ended when its call
+// returned.
+func (s *driver) Ended(context.Context, error) error { return nil }
