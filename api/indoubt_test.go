@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/client"
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/store/pgtest"
 )
@@ -83,28 +85,26 @@ func TestAnEnqueueWhoseCommitsAnswerIsLostIsAnswered201(t *testing.T) {
 }
 
 // When the database cannot tell within in_doubt_wait, the answer says
-// so, names the jobs to look up, and does not invite a blind retry.
+// so, names the jobs to look up, and does not invite a blind retry; the
+// Go client tells it from a plain 503.
 func TestAnEnqueueWhoseFateIsUnknownIsAnsweredInDoubtWithItsUUIDs(t *testing.T) {
 	s, c, dsn := startCut(t, 500*time.Millisecond)
 	marker := fmt.Sprintf("root.doubt%d", rand.Uint64())
 	c.DownOnCut()
 	c.Arm(marker, 2, pgtest.AfterAnswer)
-	r := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "channel": marker})
+	_, err := client.New(s.url, tokA).Enqueue(context.Background(), client.JobRequest{Func: "testkit.echo", Channel: marker})
 	c.Done()
-	if r.status != 503 {
-		t.Fatalf("an enqueue in doubt: %d %s, want 503", r.status, r.body)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Status != 503 || ce.Code != "in_doubt" || !ce.InDoubt() {
+		t.Fatalf("an enqueue in doubt: %v, want 503 in_doubt", err)
 	}
-	if code, _, _ := r.errOf(t); code != "in_doubt" {
-		t.Fatalf("an enqueue in doubt: code %q, want in_doubt", code)
+	if ce.Temporary() || ce.RetryAfter != 0 {
+		t.Errorf("an enqueue in doubt invites a retry (Temporary %v, Retry-After %v): the job may be stored", ce.Temporary(), ce.RetryAfter)
 	}
-	if ra := r.header.Get("Retry-After"); ra != "" {
-		t.Errorf("an enqueue in doubt invites a retry (Retry-After %q): the job may be stored", ra)
+	if len(ce.UUIDs) != 1 {
+		t.Fatalf("an enqueue in doubt names %v, want its one job", ce.UUIDs)
 	}
-	uuids, _ := r.json(t)["error"].(map[string]any)["uuids"].([]any)
-	if len(uuids) != 1 {
-		t.Fatalf("an enqueue in doubt names %v, want its one job", uuids)
-	}
-	if !storedDirectly(t, dsn, uuids[0].(string)) {
+	if !storedDirectly(t, dsn, ce.UUIDs[0]) {
 		t.Errorf("the job named in doubt, committed before the answer was lost, is not stored under that uuid")
 	}
 }
