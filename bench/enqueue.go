@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sort"
 	"strings"
@@ -47,6 +48,10 @@ type EnqueueOptions struct {
 	Coalesce enqueue.Coalesce
 	// Progress, when set, receives a progress bar (a terminal).
 	Progress io.Writer
+	// CPUProfile, when set, receives a CPU profile of the measured
+	// phase: the clients sending, not the node's start (its plugins'
+	// compilation) nor the idle requests.
+	CPUProfile io.Writer
 }
 
 // EnqueueReport is what an enqueue run measured.
@@ -184,6 +189,11 @@ func Enqueue(ctx context.Context, o EnqueueOptions) (EnqueueReport, error) {
 	errs := make(chan error, o.Clients)
 	var wg sync.WaitGroup
 	bar := newProgress(o.Progress, int64(requests*o.Batch))
+	if o.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(o.CPUProfile); err != nil {
+			return r, fmt.Errorf("bench: cpu profile: %w", err)
+		}
+	}
 	cpu0, db := processCPU(), startDBCPU(f.Store.Driver, f.Store.DSN)
 	start := time.Now()
 	for c := 0; c < o.Clients; c++ {
@@ -204,6 +214,9 @@ func Enqueue(ctx context.Context, o EnqueueOptions) (EnqueueReport, error) {
 	wg.Wait()
 	r.Elapsed = time.Since(start)
 	cpu := processCPU() - cpu0
+	if o.CPUProfile != nil {
+		pprof.StopCPUProfile()
+	}
 	bar.done()
 	close(errs)
 	if err := <-errs; err != nil {

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,5 +80,33 @@ func TestBenchRunsInAScratchSchema(t *testing.T) {
 	}
 	if err := run([]string{"bench", "--schema", "wasmq_bench"}, &out); err == nil || !strings.Contains(err.Error(), "--schema") {
 		t.Fatalf("--schema on SQLite: %v, want a refusal naming the flag", err)
+	}
+}
+
+// `--cpuprofile` with `--enqueue` profiles the clients sending, not the
+// node's start: the plugins' compilation (about a second of CPU) is not
+// in it.
+func TestBenchEnqueueProfilesTheMeasuredPhaseOnly(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
+	var out bytes.Buffer
+	if err := run([]string{"bench", "--enqueue", "http", "--clients", "4", "--jobs", "400",
+		"--plugins", "../../plugins/enabled", "--cpuprofile", prof}, &out); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f) // a profile is a gzipped protocol buffer
+	if err != nil {
+		t.Fatalf("the profile: %v", err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatalf("the profile: %v", err)
+	}
+	if bytes.Contains(b, []byte("CompileModule")) {
+		t.Error("the enqueue profile holds the plugins' compilation, from before the measured phase")
 	}
 }

@@ -812,7 +812,7 @@ func benchCmd(args []string, out io.Writer) error {
 		fs.StringVar(&o.PluginsDir, "plugins", "plugins/enabled", "folder with testkit.wasm")
 		fs.StringVar(&o.Func, "func", bench.DefaultFunc, "job function of the throughput run (testkit.noop: a job that writes nothing)")
 		fs.BoolVar(&asJSON, "json", false, "JSON output")
-		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the throughput run to this file")
+		fs.StringVar(&profile, "cpuprofile", "", "write a CPU profile of the measured phase to this file: the throughput run, or with --enqueue the clients sending")
 		fs.StringVar(&memProfile, "memprofile", "", "write the process's allocation profile to this file at the end (go tool pprof -sample_index=alloc_space)")
 		fs.StringVar(&eo.Mode, "enqueue", "", "measure enqueueing only: http (clients POST to the node's HTTP server) or store (in-process); nothing runs the jobs")
 		fs.IntVar(&eo.Clients, "clients", 16, "with --enqueue: clients sending at once")
@@ -890,10 +890,7 @@ func benchCmd(args []string, out io.Writer) error {
 				return fmt.Errorf("bench: --cpuprofile: %w", err)
 			}
 			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return fmt.Errorf("bench: --cpuprofile: %w", err)
-			}
-			defer pprof.StopCPUProfile()
+			eo.CPUProfile = f
 		}
 		r, err := bench.Enqueue(context.Background(), eo)
 		if err != nil {
