@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -85,22 +86,10 @@ func (c *Core) settle(ctx context.Context, err error, reqs []InsertRequest) []In
 func (c *Core) fate(ctx context.Context, err error, reqs []InsertRequest) (map[string]abi.Job, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.inDoubtWait())
 	defer cancel()
-	found := map[string]abi.Job{}
 	for {
 		ended := c.d.Ended(ctx, err)
 		if ended == nil {
-			var rerr error
-			for _, r := range reqs {
-				for _, nj := range r.Jobs {
-					j, gerr := c.d.GetJob(ctx, "", nj.UUID)
-					switch {
-					case gerr == nil:
-						found[nj.UUID] = j
-					case !errors.Is(gerr, abi.ErrNotFound):
-						rerr = gerr
-					}
-				}
-			}
+			found, rerr := c.stored(ctx, reqs)
 			if rerr == nil {
 				return found, nil
 			}
@@ -112,6 +101,43 @@ func (c *Core) fate(ctx context.Context, err error, reqs []InsertRequest) (map[s
 		case <-time.After(settlePoll):
 		}
 	}
+}
+
+// stored reads the jobs of reqs the store holds. A request is stored
+// whole or not at all, so one of its jobs without an identity key (a key
+// may have deduplicated its job into another) tells for the request: a
+// batch that was not stored costs one read.
+func (c *Core) stored(ctx context.Context, reqs []InsertRequest) (map[string]abi.Job, error) {
+	found := map[string]abi.Job{}
+	for _, r := range reqs {
+		if checkRequest(r) != nil {
+			continue // refused before the write
+		}
+		jobs := r.Jobs
+		if i := slices.IndexFunc(jobs, func(j NewJob) bool { return j.IdentityKey == "" }); i >= 0 {
+			j, err := c.d.GetJob(ctx, "", jobs[i].UUID)
+			if errors.Is(err, abi.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			found[j.UUID] = j
+		}
+		for _, nj := range jobs {
+			if _, ok := found[nj.UUID]; ok {
+				continue
+			}
+			j, err := c.d.GetJob(ctx, "", nj.UUID)
+			switch {
+			case err == nil:
+				found[nj.UUID] = j
+			case !errors.Is(err, abi.ErrNotFound):
+				return nil, err
+			}
+		}
+	}
+	return found, nil
 }
 
 // SetInDoubtWait sets how long an insert in doubt waits for its fate

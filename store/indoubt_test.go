@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ type lostAnswers struct {
 	store.Driver // nil: any other operation panics
 	held         map[string]bool
 	ended        error
+	reads        int
 }
 
 var errLost = errors.New("connection lost after the commit was sent")
@@ -28,6 +30,7 @@ func (d *lostAnswers) Unavailable(err error) bool         { return errors.Is(err
 func (d *lostAnswers) InDoubt(err error) bool             { return errors.Is(err, errLost) }
 func (d *lostAnswers) Ended(context.Context, error) error { return d.ended }
 func (d *lostAnswers) GetJob(_ context.Context, _, uuid string) (abi.Job, error) {
+	d.reads++
 	if d.held[uuid] {
 		return abi.Job{UUID: uuid, State: abi.StatePending}, nil
 	}
@@ -74,5 +77,23 @@ func TestAnInsertWhoseStoreCannotTellIsInDoubtAfterTheWait(t *testing.T) {
 	}
 	if waited := time.Since(began); waited < 200*time.Millisecond {
 		t.Errorf("answered in doubt after %v, before the wait of 200ms was over", waited)
+	}
+}
+
+// A request is stored whole or not at all: one read of a job without an
+// identity key tells for a batch that was not stored.
+func TestABatchInDoubtThatWasNotStoredCostsOneRead(t *testing.T) {
+	d := &lostAnswers{held: map[string]bool{}}
+	c := store.NewCore(d)
+	batch := make([]store.NewJob, 100)
+	for i := range batch {
+		batch[i] = plain(fmt.Sprintf("j%d", i))
+	}
+	_, err := c.Insert(context.Background(), batch)
+	if !errors.Is(err, errLost) {
+		t.Fatalf("a batch not stored: %v, want the store's error (nothing stored)", err)
+	}
+	if d.reads != 1 {
+		t.Errorf("a batch not stored took %d reads to tell, want 1", d.reads)
 	}
 }
