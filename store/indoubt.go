@@ -36,8 +36,12 @@ type InDoubtError struct {
 }
 
 func (e *InDoubtError) Error() string {
+	ids := strings.Join(e.UUIDs, ", ")
+	if len(e.UUIDs) > 3 { // a batch's thousand uuids are in UUIDs, not in every log line
+		ids = fmt.Sprintf("%s… (%d jobs)", strings.Join(e.UUIDs[:3], ", "), len(e.UUIDs))
+	}
 	return fmt.Sprintf("the store's connection broke while the jobs were being committed and the store could not yet tell whether they were: look up %s before sending again (%v)",
-		strings.Join(e.UUIDs, ", "), e.Err)
+		ids, e.Err)
 }
 
 func (e *InDoubtError) Unwrap() error { return e.Err }
