@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -29,7 +28,9 @@ import (
 	"github.com/wasmq/wasmq/store/pgtest"
 )
 
-// pgctl stops or starts the local PostgreSQL cluster.
+// pgctl stops, starts or restarts the local PostgreSQL cluster; "crash"
+// stops it the way a crash does (its processes killed where they stand, no
+// checkpoint: the next start recovers from the WAL).
 func pgctl(t *testing.T, action string) {
 	t.Helper()
 	vers, _ := filepath.Glob("/etc/postgresql/*")
@@ -38,8 +39,12 @@ func pgctl(t *testing.T, action string) {
 	}
 	sort.Strings(vers)
 	args := []string{"--skip-systemctl-redirect", filepath.Base(vers[len(vers)-1]), "main", action}
-	if action == "stop" {
+	switch action {
+	case "stop":
 		args = append(args, "-m", "fast")
+	case "crash":
+		args[3] = "stop"
+		args = append(args, "-m", "immediate")
 	}
 	if out, err := exec.Command("pg_ctlcluster", args...).CombinedOutput(); err != nil {
 		t.Fatalf("pg_ctlcluster %s: %v\n%s", action, err, out)
@@ -352,44 +357,32 @@ func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 	}
 	const clients = 16
 	answers := make([][]answer, clients)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	var acked atomic.Int64
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				args := fmt.Sprintf("[%d, %d]", c, i)
-				res, err := hc.Post(n.url+"/v1/jobs", "application/json", strings.NewReader(`{"func":"testkit.echo","args":`+args+`}`))
-				if err != nil {
-					t.Errorf("POST /v1/jobs: %v", err)
-					return
-				}
-				var out struct {
-					UUID  string `json:"uuid"`
-					Error struct {
-						Code  string   `json:"code"`
-						UUIDs []string `json:"uuids"`
-					} `json:"error"`
-				}
-				json.NewDecoder(res.Body).Decode(&out)
-				res.Body.Close()
-				answers[c] = append(answers[c], answer{args, res.StatusCode, out.Error.Code, out.UUID, out.Error.UUIDs})
-				if res.StatusCode == 201 {
-					acked.Add(1)
-				} else {
-					time.Sleep(20 * time.Millisecond) // the database is away: no busy loop
-				}
-			}
-		}()
-	}
+	stop := sendUntilStopped(clients, func(c, i int) bool {
+		args := fmt.Sprintf("[%d, %d]", c, i)
+		res, err := hc.Post(n.url+"/v1/jobs", "application/json", strings.NewReader(`{"func":"testkit.echo","args":`+args+`}`))
+		if err != nil {
+			t.Errorf("POST /v1/jobs: %v", err)
+			return false
+		}
+		var out struct {
+			UUID  string `json:"uuid"`
+			Error struct {
+				Code  string   `json:"code"`
+				UUIDs []string `json:"uuids"`
+			} `json:"error"`
+		}
+		json.NewDecoder(res.Body).Decode(&out)
+		res.Body.Close()
+		answers[c] = append(answers[c], answer{args, res.StatusCode, out.Error.Code, out.UUID, out.Error.UUIDs})
+		if res.StatusCode == 201 {
+			acked.Add(1)
+		} else {
+			time.Sleep(20 * time.Millisecond) // the database is away: no busy loop
+		}
+		return true
+	})
 	const crashes = 4
 	for k := range crashes {
 		before := acked.Load()
@@ -397,7 +390,7 @@ func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		crashed := time.Now()
-		pgCrash(t)
+		pgctl(t, "crash")
 		time.Sleep(time.Duration(200+rand.IntN(800)) * time.Millisecond)
 		pgctl(t, "start")
 		t.Logf("crash %d: PostgreSQL stopped immediately, up again %v later", k+1, time.Since(crashed).Round(time.Millisecond))
@@ -410,8 +403,7 @@ func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dsn)
@@ -471,19 +463,5 @@ func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 				shown++
 			}
 		}
-	}
-}
-
-// pgCrash stops the local PostgreSQL cluster the way a crash does: its
-// processes killed, no checkpoint; the next start recovers from the WAL.
-func pgCrash(t *testing.T) {
-	t.Helper()
-	vers, _ := filepath.Glob("/etc/postgresql/*")
-	if len(vers) == 0 {
-		t.Skip("no local PostgreSQL cluster to crash")
-	}
-	sort.Strings(vers)
-	if out, err := exec.Command("pg_ctlcluster", "--skip-systemctl-redirect", filepath.Base(vers[len(vers)-1]), "main", "stop", "-m", "immediate").CombinedOutput(); err != nil {
-		t.Fatalf("pg_ctlcluster stop -m immediate: %v\n%s", err, out)
 	}
 }

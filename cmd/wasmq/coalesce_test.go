@@ -55,58 +55,46 @@ func killWhileEnqueueing(t *testing.T, n *node, open func() store.Store) {
 	var mu sync.Mutex
 	acked := map[string]bool{}
 	var okCount, badCount atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	for c := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				body := `{"func":"testkit.echo","args":[1]}`
-				bad := c == 0 && i%5 == 4
-				if bad {
-					body = `{"func":"testkit.echo","depends_on":["00000000-0000-4000-8000-000000000000"]}`
-				}
-				res, err := hc.Post(n.url+"/v1/jobs", "application/json", bytes.NewReader([]byte(body)))
-				if err != nil {
-					return // the node is gone
-				}
-				b, err := io.ReadAll(res.Body)
-				res.Body.Close()
-				if err != nil {
-					return
-				}
-				var out struct {
-					UUID  string `json:"uuid"`
-					Error struct {
-						Field string `json:"field"`
-					} `json:"error"`
-				}
-				json.Unmarshal(b, &out)
-				switch {
-				case bad && res.StatusCode == 422 && out.Error.Field == "depends_on":
-					badCount.Add(1)
-				case bad:
-					t.Errorf("a job with an unknown parent: %d %s, want its own 422 naming depends_on", res.StatusCode, b)
-					return
-				case res.StatusCode == 201 && out.UUID != "":
-					mu.Lock()
-					acked[out.UUID] = true
-					mu.Unlock()
-					okCount.Add(1)
-				default:
-					t.Errorf("a good job: %d %s, want 201", res.StatusCode, b)
-					return
-				}
-			}
-		}()
-	}
+	stop := sendUntilStopped(clients, func(c, i int) bool {
+		body := `{"func":"testkit.echo","args":[1]}`
+		bad := c == 0 && i%5 == 4
+		if bad {
+			body = `{"func":"testkit.echo","depends_on":["00000000-0000-4000-8000-000000000000"]}`
+		}
+		res, err := hc.Post(n.url+"/v1/jobs", "application/json", bytes.NewReader([]byte(body)))
+		if err != nil {
+			return false // the node is gone
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return false
+		}
+		var out struct {
+			UUID  string `json:"uuid"`
+			Error struct {
+				Field string `json:"field"`
+			} `json:"error"`
+		}
+		json.Unmarshal(b, &out)
+		switch {
+		case bad && res.StatusCode == 422 && out.Error.Field == "depends_on":
+			badCount.Add(1)
+		case bad:
+			t.Errorf("a job with an unknown parent: %d %s, want its own 422 naming depends_on", res.StatusCode, b)
+			return false
+		case res.StatusCode == 201 && out.UUID != "":
+			mu.Lock()
+			acked[out.UUID] = true
+			mu.Unlock()
+			okCount.Add(1)
+		default:
+			t.Errorf("a good job: %d %s, want 201", res.StatusCode, b)
+			return false
+		}
+		return true
+	})
 	deadline := time.Now().Add(60 * time.Second)
 	for okCount.Load() < killAfter && !t.Failed() {
 		if time.Now().After(deadline) {
@@ -116,8 +104,7 @@ func killWhileEnqueueing(t *testing.T, n *node, open func() store.Store) {
 	}
 	n.cmd.Process.Signal(syscall.SIGKILL)
 	n.cmd.Wait()
-	close(stop)
-	wg.Wait()
+	stop()
 	if t.Failed() {
 		return
 	}
@@ -153,4 +140,29 @@ func killWhileEnqueueing(t *testing.T, n *node, open func() store.Store) {
 	if shared == 0 {
 		t.Fatal("every job had a transaction of its own: the requests were not coalesced")
 	}
+}
+
+// sendUntilStopped runs clients goroutines, each calling send(client, i)
+// for i = 0, 1, … until send returns false or stop is called; stop
+// returns once every one has returned.
+func sendUntilStopped(clients int, send func(client, i int) bool) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				if !send(c, i) {
+					return
+				}
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }
 }

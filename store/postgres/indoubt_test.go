@@ -38,68 +38,66 @@ func stored(t *testing.T, s *Store, id string) bool {
 	return err == nil
 }
 
-func TestAnInsertWhoseAnswerIsLostIsAnsweredAsStored(t *testing.T) {
+// cutInsert inserts one job through a store whose connection breaks, on
+// that insert, as how says; direct reaches the same schema unbroken.
+func cutInsert(t *testing.T, how pgtest.Cut) (s, direct *Store, j store.NewJob, got []store.Inserted, err error) {
+	t.Helper()
 	s, direct, c := openCut(t)
-	j := newJob("")
-	c.Arm(j.UUID, 1, pgtest.AfterAnswer)
-	got, err := s.Insert(context.Background(), []store.NewJob{j})
+	j = newJob("")
+	c.Arm(j.UUID, 1, how)
+	got, err = s.Insert(context.Background(), []store.NewJob{j})
 	c.Done()
+	return s, direct, j, got, err
+}
+
+// wantStored: the insert was answered with its job, which is stored.
+func wantStored(t *testing.T, direct *Store, j store.NewJob, got []store.Inserted, err error, what string) {
+	t.Helper()
 	if err != nil {
-		t.Fatalf("the insert committed, its answer lost: %v, want it answered as stored", err)
+		t.Fatalf("%s: %v, want it answered as stored", what, err)
 	}
 	if len(got) != 1 || got[0].Job.UUID != j.UUID || got[0].Job.State != abi.StatePending {
-		t.Fatalf("answered %+v, want the job as stored", got)
+		t.Fatalf("%s: answered %+v, want the job as stored", what, got)
 	}
 	if !stored(t, direct, j.UUID) {
-		t.Fatal("answered as stored, but the store does not hold the job")
+		t.Fatalf("%s: answered as stored, but the store does not hold the job", what)
 	}
 }
 
-func TestAnInsertThatNeverReachedTheServerIsAnsweredAsNotStored(t *testing.T) {
-	s, direct, c := openCut(t)
-	j := newJob("")
-	c.Arm(j.UUID, 1, pgtest.BeforeServer)
-	_, err := s.Insert(context.Background(), []store.NewJob{j})
-	c.Done()
+// wantNotStored: the insert was answered unavailable, not in doubt, and
+// its job is not stored: sending it again is safe.
+func wantNotStored(t *testing.T, s, direct *Store, j store.NewJob, err error, what string) {
+	t.Helper()
 	var doubt *store.InDoubtError
 	if err == nil || !s.Unavailable(err) || errors.As(err, &doubt) {
-		t.Fatalf("the insert never reached the server: %v, want unavailable (nothing stored), not in doubt", err)
+		t.Fatalf("%s: %v, want unavailable (nothing stored), not in doubt", what, err)
 	}
 	if stored(t, direct, j.UUID) {
-		t.Fatal("answered as not stored, but the store holds the job")
+		t.Fatalf("%s: answered as not stored, but the store holds the job", what)
 	}
+}
+
+func TestAnInsertWhoseAnswerIsLostIsAnsweredAsStored(t *testing.T) {
+	_, direct, j, got, err := cutInsert(t, pgtest.AfterAnswer)
+	wantStored(t, direct, j, got, err, "the insert committed, its answer lost")
+}
+
+func TestAnInsertThatNeverReachedTheServerIsAnsweredAsNotStored(t *testing.T) {
+	s, direct, j, _, err := cutInsert(t, pgtest.BeforeServer)
+	wantNotStored(t, s, direct, j, err, "the insert never reached the server")
 }
 
 func TestASessionThatOutlivesItsClientIsEndedBeforeTheAnswer(t *testing.T) {
 	t.Run("committed", func(t *testing.T) {
-		s, direct, c := openCut(t)
-		j := newJob("")
-		c.Arm(j.UUID, 1, pgtest.AnswerLostSessionKept)
-		_, err := s.Insert(context.Background(), []store.NewJob{j})
-		c.Done()
-		if err != nil {
-			t.Fatalf("the insert committed, its session left behind: %v, want it answered as stored", err)
-		}
-		if !stored(t, direct, j.UUID) {
-			t.Fatal("answered as stored, but the store does not hold the job")
-		}
+		_, direct, j, got, err := cutInsert(t, pgtest.AnswerLostSessionKept)
+		wantStored(t, direct, j, got, err, "the insert committed, its session left behind")
 	})
 	t.Run("its transaction still open", func(t *testing.T) {
 		// The server ran the insert and waits for the Sync that would
 		// commit it. Waiting for the session to end by itself would
 		// outlast the settle; it is ended, which rolls the insert back.
-		s, direct, c := openCut(t)
-		j := newJob("")
-		c.Arm(j.UUID, 1, pgtest.WithoutSync)
-		_, err := s.Insert(context.Background(), []store.NewJob{j})
-		c.Done()
-		var doubt *store.InDoubtError
-		if err == nil || !s.Unavailable(err) || errors.As(err, &doubt) {
-			t.Fatalf("the insert's session was ended before its commit: %v, want unavailable (nothing stored)", err)
-		}
-		if stored(t, direct, j.UUID) {
-			t.Fatal("answered as not stored, but the store holds the job")
-		}
+		s, direct, j, _, err := cutInsert(t, pgtest.WithoutSync)
+		wantNotStored(t, s, direct, j, err, "the insert's session was ended before its commit")
 	})
 }
 
