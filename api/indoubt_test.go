@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -103,6 +104,9 @@ func TestAnEnqueueWhoseFateIsUnknownIsAnsweredInDoubtWithItsUUIDs(t *testing.T) 
 	}
 	if len(ce.UUIDs) != 1 {
 		t.Fatalf("an enqueue in doubt names %v, want its one job", ce.UUIDs)
+	}
+	if !strings.Contains(ce.Error(), ce.UUIDs[0]) {
+		t.Errorf("the client's error %q does not name the job to look up", ce.Error())
 	}
 	if !storedDirectly(t, dsn, ce.UUIDs[0]) {
 		t.Errorf("the job named in doubt, committed before the answer was lost, is not stored under that uuid")

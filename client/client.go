@@ -60,6 +60,13 @@ func (e *Error) Error() string {
 	if e.Field != "" {
 		return fmt.Sprintf("%s (%d %s, field %s)", e.Message, e.Status, e.Code, e.Field)
 	}
+	if len(e.UUIDs) > 0 { // in doubt: the jobs to look up, where a CLI user sees them
+		ids := strings.Join(e.UUIDs, ", ")
+		if len(e.UUIDs) > 3 {
+			ids = fmt.Sprintf("%s… (%d jobs)", strings.Join(e.UUIDs[:3], ", "), len(e.UUIDs))
+		}
+		return fmt.Sprintf("%s (%d %s: %s)", e.Message, e.Status, e.Code, ids)
+	}
 	return fmt.Sprintf("%s (%d %s)", e.Message, e.Status, e.Code)
 }
 
