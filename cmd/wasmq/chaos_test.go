@@ -338,36 +338,52 @@ func TestChaosSQLiteDiskFills(t *testing.T) {
 
 // PostgreSQL crashed (an immediate stop: no checkpoint, its sessions
 // killed where they stand) and started again, four times, while 16
-// clients enqueue single jobs through the coalescer. The groups being
-// written at each crash lose their answers, some after their commit:
-// every answer must still be the truth. A 201's job is stored; a 503
-// unavailable's ("nothing stored") is not; a 503 in_doubt names its job;
-// nothing else is answered.
+// clients enqueue single jobs and batches through the coalescer. The
+// groups being written at each crash lose their answers, some after
+// their commit: every answer must still be the truth. A 201's jobs are
+// stored; a 503 unavailable's ("nothing stored") are not; a 503
+// in_doubt names its jobs, stored all or none; nothing else is answered.
 func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 	dsn := pgtest.DSN(t)
 	bin := buildWasmq(t)
 	n := startNodeWith(t, bin, dsn, "crashes", "")
 	defer pgUp(t)
+	// A quarter of the clients send batches of three (all or nothing).
 	type answer struct {
-		args   string // the request's own args, [client, i]
+		args   []string // the request's jobs' own args, [client, i, k]
 		status int
 		code   string
-		uuid   string
-		uuids  []string
+		uuids  []string // the jobs' uuids: a 201's, or an in_doubt's
 	}
 	const clients = 16
 	answers := make([][]answer, clients)
 	var acked atomic.Int64
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
 	stop := sendUntilStopped(clients, func(c, i int) bool {
-		args := fmt.Sprintf("[%d, %d]", c, i)
-		res, err := hc.Post(n.url+"/v1/jobs", "application/json", strings.NewReader(`{"func":"testkit.echo","args":`+args+`}`))
+		jobs := 1
+		if c%4 == 3 {
+			jobs = 3
+		}
+		a := answer{}
+		var bodies []string
+		for k := range jobs {
+			a.args = append(a.args, fmt.Sprintf("[%d, %d, %d]", c, i, k))
+			bodies = append(bodies, `{"func":"testkit.echo","args":`+a.args[k]+`}`)
+		}
+		path, body := "/v1/jobs", bodies[0]
+		if jobs > 1 {
+			path, body = "/v1/jobs:batch", `{"jobs":[`+strings.Join(bodies, ",")+`]}`
+		}
+		res, err := hc.Post(n.url+path, "application/json", strings.NewReader(body))
 		if err != nil {
-			t.Errorf("POST /v1/jobs: %v", err)
+			t.Errorf("POST %s: %v", path, err)
 			return false
 		}
 		var out struct {
-			UUID  string `json:"uuid"`
+			UUID string `json:"uuid"`
+			Jobs []struct {
+				UUID string `json:"uuid"`
+			} `json:"jobs"`
 			Error struct {
 				Code  string   `json:"code"`
 				UUIDs []string `json:"uuids"`
@@ -375,12 +391,20 @@ func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 		}
 		json.NewDecoder(res.Body).Decode(&out)
 		res.Body.Close()
-		answers[c] = append(answers[c], answer{args, res.StatusCode, out.Error.Code, out.UUID, out.Error.UUIDs})
+		a.status, a.code, a.uuids = res.StatusCode, out.Error.Code, out.Error.UUIDs
 		if res.StatusCode == 201 {
-			acked.Add(1)
+			a.uuids = []string{out.UUID}
+			if jobs > 1 {
+				a.uuids = nil
+				for _, j := range out.Jobs {
+					a.uuids = append(a.uuids, j.UUID)
+				}
+			}
+			acked.Add(int64(jobs))
 		} else {
 			time.Sleep(20 * time.Millisecond) // the database is away: no busy loop
 		}
+		answers[c] = append(answers[c], a)
 		return true
 	})
 	const crashes = 4
@@ -429,27 +453,45 @@ func TestChaosEnqueuesAcrossPostgresCrashes(t *testing.T) {
 	tally := map[string]int{}
 	for _, as := range answers {
 		for _, a := range as {
-			_, stored := byArgs[a.args]
+			stored := 0
+			for _, args := range a.args {
+				if _, ok := byArgs[args]; ok {
+					stored++
+				}
+			}
 			switch {
 			case a.status == 201:
 				tally["201"]++
-				if !byUUID[a.uuid] || byArgs[a.args] != a.uuid {
-					t.Errorf("%s answered 201 (%s) is not stored under that uuid", a.args, a.uuid)
+				if len(a.uuids) != len(a.args) {
+					t.Errorf("%v answered 201 with %d jobs", a.args, len(a.uuids))
+					continue
+				}
+				for k, args := range a.args {
+					if byArgs[args] != a.uuids[k] {
+						t.Errorf("%s answered 201 (%s) is not stored under that uuid", args, a.uuids[k])
+					}
 				}
 			case a.status == 503 && a.code == "unavailable":
 				tally["503 unavailable"]++
-				if stored {
-					t.Errorf("%s answered 503 unavailable (nothing stored) is stored, as %s", a.args, byArgs[a.args])
+				if stored > 0 {
+					t.Errorf("%v answered 503 unavailable (nothing stored): %d of its jobs are stored", a.args, stored)
 				}
 			case a.status == 503 && a.code == "in_doubt":
 				tally["503 in_doubt"]++
-				if len(a.uuids) != 1 {
-					t.Errorf("%s answered in_doubt names %v, want its one job", a.args, a.uuids)
-				} else if stored && byArgs[a.args] != a.uuids[0] {
-					t.Errorf("%s answered in_doubt names %s, but is stored as %s", a.args, a.uuids[0], byArgs[a.args])
+				if len(a.uuids) != len(a.args) {
+					t.Errorf("%v answered in_doubt names %v, want its %d jobs", a.args, a.uuids, len(a.args))
+					continue
+				}
+				if stored != 0 && stored != len(a.args) {
+					t.Errorf("%v answered in_doubt: %d of its %d jobs stored, want all or none", a.args, stored, len(a.args))
+				}
+				for k, args := range a.args {
+					if id, ok := byArgs[args]; ok && id != a.uuids[k] {
+						t.Errorf("%s answered in_doubt names %s, but is stored as %s", args, a.uuids[k], id)
+					}
 				}
 			default:
-				t.Errorf("%s answered %d %s, want 201 or 503", a.args, a.status, a.code)
+				t.Errorf("%v answered %d %s, want 201 or 503", a.args, a.status, a.code)
 			}
 		}
 	}
