@@ -53,7 +53,7 @@ func (s *driver) InDoubt(err error) bool {
 }
 
 // errSessionAlive: the session of a write in doubt is still there (its
-// client's connection was cut, not the server): it has been asked to end.
+// client's connection was cut, not the server).
 var errSessionAlive = errors.New("postgres store: the session of the write in doubt has not ended yet")
 
 // Ended: the session that ran the write is gone from pg_stat_activity
@@ -73,6 +73,11 @@ func (s *driver) Ended(ctx context.Context, err error) error {
 	}
 	if !alive {
 		return nil
+	}
+	if d.start.IsZero() {
+		// A pid alone may be another session's after a restart: it is
+		// waited for, never ended.
+		return errSessionAlive
 	}
 	if _, err := s.pool.Exec(ctx, `SELECT pg_terminate_backend($1)`, int32(d.pid)); err != nil {
 		return fmt.Errorf("postgres store: end the session of a write in doubt: %w", err)
@@ -104,9 +109,6 @@ func (ss *sessionStarts) note(ctx context.Context, c *pgx.Conn) error {
 func (ss *sessionStarts) forget(c *pgx.Conn) { ss.m.Delete(c.PgConn().PID()) }
 
 func (ss *sessionStarts) started(pid uint32) (time.Time, bool) {
-	if ss == nil {
-		return time.Time{}, false
-	}
 	t, ok := ss.m.Load(pid)
 	if !ok {
 		return time.Time{}, false
