@@ -3,11 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"regexp"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/wasmq/wasmq/store/pgdsn"
 )
 
 // scratchMark is the comment a scratch schema carries: ScratchSchema
@@ -71,16 +71,5 @@ func ScratchSchema(ctx context.Context, dsn, name string) (string, func() error,
 }
 
 // withSearchPath sets search_path in a URL or keyword/value connection
-// string; a search_path already there is replaced (URL) or overridden by
-// the later keyword (keyword/value: pgx keeps the last).
-func withSearchPath(dsn, schema string) string {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		if u, err := url.Parse(dsn); err == nil {
-			q := u.Query()
-			q.Set("search_path", schema)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-	}
-	return dsn + " search_path=" + schema
-}
+// string, replacing one already there.
+func withSearchPath(dsn, schema string) string { return pgdsn.WithParam(dsn, "search_path", schema) }

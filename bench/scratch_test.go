@@ -163,26 +163,37 @@ func TestAScratchSchemaNameIsAPlainIdentifier(t *testing.T) {
 }
 
 // The search_path reaches PostgreSQL from either form of connection
-// string, replacing one already there.
+// string, replacing one already there, and the string's other parameters
+// reach it unchanged: an option with a space in it was once re-encoded
+// into one PostgreSQL refused.
 func TestTheScratchSchemaIsTheSearchPathOfEitherFormOfDSN(t *testing.T) {
 	db, _ := scratchName(t)
 	u, err := url.Parse(db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := u.Query()
-	q.Set("search_path", "elsewhere")
-	u.RawQuery = q.Encode()
-	if sp := searchPath(t, withSearchPath(u.String(), "wasmq_bench")); sp != "wasmq_bench" {
+	u.RawQuery += "&search_path=elsewhere&options=-c%20statement_timeout%3D7s"
+	if u.RawQuery[0] == '&' {
+		u.RawQuery = u.RawQuery[1:]
+	}
+	dsn := withSearchPath(u.String(), "wasmq_bench")
+	if sp := searchPath(t, dsn); sp != "wasmq_bench" {
 		t.Errorf("URL with a search_path: %q", sp)
+	}
+	if st := scalar[string](t, dsn, `SHOW statement_timeout`); st != "7s" {
+		t.Errorf("URL with options: statement_timeout %q, want the 7s of its options", st)
 	}
 	pass, _ := u.User.Password()
 	kv := "host=" + u.Hostname() + " port=" + u.Port() + " user=" + u.User.Username() + " dbname=" + strings.TrimPrefix(u.Path, "/") +
-		" sslmode=disable search_path=elsewhere"
+		" sslmode=disable search_path=elsewhere options='-c statement_timeout=7s'"
 	if pass != "" {
 		kv += " password=" + pass
 	}
-	if sp := searchPath(t, withSearchPath(kv, "wasmq_bench")); sp != "wasmq_bench" {
+	dsn = withSearchPath(kv, "wasmq_bench")
+	if sp := searchPath(t, dsn); sp != "wasmq_bench" {
 		t.Errorf("keyword/value DSN with a search_path: %q", sp)
+	}
+	if st := scalar[string](t, dsn, `SHOW statement_timeout`); st != "7s" {
+		t.Errorf("keyword/value DSN with options: statement_timeout %q, want the 7s of its options", st)
 	}
 }

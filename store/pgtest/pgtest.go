@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/wasmq/wasmq/store/pgdsn"
 )
 
 // URL is the test database: WASMQ_TEST_DATABASE_URL or the local default.
@@ -38,10 +40,7 @@ func Database(t testing.TB) string {
 func DSN(t testing.TB) string {
 	t.Helper()
 	u, schema := scratch(t, "SCHEMA", " CASCADE")
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return pgdsn.WithParam(u.String(), "search_path", schema)
 }
 
 // scratch creates a uniquely named object of the kind (SCHEMA, DATABASE)
