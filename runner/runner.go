@@ -495,6 +495,7 @@ func (r *Runner) completer() {
 	defer r.completerWG.Done()
 	// One slice for every batch: nothing keeps a batch once written.
 	batch := make([]store.Completion, 0, r.cfg.BatchSize)
+	fails := failing{what: "recording outcomes"} // across batches: the next one fails as the last did
 	for c := range r.completions {
 		batch = append(batch[:0], c)
 	drain:
@@ -509,7 +510,7 @@ func (r *Runner) completer() {
 				break drain
 			}
 		}
-		r.flush(batch)
+		r.flush(batch, &fails)
 		clear(batch) // the outcomes' logs and results go with their batch
 	}
 }
@@ -521,12 +522,15 @@ func (r *Runner) completer() {
 // lets the reaper take them back first: then the write applies to
 // nothing and the jobs run again). Only a stop past its shutdown timeout
 // abandons the batch.
-func (r *Runner) flush(batch []store.Completion) {
-	for wait, tries := 50*time.Millisecond, 1; ; wait, tries = min(wait*2, 5*time.Second), tries+1 {
+func (r *Runner) flush(batch []store.Completion, fails *failing) {
+	for wait := 50 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
 		ctx, cancel := context.WithTimeout(r.abandon, 30*time.Second)
 		_, err := r.store.Complete(ctx, batch)
 		cancel()
 		if err == nil {
+			if fails.run > 0 {
+				fails.ok(&r.log, time.Now())
+			}
 			r.owned.done(batch)
 			r.settled(batch)
 			return
@@ -538,7 +542,8 @@ func (r *Runner) flush(batch []store.Completion) {
 			r.log.Error().Err(err).Int("jobs", len(batch)).Msg("stopping: outcomes not recorded; their leases will lapse and the jobs come back")
 			return
 		}
-		r.log.Warn().Err(err).Int("jobs", len(batch)).Int("tries", tries).Msg("recording outcomes failed; retrying")
+		log := r.log.With().Int("jobs", len(batch)).Logger() // a failure's path only
+		fails.fail(&log, err, time.Now())
 		select {
 		case <-time.After(wait):
 		case <-r.abandon.Done():

@@ -95,6 +95,7 @@ func (s *scheduler) run(ctx context.Context) {
 	defer poll.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	fails := failing{what: "scheduler round"}
 	for {
 		next, err := s.round(ctx)
 		if ctx.Err() != nil {
@@ -102,11 +103,14 @@ func (s *scheduler) run(ctx context.Context) {
 		}
 		wait := time.Hour
 		if err != nil {
-			s.r.log.Warn().Err(err).Msg("scheduler round failed; retrying")
+			fails.fail(&s.r.log, err, time.Now())
 			s.reload, s.recount = true, true
-			wait = 200 * time.Millisecond
-		} else if !next.IsZero() {
-			wait = max(time.Until(next), 0)
+			wait = roundRetry(fails.run)
+		} else {
+			fails.ok(&s.r.log, time.Now())
+			if !next.IsZero() {
+				wait = max(time.Until(next), 0)
+			}
 		}
 		timer.Reset(wait)
 		if !s.wait(ctx, &events, timer, poll) {
@@ -119,6 +123,14 @@ func (s *scheduler) run(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// roundRetry is the wait before the next round after the run-th failed
+// one in a row: 0.2 s, doubling to a second. A store that comes back is
+// used within a second, and nodes waiting on one that is down do not
+// call on it five times a second each.
+func roundRetry(run int) time.Duration {
+	return min(200*time.Millisecond<<min(run-1, 3), time.Second)
 }
 
 // wait blocks until a round is due: a store event or worker note that

@@ -7,6 +7,10 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -29,7 +33,7 @@ func URL() string {
 // its schema). The test user needs CREATEDB, as postgres has.
 func Database(t testing.TB) string {
 	t.Helper()
-	u, name := scratch(t, "DATABASE", " WITH (FORCE)")
+	u, name := scratch(t, "DATABASE", "", " WITH (FORCE)")
 	u.Path = "/" + name
 	return u.String()
 }
@@ -39,15 +43,16 @@ func Database(t testing.TB) string {
 // under CI=true where it fails.
 func DSN(t testing.TB) string {
 	t.Helper()
-	u, schema := scratch(t, "SCHEMA", " CASCADE")
+	u, schema := scratch(t, "SCHEMA", "", " CASCADE")
 	return pgdsn.WithParam(u.String(), "search_path", schema)
 }
 
-// scratch creates a uniquely named object of the kind (SCHEMA, DATABASE)
-// in the test database, dropped (with dropSuffix) when the test ends, and
+// scratch creates a uniquely named object of the kind (SCHEMA, DATABASE,
+// TABLESPACE) in the test database (with createSuffix), dropped (with
+// dropSuffix) when the test ends, and
 // returns the test database's URL and the name. Without a reachable
 // PostgreSQL the test is skipped, or fails under CI=true.
-func scratch(t testing.TB, kind, dropSuffix string) (*url.URL, string) {
+func scratch(t testing.TB, kind, createSuffix, dropSuffix string) (*url.URL, string) {
 	t.Helper()
 	base := URL()
 	ctx := context.Background()
@@ -60,7 +65,7 @@ func scratch(t testing.TB, kind, dropSuffix string) (*url.URL, string) {
 	}
 	defer conn.Close(ctx)
 	name := fmt.Sprintf("wasmq_t_%d", rand.Uint64()%1e12)
-	if _, err := conn.Exec(ctx, "CREATE "+kind+" "+name); err != nil {
+	if _, err := conn.Exec(ctx, "CREATE "+kind+" "+name+createSuffix); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -74,4 +79,35 @@ func scratch(t testing.TB, kind, dropSuffix string) (*url.URL, string) {
 		t.Fatal(err)
 	}
 	return u, name
+}
+
+// Tablespace makes a tablespace in dir (a disk of the test's own, on the
+// machine that runs PostgreSQL) and returns its name; dropped when the
+// test ends, after whatever the test registers later (a schema whose
+// tables live there). dir is given to PostgreSQL's system user, and its
+// parent opened for it to pass through; that needs root, as mounting the
+// disk does.
+func Tablespace(t testing.TB, dir string) string {
+	t.Helper()
+	pg, err := user.Lookup("postgres")
+	if err != nil {
+		t.Fatalf("a tablespace needs PostgreSQL's system user: %v", err)
+	}
+	uid, _ := strconv.Atoi(pg.Uid)
+	gid, _ := strconv.Atoi(pg.Gid)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatalf("give %s to postgres: %v", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for p := filepath.Dir(dir); p != "/" && p != "."; p = filepath.Dir(p) {
+		if fi, err := os.Stat(p); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()|0o011); err != nil {
+				t.Fatalf("open %s to postgres: %v", p, err)
+			}
+		}
+	}
+	_, name := scratch(t, "TABLESPACE", " LOCATION '"+strings.ReplaceAll(dir, "'", "''")+"'", "")
+	return name
 }
