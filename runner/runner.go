@@ -348,6 +348,7 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	headStart.Stop()
 	defer headStart.Stop()
 	headStarted := false
+	fails := failing{what: "claim"} // tried again at least every second while it fails
 	for {
 		free := len(r.slots)
 		if r.claimable.Swap(false) {
@@ -356,8 +357,11 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 		if free > 0 && claimable {
 			limit := min(free, r.cfg.BatchSize)
 			jobs, err := r.store.Claim(ctx, r.workerID, limit, time.Now().Add(r.cfg.Lease.D()))
-			if err != nil && ctx.Err() == nil {
-				r.log.Warn().Err(err).Msg("claim failed")
+			switch {
+			case err != nil && ctx.Err() == nil:
+				fails.fail(&r.log, err, time.Now())
+			case err == nil && fails.run > 0:
+				fails.ok(&r.log, time.Now())
 			}
 			for i := range jobs {
 				<-r.slots

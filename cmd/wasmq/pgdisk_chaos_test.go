@@ -83,7 +83,7 @@ func TestChaosPostgresDiskFills(t *testing.T) {
 	// The scheduler and the outcomes are retried within a second: a line
 	// a try would flood the log for as long as the disk stays full.
 	log, _ := os.ReadFile(a.log)
-	for _, what := range []string{"scheduler round failed", "recording outcomes failed"} {
+	for _, what := range []string{"scheduler round failed", "recording outcomes failed", "claim failed"} {
 		most := 2 + int(time.Since(full)/(10*time.Second))
 		if n := bytes.Count(log, []byte(what)); n > most {
 			t.Errorf("%d lines %q in %v of a full disk, want at most %d (one per 10 s)", n, what, time.Since(full).Round(time.Second), most)
