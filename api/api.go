@@ -71,9 +71,13 @@ type Options struct {
 	// no admin, every request is the "default" tenant without auth.
 	Tenants   []Tenant
 	Admin     *[32]byte
-	BodyLimit int64        // bytes; defaults to DefaultBodyLimit
-	UI        http.Handler // mounted at /
-	Log       zerolog.Logger
+	BodyLimit int64 // bytes; defaults to DefaultBodyLimit
+	// StoreTimeout bounds a read's wait for the store ([store] timeout):
+	// past it the answer is 503, not a connection dropped at the write
+	// timeout. Writes are bounded by the store itself. 0: unbounded.
+	StoreTimeout time.Duration
+	UI           http.Handler // mounted at /
+	Log          zerolog.Logger
 	// Metrics are the node's series /metrics serves next to the job
 	// counts, filtered per tenant (nil: only the job counts).
 	Metrics prometheus.Gatherer
@@ -213,6 +217,11 @@ func (s *server) route(pattern string, h handler) {
 		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
+			if r.Method == http.MethodGet && s.StoreTimeout > 0 {
+				ctx, cancel := context.WithTimeout(r.Context(), s.StoreTimeout)
+				defer cancel()
+				r = r.WithContext(ctx)
+			}
 			err = h(w, r, c)
 		}
 		if err != nil {

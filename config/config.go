@@ -242,6 +242,11 @@ func (f File) WithDefaults() File {
 	if f.Enqueue.MaxJobs == 0 {
 		f.Enqueue.MaxJobs = enqueue.DefaultCoalesceMaxJobs
 	}
+	if f.Store.Timeout == 0 && f.Server.WriteTimeout > 0 {
+		// Within the HTTP write timeout, so that the 503 reaches the
+		// client: half of it when it is short.
+		f.Store.Timeout = abi.Duration(max(store.MinTimeout, min(store.DefaultTimeout, f.Server.WriteTimeout.D()/2)))
+	}
 	f.Store = f.Store.WithDefaults()
 	if f.Enqueue.Flushers == 0 {
 		// SQLite has one writer: a second group would only wait for it.
@@ -312,6 +317,10 @@ func (f File) Validate() error {
 	if f.Server.ReadTimeout > 0 && f.Server.ReadHeaderTimeout > f.Server.ReadTimeout {
 		errs = append(errs, fmt.Errorf("server.read_header_timeout: %s is longer than read_timeout (%s), which covers the headers too",
 			f.Server.ReadHeaderTimeout.D(), f.Server.ReadTimeout.D()))
+	}
+	if f.Server.WriteTimeout > 0 && f.Store.Timeout >= f.Server.WriteTimeout {
+		errs = append(errs, fmt.Errorf("server.write_timeout: %s is not longer than store.timeout (%s): "+
+			"a request the store holds that long would get no answer", f.Server.WriteTimeout.D(), f.Store.Timeout.D()))
 	}
 	if f.Server.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("server.max_connections: must be at least 1"))

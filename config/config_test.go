@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/enqueue"
@@ -58,6 +59,10 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[enqueue]\ncoalesce_hold = \"yes\"\n":                                                      "coalesce_hold",
 		"[store]\nin_doubt_wait = \"-1s\"\n":                                                        "store.in_doubt_wait",
 		"[store]\nin_doubt_wait = \"1h\"\n":                                                         "store.in_doubt_wait",
+		"[store]\ntimeout = \"-1s\"\n":                                                              "store.timeout",
+		"[store]\ntimeout = \"50ms\"\n":                                                             "store.timeout",
+		"[store]\ntimeout = \"11m\"\n":                                                              "store.timeout",
+		"[server]\nwrite_timeout = \"1m\"\n[store]\ntimeout = \"1m\"\n":                             "server.write_timeout: 1m0s is not longer than store.timeout (1m0s)",
 		"[host]\nrecord = \"sometimes\"\n":                                                          "host.record",
 		"[[tenants]]\nname = \"acme\"\ntoken = \"0123456789abcdef\"\nrecord = \"most\"\n":           "tenants[0].record",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = -1\n":                 "tenants[0].fuel_rate",
@@ -121,6 +126,28 @@ func TestTheHoldAfterAWriteDefaultsByStore(t *testing.T) {
 		}
 		if f.Enqueue.Hold == nil || *f.Enqueue.Hold != c.want {
 			t.Errorf("%q: coalesce_hold %v, want %v", c.body, f.Enqueue.Hold, c.want)
+		}
+	}
+}
+
+// The store's timeout defaults to 30 s, or to half the HTTP write
+// timeout when that is shorter: a request the store holds is still
+// answered.
+func TestTheStoreTimeoutFitsWithinTheWriteTimeout(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		want time.Duration
+	}{
+		{"", 30 * time.Second},
+		{"[server]\nwrite_timeout = \"2s\"\n", time.Second},
+		{"[server]\nwrite_timeout = \"2s\"\n[store]\ntimeout = \"1500ms\"\n", 1500 * time.Millisecond},
+	} {
+		f, err := config.Load(write(t, c.body))
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if got := f.Store.Timeout.D(); got != c.want {
+			t.Errorf("%q: store.timeout %v, want %v", c.body, got, c.want)
 		}
 	}
 }

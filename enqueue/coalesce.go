@@ -49,10 +49,6 @@ const (
 // request, which the caller may store by itself.
 var errNotHandedOver = errors.New("enqueue: the coalescer is closed")
 
-// flushTimeout bounds one group's transaction: the requests in it have
-// their own deadlines, but the group outlives any one of them.
-const flushTimeout = time.Minute
-
 // coalescer gathers concurrent InsertUnder calls into InsertEach groups
 // (classic group commit). A caller that finds no group being written
 // writes its own request at once, in its own goroutine: an idle node
@@ -274,9 +270,9 @@ func (c *coalescer) write(group []*waiting) {
 	for i, w := range live {
 		reqs[i] = w.req
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(live[0].ctx), flushTimeout)
-	defer cancel()
-	res, err := c.st.InsertEach(ctx, reqs)
+	// The group outlives any one of its requests: not cancelled with the
+	// first one's, and bounded by the store ([store] timeout).
+	res, err := c.st.InsertEach(context.WithoutCancel(live[0].ctx), reqs)
 	for i, w := range live {
 		if err != nil {
 			w.out <- store.InsertResult{Err: err}

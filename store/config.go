@@ -32,7 +32,26 @@ type Config struct {
 	// to tell whether its jobs were stored, before answering in_doubt.
 	// Defaults to 10s (DefaultInDoubtWait).
 	InDoubtWait abi.Duration `toml:"in_doubt_wait"`
+	// Timeout is the longest an enqueue's write, or a read the API
+	// serves, waits for the database (a lock another session holds, a
+	// database that takes connections but does not answer); then it is
+	// answered 503, nothing stored. Defaults to 30s (DefaultTimeout).
+	Timeout abi.Duration `toml:"timeout"`
 }
+
+// DefaultTimeout is [store] timeout's default: far above any write or
+// read the API makes on a well database (milliseconds), and with
+// in_doubt_wait well within [server] write_timeout's 120s, so that the
+// answer still reaches the client.
+const DefaultTimeout = 30 * time.Second
+
+// MinTimeout and maxTimeout bound [store] timeout: below a tenth of a
+// second a busy database's commit is cut; above ten minutes no client
+// is still waiting.
+const (
+	MinTimeout = 100 * time.Millisecond
+	maxTimeout = 10 * time.Minute
+)
 
 // DefaultInDoubtWait is [store] in_doubt_wait's default: a PostgreSQL
 // restart takes one to a few seconds.
@@ -57,6 +76,9 @@ func (c Config) WithDefaults() Config {
 	if c.InDoubtWait == 0 {
 		c.InDoubtWait = abi.Duration(DefaultInDoubtWait)
 	}
+	if c.Timeout == 0 {
+		c.Timeout = abi.Duration(DefaultTimeout)
+	}
 	return c
 }
 
@@ -64,6 +86,9 @@ func (c Config) WithDefaults() Config {
 func (c Config) Validate() error {
 	if d := c.InDoubtWait.D(); d < 0 || d > maxInDoubtWait {
 		return fmt.Errorf("store.in_doubt_wait: %v must be between 0 (the default, %v) and %v", d, DefaultInDoubtWait, maxInDoubtWait)
+	}
+	if d := c.Timeout.D(); d != 0 && (d < MinTimeout || d > maxTimeout) {
+		return fmt.Errorf("store.timeout: %v must be between %v and %v (the default, 0, is %v)", d, MinTimeout, maxTimeout, DefaultTimeout)
 	}
 	switch c.Driver {
 	case "sqlite":

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -18,6 +19,7 @@ import (
 type Core struct {
 	d            Driver
 	settleWithin time.Duration // [store] in_doubt_wait (indoubt.go)
+	writeWithin  time.Duration // [store] timeout, on inserts (indoubt.go)
 }
 
 var _ Store = (*Core)(nil)
@@ -33,7 +35,12 @@ func (c *Core) InsertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inser
 	if err := checkRequest(InsertRequest{Quota: q, Jobs: jobs}); err != nil {
 		return nil, err
 	}
-	out, err := c.insertUnder(ctx, q, jobs)
+	// The settle below is not within the write's deadline: [store]
+	// timeout may be what cut the write, and the settle is what makes
+	// the answer true.
+	wctx, cancel := c.bounded(ctx)
+	out, err := c.insertUnder(wctx, q, jobs)
+	cancel()
 	if err != nil && c.d.InDoubt(err) {
 		r := c.settle(ctx, err, []InsertRequest{{Quota: q, Jobs: jobs}})[0]
 		return r.Jobs, r.Err
@@ -775,9 +782,15 @@ func (c *Core) Vacuum(ctx context.Context, channel string, olderThan time.Time) 
 func (c *Core) Subscribe(ctx context.Context) (<-chan Event, error) { return c.d.Subscribe(ctx) }
 func (c *Core) Announce(ctx context.Context, nodeID string) error   { return c.d.Announce(ctx, nodeID) }
 func (c *Core) Clock(ctx context.Context) (time.Time, error)        { return c.d.Clock(ctx) }
-func (c *Core) Unavailable(err error) bool                          { return err != nil && c.d.Unavailable(err) }
-func (c *Core) Hold(ctx context.Context, workerID string) error     { return c.d.Hold(ctx, workerID) }
-func (c *Core) Unheld(ctx context.Context) ([]string, error)        { return c.d.Unheld(ctx) }
+
+// Unavailable: the database cannot serve now, by its driver's word, or
+// it did not answer within a deadline (a client that gives up cancels;
+// only a bound of the server's own expires).
+func (c *Core) Unavailable(err error) bool {
+	return err != nil && (errors.Is(err, context.DeadlineExceeded) || c.d.Unavailable(err))
+}
+func (c *Core) Hold(ctx context.Context, workerID string) error { return c.d.Hold(ctx, workerID) }
+func (c *Core) Unheld(ctx context.Context) ([]string, error)    { return c.d.Unheld(ctx) }
 func (c *Core) TryLead(ctx context.Context, nodeID string) (bool, error) {
 	return c.d.TryLead(ctx, nodeID)
 }

@@ -144,6 +144,19 @@ func (c *Core) stored(ctx context.Context, reqs []InsertRequest) (map[string]abi
 	return found, nil
 }
 
+// SetTimeout sets how long an insert's write waits for the database
+// ([store] timeout); call it once, before the store is used.
+func (c *Core) SetTimeout(d time.Duration) { c.writeWithin = d }
+
+// bounded is ctx limited by [store] timeout.
+func (c *Core) bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	d := c.writeWithin
+	if d <= 0 {
+		d = DefaultTimeout
+	}
+	return context.WithTimeout(ctx, d)
+}
+
 // SetInDoubtWait sets how long an insert in doubt waits for its fate
 // ([store] in_doubt_wait); call it once, before the store is used.
 func (c *Core) SetInDoubtWait(d time.Duration) { c.settleWithin = d }

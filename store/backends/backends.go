@@ -30,6 +30,7 @@ func Open(ctx context.Context, cfg store.Config, log zerolog.Logger) (store.Stor
 			return nil, err
 		}
 		s.SetInDoubtWait(cfg.InDoubtWait.D())
+		s.SetTimeout(cfg.Timeout.D())
 		log.Debug().Bool("migrate", migrate).Msg("store opened")
 		return s, nil
 	case "sqlite":
@@ -38,6 +39,7 @@ func Open(ctx context.Context, cfg store.Config, log zerolog.Logger) (store.Stor
 			return nil, err
 		}
 		s.SetInDoubtWait(cfg.InDoubtWait.D())
+		s.SetTimeout(cfg.Timeout.D())
 		log.Debug().Str("path", cfg.Path).Bool("migrate", migrate).Msg("store opened")
 		return s, nil
 	}

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -110,4 +111,34 @@ func Tablespace(t testing.TB, dir string) string {
 	}
 	_, name := scratch(t, "TABLESPACE", " LOCATION '"+strings.ReplaceAll(dir, "'", "''")+"'", "")
 	return name
+}
+
+// LockTable takes mode on table in a session of its own, as an
+// operator's statement does (CREATE INDEX takes SHARE: reads go on,
+// writes wait; VACUUM FULL and ALTER TABLE take ACCESS EXCLUSIVE: both
+// wait), and holds it until release is called or the test ends.
+func LockTable(t testing.TB, dsn, table, mode string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := conn.Begin(ctx)
+	if err == nil {
+		_, err = tx.Exec(ctx, "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN "+mode+" MODE")
+	}
+	if err != nil {
+		conn.Close(ctx)
+		t.Fatal(err)
+	}
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			tx.Rollback(ctx)
+			conn.Close(ctx)
+		})
+	}
+	t.Cleanup(release)
+	return release
 }
