@@ -279,16 +279,29 @@ func TestChaosSQLiteDiskFills(t *testing.T) {
 	bin := buildWasmq(t)
 	disk := disktest.Mount(t, "3m")
 	a := startNodeWith(t, bin, filepath.Join(disk.Dir, "wasmq.db"), "diskfull", "")
-	batch := func() []byte {
-		jobs := sleepJobs(20, 20)
+	send := batchSender(t, a.url, 20)
+	acked := fillUntilRefused(t, send, "a 3 MiB disk")
+	t.Logf("the disk filled after %d acknowledged jobs", acked)
+	if res, err := http.Get(a.url + "/healthz"); err != nil || res.StatusCode != 200 {
+		t.Fatalf("/healthz on a full disk: %v %v", res, err)
+	}
+	disk.Resize("64m")
+	made := time.Now()
+	acked += takenAgain(t, send, made)
+	done := waitAllDone(t, a.url, acked, 2*time.Minute)
+	t.Logf("all %d acknowledged jobs done %v after room was made", acked, done.Sub(made).Round(time.Millisecond))
+}
+
+// batchSender sends a batch of 20 jobs of ms each, with descriptions of
+// 500 bytes (a disk fills sooner), and returns the answer.
+func batchSender(t *testing.T, url string, ms int) func() (int, http.Header, map[string]any) {
+	return func() (int, http.Header, map[string]any) {
+		jobs := sleepJobs(20, ms)
 		for _, j := range jobs {
 			j["description"] = strings.Repeat("d", 500)
 		}
 		b, _ := json.Marshal(map[string]any{"jobs": jobs})
-		return b
-	}
-	send := func() (int, http.Header, map[string]any) {
-		res, err := http.Post(a.url+"/v1/jobs:batch", "application/json", bytes.NewReader(batch()))
+		res, err := http.Post(url+"/v1/jobs:batch", "application/json", bytes.NewReader(b))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -297,13 +310,19 @@ func TestChaosSQLiteDiskFills(t *testing.T) {
 		json.NewDecoder(res.Body).Decode(&out)
 		return res.StatusCode, res.Header, out
 	}
+}
+
+// fillUntilRefused sends batches until the disk is full: the refusal
+// must be 503 unavailable with Retry-After: 1. It returns the jobs
+// acknowledged before it.
+func fillUntilRefused(t *testing.T, send func() (int, http.Header, map[string]any), disk string) int {
+	t.Helper()
 	acked := 0
 	for {
 		status, header, out := send()
 		if status == http.StatusCreated {
-			acked += 20
-			if acked > 100000 {
-				t.Fatal("a 3 MiB disk took 100,000 jobs: the test fills nothing")
+			if acked += 20; acked > 100000 {
+				t.Fatalf("%s took 100,000 jobs: the test fills nothing", disk)
 			}
 			continue
 		}
@@ -313,27 +332,24 @@ func TestChaosSQLiteDiskFills(t *testing.T) {
 		if e, _ := out["error"].(map[string]any); e["code"] != "unavailable" {
 			t.Fatalf("on a full disk: %v, want the code unavailable", out)
 		}
-		break
+		return acked
 	}
-	t.Logf("the disk filled after %d acknowledged jobs", acked)
-	if res, err := http.Get(a.url + "/healthz"); err != nil || res.StatusCode != 200 {
-		t.Fatalf("/healthz on a full disk: %v %v", res, err)
-	}
-	disk.Resize("64m")
-	made := time.Now()
+}
+
+// takenAgain sends batches, once room was made, until one is taken
+// (within 10 s), and returns its jobs.
+func takenAgain(t *testing.T, send func() (int, http.Header, map[string]any), made time.Time) int {
+	t.Helper()
 	for {
 		status, _, out := send()
 		if status == http.StatusCreated {
-			acked += 20
-			break
+			return 20
 		}
 		if status != http.StatusServiceUnavailable || time.Since(made) > 10*time.Second {
 			t.Fatalf("with room again: %d %v", status, out)
 		}
 		time.Sleep(time.Second)
 	}
-	done := waitAllDone(t, a.url, acked, 2*time.Minute)
-	t.Logf("all %d acknowledged jobs done %v after room was made", acked, done.Sub(made).Round(time.Millisecond))
 }
 
 // PostgreSQL crashed (an immediate stop: no checkpoint, its sessions

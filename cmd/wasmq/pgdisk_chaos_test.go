@@ -4,10 +4,8 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"net/http"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -28,38 +26,8 @@ func TestChaosPostgresDiskFills(t *testing.T) {
 	space := pgtest.Tablespace(t, disk.Dir)
 	dsn := pgdsn.WithParam(pgtest.DSN(t), "options", "-c default_tablespace="+space)
 	a := startNodeWith(t, bin, dsn, "pgdiskfull", "")
-	send := func() (int, http.Header, map[string]any) {
-		jobs := sleepJobs(20, 5)
-		for _, j := range jobs {
-			j["description"] = strings.Repeat("d", 500)
-		}
-		b, _ := json.Marshal(map[string]any{"jobs": jobs})
-		res, err := http.Post(a.url+"/v1/jobs:batch", "application/json", bytes.NewReader(b))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		var out map[string]any
-		json.NewDecoder(res.Body).Decode(&out)
-		return res.StatusCode, res.Header, out
-	}
-	acked := 0
-	for {
-		status, header, out := send()
-		if status == http.StatusCreated {
-			if acked += 20; acked > 100000 {
-				t.Fatal("a 6 MiB tablespace took 100,000 jobs: the test fills nothing")
-			}
-			continue
-		}
-		if status != http.StatusServiceUnavailable || header.Get("Retry-After") == "" {
-			t.Fatalf("on a full disk: %d (Retry-After %q) %v, want 503 with Retry-After", status, header.Get("Retry-After"), out)
-		}
-		if e, _ := out["error"].(map[string]any); e["code"] != "unavailable" {
-			t.Fatalf("on a full disk: %v, want the code unavailable", out)
-		}
-		break
-	}
+	send := batchSender(t, a.url, 5)
+	acked := fillUntilRefused(t, send, "a 6 MiB tablespace")
 	full := time.Now()
 	t.Logf("the tablespace filled after %d acknowledged jobs: %v", acked, progress(t, a.url))
 	// The node runs on with its writes refused, and serves what needs no
@@ -92,17 +60,7 @@ func TestChaosPostgresDiskFills(t *testing.T) {
 	t.Logf("while full: %v", progress(t, a.url))
 	disk.Resize("64m")
 	made := time.Now()
-	for {
-		status, _, out := send()
-		if status == http.StatusCreated {
-			acked += 20
-			break
-		}
-		if status != http.StatusServiceUnavailable || time.Since(made) > 10*time.Second {
-			t.Fatalf("with room again: %d %v", status, out)
-		}
-		time.Sleep(time.Second)
-	}
+	acked += takenAgain(t, send, made)
 	// Exactly the acknowledged jobs: a refused batch left none behind.
 	done := waitAllDone(t, a.url, acked, 2*time.Minute)
 	total := 0
