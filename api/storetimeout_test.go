@@ -31,7 +31,8 @@ func answerWithin(t *testing.T, s *srv, d time.Duration, unblock func(), method,
 // wait), then a VACUUM FULL (reads wait too). The API answers at the
 // store's timeout, 503 unavailable with Retry-After, rather than when
 // the statement ends or the HTTP write timeout drops the connection;
-// and the enqueues it refused are not stored once the table is free.
+// and what it refused (enqueues, a cancel, a bulk cancel) is not applied
+// once the table is free.
 func TestARequestHeldByALockIsAnswered503AtTheStoreTimeout(t *testing.T) {
 	const timeout = 500 * time.Millisecond
 	dsn := pgtest.DSN(t)
@@ -55,19 +56,31 @@ func TestARequestHeldByALockIsAnswered503AtTheStoreTimeout(t *testing.T) {
 		t.Logf("%s: 503 after %v", what, took.Round(time.Millisecond))
 	}
 
-	release := pgtest.LockTable(t, dsn, "jobs", "SHARE")
 	job := map[string]any{"func": "testkit.echo", "args": []any{1}}
+	later := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "eta": time.Now().Add(time.Hour).Format(time.RFC3339)})
+	if later.status != 201 {
+		t.Fatalf("a job for later: %d %s", later.status, later.body)
+	}
+	laterID := later.json(t)["uuid"].(string)
+	release := pgtest.LockTable(t, dsn, "jobs", "SHARE")
 	r, took := answerWithin(t, s, timeout+10*time.Second, release, "POST", "/v1/jobs", job)
 	unavailable(r, took, "a job behind CREATE INDEX's lock")
 	r, took = answerWithin(t, s, timeout+10*time.Second, release, "POST", "/v1/jobs:batch", map[string]any{"jobs": []any{job, job}})
 	unavailable(r, took, "a batch behind CREATE INDEX's lock")
+	r, took = answerWithin(t, s, timeout+10*time.Second, release, "POST", "/v1/jobs/"+laterID+"/cancel", nil)
+	unavailable(r, took, "a cancel behind CREATE INDEX's lock")
+	r, took = answerWithin(t, s, timeout+10*time.Second, release, "POST", "/v1/jobs:cancel?state=pending", nil)
+	unavailable(r, took, "a bulk cancel behind CREATE INDEX's lock")
 	if r := s.do("GET", "/v1/jobs?limit=5", tokA, nil); r.status != 200 {
 		t.Fatalf("a read beside CREATE INDEX's lock: %d %s, want 200", r.status, r.body)
 	}
 	release()
 	time.Sleep(300 * time.Millisecond) // a write left behind would commit now
-	if n := s.jobCount(tokA); n != 0 {
-		t.Fatalf("%d jobs stored once the lock went, want none: each was answered 503", n)
+	if n := s.jobCount(tokA); n != 1 {
+		t.Fatalf("%d jobs stored once the lock went, want the one for later: each enqueue was answered 503", n)
+	}
+	if st := s.do("GET", "/v1/jobs/"+laterID, tokA, nil).json(t)["state"]; st != "pending" {
+		t.Fatalf("the job whose cancel was answered 503 is %v once the lock went, want pending", st)
 	}
 
 	release = pgtest.LockTable(t, dsn, "jobs", "ACCESS EXCLUSIVE")

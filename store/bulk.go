@@ -13,6 +13,8 @@ import (
 const MaxAct = 1000
 
 func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []string) ([]string, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	if len(uuids) > MaxAct {
 		return nil, invalid("uuids", "at most %d jobs at a time", MaxAct)
 	}

@@ -19,7 +19,7 @@ import (
 type Core struct {
 	d            Driver
 	settleWithin time.Duration // [store] in_doubt_wait (indoubt.go)
-	writeWithin  time.Duration // [store] timeout, on inserts (indoubt.go)
+	writeWithin  time.Duration // [store] timeout, on inserts and actions (indoubt.go)
 }
 
 var _ Store = (*Core)(nil)
@@ -416,6 +416,8 @@ func manualSteps(ctx context.Context, cause abi.Cause, apply func(tx Tx, j abi.J
 }
 
 func (c *Core) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	return c.manual(ctx, tenant, uuid, abi.CauseRequeue, requeueApply(ctx))
 }
 
@@ -442,6 +444,8 @@ func requeueApply(ctx context.Context) func(tx Tx, j abi.Job) (abi.Job, error) {
 }
 
 func (c *Core) SetDone(ctx context.Context, tenant, uuid string, result json.RawMessage) (abi.Job, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	if err := checkJSON("result", result, 0); err != nil {
 		return abi.Job{}, err
 	}
@@ -455,6 +459,8 @@ func setDoneApply(result json.RawMessage) func(tx Tx, j abi.Job) (abi.Job, error
 }
 
 func (c *Core) Cancel(ctx context.Context, tenant, uuid string) (abi.Job, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	return c.manual(ctx, tenant, uuid, abi.CauseCancel, cancelApply(ctx))
 }
 
@@ -473,6 +479,8 @@ func cancelApply(ctx context.Context) func(tx Tx, j abi.Job) (abi.Job, error) {
 }
 
 func (c *Core) Update(ctx context.Context, tenant, uuid string, p Patch) (abi.Job, error) {
+	ctx, cancel := c.bounded(ctx)
+	defer cancel()
 	if err := p.Validate(); err != nil {
 		return abi.Job{}, err
 	}

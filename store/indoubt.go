@@ -144,8 +144,10 @@ func (c *Core) stored(ctx context.Context, reqs []InsertRequest) (map[string]abi
 	return found, nil
 }
 
-// SetTimeout sets how long an insert's write waits for the database
-// ([store] timeout); call it once, before the store is used.
+// SetTimeout sets how long an insert, an action (Act, Cancel, Requeue,
+// SetDone, Update) waits for the database ([store] timeout); call it
+// once, before the store is used. The runner's writes have bounds of
+// their own, and retry.
 func (c *Core) SetTimeout(d time.Duration) { c.writeWithin = d }
 
 // bounded is ctx limited by [store] timeout.
