@@ -11,6 +11,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +58,10 @@ type Host struct {
 	log  zerolog.Logger
 	opts options
 	rt   wazero.Runtime
+	// bare, made when the compilation cache cannot be written, compiles
+	// and runs the modules loaded since (see compileModule); guarded by rtMu.
+	bare wazero.Runtime
+	rtMu sync.Mutex
 	// provided maps "module\x00name" to every function the host provides.
 	provided map[string]api.FunctionDefinition
 	http     *httpClient
@@ -117,6 +122,24 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
 }
 
 func (h *Host) startRuntime(ctx context.Context) error {
+	var cache wazero.CompilationCache
+	if h.cfg.CacheDir != "" {
+		var err error
+		if cache, err = wazero.NewCompilationCacheWithDir(h.cfg.CacheDir); err != nil {
+			return fmt.Errorf("host.cache_dir: %w", err)
+		}
+	}
+	rt, provided, err := h.newRuntime(ctx, cache)
+	if err != nil {
+		return err
+	}
+	h.rt, h.provided = rt, provided
+	return nil
+}
+
+// newRuntime makes a runtime with the host's modules in it, compiling
+// through cache when there is one.
+func (h *Host) newRuntime(ctx context.Context, cache wazero.CompilationCache) (wazero.Runtime, map[string]api.FunctionDefinition, error) {
 	rc := wazero.NewRuntimeConfig().
 		// Deadlines are enforced by the countdown instrument() adds,
 		// which is far cheaper than wazero's check at every loop
@@ -128,40 +151,78 @@ func (h *Host) startRuntime(ctx context.Context) error {
 		// Memory limits are per function, enforced by limitedMemory; this
 		// only keeps wazero from capping below what a function may ask.
 		WithMemoryLimitPages(65536)
-	if h.cfg.CacheDir != "" {
-		cache, err := wazero.NewCompilationCacheWithDir(h.cfg.CacheDir)
-		if err != nil {
-			return fmt.Errorf("host.cache_dir: %w", err)
-		}
+	if cache != nil {
 		rc = rc.WithCompilationCache(cache)
 	}
-	h.rt = wazero.NewRuntimeWithConfig(ctx, rc)
-	h.provided = map[string]api.FunctionDefinition{}
+	rt := wazero.NewRuntimeWithConfig(ctx, rc)
+	provided := map[string]api.FunctionDefinition{}
 	add := func(m api.Module, err error) error {
 		if err != nil {
 			return fmt.Errorf("host modules: %w", err)
 		}
 		for name, def := range m.ExportedFunctionDefinitions() {
-			h.provided[m.Name()+"\x00"+name] = def
+			provided[m.Name()+"\x00"+name] = def
 		}
 		return nil
 	}
-	if err := add(instantiateHostModule(ctx, h.rt, abi.HostEnvModule, counted(envFunctions(), h.opts.noMeter))); err != nil {
-		return err
+	err := add(instantiateHostModule(ctx, rt, abi.HostEnvModule, counted(envFunctions(), h.opts.noMeter)))
+	if err == nil {
+		err = add(instantiateHostModule(ctx, rt, abi.HostUserModule, counted(userFunctions(), h.opts.noMeter)))
 	}
-	if err := add(instantiateHostModule(ctx, h.rt, abi.HostUserModule, counted(userFunctions(), h.opts.noMeter))); err != nil {
-		return err
+	if err == nil {
+		err = add(instantiateCheckModule(ctx, rt))
 	}
-	if err := add(instantiateCheckModule(ctx, h.rt)); err != nil {
-		return err
+	if err == nil {
+		if _, werr := wasi_snapshot_preview1.Instantiate(ctx, rt); werr != nil {
+			err = fmt.Errorf("host modules: %w", werr)
+		}
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, h.rt); err != nil {
-		return fmt.Errorf("host modules: %w", err)
+	if err == nil {
+		err = add(rt.Module(wasi_snapshot_preview1.ModuleName), nil)
 	}
-	if err := add(h.rt.Module(wasi_snapshot_preview1.ModuleName), nil); err != nil {
-		return err
+	if err != nil {
+		rt.Close(ctx)
+		return nil, nil, err
 	}
-	return nil
+	return rt, provided, nil
+}
+
+// compileModule compiles a module, through the compilation cache when it
+// can.
+// The cache only saves compiling again: a cache_dir that cannot be
+// written (its disk full, read-only) must not keep modules from loading,
+// or a node restarted on a full disk would fail every job. After the
+// first such failure the host compiles on a runtime without the cache
+// (made then, once), which also runs what it compiled; the rest stays
+// on the first runtime.
+func (h *Host) compileModule(ctx context.Context, inst []byte) (wazero.CompiledModule, wazero.Runtime, error) {
+	h.rtMu.Lock()
+	rt := h.rt
+	if h.bare != nil {
+		rt = h.bare
+	}
+	h.rtMu.Unlock()
+	cm, err := rt.CompileModule(ctx, inst)
+	var pe *fs.PathError
+	var le *os.LinkError
+	if err == nil || rt != h.rt || !(errors.As(err, &pe) || errors.As(err, &le)) {
+		return cm, rt, err
+	}
+	h.rtMu.Lock()
+	if h.bare == nil {
+		bare, _, berr := h.newRuntime(context.Background(), nil)
+		if berr != nil {
+			h.rtMu.Unlock()
+			return nil, nil, fmt.Errorf("%w (and without the cache: %w)", err, berr)
+		}
+		h.bare = bare
+		h.log.Warn().Err(err).Str("cache_dir", h.cfg.CacheDir).
+			Msg("the compilation cache cannot be written: compiling without it until the node restarts")
+	}
+	rt = h.bare
+	h.rtMu.Unlock()
+	cm, err = rt.CompileModule(ctx, inst)
+	return cm, rt, err
 }
 
 func (h *Host) reloadLoop() {
@@ -237,6 +298,11 @@ func (h *Host) Close(ctx context.Context) error {
 	if cerr := h.rt.Close(context.Background()); cerr != nil && err == nil {
 		err = fmt.Errorf("close host: %w", cerr)
 	}
+	if h.bare != nil {
+		if cerr := h.bare.Close(context.Background()); cerr != nil && err == nil {
+			err = fmt.Errorf("close host: %w", cerr)
+		}
+	}
 	return err
 }
 
@@ -305,7 +371,7 @@ func CheckFileWith(cfg Config, path string) (abi.ModuleInfo, []error) {
 	}
 	errs = append(errs, h.cfg.checkShape(sh)...)
 	errs = append(errs, checkFunctionMemory(path, sc, sh.memMin)...)
-	cm, err := h.rt.CompileModule(context.Background(), inst)
+	cm, _, err := h.compileModule(context.Background(), inst)
 	if err != nil {
 		return info, append(errs, fmt.Errorf("compile: %w", err))
 	}

@@ -316,7 +316,7 @@ func (h *Host) instantiate(ctx context.Context, code *compiled, cfg wazero.Modul
 			err = fmt.Errorf("instantiate: %v", r)
 		}
 	}()
-	return h.rt.InstantiateModule(ctx, code.cm, cfg)
+	return code.rt.InstantiateModule(ctx, code.cm, cfg)
 }
 
 func (in *instance) close() {

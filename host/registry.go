@@ -29,6 +29,7 @@ type compiled struct {
 	// keeps them once per digest, after the file is gone).
 	wasm    []byte
 	cm      wazero.CompiledModule
+	rt      wazero.Runtime // the runtime that compiled cm, which runs it
 	exports []string
 	hasInit bool
 	// minMemory is the initial size of its memory, in bytes.
@@ -210,7 +211,7 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	if errs := h.cfg.checkShape(sh); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	cm, err := h.rt.CompileModule(ctx, inst)
+	cm, rt, err := h.compileModule(ctx, inst)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)
 	}
@@ -218,7 +219,7 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 		cm.Close(ctx)
 		return nil, errors.Join(errs...)
 	}
-	c = &compiled{digest: digest, wasm: wasm, cm: cm, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
+	c = &compiled{digest: digest, wasm: wasm, cm: cm, rt: rt, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
 	if f, ok := cm.ExportedFunctions()["_initialize"]; ok && len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
 		c.hasInit = true
 	}
