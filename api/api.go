@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -612,13 +613,24 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 	return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
 }
 
-// pluginErr maps a refused upload to a 422 naming field; writing the
-// file failed is a 5xx, the cause in the log.
+// pluginErr maps a refused upload to a 422 naming field. A node that
+// cannot write the file because its disk is full or read-only answers
+// 503 (send it again later: nothing was installed); any other failure to
+// write it is a 500, the cause in the log.
 func pluginErr(err error, field string) error {
 	if errors.Is(err, abi.ErrInvalid) {
 		return &httpError{422, "invalid_plugin", err.Error(), field}
 	}
+	if noRoom(err) {
+		return &httpError{503, "unavailable", "the node cannot write the plugin now: its disk is full or read-only; nothing was installed, retry later", ""}
+	}
 	return err
+}
+
+// noRoom: a write failed for want of room on the node's disk, or of a
+// disk that takes writes.
+func noRoom(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EROFS)
 }
 
 // pluginParts reads the parts "wasm" (required) and "config" (optional)
