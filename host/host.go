@@ -188,8 +188,7 @@ func (h *Host) newRuntime(ctx context.Context, cache wazero.CompilationCache) (w
 }
 
 // compileModule compiles a module, through the compilation cache when it
-// can.
-// The cache only saves compiling again: a cache_dir that cannot be
+// can. The cache only saves compiling again: a cache_dir that cannot be
 // written (its disk full, read-only) must not keep modules from loading,
 // or a node restarted on a full disk would fail every job. After the
 // first such failure the host compiles on a runtime without the cache
@@ -298,8 +297,11 @@ func (h *Host) Close(ctx context.Context) error {
 	if cerr := h.rt.Close(context.Background()); cerr != nil && err == nil {
 		err = fmt.Errorf("close host: %w", cerr)
 	}
-	if h.bare != nil {
-		if cerr := h.bare.Close(context.Background()); cerr != nil && err == nil {
+	h.rtMu.Lock()
+	bare := h.bare
+	h.rtMu.Unlock()
+	if bare != nil {
+		if cerr := bare.Close(context.Background()); cerr != nil && err == nil {
 			err = fmt.Errorf("close host: %w", cerr)
 		}
 	}
