@@ -100,16 +100,22 @@ func progress(t *testing.T, url string) map[string]int {
 	return out
 }
 
-// waitAllDone waits until every one of n jobs is done and nothing is left
-// started, and returns when that was.
+// waitAllDone waits until the store holds n jobs, every one done, and
+// returns when that was: a job stored beyond the n the test counted (an
+// answer that said "nothing stored" and was wrong) fails it too.
 func waitAllDone(t *testing.T, url string, n int, timeout time.Duration) time.Time {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		if p := progress(t, url); p["done"] == n {
+		p := progress(t, url)
+		total := 0
+		for _, k := range p {
+			total += k
+		}
+		if p["done"] == n && total == n {
 			return time.Now()
 		} else if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v, want %d done", timeout, p, n)
+			t.Fatalf("after %v: %v (%d jobs), want %d, all done", timeout, p, total, n)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -157,12 +157,5 @@ cache_dir = %q
 		}
 	}
 	done := waitAllDone(t, a.url, acked, 2*time.Minute)
-	total := 0
-	for _, n := range progress(t, a.url) {
-		total += n
-	}
-	if total != acked {
-		t.Errorf("%d jobs stored, %d acknowledged or found", total, acked)
-	}
 	t.Logf("all %d jobs done %v after PostgreSQL woke", acked, done.Sub(back).Round(time.Millisecond))
 }

@@ -61,14 +61,8 @@ func TestChaosPostgresDiskFills(t *testing.T) {
 	disk.Resize("64m")
 	made := time.Now()
 	acked += takenAgain(t, send, made)
-	// Exactly the acknowledged jobs: a refused batch left none behind.
+	// Exactly the acknowledged jobs (waitAllDone counts them all): a
+	// refused batch left none behind.
 	done := waitAllDone(t, a.url, acked, 2*time.Minute)
-	total := 0
-	for _, n := range progress(t, a.url) {
-		total += n
-	}
-	if total != acked {
-		t.Errorf("%d jobs stored, %d acknowledged", total, acked)
-	}
 	t.Logf("all %d acknowledged jobs done %v after room was made", acked, done.Sub(made).Round(time.Millisecond))
 }
