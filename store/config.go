@@ -32,15 +32,17 @@ type Config struct {
 	// to tell whether its jobs were stored, before answering in_doubt.
 	// Defaults to 10s (DefaultInDoubtWait).
 	InDoubtWait abi.Duration `toml:"in_doubt_wait"`
-	// Timeout is the longest an enqueue's write, or a read the API
-	// serves, waits for the database (a lock another session holds, a
-	// database that takes connections but does not answer); then it is
-	// answered 503, nothing stored. Defaults to 30s (DefaultTimeout).
+	// Timeout is the longest an enqueue's write, an action's, or a read
+	// the API serves waits for the database (a lock another session
+	// holds, a database that takes connections but does not answer);
+	// then it is answered 503, nothing stored. Defaults to 30s
+	// (DefaultTimeout), or to half of [server] write_timeout when that is
+	// shorter (package config).
 	Timeout abi.Duration `toml:"timeout"`
 }
 
 // DefaultTimeout is [store] timeout's default: far above any write or
-// read the API makes on a well database (milliseconds), and with
+// read the API makes on a healthy database (milliseconds), and with
 // in_doubt_wait well within [server] write_timeout's 120s, so that the
 // answer still reaches the client.
 const DefaultTimeout = 30 * time.Second

@@ -35,11 +35,11 @@ type InsertResult struct {
 //
 // Requests are applied as if one after another: a quota counts the jobs
 // of the requests admitted before it in the group, an identity key sees
-// the jobs stored before it. The write waits for the database at most
-// [store] timeout (SetTimeout); past it, it is settled as one in doubt.
-// Requests whose jobs carry no identity key
+// the jobs stored before it. Requests whose jobs carry no identity key
 // and no dependency are stored together in one multi-row insert; the
 // others each under a savepoint, so that undoing one undoes only it.
+// The write waits for the database at most [store] timeout (SetTimeout);
+// past it, it is settled as one in doubt.
 func (c *Core) InsertEach(ctx context.Context, reqs []InsertRequest) ([]InsertResult, error) {
 	wctx, cancel := c.bounded(ctx)
 	res, err := c.insertEach(wctx, reqs)
