@@ -119,8 +119,8 @@ cache_dir = %q
 	case r.status == 503 && r.code == "in_doubt" && len(r.uuids) == 1:
 		doubtful = r.uuids
 	case r.status == 503 && r.code == "unavailable":
-		// Nothing sent: the pool's connections all wait on the frozen
-		// server (the runner's), and none was free within the timeout.
+		// Nothing sent: no connection within the timeout (the open ones
+		// wait on the frozen server, a new one cannot be made).
 	default:
 		t.Errorf("an enqueue with PostgreSQL frozen: %d %s %v, want 503 in_doubt naming the job (or unavailable)", r.status, r.code, r.uuids)
 	}
