@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
 	"github.com/wasmq/wasmq/config"
@@ -36,16 +35,7 @@ func startCut(t *testing.T, wait time.Duration) (*srv, *pgtest.Cutter, string) {
 
 func storedDirectly(t *testing.T, dsn, uuid string) bool {
 	t.Helper()
-	conn, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
-	var n int
-	if err := conn.QueryRow(context.Background(), `SELECT count(*) FROM jobs WHERE uuid = $1`, uuid).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	return n == 1
+	return pgtest.Scalar[int](t, dsn, `SELECT count(*) FROM jobs WHERE uuid = $1`, uuid) == 1
 }
 
 // The database commits a job, and the answer to the node is lost on the

@@ -12,21 +12,6 @@ import (
 	"github.com/wasmq/wasmq/store/pgtest"
 )
 
-// scalar reads one value over a connection of its own to dsn.
-func scalar[T any](t *testing.T, dsn, sql string, args ...any) T {
-	t.Helper()
-	c, err := pgx.Connect(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(context.Background())
-	var v T
-	if err := c.QueryRow(context.Background(), sql, args...).Scan(&v); err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // scratchName is a schema name of this test's own in the shared test
 // database (dropped when the test ends), and that database's DSN: no
 // DROP DATABASE, whose forced checkpoint would disturb other packages'
@@ -45,11 +30,11 @@ func scratchName(t *testing.T) (db, name string) {
 }
 
 func searchPath(t *testing.T, dsn string) string {
-	return scalar[string](t, dsn, `SHOW search_path`)
+	return pgtest.Scalar[string](t, dsn, `SHOW search_path`)
 }
 
 func schemaExists(t *testing.T, dsn, name string) bool {
-	return scalar[int](t, dsn, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name) == 1
+	return pgtest.Scalar[int](t, dsn, `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, name) == 1
 }
 
 // A run in a scratch schema stores its jobs there, and the schema is gone
@@ -180,7 +165,7 @@ func TestTheScratchSchemaIsTheSearchPathOfEitherFormOfDSN(t *testing.T) {
 	if sp := searchPath(t, dsn); sp != "wasmq_bench" {
 		t.Errorf("URL with a search_path: %q", sp)
 	}
-	if st := scalar[string](t, dsn, `SHOW statement_timeout`); st != "7s" {
+	if st := pgtest.Scalar[string](t, dsn, `SHOW statement_timeout`); st != "7s" {
 		t.Errorf("URL with options: statement_timeout %q, want the 7s of its options", st)
 	}
 	pass, _ := u.User.Password()
@@ -193,7 +178,7 @@ func TestTheScratchSchemaIsTheSearchPathOfEitherFormOfDSN(t *testing.T) {
 	if sp := searchPath(t, dsn); sp != "wasmq_bench" {
 		t.Errorf("keyword/value DSN with a search_path: %q", sp)
 	}
-	if st := scalar[string](t, dsn, `SHOW statement_timeout`); st != "7s" {
+	if st := pgtest.Scalar[string](t, dsn, `SHOW statement_timeout`); st != "7s" {
 		t.Errorf("keyword/value DSN with options: statement_timeout %q, want the 7s of its options", st)
 	}
 }

@@ -142,3 +142,20 @@ func LockTable(t testing.TB, dsn, table, mode string) (release func()) {
 	t.Cleanup(release)
 	return release
 }
+
+// Scalar reads one value over a connection of its own to dsn: what a
+// test asks the database behind the code it tests.
+func Scalar[T any](t testing.TB, dsn, sql string, args ...any) T {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var v T
+	if err := c.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
