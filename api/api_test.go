@@ -473,7 +473,7 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	// The node elects itself leader shortly after start.
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		r := s.do("GET", "/metrics", tokAdmin, nil)
-		if r.status == 200 && strings.Contains(string(r.body), "wasmq_runner_leader 1") && strings.Contains(string(r.body), `wasmq_jobs{channel="root"`) {
+		if r.status == 200 && strings.Contains(string(r.body), "\nwasmq_runner_leader 1\n") && strings.Contains(string(r.body), `wasmq_jobs{channel="root"`) {
 			break
 		}
 		if time.Now().After(deadline) {

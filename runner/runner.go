@@ -75,6 +75,11 @@ type Runner struct {
 	usageStop context.CancelFunc
 	usageDone chan struct{}
 	leading   atomic.Bool
+	// leadUntil is when, in nanoseconds from born, this node's lead
+	// stops being its to act on unless the store confirms it again
+	// (leads).
+	leadUntil atomic.Int64
+	born      time.Time
 	leadDone  chan struct{} // closed when leadLoop has returned
 	work      chan abi.Job  // started jobs for the worker goroutines
 	workersWG sync.WaitGroup
@@ -189,6 +194,7 @@ func New(cfg Config, st store.Store, exec Executor, log zerolog.Logger) (*Runner
 		completions: make(chan store.Completion, cfg.Workers*2),
 		notes:       notes{wake: make(chan struct{}, 1)},
 		fatal:       make(chan error, 1),
+		born:        time.Now(),
 	}
 	for i := 0; i < cfg.Workers; i++ {
 		r.slots <- struct{}{}
@@ -675,10 +681,11 @@ func (r *Runner) holdLoop(ctx context.Context) {
 }
 
 // leadLoop tries to lead; while leading it schedules, reaps expired
-// leases and vacuums. Leadership is re-checked every few seconds.
+// leases and vacuums. Leadership is re-checked every leadCheck.
 func (r *Runner) leadLoop(ctx context.Context) {
 	for ctx.Err() == nil {
-		ok, err := r.store.TryLead(ctx, r.cfg.NodeID)
+		asked := time.Now()
+		ok, err := r.store.TryLead(ctx, r.cfg.NodeID, r.cfg.Lease.D())
 		if err != nil && ctx.Err() == nil {
 			r.log.Warn().Err(err).Msg("leader election failed")
 		}
@@ -690,8 +697,30 @@ func (r *Runner) leadLoop(ctx context.Context) {
 			}
 			continue
 		}
+		r.confirmLead(asked)
 		r.lead(ctx)
 	}
+}
+
+// The lead is a lease, as a job's claim is: the store ends the lead of a
+// leader silent for a lease (frozen, paused, cut off), and another node
+// may lead from then on. So a leader re-confirms every leadCheck, and
+// acts only within three quarters of a lease of the last confirmation it
+// asked for: a leader that wakes from a freeze longer than that does
+// nothing more until the store says it still leads. The quarter left is
+// the margin for the two clocks' rates and a round under way.
+func (r *Runner) leadCheck() time.Duration { return min(time.Second, r.cfg.Lease.D()/4) }
+
+// confirmLead records that the store said, for a question asked at
+// asked, that this node leads.
+func (r *Runner) confirmLead(asked time.Time) {
+	r.leadUntil.Store(int64(asked.Sub(r.born) + r.cfg.Lease.D()*3/4))
+}
+
+// leads reports whether this node may act as the leader now: it leads,
+// and its last confirmation is recent enough (leadCheck).
+func (r *Runner) leads() bool {
+	return r.leading.Load() && int64(time.Since(r.born)) < r.leadUntil.Load()
 }
 
 func (r *Runner) lead(ctx context.Context) {
@@ -709,7 +738,7 @@ func (r *Runner) lead(ctx context.Context) {
 		wg.Add(1)
 		go func() { defer wg.Done(); fn(lctx) }()
 	}
-	check := time.NewTicker(time.Second)
+	check := time.NewTicker(r.leadCheck())
 	defer check.Stop()
 	for {
 		select {
@@ -717,11 +746,14 @@ func (r *Runner) lead(ctx context.Context) {
 			wg.Wait()
 			return
 		case <-check.C:
-			ok, err := r.store.TryLead(lctx, r.cfg.NodeID)
+			asked := time.Now()
+			ok, err := r.store.TryLead(lctx, r.cfg.NodeID, r.cfg.Lease.D())
 			if !ok || err != nil {
 				r.log.Warn().Err(err).Msg("lost leadership")
 				cancel()
+				continue
 			}
+			r.confirmLead(asked)
 		}
 	}
 }
@@ -750,6 +782,9 @@ func (r *Runner) maintain(ctx context.Context) {
 // reapPass takes back the jobs whose lease lapsed and those of the
 // workers the watch finds gone.
 func (r *Runner) reapPass(ctx context.Context, watch *goneWatch) {
+	if !r.leads() {
+		return // another node may lead by now (leadCheck)
+	}
 	unheld, err := r.store.Unheld(ctx)
 	if err != nil && ctx.Err() == nil {
 		r.log.Warn().Err(err).Msg("reading the workers' liveness failed")
@@ -774,6 +809,9 @@ func (r *Runner) reapPass(ctx context.Context, watch *goneWatch) {
 // vacuum deletes old done and cancelled jobs of every channel in use, each
 // with the removal_interval of its nearest channel that sets one.
 func (r *Runner) vacuum(ctx context.Context) {
+	if !r.leads() {
+		return
+	}
 	counts, err := r.store.Counts(ctx, "")
 	if err != nil {
 		r.log.Warn().Err(err).Msg("vacuum: list channels")

@@ -3,6 +3,7 @@ package runner
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"math"
 	"slices"
 	"sort"
@@ -102,11 +103,18 @@ func (s *scheduler) run(ctx context.Context) {
 			return
 		}
 		wait := time.Hour
-		if err != nil {
+		switch {
+		case errors.Is(err, errLeadLapsed):
+			// Not a failure: the lead check confirms the lead (a short
+			// freeze) or ends it, and this loop with it. The picked
+			// jobs left memory: read them again.
+			s.reload, s.recount = true, true
+			wait = s.r.leadCheck()
+		case err != nil:
 			fails.fail(&s.r.log, err, time.Now())
 			s.reload, s.recount = true, true
 			wait = roundRetry(fails.run)
-		} else {
+		default:
 			fails.ok(&s.r.log, time.Now())
 			if !next.IsZero() {
 				wait = max(time.Until(next), 0)
@@ -124,6 +132,11 @@ func (s *scheduler) run(ctx context.Context) {
 		}
 	}
 }
+
+// errLeadLapsed stops a round that would write on a lead the store has
+// not confirmed within three quarters of a lease (Runner.leads): another
+// node may lead by now.
+var errLeadLapsed = errors.New("scheduler: the lead is not confirmed recently enough to act on")
 
 // roundRetry is the wait before the next round after the run-th failed
 // one in a row: 0.2 s, doubling to a second. A store that comes back is
@@ -777,6 +790,10 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 // whether they moved or not: one that changed meanwhile comes back with a
 // newer version.
 func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error {
+	if !s.r.leads() {
+		s.uncount(pick)
+		return errLeadLapsed
+	}
 	for _, c := range pick {
 		s.dropPending(c.UUID)
 	}
@@ -798,6 +815,11 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 		share = max(0, min(len(pick), (len(s.running)+alive-1)/alive-busy))
 	}
 	if n := s.r.reserveSlots(min(share, s.r.cfg.BatchSize)); n > 0 {
+		if !s.r.leads() {
+			s.r.releaseSlots(n)
+			s.uncount(pick)
+			return errLeadLapsed
+		}
 		started, err := s.r.store.Start(wctx, pick[:n], s.r.workerID, lease)
 		if err != nil {
 			s.r.releaseSlots(n) // started nothing (the store's rule)
@@ -813,6 +835,10 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	}
 	for len(pick) > 0 {
 		n := min(len(pick), s.r.cfg.BatchSize)
+		if !s.r.leads() {
+			s.uncount(pick)
+			return errLeadLapsed
+		}
 		moved, err := s.r.store.Enqueue(wctx, pick[:n], lease)
 		if err != nil {
 			s.uncount(pick)

@@ -799,8 +799,8 @@ func (c *Core) Unavailable(err error) bool {
 }
 func (c *Core) Hold(ctx context.Context, workerID string) error { return c.d.Hold(ctx, workerID) }
 func (c *Core) Unheld(ctx context.Context) ([]string, error)    { return c.d.Unheld(ctx) }
-func (c *Core) TryLead(ctx context.Context, nodeID string) (bool, error) {
-	return c.d.TryLead(ctx, nodeID)
+func (c *Core) TryLead(ctx context.Context, nodeID string, hold time.Duration) (bool, error) {
+	return c.d.TryLead(ctx, nodeID, hold)
 }
 func (c *Core) Ping(ctx context.Context) error { return c.d.Ping(ctx) }
 func (c *Core) Close() error                   { return c.d.Close() }

@@ -112,7 +112,7 @@ type Driver interface {
 	// database) reports no error as in doubt.
 	InDoubt(err error) bool
 	Ended(ctx context.Context, err error) error
-	TryLead(ctx context.Context, nodeID string) (bool, error)
+	TryLead(ctx context.Context, nodeID string, hold time.Duration) (bool, error)
 	Ping(ctx context.Context) error
 	Close() error
 }

@@ -404,8 +404,11 @@ type Store interface {
 	Unavailable(err error) bool
 	// TryLead tries to become (or stay) the scheduling leader among the
 	// processes sharing this store; returns whether this process leads.
-	// Leadership lasts until ctx ends or the connection is lost.
-	TryLead(ctx context.Context, nodeID string) (bool, error)
+	// A leader keeps the lead by calling again within hold: one silent
+	// for longer (frozen, paused, cut off) loses it, so that another
+	// process can lead. A lead once lost is reported lost (false) even if
+	// it could be taken again at once; the next call takes it anew.
+	TryLead(ctx context.Context, nodeID string, hold time.Duration) (bool, error)
 
 	// ChannelOverrides lists the channel overrides, by channel name.
 	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)

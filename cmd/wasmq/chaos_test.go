@@ -90,37 +90,6 @@ func pgUp(t *testing.T) {
 	}
 }
 
-// progress counts the node's jobs by state, as one node's API lists them.
-func progress(t *testing.T, url string) map[string]int {
-	t.Helper()
-	out := map[string]int{}
-	for _, j := range listAll(t, url) {
-		out[j.State]++
-	}
-	return out
-}
-
-// waitAllDone waits until the store holds n jobs, every one done, and
-// returns when that was: a job stored beyond the n the test counted (an
-// answer that said "nothing stored" and was wrong) fails it too.
-func waitAllDone(t *testing.T, url string, n int, timeout time.Duration) time.Time {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		p := progress(t, url)
-		total := 0
-		for _, k := range p {
-			total += k
-		}
-		if p["done"] == n && total == n {
-			return time.Now()
-		} else if time.Now().After(deadline) {
-			t.Fatalf("after %v: %v (%d jobs), want %d, all done", timeout, p, total, n)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // firstStartAfter is how long after t the first job started: when work
 // resumed; -1 while none has.
 func firstStartAfter(t *testing.T, dsn string, after time.Time) time.Duration {

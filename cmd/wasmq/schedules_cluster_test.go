@@ -22,7 +22,8 @@ func leads(t *testing.T, n *node) bool {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return bytes.Contains(b, []byte("wasmq_runner_leader 1"))
+	// The sample's own line: its HELP text begins "1 while…" too.
+	return bytes.Contains(b, []byte("\nwasmq_runner_leader 1\n"))
 }
 
 // dueTimes lists the eta of every job: a scheduled job's eta is its due time.

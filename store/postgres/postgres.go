@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"io/fs"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -87,6 +88,17 @@ var (
 	_ store.Tx     = (*wtx)(nil)
 )
 
+// idleInTransaction ends, on the server, the session of a node that
+// stops in the middle of a transaction (frozen, paused, cut off without a
+// reset), and so its row and advisory locks: wasmq never waits on itself
+// within a transaction, so a minute of silence there is a node gone, and
+// its locks would otherwise hold up every node until its connection dies.
+// A dsn that sets the parameter keeps its own.
+const (
+	idleInTransactionKey = "idle_in_transaction_session_timeout"
+	idleInTransaction    = time.Minute
+)
+
 // Open connects; with migrate it applies pending migrations first, and
 // otherwise refuses a schema behind (or ahead of) this binary.
 func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
@@ -96,6 +108,9 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	}
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
+	}
+	if _, set := pcfg.ConnConfig.RuntimeParams[idleInTransactionKey]; !set {
+		pcfg.ConnConfig.RuntimeParams[idleInTransactionKey] = strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
 	}
 	sessions := &sessionStarts{}
 	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
@@ -243,24 +258,44 @@ func (s *driver) Close() error {
 
 // TryLead holds a session advisory lock (one per schema, so deployments
 // sharing a database elect their own leaders) on a dedicated connection: the
-// lock lives exactly as long as that connection, so a killed leader's
-// lock is released by PostgreSQL itself.
-func (s *driver) TryLead(ctx context.Context, nodeID string) (bool, error) {
+// lock lives exactly as long as that connection's session, so a killed
+// leader's lock is released by PostgreSQL itself. A leader that is alive
+// to its kernel but says nothing (frozen, paused, cut off without a reset)
+// keeps its socket open; the session's idle_session_timeout of hold ends
+// it, and so the lock, after hold of silence, so that another node leads.
+// A session lost is a lead lost: TryLead says so once, and only a later
+// call takes the lock again, as a new lead.
+func (s *driver) TryLead(ctx context.Context, nodeID string, hold time.Duration) (bool, error) {
 	s.leadMu.Lock()
 	defer s.leadMu.Unlock()
 	if s.leadConn != nil {
-		if err := s.leadConn.Ping(ctx); err == nil {
+		// Bounded: a leader whose server does not answer within half
+		// its hold cannot tell whether it still leads.
+		pctx, cancel := ctx, context.CancelFunc(func() {})
+		if hold > 0 {
+			pctx, cancel = context.WithTimeout(ctx, hold/2)
+		}
+		err := s.leadConn.Ping(pctx)
+		cancel()
+		if err == nil {
 			return true, nil
 		}
+		s.leadConn.PgConn().Conn().Close()
 		s.leadConn.Close(context.Background())
 		s.leadConn = nil
+		return false, fmt.Errorf("postgres store: the leader's session: %w", err)
 	}
 	conn, err := pgx.ConnectConfig(ctx, s.cfg)
 	if err != nil {
 		return false, fmt.Errorf("postgres store: leader connection: %w", err)
 	}
+	// The hold is set by a statement, not a startup parameter, which a
+	// pooler may refuse; in the statement that takes the lock, before
+	// the session is first idle. 0, no hold, is no bound.
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtext('wasmq-leader:' || current_schema()))`).Scan(&ok); err != nil {
+	if err := conn.QueryRow(ctx, `SELECT set_config('idle_session_timeout', $1, false),
+		pg_try_advisory_lock(hashtext('wasmq-leader:' || current_schema()))`,
+		strconv.FormatInt(max(hold.Milliseconds(), 0), 10)).Scan(nil, &ok); err != nil {
 		conn.Close(context.Background())
 		return false, fmt.Errorf("postgres store: leader lock: %w", err)
 	}

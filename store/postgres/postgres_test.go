@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/wasmq/wasmq/store/pgdsn"
 	"maps"
 	"math/rand/v2"
 	"net/url"
@@ -292,6 +294,116 @@ func TestSubscribeReceivesTheNotifyOfAnotherStore(t *testing.T) {
 	}
 }
 
+// A leader whose process is alive to its kernel but says nothing (frozen,
+// paused, cut off without a reset) keeps its session's socket open: the
+// server ends that session after hold of silence, so its lock goes and
+// another store leads; the silent one, when it speaks again, is told it
+// lost the lead, and may only take it anew.
+func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
+	ctx := context.Background()
+	dsn := testDSN(t)
+	a, err := Open(ctx, dsn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, dsn, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const hold = 500 * time.Millisecond
+	if ok, err := a.TryLead(ctx, "a", hold); !ok || err != nil {
+		t.Fatalf("a, alone in its schema, does not lead: %v %v", ok, err)
+	}
+	// Speaking within its hold, a keeps the lead.
+	for i := 0; i < 6; i++ {
+		time.Sleep(hold / 3)
+		if ok, err := a.TryLead(ctx, "a", hold); !ok || err != nil {
+			t.Fatalf("a, asking every third of its hold, lost the lead after %d asks: %v %v", i, ok, err)
+		}
+		if ok, err := b.TryLead(ctx, "b", hold); ok || err != nil {
+			t.Fatalf("b leads while a does: %v %v", ok, err)
+		}
+	}
+	// Silent, a loses it, and b takes it.
+	silent := time.Now()
+	for {
+		ok, err := b.TryLead(ctx, "b", hold)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Since(silent) > 5*time.Second {
+			t.Fatalf("b does not lead 5 s after a went silent (hold %v)", hold)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	took := time.Since(silent)
+	t.Logf("b leads %v after a went silent (hold %v)", took.Round(time.Millisecond), hold)
+	if took < hold {
+		t.Fatalf("b leads %v after a went silent, before a's hold of %v", took, hold)
+	}
+	// a is told, once; asking again, it does not lead while b does.
+	if ok, err := a.TryLead(ctx, "a", hold); ok || err == nil {
+		t.Fatalf("the silent leader's next ask: %v %v, want the lead reported lost", ok, err)
+	}
+	if ok, err := a.TryLead(ctx, "a", hold); ok || err != nil {
+		t.Fatalf("a asks anew while b leads: %v %v, want no lead and no error", ok, err)
+	}
+}
+
+// A node that stops in the middle of a transaction (frozen, paused, cut
+// off without a reset) holds its locks only until the server ends its
+// idle session: after a minute by default (both pools), or what the dsn
+// sets. Here 300 ms: a lock such a transaction took (the one an identity
+// key's insert takes) is another session's soon after, and the silent
+// transaction cannot commit afterwards.
+func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
+	ctx := context.Background()
+	dsn := testDSN(t)
+	s, err := Open(ctx, dsn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
+		var bound string
+		if err := pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&bound); err != nil || bound != "1min" {
+			t.Fatalf("a pool's idle_in_transaction_session_timeout: %q %v, want 1min", bound, err)
+		}
+	}
+	short, err := Open(ctx, pgdsn.WithParam(dsn, "idle_in_transaction_session_timeout", "300"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer short.Close()
+	tx, err := short.d.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 7)`, identityLockClass); err != nil {
+		t.Fatal(err)
+	}
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	began := time.Now()
+	if _, err := other.Exec(wctx, `SELECT pg_advisory_xact_lock($1, 7)`, identityLockClass); err != nil {
+		t.Fatalf("the lock of a transaction left idle was still held after %v: %v", time.Since(began), err)
+	}
+	t.Logf("the lock was another session's %v after", time.Since(began).Round(time.Millisecond))
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("the transaction left idle committed after its session was ended")
+	}
+}
+
 func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
@@ -309,7 +421,7 @@ func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
 	// The lock is database-wide: another package's test may lead; wait for it.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		ok, err := a.TryLead(ctx, "a")
+		ok, err := a.TryLead(ctx, "a", 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -321,17 +433,17 @@ func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if ok, err := a.TryLead(ctx, "a"); !ok || err != nil {
+	if ok, err := a.TryLead(ctx, "a", 10*time.Second); !ok || err != nil {
 		t.Fatalf("the leader's second TryLead: %v %v", ok, err)
 	}
-	if ok, err := b.TryLead(ctx, "b"); ok || err != nil {
+	if ok, err := b.TryLead(ctx, "b", 10*time.Second); ok || err != nil {
 		t.Fatalf("b leads while a does: %v %v", ok, err)
 	}
 	a.Close()
 	// The server releases the lock once its backend sees the connection
 	// gone: soon, not at once.
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		ok, err := b.TryLead(ctx, "b")
+		ok, err := b.TryLead(ctx, "b", 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -307,7 +307,9 @@ func (s *driver) Announce(ctx context.Context, nodeID string) error {
 }
 
 // TryLead: the file lock already makes this process the only one.
-func (s *driver) TryLead(ctx context.Context, nodeID string) (bool, error) { return true, nil }
+func (s *driver) TryLead(ctx context.Context, nodeID string, hold time.Duration) (bool, error) {
+	return true, nil
+}
 
 // Write runs fn in a write transaction; events are published after commit.
 func (s *driver) Write(ctx context.Context, fn func(store.Tx) error) error {
