@@ -64,8 +64,8 @@ func TestAFrozenNodesWorkGoesOnWithoutIt(t *testing.T) {
 			}
 			took := time.Since(froze)
 			t.Logf("the awake node leads %v after the freeze", took.Round(time.Millisecond))
-			if took > 2*time.Second+1500*time.Millisecond {
-				t.Errorf("the awake node leads %v after the freeze, want within the 2 s lease and the 1 s between tries", took)
+			if took > 4*time.Second {
+				t.Errorf("the awake node leads %v after the freeze, want within the 2 s lease and the 1 s between tries (and a second for a loaded machine)", took)
 			}
 			done := waitAllDone(t, awake.url, 300, 40*time.Second)
 			t.Logf("all 300 done %v after the freeze, the frozen node still stopped", done.Sub(froze).Round(time.Millisecond))

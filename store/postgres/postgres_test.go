@@ -317,17 +317,18 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 		t.Fatalf("a, alone in its schema, does not lead: %v %v", ok, err)
 	}
 	// Speaking within its hold, a keeps the lead.
+	var silent time.Time // when a last heard its answer: its silence began before
 	for i := 0; i < 6; i++ {
 		time.Sleep(hold / 3)
 		if ok, err := a.TryLead(ctx, "a", hold); !ok || err != nil {
 			t.Fatalf("a, asking every third of its hold, lost the lead after %d asks: %v %v", i, ok, err)
 		}
+		silent = time.Now()
 		if ok, err := b.TryLead(ctx, "b", hold); ok || err != nil {
 			t.Fatalf("b leads while a does: %v %v", ok, err)
 		}
 	}
 	// Silent, a loses it, and b takes it.
-	silent := time.Now()
 	for {
 		ok, err := b.TryLead(ctx, "b", hold)
 		if err != nil {
@@ -343,7 +344,7 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 	}
 	took := time.Since(silent)
 	t.Logf("b leads %v after a went silent (hold %v)", took.Round(time.Millisecond), hold)
-	if took < hold {
+	if took < hold-10*time.Millisecond { // the answer's way back: well under 10 ms here
 		t.Fatalf("b leads %v after a went silent, before a's hold of %v", took, hold)
 	}
 	// a is told, once; asking again, it does not lead while b does.
