@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/url"
 	"os"
 	"syscall"
 	"testing"
@@ -26,111 +27,146 @@ func TestAFrozenNodesWorkGoesOnWithoutIt(t *testing.T) {
 	for _, victim := range []string{"leader", "follower"} {
 		t.Run(victim, func(t *testing.T) {
 			dsn := pgtest.DSN(t)
-			first := startNode(t, bin, dsn, "first")
-			for deadline := time.Now().Add(10 * time.Second); !leads(t, first); time.Sleep(50 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the first node never led")
-				}
-			}
-			second := startNode(t, bin, dsn, "second")
-			frozen, awake := first, second
-			if victim == "follower" {
-				frozen, awake = second, first
-			}
-			post(t, awake.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(300, 100)})
-			for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-				held := map[string]int{}
-				for _, j := range listAll(t, awake.url) {
-					if j.State == "started" {
-						held[nodeOf(j.WorkerID)]++
-					}
-				}
-				if held[frozen.name] > 0 && held[awake.name] > 0 {
-					t.Logf("at the freeze: %v started", held)
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("the two nodes never ran jobs together: %v", held)
-				}
-			}
-			frozen.cmd.Process.Signal(syscall.SIGSTOP)
-			froze := time.Now()
-			defer frozen.cmd.Process.Signal(syscall.SIGCONT) // a failed test must not leave it stopped
-			for !leads(t, awake) {
-				if time.Since(froze) > 10*time.Second {
-					t.Fatalf("10 s after the freeze the awake node does not lead: %v", progress(t, awake.url))
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-			took := time.Since(froze)
-			t.Logf("the awake node leads %v after the freeze", took.Round(time.Millisecond))
-			if took > 4*time.Second {
-				t.Errorf("the awake node leads %v after the freeze, want within the 2 s lease and the 1 s between tries (and a second for a loaded machine)", took)
-			}
-			done := waitAllDone(t, awake.url, 300, 40*time.Second)
-			t.Logf("all 300 done %v after the freeze, the frozen node still stopped", done.Sub(froze).Round(time.Millisecond))
-			frozen.cmd.Process.Signal(syscall.SIGCONT)
-			thawed := time.Now()
-
-			if victim == "leader" {
-				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-					if b, _ := os.ReadFile(frozen.log); bytes.Contains(b, []byte("lost leadership")) {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatal("10 s after the thaw the frozen leader has not said it lost the lead")
-					}
-				}
-			} else {
-				time.Sleep(time.Second)
-			}
-			if leads(t, frozen) || !leads(t, awake) {
-				t.Fatalf("after the thaw the thawed node leads: %v, the awake one: %v; want only the awake one", leads(t, frozen), leads(t, awake))
-			}
-			// The jobs the frozen node held were taken back (their first
-			// attempt recorded dead) and done by the awake node at their
-			// second; what the thawed node then reported of them was
-			// refused.
-			ctx := context.Background()
-			conn, err := pgx.Connect(ctx, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
-			var jobs, nDone, again, againByAwake, dead, deadOfFrozen int
-			if err := conn.QueryRow(ctx, `SELECT
-				(SELECT count(*) FROM jobs),
-				(SELECT count(*) FROM jobs WHERE state = 'done'),
-				(SELECT count(*) FROM jobs WHERE attempt > 1),
-				(SELECT count(*) FROM jobs WHERE attempt = 2 AND worker_id LIKE $1 || '/%'),
-				(SELECT count(*) FROM job_attempts WHERE outcome = 'dead'),
-				(SELECT count(*) FROM job_attempts WHERE outcome = 'dead' AND attempt = 1 AND worker_id LIKE $2 || '/%')`,
-				awake.name, frozen.name).Scan(&jobs, &nDone, &again, &againByAwake, &dead, &deadOfFrozen); err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("%d jobs, %d done; %d ran again, %d of them done by the awake node; %d attempts taken back, %d the frozen node's",
-				jobs, nDone, again, againByAwake, dead, deadOfFrozen)
-			if jobs != 300 || nDone != 300 || again < 1 || again != againByAwake || dead != again || deadOfFrozen != dead {
-				t.Errorf("want 300 jobs done, those that ran again taken back from the frozen node at their first attempt and done by the awake one")
-			}
-			// And the thawed node runs jobs again, beside the leader.
-			post(t, awake.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(100, 50)})
-			waitAllDone(t, awake.url, 400, 30*time.Second)
-			ran := map[string]int{}
-			rows, err := conn.Query(ctx, `SELECT worker_id FROM jobs WHERE date_started > $1`, thawed)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for rows.Next() {
-				var w string
-				rows.Scan(&w)
-				ran[nodeOf(w)]++
-			}
-			rows.Close()
-			t.Logf("after the thaw the nodes ran %v", ran)
-			if ran[frozen.name] == 0 || ran[awake.name] == 0 {
-				t.Errorf("after the thaw the nodes ran %v: want both to run jobs", ran)
-			}
+			workGoesOnWithout(t, bin, victim, func(string) string { return dsn }, dsn,
+				func(n *node) { n.cmd.Process.Signal(syscall.SIGSTOP) },
+				func(n *node) { n.cmd.Process.Signal(syscall.SIGCONT) })
 		})
+	}
+}
+
+// A node cut off from PostgreSQL by the network for 15 s (its packets
+// dropped, no reset: each node reaches the database through a proxy of its
+// own that passes nothing meanwhile, then lets what waited through, as
+// TCP does when the network comes back): the same as a frozen node, except
+// that the cut-off node goes on running the jobs it holds, and its
+// reports of them are refused once they were taken back.
+func TestANodeCutOffFromTheDatabaseHoldsNothingUp(t *testing.T) {
+	bin := buildWasmq(t)
+	for _, victim := range []string{"leader", "follower"} {
+		t.Run(victim, func(t *testing.T) {
+			dsn := pgtest.DSN(t)
+			u, _ := url.Parse(dsn)
+			proxies := map[string]*cutProxy{}
+			workGoesOnWithout(t, bin, victim, func(name string) string {
+				proxies[name] = newCutProxy(t, u.Host)
+				return proxies[name].through(t, dsn)
+			}, dsn,
+				func(n *node) { proxies[n.name].cut() },
+				func(n *node) { proxies[n.name].heal() })
+		})
+	}
+}
+
+// workGoesOnWithout starts two nodes, each on the database dsnFor gives
+// it, the first leading; stops the victim (the leader or the follower)
+// with stop while both run jobs; checks that the other runs every job
+// meanwhile; resumes it, and checks what it did afterwards changed
+// nothing and that it runs jobs again. direct is the database's own dsn.
+func workGoesOnWithout(t *testing.T, bin, victim string, dsnFor func(name string) string, direct string, stop, resume func(*node)) {
+	first := startNode(t, bin, dsnFor("first"), "first")
+	for deadline := time.Now().Add(10 * time.Second); !leads(t, first); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first node never led")
+		}
+	}
+	second := startNode(t, bin, dsnFor("second"), "second")
+	stopped, awake := first, second
+	if victim == "follower" {
+		stopped, awake = second, first
+	}
+	dsn := direct
+	post(t, awake.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(300, 100)})
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		held := map[string]int{}
+		for _, j := range listAll(t, awake.url) {
+			if j.State == "started" {
+				held[nodeOf(j.WorkerID)]++
+			}
+		}
+		if held[stopped.name] > 0 && held[awake.name] > 0 {
+			t.Logf("at the stop: %v started", held)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the two nodes never ran jobs together: %v", held)
+		}
+	}
+	stop(stopped)
+	stoppedAt := time.Now()
+	defer resume(stopped) // a failed test must not leave it stopped
+	for !leads(t, awake) {
+		if time.Since(stoppedAt) > 10*time.Second {
+			t.Fatalf("10 s after the stop the awake node does not lead: %v", progress(t, awake.url))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(stoppedAt)
+	t.Logf("the awake node leads %v after the stop", took.Round(time.Millisecond))
+	if took > 4*time.Second {
+		t.Errorf("the awake node leads %v after the stop, want within the 2 s lease and the 1 s between tries (and a second for a loaded machine)", took)
+	}
+	done := waitAllDone(t, awake.url, 300, 40*time.Second)
+	t.Logf("all 300 done %v after the stop, the node still stopped", done.Sub(stoppedAt).Round(time.Millisecond))
+	resume(stopped)
+	resumed := time.Now()
+
+	if victim == "leader" {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if b, _ := os.ReadFile(stopped.log); bytes.Contains(b, []byte("lost leadership")) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("10 s after it resumed the stopped leader has not said it lost the lead")
+			}
+		}
+	} else {
+		time.Sleep(time.Second)
+	}
+	if leads(t, stopped) || !leads(t, awake) {
+		t.Fatalf("after it resumed the stopped node leads: %v, the awake one: %v; want only the awake one", leads(t, stopped), leads(t, awake))
+	}
+	// The jobs the stopped node held were taken back (their first
+	// attempt recorded dead) and done by the awake node at their
+	// second; what the stopped node then reported of them was
+	// refused.
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var jobs, nDone, again, againByAwake, dead, deadOfFrozen int
+	if err := conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM jobs),
+		(SELECT count(*) FROM jobs WHERE state = 'done'),
+		(SELECT count(*) FROM jobs WHERE attempt > 1),
+		(SELECT count(*) FROM jobs WHERE attempt = 2 AND worker_id LIKE $1 || '/%'),
+		(SELECT count(*) FROM job_attempts WHERE outcome = 'dead'),
+		(SELECT count(*) FROM job_attempts WHERE outcome = 'dead' AND attempt = 1 AND worker_id LIKE $2 || '/%')`,
+		awake.name, stopped.name).Scan(&jobs, &nDone, &again, &againByAwake, &dead, &deadOfFrozen); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d jobs, %d done; %d ran again, %d of them done by the awake node; %d attempts taken back, %d the stopped node's",
+		jobs, nDone, again, againByAwake, dead, deadOfFrozen)
+	if jobs != 300 || nDone != 300 || again < 1 || again != againByAwake || dead != again || deadOfFrozen != dead {
+		t.Errorf("want 300 jobs done, those that ran again taken back from the stopped node at their first attempt and done by the awake one")
+	}
+	// And the stopped node, resumed, runs jobs again, beside the leader.
+	post(t, awake.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(100, 50)})
+	waitAllDone(t, awake.url, 400, 30*time.Second)
+	ran := map[string]int{}
+	rows, err := conn.Query(ctx, `SELECT worker_id FROM jobs WHERE date_started > $1`, resumed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var w string
+		rows.Scan(&w)
+		ran[nodeOf(w)]++
+	}
+	rows.Close()
+	t.Logf("after it resumed the nodes ran %v", ran)
+	if ran[stopped.name] == 0 || ran[awake.name] == 0 {
+		t.Errorf("after it resumed the nodes ran %v: want both to run jobs", ran)
 	}
 }
