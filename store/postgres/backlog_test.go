@@ -15,11 +15,7 @@ import (
 func TestTheBenchLoaderWritesWhatAnInsertWrites(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
-	s, err := Open(ctx, dsn, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOn(t, dsn, true)
 	eta := time.Now().Add(24 * time.Hour).UTC().Truncate(time.Microsecond)
 	var seen []int
 	if err := LoadBacklog(ctx, dsn, Backlog{Tenant: "t1", Func: "testkit.echo", Channel: "root", Future: loadChunk + 10, ETA: eta, Done: 7},

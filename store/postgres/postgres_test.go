@@ -74,7 +74,14 @@ func testDSN(tb testing.TB) string {
 
 func openTest(tb testing.TB) *Store {
 	tb.Helper()
-	s, err := Open(context.Background(), testDSN(tb), true)
+	return openOn(tb, testDSN(tb), true)
+}
+
+// openOn opens a store on dsn (migrating it first with migrate), closed
+// when the test ends.
+func openOn(tb testing.TB, dsn string, migrate bool) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), dsn, migrate)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -263,16 +270,8 @@ func TestSubscribeReceivesTheNotifyOfAnotherStore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	dsn := testDSN(t)
-	a, err := Open(ctx, dsn, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, dsn, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := openOn(t, dsn, true)
+	b := openOn(t, dsn, false)
 	events, err := a.Subscribe(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -302,16 +301,8 @@ func TestSubscribeReceivesTheNotifyOfAnotherStore(t *testing.T) {
 func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
-	a, err := Open(ctx, dsn, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	b, err := Open(ctx, dsn, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	a := openOn(t, dsn, true)
+	b := openOn(t, dsn, false)
 	const hold = 500 * time.Millisecond
 	if ok, err := a.TryLead(ctx, "a", hold); !ok || err != nil {
 		t.Fatalf("a, alone in its schema, does not lead: %v %v", ok, err)
@@ -365,22 +356,14 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
-	s, err := Open(ctx, dsn, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOn(t, dsn, true)
 	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
 		var bound string
 		if err := pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&bound); err != nil || bound != "1min" {
 			t.Fatalf("a pool's idle_in_transaction_session_timeout: %q %v, want 1min", bound, err)
 		}
 	}
-	short, err := Open(ctx, pgdsn.WithParam(dsn, "idle_in_transaction_session_timeout", "300"), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer short.Close()
+	short := openOn(t, pgdsn.WithParam(dsn, "idle_in_transaction_session_timeout", "300"), false)
 	tx, err := short.d.pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -671,11 +654,7 @@ func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s, err := Open(ctx, dsn, true)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openOn(t, dsn, true)
 	pending, err := s.PendingSince(ctx, 0, 100)
 	if err != nil || len(pending) != 1 || pending[0].UUID != "old-pending" {
 		t.Fatalf("pending after the upgrade: %+v (%v), want old-pending", pending, err)
