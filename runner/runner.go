@@ -749,6 +749,10 @@ func (r *Runner) lead(ctx context.Context) {
 			asked := time.Now()
 			ok, err := r.store.TryLead(lctx, r.cfg.NodeID, r.cfg.Lease.D())
 			if !ok || err != nil {
+				// Said at once, not once the leader's goroutines have
+				// returned: a write of theirs under way may take its
+				// whole timeout.
+				r.leading.Store(false)
 				r.log.Warn().Err(err).Msg("lost leadership")
 				cancel()
 				continue

@@ -51,37 +51,6 @@ func pgctl(t *testing.T, action string) {
 	}
 }
 
-// explainStuck prints, for a failed test, the jobs left started, their
-// batches' leases and the node's log: what is needed to tell why.
-func explainStuck(t *testing.T, dsn string, n *node) {
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Logf("explain: %v", err)
-		return
-	}
-	defer conn.Close(ctx)
-	rows, _ := conn.Query(ctx, `SELECT j.uuid, j.worker_id, j.attempt, j.date_started, j.run_id, r.worker_id, r.lease_until, r.remaining
-		FROM jobs j LEFT JOIN job_runs r ON r.id = j.run_id WHERE j.state = 'started' ORDER BY j.date_started`)
-	for rows.Next() {
-		vals, _ := rows.Values()
-		t.Logf("started: %v", vals)
-	}
-	rows.Close()
-	rows, _ = conn.Query(ctx, `SELECT job_uuid, attempt, worker_id, started, ended, outcome, exc_name FROM job_attempts ORDER BY started DESC LIMIT 20`)
-	for rows.Next() {
-		vals, _ := rows.Values()
-		t.Logf("attempt: %v", vals)
-	}
-	rows.Close()
-	if b, err := os.ReadFile(n.log); err == nil {
-		if len(b) > 20000 {
-			b = b[len(b)-20000:]
-		}
-		t.Logf("%s log:\n%s", n.name, b)
-	}
-}
-
 // pgUp starts the cluster if it is down: whatever a test did, the next
 // ones need it.
 func pgUp(t *testing.T) {

@@ -91,6 +91,11 @@ func workGoesOnWithout(t *testing.T, bin, victim string, dsnFor func(name string
 			t.Fatalf("the two nodes never ran jobs together: %v", held)
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			explainStuck(t, direct, stopped)
+		}
+	})
 	stop(stopped)
 	stoppedAt := time.Now()
 	defer resume(stopped) // a failed test must not leave it stopped
@@ -168,5 +173,82 @@ func workGoesOnWithout(t *testing.T, bin, victim string, dsnFor func(name string
 	t.Logf("after it resumed the nodes ran %v", ran)
 	if ran[stopped.name] == 0 || ran[awake.name] == 0 {
 		t.Errorf("after it resumed the nodes ran %v: want both to run jobs", ran)
+	}
+}
+
+// A frozen node is replaced under its name (an orchestrator that took it
+// for dead starts another pod-0), then wakes: two processes of one
+// node_id run side by side. Each is its own worker (node_id/incarnation),
+// so neither renews, completes nor gives back what the other holds: every
+// job is done, the jobs the frozen one held are the only ones taken back,
+// and the three processes share the next jobs.
+func TestANodeReplacedUnderItsNameWhileFrozenWakesBesideItsReplacement(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	bin := buildWasmq(t)
+	old := startNode(t, bin, dsn, "pod-0")
+	for deadline := time.Now().Add(10 * time.Second); !leads(t, old); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first node never led")
+		}
+	}
+	other := startNode(t, bin, dsn, "pod-1")
+	post(t, other.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(300, 100)})
+	var oldWorker string
+	for deadline := time.Now().Add(15 * time.Second); oldWorker == ""; time.Sleep(50 * time.Millisecond) {
+		for _, j := range listAll(t, other.url) {
+			if j.State == "started" && nodeOf(j.WorkerID) == "pod-0" {
+				oldWorker = j.WorkerID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first node never ran a job")
+		}
+	}
+	old.cmd.Process.Signal(syscall.SIGSTOP)
+	defer old.cmd.Process.Signal(syscall.SIGCONT)
+	replacement := startNode(t, bin, dsn, "pod-0")
+	waitAllDone(t, other.url, 300, 40*time.Second)
+	old.cmd.Process.Signal(syscall.SIGCONT)
+	resumed := time.Now()
+
+	post(t, replacement.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(150, 50)})
+	waitAllDone(t, other.url, 450, 30*time.Second)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	ran := map[string]int{}
+	rows, err := conn.Query(ctx, `SELECT worker_id FROM jobs WHERE date_started > $1`, resumed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var w string
+		rows.Scan(&w)
+		switch {
+		case w == oldWorker:
+			ran["the woken pod-0"]++
+		case nodeOf(w) == "pod-0":
+			ran["its replacement"]++
+		default:
+			ran[nodeOf(w)]++
+		}
+	}
+	rows.Close()
+	var dead, deadOfOld, again int
+	if err := conn.QueryRow(ctx, `SELECT
+		(SELECT count(*) FROM job_attempts WHERE outcome = 'dead'),
+		(SELECT count(*) FROM job_attempts WHERE outcome = 'dead' AND worker_id = $1),
+		(SELECT count(*) FROM jobs WHERE attempt > 1)`, oldWorker).Scan(&dead, &deadOfOld, &again); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("after the wake the processes ran %v; %d attempts taken back (%d the frozen one's), %d jobs ran again", ran, dead, deadOfOld, again)
+	if dead != deadOfOld || dead < 1 || again != dead {
+		t.Errorf("%d attempts taken back, %d of them the frozen process's, %d jobs ran again: want only the frozen process's jobs taken back, each run again once", dead, deadOfOld, again)
+	}
+	if ran["the woken pod-0"] == 0 || ran["its replacement"] == 0 || ran["pod-1"] == 0 {
+		t.Errorf("after the wake the processes ran %v: want all three to run jobs", ran)
 	}
 }

@@ -90,13 +90,15 @@ var (
 
 // idleInTransaction ends, on the server, the session of a node that
 // stops in the middle of a transaction (frozen, paused, cut off without a
-// reset), and so its row and advisory locks: wasmq never waits on itself
-// within a transaction, so a minute of silence there is a node gone, and
-// its locks would otherwise hold up every node until its connection dies.
-// A dsn that sets the parameter keeps its own.
+// reset), and so its row and advisory locks. wasmq never waits on itself
+// within a transaction, so ten seconds of silence there (the default
+// lease) is a node gone: until then its locks hold up the others (the
+// reaper skips a lease row it has locked, so the jobs in it stay started),
+// and a request that needs one waits, within its own store timeout. A dsn
+// that sets the parameter keeps its own.
 const (
 	idleInTransactionKey = "idle_in_transaction_session_timeout"
-	idleInTransaction    = time.Minute
+	idleInTransaction    = 10 * time.Second
 )
 
 // Open connects; with migrate it applies pending migrations first, and

@@ -349,7 +349,7 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 
 // A node that stops in the middle of a transaction (frozen, paused, cut
 // off without a reset) holds its locks only until the server ends its
-// idle session: after a minute by default (both pools), or what the dsn
+// idle session: after 10 s by default (both pools), or what the dsn
 // sets. Here 300 ms: a lock such a transaction took (the one an identity
 // key's insert takes) is another session's soon after, and the silent
 // transaction cannot commit afterwards.
@@ -359,8 +359,8 @@ func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
 	s := openOn(t, dsn, true)
 	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
 		var bound string
-		if err := pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&bound); err != nil || bound != "1min" {
-			t.Fatalf("a pool's idle_in_transaction_session_timeout: %q %v, want 1min", bound, err)
+		if err := pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&bound); err != nil || bound != "10s" {
+			t.Fatalf("a pool's idle_in_transaction_session_timeout: %q %v, want 10s", bound, err)
 		}
 	}
 	short := openOn(t, pgdsn.WithParam(dsn, "idle_in_transaction_session_timeout", "300"), false)
