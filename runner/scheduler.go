@@ -815,11 +815,6 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 		share = max(0, min(len(pick), (len(s.running)+alive-1)/alive-busy))
 	}
 	if n := s.r.reserveSlots(min(share, s.r.cfg.BatchSize)); n > 0 {
-		if !s.r.leads() {
-			s.r.releaseSlots(n)
-			s.uncount(pick)
-			return errLeadLapsed
-		}
 		started, err := s.r.store.Start(wctx, pick[:n], s.r.workerID, lease)
 		if err != nil {
 			s.r.releaseSlots(n) // started nothing (the store's rule)
@@ -835,7 +830,7 @@ func (s *scheduler) handOver(ctx context.Context, pick []store.Candidate) error 
 	}
 	for len(pick) > 0 {
 		n := min(len(pick), s.r.cfg.BatchSize)
-		if !s.r.leads() {
+		if !s.r.leads() { // each write of a long hand-over asks again
 			s.uncount(pick)
 			return errLeadLapsed
 		}

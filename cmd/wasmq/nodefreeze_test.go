@@ -159,17 +159,7 @@ func workGoesOnWithout(t *testing.T, bin, victim string, dsnFor func(name string
 	// And the stopped node, resumed, runs jobs again, beside the leader.
 	post(t, awake.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(100, 50)})
 	waitAllDone(t, awake.url, 400, 30*time.Second)
-	ran := map[string]int{}
-	rows, err := conn.Query(ctx, `SELECT worker_id FROM jobs WHERE date_started > $1`, resumed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var w string
-		rows.Scan(&w)
-		ran[nodeOf(w)]++
-	}
-	rows.Close()
+	ran := startedSince(t, conn, resumed, nodeOf)
 	t.Logf("after it resumed the nodes ran %v", ran)
 	if ran[stopped.name] == 0 || ran[awake.name] == 0 {
 		t.Errorf("after it resumed the nodes ran %v: want both to run jobs", ran)
@@ -219,24 +209,15 @@ func TestANodeReplacedUnderItsNameWhileFrozenWakesBesideItsReplacement(t *testin
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	ran := map[string]int{}
-	rows, err := conn.Query(ctx, `SELECT worker_id FROM jobs WHERE date_started > $1`, resumed)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var w string
-		rows.Scan(&w)
+	ran := startedSince(t, conn, resumed, func(w string) string {
 		switch {
 		case w == oldWorker:
-			ran["the woken pod-0"]++
+			return "the woken pod-0"
 		case nodeOf(w) == "pod-0":
-			ran["its replacement"]++
-		default:
-			ran[nodeOf(w)]++
+			return "its replacement"
 		}
-	}
-	rows.Close()
+		return nodeOf(w)
+	})
 	var dead, deadOfOld, again int
 	if err := conn.QueryRow(ctx, `SELECT
 		(SELECT count(*) FROM job_attempts WHERE outcome = 'dead'),
@@ -251,4 +232,23 @@ func TestANodeReplacedUnderItsNameWhileFrozenWakesBesideItsReplacement(t *testin
 	if ran["the woken pod-0"] == 0 || ran["its replacement"] == 0 || ran["pod-1"] == 0 {
 		t.Errorf("after the wake the processes ran %v: want all three to run jobs", ran)
 	}
+}
+
+// startedSince counts the jobs started after since, by the name each one's
+// worker is given.
+func startedSince(t *testing.T, conn *pgx.Conn, since time.Time, name func(workerID string) string) map[string]int {
+	t.Helper()
+	rows, err := conn.Query(context.Background(), `SELECT worker_id FROM jobs WHERE date_started > $1`, since)
+	if err != nil {
+		t.Fatal(err)
+	}
+	workers, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := map[string]int{}
+	for _, w := range workers {
+		ran[name(w)]++
+	}
+	return ran
 }

@@ -291,9 +291,9 @@ func (s *driver) TryLead(ctx context.Context, nodeID string, hold time.Duration)
 	if err != nil {
 		return false, fmt.Errorf("postgres store: leader connection: %w", err)
 	}
-	// The hold is set by a statement, not a startup parameter, which a
-	// pooler may refuse; in the statement that takes the lock, before
-	// the session is first idle. 0, no hold, is no bound.
+	// The hold is set in the statement that takes the lock: no round
+	// trip more, and in force before the session is first idle. 0, no
+	// hold, is no bound.
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT set_config('idle_session_timeout', $1, false),
 		pg_try_advisory_lock(hashtext('wasmq-leader:' || current_schema()))`,
