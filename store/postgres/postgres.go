@@ -309,6 +309,17 @@ func (s *driver) TryLead(ctx context.Context, nodeID string, hold time.Duration)
 	return true, nil
 }
 
+// listenerUnread ends, on the server, the session of a listener that
+// reads none of the notifications sent to it for that long (its process
+// frozen, or cut off): PostgreSQL's notification queue, one for the
+// whole cluster, cannot be emptied past what a listening session has not
+// taken, so one such node would fill it (8 GB; then every notifying
+// commit fails, every insert of every node with it). The server's
+// blocked send is what tcp_user_timeout bounds; an idle session that is
+// sent nothing is not affected. A live node that missed notifications
+// reconnects and reads the store again.
+const listenerUnread = 10 * time.Second
+
 // Subscribe LISTENs on a dedicated connection, reconnecting after errors;
 // a reconnect sends an EventChanged since notifications may have been
 // missed meanwhile.
@@ -328,7 +339,8 @@ func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 		for ctx.Err() == nil {
 			conn, err := pgx.ConnectConfig(ctx, s.cfg)
 			if err == nil {
-				_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.notify}.Sanitize())
+				_, err = conn.Exec(ctx, "SET tcp_user_timeout = "+strconv.FormatInt(listenerUnread.Milliseconds(), 10)+
+					"; LISTEN "+pgx.Identifier{s.notify}.Sanitize())
 			}
 			if first {
 				ready <- err
