@@ -43,6 +43,7 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[[tenants]]\nname = \"a\"\ntoken = \"short\"\n":                                            "at least 16",
 		"[server]\nlisten = \"0.0.0.0:8765\"\n":                                                     "not a loopback address",
 		"[server]\nlisten = \"127.0.0.1:1\"\n[runner]\nlease = \"500ms\"":                           "runner.lease",
+		"[runner]\nlease = \"720h\"\n":                                                              "runner.lease: must be at most 1h0m0s",
 		"this is not toml":                                                                          "line 1",
 		"[server]\nread_timeout = \"-1s\"\n":                                                        "server.read_timeout: must be > 0",
 		"[server]\nidle_timeout = -5\n":                                                             "server.idle_timeout: must be > 0",

@@ -77,6 +77,12 @@ const DefaultUsageFlush = 5 * time.Second
 // docs/benchmarks.md, "Store core".
 const DefaultLease = 10 * time.Second
 
+// MaxLease bounds runner.lease: a lease is renewed every lease/3 however
+// long its job runs, so a longer one only delays a dead node's jobs, and
+// the leader's lead, a lease too, is held by a session bound PostgreSQL
+// counts in milliseconds within an int32 (24.8 days).
+const MaxLease = time.Hour
+
 // DefaultMaxClockOffset: each node writes leases, etas and dates with its
 // own clock, and another node reads them with its own. A leader whose
 // clock is ahead of a worker's by more than about two thirds of a lease
@@ -146,6 +152,9 @@ func (c Config) Validate() error {
 	}
 	if c.Lease.D() < time.Second {
 		return fmt.Errorf("runner.lease: must be at least 1s (leases are renewed every lease/3)")
+	}
+	if c.Lease.D() > MaxLease {
+		return fmt.Errorf("runner.lease: must be at most %s (a dead node's jobs come back only after it)", MaxLease)
 	}
 	if c.MaxClockOffset.D() >= c.Lease.D()/2 {
 		return fmt.Errorf("runner.max_clock_offset: must be under half of runner.lease (%s): a clock off by more takes running jobs back", c.Lease.D())

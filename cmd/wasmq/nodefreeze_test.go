@@ -299,13 +299,7 @@ func TestAFrozenNodeDoesNotHoldBackTheNotificationQueue(t *testing.T) {
 	frozen.cmd.Process.Signal(syscall.SIGCONT)
 	j := post(t, frozen.url+"/v1/jobs", map[string]any{"func": "testkit.noop"})
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var state string
-		conn, err := pgx.Connect(context.Background(), dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn.QueryRow(context.Background(), `SELECT state FROM jobs WHERE uuid = $1`, j["uuid"]).Scan(&state)
-		conn.Close(context.Background())
+		state := pgtest.Scalar[string](t, dsn, `SELECT state FROM jobs WHERE uuid = $1`, j["uuid"])
 		if state == "done" {
 			break
 		}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"sort"
 	"strconv"
 	"sync"
@@ -293,11 +294,11 @@ func (s *driver) TryLead(ctx context.Context, nodeID string, hold time.Duration)
 	}
 	// The hold is set in the statement that takes the lock: no round
 	// trip more, and in force before the session is first idle. 0, no
-	// hold, is no bound.
+	// hold, is no bound; the server takes at most an int32 of ms.
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT set_config('idle_session_timeout', $1, false),
 		pg_try_advisory_lock(hashtext('wasmq-leader:' || current_schema()))`,
-		strconv.FormatInt(max(hold.Milliseconds(), 0), 10)).Scan(nil, &ok); err != nil {
+		strconv.FormatInt(min(max(hold.Milliseconds(), 0), math.MaxInt32), 10)).Scan(nil, &ok); err != nil {
 		conn.Close(context.Background())
 		return false, fmt.Errorf("postgres store: leader lock: %w", err)
 	}

@@ -338,6 +338,11 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 	if took < hold-10*time.Millisecond { // the answer's way back: well under 10 ms here
 		t.Fatalf("b leads %v after a went silent, before a's hold of %v", took, hold)
 	}
+	// A hold past what the server counts (an int32 of ms) is its longest.
+	c := openOn(t, testDSN(t), true)
+	if ok, err := c.TryLead(ctx, "c", 30*24*time.Hour); !ok || err != nil {
+		t.Fatalf("a hold of 30 days: %v %v, want the lead", ok, err)
+	}
 	// a is told, once; asking again, it does not lead while b does.
 	if ok, err := a.TryLead(ctx, "a", hold); ok || err == nil {
 		t.Fatalf("the silent leader's next ask: %v %v, want the lead reported lost", ok, err)
