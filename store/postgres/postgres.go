@@ -102,6 +102,26 @@ const (
 	idleInTransaction    = 10 * time.Second
 )
 
+// unreadAnswers ends, on the server, the session of a node that stops
+// reading what the server sends it (frozen, or cut off: its socket's
+// buffers fill, or nothing is acknowledged), which the idle timeouts do
+// not cover since the session is busy sending. Two kinds of session
+// would otherwise hold on until the kernel gives up, a quarter of an hour
+// later: one in the middle of an answer, with its transaction's locks and
+// a snapshot that keeps vacuum from every node's dead rows; and the
+// listener, since PostgreSQL's notification queue, one for the whole
+// cluster, cannot be emptied past what a listening session has not taken,
+// so one such node would fill it (8 GB; then every notifying commit
+// fails, every insert of every node with it). wasmq reads every answer
+// at once, so ten seconds of unread answers is a node gone. A live node
+// whose session ends reconnects (a listener reads the store again). The
+// server applies it over TCP only, not over a Unix socket. A dsn that
+// sets the parameter keeps its own.
+const (
+	unreadAnswersKey = "tcp_user_timeout"
+	unreadAnswers    = 10 * time.Second
+)
+
 // Open connects; with migrate it applies pending migrations first, and
 // otherwise refuses a schema behind (or ahead of) this binary.
 func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
@@ -112,8 +132,10 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
 	}
-	if _, set := pcfg.ConnConfig.RuntimeParams[idleInTransactionKey]; !set {
-		pcfg.ConnConfig.RuntimeParams[idleInTransactionKey] = strconv.FormatInt(idleInTransaction.Milliseconds(), 10)
+	for key, bound := range map[string]time.Duration{idleInTransactionKey: idleInTransaction, unreadAnswersKey: unreadAnswers} {
+		if _, set := pcfg.ConnConfig.RuntimeParams[key]; !set {
+			pcfg.ConnConfig.RuntimeParams[key] = strconv.FormatInt(bound.Milliseconds(), 10)
+		}
 	}
 	sessions := &sessionStarts{}
 	pcfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
@@ -310,17 +332,6 @@ func (s *driver) TryLead(ctx context.Context, nodeID string, hold time.Duration)
 	return true, nil
 }
 
-// listenerUnread ends, on the server, the session of a listener that
-// reads none of the notifications sent to it for that long (its process
-// frozen, or cut off): PostgreSQL's notification queue, one for the
-// whole cluster, cannot be emptied past what a listening session has not
-// taken, so one such node would fill it (8 GB; then every notifying
-// commit fails, every insert of every node with it). The server's
-// blocked send is what tcp_user_timeout bounds; an idle session that is
-// sent nothing is not affected. A live node that missed notifications
-// reconnects and reads the store again.
-const listenerUnread = 10 * time.Second
-
 // Subscribe LISTENs on a dedicated connection, reconnecting after errors;
 // a reconnect sends an EventChanged since notifications may have been
 // missed meanwhile.
@@ -340,8 +351,7 @@ func (s *driver) Subscribe(ctx context.Context) (<-chan store.Event, error) {
 		for ctx.Err() == nil {
 			conn, err := pgx.ConnectConfig(ctx, s.cfg)
 			if err == nil {
-				_, err = conn.Exec(ctx, "SET tcp_user_timeout = "+strconv.FormatInt(listenerUnread.Milliseconds(), 10)+
-					"; LISTEN "+pgx.Identifier{s.notify}.Sanitize())
+				_, err = conn.Exec(ctx, "LISTEN "+pgx.Identifier{s.notify}.Sanitize()) // s.cfg bounds its unread answers
 			}
 			if first {
 				ready <- err

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wasmq/wasmq/store/pgdsn"
@@ -391,6 +392,69 @@ func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
 	if err := tx.Commit(ctx); err == nil {
 		t.Fatal("the transaction left idle committed after its session was ended")
 	}
+}
+
+// A node that stops reading in the middle of an answer (frozen, or cut
+// off) leaves its server session blocked in a send: the statement is
+// still running, so neither idle timeout applies, and its locks and its
+// snapshot (which keeps vacuum from the jobs table's dead rows, every
+// node's) would hold until the kernel gives up, a quarter of an hour
+// later. Every session sets tcp_user_timeout: ten seconds of answers left
+// unacknowledged end it.
+func TestASessionWhoseAnswerIsNotReadLetsGoOfItsLocks(t *testing.T) {
+	ctx := context.Background()
+	dsn := testDSN(t)
+	s := openOn(t, dsn, true)
+	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
+		var bound string
+		if err := pool.QueryRow(ctx, `SHOW tcp_user_timeout`).Scan(&bound); err != nil || bound != "10000" {
+			t.Fatalf("a pool's tcp_user_timeout: %q %v, want 10000 (ms)", bound, err)
+		}
+	}
+	short := openOn(t, pgdsn.WithParam(dsn, "tcp_user_timeout", "500"), false)
+	tx, err := short.d.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) // gives the connection back to the pool, which waits for it to close
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, 8)`, identityLockClass); err != nil {
+		t.Fatal(err)
+	}
+	// Far more than the sockets' buffers hold: the server's send blocks
+	// once they are full, as it does for a frozen reader.
+	rows, err := tx.Query(ctx, `SELECT repeat('x', 8192) FROM generate_series(1, 100000)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rows.Next() {
+		t.Fatalf("no first row: %v", rows.Err())
+	}
+	defer rows.Close()
+	other, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close(ctx)
+	pid := tx.Conn().PgConn().PID()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var wait string
+		if err := other.QueryRow(ctx, `SELECT coalesce(wait_event, '') FROM pg_stat_activity WHERE pid = $1`, pid).Scan(&wait); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatal(err)
+		}
+		if wait == "ClientWrite" {
+			break // the server waits on the reader, as on a frozen one
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the session's wait is %q, not ClientWrite: the test does not block its send", wait)
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	began := time.Now()
+	if _, err := other.Exec(wctx, `SELECT pg_advisory_xact_lock($1, 8)`, identityLockClass); err != nil {
+		t.Fatalf("the lock of a session whose answer was not read was still held after %v: %v", time.Since(began), err)
+	}
+	t.Logf("the lock was another session's %v after", time.Since(began).Round(time.Millisecond))
 }
 
 func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
