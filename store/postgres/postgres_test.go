@@ -353,6 +353,30 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 	}
 }
 
+// lockTakenWithin takes, on conn, the advisory lock another session
+// holds, waiting at most bound.
+func lockTakenWithin(t *testing.T, conn *pgx.Conn, key int, bound time.Duration, what string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
+	defer cancel()
+	began := time.Now()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`, identityLockClass, key); err != nil {
+		t.Fatalf("%s was still held after %v: %v", what, time.Since(began), err)
+	}
+	t.Logf("the lock was another session's %v after", time.Since(began).Round(time.Millisecond))
+}
+
+// poolsShow checks that both of s's pools' sessions have the setting.
+func poolsShow(t *testing.T, s *Store, setting, want string) {
+	t.Helper()
+	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
+		var got string
+		if err := pool.QueryRow(context.Background(), `SHOW `+setting).Scan(&got); err != nil || got != want {
+			t.Fatalf("a pool's %s: %q %v, want %s", setting, got, err, want)
+		}
+	}
+}
+
 // A node that stops in the middle of a transaction (frozen, paused, cut
 // off without a reset) holds its locks only until the server ends its
 // idle session: after 10 s by default (both pools), or what the dsn
@@ -362,13 +386,7 @@ func TestASilentLeaderLosesTheLeadAfterItsHold(t *testing.T) {
 func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
-	s := openOn(t, dsn, true)
-	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
-		var bound string
-		if err := pool.QueryRow(ctx, `SHOW idle_in_transaction_session_timeout`).Scan(&bound); err != nil || bound != "10s" {
-			t.Fatalf("a pool's idle_in_transaction_session_timeout: %q %v, want 10s", bound, err)
-		}
-	}
+	poolsShow(t, openOn(t, dsn, true), "idle_in_transaction_session_timeout", "10s")
 	short := openOn(t, pgdsn.WithParam(dsn, "idle_in_transaction_session_timeout", "300"), false)
 	tx, err := short.d.pool.Begin(ctx)
 	if err != nil {
@@ -382,13 +400,7 @@ func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close(ctx)
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	began := time.Now()
-	if _, err := other.Exec(wctx, `SELECT pg_advisory_xact_lock($1, 7)`, identityLockClass); err != nil {
-		t.Fatalf("the lock of a transaction left idle was still held after %v: %v", time.Since(began), err)
-	}
-	t.Logf("the lock was another session's %v after", time.Since(began).Round(time.Millisecond))
+	lockTakenWithin(t, other, 7, 5*time.Second, "the lock of a transaction left idle")
 	if err := tx.Commit(ctx); err == nil {
 		t.Fatal("the transaction left idle committed after its session was ended")
 	}
@@ -404,13 +416,7 @@ func TestATransactionLeftIdleLetsGoOfItsLocks(t *testing.T) {
 func TestASessionWhoseAnswerIsNotReadLetsGoOfItsLocks(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
-	s := openOn(t, dsn, true)
-	for _, pool := range []*pgxpool.Pool{s.d.pool, s.d.fast} {
-		var bound string
-		if err := pool.QueryRow(ctx, `SHOW tcp_user_timeout`).Scan(&bound); err != nil || bound != "10000" {
-			t.Fatalf("a pool's tcp_user_timeout: %q %v, want 10000 (ms)", bound, err)
-		}
-	}
+	poolsShow(t, openOn(t, dsn, true), "tcp_user_timeout", "10000") // ms
 	short := openOn(t, pgdsn.WithParam(dsn, "tcp_user_timeout", "500"), false)
 	tx, err := short.d.pool.Begin(ctx)
 	if err != nil {
@@ -448,13 +454,7 @@ func TestASessionWhoseAnswerIsNotReadLetsGoOfItsLocks(t *testing.T) {
 			t.Fatalf("the session's wait is %q, not ClientWrite: the test does not block its send", wait)
 		}
 	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	began := time.Now()
-	if _, err := other.Exec(wctx, `SELECT pg_advisory_xact_lock($1, 8)`, identityLockClass); err != nil {
-		t.Fatalf("the lock of a session whose answer was not read was still held after %v: %v", time.Since(began), err)
-	}
-	t.Logf("the lock was another session's %v after", time.Since(began).Round(time.Millisecond))
+	lockTakenWithin(t, other, 8, 5*time.Second, "the lock of a session whose answer was not read")
 }
 
 func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
