@@ -122,6 +122,31 @@ const (
 	unreadAnswers    = 10 * time.Second
 )
 
+// silentPeer ends, on the server, the idle sessions of a node whose host
+// is gone from the network (powered off, its instance terminated, cut
+// off): nothing of them reaches the server, not even the end of their
+// connections, and the kernel's own keepalive waits two hours before its
+// first probe. Until then each of the node's sessions holds one of the
+// server's max_connections (a node keeps ten or more), and its liveness
+// lock stays held. After silentPeer idle the server probes, and the first
+// probe unanswered for unreadAnswers ends the session; a live node, even
+// a frozen one, answers probes from its kernel. A dsn that sets the
+// parameter keeps its own.
+const (
+	silentPeerKey = "tcp_keepalives_idle"
+	silentPeer    = 30 * time.Second
+	probeEveryKey = "tcp_keepalives_interval"
+	probeEvery    = 10 * time.Second
+)
+
+// sessionBounds are the bounds above, set on every session.
+var sessionBounds = map[string]time.Duration{
+	idleInTransactionKey: idleInTransaction,
+	unreadAnswersKey:     unreadAnswers,
+	silentPeerKey:        silentPeer,
+	probeEveryKey:        probeEvery,
+}
+
 // Open connects; with migrate it applies pending migrations first, and
 // otherwise refuses a schema behind (or ahead of) this binary.
 func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
@@ -132,9 +157,9 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
 	}
-	for key, bound := range map[string]time.Duration{idleInTransactionKey: idleInTransaction, unreadAnswersKey: unreadAnswers} {
-		if _, set := pcfg.ConnConfig.RuntimeParams[key]; !set {
-			pcfg.ConnConfig.RuntimeParams[key] = strconv.FormatInt(bound.Milliseconds(), 10)
+	for key, bound := range sessionBounds {
+		if _, set := pcfg.ConnConfig.RuntimeParams[key]; !set { // with its unit: some settings count seconds
+			pcfg.ConnConfig.RuntimeParams[key] = strconv.FormatInt(bound.Milliseconds(), 10) + "ms"
 		}
 	}
 	sessions := &sessionStarts{}
