@@ -63,3 +63,55 @@ func quoteValue(v string) string {
 	}
 	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(v) + "'"
 }
+
+// OptionSettings returns the server settings a connection's `options`
+// parameter (or PGOPTIONS) sets, by name: "-c name=value", "-cname=value"
+// and "--name=value", separated by spaces, a backslash escaping the
+// character after it, as libpq and the server read them. Names are lower
+// case, with the server's '-' for '_' in the long form; other switches
+// are skipped.
+func OptionSettings(options string) map[string]string {
+	var words []string
+	var w strings.Builder
+	inWord := false
+	for i := 0; i < len(options); i++ {
+		c := options[i]
+		switch {
+		case c == '\\' && i+1 < len(options):
+			i++
+			w.WriteByte(options[i])
+			inWord = true
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words = append(words, w.String())
+				w.Reset()
+				inWord = false
+			}
+		default:
+			w.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, w.String())
+	}
+	settings := map[string]string{}
+	set := func(pair string) {
+		name, value, ok := strings.Cut(pair, "=")
+		if ok && name != "" {
+			settings[strings.ToLower(strings.ReplaceAll(name, "-", "_"))] = value
+		}
+	}
+	for i := 0; i < len(words); i++ {
+		switch word := words[i]; {
+		case word == "-c" && i+1 < len(words):
+			i++
+			set(words[i])
+		case strings.HasPrefix(word, "--"):
+			set(word[2:])
+		case strings.HasPrefix(word, "-c"):
+			set(word[2:])
+		}
+	}
+	return settings
+}

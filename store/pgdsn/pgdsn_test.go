@@ -52,3 +52,40 @@ func TestWithParamSetsOneParameterAndKeepsTheRest(t *testing.T) {
 		})
 	}
 }
+
+// The three ways a setting is written in `options`, as the server reads
+// them (postgres(1): -c name=value, --name=value; libpq: a backslash
+// escapes a space).
+func TestOptionSettingsReadsEachFormTheServerReads(t *testing.T) {
+	cases := []struct {
+		name, options string
+		want          map[string]string
+	}{
+		{"none", "", map[string]string{}},
+		{"-c and a pair", "-c tcp_user_timeout=2500", map[string]string{"tcp_user_timeout": "2500"}},
+		{"-c joined to its pair", "-ctcp_keepalives_idle=60", map[string]string{"tcp_keepalives_idle": "60"}},
+		{"the long form, dashes for underscores", "--idle-in-transaction-session-timeout=4s",
+			map[string]string{"idle_in_transaction_session_timeout": "4s"}},
+		{"several, with runs of spaces", "  -c a=1   --B=2 -cc=3 ",
+			map[string]string{"a": "1", "b": "2", "c": "3"}},
+		{"an escaped space stays in the value", `-c application_name=a\ b -c x=1`,
+			map[string]string{"application_name": "a b", "x": "1"}},
+		{"an escaped backslash", `-c search_path=a\\b`, map[string]string{"search_path": `a\b`}},
+		{"other switches and a -c without a pair are skipped", "-d 1 -c -c novalue -c",
+			map[string]string{}},
+		{"the later of two wins", "-c a=1 -c a=2", map[string]string{"a": "2"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := pgdsn.OptionSettings(c.options)
+			if len(got) != len(c.want) {
+				t.Fatalf("OptionSettings(%q) = %v, want %v", c.options, got, c.want)
+			}
+			for k, v := range c.want {
+				if got[k] != v {
+					t.Fatalf("OptionSettings(%q)[%s] = %q, want %q (all: %v)", c.options, k, got[k], v, got)
+				}
+			}
+		})
+	}
+}

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/pgdsn"
 )
 
 //go:embed migrations/*.sql
@@ -157,8 +158,12 @@ func Open(ctx context.Context, dsn string, migrate bool) (*Store, error) {
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
 	}
+	// A startup parameter overrides what `options` sets (the server reads
+	// the options first), so a bound the dsn sets either way is left out.
+	inOptions := pgdsn.OptionSettings(pcfg.ConnConfig.RuntimeParams["options"])
 	for key, bound := range sessionBounds {
-		if _, set := pcfg.ConnConfig.RuntimeParams[key]; !set { // with its unit: some settings count seconds
+		_, set := pcfg.ConnConfig.RuntimeParams[key]
+		if _, opt := inOptions[key]; !set && !opt { // with its unit: some settings count seconds
 			pcfg.ConnConfig.RuntimeParams[key] = strconv.FormatInt(bound.Milliseconds(), 10) + "ms"
 		}
 	}

@@ -457,6 +457,20 @@ func TestASessionWhoseAnswerIsNotReadLetsGoOfItsLocks(t *testing.T) {
 	lockTakenWithin(t, other, 8, 5*time.Second, "the lock of a session whose answer was not read")
 }
 
+// A bound the dsn sets in its `options` keeps the dsn's value, as one
+// set as a parameter of its own does: the server reads the options before
+// the startup parameters, so a bound wasmq sent as well would win.
+func TestABoundSetInTheOptionsKeepsItsValue(t *testing.T) {
+	dsn := pgdsn.WithParam(testDSN(t), "options",
+		`-c tcp_user_timeout=2500 --idle-in-transaction-session-timeout=4s -ctcp_keepalives_idle=70 -c application_name=a\ b`)
+	s := openOn(t, dsn, true)
+	poolsShow(t, s, "tcp_user_timeout", "2500")
+	poolsShow(t, s, "idle_in_transaction_session_timeout", "4s")
+	poolsShow(t, s, "tcp_keepalives_idle", "70")
+	poolsShow(t, s, "tcp_keepalives_interval", "10") // not in the options: wasmq's bound
+	poolsShow(t, s, "application_name", "a b")
+}
+
 func TestOnlyOneStoreLeadsUntilItCloses(t *testing.T) {
 	ctx := context.Background()
 	dsn := testDSN(t)
