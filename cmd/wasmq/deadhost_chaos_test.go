@@ -10,6 +10,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -100,8 +101,10 @@ func startPostgresBehindALink(t *testing.T) *postgresBehindALink {
 	}
 	uid, _ := strconv.Atoi(pgUser.Uid)
 	gid, _ := strconv.Atoi(pgUser.Gid)
+	sweepLeftBehind(t)
+	pid := os.Getpid()
 	// Not t.TempDir: its parents are closed to the postgres user.
-	dir, err := os.MkdirTemp("", "wasmq-vanish-")
+	dir, err := os.MkdirTemp("", fmt.Sprintf("wasmq-vanish-%d-", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,10 +118,10 @@ func startPostgresBehindALink(t *testing.T) *postgresBehindALink {
 	data := filepath.Join(dir, "data")
 	runCmd(t, "runuser", "-u", "postgres", "--", filepath.Join(binDir, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
 
-	// Names of this process's own, so two runs on one machine do not meet.
-	id := os.Getpid() % 10000
-	ns, near, far := fmt.Sprintf("wqv%d", id), fmt.Sprintf("wqv%da", id), fmt.Sprintf("wqv%db", id)
-	subnet := 16 + id%200
+	// Names of this process's own, so two runs on one machine do not meet,
+	// and a later run knows what a killed one left (sweepLeftBehind).
+	ns, near, far := fmt.Sprintf("wqv%d", pid), fmt.Sprintf("wqv%da", pid), fmt.Sprintf("wqv%db", pid)
+	subnet := 16 + pid%200
 	nearAddr, farAddr := fmt.Sprintf("10.%d.77.2", subnet), fmt.Sprintf("10.%d.77.1", subnet)
 	if err := os.WriteFile(filepath.Join(data, "pg_hba.conf"), []byte(fmt.Sprintf(
 		"local all all trust\nhost all all %s/32 trust\n", nearAddr)), 0o600); err != nil {
@@ -178,6 +181,42 @@ func startPostgresBehindALink(t *testing.T) *postgresBehindALink {
 		hostAddr: nearAddr,
 		admin:    admin,
 		near:     near,
+	}
+}
+
+// sweepLeftBehind removes what a run killed before its cleanups (go test's
+// timeout panics past them) left: its namespace, with the cluster still
+// running in it, its link and its folder, all named after its process.
+// A leftover address would share a subnet with a later run's now and then.
+func sweepLeftBehind(t *testing.T) {
+	t.Helper()
+	gone := func(pid string) bool {
+		_, err := os.Stat("/proc/" + pid)
+		return os.IsNotExist(err)
+	}
+	out, _ := exec.Command("ip", "netns", "list").Output()
+	for _, line := range strings.Split(string(out), "\n") {
+		ns, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		pid, ok := strings.CutPrefix(ns, "wqv")
+		if !ok || pid == "" || strings.Trim(pid, "0123456789") != "" || !gone(pid) {
+			continue
+		}
+		pids, _ := exec.Command("ip", "netns", "pids", ns).Output()
+		for _, p := range strings.Fields(string(pids)) {
+			if n, err := strconv.Atoi(p); err == nil {
+				syscall.Kill(n, syscall.SIGKILL)
+			}
+		}
+		exec.Command("ip", "link", "del", ns+"a").Run()
+		exec.Command("ip", "netns", "del", ns).Run()
+		t.Logf("removed namespace %s, left by a run that ended before its cleanups", ns)
+	}
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "wasmq-vanish-*"))
+	for _, dir := range dirs {
+		pid, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(dir), "wasmq-vanish-"), "-")
+		if pid != "" && strings.Trim(pid, "0123456789") == "" && gone(pid) {
+			os.RemoveAll(dir)
+		}
 	}
 }
 
