@@ -267,16 +267,50 @@ func fitsOneNotify(jobs []abi.Job) bool {
 
 // insertCTEs insert jobArrays' rows (ins, which returns them) and log the
 // pending ones (logged).
-const insertCTEs = `ins AS (
+var insertCTEs = `ins AS (
 		INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string, description,
 			channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid, state, date_cancelled, date_created)
-		SELECT u, t, f, a::json, k::json, c::json, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc, $20
+		SELECT u, ` + uniformOr("t", 2, "text") + `, ` + uniformOr("f", 3, "text") + `, a::json,
+			` + uniformOr("k", 5, "text") + `::json, ` + uniformOr("c", 6, "text") + `::json, ` + uniformOr("us", 7, "text") + `,
+			` + uniformOr("m", 8, "text") + `, ` + uniformOr("fs", 9, "text") + `, ` + uniformOr("d", 10, "text") + `,
+			` + uniformOr("ch", 11, "text") + `, ` + uniformOr("p", 12, "int") + `, ` + uniformOr("e", 13, "timestamptz") + `,
+			` + uniformOr("x", 14, "timestamptz") + `, ` + uniformOr("mr", 15, "int") + `, ` + uniformOr("ik", 16, "text") + `,
+			` + uniformOr("g", 17, "text") + `, ` + uniformOr("st", 18, "text") + `, ` + uniformOr("dc", 19, "timestamptz") + `, $20
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 			$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[],
 			$16::text[], $17::text[], $18::text[], $19::timestamptz[])
 			AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc)
 		RETURNING ` + candidateColumns + `, state),
 	logged AS (INSERT INTO pending_log (` + candidateColumns + `) SELECT ` + candidateColumns + ` FROM ins WHERE state = 'pending')`
+
+// uniformOr is the column of unnested array $n, or the array's one
+// element when it holds one: a column whose value every job of a batch
+// shares (most of them: the tenant, the channel, the empty user and
+// description, a NULL eta) is sent once, not unnested row by row
+// (jobArrays).
+func uniformOr(col string, n int, typ string) string {
+	return fmt.Sprintf("(CASE WHEN cardinality($%d::%s[]) = 1 THEN ($%d::%s[])[1] ELSE %s END)", n, typ, n, typ, col)
+}
+
+// uniform shortens a column's values to one when they are all equal.
+func uniform[T comparable](vs []T) []T {
+	for _, v := range vs[1:] {
+		if v != vs[0] {
+			return vs
+		}
+	}
+	return vs[:1]
+}
+
+// uniformTimes is uniform for nullable dates.
+func uniformTimes(vs []*time.Time) []*time.Time {
+	for _, v := range vs[1:] {
+		if (v == nil) != (vs[0] == nil) || (v != nil && !v.Equal(*vs[0])) {
+			return vs
+		}
+	}
+	return vs[:1]
+}
 
 // jobArrays are insertCTEs' parameters $1 to $20: one array per column,
 // then the date of creation.
@@ -295,8 +329,13 @@ func jobArrays(jobs []abi.Job, now time.Time) []any {
 		states, prios, maxr = append(states, string(j.State)), append(prios, int32(j.Priority)), append(maxr, int32(j.MaxRetries))
 		etas, exps, cancelled = append(etas, j.ETA), append(exps, j.ExpectedAt), append(cancelled, j.DateCancelled)
 	}
-	return []any{uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr,
-		keys, graphs, states, cancelled, now}
+	if n == 0 {
+		return []any{uuids, tenants, funcs, args, kwargs, ctxs, users, models, fstrs, descs, chans, prios, etas, exps, maxr,
+			keys, graphs, states, cancelled, now}
+	}
+	return []any{uuids, uniform(tenants), uniform(funcs), args, uniform(kwargs), uniform(ctxs), uniform(users), uniform(models),
+		uniform(fstrs), uniform(descs), uniform(chans), uniform(prios), uniformTimes(etas), uniformTimes(exps), uniform(maxr),
+		uniform(keys), uniform(graphs), uniform(states), uniformTimes(cancelled), now}
 }
 
 // copyColumns are the columns copyJobs writes; seq and version take their

@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"TheSchedulerReadsWhatIsDue", theSchedulerReadsWhatIsDue},
 		{"GroupCommitRefusesEachRequestAlone", groupCommitRefusesEachRequestAlone},
 		{"GroupCommitBulkConflictFailsAlone", groupCommitBulkConflictFailsAlone},
+		{"ABatchKeepsEachJobsOwnValues", aBatchKeepsEachJobsOwnValues},
 		{"APlainGroupIsCountedAndAnnouncedWhole", aPlainGroupIsCountedAndAnnouncedWhole},
 		{"AnnouncedJobsAreWhatPendingReads", announcedJobsAreWhatPendingReads},
 		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
