@@ -266,7 +266,11 @@ func fitsOneNotify(jobs []abi.Job) bool {
 }
 
 // insertCTEs insert jobArrays' rows (ins, which returns them) and log the
-// pending ones (logged).
+// pending ones (logged). The arrays are unnested in a select list, where
+// PostgreSQL steps them together row by row (the shorter ones giving
+// NULL); in FROM each would first be copied whole into a store of its
+// own, 19 of them for every statement, a tenth of a small group's write
+// (docs/benchmarks.md, "Shared columns sent once").
 var insertCTEs = `ins AS (
 		INSERT INTO jobs (uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string, description,
 			channel, priority, eta, expected_at, max_retries, identity_key, graph_uuid, state, date_cancelled, date_created)
@@ -276,10 +280,12 @@ var insertCTEs = `ins AS (
 			` + uniformOr("ch", 11, "text") + `, ` + uniformOr("p", 12, "int") + `, ` + uniformOr("e", 13, "timestamptz") + `,
 			` + uniformOr("x", 14, "timestamptz") + `, ` + uniformOr("mr", 15, "int") + `, ` + uniformOr("ik", 16, "text") + `,
 			` + uniformOr("g", 17, "text") + `, ` + uniformOr("st", 18, "text") + `, ` + uniformOr("dc", 19, "timestamptz") + `, $20
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
-			$9::text[], $10::text[], $11::text[], $12::int[], $13::timestamptz[], $14::timestamptz[], $15::int[],
-			$16::text[], $17::text[], $18::text[], $19::timestamptz[])
-			AS x(u, t, f, a, k, c, us, m, fs, d, ch, p, e, x, mr, ik, g, st, dc)
+		FROM (SELECT unnest($1::text[]) AS u, unnest($2::text[]) AS t, unnest($3::text[]) AS f, unnest($4::text[]) AS a,
+			unnest($5::text[]) AS k, unnest($6::text[]) AS c, unnest($7::text[]) AS us, unnest($8::text[]) AS m,
+			unnest($9::text[]) AS fs, unnest($10::text[]) AS d, unnest($11::text[]) AS ch, unnest($12::int[]) AS p,
+			unnest($13::timestamptz[]) AS e, unnest($14::timestamptz[]) AS x, unnest($15::int[]) AS mr,
+			unnest($16::text[]) AS ik, unnest($17::text[]) AS g, unnest($18::text[]) AS st,
+			unnest($19::timestamptz[]) AS dc) AS rows
 		RETURNING ` + candidateColumns + `, state),
 	logged AS (INSERT INTO pending_log (` + candidateColumns + `) SELECT ` + candidateColumns + ` FROM ins WHERE state = 'pending')`
 
