@@ -879,38 +879,28 @@ func benchCmd(args []string, out io.Writer) error {
 	if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
 		o.Progress = f // progress bars for the long phases
 	}
-	if eo.Mode != "" {
-		eo.Driver, eo.DSN, eo.Jobs, eo.PluginsDir = o.Driver, o.DSN, o.Jobs, o.PluginsDir
-		if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
-			eo.Progress = f
-		}
-		if profile != "" {
-			f, err := os.Create(profile)
-			if err != nil {
-				return fmt.Errorf("bench: --cpuprofile: %w", err)
-			}
-			defer f.Close()
-			eo.CPUProfile = f
-		}
-		r, err := bench.Enqueue(context.Background(), eo)
-		if err != nil {
-			return err
-		}
-		if asJSON {
-			return json.NewEncoder(out).Encode(r)
-		}
-		fmt.Fprintln(out, r)
-		return nil
-	}
+	var cpuProfile io.Writer
 	if profile != "" {
 		f, err := os.Create(profile)
 		if err != nil {
 			return fmt.Errorf("bench: --cpuprofile: %w", err)
 		}
 		defer f.Close()
-		o.CPUProfile = f
+		cpuProfile = f
 	}
-	r, err := bench.Run(context.Background(), o)
+	var r any
+	var err error
+	if eo.Mode != "" {
+		eo.Driver, eo.DSN, eo.Jobs, eo.PluginsDir = o.Driver, o.DSN, o.Jobs, o.PluginsDir
+		if f, ok := out.(*os.File); ok && !asJSON && bench.IsTerminal(f) {
+			eo.Progress = f
+		}
+		eo.CPUProfile = cpuProfile
+		r, err = bench.Enqueue(context.Background(), eo)
+	} else {
+		o.CPUProfile = cpuProfile
+		r, err = bench.Run(context.Background(), o)
+	}
 	if err != nil {
 		return err
 	}
