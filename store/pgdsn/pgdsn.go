@@ -67,8 +67,8 @@ func quoteValue(v string) string {
 // OptionSettings returns the server settings a connection's `options`
 // parameter (or PGOPTIONS) sets, by name: "-c name=value", "-cname=value"
 // and "--name=value", separated by spaces, a backslash escaping the
-// character after it, as libpq and the server read them. Names are lower
-// case, with the server's '-' for '_' in the long form; other switches
+// character after it, as libpq and the server read them. Names come back
+// as the server reads them, lower case with '-' for '_'; other switches
 // are skipped.
 func OptionSettings(options string) map[string]string {
 	var words []string

@@ -64,6 +64,7 @@ func TestOptionSettingsReadsEachFormTheServerReads(t *testing.T) {
 		{"none", "", map[string]string{}},
 		{"-c and a pair", "-c tcp_user_timeout=2500", map[string]string{"tcp_user_timeout": "2500"}},
 		{"-c joined to its pair", "-ctcp_keepalives_idle=60", map[string]string{"tcp_keepalives_idle": "60"}},
+		{"-c with dashes and capitals", "-c TCP-User-Timeout=1", map[string]string{"tcp_user_timeout": "1"}},
 		{"the long form, dashes for underscores", "--idle-in-transaction-session-timeout=4s",
 			map[string]string{"idle_in_transaction_session_timeout": "4s"}},
 		{"several, with runs of spaces", "  -c a=1   --B=2 -cc=3 ",
