@@ -250,11 +250,17 @@ func TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing(t *testing.T) {
 	}{
 		{"malformed JSON", `{"func": "testkit.echo",`, 400, "", "cut short"},
 		{"unknown field", `{"func": "testkit.echo", "prio": 1}`, 400, "prio", "unknown field"},
-		{"wrong type", `{"func": "testkit.echo", "priority": "high"}`, 400, "priority", "number"},
+		{"wrong type", `{"func": "testkit.echo", "priority": "high"}`, 400, "priority", "must be an integer, not string"},
+		{"a fraction for an integer", `{"func": "testkit.echo", "max_retries": 1.5}`, 400, "max_retries", "must be an integer, not number 1.5"},
+		{"an integer past 2^63", `{"func": "testkit.echo", "priority": 1e30}`, 400, "priority", "must be an integer"},
 		{"args not a list", `{"func": "testkit.echo", "args": {"a": 1}}`, 400, "args", "list"},
 		{"missing func", `{"args": []}`, 400, "func", "required"},
-		{"negative priority", `{"func": "testkit.echo", "priority": -1}`, 422, "priority", ">= 0"},
-		{"negative max_retries", `{"func": "testkit.echo", "max_retries": -2}`, 422, "max_retries", ">= 0"},
+		{"negative priority", `{"func": "testkit.echo", "priority": -1}`, 422, "priority", "from 0 to 2147483647"},
+		{"priority 2^40", `{"func": "testkit.echo", "priority": 1099511627776}`, 422, "priority", "from 0 to 2147483647"},
+		{"negative max_retries", `{"func": "testkit.echo", "max_retries": -2}`, 422, "max_retries", "from 0 to 2147483647"},
+		{"max_retries 2^31", `{"func": "testkit.echo", "max_retries": 2147483648}`, 422, "max_retries", "from 0 to 2147483647"},
+		{"NUL in the description", `{"func": "testkit.echo", "description": "a\u0000b"}`, 422, "description", "NUL"},
+		{"identity key over 255 bytes", `{"func": "testkit.echo", "identity_key": "` + strings.Repeat("k", 256) + `"}`, 422, "identity_key", "at most 255 bytes"},
 		{"bad eta", `{"func": "testkit.echo", "eta": "tomorrow"}`, 422, "eta", "RFC 3339"},
 		{"bad channel", `{"func": "testkit.echo", "channel": "a..b"}`, 422, "channel", "channel"},
 		{"channel too deep", `{"func": "testkit.echo", "channel": "a.b.c.d.e.f.g.h"}`, 422, "channel", "levels"},
@@ -280,6 +286,14 @@ func TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing(t *testing.T) {
 			map[string]any{"func": "testkit.echo"}, map[string]any{"func": "testkit.echo", "channel": "../x"},
 		}})
 		if _, _, field := r.errOf(t); r.status != 422 || field != "jobs[1].channel" {
+			t.Fatalf("%d field %q: %s", r.status, field, r.body)
+		}
+	})
+	t.Run("a number out of range in a batch names its entry", func(t *testing.T) {
+		r := s.do("POST", "/v1/jobs:batch", tokA, map[string]any{"jobs": []any{
+			map[string]any{"func": "testkit.echo"}, map[string]any{"func": "testkit.echo", "priority": 1 << 40},
+		}})
+		if _, _, field := r.errOf(t); r.status != 422 || field != "jobs[1].priority" {
 			t.Fatalf("%d field %q: %s", r.status, field, r.body)
 		}
 	})

@@ -541,7 +541,8 @@ func TestSQLAndHTTPAgreeOnBatches(t *testing.T) {
 		{"a ref given twice", []any{ok("ref", "a"), ok("ref", "a")}, "jobs[1].ref"},
 		{"a ref of a later entry", []any{ok("depends_on", []any{"b"}), ok("ref", "b")}, "jobs[0].depends_on[0]"},
 		{"an unknown function in an entry", []any{ok(), ok("func", "nosuch.x")}, "jobs[1].func"},
-		{"what every store refuses names no entry", []any{ok(), ok("priority", int64(store.MaxPriority)+1)}, "priority"},
+		{"a number past its bound in an entry", []any{ok(), ok("priority", int64(store.MaxPriority)+1)}, "jobs[1].priority"},
+		{"max_retries past its bound in an entry", []any{ok(), ok("max_retries", int64(store.MaxMaxRetries)+1)}, "jobs[1].max_retries"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

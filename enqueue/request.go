@@ -200,7 +200,9 @@ func decodeError(err error) error {
 
 func jsonKind(goKind string) string {
 	switch goKind {
-	case "int", "int64", "int32", "uint", "float64":
+	case "int", "int64", "int32", "uint":
+		return "an integer"
+	case "float64":
 		return "a number"
 	case "string":
 		return "a string"

@@ -250,16 +250,10 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	j := store.NewJob{UUID: newUUID(), Tenant: tenant, Func: r.Func, Args: args, Kwargs: kwargs, Context: ctxt,
 		Priority: abi.DefaultPriority, MaxRetries: abi.DefaultMaxRetries, IdentityKey: r.IdentityKey}
 	if r.Priority != nil {
-		if *r.Priority < 0 {
-			return nil, bad("priority", "must be an integer >= 0")
-		}
 		j.Priority = *r.Priority
 	}
 	switch {
 	case r.MaxRetries != nil:
-		if *r.MaxRetries < 0 {
-			return nil, bad("max_retries", "must be an integer >= 0 (0 retries forever)")
-		}
 		j.MaxRetries = *r.MaxRetries
 	case fc.MaxRetries != nil:
 		j.MaxRetries = *fc.MaxRetries
@@ -269,9 +263,6 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 		j.Description = fc.Description
 	}
 	if r.Description != nil {
-		if n := utf8.RuneCountInString(*r.Description); n > MaxDescription {
-			return nil, bad("description", fmt.Sprintf("at most %d characters (this one has %d)", MaxDescription, n))
-		}
 		j.Description = *r.Description
 	}
 	channel := fc.Channel
@@ -284,9 +275,6 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 			return nil, bad(fe.Field, fe.Msg)
 		}
 		return nil, err
-	}
-	if len(j.IdentityKey) > abi.MaxIdentityKey {
-		return nil, bad("identity_key", fmt.Sprintf("at most %d bytes", abi.MaxIdentityKey))
 	}
 	if j.ETA, err = ParseWhen("eta", r.ETA, now); err != nil {
 		return nil, err
@@ -315,6 +303,12 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	}
 	j.UserID, j.ModelName = scalar(c.User), scalar(c.Model)
 	j.FuncString = FuncString(r.Func, args, kwargs)
+	// The store's rules, in the one place they live (numbers at their
+	// bounds, NUL bytes, lengths), named by the request's fields; the
+	// store checks them again for every other caller.
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
 	if r.BatchSize == nil {
 		return append(out, j), nil
 	}

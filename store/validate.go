@@ -158,6 +158,9 @@ func (j NewJob) Validate() error {
 	if err := checkDescription(j.Description); err != nil {
 		return err
 	}
+	if len(j.IdentityKey) > abi.MaxIdentityKey {
+		return invalid("identity_key", "at most %d bytes (this one has %d)", abi.MaxIdentityKey, len(j.IdentityKey))
+	}
 	if err := checkRange("priority", j.Priority, 0, MaxPriority); err != nil {
 		return err
 	}

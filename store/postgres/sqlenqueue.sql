@@ -294,14 +294,14 @@ BEGIN
         IF r ? 'priority' THEN
             v_prio := (r ->> 'priority')::numeric;
             IF v_prio < 0 THEN
-                PERFORM _sql_fail('22023', pre || 'priority', 'must be an integer >= 0');
+                PERFORM _sql_fail('22023', pre || 'priority', 'must be an integer from 0 to {{.MaxPriority}}');
             END IF;
         END IF;
         v_maxr := {{.DefaultMaxRetries}};
         IF r ? 'max_retries' THEN
             v_maxr := (r ->> 'max_retries')::numeric;
             IF v_maxr < 0 THEN
-                PERFORM _sql_fail('22023', pre || 'max_retries', 'must be an integer >= 0 (0 retries forever)');
+                PERFORM _sql_fail('22023', pre || 'max_retries', 'must be an integer from 0 to {{.MaxMaxRetries}}');
             END IF;
         ELSIF jsonb_typeof(fc -> 'max_retries') = 'number' THEN
             v_maxr := (fc ->> 'max_retries')::numeric;
@@ -319,7 +319,7 @@ BEGIN
         v_chan := _sql_channel(pre || 'channel', coalesce(r ->> 'channel', fc ->> 'channel', ''));
         v_key := coalesce(r ->> 'identity_key', '');
         IF octet_length(v_key) > {{.MaxIdentityKey}} THEN
-            PERFORM _sql_fail('22023', pre || 'identity_key', 'at most {{.MaxIdentityKey}} bytes');
+            PERFORM _sql_fail('22023', pre || 'identity_key', format('at most {{.MaxIdentityKey}} bytes (this one has %s)', octet_length(v_key)));
         END IF;
         v_eta := _sql_when(pre || 'eta', r -> 'eta', now_ts);
         v_exp := _sql_when(pre || 'expected_at', r -> 'expected_at', now_ts);
@@ -395,21 +395,22 @@ BEGIN
             52, 1), 53, 1), 'hex')::uuid::text;
     END IF;
 
-    -- What every store keeps (store.NewJob.Validate); in a batch of more
-    -- than one the message names the job, as store.Core.Insert does.
+    -- What every store keeps (store.NewJob.Validate), named by the entry
+    -- of a batch as enqueue.Service.Build names it (an entry is one job
+    -- here: batch_size does not split in SQL).
     FOR i IN 1 .. n LOOP
-        vpre := CASE WHEN n > 1 THEN format('job %s: ', i - 1) ELSE '' END;
+        vpre := CASE WHEN p_batch THEN format('jobs[%s].', i - 1) ELSE '' END;
         IF b_prio[i] > {{.MaxPriority}} THEN
-            PERFORM _sql_fail('22023', 'priority', vpre || 'must be an integer from 0 to {{.MaxPriority}}');
+            PERFORM _sql_fail('22023', vpre || 'priority', 'must be an integer from 0 to {{.MaxPriority}}');
         END IF;
         IF b_maxr[i] > {{.MaxMaxRetries}} THEN
-            PERFORM _sql_fail('22023', 'max_retries', vpre || 'must be an integer from 0 to {{.MaxMaxRetries}}');
+            PERFORM _sql_fail('22023', vpre || 'max_retries', 'must be an integer from 0 to {{.MaxMaxRetries}}');
         END IF;
         IF b_eta[i] < '{{.MinDate}}' OR b_eta[i] > '{{.MaxDate}}' THEN
-            PERFORM _sql_fail('22023', 'eta', vpre || format('%s is out of range (%s to %s)', b_eta[i], {{.MinYear}}, {{.MaxYear}}));
+            PERFORM _sql_fail('22023', vpre || 'eta', format('%s is out of range (%s to %s)', b_eta[i], {{.MinYear}}, {{.MaxYear}}));
         END IF;
         IF b_exp[i] < '{{.MinDate}}' OR b_exp[i] > '{{.MaxDate}}' THEN
-            PERFORM _sql_fail('22023', 'expected_at', vpre || format('%s is out of range (%s to %s)', b_exp[i], {{.MinYear}}, {{.MaxYear}}));
+            PERFORM _sql_fail('22023', vpre || 'expected_at', format('%s is out of range (%s to %s)', b_exp[i], {{.MinYear}}, {{.MaxYear}}));
         END IF;
     END LOOP;
 

@@ -112,6 +112,7 @@ func numbersAreCheckedAtTheirBoundaries(t *testing.T, s store.Store) {
 		{"eta", func(j *store.NewJob) { j.ETA = year(1734) }},
 		{"eta", func(j *store.NewJob) { j.ETA = year(10000) }},
 		{"expected_at", func(j *store.NewJob) { j.ExpectedAt = year(1969) }},
+		{"identity_key", func(j *store.NewJob) { j.IdentityKey = strings.Repeat("k", abi.MaxIdentityKey+1) }},
 	} {
 		j := nj("t")
 		c.set(&j)
@@ -122,9 +123,10 @@ func numbersAreCheckedAtTheirBoundaries(t *testing.T, s store.Store) {
 	// The largest values are kept exactly.
 	j := nj("t")
 	j.Priority, j.MaxRetries, j.ETA = math.MaxInt32, math.MaxInt32, year(9999)
+	j.IdentityKey = strings.Repeat("k", abi.MaxIdentityKey)
 	got := get(t, s, insert(t, s, j)[0].UUID)
-	if got.Priority != math.MaxInt32 || got.MaxRetries != math.MaxInt32 || !got.ETA.Equal(*j.ETA) {
-		t.Fatalf("stored priority %d, max_retries %d, eta %v", got.Priority, got.MaxRetries, got.ETA)
+	if got.Priority != math.MaxInt32 || got.MaxRetries != math.MaxInt32 || !got.ETA.Equal(*j.ETA) || got.IdentityKey != j.IdentityKey {
+		t.Fatalf("stored priority %d, max_retries %d, eta %v, identity key of %d bytes", got.Priority, got.MaxRetries, got.ETA, len(got.IdentityKey))
 	}
 	for _, c := range []struct {
 		field string
