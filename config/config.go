@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -352,8 +353,16 @@ func (f File) Validate() error {
 		if _, err := t.SHA256(key); err != nil {
 			errs = append(errs, err)
 		}
-		if t.MaxPending < 0 || t.MaxRunning < 0 || t.Rate < 0 || t.Burst < 0 {
-			errs = append(errs, fmt.Errorf("%s: max_pending, max_running, rate and burst must be >= 0", key))
+		for _, n := range []struct {
+			key string
+			v   int
+		}{{"max_pending", t.MaxPending}, {"max_running", t.MaxRunning}, {"burst", t.Burst}} {
+			if n.v < 0 {
+				errs = append(errs, fmt.Errorf("%s.%s: must be 0 (unlimited) or more, got %d", key, n.key, n.v))
+			}
+		}
+		if !(t.Rate >= 0) || math.IsInf(t.Rate, 1) { // NaN fails every comparison
+			errs = append(errs, fmt.Errorf("%s.rate: must be 0 (unlimited) or a finite number of jobs a second, got %v", key, t.Rate))
 		}
 		switch {
 		case t.FuelRate < 0 || t.FuelRate > MaxFuelRate || t.FuelRate != t.FuelRate:
