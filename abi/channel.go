@@ -61,19 +61,26 @@ func CheckChannel(name string) error {
 	if len(name) > MaxChannelLen {
 		return bad("a channel name is at most %d bytes (this one has %d)", MaxChannelLen, len(name))
 	}
-	parts := strings.Split(name, ".")
-	if len(parts) > MaxChannelDepth {
-		return bad("a channel name has at most %d levels, root included (this one has %d)", MaxChannelDepth, len(parts))
-	}
-	for _, part := range parts {
-		if part == "" {
-			return bad("%q is not a channel name (dot-separated words)", name)
-		}
-		for i := 0; i < len(part); i++ {
-			if c := part[i]; !(c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
-				return bad("%q: channel names use letters, digits, _ and -", name)
+	// One pass, no allocation: every enqueue checks its channel.
+	levels, word := 1, 0
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == '.':
+			if word == 0 {
+				return bad("%q is not a channel name (dot-separated words)", name)
 			}
+			levels, word = levels+1, 0
+		case c == '_' || c == '-' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
+			word++
+		default:
+			return bad("%q: channel names use letters, digits, _ and -", name)
 		}
+	}
+	if word == 0 {
+		return bad("%q is not a channel name (dot-separated words)", name)
+	}
+	if levels > MaxChannelDepth {
+		return bad("a channel name has at most %d levels, root included (this one has %d)", MaxChannelDepth, levels)
 	}
 	return nil
 }

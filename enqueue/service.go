@@ -290,6 +290,14 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 		}
 		j.DependsOn = append(j.DependsOn, d)
 	}
+	// The store's rules, in the one place they live (JSON, NUL bytes,
+	// lengths, numbers at their bounds), named by the request's fields;
+	// the store checks them again for its other callers. Before the
+	// fields derived from the payload (user, model, func_string), which
+	// read it as the valid JSON this proves it is.
+	if err := j.Validate(); err != nil {
+		return nil, err
+	}
 	var c struct {
 		User    any   `json:"user"`
 		Model   any   `json:"model"`
@@ -303,12 +311,6 @@ func (s *Service) build(ctx context.Context, tenant string, r Request, now time.
 	}
 	j.UserID, j.ModelName = scalar(c.User), scalar(c.Model)
 	j.FuncString = FuncString(r.Func, args, kwargs)
-	// The store's rules, in the one place they live (numbers at their
-	// bounds, NUL bytes, lengths), named by the request's fields; the
-	// store checks them again for every other caller.
-	if err := j.Validate(); err != nil {
-		return nil, err
-	}
 	if r.BatchSize == nil {
 		return append(out, j), nil
 	}
@@ -360,14 +362,15 @@ func scalar(v any) string {
 	}
 }
 
-// jsonOf checks raw is a JSON value starting with open (list or object),
-// and returns it without the spaces around it (a slice of raw).
+// jsonOf checks raw starts as a JSON value of the kind open (list or
+// object), and returns it without the spaces around it (a slice of raw);
+// that it is valid JSON is the store's rule, which build applies next.
 func jsonOf(raw json.RawMessage, open byte, def string) (json.RawMessage, error) {
 	t := bytes.TrimSpace(raw)
 	if len(t) == 0 || string(t) == "null" {
 		return json.RawMessage(def), nil
 	}
-	if t[0] != open || !json.Valid(t) {
+	if t[0] != open {
 		return nil, errors.New("wrong JSON type")
 	}
 	return t, nil

@@ -52,6 +52,12 @@ func checkJSON(field string, raw json.RawMessage, kind byte) error {
 	if len(raw) == 0 {
 		return nil // the default ([] or {}) is stored
 	}
+	if len(raw) == 2 && (string(raw) == "[]" || string(raw) == "{}") {
+		if kind != 0 && raw[0] != kind {
+			return invalid(field, "must be a JSON %s", map[byte]string{'[': "list", '{': "object"}[kind])
+		}
+		return nil // most kwargs and contexts: no scanner needed
+	}
 	if !utf8.Valid(raw) {
 		return invalid(field, "is not valid UTF-8")
 	}
