@@ -99,3 +99,31 @@ func TestJobUUIDsAreTimeOrdered(t *testing.T) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// Build is public (schedules and plugins' child jobs call it with
+// payloads they did not decode from a request): a payload that is not
+// valid JSON is refused by the store's rule, naming the field, before
+// anything reads it as JSON.
+func TestBuildRefusesAPayloadThatIsNotJSONBeforeReadingIt(t *testing.T) {
+	s := &Service{Funcs: funcs{}}
+	for _, c := range []struct {
+		field string
+		r     Request
+	}{
+		{"args", Request{Func: "m.f", Args: json.RawMessage(`[1, "x`)}},
+		{"args", Request{Func: "m.f", Args: json.RawMessage(`[1,`)}},
+		{"kwargs", Request{Func: "m.f", Kwargs: json.RawMessage(`{"a": }`)}},
+		{"context", Request{Func: "m.f", Context: json.RawMessage(`{"user": "\xff"}`)}},
+		{"jobs[1].args", Request{Func: "m.f", Args: json.RawMessage(`[[]`)}},
+	} {
+		reqs, batch := []Request{c.r}, false
+		if strings.HasPrefix(c.field, "jobs[") {
+			reqs, batch = []Request{{Func: "m.f"}, c.r}, true
+		}
+		_, err := s.Build(t.Context(), "t", reqs, batch)
+		var fe *abi.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || !errors.Is(err, abi.ErrInvalid) {
+			t.Errorf("%s %s: %v, want a refusal naming %s", c.field, c.r.Args, err, c.field)
+		}
+	}
+}
