@@ -419,10 +419,14 @@ func TestSequentialChannelWaitsWhenAFinishedEventComesAfterTheRetryStarted(t *te
 // first attempt until the job has started again.
 type finishedLate struct {
 	store.Store
-	mu        sync.Mutex
-	held      string        // the job
-	restarted chan struct{} // closed when the job starts its second attempt
-	delivered atomic.Bool   // the held event went out after the restart
+	mu   sync.Mutex
+	job  string // the job whose first finished event is held
+	held string // the job, until its second attempt starts
+	// restarted is closed when the job starts its second attempt; a
+	// finished event that comes only after it (a loaded machine delivers
+	// it late by itself) goes out at once, and counts as delivered late.
+	restarted chan struct{}
+	delivered atomic.Bool // the held event went out after the restart
 }
 
 func newFinishedLate(st store.Store) *finishedLate {
@@ -431,7 +435,7 @@ func newFinishedLate(st store.Store) *finishedLate {
 
 func (f *finishedLate) hold(id string) {
 	f.mu.Lock()
-	f.held = id
+	f.job, f.held = id, id
 	f.mu.Unlock()
 }
 
@@ -452,9 +456,9 @@ func (f *finishedLate) Subscribe(ctx context.Context) (<-chan store.Event, error
 					return
 				}
 				f.mu.Lock()
-				held := f.held
+				job := f.job
 				f.mu.Unlock()
-				if first && e.Kind == store.EventFinished && slices.Contains(e.UUIDs, held) {
+				if first && e.Kind == store.EventFinished && slices.Contains(e.UUIDs, job) {
 					first = false
 					go func() {
 						select {
