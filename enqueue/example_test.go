@@ -59,6 +59,14 @@ func ExampleService_CreateBatch() {
 			fmt.Println(j.Job.Channel, j.Job.State, j.Job.FuncString)
 		}
 	}
+	counts, _ := st.Counts(ctx, "acme")
+	stored := 0
+	for _, c := range counts {
+		for _, n := range c.Counts {
+			stored += n
+		}
+	}
+	fmt.Println("stored:", stored)
 	// Output:
 	// root.mail pending mailer.send("ada@example.com")
 	// root.mail wait_dependencies mailer.send("ops@example.com")
@@ -66,4 +74,5 @@ func ExampleService_CreateBatch() {
 	// refused: jobs[0].channel: "root.m\x00il": channel names use letters, digits, _ and -
 	// refused: jobs[0].eta: "tomorrow" is not an RFC 3339 instant (e.g. 2026-11-22T10:00:00Z)
 	// refused: jobs[0].func: not found: function "mailer.sned"
+	// stored: 2
 }
