@@ -142,9 +142,13 @@ func TestJobsListFiltersByUserAndKwargs(t *testing.T) {
 func TestJobPageShowsLiveProgress(t *testing.T) {
 	s := startServer(t)
 	ctx := newBrowser(t)
-	j := createJob(t, s.URL, s.TokenA, map[string]any{"func": "testkit.progress", "kwargs": map[string]any{"steps": 40, "ms": 100}})
+	// The job waits until its page is open: a browser slow to start on a
+	// busy machine must not miss a run that lasts four seconds.
+	j := createJob(t, s.URL, s.TokenA, map[string]any{"func": "testkit.progress", "kwargs": map[string]any{"steps": 40, "ms": 100}, "eta": 3600})
 	run(t, ctx, "open the job", chromedp.Navigate(s.URL+"/#/jobs/"+j.UUID))
 	useToken(t, ctx, s.TokenA)
+	waitJS(t, ctx, "the page shows it pending", `document.querySelector('.job-page[data-state="pending"]') !== null`)
+	call(t, s.URL, s.TokenA, http.MethodPatch, "/v1/jobs/"+j.UUID, map[string]any{"eta": 0}, http.StatusOK, nil)
 	waitJS(t, ctx, "a progress bar while it runs", `(() => { const b = document.querySelector('.job-page[data-state="started"] .job-progress [role=progressbar]');
 		return b && Number(b.getAttribute('aria-valuenow')) > 0 && Number(b.getAttribute('aria-valuenow')) < 100; })()`)
 	first, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('.job-progress [role=progressbar]').getAttribute('aria-valuenow')`))
