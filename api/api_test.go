@@ -261,6 +261,7 @@ func TestBadRequestsAreRefusedWithTheFieldNamedAndStoreNothing(t *testing.T) {
 		{"max_retries 2^31", `{"func": "testkit.echo", "max_retries": 2147483648}`, 422, "max_retries", "from 0 to 2147483647"},
 		{"NUL in the description", `{"func": "testkit.echo", "description": "a\u0000b"}`, 422, "description", "NUL"},
 		{"identity key over 255 bytes", `{"func": "testkit.echo", "identity_key": "` + strings.Repeat("k", 256) + `"}`, 422, "identity_key", "at most 255 bytes"},
+		{"identity key with no room for the split's suffix", `{"func": "testkit.echo", "batch_size": 1, "context": {"records": [1, 2]}, "identity_key": "` + strings.Repeat("k", 254) + `"}`, 422, "identity_key", "at most 253 bytes"},
 		{"bad eta", `{"func": "testkit.echo", "eta": "tomorrow"}`, 422, "eta", "RFC 3339"},
 		{"bad channel", `{"func": "testkit.echo", "channel": "a..b"}`, 422, "channel", "channel"},
 		{"channel too deep", `{"func": "testkit.echo", "channel": "a.b.c.d.e.f.g.h"}`, 422, "channel", "levels"},

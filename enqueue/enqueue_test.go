@@ -47,6 +47,41 @@ func TestBatchSizeSplitsContextRecords(t *testing.T) {
 	}
 }
 
+// A description or identity key at its limit leaves no room for the
+// part's suffix: the description gives up its tail (it is a label), the
+// key is refused by name (it is an identity, never cut), and no part is
+// built that the store would refuse.
+func TestBatchSizeKeepsEachPartWithinTheLimits(t *testing.T) {
+	s := &Service{Funcs: funcs{}}
+	size := 1
+	long := strings.Repeat("é", abi.MaxDescription)
+	records := json.RawMessage(`{"records":[1,2,3,4,5,6,7,8,9,10,11,12]}`)
+	jobs, err := s.Build(t.Context(), "t", []Request{{Func: "m.f", Description: &long, Context: records, BatchSize: &size}}, false)
+	if err != nil || len(jobs) != 12 {
+		t.Fatalf("%d jobs, %v", len(jobs), err)
+	}
+	for _, j := range jobs {
+		if err := j.Validate(); err != nil {
+			t.Fatalf("a part the store refuses: %v", err)
+		}
+	}
+	if d := jobs[11].Description; !strings.HasSuffix(d, "… (12/12)") || utf8.RuneCountInString(d) != abi.MaxDescription {
+		t.Fatalf("the last part's description ends %q, %d characters", d[len(d)-20:], utf8.RuneCountInString(d))
+	}
+
+	key := strings.Repeat("k", abi.MaxIdentityKey-2)
+	_, err = s.Build(t.Context(), "t", []Request{{Func: "m.f", IdentityKey: key, Context: records, BatchSize: &size}}, false)
+	var fe *abi.FieldError
+	if !errors.As(err, &fe) || fe.Field != "identity_key" || !errors.Is(err, abi.ErrInvalid) || !strings.Contains(fe.Msg, "#12") {
+		t.Fatalf("a key with no room for #12: %v", err)
+	}
+	key = strings.Repeat("k", abi.MaxIdentityKey-3)
+	jobs, err = s.Build(t.Context(), "t", []Request{{Func: "m.f", IdentityKey: key, Context: records, BatchSize: &size}}, false)
+	if err != nil || jobs[11].IdentityKey != key+"#12" {
+		t.Fatalf("a key with room for #12: %v", err)
+	}
+}
+
 type funcs struct{}
 
 func (funcs) Function(tenant, fn string) (abi.FunctionConfig, error) {

@@ -336,18 +336,34 @@ func split(j store.NewJob, records []any, size int) ([]store.NewJob, error) {
 	}
 	var out []store.NewJob
 	parts := (len(records) + size - 1) / size
+	// The key is an identity: cut, two requests' parts could collide.
+	if last := fmt.Sprintf("#%d", parts); j.IdentityKey != "" && len(j.IdentityKey)+len(last) > abi.MaxIdentityKey {
+		return nil, &abi.FieldError{Field: "identity_key", Err: abi.ErrInvalid,
+			Msg: fmt.Sprintf("split by batch_size into %d jobs, each key gains a suffix up to %q: at most %d bytes (this one has %d)",
+				parts, last, abi.MaxIdentityKey-len(last), len(j.IdentityKey))}
+	}
 	for i := 0; i < len(records); i += size {
 		part := j
 		part.UUID = newUUID()
 		ctx["records"] = records[i:min(i+size, len(records))]
 		part.Context, _ = json.Marshal(ctx)
-		part.Description = fmt.Sprintf("%s (%d/%d)", j.Description, i/size+1, parts)
+		part.Description = partDescription(j.Description, fmt.Sprintf(" (%d/%d)", i/size+1, parts))
 		if j.IdentityKey != "" {
 			part.IdentityKey = fmt.Sprintf("%s#%d", j.IdentityKey, i/size+1)
 		}
 		out = append(out, part)
 	}
 	return out, nil
+}
+
+// partDescription is the description with the part's suffix; a
+// description at its limit gives up its tail, marked "…", to make room.
+func partDescription(d, suffix string) string {
+	if n := utf8.RuneCountInString(d) + utf8.RuneCountInString(suffix); n > abi.MaxDescription {
+		r := []rune(d)
+		d = string(r[:max(0, len(r)-(n-abi.MaxDescription)-1)]) + "…"
+	}
+	return d + suffix
 }
 
 func scalar(v any) string {
