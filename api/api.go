@@ -3,6 +3,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -114,21 +115,21 @@ func New(o Options) http.Handler {
 	s.route("GET /v1/jobs/{uuid}/attempts", s.attempts)
 	s.route("GET /v1/jobs/{uuid}/attempts/{n}/record", s.record)
 	s.route("GET /v1/jobs/{uuid}/attempts/{n}/record/module", s.recordModule)
-	s.route("POST /v1/jobs/{uuid}/requeue", s.action(abi.CauseRequeue))
-	s.route("POST /v1/jobs/{uuid}/cancel", s.action(abi.CauseCancel))
-	s.route("POST /v1/jobs/{uuid}/done", s.action(abi.CauseSetDone))
+	s.route("POST /v1/jobs/{uuid}/requeue", bodiless("", s.action(abi.CauseRequeue)))
+	s.route("POST /v1/jobs/{uuid}/cancel", bodiless("", s.action(abi.CauseCancel)))
+	s.route("POST /v1/jobs/{uuid}/done", bodiless("", s.action(abi.CauseSetDone)))
 	s.route("GET /v1/stats", s.stats)
 	s.route("GET /v1/usage", s.usage)
 	s.route("GET /v1/channels", s.channels)
-	s.route("POST /v1/channels/{action}", s.channelAction)
+	s.route("POST /v1/channels/{action}", bodiless("", s.channelAction))
 	s.route("PATCH /v1/channels/{name}", s.patchChannel)
-	s.route("POST /v1/jobs:requeue", s.bulk(abi.CauseRequeue))
-	s.route("POST /v1/jobs:cancel", s.bulk(abi.CauseCancel))
-	s.route("POST /v1/jobs:done", s.bulk(abi.CauseSetDone))
+	s.route("POST /v1/jobs:requeue", bodiless(bulkHint, s.bulk(abi.CauseRequeue)))
+	s.route("POST /v1/jobs:cancel", bodiless(bulkHint, s.bulk(abi.CauseCancel)))
+	s.route("POST /v1/jobs:done", bodiless(bulkHint, s.bulk(abi.CauseSetDone)))
 	s.route("GET /v1/plugins", s.listPlugins)
 	s.route("PUT /v1/plugins/{name}", s.putPlugin)
 	s.route("PUT /v1/plugins/{name}/config", s.putPluginConfig)
-	s.route("DELETE /v1/plugins/{name}", s.deletePlugin)
+	s.route("DELETE /v1/plugins/{name}", bodiless("", s.deletePlugin))
 	s.scheduleRoutes()
 	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -287,6 +288,28 @@ func decodeBody(r *http.Request, v any) error {
 		return err
 	}
 	return enqueue.Decode(body, v)
+}
+
+// bulkHint tells a bulk action's caller where its filters go.
+const bulkHint = ": its filters go in the query string (?state=failed&channel=root.mail)"
+
+// bodiless refuses a body on an operation that reads none (the OpenAPI
+// document gives it none): a client that sends its filter there, a JSON
+// filter to a bulk cancel, would see it ignored and the action reach
+// every job. A body that carries nothing ({}, null), as some HTTP
+// libraries send, passes.
+func bodiless(hint string, h handler) handler {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		b, err := readBody(r)
+		if err != nil {
+			return err
+		}
+		var m map[string]json.RawMessage
+		if len(bytes.TrimSpace(b)) > 0 && (json.Unmarshal(b, &m) != nil || len(m) > 0) {
+			return &httpError{400, "invalid_argument", r.Method + " " + r.URL.Path + " takes no body" + hint, "(body)"}
+		}
+		return h(w, r, c)
+	}
 }
 
 func readBody(r *http.Request) ([]byte, error) {

@@ -203,3 +203,32 @@ func TestChannelsAreControlledAtRunTime(t *testing.T) {
 		t.Errorf("a tenant pausing a channel: %d %s", r.status, r.body)
 	}
 }
+
+// An action that reads no body refuses one: a client that sends its
+// filter there (a JSON filter to a bulk cancel) would otherwise see it
+// ignored and the action reach every job of the tenant. A body that
+// carries nothing ({} or null, as some HTTP libraries send) passes.
+func TestActionsRefuseABodyTheyWouldIgnore(t *testing.T) {
+	s := start(t)
+	keep := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "eta": 3600, "context": map[string]any{"user": "bob"}}).json(t)["uuid"].(string)
+	filter := map[string]any{"filter": map[string]any{"user_id": "alice"}}
+	for _, path := range []string{"/v1/jobs:cancel", "/v1/jobs:done", "/v1/jobs:requeue", "/v1/jobs/" + keep + "/cancel",
+		"/v1/jobs/" + keep + "/done", "/v1/channels/root:pause"} {
+		r := s.do("POST", path, tokAdmin, filter)
+		_, msg, field := r.errOf(t)
+		if r.status != 400 || field != "(body)" || !strings.Contains(msg, "takes no body") {
+			t.Errorf("POST %s with a body: %d field %q %q", path, r.status, field, msg)
+		}
+	}
+	if !strings.Contains(string(s.do("POST", "/v1/jobs:cancel", tokA, `{"user_id": "alice"}`).body), "query string") {
+		t.Error("a bulk action's refusal does not say where its filters go")
+	}
+	if st := s.do("GET", "/v1/jobs/"+keep, tokA, nil).json(t)["state"]; st != "pending" {
+		t.Fatalf("a refused action moved the job: %v", st)
+	}
+	for _, empty := range []string{"", "{}", " { } ", "null"} {
+		if r := s.do("POST", "/v1/jobs:done?user_id=nobody", tokA, empty); r.status != 200 {
+			t.Errorf("a bulk action with the body %q: %d %s", empty, r.status, r.body)
+		}
+	}
+}

@@ -16,11 +16,11 @@ func (s *server) scheduleRoutes() {
 	s.route("POST /v1/schedules", s.createSchedule)
 	s.route("GET /v1/schedules/{name}", s.getSchedule)
 	s.route("PATCH /v1/schedules/{name}", s.patchSchedule)
-	s.route("DELETE /v1/schedules/{name}", s.deleteSchedule)
+	s.route("DELETE /v1/schedules/{name}", bodiless("", s.deleteSchedule))
 	// POST /v1/schedules/{name}:pause, :resume and :run: a wildcard is a
 	// whole path segment, so the action is cut from the name here (a
 	// name never holds ':').
-	s.route("POST /v1/schedules/{name}", s.scheduleAction)
+	s.route("POST /v1/schedules/{name}", bodiless("", s.scheduleAction))
 }
 
 func (s *server) schedulesOn() error {
