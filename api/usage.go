@@ -28,6 +28,9 @@ func (s *server) usage(w http.ResponseWriter, r *http.Request, c caller) error {
 		if err != nil {
 			return badParam(p.name, "must be an RFC 3339 time, e.g. 2026-11-30T00:00:00Z")
 		}
+		if err := store.CheckTime(p.name, t); err != nil {
+			return badParam(p.name, "%s", fieldMsg(err))
+		}
 		*p.t = t.UTC()
 	}
 	if err := uq.Check(); err != nil {

@@ -16,25 +16,27 @@ func TestUsageRefusesBadRangesNamingTheParameter(t *testing.T) {
 	s := start(t)
 	now := time.Now().UTC()
 	at := func(t time.Time) string { return url.QueryEscape(t.Format(time.RFC3339)) }
-	cases := map[string]string{
-		"":                              "from",
-		"?to=" + at(now):                "from",
-		"?from=" + at(now):              "to",
-		"?from=yesterday&to=" + at(now): "from",
-		"?from=" + at(now) + "&to=2026-13-01T00:00:00Z":         "to",
-		"?from=" + at(now) + "&to=" + at(now):                   "to",
-		"?from=" + at(now) + "&to=" + at(now.Add(-time.Hour)):   "to",
-		"?from=" + at(now.AddDate(-2, 0, 0)) + "&to=" + at(now): "to",
-		"?from=%00&to=" + at(now):                               "from",
+	cases := map[string]struct{ field, msg string }{
+		"":                              {"from", "required"},
+		"?to=" + at(now):                {"from", ""},
+		"?from=" + at(now):              {"to", ""},
+		"?from=yesterday&to=" + at(now): {"from", ""},
+		"?from=" + at(now) + "&to=2026-13-01T00:00:00Z":         {"to", ""},
+		"?from=" + at(now) + "&to=" + at(now):                   {"to", ""},
+		"?from=" + at(now) + "&to=" + at(now.Add(-time.Hour)):   {"to", ""},
+		"?from=" + at(now.AddDate(-2, 0, 0)) + "&to=" + at(now): {"to", ""},
+		"?from=%00&to=" + at(now):                               {"from", ""},
+		"?from=0001-01-01T00:00:00Z&to=" + at(now):              {"from", "out of range (1970 to 9999)"},
+		"?from=" + at(now) + "&to=9999-12-31T23:59:59Z":         {"to", "the range is over"},
 	}
-	for q, field := range cases {
+	for q, want := range cases {
 		r := s.do("GET", "/v1/usage"+q, tokA, nil)
 		if r.status != 400 {
 			t.Errorf("GET /v1/usage%s: %d %s, want 400", q, r.status, r.body)
 			continue
 		}
-		if e := r.json(t)["error"].(map[string]any); e["field"] != field {
-			t.Errorf("GET /v1/usage%s: field %v, want %q (%s)", q, e["field"], field, r.body)
+		if e := r.json(t)["error"].(map[string]any); e["field"] != want.field || !strings.Contains(e["message"].(string), want.msg) {
+			t.Errorf("GET /v1/usage%s: field %v, want %q with %q (%s)", q, e["field"], want.field, want.msg, r.body)
 		}
 	}
 }

@@ -83,6 +83,10 @@ func (q UsageQuery) Check() error {
 		return &abi.FieldError{Field: "from", Msg: "is required", Err: abi.ErrInvalid}
 	case q.To.IsZero():
 		return &abi.FieldError{Field: "to", Msg: "is required", Err: abi.ErrInvalid}
+	case CheckTime("from", q.From) != nil:
+		return CheckTime("from", q.From)
+	case CheckTime("to", q.To) != nil:
+		return CheckTime("to", q.To)
 	case !q.To.After(q.From):
 		return &abi.FieldError{Field: "to", Msg: "must be after from", Err: abi.ErrInvalid}
 	case q.To.Sub(q.From) > MaxUsageRange:

@@ -107,6 +107,11 @@ func checkDate(field string, t *time.Time) error {
 	return nil
 }
 
+// CheckTime refuses an instant outside the dates a store keeps, naming
+// the field: for an edge that parsed a time the zero value cannot tell
+// from one not given (0001-01-01 is Go's zero time).
+func CheckTime(field string, t time.Time) error { return checkDate(field, &t) }
+
 func checkRange(field string, v, lo, hi int) error {
 	if v < lo || v > hi {
 		return invalid(field, "must be an integer from %d to %d", lo, hi)
