@@ -28,9 +28,14 @@ func badParam(name, format string, a ...any) error {
 // parseFilter reads the job list's filter from a query string, checking
 // each parameter before any SQL: a bad one is a 400 naming it.
 func parseFilter(q url.Values, scope string, page bool) (store.Filter, error) {
-	for k := range q {
+	for k, vs := range q {
 		if !listParams[k] || (!page && (k == "limit" || k == "cursor")) {
 			return store.Filter{}, &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q", k), k}
+		}
+		// Read once, a repeated one would lose its other values
+		// unseen: a bulk action would reach fewer jobs than asked.
+		if len(vs) > 1 {
+			return store.Filter{}, badParam(k, "given %d times: give it once (state takes a comma-separated list)", len(vs))
 		}
 	}
 	f := store.Filter{Tenant: scope, Func: q.Get("func"), GraphUUID: q.Get("graph_uuid"),

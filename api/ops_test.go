@@ -69,6 +69,8 @@ func TestListFiltersOperatorsNeed(t *testing.T) {
 		"kwargs=" + url.QueryEscape(`{"a":{"b":1}}`): "kwargs",
 		"kwargs=" + url.QueryEscape(`{"a":`):         "kwargs",
 		"nosuch=1":                                   "nosuch",
+		"user_id=alice&user_id=bob":                  "user_id",
+		"state=failed&state=pending":                 "state",
 	} {
 		r := s.do("GET", "/v1/jobs?"+q, tokA, nil)
 		if code, _, f := r.errOf(t); r.status != 400 || f != field || code != "invalid_argument" {
