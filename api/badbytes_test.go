@@ -17,6 +17,9 @@ func TestHostileBytesAreRefusedNotAnInternalError(t *testing.T) {
 		"NUL in args":            `{"func":"testkit.echo","args":["\u0000"]}`,
 		"invalid UTF-8 in args":  "{\"func\":\"testkit.echo\",\"args\":[\"\xff\xfe\"]}",
 		"invalid UTF-8 in ctx":   "{\"func\":\"testkit.echo\",\"context\":{\"\xc3\":1}}",
+		"lone surrogate in args": `{"func":"testkit.echo","args":["\ud800"]}`,
+		"lone surrogate key":     `{"func":"testkit.echo","kwargs":{"\udc00":1}}`,
+		"lone surrogate in ctx":  `{"func":"testkit.echo","context":{"user":"\ud83d\u0041"}}`,
 		"priority 2^31":          `{"func":"testkit.echo","priority":2147483648}`,
 		"priority 2^40":          `{"func":"testkit.echo","priority":1099511627776}`,
 		"max_retries 2^31":       `{"func":"testkit.echo","max_retries":2147483648}`,
@@ -50,7 +53,7 @@ func TestHostileBytesAreRefusedNotAnInternalError(t *testing.T) {
 	for _, path := range []string{
 		"/v1/jobs?q=%00", "/v1/jobs?channel=%00", "/v1/jobs?func=%00", "/v1/jobs?identity_key=%ff",
 		"/v1/jobs?graph_uuid=%00", "/v1/jobs?cursor=%00", "/v1/jobs/%00", "/v1/jobs/%ff%fe",
-		"/v1/jobs/%00/attempts",
+		"/v1/jobs/%00/attempts", "/v1/jobs?args=%22%5Cud800%22", "/v1/jobs?kwargs=%7B%22a%22%3A%22%5Cudc00%22%7D",
 	} {
 		if r := s.do("GET", path, tokA, nil); r.status < 400 || r.status >= 500 {
 			t.Errorf("GET %s: %d %s", path, r.status, r.body)

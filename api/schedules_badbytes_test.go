@@ -13,6 +13,7 @@ func TestHostileBytesInSchedulesAreRefused(t *testing.T) {
 		"NUL in cron":              `{"name":"a","cron":"@daily\u0000","func":"testkit.echo"}`,
 		"NUL in timezone":          `{"name":"a","cron":"@daily","timezone":"UTC\u0000","func":"testkit.echo"}`,
 		"NUL in args":              `{"name":"a","cron":"@daily","func":"testkit.echo","args":["\u0000"]}`,
+		"lone surrogate in args":   `{"name":"a","cron":"@daily","func":"testkit.echo","args":["\ud800"]}`,
 		"NUL in a kwargs key":      `{"name":"a","cron":"@daily","func":"testkit.echo","kwargs":{"\u0000":1}}`,
 		"NUL in identity_key":      `{"name":"a","cron":"@daily","func":"testkit.echo","identity_key":"k\u0000{due}"}`,
 		"invalid UTF-8 in context": "{\"name\":\"a\",\"cron\":\"@daily\",\"func\":\"testkit.echo\",\"context\":{\"\xc3\":1}}",

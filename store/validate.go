@@ -69,25 +69,74 @@ func checkJSON(field string, raw json.RawMessage, kind byte) error {
 			return invalid(field, "must be a JSON %s", map[byte]string{'[': "list", '{': "object"}[kind])
 		}
 	}
-	if bytes.Contains(raw, []byte(`\u0000`)) && holdsNUL(raw) {
-		return invalid(field, "must not contain NUL (\\u0000) in a string or key")
+	if bytes.Contains(raw, []byte(`\u`)) {
+		switch badEscape(raw) {
+		case escNUL:
+			return invalid(field, "must not contain NUL (\\u0000) in a string or key")
+		case escSurrogate:
+			return invalid(field, "must not hold a lone UTF-16 surrogate (\\ud800 to \\udfff not in a pair) in a string or key: it encodes no character")
+		}
 	}
 	return nil
 }
 
-// holdsNUL decodes raw (valid JSON) to see whether a string or key holds
-// NUL: `\\u0000` is a backslash and text, not NUL.
-func holdsNUL(raw json.RawMessage) bool {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return false
-		}
-		if s, ok := tok.(string); ok && strings.IndexByte(s, 0) >= 0 {
-			return true
+const (
+	escOK = iota
+	escNUL
+	escSurrogate
+)
+
+// badEscape walks the \u escapes of raw (valid JSON) for what no store
+// keeps: NUL, and a surrogate not in a high-low pair, which PostgreSQL's
+// jsonb refuses and Go's decoder turns into U+FFFD. Only escapes count:
+// in `\\u0000` the backslash is escaped, and "u0000" is text.
+func badEscape(raw []byte) int {
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString:
+			if raw[i+1] != 'u' {
+				i++ // the escaped character, a quote or backslash among them
+				continue
+			}
+			u := hex4(raw[i+2 : i+6])
+			i += 5
+			switch {
+			case u == 0:
+				return escNUL
+			case u >= 0xdc00 && u <= 0xdfff:
+				return escSurrogate // a low half first, or alone
+			case u >= 0xd800 && u <= 0xdbff:
+				if i+6 >= len(raw) || raw[i+1] != '\\' || raw[i+2] != 'u' {
+					return escSurrogate
+				}
+				if lo := hex4(raw[i+3 : i+7]); lo < 0xdc00 || lo > 0xdfff {
+					return escSurrogate
+				}
+				i += 6
+			}
 		}
 	}
+	return escOK
+}
+
+// hex4 is the value of four hex digits (valid JSON has them after \u).
+func hex4(b []byte) int {
+	v := 0
+	for _, c := range b {
+		v <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			v |= int(c - '0')
+		case c >= 'a' && c <= 'f':
+			v |= int(c-'a') + 10
+		default:
+			v |= int(c-'A') + 10
+		}
+	}
+	return v
 }
 
 func checkDescription(d string) error {

@@ -60,10 +60,12 @@ func badTextIsRefusedInEveryField(t *testing.T, s store.Store) {
 	}
 	// Inside JSON: NUL escaped in a string or a key, raw invalid UTF-8 in
 	// a string; `\\u0000` is a backslash and text, and is kept.
+	// A surrogate not in a high-low pair encodes no character: PostgreSQL's
+	// jsonb refuses it, Go's decoder makes it U+FFFD.
 	docs := map[string][]string{
-		"args":    {`["a\u0000b"]`, "[\"a\xffb\"]", `[{"k\u0000":1}]`},
-		"kwargs":  {`{"x":"\u0000"}`, `{"k\u0000":1}`, "{\"x\":\"\xfe\"}"},
-		"context": {`{"x":["\u0000"]}`, "{\"\xff\":1}"},
+		"args":    {`["a\u0000b"]`, "[\"a\xffb\"]", `[{"k\u0000":1}]`, `["\ud800"]`, `["\udc00\ud800"]`, `["\\\ud83d x"]`},
+		"kwargs":  {`{"x":"\u0000"}`, `{"k\u0000":1}`, "{\"x\":\"\xfe\"}", `{"\uDBFF":1}`},
+		"context": {`{"x":["\u0000"]}`, "{\"\xff\":1}", `{"user":"\ud83d\u0041"}`},
 	}
 	for field, bad := range docs {
 		for _, doc := range bad {
@@ -81,10 +83,12 @@ func badTextIsRefusedInEveryField(t *testing.T, s store.Store) {
 		}
 	}
 	noJobs(t, s)
-	j := nj("t")
-	j.Args = json.RawMessage(`["\\u0000 is six characters"]`)
-	if got := insert(t, s, j)[0]; string(got.Args) != string(j.Args) {
-		t.Fatalf("args %s stored as %s", j.Args, got.Args)
+	for _, kept := range []string{`["\\u0000 is six characters"]`, `["\\ud800 too"]`, `["\ud83d\ude00 a pair", "\uD83D\uDE00"]`} {
+		j := nj("t")
+		j.Args = json.RawMessage(kept)
+		if got := get(t, s, insert(t, s, j)[0].UUID); string(got.Args) != string(j.Args) {
+			t.Fatalf("args %s stored as %s", j.Args, got.Args)
+		}
 	}
 	// One bad job in a call refuses the call: nothing of it is stored.
 	good, bad := nj("t"), nj("t")
@@ -148,8 +152,10 @@ func numbersAreCheckedAtTheirBoundaries(t *testing.T, s store.Store) {
 	if after := get(t, s, j.UUID); after.Priority != math.MaxInt32 || after.Channel != "root" {
 		t.Fatalf("a refused patch changed the job: %+v", after)
 	}
-	if _, err := s.SetDone(ctx, "t", j.UUID, json.RawMessage(`"\u0000"`)); !errors.Is(err, abi.ErrInvalid) {
-		t.Fatalf("set done with a NUL result: %v", err)
+	for _, r := range []string{`"\u0000"`, `["\ud800"]`} {
+		if _, err := s.SetDone(ctx, "t", j.UUID, json.RawMessage(r)); !errors.Is(err, abi.ErrInvalid) {
+			t.Fatalf("set done with the result %s: %v", r, err)
+		}
 	}
 }
 
@@ -183,9 +189,9 @@ func hostileLookupsFindNothing(t *testing.T, s store.Store) {
 // mended, and the batch it came with is written whole.
 func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	insert(t, s, nj("t"), nj("t"))
+	insert(t, s, nj("t"), nj("t"), nj("t"))
 	js := start(t, s, "w", time.Minute)
-	if len(js) != 2 {
+	if len(js) != 3 {
 		t.Fatalf("started %d", len(js))
 	}
 	cs := []store.Completion{
@@ -193,12 +199,13 @@ func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
 			ExcName: "E\x00", ExcMessage: "bad \xff bytes \x00", ExcInfo: "\xfe",
 			Result: json.RawMessage("not json \xff"), Logs: []abi.LogLine{{Time: time.Now(), Level: "info", Message: "a\x00b"}}},
 		{UUID: js[1].UUID, WorkerID: "w", Attempt: 1, To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`{"k":"\u0000"}`)},
+		{UUID: js[2].UUID, WorkerID: "w", Attempt: 1, To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`["\ud800"]`)},
 	}
 	ap, err := s.Complete(ctx, cs)
-	if err != nil || len(ap) != 2 {
+	if err != nil || len(ap) != 3 {
 		t.Fatalf("complete: %v %v", ap, err)
 	}
-	failed, done := get(t, s, js[0].UUID), get(t, s, js[1].UUID)
+	failed, done, lone := get(t, s, js[0].UUID), get(t, s, js[1].UUID), get(t, s, js[2].UUID)
 	if failed.State != abi.StateFailed || done.State != abi.StateDone {
 		t.Fatalf("states %s %s", failed.State, done.State)
 	}
@@ -211,7 +218,7 @@ func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
 	for _, x := range []struct {
 		got  json.RawMessage
 		sent json.RawMessage
-	}{{failed.Result, cs[0].Result}, {done.Result, cs[1].Result}} {
+	}{{failed.Result, cs[0].Result}, {done.Result, cs[1].Result}, {lone.Result, cs[2].Result}} {
 		var b struct{ Base64 []byte }
 		if err := json.Unmarshal(x.got, &b); err != nil || string(b.Base64) != string(x.sent) {
 			t.Fatalf("result %q stored as %s, want the bytes kept as base64", x.sent, x.got)
