@@ -50,6 +50,23 @@ const (
 	InputRaw = "raw"
 )
 
+// CheckPluginName refuses a module or tenant name that is not a plain
+// file or folder name (plugins/<tenant>/<module>.wasm): letters, digits,
+// '_', '-' and '.', at most 128 bytes, no '.' first or last, so that no
+// name climbs out of the plugins folder or hides a file. what names it
+// in the error ("module", "tenant").
+func CheckPluginName(what, s string) error {
+	ok := len(s) > 0 && len(s) <= 128 && s[0] != '.' && s[0] != '-' && s[len(s)-1] != '.'
+	for i := 0; ok && i < len(s); i++ {
+		c := s[i]
+		ok = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+	}
+	if !ok {
+		return fmt.Errorf("%w: %s %q must be letters, digits, '_', '-' or '.' (not first or last)", ErrInvalid, what, s)
+	}
+	return nil
+}
+
 // SplitFunc splits "module.function" into its two parts.
 func SplitFunc(f string) (module, function string, err error) {
 	i := strings.LastIndexByte(f, '.')

@@ -605,6 +605,9 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
+	if err := checkPluginName(r); err != nil {
+		return err
+	}
 	var info abi.ModuleInfo
 	field := "body"
 	if mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
@@ -634,6 +637,15 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 		return pluginErr(err, field)
 	}
 	return writeJSON(w, 201, s.pluginsFor(c, []abi.ModuleInfo{info})[0])
+}
+
+// checkPluginName refuses the path's module name before the body is
+// read, naming it: the body is not what is wrong.
+func checkPluginName(r *http.Request) error {
+	if err := abi.CheckPluginName("module", r.PathValue("name")); err != nil {
+		return &httpError{422, "invalid_plugin", err.Error(), "name"}
+	}
+	return nil
 }
 
 // pluginErr maps a refused upload to a 422 naming field. A node that
@@ -703,6 +715,9 @@ func pluginParts(r *http.Request, boundary string) (wasm, config []byte, err err
 func (s *server) putPluginConfig(w http.ResponseWriter, r *http.Request, c caller) error {
 	owner, err := s.owner(c, r)
 	if err != nil {
+		return err
+	}
+	if err := checkPluginName(r); err != nil {
 		return err
 	}
 	body, err := readBody(r)

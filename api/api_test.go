@@ -468,6 +468,15 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	if r := s.do("PUT", "/v1/plugins/bad", tokA, []byte("not wasm at all")); r.status != 422 {
 		t.Fatalf("upload of garbage: %d", r.status)
 	}
+	// A bad name is the path's fault, named before the body is read.
+	for _, name := range []string{"..%2Fx", "x%00", ".hidden", "a%20b"} {
+		for _, path := range []string{"/v1/plugins/" + name, "/v1/plugins/" + name + "/config"} {
+			r := s.do("PUT", path, tokA, wasm)
+			if _, msg, field := r.errOf(t); r.status != 422 || field != "name" || !strings.Contains(msg, "must be letters") {
+				t.Errorf("PUT %s: %d field %q %q", path, r.status, field, msg)
+			}
+		}
+	}
 	if n := len(s.do("GET", "/v1/plugins", tokB, nil).json(t)["plugins"].([]any)); n != 1 {
 		t.Fatalf("globex sees %d plugins, want the shared one only", n)
 	}

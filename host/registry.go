@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -64,15 +63,8 @@ type sidecar struct {
 	Config map[string]string `toml:"config"`
 }
 
-var nameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-
 // validName refuses names that are not a plain file or folder name.
-func validName(what, s string) error {
-	if !nameRE.MatchString(s) || strings.HasSuffix(s, ".") {
-		return fmt.Errorf("%w: %s %q must be letters, digits, '_', '-' or '.' (not first or last)", abi.ErrInvalid, what, s)
-	}
-	return nil
-}
+func validName(what, s string) error { return abi.CheckPluginName(what, s) }
 
 func readSidecar(path string) (sidecar, error) {
 	data, err := os.ReadFile(path)
