@@ -217,6 +217,13 @@ func (s *server) route(pattern string, h handler) {
 		if s.Tracer != nil {
 			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("wasmq.tenant", c.tenant), attribute.Bool("wasmq.admin", c.admin))
 		}
+		if err == nil && c.admin {
+			// The admin's ?tenant= reaches the store on every route that
+			// reads it: its text is checked once, here.
+			if err = store.CheckText("tenant", r.URL.Query().Get("tenant")); err != nil {
+				err = &httpError{422, "invalid_argument", err.Error(), "tenant"}
+			}
+		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
 			if r.Method == http.MethodGet && s.StoreTimeout > 0 {

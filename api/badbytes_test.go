@@ -59,6 +59,20 @@ func TestHostileBytesAreRefusedNotAnInternalError(t *testing.T) {
 			t.Errorf("GET %s: %d %s", path, r.status, r.body)
 		}
 	}
+	// The admin's ?tenant= reaches the store on every route that reads it.
+	for _, path := range []string{"/v1/stats", "/v1/jobs", "/v1/schedules", "/v1/channels", "/v1/plugins",
+		"/v1/usage?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"} {
+		for _, tenant := range []string{"%00", "%ff%fe"} {
+			sep := "?"
+			if strings.Contains(path, "?") {
+				sep = "&"
+			}
+			r := s.do("GET", path+sep+"tenant="+tenant, tokAdmin, nil)
+			if _, _, field := r.errOf(t); r.status != 422 || field != "tenant" {
+				t.Errorf("GET %s with tenant %s: %d %s", path, tenant, r.status, r.body)
+			}
+		}
+	}
 	for _, action := range []string{"cancel", "requeue", "done"} {
 		if r := s.do("POST", "/v1/jobs/%00/"+action, tokA, nil); r.status != 404 {
 			t.Errorf("POST %s of a NUL uuid: %d %s", action, r.status, r.body)

@@ -34,6 +34,10 @@ func invalid(field, format string, a ...any) error {
 	return &abi.FieldError{Field: field, Msg: fmt.Sprintf(format, a...), Err: abi.ErrInvalid}
 }
 
+// CheckText refuses what no store keeps as text, naming the field: for
+// an edge that passes a name to the store outside a job or a filter.
+func CheckText(field, s string) error { return checkText(field, s) }
+
 // checkText refuses what no store keeps as text: invalid UTF-8 and NUL.
 func checkText(field, s string) error {
 	if !utf8.ValidString(s) {
