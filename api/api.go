@@ -220,7 +220,9 @@ func (s *server) route(pattern string, h handler) {
 		if err == nil && c.admin {
 			// The admin's ?tenant= reaches the store on every route that
 			// reads it: its text is checked once, here.
-			if err = store.CheckText("tenant", r.URL.Query().Get("tenant")); err != nil {
+			if ts := r.URL.Query()["tenant"]; len(ts) > 1 {
+				err = &httpError{422, "invalid_argument", fmt.Sprintf("tenant: given %d times: name one", len(ts)), "tenant"}
+			} else if err = store.CheckText("tenant", r.URL.Query().Get("tenant")); err != nil {
 				err = &httpError{422, "invalid_argument", err.Error(), "tenant"}
 			}
 		}

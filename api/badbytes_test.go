@@ -62,7 +62,7 @@ func TestHostileBytesAreRefusedNotAnInternalError(t *testing.T) {
 	// The admin's ?tenant= reaches the store on every route that reads it.
 	for _, path := range []string{"/v1/stats", "/v1/jobs", "/v1/schedules", "/v1/channels", "/v1/plugins",
 		"/v1/usage?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z"} {
-		for _, tenant := range []string{"%00", "%ff%fe"} {
+		for _, tenant := range []string{"%00", "%ff%fe", "acme&tenant=globex"} {
 			sep := "?"
 			if strings.Contains(path, "?") {
 				sep = "&"
