@@ -211,11 +211,22 @@ type caller struct {
 type handler func(w http.ResponseWriter, r *http.Request, c caller) error
 
 func (s *server) route(pattern string, h handler) {
+	allowed := allowedQuery(pattern)
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		c, err := s.auth(r)
 		if s.Tracer != nil {
 			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("wasmq.tenant", c.tenant), attribute.Bool("wasmq.admin", c.admin))
+		}
+		if err == nil && r.URL.RawQuery != "" {
+			// A parameter the operation does not read would be dropped
+			// unseen: POST /v1/jobs?priority=5 made a job of priority 10.
+			for k := range r.URL.Query() {
+				if !allowed[k] {
+					err = &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q (this operation takes: %s)", k, names(allowed)), k}
+					break
+				}
+			}
 		}
 		if err == nil && c.admin {
 			// The admin's ?tenant= reaches the store on every route that

@@ -234,3 +234,48 @@ func TestActionsRefuseABodyTheyWouldIgnore(t *testing.T) {
 		}
 	}
 }
+
+// A query parameter the operation does not take is refused, naming it
+// and what the operation takes: read by nobody, it would be dropped
+// unseen (POST /v1/jobs?priority=5 made a job of the default priority).
+// The OpenAPI document is the list.
+func TestUnknownQueryParametersAreRefusedOnEveryRoute(t *testing.T) {
+	s := start(t)
+	id := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "eta": 3600}).json(t)["uuid"].(string)
+	for _, c := range []struct{ method, path, param string }{
+		{"POST", "/v1/jobs?priority=5", "priority"},
+		{"POST", "/v1/jobs:batch?atomic=false", "atomic"},
+		{"GET", "/v1/jobs/" + id + "?fields=uuid", "fields"},
+		{"PATCH", "/v1/jobs/" + id + "?priority=3", "priority"},
+		{"POST", "/v1/jobs/" + id + "/cancel?force=true", "force"},
+		{"GET", "/v1/stats?state=failed", "state"},
+		{"GET", "/v1/channels?name=root", "name"},
+		{"POST", "/v1/channels/root:pause?tenant=acme", "tenant"},
+		{"GET", "/v1/usage?from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z&func=m.f", "func"},
+		{"POST", "/v1/schedules/nightly:run?at=now", "at"},
+	} {
+		body := any(nil)
+		if c.method == "POST" && strings.HasPrefix(c.path, "/v1/jobs?") {
+			body = map[string]any{"func": "testkit.echo"}
+		} else if strings.HasPrefix(c.path, "/v1/jobs:batch") {
+			body = map[string]any{"jobs": []any{map[string]any{"func": "testkit.echo"}}}
+		} else if c.method == "PATCH" {
+			body = map[string]any{}
+		}
+		r := s.do(c.method, c.path, tokAdmin, body)
+		_, msg, field := r.errOf(t)
+		if r.status != 400 || field != c.param || !strings.Contains(msg, "this operation takes") {
+			t.Errorf("%s %s: %d field %q %q", c.method, c.path, r.status, field, msg)
+		}
+	}
+	if n := s.jobCount(tokAdmin); n != 1 {
+		t.Errorf("%d jobs stored, want the one made before", n)
+	}
+	if st := s.do("GET", "/v1/jobs/"+id, tokA, nil).json(t)["state"]; st != "pending" {
+		t.Errorf("a refused cancel moved the job: %v", st)
+	}
+	// What the document lists passes.
+	if r := s.do("GET", "/v1/stats?tenant=acme", tokAdmin, nil); r.status != 200 {
+		t.Errorf("stats of a named tenant: %d %s", r.status, r.body)
+	}
+}
