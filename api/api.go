@@ -481,7 +481,7 @@ func (s *server) attempts(w http.ResponseWriter, r *http.Request, c caller) erro
 }
 
 func (s *server) listJobs(w http.ResponseWriter, r *http.Request, c caller) error {
-	f, err := parseFilter(r.URL.Query(), c.scope(r), true)
+	f, err := parseFilter(r.URL.Query(), c.scope(r))
 	if err != nil {
 		return err
 	}
