@@ -116,7 +116,14 @@ func (p RetryPattern) Keys() []int {
 	return ks
 }
 
-// Validate refuses negative keys and delays and inverted ranges.
+// MaxRetryDelay bounds a retry pattern's delay, in seconds: 100 years,
+// the bound of an eta given in seconds. Past it, the delay as a
+// time.Duration would wrap around to a date in the past, and the job
+// would burn its retries at once.
+const MaxRetryDelay = 100 * 365 * 24 * 3600
+
+// Validate refuses negative keys and delays, inverted ranges, and delays
+// past MaxRetryDelay.
 func (p RetryPattern) Validate() error {
 	for _, k := range p.Keys() {
 		s := p[k]
@@ -125,6 +132,9 @@ func (p RetryPattern) Validate() error {
 		}
 		if s.Min < 0 || s.Max < s.Min {
 			return fmt.Errorf("retry_pattern[%d] must be seconds >= 0 or [min, max] with 0 <= min <= max", k)
+		}
+		if s.Max > MaxRetryDelay {
+			return fmt.Errorf("retry_pattern[%d]: at most %d seconds (100 years), got %d", k, MaxRetryDelay, s.Max)
 		}
 	}
 	return nil

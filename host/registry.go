@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -98,8 +99,22 @@ func parseSidecar(path string, data []byte) (sidecar, error) {
 		if fc.Timeout < 0 {
 			return sc, fmt.Errorf("%s: functions.%s.timeout: must be > 0", path, fn)
 		}
-		if fc.MaxRetries != nil && *fc.MaxRetries < 0 {
-			return sc, fmt.Errorf("%s: functions.%s.max_retries: must be >= 0", path, fn)
+		// What a job takes from its function's settings must be what the
+		// store keeps: else every enqueue that relies on them is refused,
+		// naming a field the client never sent.
+		if fc.MaxRetries != nil && (*fc.MaxRetries < 0 || *fc.MaxRetries > math.MaxInt32) {
+			return sc, fmt.Errorf("%s: functions.%s.max_retries: must be an integer from 0 to %d", path, fn, math.MaxInt32)
+		}
+		if fc.Channel != "" {
+			if _, err := abi.ParseChannel(fc.Channel); err != nil {
+				return sc, fmt.Errorf("%s: functions.%s.%w", path, fn, err)
+			}
+		}
+		if !utf8.ValidString(fc.Description) || strings.IndexByte(fc.Description, 0) >= 0 {
+			return sc, fmt.Errorf("%s: functions.%s.description: must be UTF-8 text without NUL", path, fn)
+		}
+		if n := utf8.RuneCountInString(fc.Description); n > abi.MaxDescription {
+			return sc, fmt.Errorf("%s: functions.%s.description: at most %d characters (this one has %d)", path, fn, abi.MaxDescription, n)
 		}
 		if fc.MaxFuel < 0 || fc.MaxFuel > maxFuelLimit {
 			return sc, fmt.Errorf("%s: functions.%s.max_fuel: must be between 0 (no limit) and %d", path, fn, int64(maxFuelLimit))
