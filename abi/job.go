@@ -11,7 +11,10 @@ package abi
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Defaults of docs/semantics.md §1; a function's config or the caller may override.
@@ -201,4 +204,29 @@ type LogLine struct {
 	Time    time.Time `json:"time"`
 	Level   string    `json:"level"`
 	Message string    `json:"message"`
+}
+
+// CheckText refuses what no store keeps as text, naming field: invalid
+// UTF-8 and NUL.
+func CheckText(field, s string) error {
+	if !utf8.ValidString(s) {
+		return &FieldError{Field: field, Msg: "is not valid UTF-8", Err: ErrInvalid}
+	}
+	if strings.IndexByte(s, 0) >= 0 {
+		return &FieldError{Field: field, Msg: "must not contain NUL (\\u0000)", Err: ErrInvalid}
+	}
+	return nil
+}
+
+// CheckDescription applies a job's description rules: text a store
+// keeps, at most MaxDescription characters. A function's configured
+// description, which jobs take, follows them too.
+func CheckDescription(d string) error {
+	if err := CheckText("description", d); err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(d); n > MaxDescription {
+		return &FieldError{Field: "description", Msg: fmt.Sprintf("at most %d characters (this one has %d)", MaxDescription, n), Err: ErrInvalid}
+	}
+	return nil
 }

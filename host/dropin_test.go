@@ -167,7 +167,7 @@ func TestFunctionInputAndConfigAreValidated(t *testing.T) {
 		// client never sent; a delay past 100 years would wrap around.
 		{"[functions.shout]\nmax_retries = 1099511627776\n", "functions.shout.max_retries: must be an integer from 0 to 2147483647"},
 		{"[functions.shout]\nchannel = \"../x\"\n", "functions.shout.channel"},
-		{"[functions.shout]\ndescription = \"a\\u0000b\"\n", "functions.shout.description: must be UTF-8 text without NUL"},
+		{"[functions.shout]\ndescription = \"a\\u0000b\"\n", "functions.shout.description: must not contain NUL"},
 		{"[functions.shout]\nretry_pattern = { 0 = 1099511627776 }\n", "retry_pattern[0]: at most 3153600000 seconds"},
 		{"[functions.shout]\nretry_pattern = { 0 = [1, 3153600001] }\n", "retry_pattern[0]: at most 3153600000 seconds"},
 	} {

@@ -110,11 +110,8 @@ func parseSidecar(path string, data []byte) (sidecar, error) {
 				return sc, fmt.Errorf("%s: functions.%s.%w", path, fn, err)
 			}
 		}
-		if !utf8.ValidString(fc.Description) || strings.IndexByte(fc.Description, 0) >= 0 {
-			return sc, fmt.Errorf("%s: functions.%s.description: must be UTF-8 text without NUL", path, fn)
-		}
-		if n := utf8.RuneCountInString(fc.Description); n > abi.MaxDescription {
-			return sc, fmt.Errorf("%s: functions.%s.description: at most %d characters (this one has %d)", path, fn, abi.MaxDescription, n)
+		if err := abi.CheckDescription(fc.Description); err != nil {
+			return sc, fmt.Errorf("%s: functions.%s.%w", path, fn, err)
 		}
 		if fc.MaxFuel < 0 || fc.MaxFuel > maxFuelLimit {
 			return sc, fmt.Errorf("%s: functions.%s.max_fuel: must be between 0 (no limit) and %d", path, fn, int64(maxFuelLimit))

@@ -36,18 +36,9 @@ func invalid(field, format string, a ...any) error {
 
 // CheckText refuses what no store keeps as text, naming the field: for
 // an edge that passes a name to the store outside a job or a filter.
-func CheckText(field, s string) error { return checkText(field, s) }
+func CheckText(field, s string) error { return abi.CheckText(field, s) }
 
-// checkText refuses what no store keeps as text: invalid UTF-8 and NUL.
-func checkText(field, s string) error {
-	if !utf8.ValidString(s) {
-		return invalid(field, "is not valid UTF-8")
-	}
-	if strings.IndexByte(s, 0) >= 0 {
-		return invalid(field, "must not contain NUL (\\u0000)")
-	}
-	return nil
-}
+func checkText(field, s string) error { return abi.CheckText(field, s) }
 
 // checkJSON refuses a document that is not JSON of the wanted kind ('['
 // list, '{' object, 0 any), is not UTF-8, or holds a NUL in a string or
@@ -143,15 +134,7 @@ func hex4(b []byte) int {
 	return v
 }
 
-func checkDescription(d string) error {
-	if err := checkText("description", d); err != nil {
-		return err
-	}
-	if n := utf8.RuneCountInString(d); n > abi.MaxDescription {
-		return invalid("description", "at most %d characters (this one has %d)", abi.MaxDescription, n)
-	}
-	return nil
-}
+func checkDescription(d string) error { return abi.CheckDescription(d) }
 
 func checkDate(field string, t *time.Time) error {
 	if t != nil && (t.Before(MinDate) || t.After(MaxDate)) {
