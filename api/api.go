@@ -14,6 +14,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -219,23 +220,7 @@ func (s *server) route(pattern string, h handler) {
 			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("wasmq.tenant", c.tenant), attribute.Bool("wasmq.admin", c.admin))
 		}
 		if err == nil && r.URL.RawQuery != "" {
-			// A parameter the operation does not read would be dropped
-			// unseen: POST /v1/jobs?priority=5 made a job of priority 10.
-			for k := range r.URL.Query() {
-				if !allowed[k] {
-					err = &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q (this operation takes: %s)", k, names(allowed)), k}
-					break
-				}
-			}
-		}
-		if err == nil && c.admin {
-			// The admin's ?tenant= reaches the store on every route that
-			// reads it: its text is checked once, here.
-			if ts := r.URL.Query()["tenant"]; len(ts) > 1 {
-				err = &httpError{422, "invalid_argument", fmt.Sprintf("tenant: given %d times: name one", len(ts)), "tenant"}
-			} else if err = store.CheckText("tenant", r.URL.Query().Get("tenant")); err != nil {
-				err = &httpError{422, "invalid_argument", err.Error(), "tenant"}
-			}
+			err = checkQuery(r.URL.Query(), allowed, c.admin)
 		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
@@ -251,6 +236,25 @@ func (s *server) route(pattern string, h handler) {
 		}
 		s.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Dur("took", time.Since(start)).Err(err).Msg("request")
 	})
+}
+
+// checkQuery refuses a parameter the operation does not take (it would
+// be dropped unseen: POST /v1/jobs?priority=5 made a job of priority 10)
+// and, for the admin, a ?tenant= the store could not match, which every
+// route that reads it passes on: checked once, here.
+func checkQuery(q url.Values, allowed map[string]bool, admin bool) error {
+	for k := range q {
+		if !allowed[k] {
+			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q (this operation takes: %s)", k, names(allowed)), k}
+		}
+	}
+	if ts := q["tenant"]; admin && len(ts) > 1 {
+		return &httpError{422, "invalid_argument", fmt.Sprintf("tenant: given %d times: name one", len(ts)), "tenant"}
+	}
+	if err := store.CheckText("tenant", q.Get("tenant")); admin && err != nil {
+		return &httpError{422, "invalid_argument", err.Error(), "tenant"}
+	}
+	return nil
 }
 
 func (s *server) auth(r *http.Request) (caller, error) {
