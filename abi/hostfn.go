@@ -13,7 +13,8 @@ const (
 	// wasmq_retry_v1(seconds i64, ignore_retry i32, reason i64)
 	// Marks the attempt retryable. The plugin then returns 0 or non-zero;
 	// the retry wins either way. seconds <= 0 lets the function's
-	// retry_pattern decide; reason is a block offset or 0.
+	// retry_pattern decide, seconds past MaxRetryDelay wait that long;
+	// reason is a block offset or 0.
 	HostRetry = "wasmq_retry_v1"
 	// wasmq_fail_v1(message i64): final failure, never retried.
 	HostFail = "wasmq_fail_v1"

@@ -340,10 +340,14 @@ func orDefault(s, def string) string {
 	return s
 }
 
+// retryOutcome reads the delay a plugin asked for with the bound a
+// retry_pattern keeps (abi.MaxRetryDelay): past it the delay would
+// overflow time.Duration, and the job would fall back to its pattern or
+// retry at a date in the past, depending on by how much.
 func retryOutcome(r *abi.ControlRetry) abi.Outcome {
 	o := abi.Outcome{Kind: abi.OutcomeRetry, IgnoreRetry: r.IgnoreRetry, Reason: r.Reason}
 	if r.Seconds > 0 {
-		o.RetryAfter = time.Duration(r.Seconds * float64(time.Second))
+		o.RetryAfter = time.Duration(min(r.Seconds, abi.MaxRetryDelay) * float64(time.Second))
 	}
 	return o
 }

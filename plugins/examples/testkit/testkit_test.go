@@ -71,6 +71,19 @@ func TestTestkitFunctions(t *testing.T) {
 			t.Fatalf("%+v", o)
 		}
 	})
+	t.Run("a retry asked past 100 years waits 100 years, the bound of a retry pattern", func(t *testing.T) {
+		// 2^40 s and more overflow time.Duration; 100 years and a second
+		// do not, and are as much a mistake.
+		for _, s := range []string{"1099511627776", "1e30", "3153600001"} {
+			o := run(t, h, "retry", `[]`, `{"seconds":`+s+`}`, 1)
+			if o.Kind != abi.OutcomeRetry || o.RetryAfter != abi.MaxRetryDelay*time.Second {
+				t.Errorf("seconds %s: retry after %v, want %v: %+v", s, o.RetryAfter, abi.MaxRetryDelay*time.Second, o)
+			}
+		}
+		if o := run(t, h, "retry", `[]`, `{"seconds":-1099511627776}`, 1); o.Kind != abi.OutcomeRetry || o.RetryAfter != 0 {
+			t.Errorf("negative seconds must leave the delay to the pattern: %+v", o)
+		}
+	})
 	t.Run("fail is a guest error carrying the message", func(t *testing.T) {
 		o := run(t, h, "fail", `[]`, `{"message":"boom"}`, 1)
 		if o.Kind != abi.OutcomeFailed || !strings.Contains(o.ExcMessage, "boom") {
