@@ -12,6 +12,7 @@ package abi
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -25,6 +26,11 @@ const (
 	// MaxDescription caps a job's description, in characters (not bytes),
 	// however it is set (created, patched).
 	MaxDescription = 1000
+	// MaxPriority and MaxMaxRetries bound priority and max_retries
+	// wherever they are set (a request, a function's configuration):
+	// every store keeps them in 32-bit integer columns.
+	MaxPriority   = math.MaxInt32
+	MaxMaxRetries = math.MaxInt32
 	// MaxIdentityKey caps an identity key, in bytes.
 	MaxIdentityKey = 255
 	// MaxBatch caps the jobs of one request (after batch splitting).

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -102,8 +101,8 @@ func parseSidecar(path string, data []byte) (sidecar, error) {
 		// What a job takes from its function's settings must be what the
 		// store keeps: else every enqueue that relies on them is refused,
 		// naming a field the client never sent.
-		if fc.MaxRetries != nil && (*fc.MaxRetries < 0 || *fc.MaxRetries > math.MaxInt32) {
-			return sc, fmt.Errorf("%s: functions.%s.max_retries: must be an integer from 0 to %d", path, fn, math.MaxInt32)
+		if fc.MaxRetries != nil && (*fc.MaxRetries < 0 || *fc.MaxRetries > abi.MaxMaxRetries) {
+			return sc, fmt.Errorf("%s: functions.%s.max_retries: must be an integer from 0 to %d", path, fn, abi.MaxMaxRetries)
 		}
 		if fc.Channel != "" {
 			if _, err := abi.ParseChannel(fc.Channel); err != nil {

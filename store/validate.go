@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -18,8 +17,8 @@ import (
 // before any SQL, naming the field, the same on every backend.
 const (
 	// MaxPriority and MaxRetries bound priority and max_retries.
-	MaxPriority   = math.MaxInt32
-	MaxMaxRetries = math.MaxInt32
+	MaxPriority   = abi.MaxPriority
+	MaxMaxRetries = abi.MaxMaxRetries
 )
 
 // MinDate and MaxDate bound every date a caller sets (eta, expected_at):
