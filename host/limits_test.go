@@ -164,8 +164,12 @@ func TestTableGrowsStopAtTheDeadline(t *testing.T) {
 		t.Fatalf("got %s %s %q, want %s", o.Kind, o.ExcName, o.ExcMessage, abi.ExcTimeout)
 	}
 	t.Logf("ended after %s", took)
-	if took > timeout+100*time.Millisecond && !raceEnabled {
-		t.Errorf("ended after %s, want within the %s timeout plus 100ms", took, timeout)
+	// Unstopped, the grows take seconds (5.6 s on the development
+	// machine). The margin is one grow's copy of a table of up to 16M
+	// entries, which a busy machine stretches past 100 ms.
+	const margin = 500 * time.Millisecond
+	if took > timeout+margin && !raceEnabled {
+		t.Errorf("ended after %s, want within the %s timeout plus %s", took, timeout, margin)
 	}
 }
 
