@@ -20,6 +20,8 @@ func TestHostileBytesAreRefusedNotAnInternalError(t *testing.T) {
 		"lone surrogate in args": `{"func":"testkit.echo","args":["\ud800"]}`,
 		"lone surrogate key":     `{"func":"testkit.echo","kwargs":{"\udc00":1}}`,
 		"lone surrogate in ctx":  `{"func":"testkit.echo","context":{"user":"\ud83d\u0041"}}`,
+		"a kwargs key twice":     `{"func":"testkit.echo","kwargs":{"a":1,"a":2}}`,
+		"the context user twice": `{"func":"testkit.echo","context":{"user":"alice","user":"bob"}}`,
 		"priority 2^31":          `{"func":"testkit.echo","priority":2147483648}`,
 		"priority 2^40":          `{"func":"testkit.echo","priority":1099511627776}`,
 		"max_retries 2^31":       `{"func":"testkit.echo","max_retries":2147483648}`,
@@ -54,6 +56,7 @@ func TestHostileBytesAreRefusedNotAnInternalError(t *testing.T) {
 		"/v1/jobs?q=%00", "/v1/jobs?channel=%00", "/v1/jobs?func=%00", "/v1/jobs?identity_key=%ff",
 		"/v1/jobs?graph_uuid=%00", "/v1/jobs?cursor=%00", "/v1/jobs/%00", "/v1/jobs/%ff%fe",
 		"/v1/jobs/%00/attempts", "/v1/jobs?args=%22%5Cud800%22", "/v1/jobs?kwargs=%7B%22a%22%3A%22%5Cudc00%22%7D",
+		"/v1/jobs?kwargs=%7B%22a%22%3A1%2C%22a%22%3A2%7D", "/v1/jobs?kwargs=%7B%22%5Cud800%22%3A1%7D",
 	} {
 		if r := s.do("GET", path, tokA, nil); r.status < 400 || r.status >= 500 {
 			t.Errorf("GET %s: %d %s", path, r.status, r.body)

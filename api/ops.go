@@ -86,6 +86,13 @@ func parseFilter(q url.Values, scope string) (store.Filter, error) {
 	}
 	if v := q.Get("kwargs"); v != "" {
 		var m map[string]json.RawMessage
+		if json.Valid([]byte(v)) {
+			// A key twice or a lone surrogate in a key would be lost
+			// in the map: checked on the text.
+			if err := store.CheckJSON("kwargs", []byte(v)); err != nil {
+				return f, badParam("kwargs", "%s", fieldMsg(err))
+			}
+		}
 		if err := json.Unmarshal([]byte(v), &m); err != nil || m == nil {
 			return f, badParam("kwargs", "must be a JSON object of the values kwargs must hold, e.g. {\"partner_id\":7}")
 		}

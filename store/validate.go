@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"hash/maphash"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +33,12 @@ var (
 func invalid(field, format string, a ...any) error {
 	return &abi.FieldError{Field: field, Msg: fmt.Sprintf(format, a...), Err: abi.ErrInvalid}
 }
+
+// CheckJSON refuses a JSON document no store keeps as it was sent (not
+// JSON, not UTF-8, NUL, a lone surrogate, a key twice in one object),
+// naming the field: for an edge that decodes a document before the store
+// sees it, and would lose what makes it bad (a filter's object).
+func CheckJSON(field string, raw []byte) error { return checkJSON(field, raw, 0) }
 
 // CheckText refuses what no store keeps as text, naming the field: for
 // an edge that passes a name to the store outside a job or a filter.
@@ -71,7 +78,105 @@ func checkJSON(field string, raw json.RawMessage, kind byte) error {
 			return invalid(field, "must not hold a lone UTF-16 surrogate (\\ud800 to \\udfff not in a pair) in a string or key: it encodes no character")
 		}
 	}
+	if bytes.Count(raw, []byte{':'}) > 1 { // else no object has two keys
+		if k, ok := duplicateKey(raw); ok {
+			return invalid(field, "the key %q appears twice in one object: PostgreSQL keeps the last value, a plugin's parser may read the first", k)
+		}
+	}
 	return nil
+}
+
+var keySeed = maphash.MakeSeed()
+
+// closingQuote is the index of the quote that ends the string opening at
+// raw[open] (valid JSON): the first one not escaped.
+func closingQuote(raw []byte, open int) int {
+	end := open + 1
+	for {
+		end += bytes.IndexByte(raw[end:], '"')
+		backslashes := 0
+		for raw[end-1-backslashes] == '\\' {
+			backslashes++
+		}
+		if backslashes%2 == 0 {
+			return end
+		}
+		end++
+	}
+}
+
+// duplicateKey finds a key that appears twice in one object of raw (valid
+// JSON), comparing keys as the strings they encode ("a" and "\u0061" are
+// one key). Keys are compared pairwise while an object has up to 64 (a
+// job's kwargs: BenchmarkCheckJSON), by a set of their hashes past that,
+// so a large object costs no more than its length.
+func duplicateKey(raw []byte) (string, bool) {
+	type frame struct {
+		object bool
+		first  int // the object's first key in keys
+		set    map[uint64]struct{}
+	}
+	const pairwise = 64
+	var (
+		stackBuf  [8]frame
+		keysBuf   [pairwise][]byte
+		stack     = stackBuf[:0]
+		keys      = keysBuf[:0] // unescaped keys point into raw
+		expectKey bool
+	)
+	for i := 0; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '{', '[':
+			stack = append(stack, frame{object: c == '{', first: len(keys)})
+			expectKey = c == '{'
+		case '}', ']':
+			top := stack[len(stack)-1]
+			keys, stack = keys[:top.first], stack[:len(stack)-1]
+			expectKey = false
+		case ',':
+			expectKey = stack[len(stack)-1].object
+		case '"':
+			end := closingQuote(raw, i)
+			if expectKey {
+				top := &stack[len(stack)-1]
+				k := raw[i+1 : end]
+				if bytes.IndexByte(k, '\\') >= 0 {
+					var d string
+					json.Unmarshal(raw[i:end+1], &d) // valid JSON: cannot fail
+					k = []byte(d)
+				}
+				if n := len(keys) - top.first; n < pairwise {
+					for _, o := range keys[top.first:] {
+						if bytes.Equal(o, k) {
+							return string(k), true
+						}
+					}
+				} else {
+					// A set of the keys' hashes; a hash seen before is
+					// a duplicate only if one of the keys is equal.
+					if top.set == nil {
+						top.set = make(map[uint64]struct{}, 4*pairwise)
+						for _, o := range keys[top.first:] {
+							top.set[maphash.Bytes(keySeed, o)] = struct{}{}
+						}
+					}
+					h := maphash.Bytes(keySeed, k)
+					if _, seen := top.set[h]; seen {
+						for _, o := range keys[top.first:] {
+							if bytes.Equal(o, k) {
+								return string(k), true
+							}
+						}
+					}
+					top.set[h] = struct{}{}
+				}
+				keys = append(keys, k)
+				expectKey = false
+			}
+			i = end
+		}
+	}
+	return "", false
 }
 
 const (

@@ -61,11 +61,12 @@ func badTextIsRefusedInEveryField(t *testing.T, s store.Store) {
 	// Inside JSON: NUL escaped in a string or a key, raw invalid UTF-8 in
 	// a string; `\\u0000` is a backslash and text, and is kept.
 	// A surrogate not in a high-low pair encodes no character: PostgreSQL's
-	// jsonb refuses it, Go's decoder makes it U+FFFD.
+	// jsonb refuses it, Go's decoder makes it U+FFFD. A key given twice in
+	// one object: jsonb keeps the last value, SQLite the text as sent.
 	docs := map[string][]string{
-		"args":    {`["a\u0000b"]`, "[\"a\xffb\"]", `[{"k\u0000":1}]`, `["\ud800"]`, `["\udc00\ud800"]`, `["\\\ud83d x"]`},
-		"kwargs":  {`{"x":"\u0000"}`, `{"k\u0000":1}`, "{\"x\":\"\xfe\"}", `{"\uDBFF":1}`},
-		"context": {`{"x":["\u0000"]}`, "{\"\xff\":1}", `{"user":"\ud83d\u0041"}`},
+		"args":    {`["a\u0000b"]`, "[\"a\xffb\"]", `[{"k\u0000":1}]`, `["\ud800"]`, `["\udc00\ud800"]`, `["\\\ud83d x"]`, `[{"k":1,"k":2}]`},
+		"kwargs":  {`{"x":"\u0000"}`, `{"k\u0000":1}`, "{\"x\":\"\xfe\"}", `{"\uDBFF":1}`, `{"a":1,"b":{"c":2},"a":3}`, `{"a":1,"\u0061":2}`},
+		"context": {`{"x":["\u0000"]}`, "{\"\xff\":1}", `{"user":"\ud83d\u0041"}`, `{"user":"alice","user":"bob"}`},
 	}
 	for field, bad := range docs {
 		for _, doc := range bad {
@@ -83,7 +84,7 @@ func badTextIsRefusedInEveryField(t *testing.T, s store.Store) {
 		}
 	}
 	noJobs(t, s)
-	for _, kept := range []string{`["\\u0000 is six characters"]`, `["\\ud800 too"]`, `["\ud83d\ude00 a pair", "\uD83D\uDE00"]`} {
+	for _, kept := range []string{`["\\u0000 is six characters"]`, `["\\ud800 too"]`, `["\ud83d\ude00 a pair", "\uD83D\uDE00"]`, `[{"k":1},{"k":2}]`} {
 		j := nj("t")
 		j.Args = json.RawMessage(kept)
 		if got := get(t, s, insert(t, s, j)[0].UUID); string(got.Args) != string(j.Args) {
@@ -152,7 +153,7 @@ func numbersAreCheckedAtTheirBoundaries(t *testing.T, s store.Store) {
 	if after := get(t, s, j.UUID); after.Priority != math.MaxInt32 || after.Channel != "root" {
 		t.Fatalf("a refused patch changed the job: %+v", after)
 	}
-	for _, r := range []string{`"\u0000"`, `["\ud800"]`} {
+	for _, r := range []string{`"\u0000"`, `["\ud800"]`, `{"k":1,"k":2}`} {
 		if _, err := s.SetDone(ctx, "t", j.UUID, json.RawMessage(r)); !errors.Is(err, abi.ErrInvalid) {
 			t.Fatalf("set done with the result %s: %v", r, err)
 		}
@@ -189,9 +190,9 @@ func hostileLookupsFindNothing(t *testing.T, s store.Store) {
 // mended, and the batch it came with is written whole.
 func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
 	ctx := context.Background()
-	insert(t, s, nj("t"), nj("t"), nj("t"))
+	insert(t, s, nj("t"), nj("t"), nj("t"), nj("t"))
 	js := start(t, s, "w", time.Minute)
-	if len(js) != 3 {
+	if len(js) != 4 {
 		t.Fatalf("started %d", len(js))
 	}
 	cs := []store.Completion{
@@ -200,12 +201,14 @@ func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
 			Result: json.RawMessage("not json \xff"), Logs: []abi.LogLine{{Time: time.Now(), Level: "info", Message: "a\x00b"}}},
 		{UUID: js[1].UUID, WorkerID: "w", Attempt: 1, To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`{"k":"\u0000"}`)},
 		{UUID: js[2].UUID, WorkerID: "w", Attempt: 1, To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`["\ud800"]`)},
+		// jsonb would keep the last of the two values, and lose the first.
+		{UUID: js[3].UUID, WorkerID: "w", Attempt: 1, To: abi.StateDone, Cause: abi.CauseDone, Result: json.RawMessage(`{"k":1,"k":2}`)},
 	}
 	ap, err := s.Complete(ctx, cs)
-	if err != nil || len(ap) != 3 {
+	if err != nil || len(ap) != 4 {
 		t.Fatalf("complete: %v %v", ap, err)
 	}
-	failed, done, lone := get(t, s, js[0].UUID), get(t, s, js[1].UUID), get(t, s, js[2].UUID)
+	failed, done, lone, twice := get(t, s, js[0].UUID), get(t, s, js[1].UUID), get(t, s, js[2].UUID), get(t, s, js[3].UUID)
 	if failed.State != abi.StateFailed || done.State != abi.StateDone {
 		t.Fatalf("states %s %s", failed.State, done.State)
 	}
@@ -218,7 +221,7 @@ func pluginReportsAreMendedNotLost(t *testing.T, s store.Store) {
 	for _, x := range []struct {
 		got  json.RawMessage
 		sent json.RawMessage
-	}{{failed.Result, cs[0].Result}, {done.Result, cs[1].Result}, {lone.Result, cs[2].Result}} {
+	}{{failed.Result, cs[0].Result}, {done.Result, cs[1].Result}, {lone.Result, cs[2].Result}, {twice.Result, cs[3].Result}} {
 		var b struct{ Base64 []byte }
 		if err := json.Unmarshal(x.got, &b); err != nil || string(b.Base64) != string(x.sent) {
 			t.Fatalf("result %q stored as %s, want the bytes kept as base64", x.sent, x.got)
