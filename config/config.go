@@ -171,7 +171,15 @@ func Load(path string) (File, error) {
 		if err != nil {
 			var pe toml.ParseError
 			if errors.As(err, &pe) {
-				return f, fmt.Errorf("%s: %s", path, pe.ErrorWithPosition())
+				where := pe.ErrorWithPosition()
+				var syntax map[string]any
+				if _, serr := toml.DecodeFile(path, &syntax); serr == nil && pe.LastKey != "" {
+					// The file parses: the error is a value's, and
+					// LastKey is its key. The position follows.
+					_, at, _ := strings.Cut(where, "\n")
+					return f, fmt.Errorf("%s: %s: %s%s", path, pe.LastKey, pe.Message, strings.TrimRight(at, "\n"))
+				}
+				return f, fmt.Errorf("%s: %s", path, where)
 			}
 			return f, fmt.Errorf("%s: %w", path, err)
 		}

@@ -79,6 +79,31 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[runner]\nusage_flush = \"-1s\"\n":                                                         "runner.usage_flush",
 		"[runner]\nmax_clock_offset = \"5s\"\n":                                                     "runner.max_clock_offset: must be under half of runner.lease (10s)",
 		"[runner]\nmax_clock_offset = \"-1s\"\n":                                                    "runner.max_clock_offset",
+		// The lease is named, not max_clock_offset, whose default derives
+		// from it (the keys were checked in a map's random order).
+		"[runner]\nlease = \"-1s\"\n": "runner.lease: must be at least 1s",
+		// A value TOML parses but wasmq cannot read names its key.
+		"[runner]\nsafety_poll = \"1099511627776h\"\n": `runner.safety_poll: "1099511627776h" is not a duration`,
+		"[host]\nmemory_limit = \"1PiB\"\n":            `host.memory_limit: "1PiB" has an unknown unit`,
+		// 2^40 workers or a channel of 2^40 slots panicked at start, a
+		// batch of 2^40 ran out of memory.
+		"[runner]\nworkers = 1099511627776\n":                          "runner.workers: must be from 1 to 100000",
+		"[runner]\nbatch_size = 1099511627776\n":                       "runner.batch_size: must be from 1 to 10000",
+		"[runner]\nchannels = \"root:1099511627776\"\n":                "capacity must be from 1 to 100000",
+		"[runner]\nchannels = \"root:4,a:1:throttle=1e300\"\n":         "throttle needs a number of seconds > 0 and at most 86400",
+		"[runner]\nchannels = \"root:4,a:1:throttle=NaN\"\n":           "throttle needs",
+		"[runner]\nchannels = \"root:4,a:1:removal_interval=1e300\"\n": "removal_interval needs a number of days > 0 and at most 36500",
+		// A typo of a unit ("1ns" for "1s") made a loop of the period.
+		"[runner]\nsafety_poll = \"1ns\"\n":   "runner.safety_poll: must be at least 10ms",
+		"[runner]\nvacuum_every = \"1ms\"\n":  "runner.vacuum_every: must be at least 1s",
+		"[runner]\nusage_flush = \"1ns\"\n":   "runner.usage_flush: must be at least 10ms",
+		"[runner]\ndue_horizon = \"1ns\"\n":   "runner.due_horizon: must be at least 100ms",
+		"[host]\nreload_interval = \"1ns\"\n": "host.reload_interval: must be at least 10ms",
+		// The static rules of a schedule, checked before a node applies it.
+		"[[schedules]]\nname = \"n\"\ncron = \"@daily\"\nfunc = \"m.f\"\ncatch_up_max = -1\n":                                        "schedules[0].catch_up_max",
+		"[[schedules]]\nname = \"n\"\ncron = \"@daily\"\nfunc = \"m.f\"\nmissed_runs = \"catch_up\"\ncatch_up_max = 1099511627776\n": "schedules[0].catch_up_max: must be an integer from 1 to 1000",
+		"[[schedules]]\nname = \"n\"\ncron = \"@daily\"\nfunc = \"m.f\"\nmissed_runs = \"sometimes\"\n":                              "schedules[0].missed_runs",
+		"[[schedules]]\nname = \"../n\"\ncron = \"@daily\"\nfunc = \"m.f\"\n":                                                        "schedules[0].name",
 	}
 	for body, want := range cases {
 		_, err := config.Load(write(t, body))

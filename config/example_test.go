@@ -32,6 +32,6 @@ func ExampleLoad() {
 	// Output:
 	// ok: sqlite root:4,mail:2 4 30s
 	// wasmq.toml: unknown key host.timout
-	// wasmq.toml: runner.channels: channel entry "mail:0": capacity must be >= 1 (got 0)
+	// wasmq.toml: runner.channels: channel entry "mail:0": capacity must be from 1 to 100000 (got 0)
 	// wasmq.toml: tenants[0].max_pending: must be 0 (unlimited) or more, got -1
 }

@@ -43,9 +43,9 @@ type Schedule struct {
 }
 
 // ScheduleDefinitions turns the [[schedules]] entries into definitions,
-// checking what can be checked without the plugins (the cron expression,
-// the time zone, the tenant); the rest is checked when a node applies
-// them, with the same key names.
+// checking what can be checked without the plugins (the tenant, and
+// what schedule.Definition.Settle checks); the rest is checked when a
+// node applies them, with the same key names.
 func (f File) ScheduleDefinitions() ([]schedule.Owned, error) {
 	tenants := map[string]bool{api.DefaultTenant: true}
 	for _, t := range f.Tenants {
@@ -59,9 +59,6 @@ func (f File) ScheduleDefinitions() ([]schedule.Owned, error) {
 		}
 		if !tenants[s.Tenant] {
 			return nil, fmt.Errorf("%s.tenant: %q is not one of [[tenants]] (nor %q)", key, s.Tenant, api.DefaultTenant)
-		}
-		if _, err := schedule.ParseSpec(s.Cron, s.Timezone); err != nil {
-			return nil, fmt.Errorf("%s.%w", key, err)
 		}
 		d := schedule.Definition{Name: s.Name, Cron: s.Cron, Timezone: s.Timezone, MissedRuns: s.MissedRuns,
 			CatchUpMax: s.CatchUpMax, Paused: s.Paused, Template: schedule.Template{Func: s.Func, Channel: s.Channel,
@@ -80,6 +77,9 @@ func (f File) ScheduleDefinitions() ([]schedule.Owned, error) {
 				return nil, fmt.Errorf("%s.%s: %v", key, j.field, err)
 			}
 			*j.to = b
+		}
+		if _, err := d.Settle(); err != nil {
+			return nil, fmt.Errorf("%s.%w", key, err)
 		}
 		out = append(out, schedule.Owned{Tenant: s.Tenant, Definition: d})
 	}

@@ -153,6 +153,9 @@ func (c Config) WithDefaults() Config {
 }
 
 // Validate names the TOML key of the first problem.
+// MinReloadInterval is the floor of host.reload_interval.
+const MinReloadInterval = 10 * time.Millisecond
+
 func (c Config) Validate() error {
 	if c.PluginsDir == "" {
 		return fmt.Errorf("host.plugins_dir: must name a folder")
@@ -191,6 +194,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("host.max_output: must be > 0")
 	case c.ReloadInterval < 0:
 		return fmt.Errorf("host.reload_interval: must be >= 0")
+	case c.ReloadInterval > 0 && c.ReloadInterval.D() < MinReloadInterval:
+		// A typo ("1ns" for "1s") would rescan plugins_dir in a loop.
+		return fmt.Errorf("host.reload_interval: must be at least %s, got %s", MinReloadInterval, c.ReloadInterval.D())
 	case c.PoolSize < 0:
 		return fmt.Errorf("host.pool_size: must be >= 0")
 	case c.MaxUses < 0:

@@ -34,6 +34,10 @@ type ChannelTree struct {
 }
 
 // knownKeys lists the keys an entry may carry, for error messages.
+// MaxRemovalDays bounds a channel's removal_interval: 100 years, well
+// inside what a time.Duration holds.
+const MaxRemovalDays = 36500
+
 const knownKeys = "sequential, throttle=<seconds>, paused, removal_interval=<days>"
 
 // ParseChannels reads the grammar `name(:capacity(:key(=value)?)*)?`,
@@ -77,8 +81,8 @@ func ParseChannels(s string) (*ChannelTree, error) {
 			if err != nil {
 				return nil, fmt.Errorf("channel entry %q: capacity %q is not an integer", entry, parts[1])
 			}
-			if n < 1 {
-				return nil, fmt.Errorf("channel entry %q: capacity must be >= 1 (got %d)", entry, n)
+			if n < 1 || n > abi.MaxChannelCapacity {
+				return nil, fmt.Errorf("channel entry %q: capacity must be from 1 to %d (got %d)", entry, abi.MaxChannelCapacity, n)
 			}
 			c.Capacity = n
 		}
@@ -106,14 +110,14 @@ func ParseChannels(s string) (*ChannelTree, error) {
 				c.Paused = true
 			case "throttle":
 				f, err := strconv.ParseFloat(v, 64)
-				if !hasV || err != nil || f <= 0 {
-					return nil, fmt.Errorf("channel entry %q: throttle needs a number of seconds > 0, e.g. throttle=2", entry)
+				if !hasV || err != nil || !(f > 0 && f <= abi.MaxThrottleSeconds) { // NaN fails every comparison
+					return nil, fmt.Errorf("channel entry %q: throttle needs a number of seconds > 0 and at most %d (a day), e.g. throttle=2", entry, abi.MaxThrottleSeconds)
 				}
 				c.Throttle = time.Duration(f * float64(time.Second))
 			case "removal_interval":
 				f, err := strconv.ParseFloat(v, 64)
-				if !hasV || err != nil || f <= 0 {
-					return nil, fmt.Errorf("channel entry %q: removal_interval needs a number of days > 0", entry)
+				if !hasV || err != nil || !(f > 0 && f <= MaxRemovalDays) {
+					return nil, fmt.Errorf("channel entry %q: removal_interval needs a number of days > 0 and at most %d (100 years)", entry, MaxRemovalDays)
 				}
 				c.RemovalInterval = time.Duration(f * 24 * float64(time.Hour))
 			case "":

@@ -131,24 +131,24 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate names the TOML key of the first problem.
+// Floors of the periods a node keeps: below them a typo ("1ns" for
+// "1s") would make the node re-read the store, vacuum or flush in a loop.
+const (
+	MinSafetyPoll  = 10 * time.Millisecond
+	MinUsageFlush  = 10 * time.Millisecond
+	MinDueHorizon  = 100 * time.Millisecond
+	MinVacuumEvery = time.Second
+	// MaxWorkers bounds runner.workers, as abi.MaxChannelCapacity bounds
+	// a channel's: each worker is a goroutine and a slot of the
+	// runner's queues, allocated at start.
+	MaxWorkers = abi.MaxChannelCapacity
+)
+
+// Validate names the TOML key of the first problem, in the order of the
+// keys: the lease before max_clock_offset, whose default derives from it.
 func (c Config) Validate() error {
 	if _, err := ParseChannels(c.Channels); err != nil {
 		return fmt.Errorf("runner.channels: %w", err)
-	}
-	pos := map[string]abi.Duration{
-		"runner.lease": c.Lease, "runner.default_retry_interval": c.DefaultRetryInterval,
-		"runner.removal_interval": c.RemovalInterval, "runner.safety_poll": c.SafetyPoll,
-		"runner.vacuum_every": c.VacuumEvery, "runner.due_horizon": c.DueHorizon,
-		"runner.usage_flush": c.UsageFlush, "runner.max_clock_offset": c.MaxClockOffset,
-	}
-	for k, v := range pos {
-		if v <= 0 {
-			return fmt.Errorf("%s: must be > 0", k)
-		}
-	}
-	if c.ShutdownTimeout < 0 {
-		return fmt.Errorf("runner.shutdown_timeout: must be >= 0")
 	}
 	if c.Lease.D() < time.Second {
 		return fmt.Errorf("runner.lease: must be at least 1s (leases are renewed every lease/3)")
@@ -156,14 +156,37 @@ func (c Config) Validate() error {
 	if c.Lease.D() > MaxLease {
 		return fmt.Errorf("runner.lease: must be at most %s (a dead node's jobs come back only after it)", MaxLease)
 	}
+	for _, d := range []struct {
+		key string
+		v   abi.Duration
+		min time.Duration
+	}{
+		{"runner.default_retry_interval", c.DefaultRetryInterval, 0},
+		{"runner.removal_interval", c.RemovalInterval, 0},
+		{"runner.vacuum_every", c.VacuumEvery, MinVacuumEvery},
+		{"runner.safety_poll", c.SafetyPoll, MinSafetyPoll},
+		{"runner.due_horizon", c.DueHorizon, MinDueHorizon},
+		{"runner.usage_flush", c.UsageFlush, MinUsageFlush},
+		{"runner.max_clock_offset", c.MaxClockOffset, 0},
+	} {
+		switch {
+		case d.v <= 0:
+			return fmt.Errorf("%s: must be > 0", d.key)
+		case d.v.D() < d.min:
+			return fmt.Errorf("%s: must be at least %s, got %s", d.key, d.min, d.v.D())
+		}
+	}
+	if c.ShutdownTimeout < 0 {
+		return fmt.Errorf("runner.shutdown_timeout: must be >= 0")
+	}
 	if c.MaxClockOffset.D() >= c.Lease.D()/2 {
 		return fmt.Errorf("runner.max_clock_offset: must be under half of runner.lease (%s): a clock off by more takes running jobs back", c.Lease.D())
 	}
-	if c.Workers < 1 {
-		return fmt.Errorf("runner.workers: must be >= 1")
+	if c.Workers < 1 || c.Workers > MaxWorkers {
+		return fmt.Errorf("runner.workers: must be from 1 to %d", MaxWorkers)
 	}
-	if c.BatchSize < 1 {
-		return fmt.Errorf("runner.batch_size: must be >= 1")
+	if c.BatchSize < 1 || c.BatchSize > abi.MaxBatch {
+		return fmt.Errorf("runner.batch_size: must be from 1 to %d", abi.MaxBatch)
 	}
 	return nil
 }

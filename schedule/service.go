@@ -107,17 +107,19 @@ func (s *Service) changed() {
 	}
 }
 
-// check turns a definition into the store's schedule, checking each field
-// as the enqueue path does (the function must exist now), naming it.
-func (s *Service) check(ctx context.Context, tenant string, d Definition) (store.Schedule, error) {
+// Settle fills a definition's defaults and checks what needs no plugin
+// (the name, the cron expression and time zone, missed_runs and
+// catch_up_max), naming the field: a config file is checked with it
+// before any node applies the file.
+func (d Definition) Settle() (Definition, error) {
 	if err := abi.CheckScheduleName(d.Name); err != nil {
-		return store.Schedule{}, err
+		return d, err
 	}
 	if d.Timezone == "" {
 		d.Timezone = "UTC"
 	}
 	if _, err := ParseSpec(d.Cron, d.Timezone); err != nil {
-		return store.Schedule{}, err
+		return d, err
 	}
 	if d.MissedRuns == "" {
 		d.MissedRuns = store.MissedSkip
@@ -126,11 +128,21 @@ func (s *Service) check(ctx context.Context, tenant string, d Definition) (store
 	case d.MissedRuns == store.MissedCatchUp && d.CatchUpMax == 0:
 		d.CatchUpMax = DefaultCatchUpMax
 	case d.MissedRuns == store.MissedCatchUp && (d.CatchUpMax < 1 || d.CatchUpMax > store.MaxCatchUp):
-		return store.Schedule{}, badField("catch_up_max", "must be an integer from 1 to %d", store.MaxCatchUp)
+		return d, badField("catch_up_max", "must be an integer from 1 to %d", store.MaxCatchUp)
 	case d.MissedRuns == store.MissedSkip && d.CatchUpMax != 0:
-		return store.Schedule{}, badField("catch_up_max", "applies only to missed_runs = %q", store.MissedCatchUp)
+		return d, badField("catch_up_max", "applies only to missed_runs = %q", store.MissedCatchUp)
 	case d.MissedRuns != store.MissedSkip && d.MissedRuns != store.MissedCatchUp:
-		return store.Schedule{}, badField("missed_runs", "must be %q (fire once for the latest missed time) or %q", store.MissedSkip, store.MissedCatchUp)
+		return d, badField("missed_runs", "must be %q (fire once for the latest missed time) or %q", store.MissedSkip, store.MissedCatchUp)
+	}
+	return d, nil
+}
+
+// check turns a definition into the store's schedule, checking each field
+// as the enqueue path does (the function must exist now), naming it.
+func (s *Service) check(ctx context.Context, tenant string, d Definition) (store.Schedule, error) {
+	d, err := d.Settle()
+	if err != nil {
+		return store.Schedule{}, err
 	}
 	if _, err := s.build(ctx, tenant, d.Name, d.Template, time.Now().UTC(), s.Enqueue.Funcs); err != nil {
 		return store.Schedule{}, err

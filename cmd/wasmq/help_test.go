@@ -304,3 +304,24 @@ func TestProgressShowsOnATerminalOnly(t *testing.T) {
 		t.Errorf("piped: status %d, stdout %q, stderr %q: want the result only", status, out, errOut)
 	}
 }
+
+// `config check` names the file once on each line of its findings, and a
+// value wasmq cannot read by its key, with its position after it.
+func TestConfigCheckNamesTheFileOnceAndTheKey(t *testing.T) {
+	c := buildCLI(t)
+	path := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(path, []byte("[runner]\nsafety_poll = \"1099511627776h\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, status := c.run("config", "check", path)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if status != 1 || !strings.HasPrefix(lines[0], path+`: runner.safety_poll: "1099511627776h" is not a duration`) ||
+		!strings.Contains(out, "line 2") {
+		t.Fatalf("status %d, findings:\n%s", status, out)
+	}
+	for _, l := range lines {
+		if strings.Count(l, path) != 1 {
+			t.Errorf("the line %q names the file %d times", l, strings.Count(l, path))
+		}
+	}
+}

@@ -302,7 +302,9 @@ func configCmd(args []string, out io.Writer) error {
 			return err
 		}
 	} else if lerr != nil {
-		fmt.Fprintln(out, path+": "+strings.ReplaceAll(lerr.Error(), "\n", "\n"+path+": "))
+		// Load's errors start with the path: each line gets it once.
+		msg := strings.TrimPrefix(lerr.Error(), path+": ")
+		fmt.Fprintln(out, path+": "+strings.ReplaceAll(msg, "\n", "\n"+path+": "))
 	} else {
 		fmt.Fprintf(out, "%s: OK\n", path)
 	}
