@@ -468,6 +468,13 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	if r := s.do("PUT", "/v1/plugins/bad", tokA, []byte("not wasm at all")); r.status != 422 {
 		t.Fatalf("upload of garbage: %d", r.status)
 	}
+	// A compile bomb: 300 KB of blocks 100,000 deep, which held the node's
+	// compiler for 86 s, is refused before it is compiled.
+	bomb := append([]byte("\x00asm\x01\x00\x00\x00\x01\x05\x01\x60\x00\x01\x7f\x03\x02\x01\x00\x07\x07\x01\x03run\x00\x00\x0a"),
+		bombCode(100000)...)
+	if r := s.do("PUT", "/v1/plugins/bomb", tokA, bomb); r.status != 422 || !strings.Contains(string(r.body), "nested too deeply") {
+		t.Fatalf("upload of a compile bomb: %d %s", r.status, r.body)
+	}
 	// A bad name is the path's fault, named before the body is read.
 	for _, name := range []string{"..%2Fx", "x%00", ".hidden", "a%20b"} {
 		for _, path := range []string{"/v1/plugins/" + name, "/v1/plugins/" + name + "/config"} {
@@ -619,4 +626,21 @@ func TestOnPostgreSQL(t *testing.T) {
 	} {
 		t.Run(c.name, c.fn)
 	}
+}
+
+// bombCode is a code section of one function whose blocks nest depth
+// deep: its size, then the body.
+func bombCode(depth int) []byte {
+	uleb := func(b []byte, v uint64) []byte {
+		for ; v >= 0x80; v >>= 7 {
+			b = append(b, byte(v)|0x80)
+		}
+		return append(b, byte(v))
+	}
+	body := append([]byte{0}, bytes.Repeat([]byte{0x02, 0x40}, depth)...)
+	body = append(body, bytes.Repeat([]byte{0x0b}, depth)...)
+	body = append(body, 0x41, 0, 0x0b)
+	payload := uleb([]byte{1}, uint64(len(body))) // one body, its size
+	payload = append(payload, body...)
+	return append(uleb(nil, uint64(len(payload))), payload...)
 }

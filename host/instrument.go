@@ -241,6 +241,31 @@ func sectionOrder(id byte) int {
 // locals ended the process out of memory.
 const maxLocals = 50000
 
+// Bounds of what a module may ask of the compiler. wazero's compile time
+// and memory grow with a function's size and, faster, with how deeply its
+// blocks nest, so an upload of a few hundred kilobytes could hold a node
+// for minutes (docs/reliability.md, "Compile bombs"). Each bound is far
+// above what real modules need: esbuild's 14 MB Go build has 5,307
+// functions, its largest 200 KB, and a nesting work of 49 million.
+const (
+	// maxFunctions caps the functions a module defines (swc's 18 MB
+	// Rust build: 16,382). Each costs ~20 µs to compile.
+	maxFunctions = 100000
+	// maxFunctionSize caps one function's code, in bytes: compiling a
+	// function of 1 MiB of code takes ~3 s and ~370 MB at its peak.
+	maxFunctionSize = 1 << 20
+	// maxNestingWork caps the sum, over every block, loop and if, of the
+	// number of blocks around it: the part of compiling that grows as the
+	// square of the depth (100,000 nested blocks, 300 KB, took 86 s;
+	// this bound ~2 s).
+	maxNestingWork = 200_000_000
+	// maxBranchTableWork caps the sum, over every br_table, of the square
+	// of its targets: compiling one grows as that square (65,520 targets,
+	// 64 KB, took 1.7 s; a million, 272 s and 2.5 GB; esbuild's sum is
+	// 156 million, its largest table 5,490; this bound ~1 s).
+	maxBranchTableWork = 2_000_000_000
+)
+
 // rewriter renumbers function indices around the new imports.
 type rewriter struct {
 	importedFuncs uint64
@@ -249,6 +274,9 @@ type rewriter struct {
 	grow uint64
 	// fuelExport is the export entry of the counter global.
 	fuelExport []byte
+	// nesting and tables are the module's nesting and br_table work so
+	// far (maxNestingWork, maxBranchTableWork).
+	nesting, tables int
 }
 
 // fn is the new index of function f.
@@ -393,6 +421,9 @@ func (rw *rewriter) code(sec []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if count > maxFunctions {
+		return nil, fmt.Errorf("%d functions, more than the %d a module may define", count, maxFunctions)
+	}
 	out := make([]byte, 0, len(sec)+len(sec)/4)
 	out = appendULEB(out, count)
 	var body []byte
@@ -405,6 +436,9 @@ func (rw *rewriter) code(sec []byte) ([]byte, error) {
 		end := start + int(size)
 		if end > len(sec) || end < start {
 			return nil, fmt.Errorf("body %d runs past the section", i)
+		}
+		if size > maxFunctionSize {
+			return nil, fmt.Errorf("body %d: %d bytes of code, more than the %d one function may hold", i, size, maxFunctionSize)
 		}
 		if body, err = rw.body(body[:0], sec[start:end]); err != nil {
 			return nil, fmt.Errorf("body %d: %w", i, err)
@@ -484,6 +518,9 @@ func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
 		switch {
 		case op == 0x02 || op == 0x03 || op == 0x04: // block, loop, if
 			depth++
+			if rw.nesting += depth; rw.nesting > maxNestingWork {
+				return nil, 0, fmt.Errorf("blocks nested too deeply to compile in time: the nesting work (the sum over every block of the blocks around it) passes %d at byte %d, %d deep", maxNestingWork, p, depth)
+			}
 			if q >= len(b) {
 				return nil, 0, errors.New("truncated block type")
 			}
@@ -525,6 +562,9 @@ func (rw *rewriter) instrs(out, b []byte, p int) ([]byte, int, error) {
 			var m int
 			if n, m, err = readULEB(b, q); err == nil && n > uint64(len(b)) {
 				err = errors.New("br_table longer than its function")
+			}
+			if rw.tables += int(n) * int(n); err == nil && rw.tables > maxBranchTableWork {
+				err = fmt.Errorf("br_tables too large to compile in time: the sum of the squares of their targets passes %d at byte %d, a table of %d targets", maxBranchTableWork, p, n)
 			}
 			q = imm(q+m, int(n)+1)
 		case op == 0x11 || op == 0x13: // call_indirect, return_call_indirect
