@@ -56,6 +56,16 @@ func branchTables(n, targets int) []byte {
 	return append(bytes.Repeat(one, n), 0x41, 0, 0x0b)
 }
 
+// loops is n empty loops in a row.
+func loops(n int) []byte {
+	return append(bytes.Repeat([]byte{0x03, 0x40, 0x0b}, n), 0x41, 0, 0x0b)
+}
+
+// branches is n blocks in a row, each left by a br_if.
+func branches(n int) []byte {
+	return append(bytes.Repeat([]byte{0x02, 0x40, 0x41, 1, 0x0d, 0, 0x0b}, n), 0x41, 0, 0x0b)
+}
+
 // flat is about size bytes of i32 additions in one function.
 func flat(size int) []byte {
 	b := append([]byte{0x41, 1}, bytes.Repeat([]byte{0x41, 1, 0x6a}, size/3)...)
@@ -65,8 +75,9 @@ func flat(size int) []byte {
 // A module of a few hundred kilobytes could hold a node's compiler for
 // minutes and gigabytes: wazero's time grows as the square of how deeply
 // blocks nest (100,000 deep, 300 KB: 86 s) and of a br_table's targets
-// (a million, 1 MB: 272 s and 2.5 GB), and its memory with one function's
-// size (8 MB: 2.8 GB). Each shape is refused before wazero sees it, on
+// (a million, 1 MB: 272 s and 2.5 GB) and of the blocks, loops and
+// branches in one function (10,000 empty loops, 30 KB: 35 s), and its
+// memory with one function's size (8 MB: 2.8 GB). Each shape is refused before wazero sees it, on
 // upload as at load, naming what is too large; the same shapes within the
 // bounds load and run.
 func TestCompileBombsAreRefusedBeforeCompiling(t *testing.T) {
@@ -86,6 +97,8 @@ func TestCompileBombsAreRefusedBeforeCompiling(t *testing.T) {
 		"deep_spread":  {bombModule(spread...), "blocks nested too deeply to compile in time"},
 		"wide_table":   {bombModule(branchTables(1, 1000000)), "br_tables too large to compile in time"},
 		"tables":       {bombModule(branchTables(16, 20000)), "br_tables too large to compile in time"},
+		"loops":        {bombModule(loops(10000)), "too many blocks, loops and branches to compile in time"},
+		"branches":     {bombModule(branches(40000)), "too many blocks, loops and branches to compile in time"},
 		"big_function": {bombModule(flat(2 << 20)), "bytes of code, more than the 1048576 one function may hold"},
 		"functions":    {bombModule(many...), "100001 functions, more than the 100000 a module may define"},
 	}
@@ -116,12 +129,13 @@ func TestCompileBombsAreRefusedBeforeCompiling(t *testing.T) {
 	f.check(t, "loading and installing the bombs", 64<<20, 64<<20)
 
 	// Within the bounds: as deep as esbuild's deepest function three times
-	// over, a table twice its largest, and a function five times its
-	// largest. They load and run.
+	// over, a table twice its largest, a function five times its largest,
+	// and five times the loops of swc's loopiest. They load and run.
 	fine := map[string][]byte{
 		"deep_ok":  bombModule(nested(10000)),
 		"table_ok": bombModule(branchTables(1, 10000)),
 		"big_ok":   bombModule(flat(1<<20 - 16)),
+		"loops_ok": bombModule(loops(1000)),
 	}
 	for name, wasm := range fine {
 		if _, err := h.Install("", name, wasm); err != nil {
