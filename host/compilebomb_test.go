@@ -29,8 +29,11 @@ func bombModule(bodies ...[]byte) []byte {
 	name := func(s string) []byte { return append(appendULEB(nil, uint64(len(s))), s...) }
 	funcs, codes := make([][]byte, len(bodies)), make([][]byte, len(bodies))
 	for i, b := range bodies {
-		funcs[i] = []byte{0}             // type 0
-		entry := append([]byte{0}, b...) // no locals
+		funcs[i] = []byte{0} // type 0
+		entry := b
+		if len(b) == 0 || b[0] != localsDeclared {
+			entry = append([]byte{0}, b...) // no locals
+		}
 		codes[i] = append(appendULEB(nil, uint64(len(entry))), entry...)
 	}
 	m := []byte("\x00asm\x01\x00\x00\x00")
@@ -39,6 +42,35 @@ func bombModule(bodies ...[]byte) []byte {
 	m = append(m, section(5, vec([]byte{0, 1}))...)
 	m = append(m, section(7, vec(append(name("run"), 0, 0), append(name("memory"), 2, 0)))...)
 	return append(m, section(10, vec(codes...))...)
+}
+
+// localsDeclared marks a body that starts with its local declarations:
+// one group (no code starts with 0x01, nop, in these helpers).
+const localsDeclared = 0x01
+
+// withLocals is code in a function of n i32 locals.
+func withLocals(n int, code []byte) []byte {
+	b := append(appendULEB([]byte{localsDeclared}, uint64(n)), 0x7f)
+	return append(b, code...)
+}
+
+// loopsOverLocals is n loops in a row, each reading its own per locals.
+func loopsOverLocals(n, per int) []byte {
+	var b []byte
+	for i := range n {
+		b = append(b, 0x03, 0x40)
+		for j := range per {
+			b = appendULEB(append(b, 0x20), uint64(i*per+j))
+			b = append(b, 0x1a)
+		}
+		b = append(b, 0x0b)
+	}
+	return append(b, 0x41, 0, 0x0b)
+}
+
+// indirectCalls is n call_indirects through table 0.
+func indirectCalls(n int) []byte {
+	return append(bytes.Repeat([]byte{0x41, 0, 0x11, 0, 0, 0x1a}, n), 0x41, 0, 0x0b)
 }
 
 // nested is depth blocks, one in the other, around nothing.
@@ -75,9 +107,11 @@ func flat(size int) []byte {
 // A module of a few hundred kilobytes could hold a node's compiler for
 // minutes and gigabytes: wazero's time grows as the square of how deeply
 // blocks nest (100,000 deep, 300 KB: 86 s) and of a br_table's targets
-// (a million, 1 MB: 272 s and 2.5 GB) and of the blocks, loops and
-// branches in one function (10,000 empty loops, 30 KB: 35 s), and its
-// memory with one function's size (8 MB: 2.8 GB). Each shape is refused before wazero sees it, on
+// (a million, 1 MB: 272 s and 2.5 GB), of the blocks, loops and
+// branches in one function (10,000 empty loops, 30 KB: 35 s), with its
+// loops times the square of the locals it uses (250 over 25,000, 110 KB:
+// 37 s), and its memory with one function's instructions (8 MB: 2.8 GB;
+// 43,000 call_indirects, 256 KB: 596 MB). Each shape is refused before wazero sees it, on
 // upload as at load, naming what is too large; the same shapes within the
 // bounds load and run.
 func TestCompileBombsAreRefusedBeforeCompiling(t *testing.T) {
@@ -99,6 +133,8 @@ func TestCompileBombsAreRefusedBeforeCompiling(t *testing.T) {
 		"tables":       {bombModule(branchTables(16, 20000)), "br_tables too large to compile in time"},
 		"loops":        {bombModule(loops(10000)), "too many blocks, loops and branches to compile in time"},
 		"branches":     {bombModule(branches(40000)), "too many blocks, loops and branches to compile in time"},
+		"loop_locals":  {bombModule(withLocals(25000, loopsOverLocals(250, 100))), "too many locals used across too many loops"},
+		"indirect":     {bombModule(indirectCalls(43000)), "too many instructions to compile in bounded memory"},
 		"big_function": {bombModule(flat(2 << 20)), "bytes of code, more than the 1048576 one function may hold"},
 		"functions":    {bombModule(many...), "100001 functions, more than the 100000 a module may define"},
 	}
