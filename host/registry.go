@@ -214,6 +214,11 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	if errs := h.cfg.checkShape(sh); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	if len(h.cfg.CompileCommand) > 0 {
+		if err := h.compileInChild(ctx, wasm, digest); err != nil {
+			return nil, err
+		}
+	}
 	cm, rt, err := h.compileModule(ctx, inst)
 	if err != nil {
 		return nil, fmt.Errorf("compile: %w", err)

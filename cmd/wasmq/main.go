@@ -47,6 +47,15 @@ func usageText() string {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == compileChildCommand {
+		// A node's compile of a module, in a process of its own
+		// (host.CompileChild): not a command a user runs.
+		if err := compileChild(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, oneLine(err))
+			os.Exit(1)
+		}
+		return
+	}
 	err := run(os.Args[1:], os.Stdout)
 	var ex exitError
 	var ue usageError
@@ -224,6 +233,17 @@ func serve(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Uploaded and loaded modules compile in a child, bounded by
+	// host.compile_timeout and host.compile_memory. On Linux the child is
+	// /proc/self/exe: this very binary, even after an upgrade replaced
+	// its file.
+	exe := "/proc/self/exe"
+	if _, err := os.Stat(exe); err != nil {
+		if exe, err = os.Executable(); err != nil {
+			return fmt.Errorf("find this program to compile modules in a child: %w", err)
+		}
+	}
+	f.Host.CompileCommand = []string{exe, compileChildCommand}
 	log := logger(f.Server.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -911,4 +931,23 @@ func benchCmd(args []string, out io.Writer) error {
 	}
 	fmt.Fprintln(out, r)
 	return nil
+}
+
+// compileChildCommand is the hidden first argument of a compile child.
+const compileChildCommand = "__compile-module"
+
+// compileChild compiles the module on stdin as a node with the given
+// cache folder and limits would, for host.Host.compileInChild.
+func compileChild(args []string) error {
+	fs := flag.NewFlagSet(compileChildCommand, flag.ContinueOnError)
+	var cfg host.Config
+	var memory int64
+	fs.StringVar(&cfg.CacheDir, "cache-dir", "", "")
+	fs.Int64Var(&memory, "memory-limit", 0, "")
+	fs.Int64Var(&cfg.TableLimit, "table-limit", 0, "")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.MemoryLimit = host.ByteSize(memory)
+	return host.CompileChild(cfg, os.Stdin)
 }

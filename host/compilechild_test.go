@@ -1,0 +1,94 @@
+package host
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// The test binary is its own compile child when asked (as `wasmq serve`
+// runs itself): the child's side is CompileChild, unchanged.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "compile-child" {
+		cfg := Config{}
+		for i := 2; i+1 < len(os.Args); i += 2 {
+			if os.Args[i] == "--cache-dir" {
+				cfg.CacheDir = os.Args[i+1]
+			}
+		}
+		if err := CompileChild(cfg, os.Stdin); err != nil {
+			os.Stderr.WriteString(err.Error())
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// blocksOverLocals is n blocks in a row, each left by a br_if, reading
+// and writing locals of their own, in a function of 50,000 locals: a
+// shape the compile bounds let through (5,000 of them: 53 s, 1.3 GB).
+func blocksOverLocals(n int) []byte {
+	code := []byte{}
+	for i := range n {
+		code = appendULEB(append(code, 0x02, 0x40, 0x20), uint64(i*7%50000))
+		code = appendULEB(append(code, 0x0d, 0, 0x41, 1, 0x21), uint64((i*13+1)%50000))
+		code = append(code, 0x0b)
+	}
+	return withLocals(50000, append(code, 0x41, 0, 0x0b))
+}
+
+// With a compile child, a module that compiles past host.compile_timeout
+// or host.compile_memory is refused naming the key, whatever its shape;
+// a module within both compiles once in a child, is marked, and loads
+// from the cache after.
+func TestTheCompileChildBoundsEveryShape(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bomb := bombModule(blocksOverLocals(5000))
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+		says string
+	}{
+		{"time", func(c *Config) { c.CompileTimeout = abi.Duration(5e9) }, "compiling it took longer than host.compile_timeout (5s)"},
+		{"memory", func(c *Config) { c.CompileMemory = 96 << 20 }, "compiling it took more than host.compile_memory (96MiB"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(t.TempDir())
+			cfg.CacheDir = t.TempDir()
+			cfg.CompileCommand = []string{self, "compile-child"}
+			tc.set(&cfg)
+			h := newTestHost(t, cfg)
+			if _, err := h.Install("acme", "bomb", bomb); err == nil || !strings.Contains(err.Error(), tc.says) {
+				t.Fatalf("install the bomb: %v, want %q", err, tc.says)
+			}
+			kit, err := os.ReadFile(filepath.Join(examplesDir, "testkit", "testkit.wasm"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			info, err := h.Install("acme", "kit", kit)
+			if err != nil {
+				t.Fatalf("install testkit after the bomb: %v", err)
+			}
+			if _, err := os.Stat(filepath.Join(cfg.CacheDir, "bounded", info.SHA256)); err != nil {
+				t.Errorf("testkit compiled in a child is not marked: %v", err)
+			}
+			if o := run(t, h, job("kit.echo")); o.Kind != abi.OutcomeDone {
+				t.Errorf("kit.echo: %s %s %q", o.Kind, o.ExcName, o.ExcMessage)
+			}
+		})
+	}
+	// An invalid module is refused with the child's reason.
+	cfg := testConfig(t.TempDir())
+	cfg.CompileCommand = []string{self, "compile-child"}
+	h := newTestHost(t, cfg)
+	if _, err := h.Install("", "bad", []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00")); err == nil || !strings.Contains(err.Error(), "section 1") {
+		t.Errorf("install an invalid module: %v", err)
+	}
+}
