@@ -17,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/host/wasmgen"
 	"github.com/wasmq/wasmq/server"
 	"github.com/wasmq/wasmq/store/pgtest"
 	"github.com/wasmq/wasmq/telemetry"
@@ -470,9 +471,7 @@ func TestChannelsPluginsHealthMetricsAndOpenAPI(t *testing.T) {
 	}
 	// A compile bomb: 300 KB of blocks 100,000 deep, which held the node's
 	// compiler for 86 s, is refused before it is compiled.
-	bomb := append([]byte("\x00asm\x01\x00\x00\x00\x01\x05\x01\x60\x00\x01\x7f\x03\x02\x01\x00\x07\x07\x01\x03run\x00\x00\x0a"),
-		bombCode(100000)...)
-	if r := s.do("PUT", "/v1/plugins/bomb", tokA, bomb); r.status != 422 || !strings.Contains(string(r.body), "nested too deeply") {
+	if r := s.do("PUT", "/v1/plugins/bomb", tokA, wasmgen.Module(wasmgen.Nested(100000))); r.status != 422 || !strings.Contains(string(r.body), "nested too deeply") {
 		t.Fatalf("upload of a compile bomb: %d %s", r.status, r.body)
 	}
 	// A bad name is the path's fault, named before the body is read.
@@ -626,21 +625,4 @@ func TestOnPostgreSQL(t *testing.T) {
 	} {
 		t.Run(c.name, c.fn)
 	}
-}
-
-// bombCode is a code section of one function whose blocks nest depth
-// deep: its size, then the body.
-func bombCode(depth int) []byte {
-	uleb := func(b []byte, v uint64) []byte {
-		for ; v >= 0x80; v >>= 7 {
-			b = append(b, byte(v)|0x80)
-		}
-		return append(b, byte(v))
-	}
-	body := append([]byte{0}, bytes.Repeat([]byte{0x02, 0x40}, depth)...)
-	body = append(body, bytes.Repeat([]byte{0x0b}, depth)...)
-	body = append(body, 0x41, 0, 0x0b)
-	payload := uleb([]byte{1}, uint64(len(body))) // one body, its size
-	payload = append(payload, body...)
-	return append(uleb(nil, uint64(len(payload))), payload...)
 }

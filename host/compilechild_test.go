@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/host/wasmgen"
 )
 
 // The test binary is its own compile child when asked (as `wasmq serve`
@@ -28,19 +29,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// blocksOverLocals is n blocks in a row, each left by a br_if, reading
-// and writing locals of their own, in a function of 50,000 locals: a
-// shape the compile bounds let through (5,000 of them: 53 s, 1.3 GB).
-func blocksOverLocals(n int) []byte {
-	code := []byte{}
-	for i := range n {
-		code = appendULEB(append(code, 0x02, 0x40, 0x20), uint64(i*7%50000))
-		code = appendULEB(append(code, 0x0d, 0, 0x41, 1, 0x21), uint64((i*13+1)%50000))
-		code = append(code, 0x0b)
-	}
-	return withLocals(50000, append(code, 0x41, 0, 0x0b))
-}
-
 // With a compile child, a module that compiles past host.compile_timeout
 // or host.compile_memory is refused naming the key, whatever its shape;
 // a module within both compiles once in a child, is marked, and loads
@@ -50,7 +38,7 @@ func TestTheCompileChildBoundsEveryShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bomb := bombModule(blocksOverLocals(5000))
+	bomb := wasmgen.Module(wasmgen.BlocksOverLocals(5000))
 	for _, tc := range []struct {
 		name string
 		set  func(*Config)
