@@ -57,8 +57,12 @@ func (h *Host) runCompileChild(ctx context.Context, wasm []byte) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	args := append(append([]string(nil), h.cfg.CompileCommand[1:]...), "--cache-dir", h.cfg.CacheDir,
-		"--memory-limit", strconv.FormatInt(int64(h.cfg.MemoryLimit), 10), "--table-limit", strconv.FormatInt(h.cfg.TableLimit, 10))
+		"--memory-limit", strconv.FormatInt(int64(h.cfg.MemoryLimit), 10), "--table-limit", strconv.FormatInt(h.cfg.TableLimit, 10),
+		"--timeout", timeout.String())
 	cmd := exec.CommandContext(ctx, h.cfg.CompileCommand[0], args...)
+	// A node killed while its child compiles takes the child with it
+	// (Linux); elsewhere the child's own deadline ends it.
+	cmd.SysProcAttr = childAttr()
 	cmd.Stdin = bytes.NewReader(wasm)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -136,6 +140,15 @@ func residentBytes(pid int) int64 {
 // as a host with cfg would, through cfg.CacheDir, and returns why the
 // host would refuse it. `wasmq` runs it as a hidden command.
 func CompileChild(cfg Config, in io.Reader) error {
+	if d := cfg.CompileTimeout.D(); d > 0 {
+		// The parent kills the child at d; this ends a child whose
+		// parent is gone, a little later so that the parent's word
+		// comes first. A compile runs as Go code, so the timer fires.
+		time.AfterFunc(d+5*time.Second, func() {
+			fmt.Fprintf(os.Stderr, "compiling it took longer than host.compile_timeout (%s)\n", d)
+			os.Exit(3)
+		})
+	}
 	wasm, err := io.ReadAll(in)
 	if err != nil {
 		return err

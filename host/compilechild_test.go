@@ -1,10 +1,13 @@
 package host
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/host/wasmgen"
@@ -16,8 +19,12 @@ func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "compile-child" {
 		cfg := Config{}
 		for i := 2; i+1 < len(os.Args); i += 2 {
-			if os.Args[i] == "--cache-dir" {
+			switch os.Args[i] {
+			case "--cache-dir":
 				cfg.CacheDir = os.Args[i+1]
+			case "--timeout":
+				d, _ := time.ParseDuration(os.Args[i+1])
+				cfg.CompileTimeout = abi.Duration(d)
 			}
 		}
 		if err := CompileChild(cfg, os.Stdin); err != nil {
@@ -79,4 +86,23 @@ func TestTheCompileChildBoundsEveryShape(t *testing.T) {
 	if _, err := h.Install("", "bad", []byte("\x00asm\x01\x00\x00\x00\x01\x04\x01\x60\x00")); err == nil || !strings.Contains(err.Error(), "section 1") {
 		t.Errorf("install an invalid module: %v", err)
 	}
+}
+
+// A child whose node is gone without killing it (off Linux, or a
+// parent-death signal lost) ends itself a little after its deadline.
+func TestACompileChildEndsItselfPastItsDeadline(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(self, "compile-child", "--cache-dir", t.TempDir(), "--timeout", "1s")
+	cmd.Stdin = bytes.NewReader(wasmgen.Module(wasmgen.BlocksOverLocals(5000)))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	start := time.Now()
+	err = cmd.Run()
+	if cmd.ProcessState.ExitCode() != 3 || !strings.Contains(stderr.String(), "host.compile_timeout (1s)") {
+		t.Fatalf("the child ended with %v after %s: %s", err, time.Since(start), stderr.String())
+	}
+	t.Logf("ended itself after %s", time.Since(start))
 }

@@ -75,3 +75,39 @@ func TestACompileBombIsStoppedByTheChildsBounds(t *testing.T) {
 		})
 	}
 }
+
+// A node killed while a child compiles for it takes the child along: no
+// compile bomb goes on burning a core for a node that is gone.
+func TestACompileChildDiesWithItsNode(t *testing.T) {
+	c := buildCLI(t)
+	var cache string
+	n := launchNode(t, c.bin, "orphan", func(addr, dir string) string {
+		cache = filepath.Join(dir, "cache")
+		return fmt.Sprintf("[server]\nlisten = %q\n[store]\npath = %q\n[host]\nplugins_dir = %q\ncache_dir = %q\n",
+			addr, filepath.Join(dir, "wasmq.db"), filepath.Join(dir, "plugins"), cache)
+	})
+	go func() {
+		req, _ := http.NewRequest("PUT", n.url+"/v1/plugins/bomb", bytes.NewReader(wasmgen.Module(wasmgen.BlocksOverLocals(5000))))
+		if res, err := http.DefaultClient.Do(req); err == nil {
+			res.Body.Close()
+		}
+	}()
+	children := func() string {
+		out, _ := exec.Command("pgrep", "-f", compileChildCommand+".*"+cache).Output()
+		return strings.TrimSpace(string(out))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for children() == "" {
+		if time.Now().After(deadline) {
+			t.Fatal("no compile child started for the upload")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n.cmd.Process.Kill()
+	n.cmd.Wait()
+	for deadline := time.Now().Add(5 * time.Second); children() != ""; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the compile child %s outlived its node by 5 s", children())
+		}
+	}
+}

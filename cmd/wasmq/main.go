@@ -945,9 +945,12 @@ func compileChild(args []string) error {
 	fs.StringVar(&cfg.CacheDir, "cache-dir", "", "")
 	fs.Int64Var(&memory, "memory-limit", 0, "")
 	fs.Int64Var(&cfg.TableLimit, "table-limit", 0, "")
+	var timeout time.Duration
+	fs.DurationVar(&timeout, "timeout", 0, "")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	cfg.CompileTimeout = abi.Duration(timeout)
 	cfg.MemoryLimit = host.ByteSize(memory)
 	return host.CompileChild(cfg, os.Stdin)
 }
