@@ -371,13 +371,17 @@ func CheckFileWith(cfg Config, path string) (abi.ModuleInfo, []error) {
 	if err != nil {
 		return info, append(errs, err)
 	}
-	errs = append(errs, h.cfg.checkShape(sh)...)
-	errs = append(errs, checkFunctionMemory(path, sc, sh.memMin)...)
+	refused := append(h.cfg.checkShape(sh), h.checkImports(sh)...)
+	errs = append(append(errs, refused...), checkFunctionMemory(path, sc, sh.memMin)...)
+	if len(refused) > 0 {
+		// As a node would: a module refused on its shape or imports is
+		// not compiled (a compile bomb would hold the check for minutes).
+		return info, errs
+	}
 	cm, _, err := h.compileModule(context.Background(), inst)
 	if err != nil {
 		return info, append(errs, fmt.Errorf("compile: %w", err))
 	}
-	errs = append(errs, h.checkImports(cm)...)
 	info.Exports = exportsOf(cm)
 	info.Functions = map[string]abi.FunctionConfig{}
 	for _, e := range info.Exports {

@@ -29,6 +29,20 @@ type shape struct {
 	tables []uint64
 	// tableImports name the tables it imports, which the host has none of.
 	tableImports []string
+	// types are its function types, by type index: the value types of
+	// their parameters and results, as encoded.
+	types []funcType
+	// funcImports and memImports are what checkImports holds to the
+	// host's functions before the module is compiled.
+	funcImports []funcImport
+	memImports  []string
+}
+
+type funcType struct{ params, results []byte }
+
+type funcImport struct {
+	module, name string
+	typ          uint64
 }
 
 // shapeOf reads the import, table and memory sections of a module, and
@@ -55,7 +69,7 @@ func shapeOf(wasm []byte) (shape, error) {
 		case 0:
 			err = nameBounds(body)
 		case 1:
-			err = typeBounds(body)
+			s.types, err = typeBounds(body)
 		case 3, 13: // functions, tags
 			err = countBound(body)
 		case 11:
@@ -106,30 +120,36 @@ func countBound(body []byte) error {
 // typeBounds checks the parameter and result vectors of the function
 // types; it stops at the first other form (GC proposal types), which
 // wazero refuses unless that proposal is enabled.
-func typeBounds(body []byte) error {
+// It returns the function types it read, up to the first that is not one.
+func typeBounds(body []byte) ([]funcType, error) {
 	if err := countBound(body); err != nil {
-		return err
+		return nil, err
 	}
 	n, p, _ := readULEB(body, 0)
+	var types []funcType
 	for i := uint64(0); i < n && p < len(body) && body[p] == 0x60; i++ {
 		p++
-		for range 2 { // parameters, results
+		var vts [2][]byte // parameters, results
+		for k := range vts {
 			c, m, err := readULEB(body, p)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			p += m
 			if c > uint64(len(body)-p) {
-				return fmt.Errorf("%w: type %d claims %d value types in %d bytes", errOverclaim, i, c, len(body)-p)
+				return nil, fmt.Errorf("%w: type %d claims %d value types in %d bytes", errOverclaim, i, c, len(body)-p)
 			}
+			start := p
 			for j := uint64(0); j < c; j++ {
 				if p, err = valType(body, p); err != nil {
-					return err
+					return nil, err
 				}
 			}
+			vts[k] = body[start:p]
 		}
+		types = append(types, funcType{vts[0], vts[1]})
 	}
-	return nil
+	return types, nil
 }
 
 // dataBounds checks that every data segment holds the bytes it claims.
@@ -208,7 +228,8 @@ func (s *shape) imports(body []byte) error {
 		q++
 		switch kind {
 		case 0x00: // func: type index
-			_, m, err := readULEB(body, q)
+			typ, m, err := readULEB(body, q)
+			s.funcImports = append(s.funcImports, funcImport{mod, name, typ})
 			return q + m, err
 		case 0x01: // table
 			s.tableImports = append(s.tableImports, mod+"."+name)
@@ -216,6 +237,7 @@ func (s *shape) imports(body []byte) error {
 			s.tables = append(s.tables, n)
 			return q, err
 		case 0x02: // memory: refused by checkImports
+			s.memImports = append(s.memImports, mod+"."+name)
 			_, q, err := readLimits(body, q)
 			return q, err
 		case 0x03: // global: valtype, mutability

@@ -13,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/host/wasmgen"
 )
 
 func TestReplacingAModuleLetsTheRunningJobFinishOnItsVersion(t *testing.T) {
@@ -309,4 +310,75 @@ trusted = "pooled"
 		h.isolation("trusted") != IsolationPooled || h.isolation("x") != IsolationFresh || h.Validate() != nil {
 		t.Errorf("decoded %+v", h)
 	}
+}
+
+// A module whose imports the host cannot satisfy is refused from its
+// bytes, before any compile: the node's compile child here is a command
+// that fails, so reaching it would change the message.
+func TestImportsAreCheckedBeforeCompiling(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.CompileCommand = []string{"/bin/false"}
+	h := newTestHost(t, cfg)
+	const i32, i64 = 0x7f, 0x7e
+	for _, tc := range []struct {
+		name string
+		wasm []byte
+		says string
+	}{
+		{"missing", importing("env", "nothing_here", 0x00, 0, nil, nil), "imports env.nothing_here, which the host does not provide"},
+		{"mistyped", importing(abi.HostEnvModule, "input_length", 0x00, 0, []byte{i32}, nil),
+			"imports extism:host/env.input_length as (i32) -> (), but the host provides () -> (i64)"},
+		{"typed past its types", importing(abi.HostEnvModule, "input_length", 0x00, 7, nil, []byte{i64}),
+			"imports extism:host/env.input_length with type 7, which the module does not define"},
+		{"a memory", importing("env", "memory", 0x02, 0, nil, nil), "imports memory env.memory; the host provides none"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.Install("acme", "imp", tc.wasm)
+			if !errors.Is(err, abi.ErrInvalid) || !strings.Contains(err.Error(), tc.says) || strings.Contains(err.Error(), "child") {
+				t.Fatalf("Install: %v, want %q", err, tc.says)
+			}
+		})
+	}
+	// The control: a module the host can run does reach the child.
+	kit, _ := os.ReadFile("testdata/kit.wasm")
+	if _, err := h.Install("acme", "kit", kit); err == nil || !strings.Contains(err.Error(), "compile in a child process") {
+		t.Fatalf("kit did not reach the failing child: %v", err)
+	}
+	// wasmq plugins check does not compile a module it refuses on its
+	// shape or imports: a nesting compile bomb (100,000 blocks took
+	// wazero 86 s) is reported at once.
+	bomb := filepath.Join(t.TempDir(), "bomb.wasm")
+	if err := os.WriteFile(bomb, wasmgen.Module(wasmgen.Nested(100000)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, errs := CheckFile(bomb); len(errs) != 1 || !strings.Contains(errs[0].Error(), "nest") {
+		t.Errorf("CheckFile of a compile bomb: %v", errs)
+	}
+}
+
+// importing is a module of one import (kind 0x00 a function of type typ,
+// 0x02 a memory) whose one type is params -> results, and an export "run"
+// () -> i32 of its own.
+func importing(module, name string, kind byte, typ int, params, results []byte) []byte {
+	vec := func(n int, b ...byte) []byte { return append([]byte{byte(n)}, b...) }
+	section := func(id byte, body []byte) []byte { return append([]byte{id, byte(len(body))}, body...) }
+	str := func(s string) []byte { return append([]byte{byte(len(s))}, s...) }
+	ft := func(p, r []byte) []byte {
+		return append(append([]byte{0x60}, vec(len(p), p...)...), vec(len(r), r...)...)
+	}
+	imp := append(str(module), str(name)...)
+	if kind == 0x00 {
+		imp = append(imp, 0x00, byte(typ))
+	} else {
+		imp = append(imp, 0x02, 0x00, 0x01) // memory, min 1 page
+	}
+	m := []byte("\x00asm\x01\x00\x00\x00")
+	m = append(m, section(1, vec(2, append(ft(params, results), ft(nil, []byte{0x7f})...)...))...)
+	m = append(m, section(2, vec(1, imp...))...)
+	m = append(m, section(3, vec(1, 1))...)
+	m = append(m, section(7, vec(1, append(str("run"), 0x00, 1)...))...)
+	if kind != 0x00 {
+		m[len(m)-1] = 0 // no function import: run is function 0
+	}
+	return append(m, section(10, vec(1, 4, 0, 0x41, 0, 0x0b))...)
 }
