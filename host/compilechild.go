@@ -28,14 +28,16 @@ import (
 // compileInChild compiles wasm (as uploaded: the child instruments it as
 // this host would) in a child process bounded by host.compile_timeout and
 // host.compile_memory. A module the child refuses is refused with the
-// child's message. A module a child compiled before, within the bounds,
-// is marked in the cache folder and not compiled in a child again: a
-// node's restart loads its modules at the cache's speed.
+// child's message. A module a child compiled before, within bounds no
+// larger than this host's, is marked so in the cache folder and not
+// compiled in a child again: a node's restart loads its modules at the
+// cache's speed, and lowering a bound checks them again.
 func (h *Host) compileInChild(ctx context.Context, wasm []byte, digest string) error {
 	var mark string
+	bounds := fmt.Sprintf("compile_timeout=%s compile_memory=%d\n", h.cfg.CompileTimeout.D(), int64(h.cfg.CompileMemory))
 	if h.cfg.CacheDir != "" {
 		mark = filepath.Join(h.cfg.CacheDir, "bounded", digest)
-		if _, err := os.Stat(mark); err == nil {
+		if b, err := os.ReadFile(mark); err == nil && h.withinBounds(string(b)) {
 			return nil
 		}
 	}
@@ -46,10 +48,23 @@ func (h *Host) compileInChild(ctx context.Context, wasm []byte, digest string) e
 		// Best effort: without the mark the next load compiles in a
 		// child again, which costs time, not safety.
 		if os.MkdirAll(filepath.Dir(mark), 0o755) == nil {
-			os.WriteFile(mark, nil, 0o644)
+			os.WriteFile(mark, []byte(bounds), 0o644)
 		}
 	}
 	return nil
+}
+
+// withinBounds: the bounds a mark records are no larger than this
+// host's. A mark that records none (written before the bounds were
+// recorded) or cannot be read is not.
+func (h *Host) withinBounds(mark string) bool {
+	var timeout string
+	var memory int64
+	if _, err := fmt.Sscanf(mark, "compile_timeout=%s compile_memory=%d", &timeout, &memory); err != nil {
+		return false
+	}
+	d, err := time.ParseDuration(timeout)
+	return err == nil && d <= h.cfg.CompileTimeout.D() && memory <= int64(h.cfg.CompileMemory)
 }
 
 func (h *Host) runCompileChild(ctx context.Context, wasm []byte) error {

@@ -2,6 +2,8 @@ package host
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,4 +107,57 @@ func TestACompileChildEndsItselfPastItsDeadline(t *testing.T) {
 		t.Fatalf("the child ended with %v after %s: %s", err, time.Since(start), stderr.String())
 	}
 	t.Logf("ended itself after %s", time.Since(start))
+}
+
+// A module's mark records the bounds its child compiled it under: a node
+// with bounds as large or larger trusts it (here its compile child is a
+// command that fails, so running one would show), a node with a lower
+// bound compiles it in a child again, and a mark that records no bounds
+// is not trusted.
+func TestAModuleIsCompiledAgainWhenABoundIsLowered(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kit, err := os.ReadFile("testdata/kit.wasm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := t.TempDir()
+	install := func(command string, set func(*Config)) error {
+		cfg := testConfig(t.TempDir())
+		cfg.CacheDir = cache
+		cfg.CompileCommand = []string{command}
+		if command == self {
+			cfg.CompileCommand = append(cfg.CompileCommand, "compile-child")
+		}
+		cfg.CompileTimeout, cfg.CompileMemory = abi.Duration(60e9), 1<<30
+		set(&cfg)
+		_, err := newTestHost(t, cfg).Install("acme", "kit", kit)
+		return err
+	}
+	if err := install(self, func(*Config) {}); err != nil {
+		t.Fatalf("the first compile, in a child: %v", err)
+	}
+	if err := install("/bin/false", func(c *Config) { c.CompileTimeout, c.CompileMemory = abi.Duration(120e9), 2<<30 }); err != nil {
+		t.Errorf("larger bounds do not trust the mark: %v", err)
+	}
+	for _, tc := range []struct {
+		name string
+		set  func(*Config)
+	}{
+		{"a shorter compile_timeout", func(c *Config) { c.CompileTimeout = abi.Duration(30e9) }},
+		{"a smaller compile_memory", func(c *Config) { c.CompileMemory = 512 << 20 }},
+	} {
+		if err := install("/bin/false", tc.set); err == nil || !strings.Contains(err.Error(), "compile in a child process") {
+			t.Errorf("with %s the mark was trusted: %v", tc.name, err)
+		}
+	}
+	sum := sha256.Sum256(kit)
+	if err := os.WriteFile(filepath.Join(cache, "bounded", hex.EncodeToString(sum[:])), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := install("/bin/false", func(*Config) {}); err == nil || !strings.Contains(err.Error(), "compile in a child process") {
+		t.Errorf("a mark without bounds was trusted: %v", err)
+	}
 }
