@@ -51,6 +51,9 @@ var (
 	// ErrConflict: the request clashes with current state (other than a
 	// transition), e.g. a dependency on a job of another tenant.
 	ErrConflict = errors.New("conflict")
+	// ErrQuota: the tenant holds all a quota of its allows, and will
+	// until it removes something (unlike a rate, waiting does not help).
+	ErrQuota = errors.New("quota exceeded")
 )
 
 // FieldError names the request field a validation error is about, so the

@@ -680,6 +680,9 @@ func pluginErr(err error, field string) error {
 	if errors.Is(err, abi.ErrInvalid) {
 		return &httpError{422, "invalid_plugin", err.Error(), field}
 	}
+	if errors.Is(err, abi.ErrQuota) {
+		return &httpError{429, "quota_exceeded", err.Error(), ""}
+	}
 	if noRoom(err) {
 		return &httpError{503, "unavailable", "the node cannot write the plugin now: its disk is full or read-only; nothing was installed, retry later", ""}
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
+	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/host"
 )
 
 // multipartPlugin is a body of PUT /v1/plugins/{name} with the given
@@ -148,5 +150,47 @@ func TestTheClientUploadsAPluginWithItsConfig(t *testing.T) {
 	j = s.runJob(tokA, map[string]any{"func": "vowels.shout", "args": []any{"abc"}}, abi.StateDone)
 	if r, _ := j["result"].(map[string]any); r == nil || r["ARGS"] == nil {
 		t.Fatalf("result with the envelope %v", j["result"])
+	}
+}
+
+// A tenant's plugin quota is answered 429 quota_exceeded naming the key,
+// without a Retry-After (waiting does not make room; removing a module
+// does), and bounds that tenant alone.
+func TestAPluginQuotaIsAnswered429NamingTheKey(t *testing.T) {
+	wasm, err := os.ReadFile("../plugins/examples/vowels/vowels.wasm")
+	if err != nil {
+		t.Fatalf("vowels.wasm must be built (make plugins): %v", err)
+	}
+	s := start(t, func(f *config.File) {
+		f.Tenants[0].MaxPlugins = 1
+		f.Tenants[1].MaxPluginBytes = host.ByteSize(len(wasm) - 1)
+	})
+	if r := s.do("PUT", "/v1/plugins/one", tokA, wasm); r.status != 201 {
+		t.Fatalf("acme's first module: %d %s", r.status, r.body)
+	}
+	for _, c := range []struct {
+		token, key string
+		r          func() resp
+	}{
+		{tokA, "(max_plugins)", func() resp { return s.do("PUT", "/v1/plugins/two", tokA, wasm) }},
+		{tokA, "(max_plugins)", func() resp {
+			return s.putMultipart("/v1/plugins/two", tokA, map[string][]byte{"wasm": wasm, "config": []byte("[config]\n")})
+		}},
+		{tokB, "(max_plugin_bytes: ", func() resp { return s.do("PUT", "/v1/plugins/one", tokB, wasm) }},
+	} {
+		r := c.r()
+		code, msg, _ := r.errOf(t)
+		if r.status != 429 || code != "quota_exceeded" || !strings.Contains(msg, c.key) || r.header.Get("Retry-After") != "" {
+			t.Errorf("past the quota: %d %s %q Retry-After %q, want 429 naming %s", r.status, code, msg, r.header.Get("Retry-After"), c.key)
+		}
+	}
+	if r := s.do("PUT", "/v1/plugins/one", tokA, wasm); r.status != 201 {
+		t.Errorf("replacing acme's module at its quota: %d %s", r.status, r.body)
+	}
+	if r := s.do("DELETE", "/v1/plugins/one", tokA, nil); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := s.do("PUT", "/v1/plugins/two", tokA, wasm); r.status != 201 {
+		t.Errorf("an upload after a removal made room: %d %s", r.status, r.body)
 	}
 }

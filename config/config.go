@@ -99,6 +99,16 @@ const (
 // a channel tree is made for, far less than a flood of made-up names.
 const DefaultMaxChannels = 1000
 
+// A tenant's default plugin quota: room for a few toolchains' largest
+// modules (esbuild's Go build is 12 MB) and many small ones; MaxPlugins
+// and MaxPluginBytes bound what may be set.
+const (
+	DefaultMaxPlugins                   = 100
+	DefaultMaxPluginBytes host.ByteSize = 128 << 20
+	MaxPlugins                          = 100_000
+	MaxPluginBytes        host.ByteSize = 1 << 40
+)
+
 // MaxFuelRate bounds fuel_rate: a tight loop spends about a fuel a
 // nanosecond, so 1e12 a second is a thousand cores.
 const MaxFuelRate = 1e12
@@ -123,6 +133,14 @@ type Tenant struct {
 	// 429. Every channel a job names lives in the scheduler's memory, so
 	// there is no unlimited setting. Defaults to 1000 (DefaultMaxChannels).
 	MaxChannels int `toml:"max_channels"`
+	// MaxPlugins and MaxPluginBytes cap the tenant's private modules
+	// (plugins_dir/<name>/*.wasm) on a node: their number and the bytes
+	// of their files. An upload past either is refused with 429; a node
+	// keeps every loaded module compiled in its memory, so there is no
+	// unlimited setting. Default to 100 and "128MiB"
+	// (DefaultMaxPlugins, DefaultMaxPluginBytes).
+	MaxPlugins     int           `toml:"max_plugins"`
+	MaxPluginBytes host.ByteSize `toml:"max_plugin_bytes"`
 	// Rate caps jobs created per second, with Burst at once. Defaults to
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
@@ -234,6 +252,16 @@ func (f File) WithDefaults() File {
 		if f.Tenants[i].MaxChannels == 0 {
 			f.Tenants[i].MaxChannels = DefaultMaxChannels
 		}
+		if f.Tenants[i].MaxPlugins == 0 {
+			f.Tenants[i].MaxPlugins = DefaultMaxPlugins
+		}
+		if f.Tenants[i].MaxPluginBytes == 0 {
+			f.Tenants[i].MaxPluginBytes = DefaultMaxPluginBytes
+		}
+		if f.Host.TenantPlugins == nil {
+			f.Host.TenantPlugins = map[string]host.PluginQuota{}
+		}
+		f.Host.TenantPlugins[f.Tenants[i].Name] = host.PluginQuota{Modules: f.Tenants[i].MaxPlugins, Bytes: f.Tenants[i].MaxPluginBytes}
 		// The host applies a tenant's recording policy (docs/replay.md).
 		if r := f.Tenants[i].Record; r != "" {
 			if f.Host.TenantRecord == nil {
@@ -382,6 +410,12 @@ func (f File) Validate() error {
 		}
 		if t.MaxChannels < 0 {
 			errs = append(errs, fmt.Errorf("%s.max_channels: must be >= 1 (0 means the default, %d)", key, DefaultMaxChannels))
+		}
+		if t.MaxPlugins < 0 || t.MaxPlugins > MaxPlugins {
+			errs = append(errs, fmt.Errorf("%s.max_plugins: must be between 1 and %d (0 means the default, %d), got %d", key, MaxPlugins, DefaultMaxPlugins, t.MaxPlugins))
+		}
+		if t.MaxPluginBytes < 0 || t.MaxPluginBytes > MaxPluginBytes {
+			errs = append(errs, fmt.Errorf("%s.max_plugin_bytes: must be between 1 byte and %s (0 means the default, %s), got %d", key, MaxPluginBytes, DefaultMaxPluginBytes, int64(t.MaxPluginBytes)))
 		}
 		if err := abi.CheckRecordPolicy(t.Record); err != nil {
 			errs = append(errs, fmt.Errorf("%s.record: %w", key, err))

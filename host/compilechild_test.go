@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +20,10 @@ import (
 // The test binary is its own compile child when asked (as `wasmq serve`
 // runs itself): the child's side is CompileChild, unchanged.
 func TestMain(m *testing.M) {
-	if len(os.Args) > 1 && os.Args[1] == "compile-child" {
+	if len(os.Args) > 1 && (os.Args[1] == "compile-child" || os.Args[1] == "slow-compile-child") {
+		if os.Args[1] == "slow-compile-child" {
+			time.Sleep(300 * time.Millisecond) // a compile that takes its time
+		}
 		cfg := Config{}
 		for i := 2; i+1 < len(os.Args); i += 2 {
 			switch os.Args[i] {
@@ -159,5 +164,47 @@ func TestAModuleIsCompiledAgainWhenABoundIsLowered(t *testing.T) {
 	}
 	if err := install("/bin/false", func(*Config) {}); err == nil || !strings.Contains(err.Error(), "compile in a child process") {
 		t.Errorf("a mark without bounds was trusted: %v", err)
+	}
+}
+
+// A tenant sending many uploads at once is compiled one upload at a
+// time, so another tenant's upload waits for at most one of them (the
+// compiler's lock then goes to whoever waited longest), not for the
+// whole flood: here each compile takes 300 ms in its child.
+func TestATenantsFloodOfUploadsDoesNotQueueAnother(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t.TempDir())
+	cfg.CacheDir = t.TempDir()
+	cfg.CompileCommand = []string{self, "slow-compile-child"}
+	h := newTestHost(t, cfg)
+	const flood = 6
+	var mu sync.Mutex
+	floodDone := 0
+	var wg sync.WaitGroup
+	for i := range flood {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.Install("acme", fmt.Sprintf("m%d", i), wasmgen.Module(wasmgen.Flat(300+3*i))); err != nil {
+				t.Errorf("acme's upload %d: %v", i, err)
+			}
+			mu.Lock()
+			floodDone++
+			mu.Unlock()
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the flood is waiting
+	if _, err := h.Install("globex", "one", wasmgen.Module(wasmgen.Flat(600))); err != nil {
+		t.Fatalf("globex's upload: %v", err)
+	}
+	mu.Lock()
+	before := floodDone
+	mu.Unlock()
+	wg.Wait()
+	if before > 2 {
+		t.Errorf("globex's one upload waited for %d of acme's %d", before, flood)
 	}
 }

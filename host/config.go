@@ -84,6 +84,11 @@ type Config struct {
 	// (the operator's word over the plugin author's); filled from each
 	// [[tenants]] record. Defaults to none.
 	TenantRecord map[string]string `toml:"tenant_record"`
+	// TenantPlugins bounds each tenant's private modules, filled from
+	// each [[tenants]] max_plugins and max_plugin_bytes; an upload past
+	// either is refused. A tenant not listed, and the shared modules,
+	// have no bound. Defaults to none.
+	TenantPlugins map[string]PluginQuota `toml:"-"`
 	// RecordMaxBytes caps a record's tape: a longer tape keeps its first
 	// calls and marks the record incomplete; the job goes on as it
 	// would. Defaults to "1MiB" (DefaultRecordMaxBytes).
@@ -99,6 +104,13 @@ type Config struct {
 	// `wasmq serve` names itself. Empty: modules compile in this process,
 	// bounded only by the shapes instrument refuses.
 	CompileCommand []string `toml:"-"`
+}
+
+// PluginQuota is what a tenant's private modules may take of a node:
+// their number and the bytes of their .wasm files, in its folder.
+type PluginQuota struct {
+	Modules int
+	Bytes   ByteSize
 }
 
 // Defaults of the compile bounds: esbuild's 14 MB Go build compiles in

@@ -67,10 +67,16 @@ type Host struct {
 	http     *httpClient
 
 	compileMu sync.Mutex
-	mu        sync.Mutex
-	codes     map[string]*compiled
-	mods      map[modKey]*module
-	poolSize  atomic.Int64
+	// uploads holds one lock a tenant (its folder), taken across an
+	// upload's quota check, compile and write: a tenant's uploads go
+	// one at a time, so a tenant sending many at once waits for its
+	// own and holds the compiler one compile at a time, not the queue
+	// of every other tenant. Guarded by mu.
+	uploads  map[string]*sync.Mutex
+	mu       sync.Mutex
+	codes    map[string]*compiled
+	mods     map[modKey]*module
+	poolSize atomic.Int64
 
 	// kill cancels every running attempt when Close gives up waiting.
 	killCtx context.Context
@@ -95,6 +101,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
 		log:     log.With().Str("component", "host").Logger(),
 		codes:   map[string]*compiled{},
 		mods:    map[modKey]*module{},
+		uploads: map[string]*sync.Mutex{},
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}

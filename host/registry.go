@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -533,18 +534,86 @@ func cloneInfo(i abi.ModuleInfo) abi.ModuleInfo {
 }
 
 // Install validates wasm and writes it atomically as
-// plugins_dir/<tenant>/name.wasm (tenant "" = shared), then loads it.
+// plugins_dir/<tenant>/name.wasm (tenant "" = shared), then loads it. An
+// upload that would take the tenant past its PluginQuota is refused
+// (ErrQuota) before it is compiled.
 func (h *Host) Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error) {
-	if err := validName("module", name); err != nil {
+	dir, err := h.pluginDir(tenant, name)
+	if err != nil {
 		return abi.ModuleInfo{}, err
 	}
-	dir := h.cfg.PluginsDir
-	if tenant != "" {
-		if err := validName("tenant", tenant); err != nil {
-			return abi.ModuleInfo{}, err
-		}
-		dir = filepath.Join(dir, tenant)
+	defer h.uploading(tenant)()
+	if err := h.checkQuota(tenant, dir, name, len(wasm)); err != nil {
+		return abi.ModuleInfo{}, err
 	}
+	return h.install(tenant, name, dir, wasm)
+}
+
+// pluginDir is the folder of tenant's module name, both names checked.
+func (h *Host) pluginDir(tenant, name string) (string, error) {
+	if err := validName("module", name); err != nil {
+		return "", err
+	}
+	if tenant == "" {
+		return h.cfg.PluginsDir, nil
+	}
+	if err := validName("tenant", tenant); err != nil {
+		return "", err
+	}
+	return filepath.Join(h.cfg.PluginsDir, tenant), nil
+}
+
+// uploading takes tenant's upload lock and returns its release.
+func (h *Host) uploading(tenant string) func() {
+	h.mu.Lock()
+	l := h.uploads[tenant]
+	if l == nil {
+		l = &sync.Mutex{}
+		h.uploads[tenant] = l
+	}
+	h.mu.Unlock()
+	l.Lock()
+	return l.Unlock
+}
+
+// checkQuota refuses a module of size bytes written as name in dir when
+// the tenant's modules there, the one it replaces set aside, would then
+// pass its max_plugins or max_plugin_bytes. Files are what is counted:
+// modules an operator put in the folder count too. The caller holds the
+// tenant's upload lock, so two uploads cannot both take the last room.
+func (h *Host) checkQuota(tenant, dir, name string, size int) error {
+	q, ok := h.cfg.TenantPlugins[tenant]
+	if !ok || tenant == "" {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("install plugin: %w", err)
+	}
+	modules, bytes := 1, int64(size)
+	for _, e := range ents {
+		n := e.Name()
+		if !e.Type().IsRegular() || !strings.HasSuffix(n, ".wasm") || strings.HasPrefix(n, ".") || n == name+".wasm" {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		modules++
+		bytes += fi.Size()
+	}
+	switch {
+	case modules > q.Modules:
+		return &abi.FieldError{Err: abi.ErrQuota, Msg: fmt.Sprintf("tenant %s holds %d plugin modules, its quota (max_plugins): remove one before uploading another", tenant, modules-1)}
+	case bytes > int64(q.Bytes):
+		return &abi.FieldError{Err: abi.ErrQuota, Msg: fmt.Sprintf("this module of %d bytes would take tenant %s's plugin modules to %d bytes, over its quota (max_plugin_bytes: %s)", size, tenant, bytes, q.Bytes)}
+	}
+	return nil
+}
+
+// install is Install past the name, lock and quota checks.
+func (h *Host) install(tenant, name, dir string, wasm []byte) (abi.ModuleInfo, error) {
 	ctx := context.Background()
 	h.compileMu.Lock()
 	_, err := h.compile(ctx, wasm)
@@ -589,18 +658,17 @@ func (h *Host) Install(tenant, name string, wasm []byte) (abi.ModuleInfo, error)
 // keeps the module in place and replaces only its sidecar (ErrNotFound
 // when tenant has no such module of its own).
 func (h *Host) InstallWithConfig(tenant, name string, wasm, sidecarTOML []byte) (abi.ModuleInfo, error) {
-	if err := validName("module", name); err != nil {
+	dir, err := h.pluginDir(tenant, name)
+	if err != nil {
 		return abi.ModuleInfo{}, err
 	}
-	dir := h.cfg.PluginsDir
-	if tenant != "" {
-		if err := validName("tenant", tenant); err != nil {
+	defer h.uploading(tenant)()
+	path := filepath.Join(dir, name+".wasm")
+	if wasm != nil {
+		if err := h.checkQuota(tenant, dir, name, len(wasm)); err != nil {
 			return abi.ModuleInfo{}, err
 		}
-		dir = filepath.Join(dir, tenant)
-	}
-	path := filepath.Join(dir, name+".wasm")
-	if wasm == nil {
+	} else {
 		b, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
 			return abi.ModuleInfo{}, fmt.Errorf("%w: no plugin module %q", abi.ErrNotFound, name)
@@ -644,7 +712,7 @@ func (h *Host) InstallWithConfig(tenant, name string, wasm, sidecarTOML []byte) 
 	if err := writeAtomic(dir, sidecarPath(path), sidecarTOML); err != nil {
 		return abi.ModuleInfo{}, err
 	}
-	return h.Install(tenant, name, wasm)
+	return h.install(tenant, name, dir, wasm)
 }
 
 // writeAtomic writes data as path through a temporary file in dir.

@@ -3,6 +3,7 @@ package host
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -381,4 +382,83 @@ func importing(module, name string, kind byte, typ int, params, results []byte) 
 		m[len(m)-1] = 0 // no function import: run is function 0
 	}
 	return append(m, section(10, vec(1, 4, 0, 0x41, 0, 0x0b))...)
+}
+
+// A tenant's private modules are bounded in number and bytes: an upload
+// past either is refused before it is compiled or written, a module
+// replaced is not counted twice, removing one makes room, and other
+// tenants and the shared modules are not bounded by it.
+func TestAPluginQuotaBoundsATenantsModules(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	small := func(i int) []byte { return wasmgen.Module(wasmgen.Flat(300 + 3*i)) }
+	cfg.TenantPlugins = map[string]PluginQuota{"acme": {Modules: 2, Bytes: ByteSize(len(small(0)) + len(small(1)) + 20)}}
+	h := newTestHost(t, cfg)
+	for i, name := range []string{"a", "b"} {
+		if _, err := h.Install("acme", name, small(i)); err != nil {
+			t.Fatalf("install %s within the quota: %v", name, err)
+		}
+	}
+	refused := func(what string, err error, key string) {
+		t.Helper()
+		if !errors.Is(err, abi.ErrQuota) || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s: %v, want a refusal naming %s", what, err, key)
+		}
+	}
+	_, err := h.Install("acme", "c", small(2))
+	refused("a third module", err, "(max_plugins)")
+	_, err = h.InstallWithConfig("acme", "c", small(2), []byte("[config]\n"))
+	refused("a third module with its config", err, "(max_plugins)")
+	if _, err := os.Stat(filepath.Join(cfg.PluginsDir, "acme", "c.wasm")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused module was written: %v", err)
+	}
+	if _, err := h.Install("acme", "a", small(3)); err != nil {
+		t.Errorf("replacing a module within the bytes: %v", err)
+	}
+	_, err = h.Install("acme", "a", small(30))
+	refused("replacing a module with a larger one", err, "max_plugin_bytes: ")
+	if _, err := h.InstallWithConfig("acme", "a", nil, []byte("[config]\n")); err != nil {
+		t.Errorf("a config alone, at the quota: %v", err)
+	}
+	for _, tenant := range []string{"globex", ""} {
+		for _, name := range []string{"a", "b", "c"} {
+			if _, err := h.Install(tenant, name, small(40)); err != nil {
+				t.Errorf("tenant %q, not bounded, install %s: %v", tenant, name, err)
+			}
+		}
+	}
+	if err := h.Remove("acme", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Install("acme", "c", small(2)); err != nil {
+		t.Errorf("install after a removal made room: %v", err)
+	}
+}
+
+// Uploads a tenant sends at once cannot together pass its quota: each
+// checks it after the one before is written.
+func TestConcurrentUploadsCannotPassTheQuota(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.TenantPlugins = map[string]PluginQuota{"acme": {Modules: 3, Bytes: 1 << 20}}
+	h := newTestHost(t, cfg)
+	const n = 12
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			_, err := h.Install("acme", fmt.Sprintf("m%d", i), wasmgen.Module(wasmgen.Flat(300+3*i)))
+			errs <- err
+		}()
+	}
+	installed := 0
+	for range n {
+		switch err := <-errs; {
+		case err == nil:
+			installed++
+		case !errors.Is(err, abi.ErrQuota):
+			t.Errorf("an upload failed otherwise: %v", err)
+		}
+	}
+	ents, _ := filepath.Glob(filepath.Join(cfg.PluginsDir, "acme", "*.wasm"))
+	if installed != 3 || len(ents) != 3 {
+		t.Errorf("%d uploads succeeded, %d files written, want 3 of each (the quota)", installed, len(ents))
+	}
 }
