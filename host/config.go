@@ -104,6 +104,11 @@ type Config struct {
 	// `wasmq serve` names itself. Empty: modules compile in this process,
 	// bounded only by the shapes instrument refuses.
 	CompileCommand []string `toml:"-"`
+	// SweepCache: cache_dir is this node's alone, so at start what it
+	// keeps of modules no longer loaded is removed (cachefiles.go); given
+	// by the edge (`wasmq serve`). Off, such files stay, as they do for
+	// hosts that share a folder (tests).
+	SweepCache bool `toml:"-"`
 }
 
 // PluginQuota is what a tenant's private modules may take of a node:

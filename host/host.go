@@ -119,6 +119,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
 		return nil, fmt.Errorf("host.plugins_dir: %w", err)
 	}
 	h.scan(context.Background())
+	h.sweepCache()
 	h.ready.Store(true)
 	if h.opts.noReload || cfg.ReloadInterval == 0 {
 		close(h.stopped)

@@ -34,6 +34,8 @@ type compiled struct {
 	hasInit bool
 	// minMemory is the initial size of its memory, in bytes.
 	minMemory uint64
+	// cacheFiles are its files in the compilation cache (cachefiles.go).
+	cacheFiles []string
 	// guarded by Host.mu
 	refs   int // registry entries using it
 	active int // jobs running on it
@@ -218,6 +220,7 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	if errs := h.checkImports(sh); len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	before := h.cacheEntries()
 	if len(h.cfg.CompileCommand) > 0 {
 		if err := h.compileInChild(ctx, wasm, digest); err != nil {
 			return nil, err
@@ -225,9 +228,11 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	}
 	cm, rt, err := h.compileModule(ctx, inst)
 	if err != nil {
+		h.dropCacheFiles(digest, h.noteCacheFiles(digest, before))
 		return nil, fmt.Errorf("compile: %w", err)
 	}
 	c = &compiled{digest: digest, wasm: wasm, cm: cm, rt: rt, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
+	c.cacheFiles = h.noteCacheFiles(digest, before)
 	if f, ok := cm.ExportedFunctions()["_initialize"]; ok && len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
 		c.hasInit = true
 	}
@@ -461,6 +466,7 @@ func (h *Host) maybeRetireLocked(c *compiled) {
 	c.pools = map[string][]*instance{}
 	delete(h.codes, c.digest)
 	c.cm.Close(context.Background())
+	h.dropCacheFiles(c.digest, c.cacheFiles)
 }
 
 // lookup finds the module a tenant sees under name: its own, else shared.

@@ -244,6 +244,9 @@ func serve(args []string) error {
 		}
 	}
 	f.Host.CompileCommand = []string{exe, compileChildCommand}
+	// A node's cache_dir is its own: at start it drops what the cache
+	// keeps of modules no longer loaded.
+	f.Host.SweepCache = true
 	log := logger(f.Server.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
