@@ -29,4 +29,6 @@ type RunnerStats struct {
 // /metrics.
 type HostStats struct {
 	Modules, IdleInstances, Running, PoolSize int
+	// IdleBytes is the memory and tables the idle instances hold.
+	IdleBytes uint64
 }

@@ -64,6 +64,8 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[store]\ntimeout = \"50ms\"\n":                                                             "store.timeout",
 		"[store]\ntimeout = \"11m\"\n":                                                              "store.timeout",
 		"[server]\nwrite_timeout = \"1m\"\n[store]\ntimeout = \"1m\"\n":                             "server.write_timeout: 1m0s is not longer than store.timeout (1m0s)",
+		"[host]\npool_memory = \"2000GiB\"\n":                                                       "host.pool_memory: must be between 1 byte and 1024GiB",
+		"[host]\npool_memory = -1\n":                                                                "host.pool_memory",
 		"[host]\nrecord = \"sometimes\"\n":                                                          "host.record",
 		"[[tenants]]\nname = \"acme\"\ntoken = \"0123456789abcdef\"\nrecord = \"most\"\n":           "tenants[0].record",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = -1\n":                 "tenants[0].fuel_rate",

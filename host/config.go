@@ -66,6 +66,11 @@ type Config struct {
 	// RecycleMemory recycles a pooled instance whose linear memory grew
 	// past this mark. Defaults to "64MiB".
 	RecycleMemory ByteSize `toml:"recycle_memory"`
+	// PoolMemory bounds the memory (linear memories as far as written,
+	// tables at 8 bytes an entry) the idle instances of every pool hold
+	// together; pooling one past it closes those pooled longest ago.
+	// Defaults to "512MiB" (DefaultPoolMemory).
+	PoolMemory ByteSize `toml:"pool_memory"`
 	// MaxLogLines caps the plugin log lines kept per attempt. Defaults
 	// to 200.
 	MaxLogLines int `toml:"max_log_lines"`
@@ -118,6 +123,14 @@ type PluginQuota struct {
 	Bytes   ByteSize
 }
 
+// DefaultPoolMemory is host.pool_memory's default: a few hundred idle
+// instances of the usual Rust and AssemblyScript modules (1–2 MiB each),
+// dozens of Go's; maxPoolMemory bounds it.
+const (
+	DefaultPoolMemory ByteSize = 512 << 20
+	maxPoolMemory     ByteSize = 1 << 40
+)
+
 // Defaults of the compile bounds: esbuild's 14 MB Go build compiles in
 // 12.5 s with an RSS of 341 MB.
 const (
@@ -168,6 +181,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RecycleMemory == 0 {
 		c.RecycleMemory = 64 << 20
+	}
+	if c.PoolMemory == 0 {
+		c.PoolMemory = DefaultPoolMemory
 	}
 	if c.MaxLogLines == 0 {
 		c.MaxLogLines = 200
@@ -244,6 +260,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("host.max_uses: must be >= 0")
 	case c.RecycleMemory < 0:
 		return fmt.Errorf("host.recycle_memory: must be >= 0")
+	case c.PoolMemory < 0 || c.PoolMemory > maxPoolMemory:
+		return fmt.Errorf("host.pool_memory: must be between 1 byte and %s (0 means the default, %s)", maxPoolMemory, DefaultPoolMemory)
 	case c.MaxLogLines < 0:
 		return fmt.Errorf("host.max_log_lines: must be >= 0")
 	case c.MaxLogBytes < 0:

@@ -72,11 +72,16 @@ type Host struct {
 	// one at a time, so a tenant sending many at once waits for its
 	// own and holds the compiler one compile at a time, not the queue
 	// of every other tenant. Guarded by mu.
-	uploads  map[string]*sync.Mutex
-	mu       sync.Mutex
-	codes    map[string]*compiled
-	mods     map[modKey]*module
-	poolSize atomic.Int64
+	uploads map[string]*sync.Mutex
+	// idleFirst..idleLast list the pooled instances, the longest pooled
+	// first, and idleBytes is what they hold: at most host.pool_memory
+	// (pool.go).
+	idleFirst, idleLast *instance
+	idleBytes           uint64
+	mu                  sync.Mutex
+	codes               map[string]*compiled
+	mods                map[modKey]*module
+	poolSize            atomic.Int64
 
 	// kill cancels every running attempt when Close gives up waiting.
 	killCtx context.Context
@@ -262,7 +267,7 @@ func (h *Host) SetPoolSize(n int) {
 func (h *Host) Stats() abi.HostStats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := abi.HostStats{Modules: len(h.mods), Running: int(h.running.Load()), PoolSize: int(h.poolSize.Load())}
+	st := abi.HostStats{Modules: len(h.mods), Running: int(h.running.Load()), PoolSize: int(h.poolSize.Load()), IdleBytes: h.idleBytes}
 	for _, c := range h.codes {
 		for _, idle := range c.pools {
 			st.IdleInstances += len(idle)

@@ -29,6 +29,12 @@ type instance struct {
 	k      kernel
 	uses   int
 	call   *call
+	// tableGrown is the entries its tables grew by; held is what it
+	// holds while idle, in Host's idle list (pool.go).
+	tableGrown         uint64
+	held               uint64
+	idle               bool
+	idlePrev, idleNext *instance
 	// ctx, state and stack are the current call's, kept to save
 	// allocations.
 	ctx   instCtx

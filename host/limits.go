@@ -398,6 +398,9 @@ func tableGrowGuard(ctx context.Context, s []uint64) {
 		limit = uint64(in.h.cfg.TableLimit)
 	}
 	if uint64(size)+uint64(delta) <= limit {
+		if in != nil {
+			in.tableGrown += uint64(delta) // what it holds when pooled
+		}
 		return // s[0] is delta
 	}
 	msg := fmt.Sprintf("table limit reached: table.grow of table %d from %d by %d entries would pass host.table_limit of %d entries", table, size, delta, limit)

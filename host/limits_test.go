@@ -16,6 +16,7 @@ import (
 
 	"github.com/tetratelabs/wazero"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/host/wasmgen"
 )
 
 // footprint is what some work cost the process: Go heap bytes allocated
@@ -379,4 +380,56 @@ func FuzzShapeOf(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Idle instances keep the memory their last job grew, for the next job.
+// Pools were bounded in count only: six jobs of a module that grew its
+// memory to 32 MiB left 192 MiB idle after they ended (a node of 100
+// workers: 3.2 GiB a module). Now the idle instances of every pool hold
+// at most host.pool_memory together; pooling one more closes the one
+// pooled longest ago, of any module, and an instance larger than the
+// whole budget is not pooled.
+func TestIdleInstancesHoldAtMostPoolMemory(t *testing.T) {
+	cfg := testConfig(t.TempDir())
+	cfg.MemoryLimit, cfg.Timeout, cfg.PoolMemory = 128<<20, abi.Duration(60e9), 100<<20
+	cfg.RecycleMemory = 256 << 20 // the budget decides, not the recycling mark
+	h := newTestHost(t, cfg)
+	h.SetPoolSize(16)
+	for name, wasm := range map[string][]byte{
+		"hoard": wasmgen.Module(wasmgen.Hoard(512)), "small": wasmgen.Module(wasmgen.Hoard(128)), "huge": wasmgen.Module(wasmgen.Hoard(2048)),
+	} {
+		if _, err := h.Install("", name, wasm); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idle := func(after string, instances int, mib uint64) {
+		t.Helper()
+		if st := h.Stats(); st.IdleInstances != instances || st.IdleBytes != mib<<20 {
+			t.Errorf("after %s: %d idle instances holding %d bytes, want %d holding %d MiB (pool_memory: 100 MiB)", after, st.IdleInstances, st.IdleBytes, instances, mib)
+		}
+	}
+	var wg sync.WaitGroup
+	for range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if o := run(t, h, job("hoard.run")); o.Kind != abi.OutcomeDone {
+				t.Errorf("hoard.run: %s %s %q", o.Kind, o.ExcName, o.ExcMessage)
+			}
+		}()
+	}
+	wg.Wait()
+	idle("six jobs of 32 MiB", 3, 96)
+	for _, fn := range []string{"small.run", "huge.run"} {
+		if o := run(t, h, job(fn)); o.Kind != abi.OutcomeDone {
+			t.Fatalf("%s: %s %s %q", fn, o.Kind, o.ExcName, o.ExcMessage)
+		}
+	}
+	idle("a job of 8 MiB (the oldest of 32 closed) and one of 128 (larger than the budget)", 3, 2*32+8)
+	// What was evicted is made again when needed, and runs.
+	for range 3 {
+		if o := run(t, h, job("hoard.run")); o.Kind != abi.OutcomeDone {
+			t.Errorf("hoard.run after the evictions: %+v", o)
+		}
+	}
 }

@@ -32,8 +32,9 @@ type compiled struct {
 	rt      wazero.Runtime // the runtime that compiled cm, which runs it
 	exports []string
 	hasInit bool
-	// minMemory is the initial size of its memory, in bytes.
-	minMemory uint64
+	// minMemory is the initial size of its memory, in bytes, and
+	// tableEntries the initial entries of its tables.
+	minMemory, tableEntries uint64
 	// cacheFiles are its files in the compilation cache (cachefiles.go).
 	cacheFiles []string
 	// guarded by Host.mu
@@ -233,6 +234,9 @@ func (h *Host) compile(ctx context.Context, wasm []byte) (*compiled, error) {
 	}
 	c = &compiled{digest: digest, wasm: wasm, cm: cm, rt: rt, exports: exportsOf(cm), minMemory: sh.memMin, pools: map[string][]*instance{}}
 	c.cacheFiles = h.noteCacheFiles(digest, before)
+	for _, n := range sh.tables {
+		c.tableEntries += n
+	}
 	if f, ok := cm.ExportedFunctions()["_initialize"]; ok && len(f.ParamTypes()) == 0 && len(f.ResultTypes()) == 0 {
 		c.hasInit = true
 	}
@@ -264,7 +268,10 @@ func (h *Host) checkImports(sh shape) []error {
 	var errs []error
 	for _, imp := range sh.funcImports {
 		want, ok := h.provided[imp.module+"\x00"+imp.name]
-		if !ok {
+		if !ok || imp.module == checkModule {
+			// wasmq:internal is the instrumentation's own: a guest
+			// calling it directly could tell the host of grows that
+			// never happened.
 			errs = append(errs, fmt.Errorf("imports %s.%s, which the host does not provide", imp.module, imp.name))
 			continue
 		}
@@ -460,6 +467,7 @@ func (h *Host) maybeRetireLocked(c *compiled) {
 	}
 	for _, idle := range c.pools {
 		for _, in := range idle {
+			h.unpoolLocked(in)
 			in.close()
 		}
 	}

@@ -332,6 +332,7 @@ func TestImportsAreCheckedBeforeCompiling(t *testing.T) {
 		{"typed past its types", importing(abi.HostEnvModule, "input_length", 0x00, 7, nil, []byte{i64}),
 			"imports extism:host/env.input_length with type 7, which the module does not define"},
 		{"a memory", importing("env", "memory", 0x02, 0, nil, nil), "imports memory env.memory; the host provides none"},
+		{"the instrumentation's own", importing("wasmq:internal", "check", 0x00, 0, nil, nil), "imports wasmq:internal.check, which the host does not provide"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.Install("acme", "imp", tc.wasm)

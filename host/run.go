@@ -642,6 +642,7 @@ func (h *Host) acquire(ctx context.Context, deadline time.Time, code *compiled, 
 		for len(idle) > 0 {
 			in := idle[len(idle)-1]
 			idle = idle[:len(idle)-1]
+			h.unpoolLocked(in)
 			if in.mod.IsClosed() || in.mem != nil && in.mem.size() > lim.memory {
 				// Closed by a deadline that fired as its last call
 				// returned, or grew past this function's limit under
@@ -670,8 +671,11 @@ func (h *Host) release(in *instance, healthy bool, lim limits) {
 		h.mu.Lock()
 		c := in.code
 		if c.refs > 0 && len(c.pools[in.tenant]) < int(h.poolSize.Load()) && !h.closed.Load() {
-			c.pools[in.tenant] = append(c.pools[in.tenant], in)
+			closing := h.poolLocked(in)
 			h.mu.Unlock()
+			for _, old := range closing {
+				old.close()
+			}
 			return
 		}
 		h.mu.Unlock()

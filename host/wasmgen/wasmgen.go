@@ -119,3 +119,29 @@ func BlocksOverLocals(n int) []byte {
 	}
 	return WithLocals(50000, append(code, 0x41, 0, 0x0b))
 }
+
+// Hoard grows the memory to pages pages (64 KiB each) and writes a byte
+// every 4 KiB of it, so that all of it is resident, and returns 0: a job
+// that succeeds and leaves its instance holding that memory.
+func Hoard(pages int) []byte {
+	code := append([]byte{0x41}, sleb(nil, int64(pages-1))...)
+	code = append(code, 0x40, 0x00, 0x1a) // memory.grow, drop
+	code = append(code, 0x03, 0x40)       // loop
+	code = append(code, 0x20, 0, 0x41, 1, 0x3a, 0, 0)
+	code = append(code, 0x20, 0, 0x41, 0x80, 0x20, 0x6a, 0x22, 0, 0x41)
+	code = sleb(code, int64(pages)<<16)
+	code = append(code, 0x49, 0x0d, 0, 0x0b) // lt_u, br_if, end
+	return WithLocals(1, append(code, 0x41, 0, 0x0b))
+}
+
+// sleb appends v as a signed LEB128.
+func sleb(b []byte, v int64) []byte {
+	for {
+		c := byte(v & 0x7f)
+		v >>= 7
+		if v == 0 && c&0x40 == 0 || v == -1 && c&0x40 != 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
