@@ -75,6 +75,9 @@ type Options struct {
 	Tenants   []Tenant
 	Admin     *[32]byte
 	BodyLimit int64 // bytes; defaults to DefaultBodyLimit
+	// MaxUploads is how many plugin uploads the node takes at once
+	// (uploads.go); defaults to DefaultMaxUploads.
+	MaxUploads int
 	// StoreTimeout bounds a read's wait for the store ([store] timeout):
 	// past it the answer is 503, not a connection dropped at the write
 	// timeout. Writes are bounded by the store itself. 0: unbounded.
@@ -99,7 +102,8 @@ const DefaultTenant = "default"
 
 type server struct {
 	Options
-	mux *http.ServeMux
+	mux     *http.ServeMux
+	uploads *uploadGate
 }
 
 // New returns the handler of the whole HTTP surface.
@@ -107,7 +111,7 @@ func New(o Options) http.Handler {
 	if o.BodyLimit == 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
-	s := &server{Options: o, mux: http.NewServeMux()}
+	s := &server{Options: o, mux: http.NewServeMux(), uploads: newUploadGate(o.MaxUploads)}
 	s.route("POST /v1/jobs", s.createJob)
 	s.route("POST /v1/jobs:batch", s.createBatch)
 	s.route("GET /v1/jobs", s.listJobs)
@@ -632,6 +636,11 @@ func (s *server) putPlugin(w http.ResponseWriter, r *http.Request, c caller) err
 	if err := checkPluginName(r); err != nil {
 		return err
 	}
+	leave, err := s.uploads.enter(owner)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	var info abi.ModuleInfo
 	field := "body"
 	if mt, params, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "multipart/form-data" {
@@ -747,6 +756,11 @@ func (s *server) putPluginConfig(w http.ResponseWriter, r *http.Request, c calle
 	if err := checkPluginName(r); err != nil {
 		return err
 	}
+	leave, err := s.uploads.enter(owner)
+	if err != nil {
+		return err
+	}
+	defer leave()
 	body, err := readBody(r)
 	if err != nil {
 		return err

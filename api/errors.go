@@ -25,6 +25,15 @@ type httpError struct {
 	field  string
 }
 
+// retryLater is an httpError whose answer says when to send the request
+// again (Retry-After, in seconds).
+type retryLater struct {
+	*httpError
+	after int
+}
+
+func (e *retryLater) Unwrap() error { return e.httpError }
+
 func (e *httpError) Error() string { return e.msg }
 
 // classify maps an error to the contract's status classes.
@@ -100,6 +109,10 @@ func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err 
 		if errors.As(err, &qe) {
 			w.Header().Set("Retry-After", fmt.Sprint(int(math.Ceil(max(qe.RetryAfter.Seconds(), 1)))))
 		}
+	}
+	var rl *retryLater
+	if errors.As(err, &rl) {
+		w.Header().Set("Retry-After", fmt.Sprint(rl.after))
 	}
 	body := map[string]any{"code": he.code, "message": he.msg}
 	if he.field != "" {

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"mime/multipart"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/client"
@@ -192,5 +196,67 @@ func TestAPluginQuotaIsAnswered429NamingTheKey(t *testing.T) {
 	}
 	if r := s.do("PUT", "/v1/plugins/two", tokA, wasm); r.status != 201 {
 		t.Errorf("an upload after a removal made room: %d %s", r.status, r.body)
+	}
+}
+
+// Uploads pass a gate before their body is read: a tenant has one in
+// flight at a time (another is 429 with Retry-After) and the node
+// max_uploads (past them 503 with Retry-After). A hundred uploads of 8 MiB
+// sent at once by one tenant were all read into memory while they waited
+// for the compiler (the node's RSS reached 1.9 GB). Here acme's first
+// upload holds the gate while its body is still arriving.
+func TestUploadsPassAGateBeforeTheirBodyIsRead(t *testing.T) {
+	wasm, err := os.ReadFile("../plugins/examples/vowels/vowels.wasm")
+	if err != nil {
+		t.Fatalf("vowels.wasm must be built (make plugins): %v", err)
+	}
+	s := start(t, func(f *config.File) { f.Server.MaxUploads = 1 })
+	// The contract checker reads a body whole before the handler sees
+	// it; this front does not, so the first upload's body can dawdle.
+	front := httptest.NewServer(s.n.Handler)
+	defer front.Close()
+	put := func(token, name string, body io.Reader) (*http.Response, string) {
+		req, _ := http.NewRequest("PUT", front.URL+"/v1/plugins/"+name, body)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return res, string(b)
+	}
+	pr, pw := io.Pipe()
+	first := make(chan int)
+	go func() {
+		res, body := put(tokA, "slow", pr)
+		if res.StatusCode != 201 {
+			t.Errorf("the slow upload: %d %s", res.StatusCode, body)
+		}
+		first <- res.StatusCode
+	}()
+	pw.Write(wasm[:100])
+	var res *http.Response
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		// Before the slow upload is in, this one goes through.
+		if res, body = put(tokA, "quick", bytes.NewReader(wasm)); res.StatusCode != 201 {
+			break
+		}
+	}
+	if res.StatusCode != 429 || !strings.Contains(body, "an upload of tenant acme is in progress") || res.Header.Get("Retry-After") != "1" {
+		t.Errorf("acme's second upload meanwhile: %d %s (Retry-After %q), want 429 with Retry-After", res.StatusCode, body, res.Header.Get("Retry-After"))
+	}
+	res, body = put(tokB, "other", bytes.NewReader(wasm))
+	if res.StatusCode != 503 || !strings.Contains(body, "server.max_uploads") || res.Header.Get("Retry-After") == "" {
+		t.Errorf("globex's upload with the node's one slot taken: %d %s, want 503 with Retry-After", res.StatusCode, body)
+	}
+	pw.Write(wasm[100:])
+	pw.Close()
+	<-first
+	for _, c := range []struct{ token, name string }{{tokA, "quick"}, {tokB, "other"}} {
+		if res, body := put(c.token, c.name, bytes.NewReader(wasm)); res.StatusCode != 201 {
+			t.Errorf("%s after the slow upload: %d %s", c.name, res.StatusCode, body)
+		}
 	}
 }

@@ -84,6 +84,10 @@ type Server struct {
 	// gets in), or waits for one to end. Defaults to 512
 	// (DefaultMaxConnections).
 	MaxConnections int `toml:"max_connections"`
+	// MaxUploads caps the plugin uploads the node takes at once, each
+	// holding its body (up to body_limit) until compiled; a tenant has
+	// one at a time. Defaults to 4 (api.DefaultMaxUploads).
+	MaxUploads int `toml:"max_uploads"`
 }
 
 // Defaults of the [server] HTTP limits.
@@ -245,6 +249,9 @@ func (f File) WithDefaults() File {
 	if f.Server.MaxConnections == 0 {
 		f.Server.MaxConnections = DefaultMaxConnections
 	}
+	if f.Server.MaxUploads == 0 {
+		f.Server.MaxUploads = api.DefaultMaxUploads
+	}
 	for i := range f.Tenants {
 		if f.Tenants[i].Burst == 0 {
 			f.Tenants[i].Burst = max(1, int(f.Tenants[i].Rate))
@@ -358,6 +365,9 @@ func (f File) Validate() error {
 	if f.Server.WriteTimeout > 0 && f.Store.Timeout >= f.Server.WriteTimeout {
 		errs = append(errs, fmt.Errorf("server.write_timeout: %s is not longer than store.timeout (%s): "+
 			"a request the store holds that long would get no answer", f.Server.WriteTimeout.D(), f.Store.Timeout.D()))
+	}
+	if f.Server.MaxUploads < 0 || f.Server.MaxUploads > 1000 {
+		errs = append(errs, fmt.Errorf("server.max_uploads: must be between 1 and 1000 (0 means the default, %d), got %d", api.DefaultMaxUploads, f.Server.MaxUploads))
 	}
 	if f.Server.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("server.max_connections: must be at least 1"))

@@ -48,6 +48,8 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[server]\nread_timeout = \"-1s\"\n":                                                        "server.read_timeout: must be > 0",
 		"[server]\nidle_timeout = -5\n":                                                             "server.idle_timeout: must be > 0",
 		"[server]\nread_header_timeout = \"2m\"\n":                                                  "server.read_header_timeout: 2m0s is longer than read_timeout",
+		"[server]\nmax_uploads = -1\n":                                                              "server.max_uploads: must be between 1 and 1000",
+		"[server]\nmax_uploads = 1099511627776\n":                                                   "server.max_uploads",
 		"[server]\nmax_connections = -1\n":                                                          "server.max_connections",
 		"[telemetry]\notlp_endpoint = \"collector:4318\"\n":                                         "telemetry.otlp_endpoint",
 		"[telemetry]\nsample_ratio = 2.0\n":                                                         "telemetry.sample_ratio",

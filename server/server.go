@@ -122,7 +122,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 		return nil, err
 	}
 	ao := api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
-		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, StoreTimeout: f.Store.Timeout.D(), UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
+		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, MaxUploads: f.Server.MaxUploads, StoreTimeout: f.Store.Timeout.D(), UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
 		Metrics: n.Metrics.Registry}
 	if tracing.Enabled() {
 		ao.Tracer, ao.Propagator = tracing.Tracer, tracing.Propagator
