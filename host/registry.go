@@ -82,6 +82,9 @@ func readSidecar(path string) (sidecar, error) {
 // or its name for one sent over HTTP) and name the key.
 func parseSidecar(path string, data []byte) (sidecar, error) {
 	var sc sidecar
+	if err := checkSidecarShape(data); err != nil {
+		return sc, fmt.Errorf("%s: %w", path, err)
+	}
 	md, err := toml.Decode(string(data), &sc)
 	if err != nil {
 		return sc, fmt.Errorf("%s: %w", path, err)

@@ -463,3 +463,48 @@ func TestConcurrentUploadsCannotPassTheQuota(t *testing.T) {
 		t.Errorf("%d uploads succeeded, %d files written, want 3 of each (the quota)", installed, len(ents))
 	}
 }
+
+// A sidecar is a tenant's upload, and the TOML parser's time grows as the
+// square of its nesting (2,000 inline tables inside each other, 8 KB:
+// 1.5 s; 100,000 did not end in minutes). Its size, nesting and dotted
+// keys are bounded before it is parsed, reading strings and comments as
+// TOML does, so that brackets cannot hide in them.
+func TestASidecarsShapeIsBoundedBeforeItIsParsed(t *testing.T) {
+	deep := func(open, close string, n int) string {
+		return strings.Repeat(open, n) + "1" + strings.Repeat(close, n)
+	}
+	for _, c := range []struct{ text, says string }{
+		{"[config]\na = " + deep("{b=", "}", 10000) + "\n", "tables and arrays nest more than 32 deep"},
+		{"[config]\na = " + deep("[", "]", 33) + "\n", "line 2: tables and arrays nest more than 32 deep"},
+		{"[config]\n" + strings.Repeat("b.", 40) + "c = 1\n", "a key has more than 32 dotted parts"},
+		{"[config." + strings.Repeat("b.", 40) + "c]\nx = 1\n", "a key has more than 32 dotted parts"},
+		{"[config]\nx = \"" + strings.Repeat("y", 300000) + "\"\n", "over the 262144 a sidecar may take"},
+		// A multi-line string may close with up to five quotes: what
+		// follows it is TOML again.
+		{"[config]\na = \"\"\"x\"\"\"\"\"\nb = " + deep("[", "]", 40) + "\n", "line 3: tables and arrays nest"},
+		{"[config]\na = '''x\n{{{'''''\nb = " + deep("[", "]", 40) + "\n", "line 4: tables and arrays nest"},
+		{"[config]\na = \"x\\\"{{\"\nb = " + deep("[", "]", 40) + "\n", "line 3: tables and arrays nest"},
+	} {
+		if _, err := parseSidecar("k.toml", []byte(c.text)); err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%.60q…: %v, want %q", c.text, err, c.says)
+		}
+	}
+	// Brackets and dots in strings and comments are not structure; nor
+	// are a value's dots. Each is valid TOML, whose shape passes.
+	for _, text := range []string{
+		"[config]\nx = \"" + strings.Repeat("{[.", 50) + "\"\n",
+		"[config]\nx = '" + strings.Repeat("{[.", 50) + "'\n",
+		"[config]\nx = \"\"\"\n" + strings.Repeat("{[.\n", 50) + "\"\"\"\n",
+		"# " + strings.Repeat("{[.", 50) + "\n[config]\nx = 1.5\ny = 1979-05-27T07:32:00.999Z\n",
+		"[config]\n" + strings.Repeat("b.", 30) + "c = " + deep("[", "]", 31) + "\n",
+		"[functions.run]\nconfig = { a = { b = { c = \"d.e.f\" } } }\n",
+	} {
+		var v map[string]any
+		if _, err := toml.Decode(text, &v); err != nil {
+			t.Fatalf("%.60q…: not TOML: %v", text, err)
+		}
+		if err := checkSidecarShape([]byte(text)); err != nil {
+			t.Errorf("%.60q…: %v", text, err)
+		}
+	}
+}
