@@ -21,11 +21,20 @@ func checkSidecarShape(b []byte) error {
 	if len(b) > maxSidecarBytes {
 		return fmt.Errorf("is %d bytes, over the %d a sidecar may take", len(b), maxSidecarBytes)
 	}
+	_, _, err := sidecarShape(b, maxSidecarDepth, maxSidecarKeyParts)
+	return err
+}
+
+// sidecarShape returns the deepest nesting and the most key parts it
+// read in b, stopping with an error past maxDepth or maxParts.
+func sidecarShape(b []byte, maxDepth, maxParts int) (deepest, mostParts int, err error) {
 	depth, parts, line := 0, 1, 1
+	defer func() { mostParts = max(mostParts, parts) }()
 	for i := 0; i < len(b); i++ {
 		switch c := b[i]; c {
 		case '\n':
 			line++
+			mostParts = max(mostParts, parts)
 			parts = 1
 		case '#':
 			for i+1 < len(b) && b[i+1] != '\n' {
@@ -35,24 +44,26 @@ func checkSidecarShape(b []byte) error {
 			end, lines := skipTOMLString(b, i)
 			i, line = end, line+lines
 		case '[', '{':
-			if depth++; depth > maxSidecarDepth {
-				return fmt.Errorf("line %d: tables and arrays nest more than %d deep", line, maxSidecarDepth)
+			if depth++; depth > maxDepth {
+				return depth, parts, fmt.Errorf("line %d: tables and arrays nest more than %d deep", line, maxDepth)
 			}
+			deepest, mostParts = max(deepest, depth), max(mostParts, parts)
 			parts = 1
-		case ']', '}':
-			depth = max(depth-1, 0)
-			parts = 1
-		case '=', ',':
+		case ']', '}', '=', ',':
+			if c == ']' || c == '}' {
+				depth = max(depth-1, 0)
+			}
+			mostParts = max(mostParts, parts)
 			parts = 1
 		case '.':
 			// A key's parts; a value has at most one dot here (1.5,
 			// a date's fraction), as a separator comes before the next.
-			if parts++; parts > maxSidecarKeyParts {
-				return fmt.Errorf("line %d: a key has more than %d dotted parts", line, maxSidecarKeyParts)
+			if parts++; parts > maxParts {
+				return deepest, parts, fmt.Errorf("line %d: a key has more than %d dotted parts", line, maxParts)
 			}
 		}
 	}
-	return nil
+	return deepest, mostParts, nil
 }
 
 // skipTOMLString returns the index of the last byte of the string opening
