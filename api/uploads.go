@@ -35,7 +35,11 @@ func (g *uploadGate) enter(tenant string) (leave func(), err error) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.busy[tenant] {
-		return nil, &retryLater{&httpError{429, "quota_exceeded", fmt.Sprintf("an upload of tenant %s is in progress: send one at a time", tenant), ""}, 1}
+		whose := "tenant " + tenant
+		if tenant == "" {
+			whose = "the shared modules" // the admin's uploads
+		}
+		return nil, &retryLater{&httpError{429, "quota_exceeded", fmt.Sprintf("an upload of %s is in progress: send one at a time", whose), ""}, 1}
 	}
 	select {
 	case g.slots <- struct{}{}:
