@@ -31,4 +31,7 @@ type HostStats struct {
 	Modules, IdleInstances, Running, PoolSize int
 	// IdleBytes is the memory and tables the idle instances hold.
 	IdleBytes uint64
+	// MemoryBytes is what every instance holds, idle or running: linear
+	// memories and kernel arenas as far as grown (at most host.max_memory).
+	MemoryBytes uint64
 }

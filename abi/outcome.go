@@ -47,6 +47,12 @@ const (
 	// a timeout it does not depend on the machine: the same input stops
 	// at the same fuel on every run.
 	ExcFuelExhausted = "wasmq.FuelExhausted"
+	// ExcMemoryBudget: a grow of the guest's memory (or an instantiation)
+	// was refused because the tenant's instances on the node, or all of
+	// the node's, held their budget (tenants.max_memory, host.max_memory).
+	// The memory was taken by other attempts, so the attempt is retried
+	// as a retryable error is, its retry counted.
+	ExcMemoryBudget = "wasmq.MemoryBudget"
 )
 
 // Usage is what one attempt used, whatever its end (docs/abi.md, "Usage

@@ -145,6 +145,13 @@ type Tenant struct {
 	// (DefaultMaxPlugins, DefaultMaxPluginBytes).
 	MaxPlugins     int           `toml:"max_plugins"`
 	MaxPluginBytes host.ByteSize `toml:"max_plugin_bytes"`
+	// MaxMemory bounds what the tenant's instances hold together on a
+	// node, idle or running (linear memories and kernel arenas as far as
+	// grown), as host.max_memory bounds the node's: a grow past it first
+	// closes the tenant's idle instances, then is refused, and the
+	// attempt ends wasmq.MemoryBudget and is retried. At least
+	// host.memory_limit. Defaults to 0 (only the node's bound).
+	MaxMemory host.ByteSize `toml:"max_memory"`
 	// Rate caps jobs created per second, with Burst at once. Defaults to
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
@@ -269,6 +276,12 @@ func (f File) WithDefaults() File {
 			f.Host.TenantPlugins = map[string]host.PluginQuota{}
 		}
 		f.Host.TenantPlugins[f.Tenants[i].Name] = host.PluginQuota{Modules: f.Tenants[i].MaxPlugins, Bytes: f.Tenants[i].MaxPluginBytes}
+		if m := f.Tenants[i].MaxMemory; m > 0 {
+			if f.Host.TenantMemory == nil {
+				f.Host.TenantMemory = map[string]host.ByteSize{}
+			}
+			f.Host.TenantMemory[f.Tenants[i].Name] = m
+		}
 		// The host applies a tenant's recording policy (docs/replay.md).
 		if r := f.Tenants[i].Record; r != "" {
 			if f.Host.TenantRecord == nil {
@@ -426,6 +439,12 @@ func (f File) Validate() error {
 		}
 		if t.MaxPluginBytes < 0 || t.MaxPluginBytes > MaxPluginBytes {
 			errs = append(errs, fmt.Errorf("%s.max_plugin_bytes: must be between 1 byte and %s (0 means the default, %s), got %d", key, MaxPluginBytes, DefaultMaxPluginBytes, int64(t.MaxPluginBytes)))
+		}
+		switch {
+		case t.MaxMemory < 0 || t.MaxMemory > host.MaxMemoryBound:
+			errs = append(errs, fmt.Errorf("%s.max_memory: must be between 1 byte and %s (0 means only host.max_memory), got %d", key, host.MaxMemoryBound, int64(t.MaxMemory)))
+		case t.MaxMemory > 0 && t.MaxMemory < f.Host.MemoryLimit:
+			errs = append(errs, fmt.Errorf("%s.max_memory: %s is under host.memory_limit of %s: one of its jobs could not grow to its limit", key, t.MaxMemory, f.Host.MemoryLimit))
 		}
 		if err := abi.CheckRecordPolicy(t.Record); err != nil {
 			errs = append(errs, fmt.Errorf("%s.record: %w", key, err))

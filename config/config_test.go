@@ -68,6 +68,13 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[server]\nwrite_timeout = \"1m\"\n[store]\ntimeout = \"1m\"\n":                             "server.write_timeout: 1m0s is not longer than store.timeout (1m0s)",
 		"[host]\npool_memory = \"2000GiB\"\n":                                                       "host.pool_memory: must be between 1 byte and 1024GiB",
 		"[host]\npool_memory = -1\n":                                                                "host.pool_memory",
+		"[host]\nmax_memory = \"2PiB\"\n":                                                           "host.max_memory",
+		"[host]\nmax_memory = \"10000TiB\"\n":                                                       "host.max_memory",
+		"[host]\nmax_memory = 1125899906842625\n":                                                   "host.max_memory: must be between 1 byte and 1048576GiB",
+		"[host]\nmax_memory = \"64MiB\"\n":                                                          "host.max_memory: 64MiB is under host.memory_limit of 256MiB",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_memory = \"1MiB\"\n":          "tenants[0].max_memory: 1MiB is under host.memory_limit of 256MiB",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_memory = 1125899906842625\n":  "tenants[0].max_memory: must be between 1 byte and 1048576GiB",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_memory = -1\n":                "tenants.max_memory",
 		"[host]\nrecord = \"sometimes\"\n":                                                          "host.record",
 		"[[tenants]]\nname = \"acme\"\ntoken = \"0123456789abcdef\"\nrecord = \"most\"\n":           "tenants[0].record",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nfuel_rate = -1\n":                 "tenants[0].fuel_rate",
@@ -168,6 +175,25 @@ func TestTheHoldAfterAWriteDefaultsByStore(t *testing.T) {
 		if f.Enqueue.Hold == nil || *f.Enqueue.Hold != c.want {
 			t.Errorf("%q: coalesce_hold %v, want %v", c.body, f.Enqueue.Hold, c.want)
 		}
+	}
+}
+
+// The node's memory budget defaults to three quarters of what the system
+// gives the process; a tenant's, to none but the node's.
+func TestMemoryBudgetsReachTheHost(t *testing.T) {
+	f, err := config.Load(write(t, "[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_memory = \"1GiB\"\n[[tenants]]\nname = \"b\"\ntoken = \"0123456789abcdefg\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.Host.TenantMemory; len(got) != 1 || got["a"] != 1<<30 {
+		t.Errorf("host.TenantMemory %v, want a: 1GiB and nothing for b", got)
+	}
+	sys := host.SystemMemory()
+	if sys == 0 {
+		t.Skip("the system does not say its memory")
+	}
+	if want := host.ByteSize(float64(sys) * host.DefaultMaxMemoryShare); f.Host.MaxMemory != want {
+		t.Errorf("host.max_memory defaults to %s, want %s (of %s)", f.Host.MaxMemory, want, host.ByteSize(sys))
 	}
 }
 

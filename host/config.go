@@ -71,6 +71,18 @@ type Config struct {
 	// together; pooling one past it closes those pooled longest ago.
 	// Defaults to "512MiB" (DefaultPoolMemory).
 	PoolMemory ByteSize `toml:"pool_memory"`
+	// MaxMemory bounds what the instances of the node hold together, idle
+	// or running: their linear memories and kernel arenas, as far as
+	// grown. A grow past it first closes idle instances, then is refused
+	// (the attempt ends wasmq.MemoryBudget, retried; memory.go). 0 means
+	// the default: DefaultMaxMemoryShare of SystemMemory, at least
+	// memory_limit, or no bound where the system does not say.
+	MaxMemory ByteSize `toml:"max_memory"`
+	// TenantMemory bounds, on this node, what each tenant's instances
+	// hold together, as MaxMemory the node's; filled from each
+	// [[tenants]] max_memory. A tenant not listed has only the node's
+	// bound. Defaults to none.
+	TenantMemory map[string]ByteSize `toml:"-"`
 	// MaxLogLines caps the plugin log lines kept per attempt. Defaults
 	// to 200.
 	MaxLogLines int `toml:"max_log_lines"`
@@ -185,6 +197,11 @@ func (c Config) WithDefaults() Config {
 	if c.PoolMemory == 0 {
 		c.PoolMemory = DefaultPoolMemory
 	}
+	if c.MaxMemory == 0 {
+		if d := DefaultMaxMemory(); d > 0 {
+			c.MaxMemory = max(d, c.MemoryLimit)
+		}
+	}
 	if c.MaxLogLines == 0 {
 		c.MaxLogLines = 200
 	}
@@ -262,6 +279,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("host.recycle_memory: must be >= 0")
 	case c.PoolMemory < 0 || c.PoolMemory > maxPoolMemory:
 		return fmt.Errorf("host.pool_memory: must be between 1 byte and %s (0 means the default, %s)", maxPoolMemory, DefaultPoolMemory)
+	case c.MaxMemory < 0 || c.MaxMemory > MaxMemoryBound:
+		return fmt.Errorf("host.max_memory: must be between 1 byte and %s (0 means the default, %d%% of the system's memory)", MaxMemoryBound, int(DefaultMaxMemoryShare*100))
+	case c.MaxMemory > 0 && c.MaxMemory < c.MemoryLimit:
+		return fmt.Errorf("host.max_memory: %s is under host.memory_limit of %s: a job could not grow to its limit", c.MaxMemory, c.MemoryLimit)
 	case c.MaxLogLines < 0:
 		return fmt.Errorf("host.max_log_lines: must be >= 0")
 	case c.MaxLogBytes < 0:

@@ -79,9 +79,16 @@ type Host struct {
 	idleFirst, idleLast *instance
 	idleBytes           uint64
 	mu                  sync.Mutex
-	codes               map[string]*compiled
-	mods                map[modKey]*module
-	poolSize            atomic.Int64
+	// memHeld is what every instance's memory and kernel arena hold, at
+	// most memLimit (host.max_memory); memTenants holds each tenant's
+	// share (memory.go). Guarded by memMu, taken after mu, never before.
+	memMu      sync.Mutex
+	memHeld    uint64
+	memLimit   uint64
+	memTenants map[string]*tenantMemory
+	codes      map[string]*compiled
+	mods       map[modKey]*module
+	poolSize   atomic.Int64
 
 	// kill cancels every running attempt when Close gives up waiting.
 	killCtx context.Context
@@ -102,13 +109,15 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
 		return nil, err
 	}
 	h := &Host{
-		cfg:     cfg,
-		log:     log.With().Str("component", "host").Logger(),
-		codes:   map[string]*compiled{},
-		mods:    map[modKey]*module{},
-		uploads: map[string]*sync.Mutex{},
-		stop:    make(chan struct{}),
-		stopped: make(chan struct{}),
+		cfg:        cfg,
+		log:        log.With().Str("component", "host").Logger(),
+		codes:      map[string]*compiled{},
+		mods:       map[modKey]*module{},
+		uploads:    map[string]*sync.Mutex{},
+		memTenants: map[string]*tenantMemory{},
+		memLimit:   uint64(cfg.MaxMemory),
+		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(&h.opts)
@@ -273,6 +282,9 @@ func (h *Host) Stats() abi.HostStats {
 			st.IdleInstances += len(idle)
 		}
 	}
+	h.memMu.Lock() // after mu, as everywhere
+	st.MemoryBytes = h.memHeld
+	h.memMu.Unlock()
 	return st
 }
 

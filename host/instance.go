@@ -148,10 +148,16 @@ type limitedMemory struct {
 	max   uint64
 	limit uint64
 	hit   bool
+	// acct is the tenant's account (nil in tests of the memory alone),
+	// counted what it holds there, and budget why a grow was refused
+	// for a budget (memory.go).
+	acct    *tenantMemory
+	counted uint64
+	budget  string
 }
 
-func newLimitedMemory(capBytes, maxBytes, limit uint64) *limitedMemory {
-	m := &limitedMemory{max: maxBytes, limit: limit}
+func newLimitedMemory(capBytes, maxBytes, limit uint64, acct *tenantMemory) *limitedMemory {
+	m := &limitedMemory{max: maxBytes, limit: limit, acct: acct}
 	m.buf, m.dirty = takeMemory(min(capBytes, limit))
 	return m
 }
@@ -160,6 +166,13 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 	if size > m.limit || size > m.max {
 		m.hit = true
 		return nil
+	}
+	if size > m.counted {
+		if why := m.acct.grow(size - m.counted); why != "" {
+			m.budget = why
+			return nil
+		}
+		m.counted = size
 	}
 	old := uint64(len(m.buf))
 	if size > uint64(cap(m.buf)) {
@@ -182,8 +195,15 @@ func (m *limitedMemory) Reallocate(size uint64) []byte {
 // Free is called by wazero when the module is closed, which the host does
 // only once the guest stopped: the buffer can serve another instance.
 func (m *limitedMemory) Free() {
+	m.uncount()
 	putMemory(m.buf, m.dirty)
 	m.buf = nil
+}
+
+// uncount gives back what m is counted for, once.
+func (m *limitedMemory) uncount() {
+	m.acct.release(m.counted)
+	m.counted = 0
 }
 
 func (m *limitedMemory) size() uint64 { return uint64(len(m.buf)) }
@@ -263,12 +283,13 @@ var errMemoryAtStart = errors.New("initial memory is over the limit")
 // wasip1 reactors need it before any other export), under ctx.
 func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compiled, tenant string, memLimit uint64) (*instance, error) {
 	in := &instance{h: h, code: code, tenant: tenant, fns: make(map[string]api.Function, 4)}
+	in.k.acct = h.memoryOf(tenant)
 	in.k.reset(memLimit)
 	if code.minMemory > memLimit {
 		return nil, fmt.Errorf("%w: the module starts with %d bytes, limit %d", errMemoryAtStart, code.minMemory, memLimit)
 	}
 	alloc := experimental.MemoryAllocatorFunc(func(capBytes, maxBytes uint64) experimental.LinearMemory {
-		in.mem = newLimitedMemory(capBytes, maxBytes, memLimit)
+		in.mem = newLimitedMemory(capBytes, maxBytes, memLimit, in.k.acct)
 		return in.mem
 	})
 	cfg := wazero.NewModuleConfig().
@@ -292,6 +313,15 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 	defer func() { c.release(); in.call = nil }()
 	mod, err := h.instantiate(ictx, code, cfg)
 	if err != nil {
+		// wazero may leave unfreed the memory of a module it could not
+		// make: uncounted here, once.
+		in.k.uncount()
+		if in.mem != nil {
+			in.mem.uncount()
+		}
+		if why := in.budgetRefusal(); why != "" {
+			return nil, &sandboxError{abi.ExcMemoryBudget, why}
+		}
 		if c.stopped != nil { // e.g. a start function's table.grow
 			return nil, c.stopped
 		}
@@ -304,9 +334,12 @@ func (h *Host) newInstance(ctx context.Context, deadline time.Time, code *compil
 	in.fuel = fuelGlobal(mod)
 	if code.hasInit {
 		if _, err := mod.ExportedFunction("_initialize").Call(ictx); err != nil {
-			mod.Close(context.Background())
+			in.close()
 			if c.stopped != nil {
 				return nil, c.stopped
+			}
+			if why := in.budgetRefusal(); why != "" {
+				return nil, &sandboxError{abi.ExcMemoryBudget, why}
 			}
 			return nil, fmt.Errorf("_initialize: %w", err)
 		}
@@ -327,8 +360,9 @@ func (h *Host) instantiate(ctx context.Context, code *compiled, cfg wazero.Modul
 
 func (in *instance) close() {
 	if in.mod != nil {
-		in.mod.Close(context.Background())
+		in.mod.Close(context.Background()) // frees in.mem, uncounting it
 	}
+	in.k.uncount()
 }
 
 func (in *instance) function(name string) api.Function {

@@ -69,6 +69,18 @@ type kernel struct {
 	refused uint64
 	vars    map[string][]byte
 	varSz   int
+	// acct is the tenant's account, counted what the arena holds there
+	// (its length, since reset), budget why an alloc was refused for a
+	// budget (memory.go).
+	acct    *tenantMemory
+	counted uint64
+	budget  string
+}
+
+// uncount gives back what k is counted for, once.
+func (k *kernel) uncount() {
+	k.acct.release(k.counted)
+	k.counted = 0
 }
 
 const maxVarBytes = 1 << 20
@@ -86,6 +98,8 @@ func (k *kernel) reset(limit uint64) {
 	k.limit = limit
 	k.hit = false
 	k.refused = 0
+	k.budget = ""
+	k.uncount()
 }
 
 func (k *kernel) alloc(n uint64) uint64 {
@@ -97,6 +111,13 @@ func (k *kernel) alloc(n uint64) uint64 {
 		k.hit = true
 		k.refused = max(k.refused, n)
 		return 0
+	}
+	if top+n > k.counted {
+		if why := k.acct.grow(top + n - k.counted); why != "" {
+			k.budget = why
+			return 0
+		}
+		k.counted = top + n
 	}
 	if top+n <= uint64(cap(k.mem)) {
 		k.mem = k.mem[:top+n]

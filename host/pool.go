@@ -33,14 +33,7 @@ func (h *Host) poolLocked(in *instance) []*instance {
 	var out []*instance
 	for h.idleBytes+in.held > budget {
 		old := h.idleFirst
-		pool := old.code.pools[old.tenant]
-		for i, p := range pool {
-			if p == old {
-				old.code.pools[old.tenant] = append(pool[:i:i], pool[i+1:]...)
-				break
-			}
-		}
-		h.unpoolLocked(old)
+		h.takeIdleLocked(old)
 		out = append(out, old)
 	}
 	in.code.pools[in.tenant] = append(in.code.pools[in.tenant], in)
@@ -74,4 +67,17 @@ func (h *Host) unpoolLocked(in *instance) {
 	}
 	in.idle, in.idlePrev, in.idleNext = false, nil, nil
 	h.idleBytes -= in.held
+}
+
+// takeIdleLocked takes the idle instance in out of its pool and off the
+// idle list, for its caller to close once h.mu is released.
+func (h *Host) takeIdleLocked(in *instance) {
+	pool := in.code.pools[in.tenant]
+	for i, p := range pool {
+		if p == in {
+			in.code.pools[in.tenant] = append(pool[:i:i], pool[i+1:]...)
+			break
+		}
+	}
+	h.unpoolLocked(in)
 }

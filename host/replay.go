@@ -115,7 +115,7 @@ func (h *Host) Replay(ctx context.Context, rec *abi.Record, wasm []byte, strict 
 	out := h.callExport(ctx, job, code, rec.Config, export, rec.Function, lim, time.Now().Add(lim.timeout), rec.Input, play)
 	out.Duration = time.Since(start)
 	out.PluginSHA256 = code.digest
-	if out.Kind == abi.OutcomeSandbox && contains(rec.Function.RetryOn, out.ExcName) {
+	if retryable(out, rec.Function) {
 		out.Kind = abi.OutcomeRetry
 		out.Reason = out.ExcName + ": " + out.ExcMessage
 	}

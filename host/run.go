@@ -80,7 +80,7 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 	if out.Record != nil {
 		out.Record.Shared = shared
 	}
-	if out.Kind == abi.OutcomeSandbox && contains(fc.RetryOn, out.ExcName) {
+	if retryable(out, fc) {
 		out.Kind = abi.OutcomeRetry
 		out.Reason = out.ExcName + ": " + out.ExcMessage
 		if out.Record != nil {
@@ -88,6 +88,12 @@ func (h *Host) Run(ctx context.Context, job *abi.Job) (out abi.Outcome) {
 		}
 	}
 	return out
+}
+
+// retryable reports whether a sandbox failure is retried: the function's
+// retry_on says so, or the memory was taken by other attempts.
+func retryable(out abi.Outcome, fc abi.FunctionConfig) bool {
+	return out.Kind == abi.OutcomeSandbox && (out.ExcName == abi.ExcMemoryBudget || contains(fc.RetryOn, out.ExcName))
 }
 
 func failed(exc, msg string) abi.Outcome {
@@ -148,13 +154,17 @@ func (h *Host) callExport(ctx context.Context, job *abi.Job, code *compiled, con
 	}()
 	in.k.reset(lim.memory)
 	if in.mem != nil {
-		in.mem.hit = false
+		in.mem.hit, in.mem.budget = false, ""
 	}
 	if uint64(len(input))+1 > lim.memory {
 		in.close()
 		return sandbox(abi.ExcInputTooLarge, fmt.Sprintf("input of %d bytes does not fit the memory limit of %d bytes", len(input), lim.memory))
 	}
 	c.inOff, c.inLen = in.k.write(input), uint64(len(input))
+	if why := in.k.budget; why != "" {
+		in.close()
+		return sandbox(abi.ExcMemoryBudget, "the input could not be written: "+why)
+	}
 	policy := h.recordPolicy(job.Tenant, fc)
 	switch {
 	case play != nil:
@@ -174,6 +184,13 @@ func (h *Host) callExport(ctx context.Context, job *abi.Job, code *compiled, con
 	in.call, in.ctx = nil, instCtx{}
 
 	out := h.outcome(ctx, in, c, callErr, int32(uint32(stack[0])), export, raw)
+	if why := in.budgetRefusal(); why != "" && (out.Kind == abi.OutcomeFailed || out.Kind == abi.OutcomeSandbox) {
+		// Whatever the guest made of the refused grow (a trap, an
+		// exit, an error of its own), the budget is why.
+		o := sandbox(abi.ExcMemoryBudget, why)
+		o.ExcInfo = out.ExcName + ": " + out.ExcMessage
+		out = o
+	}
 	if h.opts.observe != nil && callErr == nil {
 		h.opts.observe(bytes.Clone(input), bytes.Clone(in.k.mem[c.outOff:c.outOff+c.outLen]), int32(uint32(stack[0])), string(in.k.block(c.errOff)))
 	}

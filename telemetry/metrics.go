@@ -155,7 +155,7 @@ func (m *Metrics) Attempt(job *abi.Job, o *abi.Outcome) {
 func isSandboxName(exc string) bool {
 	switch exc {
 	case abi.ExcTimeout, abi.ExcMemoryLimit, abi.ExcTrap, abi.ExcExit, abi.ExcInputTooLarge, abi.ExcOutputTooLarge,
-		abi.ExcHTTPDenied, abi.ExcPluginNotFound, abi.ExcPluginInvalid, abi.ExcFuelExhausted:
+		abi.ExcHTTPDenied, abi.ExcPluginNotFound, abi.ExcPluginInvalid, abi.ExcFuelExhausted, abi.ExcMemoryBudget:
 		return true
 	}
 	return false
@@ -186,6 +186,7 @@ func (m *Metrics) RegisterNode(h HostStats, r RunnerStats) {
 		m.Registry.MustRegister(
 			gauge("wasmq_host_modules", "Plugin modules loaded (shared and per tenant).", func() float64 { return float64(h.Stats().Modules) }),
 			gauge("wasmq_host_instances_idle", "Instances kept idle in the pools.", func() float64 { return float64(h.Stats().IdleInstances) }),
+			gauge("wasmq_host_memory_bytes", "Memory every instance holds, idle or running: linear memories and kernel arenas as far as grown (at most host.max_memory).", func() float64 { return float64(h.Stats().MemoryBytes) }),
 			gauge("wasmq_host_instances_idle_bytes", "Memory the idle instances hold: linear memories as far as written, tables at 8 bytes an entry (at most host.pool_memory).", func() float64 { return float64(h.Stats().IdleBytes) }),
 			gauge("wasmq_host_instances_busy", "Attempts running in the host now.", func() float64 { return float64(h.Stats().Running) }),
 			gauge("wasmq_host_pool_size", "Idle instances kept at most per (tenant, module).", func() float64 { return float64(h.Stats().PoolSize) }),

@@ -172,6 +172,8 @@ func TestUsageIsCountedPerTenantAndFunction(t *testing.T) {
 	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeDone, Usage: u})
 	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeSandbox, ExcName: abi.ExcFuelExhausted, Usage: u})
 	m.Attempt(&abi.Job{Tenant: "globex", Func: "m.g"}, &abi.Outcome{Kind: abi.OutcomeFailed, Usage: abi.Usage{WallMS: 1}})
+	// A grow refused for a budget is a retry, counted as the sandbox's.
+	m.Attempt(&abi.Job{Tenant: "acme", Func: "m.f"}, &abi.Outcome{Kind: abi.OutcomeRetry, ExcName: abi.ExcMemoryBudget})
 	got := counters(t, m)
 	for key, want := range map[string]float64{
 		"wasmq_fuel_total func=m.f tenant=acme":                                 200,
@@ -180,6 +182,7 @@ func TestUsageIsCountedPerTenantAndFunction(t *testing.T) {
 		"wasmq_http_bytes_total direction=out func=m.f tenant=acme":             10,
 		"wasmq_http_bytes_total direction=in func=m.f tenant=acme":              14,
 		"wasmq_sandbox_failures_total exc_name=wasmq.FuelExhausted tenant=acme": 1,
+		"wasmq_sandbox_failures_total exc_name=wasmq.MemoryBudget tenant=acme":  1,
 	} {
 		if got[key] != want {
 			t.Errorf("%s = %v, want %v", key, got[key], want)

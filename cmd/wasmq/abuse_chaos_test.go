@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wasmq/wasmq/host/wasmgen"
 	"github.com/wasmq/wasmq/store/pgtest"
 )
 
@@ -25,6 +26,13 @@ import (
 // plugins are the whole hostile corpus, and good; both may run testkit.
 // 8 workers, a 64 MiB memory limit and a 2 s timeout per job.
 func hostileNode(t *testing.T, bin string) *node {
+	t.Helper()
+	return hostileNodeWith(t, bin, "", nil)
+}
+
+// hostileNodeWith is hostileNode with evilKeys added to evil's
+// [[tenants]] entry and extra modules in its folder.
+func hostileNodeWith(t *testing.T, bin, evilKeys string, extra map[string][]byte) *node {
 	t.Helper()
 	dsn := pgtest.DSN(t)
 	plugins := t.TempDir()
@@ -43,10 +51,16 @@ func hostileNode(t *testing.T, bin string) *node {
 	for _, p := range hostile {
 		link(p, filepath.Join(plugins, "evil", filepath.Base(p)))
 	}
+	for name, wasm := range extra {
+		if err := os.WriteFile(filepath.Join(plugins, "evil", name+".wasm"), wasm, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return launchNode(t, bin, "hostile", func(addr, dir string) string {
 		return fmt.Sprintf(`[server]
 listen = %q
 log_level = "error"
+admin_token = "admin-token-0123456789"
 [store]
 %s
 migrate = true
@@ -62,10 +76,11 @@ memory_limit = "64MiB"
 [[tenants]]
 name = "evil"
 token = "evil-token-0123456789"
+%s
 [[tenants]]
 name = "good"
 token = "good-token-0123456789"
-`, addr, storeLines(dsn), plugins, filepath.Join(dir, "cache"))
+`, addr, storeLines(dsn), plugins, filepath.Join(dir, "cache"), evilKeys)
 	})
 }
 
@@ -255,6 +270,106 @@ func TestChaosHostileTenantBesideAnHonestOne(t *testing.T) {
 	if peak > 8*64<<20+fixed {
 		t.Errorf("peak RSS %d MiB, over 8 × memory_limit + %d MiB", peak>>20, fixed>>20)
 	}
+}
+
+// A tenant floods jobs that each grow their memory to 48 MiB and hold it
+// until their 2 s timeout, more than its max_memory of 128 MiB allows at
+// once, beside a tenant at work. Without the budget, 8 workers held 8 ×
+// 48 MiB of evil's; with it, what the node's instances hold stays within
+// evil's 128 MiB plus good's, evil's jobs beyond it are refused and
+// retried (wasmq.MemoryBudget), and good's all run.
+func TestChaosATenantsMemoryFloodStaysWithinItsBudget(t *testing.T) {
+	bin := buildWasmq(t)
+	n := hostileNodeWith(t, bin, `max_memory = "128MiB"`, map[string][]byte{"hold": wasmgen.Module(wasmgen.HoardAndSpin(768))})
+	held := func() int64 {
+		req, _ := http.NewRequest("GET", n.url+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer admin-token-0123456789") // node-wide series: the admin's
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "wasmq_host_memory_bytes "); ok {
+				f, _ := strconv.ParseFloat(v, 64)
+				return int64(f)
+			}
+		}
+		t.Fatal("no wasmq_host_memory_bytes in /metrics")
+		return 0
+	}
+	base := peakRSS(t, n.cmd.Process.Pid)
+	var jobs []map[string]any
+	for range 16 {
+		jobs = append(jobs, map[string]any{"func": "hold.run", "max_retries": 5})
+	}
+	if code, body := call(t, "POST", n.url+"/v1/jobs:batch", "evil-token-0123456789", map[string]any{"jobs": jobs}); code != 201 && code != 200 {
+		t.Fatalf("evil's batch: %d %v", code, body)
+	}
+	var most int64
+	for end := time.Now().Add(6 * time.Second); time.Now().Before(end); {
+		if code, body := call(t, "POST", n.url+"/v1/jobs", "good-token-0123456789", map[string]any{"func": "testkit.sleep", "kwargs": map[string]any{"ms": 20}}); code != 201 && code != 200 {
+			t.Fatalf("good's job: %d %v", code, body)
+		}
+		most = max(most, held())
+		time.Sleep(50 * time.Millisecond)
+	}
+	// good's instances of testkit hold a few MiB; evil's at most 128.
+	t.Logf("the node's instances held at most %d MiB", most>>20)
+	if most > (128+32)<<20 {
+		t.Errorf("the node's instances held %d MiB, over evil's max_memory of 128 MiB and good's few", most>>20)
+	}
+	// A refused attempt is a retry: the job waits for its next try,
+	// its result saying why (as for any retry).
+	req, _ := http.NewRequest("GET", n.url+"/v1/jobs?limit=100", nil)
+	req.Header.Set("Authorization", "Bearer evil-token-0123456789")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var list struct {
+		Jobs []struct {
+			State   string          `json:"state"`
+			ExcName string          `json:"exc_name"`
+			Result  json.RawMessage `json:"result"`
+		} `json:"jobs"`
+	}
+	json.NewDecoder(res.Body).Decode(&list)
+	res.Body.Close()
+	ended := map[string]int{}
+	for _, j := range list.Jobs {
+		var reason string
+		json.Unmarshal(j.Result, &reason)
+		switch {
+		case j.State == "pending" && strings.HasPrefix(reason, "wasmq.MemoryBudget: tenants.max_memory of 128MiB reached"):
+			ended["refused, to be retried"]++
+		case j.State == "failed" && j.ExcName == "wasmq.Timeout":
+			ended["held to the timeout"]++
+		default:
+			ended[j.State+" "+j.ExcName+" "+reason]++
+		}
+	}
+	t.Logf("evil's jobs: %v", ended)
+	if ended["refused, to be retried"] == 0 || ended["held to the timeout"] == 0 || len(ended) != 2 {
+		t.Errorf("evil's jobs: %v; want some that held their memory to the timeout and the others refused it, to be retried", ended)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		done, all := 0, listTimed(t, n.url, "good-token-0123456789")
+		for _, j := range all {
+			if j.State == "done" {
+				done++
+			}
+		}
+		if done == len(all) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of good's %d jobs done", done, len(all))
+		}
+	}
+	peak := peakRSS(t, n.cmd.Process.Pid)
+	t.Logf("peak RSS %d MiB, %d MiB before the flood", peak>>20, base>>20)
 }
 
 // HTTP abuse against a real node: a thousand connections that send half a

@@ -134,6 +134,16 @@ func Hoard(pages int) []byte {
 	return WithLocals(1, append(code, 0x41, 0, 0x0b))
 }
 
+// HoardAndSpin grows and writes the memory as Hoard does, then loops
+// until the sandbox stops it: a job holding that memory for as long as
+// its timeout.
+func HoardAndSpin(pages int) []byte {
+	code := Hoard(pages)
+	code = code[:len(code)-3]                      // i32.const 0, end
+	code = append(code, 0x03, 0x40, 0x0c, 0, 0x0b) // loop, br 0, end
+	return append(code, 0x41, 0, 0x0b)
+}
+
 // sleb appends v as a signed LEB128.
 func sleb(b []byte, v int64) []byte {
 	for {
