@@ -70,8 +70,9 @@ type kernel struct {
 	vars    map[string][]byte
 	varSz   int
 	// acct is the tenant's account, counted what the arena holds there
-	// (its length, since reset), budget why an alloc was refused for a
-	// budget (memory.go).
+	// (the most of its length since it was made: a kept arena keeps its
+	// bytes, and a pooled job then counts nothing), budget why an alloc
+	// was refused for a budget (memory.go).
 	acct    *tenantMemory
 	counted uint64
 	budget  string
@@ -88,6 +89,7 @@ const maxVarBytes = 1 << 20
 func (k *kernel) reset(limit uint64) {
 	if cap(k.mem) > 1<<20 {
 		k.mem = nil // do not keep a big arena alive between jobs
+		k.uncount()
 	}
 	k.mem = append(k.mem[:0], 0) // offset 0 is the null block
 	if k.blocks == nil {
@@ -99,7 +101,6 @@ func (k *kernel) reset(limit uint64) {
 	k.hit = false
 	k.refused = 0
 	k.budget = ""
-	k.uncount()
 }
 
 func (k *kernel) alloc(n uint64) uint64 {
