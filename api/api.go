@@ -15,6 +15,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -136,13 +137,13 @@ func New(o Options) http.Handler {
 	s.route("PUT /v1/plugins/{name}/config", s.putPluginConfig)
 	s.route("DELETE /v1/plugins/{name}", bodiless("", s.deletePlugin))
 	s.scheduleRoutes()
-	s.mux.HandleFunc("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+	s.plain("GET /v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openapi)
 	})
-	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
-	s.mux.HandleFunc("GET /readyz", s.ready)
-	s.mux.HandleFunc("GET /metrics", s.metrics)
+	s.plain("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) })
+	s.plain("GET /readyz", s.ready)
+	s.plain("GET /metrics", s.metrics)
 	s.mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, caller{}, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + r.URL.Path, ""})
 	})
@@ -153,6 +154,15 @@ func New(o Options) http.Handler {
 }
 
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The escaped path, as the mux matches it: "..%2Fx" is one segment,
+	// a name its route refuses naming it.
+	if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v1/") && cleanPath(p) != p {
+		// http.ServeMux would redirect to the cleaned path, which is
+		// another route: a client that sent /v1/schedules/.. did not
+		// mean /v1/, nor PUT /v1/plugins/. a PUT of /v1/plugins/.
+		s.writeErr(w, r, caller{}, &httpError{404, "not_found", "no such endpoint: " + r.Method + " " + p + " (a path with empty, . or .. segments)", ""})
+		return
+	}
 	if s.Tracer == nil {
 		s.mux.ServeHTTP(w, r)
 		return
@@ -217,6 +227,9 @@ type handler func(w http.ResponseWriter, r *http.Request, c caller) error
 
 func (s *server) route(pattern string, h handler) {
 	allowed := allowedQuery(pattern)
+	if strings.HasPrefix(pattern, "GET ") {
+		h = bodiless("", h) // a reading takes its filters from the query string
+	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		c, err := s.auth(r)
@@ -240,6 +253,38 @@ func (s *server) route(pattern string, h handler) {
 		}
 		s.Log.Debug().Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Dur("took", time.Since(start)).Err(err).Msg("request")
 	})
+}
+
+// plain registers a route that authenticates by itself, or not at all
+// (probes, the document, /metrics), refusing parameters it does not take
+// and a body, as route does.
+func (s *server) plain(pattern string, h http.HandlerFunc) {
+	allowed := allowedQuery(pattern)
+	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		var err error
+		if r.URL.RawQuery != "" {
+			err = checkQuery(r.URL.Query(), allowed, false)
+		}
+		if err == nil {
+			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
+			err = refuseBody(r, "")
+		}
+		if err != nil {
+			s.writeErr(w, r, caller{}, err)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// cleanPath is p as http.ServeMux cleans it: no empty, . or .. segment,
+// a trailing slash kept.
+func cleanPath(p string) string {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }
 
 // checkQuery refuses a parameter the operation does not take (it would
@@ -328,16 +373,25 @@ const bulkHint = ": its filters go in the query string (?state=failed&channel=ro
 // libraries send, passes.
 func bodiless(hint string, h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
-		b, err := readBody(r)
-		if err != nil {
+		if err := refuseBody(r, hint); err != nil {
 			return err
-		}
-		var m map[string]json.RawMessage
-		if len(bytes.TrimSpace(b)) > 0 && (json.Unmarshal(b, &m) != nil || len(m) > 0) {
-			return &httpError{400, "invalid_argument", r.Method + " " + r.URL.Path + " takes no body" + hint, "(body)"}
 		}
 		return h(w, r, c)
 	}
+}
+
+// refuseBody reads r's body and refuses one that carries anything ({}
+// and null pass: some HTTP libraries send them with every request).
+func refuseBody(r *http.Request, hint string) error {
+	b, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	var m map[string]json.RawMessage
+	if len(bytes.TrimSpace(b)) > 0 && (json.Unmarshal(b, &m) != nil || len(m) > 0) {
+		return &httpError{400, "invalid_argument", r.Method + " " + r.URL.Path + " takes no body" + hint, "(body)"}
+	}
+	return nil
 }
 
 func readBody(r *http.Request) ([]byte, error) {

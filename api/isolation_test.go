@@ -676,7 +676,7 @@ func routesOf(t *testing.T, fset *token.FileSet, f *ast.File) []string {
 	var out []string
 	for _, d := range f.Decls {
 		fn, ok := d.(*ast.FuncDecl)
-		if !ok || fn.Name.Name == "route" { // route is the helper that registers
+		if !ok || fn.Name.Name == "route" || fn.Name.Name == "plain" { // the helpers that register
 			continue
 		}
 		ast.Inspect(fn, func(n ast.Node) bool {
@@ -685,7 +685,7 @@ func routesOf(t *testing.T, fset *token.FileSet, f *ast.File) []string {
 				return true
 			}
 			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok || (sel.Sel.Name != "route" && sel.Sel.Name != "HandleFunc" && sel.Sel.Name != "Handle") {
+			if !ok || (sel.Sel.Name != "route" && sel.Sel.Name != "plain" && sel.Sel.Name != "HandleFunc" && sel.Sel.Name != "Handle") {
 				return true
 			}
 			lit, ok := call.Args[0].(*ast.BasicLit)

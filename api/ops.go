@@ -199,6 +199,9 @@ func (s *server) patchChannel(w http.ResponseWriter, r *http.Request, c caller) 
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
+	if len(body) == 0 { // {} or null: the document asks for one field at least
+		return badParam("(body)", "names nothing to change: give capacity, throttle or paused")
+	}
 	var capacity *int
 	var throttle *float64
 	var paused *bool
