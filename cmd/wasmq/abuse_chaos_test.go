@@ -133,6 +133,26 @@ type timed struct {
 
 func listTimed(t *testing.T, url, token string) []timed { return listJobs[timed](t, url, token) }
 
+// allDone waits until every job of token's tenant is done, within a
+// bound, and returns them.
+func allDone(t *testing.T, url, token string, within time.Duration) []timed {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(200 * time.Millisecond) {
+		all, done := listTimed(t, url, token), 0
+		for _, j := range all {
+			if j.State == "done" {
+				done++
+			}
+		}
+		if done == len(all) {
+			return all
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d jobs done after %v", done, len(all), within)
+		}
+	}
+}
+
 func percentile(ds []time.Duration, p float64) time.Duration {
 	if len(ds) == 0 {
 		return 0
@@ -187,26 +207,8 @@ func TestChaosHostileTenantBesideAnHonestOne(t *testing.T) {
 	wg.Wait()
 	// Good's jobs all ran; their wait is what the flood cost them.
 	var waits []time.Duration
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		waits = waits[:0]
-		all := listTimed(t, n.url, "good-token-0123456789")
-		done := 0
-		for _, j := range all {
-			if j.DateStarted != nil {
-				waits = append(waits, j.DateStarted.Sub(j.DateCreated))
-			}
-			if j.State == "done" {
-				done++
-			}
-		}
-		if done == len(all) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of good's %d jobs done 30 s after the flood", done, len(all))
-		}
-		time.Sleep(200 * time.Millisecond)
+	for _, j := range allDone(t, n.url, "good-token-0123456789", 30*time.Second) {
+		waits = append(waits, j.DateStarted.Sub(j.DateCreated))
 	}
 	p50, p99 := percentile(waits, 0.5), percentile(waits, 0.99)
 	slowest := slices.Clone(waits)
@@ -354,20 +356,7 @@ func TestChaosATenantsMemoryFloodStaysWithinItsBudget(t *testing.T) {
 	if ended["refused, to be retried"] == 0 || ended["held to the timeout"] == 0 || len(ended) != 2 {
 		t.Errorf("evil's jobs: %v; want some that held their memory to the timeout and the others refused it, to be retried", ended)
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		done, all := 0, listTimed(t, n.url, "good-token-0123456789")
-		for _, j := range all {
-			if j.State == "done" {
-				done++
-			}
-		}
-		if done == len(all) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of good's %d jobs done", done, len(all))
-		}
-	}
+	allDone(t, n.url, "good-token-0123456789", 10*time.Second)
 	peak := peakRSS(t, n.cmd.Process.Pid)
 	t.Logf("peak RSS %d MiB, %d MiB before the flood", peak>>20, base>>20)
 }
