@@ -118,6 +118,7 @@ func TestATenantsIdleInstancesAreClosedToMakeRoomForItsJob(t *testing.T) {
 		t.Errorf("idle instances: evil's of hoard %d, of hoard2 %d, good's %d; want 0, 1 and 1 (evil's oldest closed for its job)", a, b, g)
 	}
 }
+
 func TestTheNodesInstancesHoldAtMostMaxMemory(t *testing.T) {
 	h := memoryHost(t, func(c *Config) { c.MaxMemory = 128 << 20 })
 	held, refused, msgs := holdAtOnce(t, h, "a", "b", "c", "d")
