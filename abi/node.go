@@ -34,4 +34,7 @@ type HostStats struct {
 	// MemoryBytes is what every instance holds, idle or running: linear
 	// memories and kernel arenas as far as grown (at most host.max_memory).
 	MemoryBytes uint64
+	// RecordsDropped counts the records not kept for their tenant's
+	// host.record_rate, since the host started.
+	RecordsDropped uint64
 }

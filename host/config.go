@@ -110,6 +110,14 @@ type Config struct {
 	// calls and marks the record incomplete; the job goes on as it
 	// would. Defaults to "1MiB" (DefaultRecordMaxBytes).
 	RecordMaxBytes ByteSize `toml:"record_max_bytes"`
+	// RecordRate and RecordBurst bound the bytes of the records each
+	// tenant's attempts keep on this node: RecordRate a second, at most
+	// RecordBurst at once (a token bucket). A record past them is not
+	// kept: the attempt says so in its log and the job goes on as it
+	// would. Default to "1MiB" and "64MiB" (DefaultRecordRate,
+	// DefaultRecordBurst).
+	RecordRate  ByteSize `toml:"record_rate"`
+	RecordBurst ByteSize `toml:"record_burst"`
 	// CompileTimeout and CompileMemory bound the compile of a module in a
 	// child process, when CompileCommand names one: past either, the
 	// module is refused and the child killed. Defaults to 60s and "1GiB"
@@ -154,6 +162,15 @@ const (
 const (
 	DefaultRecord                  = abi.RecordFailures
 	DefaultRecordMaxBytes ByteSize = 1 << 20
+	// DefaultRecordRate and DefaultRecordBurst: a failing attempt keeps
+	// its record (input and tape, up to 2 MiB by default) in the store,
+	// so a tenant's jobs failing in a loop wrote records as fast as the
+	// workers ran them: 8 workers whose attempts fail every 50 ms on
+	// full tapes would write 320 MiB a second. 1 MiB a second keeps every
+	// record of attempts with tapes of kilobytes, and 64 MiB at once an
+	// outage's burst of them.
+	DefaultRecordRate  ByteSize = 1 << 20
+	DefaultRecordBurst ByteSize = 64 << 20
 )
 
 // WithDefaults returns c with every unset field at its documented default.
@@ -223,6 +240,12 @@ func (c Config) WithDefaults() Config {
 	if c.RecordMaxBytes == 0 {
 		c.RecordMaxBytes = DefaultRecordMaxBytes
 	}
+	if c.RecordRate == 0 {
+		c.RecordRate = DefaultRecordRate
+	}
+	if c.RecordBurst == 0 {
+		c.RecordBurst = DefaultRecordBurst
+	}
 	return c
 }
 
@@ -252,6 +275,15 @@ func (c Config) Validate() error {
 	}
 	if c.RecordMaxBytes < 0 {
 		return fmt.Errorf("host.record_max_bytes: must be >= 0")
+	}
+	if c.RecordRate < 0 || c.RecordRate > MaxMemoryBound {
+		return fmt.Errorf("host.record_rate: must be between 1 byte and %s a second (0 means the default, %s)", MaxMemoryBound, DefaultRecordRate)
+	}
+	if c.RecordBurst < 0 || c.RecordBurst > MaxMemoryBound {
+		return fmt.Errorf("host.record_burst: must be between 1 byte and %s (0 means the default, %s)", MaxMemoryBound, DefaultRecordBurst)
+	}
+	if c.RecordBurst > 0 && c.RecordBurst < c.MaxInput+c.RecordMaxBytes {
+		return fmt.Errorf("host.record_burst: %s is under host.max_input + host.record_max_bytes (%s): the largest record could never be kept", c.RecordBurst, c.MaxInput+c.RecordMaxBytes)
 	}
 	switch {
 	case c.Timeout <= 0:

@@ -24,6 +24,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 	"github.com/wasmq/wasmq/abi"
+	"golang.org/x/time/rate"
 )
 
 // ChildEnqueuer enqueues a child job for parent's tenant from the JSON body
@@ -86,9 +87,14 @@ type Host struct {
 	memHeld    uint64
 	memLimit   uint64
 	memTenants map[string]*tenantMemory
-	codes      map[string]*compiled
-	mods       map[modKey]*module
-	poolSize   atomic.Int64
+	// recLimits holds each tenant's record bucket (recordbudget.go),
+	// guarded by recMu; recordsDropped counts the records not kept.
+	recMu          sync.Mutex
+	recLimits      map[string]*rate.Limiter
+	recordsDropped atomic.Uint64
+	codes          map[string]*compiled
+	mods           map[modKey]*module
+	poolSize       atomic.Int64
 
 	// kill cancels every running attempt when Close gives up waiting.
 	killCtx context.Context
@@ -115,6 +121,7 @@ func New(cfg Config, log zerolog.Logger, opts ...Option) (*Host, error) {
 		mods:       map[modKey]*module{},
 		uploads:    map[string]*sync.Mutex{},
 		memTenants: map[string]*tenantMemory{},
+		recLimits:  map[string]*rate.Limiter{},
 		memLimit:   uint64(cfg.MaxMemory),
 		stop:       make(chan struct{}),
 		stopped:    make(chan struct{}),
@@ -285,6 +292,7 @@ func (h *Host) Stats() abi.HostStats {
 	h.memMu.Lock() // after mu, as everywhere
 	st.MemoryBytes = h.memHeld
 	h.memMu.Unlock()
+	st.RecordsDropped = h.recordsDropped.Load()
 	return st
 }
 

@@ -261,3 +261,45 @@ func TestARecordingPolicyOutsideTheThreeIsRefusedNamingTheKey(t *testing.T) {
 		t.Fatalf("sidecar: %v", err)
 	}
 }
+
+// A tenant's failing attempts keep their records within host.record_rate
+// and record_burst; past them the attempt goes on without its record and
+// says so in its log, and another tenant's records are kept as before.
+func TestRecordsAreKeptWithinTheTenantsRecordRate(t *testing.T) {
+	srv, _ := quoteServer(t)
+	h, _ := flakyHost(t, srv, "", func(c *Config) {
+		c.MaxInput, c.RecordMaxBytes = 1<<10, 1<<10
+		c.RecordRate, c.RecordBurst = 1, 2<<10 // a byte a second: the burst alone
+	})
+	kept, dropped := 0, 0
+	for range 10 {
+		out := run(t, h, quoteJob(srv))
+		if out.Kind != abi.OutcomeFailed {
+			t.Fatalf("attempt: %s %s", out.Kind, out.ExcMessage)
+		}
+		if out.Record != nil {
+			kept++
+			continue
+		}
+		dropped++
+		if last := out.Logs[len(out.Logs)-1]; last.Level != "warn" || !strings.Contains(last.Message, "was not kept: the tenant's records on this node are over host.record_rate (1 a second, 2KiB at once)") {
+			t.Errorf("an attempt without its record logs %+v", last)
+		}
+	}
+	size := 0
+	globex := quoteJob(srv)
+	globex.Tenant = "globex"
+	if first := run(t, h, globex); first.Record != nil {
+		size = first.Record.Size
+	} else {
+		t.Error("globex's first record was not kept: acme's bucket is acme's")
+	}
+	// Each record is a few hundred bytes: the 2 KiB burst keeps the first
+	// few, and nothing refills it within the test.
+	if kept == 0 || dropped == 0 || kept*size > 2<<10 {
+		t.Errorf("acme's 10 records: %d kept, %d dropped (%d bytes each); want the first within 2 KiB kept, the rest dropped", kept, dropped, size)
+	}
+	if n := h.Stats().RecordsDropped; n != uint64(dropped) {
+		t.Errorf("Stats().RecordsDropped = %d, want %d", n, dropped)
+	}
+}

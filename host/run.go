@@ -209,7 +209,11 @@ func (h *Host) callExport(ctx context.Context, job *abi.Job, code *compiled, con
 	released = true
 	h.release(in, callErr == nil && c.stopped == nil, lim)
 	if rec != nil {
-		out.Record = keepRecord(policy, rec, out, job, code, config, fc, input)
+		var why *abi.LogLine
+		out.Record, why = h.keepWithinBudget(job.Tenant, keepRecord(policy, rec, out, job, code, config, fc, input))
+		if why != nil {
+			out.Logs = append(out.Logs, *why)
+		}
 		rec.put()
 	}
 	return out

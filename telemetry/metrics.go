@@ -186,6 +186,7 @@ func (m *Metrics) RegisterNode(h HostStats, r RunnerStats) {
 		m.Registry.MustRegister(
 			gauge("wasmq_host_modules", "Plugin modules loaded (shared and per tenant).", func() float64 { return float64(h.Stats().Modules) }),
 			gauge("wasmq_host_instances_idle", "Instances kept idle in the pools.", func() float64 { return float64(h.Stats().IdleInstances) }),
+			counter("wasmq_host_records_dropped_total", "Records of attempts not kept because their tenant was over host.record_rate.", func() float64 { return float64(h.Stats().RecordsDropped) }),
 			gauge("wasmq_host_memory_bytes", "Memory every instance holds, idle or running: linear memories and kernel arenas as far as grown (at most host.max_memory).", func() float64 { return float64(h.Stats().MemoryBytes) }),
 			gauge("wasmq_host_instances_idle_bytes", "Memory the idle instances hold: linear memories as far as written, tables at 8 bytes an entry (at most host.pool_memory).", func() float64 { return float64(h.Stats().IdleBytes) }),
 			gauge("wasmq_host_instances_busy", "Attempts running in the host now.", func() float64 { return float64(h.Stats().Running) }),

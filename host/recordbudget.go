@@ -1,0 +1,36 @@
+package host
+
+import (
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wasmq/wasmq/abi"
+)
+
+// keepWithinBudget takes the bytes of rec, about to be kept for tenant,
+// from the tenant's record bucket on this node (host.record_rate,
+// host.record_burst). A record the bucket cannot pay for is not kept:
+// keepWithinBudget returns nil and the log line that tells the attempt
+// why. The attempt itself is kept, with its outcome, logs and result,
+// whatever its record.
+func (h *Host) keepWithinBudget(tenant string, rec *abi.Record) (*abi.Record, *abi.LogLine) {
+	if rec == nil {
+		return nil, nil
+	}
+	h.recMu.Lock()
+	lim := h.recLimits[tenant]
+	if lim == nil {
+		lim = rate.NewLimiter(rate.Limit(h.cfg.RecordRate), int(min(h.cfg.RecordBurst, 1<<40)))
+		h.recLimits[tenant] = lim
+	}
+	h.recMu.Unlock()
+	if lim.AllowN(time.Now(), rec.Size) {
+		return rec, nil
+	}
+	h.recordsDropped.Add(1)
+	return nil, &abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf(
+		"wasmq: this attempt's record (%d bytes) was not kept: the tenant's records on this node are over host.record_rate (%s a second, %s at once)",
+		rec.Size, h.cfg.RecordRate, h.cfg.RecordBurst)}
+}
