@@ -2,10 +2,13 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -153,4 +156,107 @@ func TestWhatTheFuzzerFoundIsRefusedNamingWhatIsWrong(t *testing.T) {
 	if r := s.do("PATCH", "/v1/channels/root", tokAdmin, map[string]any{"paused": false}); r.status != 200 {
 		t.Errorf("PATCH /v1/channels/root {paused:false}: %d %s", r.status, r.body)
 	}
+}
+
+// FuzzAnAcceptedJobIsReadBackAsSent: whatever args, kwargs and
+// description a client sends, a job the server accepts reads back with
+// the same values (JSON values compared as values: numbers exactly, keys
+// in any order), on SQLite and, with WASMQ_FUZZ_STORE=postgres, on
+// PostgreSQL's jsonb. Nothing is lost or changed on the way in.
+func FuzzAnAcceptedJobIsReadBackAsSent(f *testing.F) {
+	if os.Getenv("WASMQ_FUZZ_STORE") == "postgres" {
+		backend = "postgres"
+		defer func() { backend = "sqlite" }()
+	}
+	s := start(f)
+	for _, c := range [][3]string{
+		{`[1,"two",3.5]`, `{"lang":"fr"}`, "hello"},
+		{`[9007199254740993, -0, 1e400, 123456789012345678901234567890]`, `{"n":1E2,"m":0.1}`, ""},
+		{`["\u00e9\ud83d\ude00", "\\", "\"", "\t"]`, `{"\u0061b":{"c":[null,true,false]}}`, "caf\u00e9 \u2028"},
+		{`[]`, `{}`, strings.Repeat("x", 1000)},
+		{`[[[[[[[[[[1]]]]]]]]]]`, `{"a":{"b":{"c":{}}}}`, " "},
+	} {
+		f.Add([]byte(c[0]), []byte(c[1]), c[2])
+	}
+	f.Fuzz(func(t *testing.T, args, kwargs []byte, description string) {
+		desc, _ := json.Marshal(description) // invalid UTF-8 becomes U+FFFD: what is sent
+		json.Unmarshal(desc, &description)
+		body := `{"func":"testkit.echo","eta":3600,"args":` + string(args) + `,"kwargs":` + string(kwargs) + `,"description":` + string(desc) + `}`
+		req := httptest.NewRequest("POST", "/v1/jobs", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokA)
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		s.n.Handler.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("POST %s: %d %s", body, rec.Code, rec.Body.Bytes())
+		}
+		if rec.Code != 201 {
+			return // refused, naming what: the other fuzz target's concern
+		}
+		var created struct{ UUID string }
+		json.Unmarshal(rec.Body.Bytes(), &created)
+		req = httptest.NewRequest("GET", "/v1/jobs/"+created.UUID, nil)
+		req.Header.Set("Authorization", "Bearer "+tokA)
+		rec = httptest.NewRecorder()
+		s.n.Handler.ServeHTTP(rec, req)
+		var got struct {
+			Args        json.RawMessage `json:"args"`
+			Kwargs      json.RawMessage `json:"kwargs"`
+			Description string          `json:"description"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+			t.Fatalf("GET: %d %s: %v", rec.Code, rec.Body.Bytes(), err)
+		}
+		for _, c := range []struct {
+			name      string
+			sent, got []byte
+		}{{"args", args, got.Args}, {"kwargs", kwargs, got.Kwargs}} {
+			if !sameJSON(t, c.sent, c.got) {
+				t.Fatalf("%s sent %s, read back %s", c.name, c.sent, c.got)
+			}
+		}
+		if got.Description != description {
+			t.Fatalf("description sent %q, read back %q", description, got.Description)
+		}
+	})
+}
+
+// sameJSON compares two JSON documents as values: numbers as exact
+// rationals, objects as sets of keys.
+func sameJSON(t *testing.T, a, b []byte) bool {
+	va, vb := decodeExact(t, a), decodeExact(t, b)
+	return reflect.DeepEqual(va, vb)
+}
+
+func decodeExact(t *testing.T, b []byte) any {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	return exactNumbers(v)
+}
+
+// exactNumbers turns each json.Number into its exact value's text, so
+// that 1E2 and 100, or -0 and 0, compare equal, and 2^53+1 does not
+// equal 2^53.
+func exactNumbers(v any) any {
+	switch x := v.(type) {
+	case json.Number:
+		r, ok := new(big.Rat).SetString(string(x))
+		if !ok {
+			return "unreadable number " + string(x)
+		}
+		return r.RatString()
+	case []any:
+		for i := range x {
+			x[i] = exactNumbers(x[i])
+		}
+	case map[string]any:
+		for k := range x {
+			x[k] = exactNumbers(x[k])
+		}
+	}
+	return v
 }
