@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
+	"golang.org/x/time/rate"
 )
 
 // Functions resolves a function visible to a tenant; *host.Host does.
@@ -52,7 +53,7 @@ type Service struct {
 	Coalesce Coalesce
 
 	mu      sync.Mutex
-	buckets map[string]*bucket
+	buckets map[string]*rate.Limiter
 
 	coOnce sync.Once
 	co     *coalescer

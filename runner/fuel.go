@@ -17,6 +17,10 @@ import (
 // fuel_rate up to its burst; an ended attempt takes its fuel, which may
 // take the level below zero (the attempt was not stopped for it), and
 // the tenant starts nothing until the level is back above zero.
+// Hand-written, unlike the enqueue rate and the records' buckets
+// (golang.org/x/time/rate): its debt is unbounded, since an attempt's
+// fuel is known only once spent and may pass the whole burst, which
+// rate.Limiter refuses to take.
 type fuelBucket struct {
 	level float64
 	at    time.Time
