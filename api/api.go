@@ -237,7 +237,7 @@ func (s *server) route(pattern string, h handler) {
 			trace.SpanFromContext(r.Context()).SetAttributes(attribute.String("wasmq.tenant", c.tenant), attribute.Bool("wasmq.admin", c.admin))
 		}
 		if err == nil && r.URL.RawQuery != "" {
-			err = checkQuery(r.URL.Query(), allowed, c.admin)
+			err = checkQuery(r.URL.RawQuery, allowed, c.admin)
 		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
@@ -263,7 +263,7 @@ func (s *server) plain(pattern string, h http.HandlerFunc) {
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if r.URL.RawQuery != "" {
-			err = checkQuery(r.URL.Query(), allowed, false)
+			err = checkQuery(r.URL.RawQuery, allowed, false)
 		}
 		if err == nil {
 			r.Body = http.MaxBytesReader(w, r.Body, s.BodyLimit)
@@ -287,11 +287,18 @@ func cleanPath(p string) string {
 	return c
 }
 
-// checkQuery refuses a parameter the operation does not take (it would
+// checkQuery refuses a query string that does not parse whole, and a
+// parameter the operation does not take (it would
 // be dropped unseen: POST /v1/jobs?priority=5 made a job of priority 10)
 // and, for the admin, a ?tenant= the store could not match, which every
 // route that reads it passes on: checked once, here.
-func checkQuery(q url.Values, allowed map[string]bool, admin bool) error {
+func checkQuery(raw string, allowed map[string]bool, admin bool) error {
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		// r.URL.Query() drops what it cannot read ("state=failed;x"
+		// loses the pair): a bulk action would then act on every job.
+		return &httpError{400, "invalid_argument", fmt.Sprintf("the query string is malformed: %v", err), "(query)"}
+	}
 	for k := range q {
 		if !allowed[k] {
 			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q (this operation takes: %s)", k, names(allowed)), k}

@@ -121,6 +121,9 @@ func TestWhatTheFuzzerFoundIsRefusedNamingWhatIsWrong(t *testing.T) {
 		{"GET", "/readyz", "", `{"deep":true}`, "(body)"},
 		{"GET", "/metrics?name=x", tokA, nil, "name"},
 		{"GET", "/v1/openapi.json?v=2", "", nil, "v"},
+		{"POST", "/v1/jobs:cancel?state=failed;x", tokA, nil, "(query)"}, // was every job: the pair dropped
+		{"GET", "/v1/jobs?state=%zz", tokA, nil, "(query)"},
+		{"GET", "/healthz?a;b", "", nil, "(query)"},
 		{"GET", "/v1/jobs", tokA, `{"state":"failed"}`, "(body)"}, // the filters are the query's
 		{"PATCH", "/v1/channels/root", tokAdmin, `{}`, "(body)"},  // nothing to change
 		{"PATCH", "/v1/channels/root", tokAdmin, `null`, "(body)"},

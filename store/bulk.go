@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -30,10 +33,26 @@ func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []
 		return nil, fmt.Errorf("act: %q is not a manual action: %w", cause, abi.ErrInvalid)
 	}
 	decide, then := manualSteps(ctx, cause, apply)
+	// Every action locks its jobs first, in one order: two actions over
+	// the same jobs (two bulk requeues, one listed newest first, the
+	// other by hand) then wait for each other instead of deadlocking.
+	// What else locks jobs (the runner's batches, a cancel's cascade) may
+	// still meet them in another order: the transaction the database
+	// ends for it is run again.
+	sorted := slices.Clone(uuids)
+	slices.Sort(sorted)
 	var changed []string
-	err := c.d.Write(ctx, func(tx Tx) error {
+	write := func(tx Tx) error {
 		changed = changed[:0]
-		for _, id := range uuids {
+		for _, id := range sorted { // the locks, in one order
+			if checkText("uuid", id) != nil {
+				continue
+			}
+			if _, err := tx.LockJob(ctx, tenant, id); err != nil && !errors.Is(err, abi.ErrNotFound) {
+				return err
+			}
+		}
+		for _, id := range uuids { // the moves, in the caller's order
 			if checkText("uuid", id) != nil {
 				continue
 			}
@@ -56,9 +75,23 @@ func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []
 			changed = append(changed, id)
 		}
 		return nil
-	})
+	}
+	err := c.d.Write(ctx, write)
+	for try := 1; errors.Is(err, ErrRetryTx) && try < maxTxRetries; try++ {
+		select { // apart from the one it met
+		case <-time.After(time.Duration(1+rand.IntN(10*try)) * time.Millisecond):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		err = c.d.Write(ctx, write)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return changed, nil
 }
+
+// maxTxRetries bounds the runs of a transaction the database ended to
+// break deadlocks: each run is a fresh chance, and one that keeps losing
+// is an error the caller sees.
+const maxTxRetries = 5

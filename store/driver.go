@@ -2,10 +2,16 @@ package store
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
+
+// ErrRetryTx is wrapped by Driver.Write's error when the database ended
+// the transaction to break a deadlock between transactions that lock the
+// same rows in other orders, or a serialization conflict.
+var ErrRetryTx = errors.New("the database ended the transaction to break a deadlock; it may be run again")
 
 // Driver is what a backend implements: narrow, named operations written
 // in its own SQL, with no job rule in them. Core composes them into the
@@ -22,7 +28,10 @@ type Driver interface {
 	// Write runs fn in one write transaction. At commit the driver writes
 	// the count deltas fn noted (Tx.Notes) beside the jobs and publishes
 	// its events to the subscribers of every process sharing the store;
-	// when fn fails nothing is written or published.
+	// when fn fails nothing is written or published. An error wrapping
+	// ErrRetryTx means the database ended the transaction to break a
+	// deadlock or a serialization conflict: nothing of it was written,
+	// and running fn again may succeed.
 	Write(ctx context.Context, fn func(Tx) error) error
 
 	// GetJob reads one job with its DependsOn; tenant "" matches any.

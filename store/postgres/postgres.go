@@ -513,6 +513,10 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 	defer tx.Rollback(ctx)
 	w := &wtx{Tx: tx, now: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := fn(w); err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") { // deadlock_detected, serialization_failure
+			return fmt.Errorf("%w: %w", store.ErrRetryTx, err)
+		}
 		return err
 	}
 	pc := tx.conn.Conn().PgConn()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -359,4 +360,51 @@ func sameTime(a, b *time.Time) bool {
 		return a == b
 	}
 	return a.Equal(*b)
+}
+
+// Manual actions over the same jobs in opposite orders, at once (two
+// admins' bulk requeues, a bulk cancel beside a runner's writes), never
+// fail: a transaction the database ends to break a deadlock is run
+// again, and each action reaches every job.
+func actionsInOppositeOrdersNeverFail(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var jobs []store.NewJob
+	for range 200 {
+		jobs = append(jobs, nj("t"))
+	}
+	if _, err := s.Insert(ctx, jobs); err != nil {
+		t.Fatal(err)
+	}
+	ids := make([]string, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.UUID
+	}
+	reversed := slices.Clone(ids)
+	slices.Reverse(reversed)
+	for round := range 10 {
+		var wg sync.WaitGroup
+		errs := make(chan error, 4)
+		for g := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				order := ids
+				if g%2 == 1 {
+					order = reversed
+				}
+				moved, err := s.Act(ctx, "t", abi.CauseRequeue, order)
+				if err == nil && len(moved) != len(order) {
+					err = fmt.Errorf("requeued %d of %d pending jobs", len(moved), len(order))
+				}
+				errs <- err
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+	}
 }

@@ -78,6 +78,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AnnouncedJobsAreWhatPendingReads", announcedJobsAreWhatPendingReads},
 		{"GroupCommitQuotasStayExact", groupCommitQuotasStayExact},
 		{"GroupCommitKeysNeverDeadlock", groupCommitKeysNeverDeadlock},
+		{"ActionsInOppositeOrdersNeverFail", actionsInOppositeOrdersNeverFail},
 		{"RecordsAreKeptWithTheirAttemptAndLeaveWithTheirJob", recordsAreKeptWithTheirAttemptAndLeaveWithTheirJob},
 		{"ARecordOfAnAttemptTakenBackIsNotKept", aRecordOfAnAttemptTakenBackIsNotKept},
 		{"AttemptsKeepTheirUsage", attemptsKeepTheirUsage},
