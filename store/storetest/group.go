@@ -220,39 +220,44 @@ func groupCommitKeysNeverDeadlock(t *testing.T, s store.Store) {
 		return store.InsertRequest{Jobs: jobs}
 	}
 	for round := range 8 {
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for g := range 4 {
-			wg.Add(1)
+		atOnce(t, round, 4, func(g int) error {
 			if g == 3 { // and the same through InsertUnder
-				go func() {
-					defer wg.Done()
-					_, err := s.InsertUnder(ctx, store.Quota{}, keyed(fmt.Sprintf("b%d", round), fmt.Sprintf("a%d", round)).Jobs)
-					errs <- err
-				}()
-				continue
+				_, err := s.InsertUnder(ctx, store.Quota{}, keyed(fmt.Sprintf("b%d", round), fmt.Sprintf("a%d", round)).Jobs)
+				return err
 			}
-			go func() {
-				defer wg.Done()
-				a, b := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
-				if g%2 == 1 {
-					a, b = b, a
-				}
-				res, err := s.InsertEach(ctx, []store.InsertRequest{keyed(a, b)})
-				if err == nil {
-					for _, r := range res {
-						err = errors.Join(err, r.Err)
-					}
-				}
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatalf("round %d: %v", round, err)
+			a, b := fmt.Sprintf("a%d", round), fmt.Sprintf("b%d", round)
+			if g%2 == 1 {
+				a, b = b, a
 			}
+			res, err := s.InsertEach(ctx, []store.InsertRequest{keyed(a, b)})
+			if err == nil {
+				for _, r := range res {
+					err = errors.Join(err, r.Err)
+				}
+			}
+			return err
+		})
+	}
+}
+
+// atOnce runs fn for goroutines 0 to n-1 at once and fails the test with
+// the first error of the round.
+func atOnce(t *testing.T, round, n int, fn func(g int) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for g := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- fn(g)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
 		}
 	}
 }
@@ -382,29 +387,16 @@ func actionsInOppositeOrdersNeverFail(t *testing.T, s store.Store) {
 	reversed := slices.Clone(ids)
 	slices.Reverse(reversed)
 	for round := range 10 {
-		var wg sync.WaitGroup
-		errs := make(chan error, 4)
-		for g := range 4 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				order := ids
-				if g%2 == 1 {
-					order = reversed
-				}
-				moved, err := s.Act(ctx, "t", abi.CauseRequeue, order)
-				if err == nil && len(moved) != len(order) {
-					err = fmt.Errorf("requeued %d of %d pending jobs", len(moved), len(order))
-				}
-				errs <- err
-			}()
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatalf("round %d: %v", round, err)
+		atOnce(t, round, 4, func(g int) error {
+			order := ids
+			if g%2 == 1 {
+				order = reversed
 			}
-		}
+			moved, err := s.Act(ctx, "t", abi.CauseRequeue, order)
+			if err == nil && len(moved) != len(order) {
+				err = fmt.Errorf("requeued %d of %d pending jobs", len(moved), len(order))
+			}
+			return err
+		})
 	}
 }
