@@ -577,3 +577,23 @@ func TestConcurrentJobsNeverMixOutputs(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// A host function whose answer does not fit the kernel arena ends the
+// attempt: the offset 0 it returned told the guest "no value", and kit's
+// enqueue then sent an empty request as its child.
+func TestAnAnswerThatDoesNotFitEndsTheAttempt(t *testing.T) {
+	called := false
+	big := strings.Repeat("x", 64<<10) // the largest config value, over a kernel arena of 64 KiB with the input in it
+	h, _ := kitHost(t, "[config]\nchild = '"+big+"'\n[functions.enqueue]\nmemory_limit = \"64KiB\"\n",
+		WithEnqueuer(func(ctx context.Context, p *abi.Job, req []byte) (string, error) {
+			called = true
+			return "child-uuid", nil
+		}))
+	o := run(t, h, job("kit.enqueue"))
+	if o.Kind != abi.OutcomeSandbox || o.ExcName != abi.ExcMemoryLimit || !strings.Contains(o.ExcMessage, "config_get: its answer of 65536 bytes does not fit kernel memory") {
+		t.Fatalf("got %s %s %q", o.Kind, o.ExcName, o.ExcMessage)
+	}
+	if called {
+		t.Error("the guest went on without its config and enqueued a child")
+	}
+}

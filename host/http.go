@@ -164,11 +164,7 @@ func (in *instance) httpRequest(ctx context.Context, reqOff, bodyOff uint64) uin
 	if len(a.Body) == 0 {
 		return 0
 	}
-	off := in.k.write(a.Body)
-	if off == 0 {
-		c.stop(abi.ExcMemoryLimit, fmt.Sprintf("http_request: response of %d bytes does not fit kernel memory", len(a.Body)))
-	}
-	return off
+	return in.answer("http_request", a.Body)
 }
 
 // httpAnswer is what one http_request hands the plugin: a response, or

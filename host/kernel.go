@@ -157,6 +157,23 @@ func (k *kernel) write(b []byte) uint64 {
 	return off
 }
 
+// answer writes what host function fn answers the guest into the kernel
+// arena. A write refused (memory_limit, or a memory budget) ends the
+// attempt: the offset 0 it would return means "no value" to the guest,
+// which would go on without its config, its var, its response or the
+// uuid of the child it enqueued.
+func (in *instance) answer(fn string, b []byte) uint64 {
+	off := in.k.write(b)
+	if off == 0 && len(b) > 0 {
+		exc, why := abi.ExcMemoryLimit, fmt.Sprintf("over the memory limit of %d bytes", in.k.limit)
+		if in.k.budget != "" {
+			exc, why = abi.ExcMemoryBudget, in.k.budget
+		}
+		in.call.stop(exc, fmt.Sprintf("%s: its answer of %d bytes does not fit kernel memory: %s", fn, len(b), why))
+	}
+	return off
+}
+
 func (k *kernel) check(off, n uint64) {
 	if off == 0 || off+n > uint64(len(k.mem)) || off+n < off {
 		panic(fmt.Errorf("kernel memory access out of bounds: offset %d length %d (kernel memory is %d bytes)", off, n, len(k.mem)))
@@ -267,7 +284,7 @@ func envFunctions() []hostFn {
 				s[0] = 0
 				return
 			}
-			s[0] = in.k.write([]byte(v))
+			s[0] = in.answer("config_get", []byte(v))
 		}, vt(i64), vt(i64)},
 		{"var_get", func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
@@ -276,7 +293,7 @@ func envFunctions() []hostFn {
 				s[0] = 0
 				return
 			}
-			s[0] = in.k.write(v)
+			s[0] = in.answer("var_get", v)
 		}, vt(i64), vt(i64)},
 		{"var_set", func(ctx context.Context, _ api.Module, s []uint64) {
 			in := current(ctx)
@@ -311,7 +328,7 @@ func envFunctions() []hostFn {
 				s[0] = 0
 				return
 			}
-			s[0] = in.k.write(in.call.httpHeaders)
+			s[0] = in.answer("http_headers", in.call.httpHeaders)
 		}, nil, vt(i64)},
 		// Everything is captured (bounded per attempt), so report trace.
 		{"get_log_level", func(ctx context.Context, _ api.Module, s []uint64) { s[0] = 0 }, nil, vt(i32)},
@@ -351,10 +368,10 @@ func userFunctions() []hostFn {
 			in := current(ctx)
 			req := in.k.block(s[0])
 			if !in.call.taping() {
-				s[0] = in.k.write(in.enqueue(in.call.context(), req))
+				s[0] = in.answer(abi.HostEnqueue, in.enqueue(in.call.context(), req))
 				return
 			}
-			s[0] = in.k.write(in.call.world(abi.HostEnqueue, argsDigest(req),
+			s[0] = in.answer(abi.HostEnqueue, in.call.world(abi.HostEnqueue, argsDigest(req),
 				func() []byte { return in.enqueue(in.call.context(), req) },
 				func() []byte {
 					return enqueueAnswer("error", "replay: this enqueue is not on the tape; a replay enqueues no job")
