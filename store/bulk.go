@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"slices"
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
@@ -39,23 +38,19 @@ func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []
 	// What else locks jobs (the runner's batches, a cancel's cascade) may
 	// still meet them in another order: the transaction the database
 	// ends for it is run again.
-	sorted := slices.Clone(uuids)
-	slices.Sort(sorted)
+	valid := make([]string, 0, len(uuids))
+	for _, id := range uuids {
+		if checkText("uuid", id) == nil {
+			valid = append(valid, id)
+		}
+	}
 	var changed []string
 	write := func(tx Tx) error {
 		changed = changed[:0]
-		for _, id := range sorted { // the locks, in one order
-			if checkText("uuid", id) != nil {
-				continue
-			}
-			if _, err := tx.LockJob(ctx, tenant, id); err != nil && !errors.Is(err, abi.ErrNotFound) {
-				return err
-			}
+		if err := tx.LockJobs(ctx, tenant, valid); err != nil {
+			return err
 		}
-		for _, id := range uuids { // the moves, in the caller's order
-			if checkText("uuid", id) != nil {
-				continue
-			}
+		for _, id := range valid { // the moves, in the caller's order
 			j, err := tx.LockJob(ctx, tenant, id)
 			if errors.Is(err, abi.ErrNotFound) {
 				continue

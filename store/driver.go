@@ -136,6 +136,12 @@ type Tx interface {
 	// LockJob reads a job (tenant "" = any) and keeps it from other
 	// writers until the transaction ends; abi.ErrNotFound if missing.
 	LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
+	// LockJobs keeps the jobs of uuids (tenant "" = any; missing ones
+	// skipped) from other writers until the transaction ends, locking
+	// them in one order whatever the order given: two transactions
+	// locking overlapping sets this way wait for each other instead of
+	// deadlocking.
+	LockJobs(ctx context.Context, tenant string, uuids []string) error
 	// JobRefs reads who owns these jobs and their state, in any order;
 	// missing ones are absent from the answer.
 	JobRefs(ctx context.Context, uuids []string) ([]JobRef, error)

@@ -26,6 +26,14 @@ func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	return jobs[0], nil
 }
 
+func (w *wtx) LockJobs(ctx context.Context, tenant string, uuids []string) error {
+	// FOR UPDATE above ORDER BY: the rows are locked as sorted.
+	if _, err := w.Exec(ctx, `SELECT 1 FROM jobs WHERE uuid = ANY($1) AND ($2 = '' OR tenant = $2) ORDER BY uuid FOR UPDATE`, uuids, tenant); err != nil {
+		return fmt.Errorf("postgres store: lock jobs: %w", err)
+	}
+	return nil
+}
+
 func (w *wtx) JobRefs(ctx context.Context, uuids []string) ([]store.JobRef, error) {
 	rows, err := w.Query(ctx, `SELECT uuid, tenant, channel, state FROM jobs WHERE uuid = ANY($1)`, uuids)
 	if err != nil {

@@ -14,6 +14,10 @@ import (
 // the core composes. The writer's connection is the only one, so a read
 // inside the transaction is as good as a lock.
 
+// LockJobs has nothing to do: SQLite has one writer at a time, whose
+// transaction holds the whole database.
+func (w *wtx) LockJobs(ctx context.Context, tenant string, uuids []string) error { return nil }
+
 func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error) {
 	return getJob(ctx, w, tenant, uuid)
 }
