@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -37,7 +35,7 @@ func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []
 	// other by hand) then wait for each other instead of deadlocking.
 	// What else locks jobs (the runner's batches, a cancel's cascade) may
 	// still meet them in another order: the transaction the database
-	// ends for it is run again.
+	// ends for it is run again (Core.write).
 	valid := make([]string, 0, len(uuids))
 	for _, id := range uuids {
 		if checkText("uuid", id) == nil {
@@ -45,7 +43,7 @@ func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []
 		}
 	}
 	var changed []string
-	write := func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		changed = changed[:0]
 		if err := tx.LockJobs(ctx, tenant, valid); err != nil {
 			return err
@@ -70,23 +68,9 @@ func (c *Core) Act(ctx context.Context, tenant string, cause abi.Cause, uuids []
 			changed = append(changed, id)
 		}
 		return nil
-	}
-	err := c.d.Write(ctx, write)
-	for try := 1; errors.Is(err, ErrRetryTx) && try < maxTxRetries; try++ {
-		select { // apart from the one it met
-		case <-time.After(time.Duration(1+rand.IntN(10*try)) * time.Millisecond):
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		err = c.d.Write(ctx, write)
-	}
+	})
 	if err != nil {
 		return nil, err
 	}
 	return changed, nil
 }
-
-// maxTxRetries bounds the runs of a transaction the database ended to
-// break deadlocks: each run is a fresh chance, and one that keeps losing
-// is an error the caller sees.
-const maxTxRetries = 5

@@ -15,7 +15,7 @@ func (c *Core) SetChannelOverride(ctx context.Context, o abi.ChannelOverride) er
 	if err := ValidateOverride(o); err != nil {
 		return err
 	}
-	return c.d.Write(ctx, func(tx Tx) error {
+	return c.write(ctx, func(tx Tx) error {
 		if err := tx.PutChannelOverride(ctx, o); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
@@ -57,7 +58,7 @@ func (c *Core) insertUnder(ctx context.Context, q Quota, jobs []NewJob) ([]Inser
 		}
 		return out, nil
 	}
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		if capped(q) && len(jobs) > 0 {
 			if err := withinQuota(ctx, tx, q, jobs); err != nil {
 				return err
@@ -161,7 +162,7 @@ func (c *Core) insertAlone(ctx context.Context, jobs []NewJob, out []Inserted) e
 	for i, nj := range jobs {
 		rows[i] = row(nj, abi.StatePending, time.Time{})
 	}
-	stored, err := c.d.InsertPending(ctx, rows)
+	stored, err := retried(ctx, func() ([]abi.Job, error) { return c.d.InsertPending(ctx, rows) })
 	if err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func insertOneByOne(ctx context.Context, tx Tx, jobs []NewJob, out []Inserted) e
 			}
 			parents = append(parents, p)
 		}
-		found, err := tx.JobRefs(ctx, parents)
+		found, err := tx.LockParents(ctx, nj.Tenant, parents)
 		if err != nil {
 			return err
 		}
@@ -350,7 +351,7 @@ func (c *Core) change(ctx context.Context, tenant, uuid string, decide func(tx T
 		return abi.Job{}, notFound(uuid)
 	}
 	var out abi.Job
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		var err error
 		out, err = changeIn(ctx, tx, tenant, uuid, decide, then)
 		return err
@@ -423,7 +424,7 @@ func (c *Core) Requeue(ctx context.Context, tenant, uuid string) (abi.Job, error
 
 func requeueApply(ctx context.Context) func(tx Tx, j abi.Job) (abi.Job, error) {
 	return func(tx Tx, j abi.Job) (abi.Job, error) {
-		parents, err := tx.ParentStates(ctx, j.UUID)
+		parents, err := tx.LockParentsOf(ctx, j.UUID)
 		if err != nil {
 			return j, err
 		}
@@ -585,7 +586,7 @@ func (c *Core) Enqueue(ctx context.Context, jobs []Candidate, leaseUntil time.Ti
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	return noneOnError(c.d.Enqueue(ctx, jobs, leaseUntil))
+	return noneOnError(retried(ctx, func() ([]string, error) { return c.d.Enqueue(ctx, jobs, leaseUntil) }))
 }
 
 func (c *Core) Running(ctx context.Context) ([]RunningJob, error) { return c.d.Running(ctx) }
@@ -606,14 +607,14 @@ func (c *Core) Start(ctx context.Context, jobs []Candidate, workerID string, lea
 	if len(jobs) == 0 {
 		return nil, nil
 	}
-	return noneOnError(c.d.Start(ctx, jobs, workerID, leaseUntil))
+	return noneOnError(retried(ctx, func() ([]Claimed, error) { return c.d.Start(ctx, jobs, workerID, leaseUntil) }))
 }
 
 func (c *Core) Claim(ctx context.Context, workerID string, limit int, leaseUntil time.Time) ([]Claimed, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	return noneOnError(c.d.Claim(ctx, workerID, limit, leaseUntil))
+	return noneOnError(retried(ctx, func() ([]Claimed, error) { return c.d.Claim(ctx, workerID, limit, leaseUntil) }))
 }
 
 // noneOnError: a write that failed changed nothing, so it reports
@@ -658,8 +659,17 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 		at[x.UUID] = len(outcomes)
 		outcomes = append(outcomes, o)
 	}
+	// In uuid order, the order every other writer locks jobs in
+	// (LockJobs, LockParents): a batch of outcomes then waits for them,
+	// not deadlocks with them (a second each, PostgreSQL's
+	// deadlock_timeout, before one of them is run again).
+	slices.SortFunc(outcomes, func(a, b Outcome) int { return strings.Compare(a.UUID, b.UUID) })
+	for i, o := range outcomes {
+		at[o.UUID] = i
+	}
 	var applied []string
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
+		applied = applied[:0]
 		for i := range outcomes {
 			if outcomes[i].Ended.IsZero() {
 				outcomes[i].Ended = tx.Now()
@@ -724,7 +734,7 @@ func (c *Core) Disown(ctx context.Context, workerID string, jobs []Held) ([]Reap
 		uuids = append(uuids, h.UUID)
 	}
 	var out []Reaped
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		held, err := tx.StartedBy(ctx, workerID, uuids)
 		if err != nil {
 			return err
@@ -769,7 +779,7 @@ func takeBack(ctx context.Context, tx Tx, jobs []abi.Job, now time.Time, rule fu
 
 func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([]Reaped, error) {
 	var out []Reaped
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		dead, err := tx.ExpiredJobs(ctx, now, gone)
 		if err != nil {
 			return err

@@ -8,9 +8,11 @@ import (
 	"github.com/wasmq/wasmq/abi"
 )
 
-// ErrRetryTx is wrapped by Driver.Write's error when the database ended
-// the transaction to break a deadlock between transactions that lock the
-// same rows in other orders, or a serialization conflict.
+// ErrRetryTx is wrapped by the error of a Driver's write (Write,
+// InsertPending, Enqueue, Start, Claim) when the database ended its
+// transaction to break a deadlock between transactions that lock the
+// same rows (or insert the same keys) in other orders, or a
+// serialization conflict. Nothing of it was written.
 var ErrRetryTx = errors.New("the database ended the transaction to break a deadlock; it may be run again")
 
 // Driver is what a backend implements: narrow, named operations written
@@ -75,7 +77,8 @@ type Driver interface {
 	// driver can. DateCreated is the driver's clock; the answer is the
 	// rows as stored, in order (it may be rows itself, updated: the
 	// caller gives rows it has no other use for). A uuid taken fails the whole call
-	// (abi.ErrConflict, field uuid).
+	// (abi.ErrConflict, field uuid). A call failed with ErrRetryTx leaves
+	// rows as they were given, to be sent again.
 	InsertPending(ctx context.Context, rows []abi.Job) ([]abi.Job, error)
 	// Hold and Unheld: see Store.
 	Hold(ctx context.Context, workerID string) error
@@ -142,14 +145,25 @@ type Tx interface {
 	// locking overlapping sets this way wait for each other instead of
 	// deadlocking.
 	LockJobs(ctx context.Context, tenant string, uuids []string) error
-	// JobRefs reads who owns these jobs and their state, in any order;
-	// missing ones are absent from the answer.
-	JobRefs(ctx context.Context, uuids []string) ([]JobRef, error)
+	// LockParents reads the jobs of tenant a new job depends on, in any
+	// order (missing ones, and other tenants', are absent from the
+	// answer), and keeps them from other writers until the transaction
+	// ends, marked as having children. A parent that ends at the same
+	// time then either ends first, and its new state is read here, or
+	// after, and finds the new job among its children when it settles
+	// them (Completed.HasChildren).
+	LockParents(ctx context.Context, tenant string, uuids []string) ([]JobRef, error)
 	// WaitingChildren reads the jobs in wait_dependencies that depend on
 	// any of parents.
 	WaitingChildren(ctx context.Context, parents []string) ([]abi.Job, error)
 	// ParentStates reads the states of a job's parents still stored.
 	ParentStates(ctx context.Context, child string) ([]abi.State, error)
+	// LockParentsOf is ParentStates for a job about to wait for its
+	// parents again (a requeue), holding them as LockParents does: a
+	// parent ending at the same time either ends first, and its state is
+	// read here, or after, and finds the job waiting when it settles its
+	// children.
+	LockParentsOf(ctx context.Context, child string) ([]abi.State, error)
 	// ActiveWithKey reads the oldest job of tenant holding key in
 	// wait_dependencies, pending or enqueued, or nil; until the
 	// transaction ends no other writer passes this call for the same

@@ -82,10 +82,10 @@ func (c *Core) insertEach(ctx context.Context, reqs []InsertRequest) ([]InsertRe
 	// written again with each request on its own, so only the culprit
 	// fails.
 	attempt := func(careful bool) error {
-		for _, i := range append(slices.Clone(simple), complex...) {
-			res[i] = InsertResult{}
-		}
-		return c.d.Write(ctx, func(tx Tx) error {
+		return c.write(ctx, func(tx Tx) error {
+			for _, i := range append(slices.Clone(simple), complex...) {
+				res[i] = InsertResult{}
+			}
 			g := &group{tx: tx, quotas: map[string]*tally{}}
 			if err := g.lockTenants(ctx, reqs, simple, complex); err != nil {
 				return err

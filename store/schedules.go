@@ -180,7 +180,7 @@ func (c *Core) CreateSchedule(ctx context.Context, s Schedule) (Schedule, error)
 	if err := s.Validate(); err != nil {
 		return Schedule{}, err
 	}
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		now := tx.Now()
 		s.Version, s.Anchor, s.DateCreated, s.DateUpdated = 1, now, now, now
 		s.LastJob, s.LastFired = "", nil
@@ -211,7 +211,7 @@ func (c *Core) UpdateSchedule(ctx context.Context, tenant, name string, change f
 		return Schedule{}, err
 	}
 	var out Schedule
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
 		before, err := tx.LockSchedule(ctx, tenant, name)
 		if err != nil {
 			return err
@@ -251,7 +251,7 @@ func (c *Core) DeleteSchedule(ctx context.Context, tenant, name string) error {
 	if err := scheduleKey(tenant, name); err != nil {
 		return err
 	}
-	return c.d.Write(ctx, func(tx Tx) error {
+	return c.write(ctx, func(tx Tx) error {
 		found, err := tx.DeleteSchedule(ctx, tenant, name)
 		if err == nil && !found {
 			err = scheduleNotFound(name)
@@ -277,7 +277,8 @@ func (c *Core) FireSchedule(ctx context.Context, f Firing) (Fired, error) {
 		return Fired{}, err
 	}
 	var out Fired
-	err := c.d.Write(ctx, func(tx Tx) error {
+	err := c.write(ctx, func(tx Tx) error {
+		out = Fired{}
 		s, err := tx.LockSchedule(ctx, f.Tenant, f.Name)
 		if err != nil {
 			return err

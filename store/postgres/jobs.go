@@ -395,7 +395,7 @@ func insertError(err error) error {
 	if isUnique(err) {
 		return &abi.FieldError{Field: "uuid", Msg: "a job with this uuid exists", Err: abi.ErrConflict}
 	}
-	return fmt.Errorf("postgres store: insert jobs: %w", err)
+	return ended(fmt.Errorf("postgres store: insert jobs: %w", err))
 }
 
 // dialect: numbered parameters, native dates.

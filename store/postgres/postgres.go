@@ -513,11 +513,7 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 	defer tx.Rollback(ctx)
 	w := &wtx{Tx: tx, now: time.Now().UTC().Truncate(time.Microsecond)}
 	if err := fn(w); err != nil {
-		var pe *pgconn.PgError
-		if errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") { // deadlock_detected, serialization_failure
-			return fmt.Errorf("%w: %w", store.ErrRetryTx, err)
-		}
-		return err
+		return ended(err)
 	}
 	pc := tx.conn.Conn().PgConn()
 	ts, cs, ss, ns := w.notes.Counts.Columns()
@@ -536,6 +532,17 @@ func (s *driver) writeOn(ctx context.Context, pool *pgxpool.Pool, fn func(w *wtx
 		return s.doubt(pc, fmt.Errorf("postgres store: commit: %w", err))
 	}
 	return nil
+}
+
+// ended wraps err in store.ErrRetryTx when the database ended the
+// transaction to break a deadlock or a serialization conflict: nothing
+// of it was written.
+func ended(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && (pe.Code == "40P01" || pe.Code == "40001") { // deadlock_detected, serialization_failure
+		return fmt.Errorf("%w: %w", store.ErrRetryTx, err)
+	}
+	return err
 }
 
 // notifyPayloads are the NOTIFY payloads of events. A payload holds at

@@ -131,7 +131,7 @@ func (s *driver) Claim(ctx context.Context, workerID string, limit int, leaseUnt
 	now := time.Now().UTC()
 	rows, err := s.fast.Query(ctx, claimSQL, limit, now, workerID, leaseUntil)
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: claim: %w", err)
+		return nil, ended(fmt.Errorf("postgres store: claim: %w", err))
 	}
 	return collectStarted(rows, "claim", limit)
 }
@@ -156,7 +156,7 @@ func (s *driver) Start(ctx context.Context, jobs []store.Candidate, workerID str
 	now := time.Now().UTC()
 	rows, err := s.fast.Query(ctx, startSQL, ids, vers, workerID, leaseUntil, now)
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: start: %w", err)
+		return nil, ended(fmt.Errorf("postgres store: start: %w", err))
 	}
 	return collectStarted(rows, "start", len(jobs))
 }
@@ -167,7 +167,7 @@ func (s *driver) Start(ctx context.Context, jobs []store.Candidate, workerID str
 func collectStarted(rows pgx.Rows, op string, n int) ([]store.Claimed, error) {
 	jobs, err := collectJobs(make([]abi.Job, 0, min(n, 4096)), rows)
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: %s: %w", op, err)
+		return nil, ended(fmt.Errorf("postgres store: %s: %w", op, err))
 	}
 	store.SortByRunOrder(jobs)
 	return jobs, nil
@@ -270,7 +270,7 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
 			RETURNING j.uuid, j.channel, j.state, j.date_started, j.version, j.run_id,
 				j.tenant, j.priority, j.eta, j.expected_at, j.date_created, j.seq,
-				j.state = 'done' AND EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid) AS has_children),
+				j.state = 'done' AND j.has_children AS has_children),
 		-- Each batch's lease row counts its jobs still running.
 		ended AS (SELECT run_id, COUNT(*) AS n FROM upd WHERE run_id IS NOT NULL GROUP BY run_id),
 		run_gone AS (DELETE FROM job_runs r USING ended e WHERE r.id = e.run_id AND r.remaining <= e.n),

@@ -34,12 +34,22 @@ func (w *wtx) LockJobs(ctx context.Context, tenant string, uuids []string) error
 	return nil
 }
 
-func (w *wtx) JobRefs(ctx context.Context, uuids []string) ([]store.JobRef, error) {
-	rows, err := w.Query(ctx, `SELECT uuid, tenant, channel, state FROM jobs WHERE uuid = ANY($1)`, uuids)
+// LockParents locks the parents as an update would (FOR NO KEY UPDATE,
+// in uuid order, as LockJobs), so that an outcome or an action moving a
+// parent waits for the new child's commit, or the child for theirs; and
+// marks them has_children where they were not, so that an outcome
+// statement that waited reads the mark from the row it updates (its
+// subqueries would read a snapshot from before the child's commit).
+func (w *wtx) LockParents(ctx context.Context, tenant string, uuids []string) ([]store.JobRef, error) {
+	rows, err := w.Query(ctx, `WITH locked AS (
+			SELECT uuid, tenant, channel, state, has_children FROM jobs
+			WHERE uuid = ANY($1) AND tenant = $2 ORDER BY uuid FOR NO KEY UPDATE),
+		marked AS (UPDATE jobs j SET has_children = true FROM locked l WHERE j.uuid = l.uuid AND NOT l.has_children)
+		SELECT uuid, tenant, channel, state FROM locked`, uuids, tenant)
 	if err != nil {
-		return nil, fmt.Errorf("postgres store: read jobs: %w", err)
+		return nil, fmt.Errorf("postgres store: lock parents: %w", err)
 	}
-	return collect(rows, "read jobs", pgx.RowToStructByPos[store.JobRef])
+	return collect(rows, "lock parents", pgx.RowToStructByPos[store.JobRef])
 }
 
 // WaitingChildren locks the children it reads: the core writes them back.
@@ -49,7 +59,18 @@ func (w *wtx) WaitingChildren(ctx context.Context, parents []string) ([]abi.Job,
 }
 
 func (w *wtx) ParentStates(ctx context.Context, child string) ([]abi.State, error) {
-	rows, err := w.Query(ctx, `SELECT p.state FROM job_dependencies d JOIN jobs p ON p.uuid = d.parent WHERE d.child = $1`, child)
+	return w.parentStates(ctx, `SELECT p.state FROM job_dependencies d JOIN jobs p ON p.uuid = d.parent WHERE d.child = $1`, child)
+}
+
+// LockParentsOf locks as LockParents does; the mark is there since the
+// child was stored.
+func (w *wtx) LockParentsOf(ctx context.Context, child string) ([]abi.State, error) {
+	return w.parentStates(ctx, `SELECT p.state FROM job_dependencies d JOIN jobs p ON p.uuid = d.parent WHERE d.child = $1
+		ORDER BY p.uuid FOR NO KEY UPDATE OF p`, child)
+}
+
+func (w *wtx) parentStates(ctx context.Context, sql, child string) ([]abi.State, error) {
+	rows, err := w.Query(ctx, sql, child)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: parents of %s: %w", child, err)
 	}

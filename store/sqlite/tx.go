@@ -22,12 +22,14 @@ func (w *wtx) LockJob(ctx context.Context, tenant, uuid string) (abi.Job, error)
 	return getJob(ctx, w, tenant, uuid)
 }
 
-func (w *wtx) JobRefs(ctx context.Context, uuids []string) ([]store.JobRef, error) {
+// LockParents needs no lock: SQLite has one writer, and a parent's
+// children are read from job_dependencies when it ends.
+func (w *wtx) LockParents(ctx context.Context, tenant string, uuids []string) ([]store.JobRef, error) {
 	if len(uuids) == 0 {
 		return nil, nil
 	}
 	in, args := inList(uuids)
-	rows, err := w.QueryContext(ctx, `SELECT uuid, tenant, channel, state FROM jobs WHERE uuid IN `+in, args...)
+	rows, err := w.QueryContext(ctx, `SELECT uuid, tenant, channel, state FROM jobs WHERE tenant = ? AND uuid IN `+in, append([]any{tenant}, args...)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: read jobs: %w", err)
 	}
@@ -67,6 +69,11 @@ func (w *wtx) ParentStates(ctx context.Context, child string) ([]abi.State, erro
 		out = append(out, abi.State(st))
 	}
 	return out, rows.Err()
+}
+
+// LockParentsOf needs no lock: SQLite has one writer.
+func (w *wtx) LockParentsOf(ctx context.Context, child string) ([]abi.State, error) {
+	return w.ParentStates(ctx, child)
 }
 
 // ActiveWithKey: the single writer already serialises inserts.

@@ -1,0 +1,306 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/store"
+)
+
+// Writers that meet on the same rows in other orders — a database breaks
+// that with a deadlock — each get the answer their request deserves, not
+// the database's: these cases hold every writer a client can set going.
+
+// Concurrent batches naming the same new uuids, two of them in the
+// opposite order: one batch is stored, every other one is told its uuid
+// is taken (abi.ErrConflict), whatever the database broke in between.
+func takenUUIDsAreAConflictInAnyOrder(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for round := range 10 {
+		jobs := make([]store.NewJob, 100)
+		for i := range jobs {
+			jobs[i] = nj("t")
+		}
+		reversed := slices.Clone(jobs)
+		slices.Reverse(reversed)
+		stored := make([]bool, 4)
+		atOnce(t, round, 4, func(g int) error {
+			batch := jobs
+			if g%2 == 1 {
+				batch = reversed
+			}
+			var err error
+			if g < 2 {
+				_, err = s.Insert(ctx, batch)
+			} else { // through a group commit, one request a job
+				reqs := make([]store.InsertRequest, len(batch))
+				for i, j := range batch {
+					reqs[i] = store.InsertRequest{Jobs: []store.NewJob{j}}
+				}
+				var res []store.InsertResult
+				if res, err = s.InsertEach(ctx, reqs); err == nil {
+					err = oneOutcome(res)
+				}
+			}
+			if err == nil {
+				stored[g] = true
+				return nil
+			}
+			if errors.Is(err, abi.ErrConflict) {
+				return nil
+			}
+			return fmt.Errorf("writer %d: %w", g, err)
+		})
+		if n := countTrue(stored); n > 1 {
+			t.Fatalf("round %d: %d writers stored the same uuids", round, n)
+		}
+	}
+}
+
+// oneOutcome is nil if every request of a group was stored, the first
+// refusal if none was; a group with both stored part of the uuids, which
+// is fine for a group (each request stands alone) but then the others
+// must have been refused as taken.
+func oneOutcome(res []store.InsertResult) error {
+	for _, r := range res {
+		if r.Err != nil && !errors.Is(r.Err, abi.ErrConflict) {
+			return r.Err
+		}
+	}
+	for _, r := range res {
+		if r.Err != nil {
+			return r.Err
+		}
+	}
+	return nil
+}
+
+func countTrue(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// A job stored with parents while they end — by their attempts' outcome,
+// or by an operator's done or cancel — is settled as if one had come
+// after the other: it never waits for parents that are all done, nor for
+// a cancelled one.
+func aChildStoredAsItsParentsEndIsSettled(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	for _, cause := range []abi.Cause{abi.CauseDone, abi.CauseSetDone, abi.CauseCancel} {
+		for round := range 6 {
+			parents := make([]store.NewJob, 20)
+			ids := make([]string, len(parents))
+			for i := range parents {
+				parents[i] = nj("t")
+				ids[i] = parents[i].UUID
+			}
+			if _, err := s.Insert(ctx, parents); err != nil {
+				t.Fatal(err)
+			}
+			var started []store.Claimed
+			if cause == abi.CauseDone {
+				cands, err := s.Pending(ctx, ids)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if started, err = s.Start(ctx, cands, "w", time.Now().Add(time.Minute)); err != nil || len(started) != len(ids) {
+					t.Fatalf("started %d of %d: %v", len(started), len(ids), err)
+				}
+			}
+			children := make([]string, 4)
+			atOnce(t, round, 5, func(g int) error {
+				if g == 4 && cause == abi.CauseDone {
+					cs := make([]store.Completion, len(started))
+					for i, j := range started {
+						cs[i] = store.Completion{UUID: j.UUID, WorkerID: "w", Attempt: j.Attempt, To: abi.StateDone,
+							Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
+					}
+					_, err := s.Complete(ctx, cs)
+					return err
+				}
+				if g == 4 {
+					_, err := s.Act(ctx, "t", cause, ids)
+					return err
+				}
+				child := nj("t")
+				child.DependsOn = ids[g*5:]
+				children[g] = child.UUID
+				_, err := s.Insert(ctx, []store.NewJob{child})
+				return err
+			})
+			want := abi.StatePending
+			if cause == abi.CauseCancel {
+				want = abi.StateCancelled
+			}
+			for _, id := range children {
+				if id == "" {
+					continue
+				}
+				j, err := s.Get(ctx, "t", id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if j.State != want {
+					t.Fatalf("%s, round %d: a child of parents all %s is %s, want %s", cause, round, cause, j.State, want)
+				}
+			}
+		}
+	}
+}
+
+// Four writers set going at once on one graph of jobs, each a random mix
+// of what a queue's clients do — jobs stored under parents, actions one
+// at a time and in bulk, patches, attempts started and ended by the
+// runner, leases taken back — and
+// afterwards the rules hold as if they had come one after another: no
+// job waits for parents all done; none waits for parents all finished
+// (one cancelled) unless it was requeued since, when it waits for that
+// parent to be requeued and done; and the counts are the jobs'
+// (countsMatchTheJobs, after every case).
+func theRulesHoldWhateverWritersMeet(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var known []string
+	requeued := map[string]bool{}
+	requeue := func(ids ...string) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, id := range ids {
+			requeued[id] = true
+		}
+	}
+	pick := func(r *rand.Rand, n int) []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := make([]string, 0, n)
+		for range n {
+			out = append(out, known[r.IntN(len(known))])
+		}
+		return slices.Compact(slices.Sorted(slices.Values(out)))
+	}
+	for range 10 {
+		j := nj("t")
+		must(s.Insert(ctx, []store.NewJob{j}))
+		known = append(known, j.UUID)
+	}
+	causes := []abi.Cause{abi.CauseRequeue, abi.CauseCancel, abi.CauseSetDone}
+	seed := uint64(time.Now().UnixNano())
+	defer func() {
+		if t.Failed() {
+			t.Logf("seed %d (the interleaving is the machine's)", seed)
+		}
+	}()
+	atOnce(t, 0, 4, func(g int) error {
+		r := rand.New(rand.NewPCG(seed, uint64(g)))
+		worker := fmt.Sprintf("w%d", g)
+		for step := range 60 {
+			switch x := r.IntN(100); {
+			case x < 30: // a job under one to three parents
+				j := nj("t")
+				j.DependsOn = pick(r, 1+r.IntN(3))
+				if r.IntN(2) == 0 {
+					slices.Reverse(j.DependsOn)
+				}
+				if _, err := s.Insert(ctx, []store.NewJob{j}); err != nil {
+					return fmt.Errorf("step %d: insert: %w", step, err)
+				}
+				mu.Lock()
+				known = append(known, j.UUID)
+				mu.Unlock()
+			case x < 50: // a bulk action
+				cause, ids := causes[r.IntN(len(causes))], pick(r, 1+r.IntN(8))
+				if cause == abi.CauseRequeue {
+					requeue(ids...)
+				}
+				if _, err := s.Act(ctx, "t", cause, ids); err != nil {
+					return fmt.Errorf("step %d: %s in bulk: %w", step, cause, err)
+				}
+			case x < 55: // a patch, as PATCH /v1/jobs/{uuid} sends (only before a start)
+				prio := r.IntN(20)
+				_, err := s.Update(ctx, "t", pick(r, 1)[0], store.Patch{Priority: &prio})
+				if err != nil && !errors.Is(err, abi.ErrIllegalTransition) {
+					return fmt.Errorf("step %d: patch: %w", step, err)
+				}
+			case x < 60: // the leases of every attempt taken back, as after a node died
+				if _, err := s.ReapExpired(ctx, time.Now().Add(2*time.Minute), nil); err != nil {
+					return fmt.Errorf("step %d: reap: %w", step, err)
+				}
+			case x < 70: // an action on one job
+				id := pick(r, 1)[0]
+				var err error
+				switch r.IntN(3) {
+				case 0:
+					requeue(id)
+					_, err = s.Requeue(ctx, "t", id)
+				case 1:
+					_, err = s.Cancel(ctx, "t", id)
+				default:
+					_, err = s.SetDone(ctx, "t", id, nil)
+				}
+				if err != nil && !errors.Is(err, abi.ErrIllegalTransition) {
+					return fmt.Errorf("step %d: action on %s: %w", step, id, err)
+				}
+			default: // attempts started and ended, as the runner does
+				cands, err := s.Pending(ctx, pick(r, 1+r.IntN(8)))
+				if err != nil {
+					return fmt.Errorf("step %d: pending: %w", step, err)
+				}
+				started, err := s.Start(ctx, cands, worker, time.Now().Add(time.Minute))
+				if err != nil {
+					return fmt.Errorf("step %d: start: %w", step, err)
+				}
+				cs := make([]store.Completion, len(started))
+				for i, j := range started {
+					cs[i] = store.Completion{UUID: j.UUID, WorkerID: worker, Attempt: j.Attempt, To: abi.StateDone,
+						Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
+					if r.IntN(4) == 0 {
+						cs[i].To, cs[i].Cause, cs[i].ExcName = abi.StateFailed, abi.CauseFail, abi.ExcError
+					}
+				}
+				if _, err := s.Complete(ctx, cs); err != nil {
+					return fmt.Errorf("step %d: complete: %w", step, err)
+				}
+			}
+		}
+		return nil
+	})
+	states := map[string]abi.State{}
+	var jobs []abi.Job
+	for f := (store.Filter{Limit: 1000}); ; {
+		page := must(s.List(ctx, f))
+		for _, j := range page.Jobs {
+			states[j.UUID] = j.State
+			jobs = append(jobs, j)
+		}
+		if f.Cursor = page.NextCursor; f.Cursor == "" {
+			break
+		}
+	}
+	for _, j := range jobs {
+		if j.State != abi.StateWaitDependencies {
+			continue
+		}
+		var parents []abi.State
+		for _, p := range j.DependsOn {
+			parents = append(parents, states[p])
+		}
+		if !slices.ContainsFunc(parents, func(s abi.State) bool { return s != abi.StateDone }) {
+			t.Errorf("job %s waits for parents all done", j.UUID)
+		}
+		if !requeued[j.UUID] && !slices.ContainsFunc(parents, func(s abi.State) bool { return s != abi.StateDone && s != abi.StateCancelled }) {
+			t.Errorf("job %s waits for parents all finished: %v", j.UUID, parents)
+		}
+	}
+}
