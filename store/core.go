@@ -794,7 +794,7 @@ func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([
 }
 
 func (c *Core) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
-	return c.d.Vacuum(ctx, channel, olderThan)
+	return retried(ctx, func() (int, error) { return c.d.Vacuum(ctx, channel, olderThan) })
 }
 
 func (c *Core) Subscribe(ctx context.Context) (<-chan Event, error) { return c.d.Subscribe(ctx) }

@@ -9,7 +9,7 @@ import (
 )
 
 // ErrRetryTx is wrapped by the error of a Driver's write (Write,
-// InsertPending, Enqueue, Start, Claim) when the database ended its
+// InsertPending, Enqueue, Start, Claim, Vacuum) when the database ended its
 // transaction to break a deadlock between transactions that lock the
 // same rows (or insert the same keys) in other orders, or a
 // serialization conflict. Nothing of it was written.

@@ -220,7 +220,13 @@ var startSQL = startedRun(`unlogged AS (DELETE FROM pending_log WHERE version = 
 
 // Complete applies the whole batch in one statement (arrays unnested
 // server-side); each outcome applies only while the job is still started
-// by that worker and attempt.
+// by that worker and attempt. A done job has children to settle if it is
+// marked so (LockParents) — the mark is read from the row updated, so it
+// holds a child committed while this statement waited for the row — or
+// if the EXISTS over job_dependencies, which reads the statement's
+// snapshot, finds one: that is how a node of a version before the mark
+// (migration 18), which does not mark, finds its children during an
+// upgrade.
 func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Completed, error) {
 	n := len(os)
 	var (
@@ -270,7 +276,7 @@ func (w *wtx) Complete(ctx context.Context, os []store.Outcome) ([]store.Complet
 			FROM c WHERE j.uuid = c.uuid AND j.state || '' = 'started' AND j.worker_id = c.worker AND j.attempt = c.attempt
 			RETURNING j.uuid, j.channel, j.state, j.date_started, j.version, j.run_id,
 				j.tenant, j.priority, j.eta, j.expected_at, j.date_created, j.seq,
-				j.state = 'done' AND j.has_children AS has_children),
+				j.state = 'done' AND (j.has_children OR EXISTS (SELECT 1 FROM job_dependencies d WHERE d.parent = j.uuid)) AS has_children),
 		-- Each batch's lease row counts its jobs still running.
 		ended AS (SELECT run_id, COUNT(*) AS n FROM upd WHERE run_id IS NOT NULL GROUP BY run_id),
 		run_gone AS (DELETE FROM job_runs r USING ended e WHERE r.id = e.run_id AND r.remaining <= e.n),

@@ -34,18 +34,24 @@ func (w *wtx) LockJobs(ctx context.Context, tenant string, uuids []string) error
 	return nil
 }
 
-// LockParents locks the parents as an update would (FOR NO KEY UPDATE,
-// in uuid order, as LockJobs), so that an outcome or an action moving a
-// parent waits for the new child's commit, or the child for theirs; and
-// marks them has_children where they were not, so that an outcome
-// statement that waited reads the mark from the row it updates (its
-// subqueries would read a snapshot from before the child's commit).
+// LockParents share-locks the parents (FOR SHARE, in uuid order, as
+// LockJobs), so that an outcome, a start or an action moving a parent
+// waits for the new child's commit, or the child for theirs, while the
+// children of one parent do not wait for each other. Before that it
+// marks has_children where a parent has none yet (its first child
+// writes the row, once), so that an outcome statement that waited reads
+// the mark from the row it updates (its subqueries would read a snapshot
+// from before the child's commit). Both statements go in one round trip.
 func (w *wtx) LockParents(ctx context.Context, tenant string, uuids []string) ([]store.JobRef, error) {
-	rows, err := w.Query(ctx, `WITH locked AS (
-			SELECT uuid, tenant, channel, state, has_children FROM jobs
-			WHERE uuid = ANY($1) AND tenant = $2 ORDER BY uuid FOR NO KEY UPDATE),
-		marked AS (UPDATE jobs j SET has_children = true FROM locked l WHERE j.uuid = l.uuid AND NOT l.has_children)
-		SELECT uuid, tenant, channel, state FROM locked`, uuids, tenant)
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE jobs SET has_children = true WHERE uuid = ANY($1) AND tenant = $2 AND NOT has_children`, uuids, tenant)
+	b.Queue(`SELECT uuid, tenant, channel, state FROM jobs WHERE uuid = ANY($1) AND tenant = $2 ORDER BY uuid FOR SHARE`, uuids, tenant)
+	br := w.SendBatch(ctx, b)
+	defer br.Close()
+	if _, err := br.Exec(); err != nil {
+		return nil, fmt.Errorf("postgres store: mark parents: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: lock parents: %w", err)
 	}
@@ -66,7 +72,7 @@ func (w *wtx) ParentStates(ctx context.Context, child string) ([]abi.State, erro
 // child was stored.
 func (w *wtx) LockParentsOf(ctx context.Context, child string) ([]abi.State, error) {
 	return w.parentStates(ctx, `SELECT p.state FROM job_dependencies d JOIN jobs p ON p.uuid = d.parent WHERE d.child = $1
-		ORDER BY p.uuid FOR NO KEY UPDATE OF p`, child)
+		ORDER BY p.uuid FOR SHARE OF p`, child)
 }
 
 func (w *wtx) parentStates(ctx context.Context, sql, child string) ([]abi.State, error) {

@@ -23,6 +23,34 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 			}
 		}
 	})
+	// A fan-in's children stored one request each, four at a time, all
+	// under the same ten parents: each takes its parents' rows for its
+	// transaction (Tx.LockParents), so this is what that costs them.
+	b.Run("InsertChildrenOf10Parents", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		parents := make([]store.NewJob, 10)
+		ids := make([]string, len(parents))
+		for i := range parents {
+			parents[i] = nj("t")
+			ids[i] = parents[i].UUID
+		}
+		if _, err := s.Insert(ctx, parents); err != nil {
+			b.Fatal(err)
+		}
+		b.SetParallelism(2) // four at a time on two cores
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				j := nj("t")
+				j.DependsOn = ids
+				if _, err := s.Insert(ctx, []store.NewJob{j}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "jobs/s")
+	})
 	b.Run("InsertBatch10k", func(b *testing.B) {
 		s := open(b)
 		ctx := context.Background()
