@@ -152,6 +152,13 @@ type Tenant struct {
 	// attempt ends wasmq.MemoryBudget and is retried. At least
 	// host.memory_limit. Defaults to 0 (only the node's bound).
 	MaxMemory host.ByteSize `toml:"max_memory"`
+	// RecordRate and RecordBurst override host.record_rate and
+	// host.record_burst for this tenant's records: a tenant whose
+	// failures are being debugged may keep more, a noisy one less. The
+	// burst is at least host.max_input + host.record_max_bytes. Default
+	// to 0 (the node's).
+	RecordRate  host.ByteSize `toml:"record_rate"`
+	RecordBurst host.ByteSize `toml:"record_burst"`
 	// Rate caps jobs created per second, with Burst at once. Defaults to
 	// 0 (unlimited) and Burst to max(1, Rate).
 	Rate  float64 `toml:"rate"`
@@ -281,6 +288,12 @@ func (f File) WithDefaults() File {
 				f.Host.TenantMemory = map[string]host.ByteSize{}
 			}
 			f.Host.TenantMemory[f.Tenants[i].Name] = m
+		}
+		if b := (host.RecordBudget{Rate: f.Tenants[i].RecordRate, Burst: f.Tenants[i].RecordBurst}); b != (host.RecordBudget{}) {
+			if f.Host.TenantRecordBudget == nil {
+				f.Host.TenantRecordBudget = map[string]host.RecordBudget{}
+			}
+			f.Host.TenantRecordBudget[f.Tenants[i].Name] = b
 		}
 		// The host applies a tenant's recording policy (docs/replay.md).
 		if r := f.Tenants[i].Record; r != "" {
@@ -445,6 +458,9 @@ func (f File) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.max_memory: must be between 1 byte and %s (0 means only host.max_memory), got %d", key, host.MaxMemoryBound, int64(t.MaxMemory)))
 		case t.MaxMemory > 0 && t.MaxMemory < f.Host.MemoryLimit:
 			errs = append(errs, fmt.Errorf("%s.max_memory: %s is under host.memory_limit of %s: one of its jobs could not grow to its limit", key, t.MaxMemory, f.Host.MemoryLimit))
+		}
+		if err := host.CheckRecordBudget(host.RecordBudget{Rate: t.RecordRate, Burst: t.RecordBurst}, f.Host.MaxInput+f.Host.RecordMaxBytes); err != nil {
+			errs = append(errs, fmt.Errorf("%s.%w", key, err))
 		}
 		if err := abi.CheckRecordPolicy(t.Record); err != nil {
 			errs = append(errs, fmt.Errorf("%s.record: %w", key, err))

@@ -118,6 +118,12 @@ type Config struct {
 	// DefaultRecordBurst).
 	RecordRate  ByteSize `toml:"record_rate"`
 	RecordBurst ByteSize `toml:"record_burst"`
+	// TenantRecordBudget overrides RecordRate and RecordBurst per
+	// tenant (a zero field keeps the node's), filled from each
+	// [[tenants]] record_rate and record_burst: a tenant whose failures
+	// are being debugged may keep more, a noisy one less. Defaults to
+	// none.
+	TenantRecordBudget map[string]RecordBudget `toml:"-"`
 	// CompileTimeout and CompileMemory bound the compile of a module in a
 	// child process, when CompileCommand names one: past either, the
 	// module is refused and the child killed. Defaults to 60s and "1GiB"
@@ -247,6 +253,24 @@ func (c Config) WithDefaults() Config {
 		c.RecordBurst = DefaultRecordBurst
 	}
 	return c
+}
+
+// RecordBudget is a tenant's record_rate and record_burst.
+type RecordBudget struct {
+	Rate, Burst ByteSize
+}
+
+// recordBudget is what tenant's records are kept within, and the keys
+// that say so.
+func (c Config) recordBudget(tenant string) (rate, burst ByteSize, rateKey, burstKey string) {
+	rate, burst, rateKey, burstKey = c.RecordRate, c.RecordBurst, "host.record_rate", "host.record_burst"
+	if b := c.TenantRecordBudget[tenant]; b.Rate > 0 {
+		rate, rateKey = b.Rate, "the tenant's record_rate"
+	}
+	if b := c.TenantRecordBudget[tenant]; b.Burst > 0 {
+		burst, burstKey = b.Burst, "the tenant's record_burst"
+	}
+	return rate, burst, rateKey, burstKey
 }
 
 // Validate names the TOML key of the first problem.
@@ -403,3 +427,18 @@ func (b ByteSize) MarshalText() ([]byte, error) {
 }
 
 func (b ByteSize) String() string { t, _ := b.MarshalText(); return string(t) }
+
+// CheckRecordBudget refuses a tenant's record budget out of bounds, or
+// whose burst could never keep the largest record (largest: max_input +
+// record_max_bytes), naming the field.
+func CheckRecordBudget(b RecordBudget, largest ByteSize) error {
+	switch {
+	case b.Rate < 0 || b.Rate > MaxMemoryBound:
+		return fmt.Errorf("record_rate: must be between 1 byte and %s a second (0 means host.record_rate)", MaxMemoryBound)
+	case b.Burst < 0 || b.Burst > MaxMemoryBound:
+		return fmt.Errorf("record_burst: must be between 1 byte and %s (0 means host.record_burst)", MaxMemoryBound)
+	case b.Burst > 0 && b.Burst < largest:
+		return fmt.Errorf("record_burst: %s is under host.max_input + host.record_max_bytes (%s): the largest record could never be kept", b.Burst, largest)
+	}
+	return nil
+}

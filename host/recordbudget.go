@@ -10,8 +10,8 @@ import (
 )
 
 // keepWithinBudget takes the bytes of rec, about to be kept for tenant,
-// from the tenant's record bucket on this node (host.record_rate,
-// host.record_burst). A record the bucket cannot pay for is not kept:
+// from the tenant's record bucket on this node (host.record_rate and
+// host.record_burst, or the tenant's own). A record the bucket cannot pay for is not kept:
 // keepWithinBudget returns nil and the log line that tells the attempt
 // why. The attempt itself is kept, with its outcome, logs and result,
 // whatever its record.
@@ -19,10 +19,11 @@ func (h *Host) keepWithinBudget(tenant string, rec *abi.Record) (*abi.Record, *a
 	if rec == nil {
 		return nil, nil
 	}
+	perSecond, burst, rateKey, burstKey := h.cfg.recordBudget(tenant)
 	h.recMu.Lock()
 	lim := h.recLimits[tenant]
 	if lim == nil {
-		lim = rate.NewLimiter(rate.Limit(h.cfg.RecordRate), int(min(h.cfg.RecordBurst, 1<<40)))
+		lim = rate.NewLimiter(rate.Limit(perSecond), int(min(burst, 1<<40)))
 		h.recLimits[tenant] = lim
 	}
 	h.recMu.Unlock()
@@ -31,6 +32,6 @@ func (h *Host) keepWithinBudget(tenant string, rec *abi.Record) (*abi.Record, *a
 	}
 	h.recordsDropped.Add(1)
 	return nil, &abi.LogLine{Time: time.Now().UTC(), Level: "warn", Message: fmt.Sprintf(
-		"wasmq: this attempt's record (%d bytes) was not kept: the tenant's records on this node are over host.record_rate (%s a second, %s at once)",
-		rec.Size, h.cfg.RecordRate, h.cfg.RecordBurst)}
+		"wasmq: this attempt's record (%d bytes) was not kept: the tenant's records on this node are over %s (%s a second) and %s (%s at once)",
+		rec.Size, rateKey, perSecond, burstKey, burst)}
 }

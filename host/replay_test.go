@@ -282,7 +282,7 @@ func TestRecordsAreKeptWithinTheTenantsRecordRate(t *testing.T) {
 			continue
 		}
 		dropped++
-		if last := out.Logs[len(out.Logs)-1]; last.Level != "warn" || !strings.Contains(last.Message, "was not kept: the tenant's records on this node are over host.record_rate (1 a second, 2KiB at once)") {
+		if last := out.Logs[len(out.Logs)-1]; last.Level != "warn" || !strings.Contains(last.Message, "was not kept: the tenant's records on this node are over host.record_rate (1 a second) and host.record_burst (2KiB at once)") {
 			t.Errorf("an attempt without its record logs %+v", last)
 		}
 	}
@@ -301,5 +301,40 @@ func TestRecordsAreKeptWithinTheTenantsRecordRate(t *testing.T) {
 	}
 	if n := h.Stats().RecordsDropped; n != uint64(dropped) {
 		t.Errorf("Stats().RecordsDropped = %d, want %d", n, dropped)
+	}
+}
+
+// A tenant's own record_rate and record_burst replace the node's for its
+// records only: acme, under a burst too small for two records, keeps one
+// and names its own key; globex, under the node's, keeps them all.
+func TestATenantsRecordBudgetReplacesTheNodesForItsRecords(t *testing.T) {
+	srv, _ := quoteServer(t)
+	h, _ := flakyHost(t, srv, "", func(c *Config) {
+		c.MaxInput, c.RecordMaxBytes = 1<<10, 1<<10
+		c.RecordRate, c.RecordBurst = 1<<20, 64<<20
+		c.TenantRecordBudget = map[string]RecordBudget{"acme": {Rate: 1, Burst: 2 << 10}}
+	})
+	count := func(tenant string) (kept int, last abi.LogLine) {
+		for range 10 {
+			j := quoteJob(srv)
+			j.Tenant = tenant
+			out := run(t, h, j)
+			if out.Record != nil {
+				kept++
+				continue
+			}
+			last = out.Logs[len(out.Logs)-1]
+		}
+		return kept, last
+	}
+	kept, last := count("acme")
+	if kept == 0 || kept == 10 {
+		t.Errorf("acme kept %d of 10 records under its 2 KiB burst; want the first few", kept)
+	}
+	if !strings.Contains(last.Message, "over the tenant's record_rate (1 a second) and the tenant's record_burst (2KiB at once)") {
+		t.Errorf("acme's attempt without its record logs %+v", last)
+	}
+	if kept, _ := count("globex"); kept != 10 {
+		t.Errorf("globex kept %d of 10 records under the node's 64 MiB burst; want all", kept)
 	}
 }

@@ -794,7 +794,19 @@ func (c *Core) ReapExpired(ctx context.Context, now time.Time, gone []string) ([
 }
 
 func (c *Core) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
-	return retried(ctx, func() (int, error) { return c.d.Vacuum(ctx, channel, olderThan) })
+	var n int
+	err := c.write(ctx, func(tx Tx) error {
+		var parents []string
+		var err error
+		if n, parents, err = tx.DeleteFinished(ctx, channel, olderThan); err != nil {
+			return err
+		}
+		// A job requeued after a parent was cancelled waits for it; once
+		// that parent is gone it counts as done, and nothing else would
+		// ever settle the job.
+		return settle(ctx, tx, parents)
+	})
+	return n, err
 }
 
 func (c *Core) Subscribe(ctx context.Context) (<-chan Event, error) { return c.d.Subscribe(ctx) }

@@ -9,7 +9,7 @@ import (
 )
 
 // ErrRetryTx is wrapped by the error of a Driver's write (Write,
-// InsertPending, Enqueue, Start, Claim, Vacuum) when the database ended its
+// InsertPending, Enqueue, Start, Claim) when the database ended its
 // transaction to break a deadlock between transactions that lock the
 // same rows (or insert the same keys) in other orders, or a
 // serialization conflict. Nothing of it was written.
@@ -83,10 +83,6 @@ type Driver interface {
 	// Hold and Unheld: see Store.
 	Hold(ctx context.Context, workerID string) error
 	Unheld(ctx context.Context) ([]string, error)
-	// Vacuum deletes done and cancelled jobs of the channel finished
-	// before olderThan, with their attempts, dependency rows and records,
-	// then the modules no record refers to any more.
-	Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error)
 	// GetRecord reads the record (its JSON, as PutRecords was given it)
 	// of a job's attempt, the job being tenant's ("" = any), and its
 	// plugin's digest; abi.ErrNotFound if there is none.
@@ -158,6 +154,13 @@ type Tx interface {
 	WaitingChildren(ctx context.Context, parents []string) ([]abi.Job, error)
 	// ParentStates reads the states of a job's parents still stored.
 	ParentStates(ctx context.Context, child string) ([]abi.State, error)
+	// DeleteFinished deletes the done and cancelled jobs of the channel
+	// finished before olderThan, with their attempts, records, progress
+	// and dependency rows as a child, then the modules no record refers
+	// to any more. It answers how many, and which of them are parents of
+	// jobs still stored: a job waiting for a parent that goes counts it
+	// as done, and the core settles it in the same transaction.
+	DeleteFinished(ctx context.Context, channel string, olderThan time.Time) (int, []string, error)
 	// LockParentsOf is ParentStates for a job about to wait for its
 	// parents again (a requeue), holding them as LockParents does: a
 	// parent ending at the same time either ends first, and its state is

@@ -448,28 +448,27 @@ func (s *driver) trimPendingLog(ctx context.Context) error {
 	return nil
 }
 
-func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
-	var n int64
-	err := s.writeOn(ctx, s.pool, func(w *wtx) error {
-		tag, err := w.Exec(ctx, `WITH gone AS (
-				DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND channel = $1
-				AND COALESCE(date_done, date_cancelled, date_created) < $2 RETURNING uuid, tenant, channel, state),
-			counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
-				SELECT tenant, channel, state, -COUNT(*) FROM gone GROUP BY 1, 2, 3),
-			a AS (DELETE FROM job_attempts WHERE job_uuid IN (SELECT uuid FROM gone)),
-			r AS (DELETE FROM records WHERE job_uuid IN (SELECT uuid FROM gone)),
-			d AS (DELETE FROM job_dependencies WHERE child IN (SELECT uuid FROM gone))
-			SELECT 1 FROM gone`, channel, olderThan)
-		if err != nil {
-			return fmt.Errorf("postgres store: vacuum: %w", err)
-		}
-		n = tag.RowsAffected()
-		if n == 0 {
-			return nil
-		}
-		// A statement of its own: the one above does not see its own
-		// deletions.
-		return vacuumModules(ctx, w)
-	})
-	return int(n), err
+func (w *wtx) DeleteFinished(ctx context.Context, channel string, olderThan time.Time) (int, []string, error) {
+	var n int
+	var parents []string
+	err := w.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM jobs WHERE state IN ('done', 'cancelled') AND channel = $1
+			AND COALESCE(date_done, date_cancelled, date_created) < $2 RETURNING uuid, tenant, channel, state),
+		counted AS (INSERT INTO job_count_deltas (tenant, channel, state, n)
+			SELECT tenant, channel, state, -COUNT(*) FROM gone GROUP BY 1, 2, 3),
+		a AS (DELETE FROM job_attempts WHERE job_uuid IN (SELECT uuid FROM gone)),
+		r AS (DELETE FROM records WHERE job_uuid IN (SELECT uuid FROM gone)),
+		d AS (DELETE FROM job_dependencies WHERE child IN (SELECT uuid FROM gone))
+		SELECT (SELECT COUNT(*) FROM gone),
+			ARRAY(SELECT DISTINCT parent FROM job_dependencies WHERE parent IN (SELECT uuid FROM gone))`,
+		channel, olderThan).Scan(&n, &parents)
+	if err != nil {
+		return 0, nil, fmt.Errorf("postgres store: vacuum: %w", err)
+	}
+	if n == 0 {
+		return 0, nil, nil
+	}
+	// A statement of its own: the one above does not see its own
+	// deletions.
+	return n, parents, vacuumModules(ctx, w)
 }

@@ -439,44 +439,61 @@ func (s *driver) Unheld(ctx context.Context) ([]string, error) {
 // Maintain: the embedded store needs no housekeeping after a reap.
 func (s *driver) Maintain(context.Context) error { return nil }
 
-func (s *driver) Vacuum(ctx context.Context, channel string, olderThan time.Time) (int, error) {
-	var n int64
-	err := s.write(ctx, func(w *wtx) error {
-		sub := `SELECT uuid FROM jobs WHERE state IN ('done', 'cancelled')
-			AND COALESCE(date_done, date_cancelled, date_created) < ? AND channel = ?`
-		args := []any{micros(olderThan), channel}
-		if _, err := w.ExecContext(ctx, `DELETE FROM job_attempts WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
-			return fmt.Errorf("sqlite store: vacuum attempts: %w", err)
+func (w *wtx) DeleteFinished(ctx context.Context, channel string, olderThan time.Time) (int, []string, error) {
+	sub := `SELECT uuid FROM jobs WHERE state IN ('done', 'cancelled')
+		AND COALESCE(date_done, date_cancelled, date_created) < ? AND channel = ?`
+	args := []any{micros(olderThan), channel}
+	parents, err := w.strings(ctx, `SELECT DISTINCT parent FROM job_dependencies WHERE parent IN (`+sub+`)`, args...)
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlite store: vacuum: parents: %w", err)
+	}
+	for _, q := range []struct{ what, sql string }{
+		{"attempts", `DELETE FROM job_attempts WHERE job_uuid IN (` + sub + `)`},
+		{"records", `DELETE FROM records WHERE job_uuid IN (` + sub + `)`},
+		{"dependencies", `DELETE FROM job_dependencies WHERE child IN (` + sub + `)`},
+		{"progress", `DELETE FROM job_progress WHERE job_uuid IN (` + sub + `)`},
+	} {
+		if _, err := w.ExecContext(ctx, q.sql, args...); err != nil {
+			return 0, nil, fmt.Errorf("sqlite store: vacuum %s: %w", q.what, err)
 		}
-		if _, err := w.ExecContext(ctx, `DELETE FROM records WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
-			return fmt.Errorf("sqlite store: vacuum records: %w", err)
+	}
+	if _, err := w.ExecContext(ctx, `DELETE FROM record_modules WHERE NOT EXISTS (
+			SELECT 1 FROM records r WHERE r.plugin_sha256 = record_modules.sha256)`); err != nil {
+		return 0, nil, fmt.Errorf("sqlite store: vacuum modules: %w", err)
+	}
+	rows, err := w.QueryContext(ctx, `DELETE FROM jobs WHERE uuid IN (`+sub+`) RETURNING tenant, state`, args...)
+	if err != nil {
+		return 0, nil, fmt.Errorf("sqlite store: vacuum jobs: %w", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var tenant, state string
+		if err := rows.Scan(&tenant, &state); err != nil {
+			return 0, nil, fmt.Errorf("sqlite store: vacuum jobs: %w", err)
 		}
-		if _, err := w.ExecContext(ctx, `DELETE FROM record_modules WHERE NOT EXISTS (
-				SELECT 1 FROM records r WHERE r.plugin_sha256 = record_modules.sha256)`); err != nil {
-			return fmt.Errorf("sqlite store: vacuum modules: %w", err)
+		w.notes.Counts.Add(tenant, channel, abi.State(state), -1)
+		n++
+	}
+	return n, parents, rows.Err()
+}
+
+// strings reads one column of text.
+func (w *wtx) strings(ctx context.Context, query string, args ...any) ([]string, error) {
+	rows, err := w.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
 		}
-		if _, err := w.ExecContext(ctx, `DELETE FROM job_dependencies WHERE child IN (`+sub+`)`, args...); err != nil {
-			return fmt.Errorf("sqlite store: vacuum dependencies: %w", err)
-		}
-		if _, err := w.ExecContext(ctx, `DELETE FROM job_progress WHERE job_uuid IN (`+sub+`)`, args...); err != nil {
-			return fmt.Errorf("sqlite store: vacuum progress: %w", err)
-		}
-		rows, err := w.QueryContext(ctx, `DELETE FROM jobs WHERE uuid IN (`+sub+`) RETURNING tenant, state`, args...)
-		if err != nil {
-			return fmt.Errorf("sqlite store: vacuum jobs: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var tenant, state string
-			if err := rows.Scan(&tenant, &state); err != nil {
-				return fmt.Errorf("sqlite store: vacuum jobs: %w", err)
-			}
-			w.notes.Counts.Add(tenant, channel, abi.State(state), -1)
-			n++
-		}
-		return rows.Err()
-	})
-	return int(n), err
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // recordAttempt writes down an attempt that ended: (job_uuid, attempt,

@@ -522,6 +522,31 @@ func vacuumedParentCountsAsDone(t *testing.T, s store.Store) {
 	}
 }
 
+// A job requeued after its parent was cancelled waits for that parent
+// (semantics.md, section 7); when the vacuum deletes the parent, it
+// counts as done, and the job is settled in the vacuum's transaction:
+// nothing else would ever move it.
+func aJobWaitingForAVacuumedParentIsSettled(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	p, c := nj("t"), nj("t")
+	p.Channel = "root.old"
+	c.DependsOn = []string{p.UUID}
+	insert(t, s, p, c)
+	must(s.Cancel(ctx, "t", p.UUID))
+	if g := get(t, s, c.UUID); g.State != abi.StateCancelled {
+		t.Fatalf("the child of a cancelled parent is %s, want cancelled", g.State)
+	}
+	if j := must(s.Requeue(ctx, "t", c.UUID)); j.State != abi.StateWaitDependencies {
+		t.Fatalf("requeued under a cancelled parent, the child is %s, want wait_dependencies", j.State)
+	}
+	if n := must(s.Vacuum(ctx, "root.old", time.Now().Add(time.Second))); n != 1 {
+		t.Fatalf("vacuumed %d", n)
+	}
+	if g := get(t, s, c.UUID); g.State != abi.StatePending {
+		t.Fatalf("the child of a vacuumed parent is %s, want pending", g.State)
+	}
+}
+
 // runOrderBreaksTiesBySeq: jobs of one batch share date_created.
 func runOrderBreaksTiesBySeq(t *testing.T, s store.Store) {
 	var batch []store.NewJob
