@@ -184,18 +184,38 @@ func TestANodeReplacedUnderItsNameWhileFrozenWakesBesideItsReplacement(t *testin
 	}
 	other := startNode(t, bin, dsn, "pod-1")
 	post(t, other.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(300, 100)})
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// Frozen while it holds a started job: between the look and the stop
+	// it may have ended all it held (it did once, in CI), and then it is
+	// let go and stopped again.
 	var oldWorker string
-	for deadline := time.Now().Add(15 * time.Second); oldWorker == ""; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first node was never stopped holding a started job")
+		}
 		for _, j := range listAll(t, other.url) {
 			if j.State == "started" && nodeOf(j.WorkerID) == "pod-0" {
 				oldWorker = j.WorkerID
 			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the first node never ran a job")
+		if oldWorker == "" {
+			continue
 		}
+		old.cmd.Process.Signal(syscall.SIGSTOP)
+		var held int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM jobs WHERE state = 'started' AND worker_id = $1`, oldWorker).Scan(&held); err != nil {
+			t.Fatal(err)
+		}
+		if held > 0 {
+			break
+		}
+		old.cmd.Process.Signal(syscall.SIGCONT)
 	}
-	old.cmd.Process.Signal(syscall.SIGSTOP)
 	defer old.cmd.Process.Signal(syscall.SIGCONT)
 	replacement := startNode(t, bin, dsn, "pod-0")
 	waitAllDone(t, other.url, 300, 40*time.Second)
@@ -204,12 +224,6 @@ func TestANodeReplacedUnderItsNameWhileFrozenWakesBesideItsReplacement(t *testin
 
 	post(t, replacement.url+"/v1/jobs:batch", map[string]any{"jobs": sleepJobs(150, 50)})
 	waitAllDone(t, other.url, 450, 30*time.Second)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	ran := startedSince(t, conn, resumed, func(w string) string {
 		switch {
 		case w == oldWorker:
