@@ -196,105 +196,70 @@ func theRulesHoldWhateverWritersMeet(t *testing.T, s store.Store) {
 		known = append(known, j.UUID)
 	}
 	causes := []abi.Cause{abi.CauseRequeue, abi.CauseCancel, abi.CauseSetDone}
-	seed := uint64(time.Now().UnixNano())
-	defer func() {
-		if t.Failed() {
-			t.Logf("seed %d (the interleaving is the machine's)", seed)
-		}
-	}()
-	atOnce(t, 0, 4, func(g int) error {
-		r := rand.New(rand.NewPCG(seed, uint64(g)))
-		worker := fmt.Sprintf("w%d", g)
-		for step := range 60 {
-			switch x := r.IntN(100); {
-			case x < 30: // a job under one to three parents
-				j := nj("t")
-				j.DependsOn = pick(r, 1+r.IntN(3))
-				if r.IntN(2) == 0 {
-					slices.Reverse(j.DependsOn)
-				}
-				if _, err := s.Insert(ctx, []store.NewJob{j}); err != nil {
-					var fe *abi.FieldError
-					if errors.As(err, &fe) && fe.Field == "depends_on" {
-						continue // a parent vacuumed meanwhile
-					}
-					return fmt.Errorf("step %d: insert: %w", step, err)
-				}
-				mu.Lock()
-				known = append(known, j.UUID)
-				mu.Unlock()
-			case x < 50: // a bulk action
-				cause, ids := causes[r.IntN(len(causes))], pick(r, 1+r.IntN(8))
-				if cause == abi.CauseRequeue {
-					requeue(ids...)
-				}
-				if _, err := s.Act(ctx, "t", cause, ids); err != nil {
-					return fmt.Errorf("step %d: %s in bulk: %w", step, cause, err)
-				}
-			case x < 55: // a patch, as PATCH /v1/jobs/{uuid} sends (only before a start)
-				prio := r.IntN(20)
-				_, err := s.Update(ctx, "t", pick(r, 1)[0], store.Patch{Priority: &prio})
-				if err != nil && !errors.Is(err, abi.ErrIllegalTransition) && !errors.Is(err, abi.ErrNotFound) { // not found: vacuumed
-					return fmt.Errorf("step %d: patch: %w", step, err)
-				}
-			case x < 57: // every finished job vacuumed
-				if _, err := s.Vacuum(ctx, "root", time.Now().Add(time.Hour)); err != nil {
-					return fmt.Errorf("step %d: vacuum: %w", step, err)
-				}
-			case x < 60: // the leases of every attempt taken back, as after a node died
-				if _, err := s.ReapExpired(ctx, time.Now().Add(2*time.Minute), nil); err != nil {
-					return fmt.Errorf("step %d: reap: %w", step, err)
-				}
-			case x < 70: // an action on one job
-				id := pick(r, 1)[0]
-				var err error
-				switch r.IntN(3) {
-				case 0:
-					requeue(id)
-					_, err = s.Requeue(ctx, "t", id)
-				case 1:
-					_, err = s.Cancel(ctx, "t", id)
-				default:
-					_, err = s.SetDone(ctx, "t", id, nil)
-				}
-				if err != nil && !errors.Is(err, abi.ErrIllegalTransition) && !errors.Is(err, abi.ErrNotFound) { // not found: vacuumed
-					return fmt.Errorf("step %d: action on %s: %w", step, id, err)
-				}
-			default: // attempts started and ended, as the runner does
-				cands, err := s.Pending(ctx, pick(r, 1+r.IntN(8)))
-				if err != nil {
-					return fmt.Errorf("step %d: pending: %w", step, err)
-				}
-				started, err := s.Start(ctx, cands, worker, time.Now().Add(time.Minute))
-				if err != nil {
-					return fmt.Errorf("step %d: start: %w", step, err)
-				}
-				cs := make([]store.Completion, len(started))
-				for i, j := range started {
-					cs[i] = store.Completion{UUID: j.UUID, WorkerID: worker, Attempt: j.Attempt, To: abi.StateDone,
-						Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
-					if r.IntN(4) == 0 {
-						cs[i].To, cs[i].Cause, cs[i].ExcName = abi.StateFailed, abi.CauseFail, abi.ExcError
-					}
-				}
-				if _, err := s.Complete(ctx, cs); err != nil {
-					return fmt.Errorf("step %d: complete: %w", step, err)
-				}
+	randomWriters(t, func(r *rand.Rand, worker string) error {
+		switch x := r.IntN(100); {
+		case x < 30: // a job under one to three parents
+			j := nj("t")
+			j.DependsOn = pick(r, 1+r.IntN(3))
+			if r.IntN(2) == 0 {
+				slices.Reverse(j.DependsOn)
 			}
+			if _, err := s.Insert(ctx, []store.NewJob{j}); err != nil {
+				var fe *abi.FieldError
+				if errors.As(err, &fe) && fe.Field == "depends_on" {
+					return nil // a parent vacuumed meanwhile
+				}
+				return fmt.Errorf("insert: %w", err)
+			}
+			mu.Lock()
+			known = append(known, j.UUID)
+			mu.Unlock()
+		case x < 50: // a bulk action
+			cause, ids := causes[r.IntN(len(causes))], pick(r, 1+r.IntN(8))
+			if cause == abi.CauseRequeue {
+				requeue(ids...)
+			}
+			if _, err := s.Act(ctx, "t", cause, ids); err != nil {
+				return fmt.Errorf("%s in bulk: %w", cause, err)
+			}
+		case x < 55: // a patch, as PATCH /v1/jobs/{uuid} sends (only before a start)
+			prio := r.IntN(20)
+			_, err := s.Update(ctx, "t", pick(r, 1)[0], store.Patch{Priority: &prio})
+			if err != nil && !errors.Is(err, abi.ErrIllegalTransition) && !errors.Is(err, abi.ErrNotFound) { // not found: vacuumed
+				return fmt.Errorf("patch: %w", err)
+			}
+		case x < 57: // every finished job vacuumed
+			if _, err := s.Vacuum(ctx, "root", time.Now().Add(time.Hour)); err != nil {
+				return fmt.Errorf("vacuum: %w", err)
+			}
+		case x < 60: // the leases of every attempt taken back, as after a node died
+			if _, err := s.ReapExpired(ctx, time.Now().Add(2*time.Minute), nil); err != nil {
+				return fmt.Errorf("reap: %w", err)
+			}
+		case x < 70: // an action on one job
+			id := pick(r, 1)[0]
+			var err error
+			switch r.IntN(3) {
+			case 0:
+				requeue(id)
+				_, err = s.Requeue(ctx, "t", id)
+			case 1:
+				_, err = s.Cancel(ctx, "t", id)
+			default:
+				_, err = s.SetDone(ctx, "t", id, nil)
+			}
+			if err != nil && !errors.Is(err, abi.ErrIllegalTransition) && !errors.Is(err, abi.ErrNotFound) { // not found: vacuumed
+				return fmt.Errorf("action on %s: %w", id, err)
+			}
+		default: // attempts started and ended, as the runner does
+			return runSome(ctx, s, r, worker, pick(r, 1+r.IntN(8)))
 		}
 		return nil
 	})
+	jobs := allJobs(t, s)
 	states := map[string]abi.State{}
-	var jobs []abi.Job
-	for f := (store.Filter{Limit: 1000}); ; {
-		page := must(s.List(ctx, f))
-		for _, j := range page.Jobs {
-			states[j.UUID] = j.State
-			jobs = append(jobs, j)
-		}
-		if f.Cursor = page.NextCursor; f.Cursor == "" {
-			break
-		}
+	for _, j := range jobs {
+		states[j.UUID] = j.State
 	}
 	for _, j := range jobs {
 		if j.State != abi.StateWaitDependencies {
@@ -358,83 +323,49 @@ func identityKeysHoldWhateverWritersMeet(t *testing.T, s store.Store) {
 		}
 		return jobs, keys
 	}
-	seed := uint64(time.Now().UnixNano())
-	defer func() {
-		if t.Failed() {
-			t.Logf("seed %d (the interleaving is the machine's)", seed)
-		}
-	}()
-	atOnce(t, 0, 4, func(g int) error {
-		r := rand.New(rand.NewPCG(seed, uint64(g)))
-		worker := fmt.Sprintf("w%d", g)
-		for step := range 60 {
-			switch x := r.IntN(100); {
-			case x < 45: // one job, or a batch, a request
-				jobs, keys := keyed(r, 1+r.IntN(3))
-				ins, err := s.Insert(ctx, jobs)
-				if err != nil {
-					return fmt.Errorf("step %d: insert: %w", step, err)
-				}
-				note(ins, keys)
-			case x < 60: // a group commit of single jobs
-				jobs, keys := keyed(r, 1+r.IntN(4))
-				reqs := make([]store.InsertRequest, len(jobs))
-				for i, j := range jobs {
-					reqs[i] = store.InsertRequest{Jobs: []store.NewJob{j}}
-				}
-				res, err := s.InsertEach(ctx, reqs)
-				if err != nil {
-					return fmt.Errorf("step %d: group commit: %w", step, err)
-				}
-				for i, rs := range res {
-					if rs.Err != nil {
-						return fmt.Errorf("step %d: group commit, request %d: %w", step, i, rs.Err)
-					}
-					note(rs.Jobs, keys[i:i+1])
-				}
-			case x < 70: // a cancel
-				if _, err := s.Act(ctx, "t", abi.CauseCancel, pick(r, 1+r.IntN(3))); err != nil {
-					return fmt.Errorf("step %d: cancel: %w", step, err)
-				}
-			default: // attempts started and ended, done or failed (a retry
-				// would bring a job back under a key taken meanwhile,
-				// which the rules allow)
-				cands, err := s.Pending(ctx, pick(r, 1+r.IntN(8)))
-				if err != nil {
-					return fmt.Errorf("step %d: pending: %w", step, err)
-				}
-				started, err := s.Start(ctx, cands, worker, time.Now().Add(time.Minute))
-				if err != nil {
-					return fmt.Errorf("step %d: start: %w", step, err)
-				}
-				cs := make([]store.Completion, len(started))
-				for i, j := range started {
-					cs[i] = store.Completion{UUID: j.UUID, WorkerID: worker, Attempt: j.Attempt, To: abi.StateDone,
-						Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
-					if r.IntN(4) == 0 {
-						cs[i].To, cs[i].Cause, cs[i].ExcName = abi.StateFailed, abi.CauseFail, abi.ExcError
-					}
-				}
-				if _, err := s.Complete(ctx, cs); err != nil {
-					return fmt.Errorf("step %d: complete: %w", step, err)
-				}
+	randomWriters(t, func(r *rand.Rand, worker string) error {
+		switch x := r.IntN(100); {
+		case x < 45: // one job, or a batch, a request
+			jobs, keys := keyed(r, 1+r.IntN(3))
+			ins, err := s.Insert(ctx, jobs)
+			if err != nil {
+				return fmt.Errorf("insert: %w", err)
 			}
+			note(ins, keys)
+		case x < 60: // a group commit of single jobs
+			jobs, keys := keyed(r, 1+r.IntN(4))
+			reqs := make([]store.InsertRequest, len(jobs))
+			for i, j := range jobs {
+				reqs[i] = store.InsertRequest{Jobs: []store.NewJob{j}}
+			}
+			res, err := s.InsertEach(ctx, reqs)
+			if err != nil {
+				return fmt.Errorf("group commit: %w", err)
+			}
+			for i, rs := range res {
+				if rs.Err != nil {
+					return fmt.Errorf("group commit, request %d: %w", i, rs.Err)
+				}
+				note(rs.Jobs, keys[i:i+1])
+			}
+		case x < 70: // a cancel
+			if _, err := s.Act(ctx, "t", abi.CauseCancel, pick(r, 1+r.IntN(3))); err != nil {
+				return fmt.Errorf("cancel: %w", err)
+			}
+		default: // attempts started and ended, done or failed (a retry
+			// would bring a job back under a key taken meanwhile,
+			// which the rules allow)
+			return runSome(ctx, s, r, worker, pick(r, 1+r.IntN(8)))
 		}
 		return nil
 	})
 	waiting := map[string][]string{}
 	stored := map[string]abi.Job{}
-	for f := (store.Filter{Limit: 1000}); ; {
-		page := must(s.List(ctx, f))
-		for _, j := range page.Jobs {
-			stored[j.UUID] = j
-			switch j.State {
-			case abi.StateWaitDependencies, abi.StatePending, abi.StateEnqueued:
-				waiting[j.IdentityKey] = append(waiting[j.IdentityKey], j.UUID)
-			}
-		}
-		if f.Cursor = page.NextCursor; f.Cursor == "" {
-			break
+	for _, j := range allJobs(t, s) {
+		stored[j.UUID] = j
+		switch j.State {
+		case abi.StateWaitDependencies, abi.StatePending, abi.StateEnqueued:
+			waiting[j.IdentityKey] = append(waiting[j.IdentityKey], j.UUID)
 		}
 	}
 	for key, ids := range waiting {
@@ -447,4 +378,65 @@ func identityKeysHoldWhateverWritersMeet(t *testing.T, s store.Store) {
 			t.Errorf("job %s, answered as the holder of key %s, is stored as %+v (found: %v)", id, key, j.IdentityKey, ok)
 		}
 	}
+}
+
+// runSome starts the pending jobs among ids for worker and ends them, as
+// the runner does: done, or failed one time in four.
+func runSome(ctx context.Context, s store.Store, r *rand.Rand, worker string, ids []string) error {
+	cands, err := s.Pending(ctx, ids)
+	if err != nil {
+		return fmt.Errorf("pending: %w", err)
+	}
+	started, err := s.Start(ctx, cands, worker, time.Now().Add(time.Minute))
+	if err != nil {
+		return fmt.Errorf("start: %w", err)
+	}
+	cs := make([]store.Completion, len(started))
+	for i, j := range started {
+		cs[i] = store.Completion{UUID: j.UUID, WorkerID: worker, Attempt: j.Attempt, To: abi.StateDone,
+			Cause: abi.CauseDone, Result: []byte(`null`), Ended: time.Now()}
+		if r.IntN(4) == 0 {
+			cs[i].To, cs[i].Cause, cs[i].ExcName = abi.StateFailed, abi.CauseFail, abi.ExcError
+		}
+	}
+	if _, err := s.Complete(ctx, cs); err != nil {
+		return fmt.Errorf("complete: %w", err)
+	}
+	return nil
+}
+
+// allJobs lists every job of the store, page after page.
+func allJobs(t *testing.T, s store.Store) []abi.Job {
+	t.Helper()
+	var jobs []abi.Job
+	for f := (store.Filter{Limit: 1000}); ; {
+		page := must(s.List(context.Background(), f))
+		jobs = append(jobs, page.Jobs...)
+		if f.Cursor = page.NextCursor; f.Cursor == "" {
+			return jobs
+		}
+	}
+}
+
+// randomWriters runs step 60 times in each of four writers at once, each
+// with its own random source drawn from one seed, which a failing test
+// logs (the interleaving is the machine's, not the seed's).
+func randomWriters(t *testing.T, step func(r *rand.Rand, worker string) error) {
+	t.Helper()
+	seed := uint64(time.Now().UnixNano())
+	defer func() {
+		if t.Failed() {
+			t.Logf("seed %d", seed)
+		}
+	}()
+	atOnce(t, 0, 4, func(g int) error {
+		r := rand.New(rand.NewPCG(seed, uint64(g)))
+		worker := fmt.Sprintf("w%d", g)
+		for i := range 60 {
+			if err := step(r, worker); err != nil {
+				return fmt.Errorf("writer %s, step %d: %w", worker, i, err)
+			}
+		}
+		return nil
+	})
 }
