@@ -98,6 +98,12 @@ type Job struct {
 	Progress *Progress `json:"progress"`
 	// Usage is what the last finished attempt used (null before one).
 	Usage *Usage `json:"usage"`
+
+	// Version is the store's version of the row, which every write to
+	// the job changes (none while an attempt runs): the scheduler tells a
+	// notice of one hand-over from the next by it. Not part of the
+	// document.
+	Version int64 `json:"-"`
 }
 
 // JobDoc is the JSON form of a Job: the same fields in the same order,

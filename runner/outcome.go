@@ -13,7 +13,7 @@ import (
 // docs/semantics.md §3. job is as claimed (Retry already counts this attempt).
 func completion(job *abi.Job, o abi.Outcome, fc abi.FunctionConfig, defaultRetry time.Duration, now time.Time) store.Completion {
 	c := store.Completion{
-		UUID: job.UUID, WorkerID: job.WorkerID, Attempt: job.Attempt, Ended: now,
+		UUID: job.UUID, WorkerID: job.WorkerID, Attempt: job.Attempt, Version: job.Version, Ended: now,
 		PluginSHA256: o.PluginSHA256, Logs: o.Logs, Record: o.Record,
 	}
 	if o.Kind != abi.OutcomeInterrupted || o.Usage != (abi.Usage{}) {

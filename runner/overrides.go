@@ -27,6 +27,61 @@ func (s *scheduler) readOverrides(ctx context.Context) error {
 	return nil
 }
 
+// readStarts, once a leadership, takes in when each throttled channel
+// last handed a job over, as the leaders before this one kept it: the
+// throttle spaces this leader's first hand-over from there. Without it,
+// a node that took the lead (a failover, a node started again under its
+// name, a deploy) handed a job over at once, a throttle or not after the
+// last leader's (found by TestTheSchedulersRulesHoldWhateverHappens).
+func (s *scheduler) readStarts(ctx context.Context) error {
+	if s.startsRead {
+		return nil
+	}
+	starts, err := s.r.store.ChannelStarts(ctx)
+	if err != nil {
+		return fmt.Errorf("read channel starts: %w", err)
+	}
+	for name, at := range starts {
+		if c, ok := s.tree.Lookup(name); ok && at.After(s.lastStart[c]) {
+			s.lastStart[c] = at
+		} else if !ok && s.ovHas(name) {
+			if c := s.tree.Get(name); at.After(s.lastStart[c]) {
+				s.lastStart[c] = at
+			}
+		}
+	}
+	s.startsRead = true
+	return nil
+}
+
+// ovHas reports whether channel name has an override (which may throttle
+// a channel the configuration does not name).
+func (s *scheduler) ovHas(name string) bool {
+	for c := range s.ov {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// markStarts keeps this round's hand-overs in throttled channels for the
+// leaders after this one. A failed write is tried again with the next
+// round's; until it succeeds, a new leader could hand a job over in such
+// a channel early, once.
+func (s *scheduler) markStarts(ctx context.Context) {
+	if len(s.marks) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.r.store.MarkChannelStarts(wctx, s.marks); err != nil {
+		s.r.log.Warn().Err(err).Msg("scheduler: keeping the throttled channels' last hand-overs")
+		return
+	}
+	clear(s.marks)
+}
+
 // capacity, throttle and paused are a channel's settings with the
 // operators' overrides over the configuration.
 func (s *scheduler) capacity(c *Channel) int {

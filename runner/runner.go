@@ -125,8 +125,8 @@ const peersHeadStart = 5 * time.Millisecond
 // an unbounded queue with a wake-up signal.
 type notes struct {
 	mu      sync.Mutex
-	ended   []string
-	settled []string
+	ended   []notice
+	settled []notice
 	// fuel is what this node's ended attempts used, per tenant: the
 	// scheduler charges it at once, before the completion commits
 	// (other nodes' fuel comes with their finished events).
@@ -153,9 +153,16 @@ func (n *notes) takeFuel() map[string]int64 {
 	return f
 }
 
-func (n *notes) post(ended string, settled []string) {
+// notice names a hand-over whose attempt ended: the job, and its version
+// while it ran (abi.Job.Version).
+type notice struct {
+	uuid    string
+	version int64
+}
+
+func (n *notes) post(ended notice, settled []notice) {
 	n.mu.Lock()
-	if ended != "" {
+	if ended.uuid != "" {
 		n.ended = append(n.ended, ended)
 	}
 	n.settled = append(n.settled, settled...)
@@ -166,7 +173,7 @@ func (n *notes) post(ended string, settled []string) {
 	}
 }
 
-func (n *notes) take() ([]string, []string) {
+func (n *notes) take() ([]notice, []notice) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	e, s := n.ended, n.settled
@@ -454,7 +461,7 @@ func (r *Runner) execute(job abi.Job) {
 		// The code has returned: the slot is free now, not once the
 		// outcome is committed (the completer batches that).
 		if r.leading.Load() && !r.sequential(job.Channel) {
-			r.notes.post(job.UUID, nil)
+			r.notes.post(notice{job.UUID, job.Version}, nil)
 		}
 		r.slots <- struct{}{}
 		r.wakeFetch()
@@ -566,11 +573,11 @@ func (r *Runner) settled(batch []store.Completion) {
 	if !r.leading.Load() {
 		return
 	}
-	ids := make([]string, len(batch))
+	ns := make([]notice, len(batch))
 	for i, c := range batch {
-		ids[i] = c.UUID
+		ns[i] = notice{c.UUID, c.Version}
 	}
-	r.notes.post("", ids)
+	r.notes.post(notice{}, ns)
 }
 
 // renewLoop keeps this node's leases alive while it runs, and tells the

@@ -55,6 +55,29 @@ func newStore(t testing.TB) store.Store {
 	return s
 }
 
+// newStores opens n stores on one database, as n nodes would: on
+// PostgreSQL only (an embedded store belongs to one process).
+func newStores(t testing.TB, n int) []store.Store {
+	t.Helper()
+	if backend != "postgres" {
+		if n != 1 {
+			t.Fatalf("%d nodes on an embedded store", n)
+		}
+		return []store.Store{newStore(t)}
+	}
+	dsn := pgtest.DSN(t)
+	var out []store.Store
+	for range n {
+		s, err := postgres.Open(context.Background(), dsn, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		out = append(out, s)
+	}
+	return out
+}
+
 func newHost(t testing.TB) *host.Host {
 	t.Helper()
 	wasm, err := os.ReadFile("../plugins/examples/testkit/testkit.wasm")
@@ -653,6 +676,7 @@ func TestOnPostgreSQL(t *testing.T) {
 		{"ASlowFloodDoesNotStarveAnotherTenant", TestASlowFloodDoesNotStarveAnotherTenant},
 		{"TenantMaxRunningIsACapAcrossChannels", TestTenantMaxRunningIsACapAcrossChannels},
 		{"ConcurrentProducersAreAllSeenWithoutThePoll", TestConcurrentProducersAreAllSeenWithoutThePoll},
+		{"TheSchedulersRulesHoldWhateverHappens", TestTheSchedulersRulesHoldWhateverHappens},
 	} {
 		t.Run(c.name, c.fn)
 	}

@@ -51,12 +51,17 @@ type scheduler struct {
 	running    map[string]store.RunningJob // enqueued or started, by uuid
 	used       map[*Channel]int            // running per channel, subtree included
 	tenantUsed map[string]int
-	ended      map[string]bool // ours, code returned, outcome not yet committed
-	recount    bool            // re-read the running jobs
+	ended      map[string]int64 // ours, code returned, outcome not yet committed: the hand-over's version
+	recount    bool             // re-read the running jobs
 
 	nodes map[string]time.Time // nodes heard from (EventNode), when
 
 	lastStart map[*Channel]time.Time // throttled channels
+	// startsRead: lastStart holds what the store kept of the last
+	// leaders' hand-overs (readStarts); marks, this leader's, not yet
+	// kept (markStarts).
+	startsRead bool
+	marks      map[string]time.Time
 	// ov is the operators' channel overrides (stored, so every node's
 	// scheduler sees the same), re-read when ovStale: at leadership, on
 	// EventChannels and on the safety poll.
@@ -80,7 +85,7 @@ func newScheduler(r *Runner) *scheduler {
 	return &scheduler{r: r, tree: r.tree, reload: true, recount: true, ovStale: true,
 		pending: map[string]store.Candidate{}, tenants: map[string]int{},
 		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
-		ended: map[string]bool{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
+		ended: map[string]int64{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
 		slotTime: map[string]time.Duration{}, since: map[string]time.Time{}, recent: map[string]time.Time{}, decayed: time.Now(),
 		buckets: map[string]*fuelBucket{}, fuelTime: map[string]time.Duration{}}
 }
@@ -216,8 +221,12 @@ func (s *scheduler) note(e store.Event) bool {
 		if len(e.Fuel) > 0 && e.FuelBy != s.r.workerID {
 			s.chargeFuel(e.Fuel, time.Now()) // another node's attempts
 		}
-		for _, id := range e.UUIDs {
-			s.finished(id)
+		for i, id := range e.UUIDs {
+			var version int64 // unknown: a node from before Event.Versions
+			if len(e.Versions) == len(e.UUIDs) {
+				version = e.Versions[i]
+			}
+			s.finished(id, version)
 		}
 	default:
 		// A cancel, set done or patch may take a job out of
@@ -230,19 +239,37 @@ func (s *scheduler) note(e store.Event) bool {
 // finished applies a finished event or a settled note: the job's attempt
 // is written.
 //
-// In a sequential channel the notice is not taken on trust: it names the
-// job, not which of its hand-overs ended, and a job whose retry was due at
-// once may have been handed over again (on the other notice of the same
-// attempt: the event and the worker's note race) before this one came.
-// Freeing its slot then would start the channel's next job beside it. The
-// running jobs are re-read instead: one query, bounded by the capacities.
-func (s *scheduler) finished(id string) {
-	delete(s.ended, id)
+// A hand-over has up to three notices (this node's worker's two notes
+// and the store's event), which race with each other and with the
+// job's next hand-over: a job whose retry was due at once may be handed
+// over again on the first of them. The notice names the hand-over by a
+// version the job had during it, so one that comes after the next
+// hand-over is known stale and frees nothing: freeing the next one's
+// slot would run one job too many in its channel (found by
+// TestTheSchedulersRulesHoldWhateverHappens). A notice without a version
+// (a node from before them) is taken as it was: for the hand-over
+// counted. In a sequential channel, whose next job must never start
+// beside it, a notice is not taken on trust even so: the running jobs
+// are re-read, one query bounded by the capacities.
+func (s *scheduler) finished(id string, version int64) {
+	if s.stale(id, version) {
+		return
+	}
+	if v, ok := s.ended[id]; ok && (version == 0 || version >= v) {
+		delete(s.ended, id)
+	}
 	if j, ok := s.running[id]; ok && s.tree.Get(j.Channel).Sequential {
 		s.recount = true
 		return
 	}
 	s.release(id)
+}
+
+// stale reports whether a notice of the hand-over at version is about
+// one before the hand-over of the job counted now.
+func (s *scheduler) stale(id string, version int64) bool {
+	j, ok := s.running[id]
+	return ok && version != 0 && version < j.Version
 }
 
 // release stops counting a job as running. A job of a sequential channel
@@ -256,22 +283,33 @@ func (s *scheduler) release(id string) {
 	if !ok {
 		return
 	}
-	delete(s.running, id)
-	s.charge(id, j.Tenant, time.Now())
-	ch := s.tree.Get(j.Channel)
-	for x := ch; x != nil; x = x.Parent {
-		s.used[x]--
-	}
-	s.tenantUsed[j.Tenant]--
-	if ch.Sequential {
+	s.drop(j)
+	if s.tree.Get(j.Channel).Sequential {
 		s.named = append(s.named, id)
 	}
 }
 
-// count starts counting a job as running.
+// drop stops counting a job's hand-over, charging its slot time.
+func (s *scheduler) drop(j store.RunningJob) {
+	delete(s.running, j.UUID)
+	s.charge(j.UUID, j.Tenant, time.Now())
+	for x := s.tree.Get(j.Channel); x != nil; x = x.Parent {
+		s.used[x]--
+	}
+	s.tenantUsed[j.Tenant]--
+}
+
+// count starts counting a job as running. A job counted already, at an
+// earlier version, was handed over again before the notice of its last
+// hand-over came: the new hand-over takes the old one's place (its
+// channel may have changed since), and that notice is stale when it
+// comes.
 func (s *scheduler) count(j store.RunningJob) {
-	if _, ok := s.running[j.UUID]; ok {
-		return
+	if old, ok := s.running[j.UUID]; ok {
+		if j.Version <= old.Version {
+			return
+		}
+		s.drop(old)
 	}
 	s.running[j.UUID] = j
 	if _, ok := s.since[j.UUID]; !ok {
@@ -363,12 +401,15 @@ func (s *scheduler) drainNotes() {
 	if fuel := s.r.notes.takeFuel(); len(fuel) > 0 {
 		s.chargeFuel(fuel, time.Now())
 	}
-	for _, id := range ended {
-		s.release(id)
-		s.ended[id] = true
+	for _, n := range ended {
+		if s.stale(n.uuid, n.version) {
+			continue
+		}
+		s.release(n.uuid)
+		s.ended[n.uuid] = n.version
 	}
-	for _, id := range settled {
-		s.finished(id)
+	for _, n := range settled {
+		s.finished(n.uuid, n.version)
 	}
 }
 
@@ -385,10 +426,10 @@ func (s *scheduler) recountRunning(ctx context.Context) error {
 	}
 	before := s.running
 	s.running, s.used, s.tenantUsed = map[string]store.RunningJob{}, map[*Channel]int{}, map[string]int{}
-	still := map[string]bool{}
+	still := map[string]int64{}
 	for _, j := range all {
-		if s.ended[j.UUID] {
-			still[j.UUID] = true
+		if v, ok := s.ended[j.UUID]; ok && j.Version <= v { // that hand-over, its outcome not yet committed
+			still[j.UUID] = v
 			continue
 		}
 		s.count(j)
@@ -622,6 +663,9 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 	if err := s.readOverrides(ctx); err != nil {
 		return time.Time{}, err
 	}
+	if err := s.readStarts(ctx); err != nil {
+		return time.Time{}, err
+	}
 	var next time.Time
 	wakeAt := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
@@ -653,6 +697,12 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		use = s.usage(now)
 	}
 	try := func(c store.Candidate) {
+		if j, ok := s.running[c.UUID]; ok && j.Version >= c.Version {
+			// Handed over at this version already: a late announcement
+			// of it. Picked, its hand-over would fail, and undoing the
+			// pick would free the slot its real hand-over holds.
+			return
+		}
 		ch := s.tree.Get(c.Channel)
 		if !s.fits(ch, now, wakeAt) {
 			return
@@ -666,7 +716,7 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		if !s.fuelAllows(c.Tenant, now, wakeAt) {
 			return
 		}
-		s.count(store.RunningJob{UUID: c.UUID, Channel: c.Channel, Tenant: c.Tenant})
+		s.count(store.RunningJob{UUID: c.UUID, Channel: c.Channel, Tenant: c.Tenant, Version: c.Version})
 		for x := ch; x != nil; x = x.Parent {
 			if t := s.throttle(x); t > 0 {
 				s.lastStart[x] = now
@@ -782,7 +832,11 @@ func (s *scheduler) round(ctx context.Context) (time.Time, error) {
 		}
 		s.decayed = now
 	}
-	return next, s.handOver(ctx, pick)
+	err := s.handOver(ctx, pick)
+	if err == nil {
+		s.markStarts(ctx)
+	}
+	return next, err
 }
 
 // handOver starts what this node's free workers can take at once, and
@@ -875,22 +929,34 @@ func (s *scheduler) settle(picked []store.Candidate, moved []string) {
 	after := time.Now()
 	for _, c := range picked {
 		if !ok[c.UUID] {
-			s.release(c.UUID)
+			s.unpick(c)
 			continue
 		}
 		for x := s.tree.Get(c.Channel); x != nil; x = x.Parent {
 			if s.throttle(x) > 0 {
 				s.lastStart[x] = after
+				if s.marks == nil {
+					s.marks = map[string]time.Time{}
+				}
+				s.marks[x.Name] = after
 			}
 		}
 	}
 	s.r.stats.enqueued.Add(int64(len(moved)))
 }
 
+// unpick stops counting a pick whose hand-over did not happen, unless
+// the job is counted for another hand-over since.
+func (s *scheduler) unpick(c store.Candidate) {
+	if j, ok := s.running[c.UUID]; ok && j.Version == c.Version {
+		s.release(c.UUID)
+	}
+}
+
 // uncount forgets picks whose hand-over failed; the next round re-reads.
 func (s *scheduler) uncount(picked []store.Candidate) {
 	for _, c := range picked {
-		s.release(c.UUID)
+		s.unpick(c)
 	}
 	s.reload, s.recount = true, true
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"math"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -22,6 +23,22 @@ func (c *Core) SetChannelOverride(ctx context.Context, o abi.ChannelOverride) er
 		tx.Notes().Events.Add(EventChannels, o.Channel)
 		return nil
 	})
+}
+
+func (c *Core) ChannelStarts(ctx context.Context) (map[string]time.Time, error) {
+	return c.d.ChannelStarts(ctx)
+}
+
+func (c *Core) MarkChannelStarts(ctx context.Context, starts map[string]time.Time) error {
+	if len(starts) == 0 {
+		return nil
+	}
+	for ch := range starts {
+		if err := checkChannel(ch); err != nil {
+			return err
+		}
+	}
+	return c.write(ctx, func(tx Tx) error { return tx.PutChannelStarts(ctx, starts) })
 }
 
 // ValidateOverride refuses an override no scheduler could apply, naming

@@ -696,7 +696,7 @@ func (c *Core) Complete(ctx context.Context, cs []Completion) ([]string, error) 
 			n.Counts.Add(d.Tenant, d.Channel, d.State, 1)
 			// A failed job needs no event of its own: the finished event
 			// already brings a round, which checks sequential channels.
-			n.Events.Job(EventFinished, d.UUID, d.Channel)
+			n.Events.Finished(d.UUID, d.Channel, outcomes[at[d.UUID]].Version)
 			// The fuel the attempt used, told to the leader with the
 			// finished event.
 			if i, ok := at[d.UUID]; ok {

@@ -94,6 +94,9 @@ type Driver interface {
 	SetProgress(ctx context.Context, uuid, workerID string, attempt int, p abi.Progress) error
 	// ChannelOverrides reads the stored overrides, ordered by channel.
 	ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, error)
+	// ChannelStarts reads the stored last hand-over of each throttled
+	// channel (PutChannelStarts).
+	ChannelStarts(ctx context.Context) (map[string]time.Time, error)
 	// Maintain is the leader's housekeeping, after each reap.
 	Maintain(ctx context.Context) error
 
@@ -201,6 +204,9 @@ type Tx interface {
 	// PutChannelOverride replaces the override of o.Channel, or deletes
 	// it when o is Empty.
 	PutChannelOverride(ctx context.Context, o abi.ChannelOverride) error
+	// PutChannelStarts keeps, for each channel named, the later of its
+	// stored last hand-over and the one given.
+	PutChannelStarts(ctx context.Context, starts map[string]time.Time) error
 	// ExpiredJobs reads, locked, the enqueued and started jobs whose
 	// lease ended before now, and the started jobs of the workers in gone;
 	// it forgets the workers in gone.
@@ -240,7 +246,7 @@ type Notes struct {
 func (n *Notes) moved(before, after abi.Job) {
 	n.Counts.Moved(before, after)
 	if before.State.Running() && !after.State.Running() {
-		n.Events.Job(EventFinished, after.UUID, before.Channel)
+		n.Events.Finished(after.UUID, before.Channel, before.Version)
 	}
 	if after.State == abi.StatePending {
 		n.Events.Job(EventPending, after.UUID, after.Channel)

@@ -34,6 +34,20 @@ func (es *Events) Fuel(tenant, by string, fuel int64) {
 	}
 }
 
+// Finished notes that a job left enqueued or started, naming the
+// hand-over that ended by a version the job had during it (Event.Versions).
+func (es *Events) Finished(uuid, channel string, version int64) {
+	es.Add(EventFinished, channel)
+	for i := range *es {
+		if e := &(*es)[i]; e.Kind == EventFinished {
+			if len(e.Versions) == len(e.UUIDs) {
+				e.Versions = append(e.Versions, version)
+			}
+			e.UUIDs = append(e.UUIDs, uuid)
+		}
+	}
+}
+
 // Job notes a change of kind that subscribers follow job by job
 // (EventPending, EventFinished): the event names the job.
 func (es *Events) Job(kind EventKind, uuid, channel string) {

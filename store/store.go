@@ -144,6 +144,10 @@ func (c Candidate) After() ETACursor { return ETACursor{ETA: c.ETA, Version: c.V
 // RunningJob is an enqueued or started job as the scheduler counts it.
 type RunningJob struct {
 	UUID, Channel, Tenant string
+	// Version is the job's version when the scheduler counted it: the
+	// pending version it handed over, or the running one it read. A
+	// notice of an earlier hand-over names an earlier version.
+	Version int64
 }
 
 // Claimed is a started job handed to a worker.
@@ -156,6 +160,9 @@ type Completion struct {
 	UUID     string
 	WorkerID string
 	Attempt  int // the job's Attempt when it was claimed
+	// Version is the job's Version when it was claimed (nothing changes
+	// it while it runs): the finished event names the hand-over by it.
+	Version int64
 	// To is the resulting state: done, pending (retry or shutdown) or failed.
 	To    abi.State
 	Cause abi.Cause // CauseDone, CauseRetry, CauseFail or CauseShutdown
@@ -206,6 +213,13 @@ type Event struct {
 	// scheduler reads exactly those, and keeps its running counts from
 	// them. Nil means "some jobs": re-read.
 	UUIDs []string `json:"UUIDs,omitempty"`
+	// Versions, on EventFinished, are a version each of UUIDs had while
+	// the hand-over that ended ran (its start's, or the one the ending
+	// write found), in the same order; absent when unknown (an event of
+	// a node from before them). A scheduler that handed a job over again
+	// since — read pending at a later version — knows the notice is not
+	// about the hand-over it counts now.
+	Versions []int64 `json:"Versions,omitempty"`
 	// Jobs, on EventPending, are the UUIDs' candidates as they were at
 	// commit, when the writer had them at hand and they fit in one
 	// notification (a small plain insert): what Pending(UUIDs) would have
@@ -416,6 +430,13 @@ type Store interface {
 	// deletes the channel's override when o is Empty, and publishes
 	// EventChannels to every node.
 	SetChannelOverride(ctx context.Context, o abi.ChannelOverride) error
+	// ChannelStarts reads when each throttled channel last handed a job
+	// over, as MarkChannelStarts kept it: a new leader spaces its first
+	// hand-over in the channel from there, not from its own start.
+	ChannelStarts(ctx context.Context) (map[string]time.Time, error)
+	// MarkChannelStarts keeps the hand-overs a leader made in throttled
+	// channels (each channel's latest is kept).
+	MarkChannelStarts(ctx context.Context, starts map[string]time.Time) error
 
 	// Ping checks the store is reachable (readiness).
 	Ping(ctx context.Context) error

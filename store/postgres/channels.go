@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/abi"
@@ -25,6 +26,33 @@ func (s *driver) ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, e
 		out = []abi.ChannelOverride{}
 	}
 	return out, nil
+}
+
+func (s *driver) ChannelStarts(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.pool.Query(ctx, `SELECT channel, last_start FROM channel_starts`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store: channel starts: %w", err)
+	}
+	out := map[string]time.Time{}
+	var ch string
+	var at time.Time
+	if _, err := pgx.ForEachRow(rows, []any{&ch, &at}, func() error { out[ch] = at; return nil }); err != nil {
+		return nil, fmt.Errorf("postgres store: channel starts: %w", err)
+	}
+	return out, nil
+}
+
+func (w *wtx) PutChannelStarts(ctx context.Context, starts map[string]time.Time) error {
+	chs, ats := make([]string, 0, len(starts)), make([]time.Time, 0, len(starts))
+	for ch, at := range starts {
+		chs, ats = append(chs, ch), append(ats, at)
+	}
+	if _, err := w.Exec(ctx, `INSERT INTO channel_starts (channel, last_start)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[]) ORDER BY 1
+		ON CONFLICT (channel) DO UPDATE SET last_start = GREATEST(channel_starts.last_start, EXCLUDED.last_start)`, chs, ats); err != nil {
+		return fmt.Errorf("postgres store: channel starts: %w", err)
+	}
+	return nil
 }
 
 func (w *wtx) PutChannelOverride(ctx context.Context, o abi.ChannelOverride) error {

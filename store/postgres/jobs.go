@@ -15,7 +15,7 @@ import (
 const jobColumns = `uuid, tenant, func, args::text, kwargs::text, context::text, user_id, model_name, func_string,
 	description, channel, priority, eta, expected_at, max_retries, retry, attempt, identity_key,
 	graph_uuid, state, result::text, exc_name, exc_message, exc_info, date_created, date_enqueued,
-	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage::text`
+	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage::text, version`
 
 // jobScanner reads rows of jobColumns. Its destinations are listed once
 // and reused for every row: a list of 36 pointers made per row, and the
@@ -35,7 +35,7 @@ func newJobScanner() *jobScanner {
 		&j.FuncString, &j.Description, &j.Channel, &j.Priority, &j.ETA, &j.ExpectedAt, &j.MaxRetries,
 		&j.Retry, &j.Attempt, &j.IdentityKey, &j.GraphUUID, &s.stat, &s.result, &j.ExcName,
 		&j.ExcMessage, &j.ExcInfo, &j.DateCreated, &j.DateEnqueued, &j.DateStarted, &j.DateDone,
-		&j.DateCancelled, &j.ExecTime, &j.Late, &j.WorkerID, &j.PluginSHA256, &j.Seq, &j.LeaseUntil, &s.usage}
+		&j.DateCancelled, &j.ExecTime, &j.Late, &j.WorkerID, &j.PluginSHA256, &j.Seq, &j.LeaseUntil, &s.usage, &j.Version}
 	return s
 }
 
@@ -522,9 +522,9 @@ func (s *driver) FailedChannels(ctx context.Context) ([]store.CountRow, error) {
 }
 
 func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
-	rows, err := s.pool.Query(ctx, `SELECT uuid, channel, tenant FROM jobs
+	rows, err := s.pool.Query(ctx, `SELECT uuid, channel, tenant, version FROM jobs
 		WHERE uuid IN (SELECT unnest(uuids) FROM job_runs) AND state = 'started'
-		UNION ALL SELECT uuid, channel, tenant FROM jobs WHERE handed AND state = 'enqueued'`)
+		UNION ALL SELECT uuid, channel, tenant, version FROM jobs WHERE handed AND state = 'enqueued'`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: running jobs: %w", err)
 	}

@@ -470,7 +470,8 @@ func deliver(ch chan store.Event, e store.Event, lost bool) bool {
 }
 
 // uuidsPerNotify keeps a payload under NOTIFY's 8,000 bytes: 150 uuids
-// of 39 bytes quoted, plus up to 50 channel names.
+// of 39 bytes quoted and their versions (up to 20 bytes each), plus up to
+// 50 channel names.
 const uuidsPerNotify = 150
 
 // wtx is one write transaction with the events to notify at commit and
@@ -557,13 +558,20 @@ func notifyPayloads(events []store.Event) []string {
 		for {
 			part, n := e, min(len(e.UUIDs), uuidsPerNotify)
 			part.UUIDs = e.UUIDs[:n]
+			part.Versions = nil
+			if len(e.Versions) == len(e.UUIDs) && n > 0 {
+				part.Versions = e.Versions[:n]
+			}
 			e.Fuel = nil // told once, in the first chunk
 			b, _ := json.Marshal(part)
 			if len(b) > 7900 { // long names: fall back to "some channels, some jobs"
-				part.Channels, part.UUIDs = nil, nil
+				part.Channels, part.UUIDs, part.Versions = nil, nil, nil
 				b, _ = json.Marshal(part)
 			}
 			payloads = append(payloads, string(b))
+			if len(e.Versions) == len(e.UUIDs) {
+				e.Versions = e.Versions[n:]
+			}
 			if e.UUIDs = e.UUIDs[n:]; len(e.UUIDs) == 0 {
 				break
 			}

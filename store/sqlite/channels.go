@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -36,6 +37,34 @@ func (s *driver) ChannelOverrides(ctx context.Context) ([]abi.ChannelOverride, e
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+func (s *driver) ChannelStarts(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT channel, last_start FROM channel_starts`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store: channel starts: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var ch string
+		var at int64
+		if err := rows.Scan(&ch, &at); err != nil {
+			return nil, fmt.Errorf("sqlite store: channel starts: %w", err)
+		}
+		out[ch] = time.UnixMicro(at).UTC()
+	}
+	return out, rows.Err()
+}
+
+func (w *wtx) PutChannelStarts(ctx context.Context, starts map[string]time.Time) error {
+	for ch, at := range starts {
+		if _, err := w.ExecContext(ctx, `INSERT INTO channel_starts (channel, last_start) VALUES (?, ?)
+			ON CONFLICT (channel) DO UPDATE SET last_start = max(last_start, excluded.last_start)`, ch, at.UnixMicro()); err != nil {
+			return fmt.Errorf("sqlite store: channel starts: %w", err)
+		}
+	}
+	return nil
 }
 
 func (w *wtx) PutChannelOverride(ctx context.Context, o abi.ChannelOverride) error {

@@ -15,7 +15,7 @@ import (
 const jobColumns = `uuid, tenant, func, args, kwargs, context, user_id, model_name, func_string,
 	description, channel, priority, eta, expected_at, max_retries, retry, attempt, identity_key,
 	graph_uuid, state, result, exc_name, exc_message, exc_info, date_created, date_enqueued,
-	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage`
+	date_started, date_done, date_cancelled, exec_time, late, worker_id, plugin_sha256, seq, lease_until, usage, version`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -50,7 +50,7 @@ func scanJob(row scanner) (abi.Job, error) {
 		&j.FuncString, &j.Description, &j.Channel, &j.Priority, &eta, &expected, &j.MaxRetries,
 		&j.Retry, &j.Attempt, &j.IdentityKey, &j.GraphUUID, &state, &result, &j.ExcName,
 		&j.ExcMessage, &j.ExcInfo, &created, &enq, &started, &done, &cancelled, &exec, &late,
-		&j.WorkerID, &j.PluginSHA256, &j.Seq, &lease, &usage)
+		&j.WorkerID, &j.PluginSHA256, &j.Seq, &lease, &usage, &j.Version)
 	if err != nil {
 		return j, err
 	}
@@ -340,7 +340,7 @@ func countRows(ctx context.Context, db interface {
 }
 
 func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT uuid, channel, tenant FROM jobs WHERE state IN ('enqueued', 'started')`)
+	rows, err := s.r.QueryContext(ctx, `SELECT uuid, channel, tenant, version FROM jobs WHERE state IN ('enqueued', 'started')`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: running jobs: %w", err)
 	}
@@ -348,7 +348,7 @@ func (s *driver) Running(ctx context.Context) ([]store.RunningJob, error) {
 	var out []store.RunningJob
 	for rows.Next() {
 		var j store.RunningJob
-		if err := rows.Scan(&j.UUID, &j.Channel, &j.Tenant); err != nil {
+		if err := rows.Scan(&j.UUID, &j.Channel, &j.Tenant, &j.Version); err != nil {
 			return nil, fmt.Errorf("sqlite store: running jobs: %w", err)
 		}
 		out = append(out, j)

@@ -217,6 +217,89 @@ func channelOverrides(t *testing.T, s store.Store) {
 	}
 }
 
+// A throttled channel's last hand-over is kept for the next leader: the
+// latest of those marked, whatever order they come in.
+func throttledChannelsKeepTheirLastHandOver(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if got := must(s.ChannelStarts(ctx)); len(got) != 0 {
+		t.Fatalf("a new store has channel starts: %v", got)
+	}
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	if err := s.MarkChannelStarts(ctx, map[string]time.Time{"root.mail": t0, "root.sms": t0.Add(time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkChannelStarts(ctx, map[string]time.Time{"root.mail": t0.Add(2 * time.Second), "root.sms": t0}); err != nil {
+		t.Fatal(err)
+	}
+	got := must(s.ChannelStarts(ctx))
+	if len(got) != 2 || !got["root.mail"].Equal(t0.Add(2*time.Second)) || !got["root.sms"].Equal(t0.Add(time.Second)) {
+		t.Fatalf("channel starts %v, want root.mail at t0+2s and root.sms at t0+1s (t0 %v)", got, t0)
+	}
+	if err := s.MarkChannelStarts(ctx, map[string]time.Time{"mail\x00": t0}); !errors.Is(err, abi.ErrInvalid) {
+		t.Fatalf("a channel named with a NUL: %v, want ErrInvalid", err)
+	}
+}
+
+// A finished event names each hand-over that ended by a version the job
+// had while it ran, the one its start returned: an outcome's, an
+// action's and a reap's alike. A scheduler that handed the job over
+// again since tells the event is not about the new hand-over by it.
+func aFinishedEventNamesTheHandOverThatEnded(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	var ids []string
+	for _, j := range insert(t, s, nj("t"), nj("t"), nj("t")) {
+		ids = append(ids, j.UUID)
+	}
+	ch := subscribe(t, s)
+	started := must(s.Start(ctx, must(s.Pending(ctx, ids)), "w1", time.Now().Add(time.Minute)))
+	if len(started) != 3 {
+		t.Fatalf("started %d of 3", len(started))
+	}
+	version := map[string]int64{}
+	for _, j := range started {
+		if j.Version == 0 {
+			t.Fatalf("a started job %s has no version", j.UUID)
+		}
+		version[j.UUID] = j.Version
+	}
+	finished := func(what string) map[string]int64 {
+		t.Helper()
+		for {
+			e := next(t, ch, "finished event after "+what)
+			if e.Kind != store.EventFinished || len(e.UUIDs) == 0 {
+				continue
+			}
+			if len(e.Versions) != len(e.UUIDs) {
+				t.Fatalf("%s: event names %d jobs and %d versions", what, len(e.UUIDs), len(e.Versions))
+			}
+			out := map[string]int64{}
+			for i, id := range e.UUIDs {
+				out[id] = e.Versions[i]
+			}
+			return out
+		}
+	}
+	a, b, c := started[0], started[1], started[2]
+	must(s.Complete(ctx, []store.Completion{{UUID: a.UUID, WorkerID: "w1", Attempt: a.Attempt, Version: a.Version,
+		To: abi.StatePending, Cause: abi.CauseRetry, ExcName: "E"}}))
+	if got := finished("an outcome"); got[a.UUID] != version[a.UUID] {
+		t.Fatalf("an outcome's event: %v, want %s at %d", got, a.UUID, version[a.UUID])
+	}
+	must(s.Cancel(ctx, "", b.UUID))
+	if got := finished("a cancel"); got[b.UUID] != version[b.UUID] {
+		t.Fatalf("a cancel's event: %v, want %s at %d", got, b.UUID, version[b.UUID])
+	}
+	must(s.ReapExpired(ctx, time.Now().Add(2*time.Minute), nil))
+	if got := finished("a reap"); got[c.UUID] != version[c.UUID] {
+		t.Fatalf("a reap's event: %v, want %s at %d", got, c.UUID, version[c.UUID])
+	}
+	// The retried job's next hand-over reads a later version.
+	again := must(s.Pending(ctx, []string{a.UUID}))
+	if len(again) != 1 || again[0].Version <= version[a.UUID] {
+		t.Fatalf("the retried job reads %+v, want a version after %d", again, version[a.UUID])
+	}
+}
+
 // Act moves many jobs at once by the per-job rules: another tenant's and
 // those in a state the action does not apply to are skipped, a cancel
 // cascades (a dependent listed after its parent is then skipped), and a

@@ -69,6 +69,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CancelStartedJob", cancelStartedJob},
 		{"OperatorFilters", operatorFilters},
 		{"ChannelOverrides", channelOverrides},
+		{"ThrottledChannelsKeepTheirLastHandOver", throttledChannelsKeepTheirLastHandOver},
+		{"AFinishedEventNamesTheHandOverThatEnded", aFinishedEventNamesTheHandOverThatEnded},
 		{"ActOnMany", actOnMany},
 		{"ProgressOfARunningJob", progressOfARunningJob},
 		{"TheSchedulerReadsWhatIsDue", theSchedulerReadsWhatIsDue},
