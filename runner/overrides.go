@@ -42,27 +42,13 @@ func (s *scheduler) readStarts(ctx context.Context) error {
 		return fmt.Errorf("read channel starts: %w", err)
 	}
 	for name, at := range starts {
-		if c, ok := s.tree.Lookup(name); ok && at.After(s.lastStart[c]) {
+		// A channel no longer throttled keeps an entry no round reads.
+		if c := s.tree.Get(name); at.After(s.lastStart[c]) {
 			s.lastStart[c] = at
-		} else if !ok && s.ovHas(name) {
-			if c := s.tree.Get(name); at.After(s.lastStart[c]) {
-				s.lastStart[c] = at
-			}
 		}
 	}
 	s.startsRead = true
 	return nil
-}
-
-// ovHas reports whether channel name has an override (which may throttle
-// a channel the configuration does not name).
-func (s *scheduler) ovHas(name string) bool {
-	for c := range s.ov {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
 }
 
 // markStarts keeps this round's hand-overs in throttled channels for the

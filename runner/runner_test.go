@@ -40,12 +40,7 @@ var backend = "sqlite"
 func newStore(t testing.TB) store.Store {
 	t.Helper()
 	if backend == "postgres" {
-		s, err := postgres.Open(context.Background(), pgtest.DSN(t), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		return s
+		return openPostgres(t, pgtest.DSN(t))
 	}
 	s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "wasmq.db"), true)
 	if err != nil {
@@ -68,14 +63,20 @@ func newStores(t testing.TB, n int) []store.Store {
 	dsn := pgtest.DSN(t)
 	var out []store.Store
 	for range n {
-		s, err := postgres.Open(context.Background(), dsn, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { s.Close() })
-		out = append(out, s)
+		out = append(out, openPostgres(t, dsn))
 	}
 	return out
+}
+
+// openPostgres opens a store on dsn, closed when the test ends.
+func openPostgres(t testing.TB, dsn string) store.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func newHost(t testing.TB) *host.Host {
