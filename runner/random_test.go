@@ -464,7 +464,10 @@ func (w *randomWorld) check(jobs map[string]abi.Job) {
 			byJob[id] = append(byJob[id], x)
 		}
 	}
-	t.Logf("%d jobs, %d attempts, %d pauses, %d leads", len(w.order), len(runs), len(w.pauses), len(w.leads))
+	w.mu.Lock() // a node may take the lead while the world is checked
+	leads := len(w.leads)
+	w.mu.Unlock()
+	t.Logf("%d jobs, %d attempts, %d pauses, %d leads", len(w.order), len(runs), len(w.pauses), leads)
 	if len(runs) < len(w.order)/3 {
 		t.Fatalf("only %d attempts for %d jobs: the run exercised too little", len(runs), len(w.order))
 	}

@@ -59,9 +59,10 @@ type scheduler struct {
 	lastStart map[*Channel]time.Time // throttled channels
 	// startsRead: lastStart holds what the store kept of the last
 	// leaders' hand-overs (readStarts); marks, this leader's, not yet
-	// kept (markStarts).
+	// kept (markStarts), whose failures markFails reports.
 	startsRead bool
 	marks      map[string]time.Time
+	markFails  failing
 	// ov is the operators' channel overrides (stored, so every node's
 	// scheduler sees the same), re-read when ovStale: at leadership, on
 	// EventChannels and on the safety poll.
@@ -87,7 +88,8 @@ func newScheduler(r *Runner) *scheduler {
 		running: map[string]store.RunningJob{}, used: map[*Channel]int{}, tenantUsed: map[string]int{},
 		ended: map[string]int64{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
 		slotTime: map[string]time.Duration{}, since: map[string]time.Time{}, recent: map[string]time.Time{}, decayed: time.Now(),
-		buckets: map[string]*fuelBucket{}, fuelTime: map[string]time.Duration{}}
+		buckets: map[string]*fuelBucket{}, fuelTime: map[string]time.Duration{},
+		markFails: failing{what: "keeping the throttled channels' last hand-overs"}}
 }
 
 // run schedules until ctx ends: a round after store events and worker

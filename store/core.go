@@ -815,9 +815,12 @@ func (c *Core) Clock(ctx context.Context) (time.Time, error)        { return c.d
 
 // Unavailable: the database cannot serve now, by its driver's word, or
 // it did not answer within a deadline (a client that gives up cancels;
-// only a bound of the server's own expires).
+// only a bound of the server's own expires), or it kept ending a write
+// to break deadlocks with other writers, every run of it (ErrRetryTx
+// still, after maxTxRetries): contention of the moment, nothing of the
+// write stored, which the same request sent again may win.
 func (c *Core) Unavailable(err error) bool {
-	return err != nil && (errors.Is(err, context.DeadlineExceeded) || c.d.Unavailable(err))
+	return err != nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrRetryTx) || c.d.Unavailable(err))
 }
 func (c *Core) Hold(ctx context.Context, workerID string) error { return c.d.Hold(ctx, workerID) }
 func (c *Core) Unheld(ctx context.Context) ([]string, error)    { return c.d.Unheld(ctx) }

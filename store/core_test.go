@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/wasmq/wasmq/abi"
@@ -55,3 +56,56 @@ func TestBadInputNeverReachesTheDriver(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// contended is a database that ends every write to break a deadlock, as
+// PostgreSQL ends one of the writers that keep meeting on the same rows
+// in other orders; runs counts the writes it was sent.
+type contended struct {
+	store.Driver // nil: any other operation panics
+	runs         *int
+}
+
+func (d contended) InsertPending(context.Context, []abi.Job) ([]abi.Job, error) {
+	*d.runs++
+	return nil, fmt.Errorf("insert: deadlock detected: %w", store.ErrRetryTx)
+}
+
+func (d contended) Write(context.Context, func(store.Tx) error) error {
+	*d.runs++
+	return fmt.Errorf("write: deadlock detected: %w", store.ErrRetryTx)
+}
+
+// The database's own word: a deadlock is neither an outage nor a commit
+// in doubt.
+func (contended) Unavailable(error) bool { return false }
+func (contended) InDoubt(error) bool     { return false }
+
+// A write the database ends to break a deadlock is run again, a few
+// times; one that loses every run is answered as the store's busy moment
+// (Unavailable: 503 with Retry-After over HTTP), which the client may send
+// again since nothing of it was stored, not as wasmq's fault (500), which
+// it was before.
+func TestAWriteThatLosesEveryRunToOtherWritersIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	runs := 0
+	c := store.NewCore(contended{runs: &runs})
+	plain := store.NewJob{UUID: "u", Tenant: "t", Func: "m.f", Channel: "root", Priority: 10}
+	keyed := plain
+	keyed.IdentityKey = "k" // written in a transaction (Write), not in one statement
+	for name, j := range map[string]store.NewJob{"one statement": plain, "a transaction": keyed} {
+		runs = 0
+		_, err := c.Insert(ctx, []store.NewJob{j})
+		if !errors.Is(err, store.ErrRetryTx) {
+			t.Fatalf("%s: %v, want the deadlock", name, err)
+		}
+		if runs != 5 {
+			t.Errorf("%s: sent %d times, want 5", name, runs)
+		}
+		if !c.Unavailable(err) {
+			t.Errorf("%s: %v is not unavailable: the API would answer 500", name, err)
+		}
+	}
+	if c.Unavailable(fmt.Errorf("write: %w", abi.ErrConflict)) {
+		t.Error("a conflict is the request's, not the store's moment")
+	}
+}

@@ -413,8 +413,9 @@ type Store interface {
 	// with its own clock (the runner's max_clock_offset).
 	Clock(ctx context.Context) (time.Time, error)
 	// Unavailable says whether err, from any call, means the store cannot
-	// serve now (unreachable, restarting, out of disk, read-only...): the
-	// API answers 503 with Retry-After, not 500.
+	// serve now (unreachable, restarting, out of disk, read-only, a write
+	// that lost every run to other writers' locks...): the API answers
+	// 503 with Retry-After, not 500.
 	Unavailable(err error) bool
 	// TryLead tries to become (or stay) the scheduling leader among the
 	// processes sharing this store; returns whether this process leads.
