@@ -79,6 +79,12 @@ type Options struct {
 	// MaxUploads is how many plugin uploads the node takes at once
 	// (uploads.go); defaults to DefaultMaxUploads.
 	MaxUploads int
+	// MaxReads is how many reads (GETs and bulk actions) the node runs
+	// against the store at once, TenantMaxReads how many each tenant
+	// does (reads.go); defaults DefaultMaxReads, and for a tenant not
+	// listed (the one of a server without tenants) the node's.
+	MaxReads       int
+	TenantMaxReads map[string]int
 	// StoreTimeout bounds a read's wait for the store ([store] timeout):
 	// past it the answer is 503, not a connection dropped at the write
 	// timeout. Writes are bounded by the store itself. 0: unbounded.
@@ -105,6 +111,7 @@ type server struct {
 	Options
 	mux     *http.ServeMux
 	uploads *uploadGate
+	reads   *readGate
 }
 
 // New returns the handler of the whole HTTP surface.
@@ -112,7 +119,8 @@ func New(o Options) http.Handler {
 	if o.BodyLimit == 0 {
 		o.BodyLimit = DefaultBodyLimit
 	}
-	s := &server{Options: o, mux: http.NewServeMux(), uploads: newUploadGate(o.MaxUploads)}
+	s := &server{Options: o, mux: http.NewServeMux(), uploads: newUploadGate(o.MaxUploads),
+		reads: newReadGate(o.MaxReads, o.TenantMaxReads)}
 	s.route("POST /v1/jobs", s.createJob)
 	s.route("POST /v1/jobs:batch", s.createBatch)
 	s.route("GET /v1/jobs", s.listJobs)
@@ -129,9 +137,10 @@ func New(o Options) http.Handler {
 	s.route("GET /v1/channels", s.channels)
 	s.route("POST /v1/channels/{action}", bodiless("", s.channelAction))
 	s.route("PATCH /v1/channels/{name}", s.patchChannel)
-	s.route("POST /v1/jobs:requeue", bodiless(bulkHint, s.bulk(abi.CauseRequeue)))
-	s.route("POST /v1/jobs:cancel", bodiless(bulkHint, s.bulk(abi.CauseCancel)))
-	s.route("POST /v1/jobs:done", bodiless(bulkHint, s.bulk(abi.CauseSetDone)))
+	// A bulk action reads its jobs page by page, as a list does.
+	s.route("POST /v1/jobs:requeue", bodiless(bulkHint, s.read(s.bulk(abi.CauseRequeue))))
+	s.route("POST /v1/jobs:cancel", bodiless(bulkHint, s.read(s.bulk(abi.CauseCancel))))
+	s.route("POST /v1/jobs:done", bodiless(bulkHint, s.read(s.bulk(abi.CauseSetDone))))
 	s.route("GET /v1/plugins", s.listPlugins)
 	s.route("PUT /v1/plugins/{name}", s.putPlugin)
 	s.route("PUT /v1/plugins/{name}/config", s.putPluginConfig)
@@ -228,7 +237,7 @@ type handler func(w http.ResponseWriter, r *http.Request, c caller) error
 func (s *server) route(pattern string, h handler) {
 	allowed := allowedQuery(pattern)
 	if strings.HasPrefix(pattern, "GET ") {
-		h = bodiless("", h) // a reading takes its filters from the query string
+		h = bodiless("", s.read(h)) // a reading takes its filters from the query string
 	}
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()

@@ -88,6 +88,11 @@ type Server struct {
 	// holding its body (up to body_limit) until compiled; a tenant has
 	// one at a time. Defaults to 4 (api.DefaultMaxUploads).
 	MaxUploads int `toml:"max_uploads"`
+	// MaxReads caps the reads (GETs, bulk actions) the node runs against
+	// the store at once, below the store's connections so that writes
+	// keep the rest; more wait their turn. Defaults to 4
+	// (api.DefaultMaxReads).
+	MaxReads int `toml:"max_reads"`
 }
 
 // Defaults of the [server] HTTP limits.
@@ -112,6 +117,11 @@ const (
 	MaxPlugins                          = 100_000
 	MaxPluginBytes        host.ByteSize = 1 << 40
 )
+
+// MaxReads bounds server.max_reads and a tenant's max_reads: each read
+// at once holds a store connection, and PostgreSQL's own default allows
+// 100 connections.
+const MaxReads = 1000
 
 // MaxFuelRate bounds fuel_rate: a tight loop spends about a fuel a
 // nanosecond, so 1e12 a second is a thousand cores.
@@ -173,6 +183,10 @@ type Tenant struct {
 	// FuelBurst is the bucket's size: the fuel the tenant may use at once
 	// after a quiet spell. Defaults to FuelRate (one second's worth).
 	FuelBurst float64 `toml:"fuel_burst"`
+	// MaxReads caps the tenant's reads (GETs, bulk actions) a node runs
+	// at once; more wait their turn, and past eight waiting for each the
+	// tenant is answered 429. Defaults to 2 (api.DefaultTenantMaxReads).
+	MaxReads int `toml:"max_reads"`
 	// SQLRoles are the PostgreSQL roles whose transactions create this
 	// tenant's jobs with SQL (docs/sql.md); `wasmq migrate` and every node
 	// at start grant them EXECUTE on the enqueue functions. PostgreSQL
@@ -266,7 +280,13 @@ func (f File) WithDefaults() File {
 	if f.Server.MaxUploads == 0 {
 		f.Server.MaxUploads = api.DefaultMaxUploads
 	}
+	if f.Server.MaxReads == 0 {
+		f.Server.MaxReads = api.DefaultMaxReads
+	}
 	for i := range f.Tenants {
+		if f.Tenants[i].MaxReads == 0 {
+			f.Tenants[i].MaxReads = api.DefaultTenantMaxReads
+		}
 		if f.Tenants[i].Burst == 0 {
 			f.Tenants[i].Burst = max(1, int(f.Tenants[i].Rate))
 		}
@@ -395,6 +415,9 @@ func (f File) Validate() error {
 	if f.Server.MaxUploads < 0 || f.Server.MaxUploads > 1000 {
 		errs = append(errs, fmt.Errorf("server.max_uploads: must be between 1 and 1000 (0 means the default, %d), got %d", api.DefaultMaxUploads, f.Server.MaxUploads))
 	}
+	if f.Server.MaxReads < 0 || f.Server.MaxReads > MaxReads {
+		errs = append(errs, fmt.Errorf("server.max_reads: must be between 1 and %d (0 means the default, %d), got %d", MaxReads, api.DefaultMaxReads, f.Server.MaxReads))
+	}
 	if f.Server.MaxConnections < 1 {
 		errs = append(errs, fmt.Errorf("server.max_connections: must be at least 1"))
 	}
@@ -443,6 +466,9 @@ func (f File) Validate() error {
 			errs = append(errs, fmt.Errorf("%s.fuel_burst: must be between 0 (one second of fuel_rate) and an hour of the largest fuel_rate", key))
 		case t.FuelBurst > 0 && t.FuelRate == 0:
 			errs = append(errs, fmt.Errorf("%s.fuel_burst: needs a fuel_rate", key))
+		}
+		if t.MaxReads < 0 || t.MaxReads > MaxReads {
+			errs = append(errs, fmt.Errorf("%s.max_reads: must be between 1 and %d (0 means the default, %d), got %d", key, MaxReads, api.DefaultTenantMaxReads, t.MaxReads))
 		}
 		if t.MaxChannels < 0 {
 			errs = append(errs, fmt.Errorf("%s.max_channels: must be >= 1 (0 means the default, %d)", key, DefaultMaxChannels))

@@ -70,6 +70,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 	n := &Node{Config: f, Store: st, log: log, Tracing: tracing, Metrics: telemetry.NewMetrics()}
 	limits := map[string]enqueue.Limits{}
 	var tenants []api.Tenant
+	reads := map[string]int{}
 	for i, t := range f.Tenants {
 		sum, err := t.SHA256(fmt.Sprintf("tenants[%d]", i))
 		if err != nil {
@@ -77,6 +78,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 			return nil, err
 		}
 		tenants = append(tenants, api.Tenant{Name: t.Name, TokenSHA256: sum})
+		reads[t.Name] = t.MaxReads
 		limits[t.Name] = enqueue.Limits{MaxPending: t.MaxPending, MaxChannels: t.MaxChannels, Rate: t.Rate, Burst: t.Burst}
 		if t.MaxRunning > 0 {
 			if f.Runner.TenantMaxRunning == nil {
@@ -122,7 +124,8 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 		return nil, err
 	}
 	ao := api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
-		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, MaxUploads: f.Server.MaxUploads, StoreTimeout: f.Store.Timeout.D(), UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
+		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, MaxUploads: f.Server.MaxUploads,
+		MaxReads: f.Server.MaxReads, TenantMaxReads: reads, StoreTimeout: f.Store.Timeout.D(), UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
 		Metrics: n.Metrics.Registry}
 	if tracing.Enabled() {
 		ao.Tracer, ao.Propagator = tracing.Tracer, tracing.Propagator

@@ -1,0 +1,101 @@
+package api_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/config"
+	"github.com/wasmq/wasmq/store/pgdsn"
+	"github.com/wasmq/wasmq/store/pgtest"
+)
+
+// A tenant runs at most its max_reads reads at once, the node
+// server.max_reads: a read past them waits its turn without taking one of
+// the store's connections, a tenant's read past its waiting room is
+// answered 429 with Retry-After at once, and another tenant's read is not
+// behind the first tenant's. The reads are held in PostgreSQL by a lock on
+// the jobs table (as an operator's VACUUM FULL holds them), and the test
+// counts those that reached it.
+func TestATenantsReadsAtOnceAreBoundedAndWaitTheirTurn(t *testing.T) {
+	base := pgtest.DSN(t)
+	app := fmt.Sprintf("wasmq-reads-%d", time.Now().UnixNano())
+	backend = "postgres"
+	s := start(t, func(f *config.File) {
+		f.Store.DSN = pgdsn.WithParam(base, "application_name", app)
+		f.Server.MaxReads = 2
+		f.Tenants[0].MaxReads = 1 // acme; globex keeps the default, 2
+	})
+	backend = "sqlite"
+	ctx := context.Background()
+	watch, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	// inDatabase counts the node's lists waiting in PostgreSQL.
+	inDatabase := func() int {
+		var n int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+			AND wait_event_type = 'Lock' AND query LIKE '%ORDER BY date_created DESC, seq DESC LIMIT%'`, app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	settled := func(want int, what string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); inDatabase() != want; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d lists in the database, want %d", what, inDatabase(), want)
+			}
+		}
+		time.Sleep(200 * time.Millisecond) // and no more come
+		if n := inDatabase(); n != want {
+			t.Fatalf("%s: %d lists in the database, want %d", what, n, want)
+		}
+	}
+
+	release := pgtest.LockTable(t, base, "jobs", "ACCESS EXCLUSIVE")
+	answers := make(chan resp, 12)
+	list := func(token string) { answers <- s.do("GET", "/v1/jobs?limit=5", token, nil) }
+	// acme's ten at once: one runs, eight wait (its waiting room), and
+	// one, whichever came last, is refused at once.
+	for range 10 {
+		go list(tokA)
+	}
+	select {
+	case r := <-answers:
+		if r.status != 429 || r.header.Get("Retry-After") != "1" {
+			t.Fatalf("acme's read past its waiting room: %d (Retry-After %q) %s, want 429 with Retry-After 1", r.status, r.header.Get("Retry-After"), r.body)
+		}
+		if code, msg, _ := r.errOf(t); code != "quota_exceeded" || !strings.Contains(msg, "max_reads 1") {
+			t.Fatalf("acme's read past its waiting room: %s %q, want quota_exceeded naming max_reads", code, msg)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("none of acme's ten reads was refused: with max_reads 1, one runs and eight wait")
+	}
+	settled(1, "acme's ten reads with max_reads 1")
+	select {
+	case r := <-answers:
+		t.Fatalf("another of acme's reads answered %d %s while the lock holds", r.status, r.body)
+	default:
+	}
+	go list(tokB)
+	settled(2, "globex's read beside acme's")
+	go list(tokAdmin) // the node's two reads are taken: it waits in the node
+	settled(2, "the admin's read with the node's reads all taken")
+	release()
+	for i := range 11 {
+		select {
+		case r := <-answers:
+			if r.status != 200 {
+				t.Fatalf("read %d once the lock went: %d %s", i, r.status, r.body)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d reads of 11 answered once the lock went", i)
+		}
+	}
+}
