@@ -27,6 +27,14 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 		s.writeErr(w, r, c, err)
 		return
 	}
+	// The job counts are read from the store at each scrape: a read as
+	// a list is, bounded as one (reads.go).
+	ctx, leave, err := s.admitRead(r, c)
+	if err != nil {
+		s.writeErr(w, r, c, err)
+		return
+	}
+	defer leave()
 	tenants := []string{c.tenant}
 	if c.admin {
 		tenants = s.tenantNames()
@@ -34,7 +42,7 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	jobs := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "wasmq_jobs", Help: "Jobs in the store by channel, state and tenant."},
 		[]string{"channel", "state", tenantLabel})
 	for _, t := range tenants {
-		counts, err := s.Store.Counts(r.Context(), t)
+		counts, err := s.Store.Counts(ctx, t)
 		if err != nil {
 			s.writeErr(w, r, c, err)
 			return

@@ -107,22 +107,30 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 	}, nil
 }
 
-// read runs h once the read gate admits it, waiting at most the store's
-// timeout for its turn (a GET's context carries it already; a bulk
-// action's does not).
+// read runs h once the read gate admits it (admitRead).
 func (s *server) read(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
-		ctx := r.Context()
-		if s.StoreTimeout > 0 {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, s.StoreTimeout)
-			defer cancel()
-		}
-		leave, err := s.reads.enter(ctx, c)
+		_, leave, err := s.admitRead(r, c)
 		if err != nil {
 			return err
 		}
 		defer leave()
 		return h(w, r, c)
 	}
+}
+
+// admitRead waits for the turn of c's read r at the gate, at most the
+// store's timeout (a GET's context carries it already; a bulk action's
+// and a scrape's do not), and returns r's context within that bound.
+func (s *server) admitRead(r *http.Request, c caller) (ctx context.Context, leave func(), err error) {
+	ctx, cancel := r.Context(), context.CancelFunc(func() {})
+	if s.StoreTimeout > 0 {
+		ctx, cancel = context.WithTimeout(ctx, s.StoreTimeout)
+	}
+	out, err := s.reads.enter(ctx, c)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	return ctx, func() { out(); cancel() }, nil
 }

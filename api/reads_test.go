@@ -83,6 +83,10 @@ func TestATenantsReadsAtOnceAreBoundedAndWaitTheirTurn(t *testing.T) {
 		t.Fatalf("another of acme's reads answered %d %s while the lock holds", r.status, r.body)
 	default:
 	}
+	// A scrape reads the job counts: one more of acme's reads.
+	if r := s.do("GET", "/metrics", tokA, nil); r.status != 429 {
+		t.Fatalf("acme's scrape with its waiting room full: %d %s, want 429", r.status, r.body)
+	}
 	go list(tokB)
 	settled(2, "globex's read beside acme's")
 	go list(tokAdmin) // the node's two reads are taken: it waits in the node
