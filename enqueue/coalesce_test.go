@@ -3,6 +3,7 @@ package enqueue
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ type groups struct {
 	store.Store
 	mu      sync.Mutex
 	sizes   []int
+	tenants [][]string    // each group's requests' tenants
 	began   []time.Time   // when each group's write began
 	hold    chan struct{} // the first group waits for it to close, when set
 	holding chan struct{} // closed when the first group is held
@@ -26,6 +28,11 @@ type groups struct {
 func (g *groups) InsertEach(ctx context.Context, reqs []store.InsertRequest) ([]store.InsertResult, error) {
 	g.mu.Lock()
 	g.sizes = append(g.sizes, len(reqs))
+	var who []string
+	for _, r := range reqs {
+		who = append(who, r.Jobs[0].Tenant)
+	}
+	g.tenants = append(g.tenants, who)
 	g.began = append(g.began, time.Now())
 	first := len(g.sizes) == 1
 	g.mu.Unlock()
@@ -190,6 +197,58 @@ func TestAGoneCallerIsNotWrittenAndCloseAnswersEveryone(t *testing.T) {
 	// After Close, requests are still stored, one by one.
 	if _, err := s.Create(t.Context(), "acme", Request{Func: "m.f"}); err != nil {
 		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// A tenant whose batches fill the queue does not stand in front of
+// another tenant's next job: the queue is in fair order between tenants,
+// each tenant's requests in their own order. In arrival order, acme's
+// job was written after all five of flood's batches.
+func TestATenantsBatchesDoNotQueueAheadOfAnothersJob(t *testing.T) {
+	st := sqliteStore(t)
+	g := &groups{Store: st, hold: make(chan struct{}), holding: make(chan struct{})}
+	s := &Service{Store: g, Funcs: funcs{}}
+	gathered := make(chan int, 10)
+	s.coOnce.Do(func() {
+		s.co = newCoalescer(g, Coalesce{Window: abi.Duration(time.Minute), Flushers: 1, MaxJobs: 10}, func(size int) { gathered <- size })
+	})
+	defer s.Close()
+	ctx := t.Context()
+	answered := make(chan error, 7)
+	go func() { _, err := s.Create(ctx, "acme", Request{Func: "m.f"}); answered <- err }()
+	<-gathered
+	<-g.holding // acme's first job is being written: the rest queue
+	batch := BatchRequest{Jobs: make([]Request, 10)}
+	for i := range batch.Jobs {
+		batch.Jobs[i] = Request{Func: "m.f"}
+	}
+	for range 5 {
+		go func() { _, err := s.CreateBatch(ctx, "flood", batch); answered <- err }()
+		<-gathered // one after the other
+	}
+	go func() { _, err := s.Create(ctx, "acme", Request{Func: "m.f"}); answered <- err }()
+	<-gathered
+	close(g.hold)
+	for range 7 {
+		if err := <-answered; err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	t.Logf("groups, by tenant: %v", g.tenants)
+	floods := 0 // flood's batches written before acme's second job
+	for _, who := range g.tenants[1:] {
+		if slices.Contains(who, "acme") {
+			break
+		}
+		floods += len(who)
+	}
+	if floods > 1 {
+		t.Fatalf("%d of flood's batches were written before acme's job (groups %v), want at most the one queued first", floods, g.tenants)
+	}
+	if n := len(must(st.List(ctx, store.Filter{Tenant: "flood", Limit: 100})).Jobs); n != 50 {
+		t.Fatalf("%d of flood's jobs stored, want 50", n)
 	}
 }
 
