@@ -94,6 +94,8 @@ type Options struct {
 	// Metrics are the node's series /metrics serves next to the job
 	// counts, filtered per tenant (nil: only the job counts).
 	Metrics prometheus.Gatherer
+	// Registerer takes the API's own series (nil: none are kept).
+	Registerer prometheus.Registerer
 	// Tracer makes a span per request (nil: none, at no cost);
 	// Propagator reads an incoming traceparent.
 	Tracer     trace.Tracer
@@ -121,6 +123,9 @@ func New(o Options) http.Handler {
 	}
 	s := &server{Options: o, mux: http.NewServeMux(), uploads: newUploadGate(o.MaxUploads),
 		reads: newReadGate(o.MaxReads, o.TenantMaxReads)}
+	if o.Registerer != nil {
+		s.reads.refused = readsRefused(o.Registerer)
+	}
 	s.route("POST /v1/jobs", s.createJob)
 	s.route("POST /v1/jobs:batch", s.createBatch)
 	s.route("GET /v1/jobs", s.listJobs)

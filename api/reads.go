@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 )
 
@@ -41,6 +42,10 @@ type readGate struct {
 
 	mu      sync.Mutex
 	tenants map[string]*tenantReads // with a read running or waiting
+
+	// refused counts the reads answered 429 or 503 by tenant and reason
+	// (wasmq_api_reads_refused_total); nil counts nothing.
+	refused *prometheus.CounterVec
 }
 
 type tenantReads struct {
@@ -74,6 +79,7 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 	}
 	if t.in >= t.max*(1+readsWaitingPerSlot) {
 		g.mu.Unlock()
+		g.refuse(c, "waiting_room")
 		return nil, &retryLater{&httpError{http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf(
 			"%s has %d reads under way or waiting, the most it may (max_reads %d, and %d waiting for each): retry later",
 			who, t.in, t.max, readsWaitingPerSlot), ""}, 1}
@@ -89,6 +95,7 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 	}
 	if err := t.slots.Acquire(ctx, 1); err != nil {
 		out()
+		g.refuse(c, "tenant_wait")
 		return nil, &retryLater{&httpError{http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf(
 			"%s's reads took all its turns (max_reads %d at once) for as long as this one could wait ([store] timeout): retry later",
 			who, t.max), ""}, 1}
@@ -96,6 +103,7 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 	if err := g.node.Acquire(ctx, 1); err != nil {
 		t.slots.Release(1)
 		out()
+		g.refuse(c, "node_wait")
 		return nil, &retryLater{&httpError{http.StatusServiceUnavailable, "unavailable", fmt.Sprintf(
 			"the node's reads (server.max_reads %d at once) were all taken for as long as this one could wait ([store] timeout): retry later",
 			g.nodeMax), ""}, 1}
@@ -105,6 +113,23 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 		t.slots.Release(1)
 		out()
 	}, nil
+}
+
+// refuse counts a read of c's refused for reason. The admin's carry no
+// tenant, so that no tenant's scrape shows them.
+func (g *readGate) refuse(c caller, reason string) {
+	if g.refused != nil {
+		g.refused.WithLabelValues(c.tenant, reason).Inc()
+	}
+}
+
+// readsRefused is wasmq_api_reads_refused_total, registered in reg.
+func readsRefused(reg prometheus.Registerer) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "wasmq_api_reads_refused_total",
+		Help: "API reads answered 429 or 503 by the read gate, by tenant and reason (waiting_room, tenant_wait, node_wait)."},
+		[]string{tenantLabel, "reason"})
+	reg.MustRegister(v)
+	return v
 }
 
 // read runs h once the read gate admits it (admitRead).

@@ -102,4 +102,14 @@ func TestATenantsReadsAtOnceAreBoundedAndWaitTheirTurn(t *testing.T) {
 			t.Fatalf("%d reads of 11 answered once the lock went", i)
 		}
 	}
+	// The refusals are counted, for the operator and for acme alone.
+	for _, tok := range []string{tokAdmin, tokA} {
+		m := series(scrape(t, s, tok), "wasmq_api_reads_refused_total", map[string]string{"tenant": "acme", "reason": "waiting_room"})
+		if m == nil || m.GetCounter().GetValue() != 2 {
+			t.Fatalf("wasmq_api_reads_refused_total{tenant=acme,reason=waiting_room}: %v, want 2 (a list and a scrape)", m)
+		}
+	}
+	if m := series(scrape(t, s, tokB), "wasmq_api_reads_refused_total", nil); m != nil {
+		t.Fatalf("globex's scrape shows acme's refusals: %v", m)
+	}
 }

@@ -126,7 +126,7 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 	ao := api.Options{Store: st, Enqueue: n.Enqueue, Plugins: h, Runner: n.Runner, Tenants: tenants,
 		Schedules: n.Schedules, Admin: admin, BodyLimit: f.Server.BodyLimit, MaxUploads: f.Server.MaxUploads,
 		MaxReads: f.Server.MaxReads, TenantMaxReads: reads, StoreTimeout: f.Store.Timeout.D(), UI: ui.Handler(), Log: log.With().Str("component", "api").Logger(),
-		Metrics: n.Metrics.Registry}
+		Metrics: n.Metrics.Registry, Registerer: n.Metrics.Registry}
 	if tracing.Enabled() {
 		ao.Tracer, ao.Propagator = tracing.Tracer, tracing.Propagator
 	}
