@@ -65,16 +65,16 @@ func newReadGate(nodeMax int, perTenant map[string]int) *readGate {
 // enter admits a read of c's once its tenant and the node have a slot for
 // it, or says why not by the time ctx ends; leave ends the read.
 func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error) {
-	key, who, max := c.tenant, "tenant "+c.tenant, g.nodeMax
+	key, who, limit := c.tenant, "tenant "+c.tenant, g.nodeMax
 	if c.admin {
 		key, who = "", "the admin"
 	} else if m, ok := g.perTenant[c.tenant]; ok && m > 0 {
-		max = m
+		limit = m
 	}
 	g.mu.Lock()
 	t := g.tenants[key]
 	if t == nil {
-		t = &tenantReads{slots: semaphore.NewWeighted(int64(max)), max: max}
+		t = &tenantReads{slots: semaphore.NewWeighted(int64(limit)), max: limit}
 		g.tenants[key] = t
 	}
 	if t.in >= t.max*(1+readsWaitingPerSlot) {
