@@ -28,7 +28,12 @@ func TestASlowFloodDoesNotStarveAnotherTenant(t *testing.T) {
 	// The honest tenant is at work when the flood arrives. (A tenant idle
 	// for longer than the reserve window may wait for one of the flood's
 	// jobs to end on its first job: jobs are not preempted.)
+	// The wait is counted from the insert's commit (when a client has its
+	// answer), not from DateCreated, stamped before it: a commit held up
+	// by a busy database (the race detector's CI runs every package
+	// beside this one) is the store's time, not the scheduler's.
 	var honest []string
+	acked := map[string]time.Time{}
 	for i := range 40 {
 		if i == 3 {
 			var flood []store.NewJob
@@ -44,17 +49,20 @@ func TestASlowFloodDoesNotStarveAnotherTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 		honest = append(honest, j.UUID)
+		acked[j.UUID] = time.Now()
 		time.Sleep(100 * time.Millisecond)
 	}
 	waitState(t, n.store, 30*time.Second, abi.StateDone, honest...)
 	var waits []time.Duration
+	var commit time.Duration // the slowest insert, for the log
 	for _, id := range honest {
 		j := get(t, st, id)
-		waits = append(waits, j.DateStarted.Sub(j.DateCreated))
+		waits = append(waits, max(0, j.DateStarted.Sub(acked[id])))
+		commit = max(commit, acked[id].Sub(j.DateCreated))
 	}
 	sort.Slice(waits, func(i, k int) bool { return waits[i] < waits[k] })
 	p50, p99 := waits[len(waits)/2], waits[len(waits)*99/100]
-	t.Logf("honest tenant's enqueue→start beside a flood of 2 s jobs: p50 %v, p99 %v, max %v", p50, p99, waits[len(waits)-1])
+	t.Logf("honest tenant's commit→start beside a flood of 2 s jobs: p50 %v, p99 %v, max %v (slowest insert %v)", p50, p99, waits[len(waits)-1], commit)
 	if p99 > time.Second {
 		t.Fatalf("the honest tenant waited %v at p99 (p50 %v), want ≤ 1 s", p99, p50)
 	}
