@@ -29,12 +29,12 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 	}
 	// The job counts are read from the store at each scrape: a read as
 	// a list is, bounded as one (reads.go).
-	ctx, leave, err := s.admitRead(r, c)
+	ctx, turn, err := s.admitRead(r, c)
 	if err != nil {
 		s.writeErr(w, r, c, err)
 		return
 	}
-	defer leave()
+	defer turn.leave()
 	tenants := []string{c.tenant}
 	if c.admin {
 		tenants = s.tenantNames()
@@ -55,6 +55,7 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	turn.end() // the store's part is read: the answer's sending holds no turn
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(jobs)
 	gatherers := prometheus.Gatherers{reg}

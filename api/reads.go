@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,8 +65,10 @@ func newReadGate(nodeMax int, perTenant map[string]int) *readGate {
 }
 
 // enter admits a read of c's once its tenant and the node have a slot for
-// it, or says why not by the time ctx ends; leave ends the read.
-func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error) {
+// it, or says why not by the time ctx ends. The turn it returns is given
+// back in two steps: end once the store's work is done, leave once the
+// answer is sent (it counts in the tenant's waiting room until then).
+func (g *readGate) enter(ctx context.Context, c caller) (*readTurn, error) {
 	key, who, limit := c.tenant, "tenant "+c.tenant, g.nodeMax
 	if c.admin {
 		key, who = "", "the admin"
@@ -81,20 +85,14 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 		g.mu.Unlock()
 		g.refuse(c, "waiting_room")
 		return nil, &retryLater{&httpError{http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf(
-			"%s has %d reads under way or waiting, the most it may (max_reads %d, and %d waiting for each): retry later",
+			"%s has %d reads under way, waiting or being sent, the most it may (max_reads %d, and %d more for each): retry later",
 			who, t.in, t.max, readsWaitingPerSlot), ""}, 1}
 	}
 	t.in++
 	g.mu.Unlock()
-	out := func() {
-		g.mu.Lock()
-		if t.in--; t.in == 0 {
-			delete(g.tenants, key) // no holder, no waiter: a new one is the same
-		}
-		g.mu.Unlock()
-	}
+	turn := &readTurn{g: g, key: key, t: t}
 	if err := t.slots.Acquire(ctx, 1); err != nil {
-		out()
+		turn.leave()
 		g.refuse(c, "tenant_wait")
 		return nil, &retryLater{&httpError{http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf(
 			"%s's reads took all its turns (max_reads %d at once) for as long as this one could wait ([store] timeout): retry later",
@@ -102,17 +100,51 @@ func (g *readGate) enter(ctx context.Context, c caller) (leave func(), err error
 	}
 	if err := g.node.Acquire(ctx, 1); err != nil {
 		t.slots.Release(1)
-		out()
+		turn.leave()
 		g.refuse(c, "node_wait")
 		return nil, &retryLater{&httpError{http.StatusServiceUnavailable, "unavailable", fmt.Sprintf(
 			"the node's reads (server.max_reads %d at once) were all taken for as long as this one could wait ([store] timeout): retry later",
 			g.nodeMax), ""}, 1}
 	}
-	return func() {
-		g.node.Release(1)
-		t.slots.Release(1)
-		out()
-	}, nil
+	turn.running = true
+	return turn, nil
+}
+
+// readTurn is a read let in by the gate.
+type readTurn struct {
+	g       *readGate
+	key     string
+	t       *tenantReads
+	running bool // holds a slot of its tenant's and one of the node's
+	left    bool
+	cancel  context.CancelFunc // admitRead's bound on the read's context, if any
+}
+
+// end gives the turn's slots back: the store's work is done. The answer,
+// being sent, still counts in its tenant's waiting room (leave).
+func (r *readTurn) end() {
+	if r.running {
+		r.running = false
+		r.g.node.Release(1)
+		r.t.slots.Release(1)
+	}
+}
+
+// leave ends the read: its answer is sent, or it was refused.
+func (r *readTurn) leave() {
+	r.end()
+	if r.left {
+		return
+	}
+	r.left = true
+	if r.cancel != nil {
+		r.cancel()
+	}
+	r.g.mu.Lock()
+	defer r.g.mu.Unlock()
+	if r.t.in--; r.t.in == 0 {
+		delete(r.g.tenants, r.key) // no holder, no waiter: a new one is the same
+	}
 }
 
 // refuse counts a read of c's refused for reason. The admin's carry no
@@ -132,30 +164,66 @@ func readsRefused(reg prometheus.Registerer) *prometheus.CounterVec {
 	return v
 }
 
-// read runs h once the read gate admits it (admitRead).
+// read runs h once the read gate admits it (admitRead), into an answer
+// held in memory, and sends that answer once the turn is given back: a
+// client that takes its answer slowly (a UI on a slow link, 8 MiB pages
+// of large jobs) holds no turn, only its place in its tenant's waiting
+// room, which bounds the answers a tenant has the node keep.
 func (s *server) read(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
-		_, leave, err := s.admitRead(r, c)
+		_, turn, err := s.admitRead(r, c)
 		if err != nil {
 			return err
 		}
-		defer leave()
-		return h(w, r, c)
+		defer turn.leave()
+		held := &heldAnswer{header: http.Header{}, status: http.StatusOK}
+		if err := h(held, r, c); err != nil {
+			return err // nothing of held is sent: the error is the answer
+		}
+		turn.end()
+		held.send(w)
+		return nil // a client gone while its answer was sent needs no other
 	}
 }
 
 // admitRead waits for the turn of c's read r at the gate, at most the
 // store's timeout (a GET's context carries it already; a bulk action's
 // and a scrape's do not), and returns r's context within that bound.
-func (s *server) admitRead(r *http.Request, c caller) (ctx context.Context, leave func(), err error) {
+// The turn's leave also ends that context.
+func (s *server) admitRead(r *http.Request, c caller) (context.Context, *readTurn, error) {
 	ctx, cancel := r.Context(), context.CancelFunc(func() {})
 	if s.StoreTimeout > 0 {
 		ctx, cancel = context.WithTimeout(ctx, s.StoreTimeout)
 	}
-	out, err := s.reads.enter(ctx, c)
+	turn, err := s.reads.enter(ctx, c)
 	if err != nil {
 		cancel()
 		return nil, nil, err
 	}
-	return ctx, func() { out(); cancel() }, nil
+	turn.cancel = cancel
+	return ctx, turn, nil
+}
+
+// heldAnswer is an answer written in memory, to be sent after.
+type heldAnswer struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (a *heldAnswer) Header() http.Header         { return a.header }
+func (a *heldAnswer) WriteHeader(status int)      { a.status = status }
+func (a *heldAnswer) Write(b []byte) (int, error) { return a.body.Write(b) }
+
+// send writes the held answer to w, its length known (a client can
+// tell how much is to come).
+func (a *heldAnswer) send(w http.ResponseWriter) {
+	for k, v := range a.header {
+		w.Header()[k] = v
+	}
+	if a.status >= 200 && a.status != http.StatusNoContent && a.status != http.StatusNotModified && w.Header().Get("Content-Length") == "" {
+		w.Header().Set("Content-Length", strconv.Itoa(a.body.Len()))
+	}
+	w.WriteHeader(a.status)
+	w.Write(a.body.Bytes())
 }

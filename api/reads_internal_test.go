@@ -19,7 +19,11 @@ func TestAReadsWaitIsAnsweredByWhoseReadsHeldItsTurn(t *testing.T) {
 	enter := func(c caller, wait time.Duration) (func(), error) {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()
-		return g.enter(ctx, c)
+		turn, err := g.enter(ctx, c)
+		if err != nil {
+			return nil, err
+		}
+		return turn.leave, nil
 	}
 	status := func(err error) int {
 		var he *httpError

@@ -1,13 +1,19 @@
 package api_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/store/pgdsn"
 	"github.com/wasmq/wasmq/store/pgtest"
@@ -111,5 +117,91 @@ func TestATenantsReadsAtOnceAreBoundedAndWaitTheirTurn(t *testing.T) {
 	}
 	if m := series(scrape(t, s, tokB), "wasmq_api_reads_refused_total", nil); m != nil {
 		t.Fatalf("globex's scrape shows acme's refusals: %v", m)
+	}
+}
+
+// A read's turn is for the store's work, not the network's: a client
+// that takes its answer slowly (an operator's UI on a slow link, or one
+// that reads nothing) holds no turn of its tenant's nor of the node's
+// while its answer is sent. Its answer still counts in its tenant's
+// waiting room until sent, which bounds how many such answers a tenant
+// keeps in the node's memory. acme's pages here are of 8 MiB, read by
+// connections that read nothing.
+func TestASlowClientsAnswerHoldsNoReadTurn(t *testing.T) {
+	s := start(t, func(f *config.File) {
+		f.Server.MaxReads = 1     // the node: one read at once, which acme's slow clients would hold
+		f.Tenants[0].MaxReads = 1 // acme: one read at once, eight waiting
+		f.Store.Timeout = abi.Duration(5 * time.Second)
+	})
+	big := strings.Repeat("x", 900<<10)
+	for range 10 {
+		if r := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.noop", "args": []string{big}, "eta": 86400}); r.status != 201 {
+			t.Fatalf("enqueue a large job: %d %s", r.status, r.body)
+		}
+	}
+	// stall sends acme's list on a connection with a small receive window
+	// that reads only the answer's first bytes: the rest, about 8 MiB,
+	// cannot be sent.
+	type stalled struct {
+		conn net.Conn
+		r    *bufio.Reader
+	}
+	var slow []stalled
+	stall := func() {
+		t.Helper()
+		d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+			return c.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		}}
+		conn, err := d.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		fmt.Fprintf(conn, "GET /v1/jobs?limit=100 HTTP/1.1\r\nHost: wasmq\r\nAuthorization: Bearer %s\r\n\r\n", tokA)
+		r := bufio.NewReader(conn)
+		conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		if _, err := r.Peek(len("HTTP/1.1 200")); err != nil {
+			t.Fatalf("slow client %d: its answer did not begin: %v", len(slow), err)
+		}
+		slow = append(slow, stalled{conn, r})
+	}
+	for range 2 {
+		stall()
+	}
+	// globex's read, and acme's own, find their turns free.
+	for _, who := range []struct{ name, token string }{{"globex", tokB}, {"acme", tokA}, {"the admin", tokAdmin}} {
+		begin := time.Now()
+		if r := s.do("GET", "/v1/jobs?limit=1", who.token, nil); r.status != 200 {
+			t.Fatalf("%s's read beside acme's two slow clients: %d %s after %v, want 200", who.name, r.status, r.body, time.Since(begin))
+		}
+	}
+	// Each answer being sent counts in acme's waiting room: nine reads,
+	// with max_reads 1 (one running, eight waiting). The tenth is refused
+	// at once.
+	for range 7 {
+		stall()
+	}
+	if r := s.do("GET", "/v1/jobs?limit=1", tokA, nil); r.status != 429 {
+		t.Fatalf("acme's read with nine answers of its own being sent: %d %s, want 429", r.status, r.body)
+	}
+	if r := s.do("GET", "/v1/jobs?limit=1", tokB, nil); r.status != 200 {
+		t.Fatalf("globex's read beside acme's nine slow clients: %d %s, want 200", r.status, r.body)
+	}
+	// Read at last, each answer is whole.
+	for i, c := range slow {
+		c.conn.SetReadDeadline(time.Now().Add(20 * time.Second))
+		res, err := http.ReadResponse(c.r, nil)
+		if err != nil {
+			t.Fatalf("slow client %d: %v", i, err)
+		}
+		var page struct{ Jobs []abi.Job }
+		err = json.NewDecoder(res.Body).Decode(&page)
+		res.Body.Close()
+		if err != nil || res.StatusCode != 200 || len(page.Jobs) < 8 || string(page.Jobs[0].Args) != `["`+big+`"]` {
+			t.Fatalf("slow client %d: %d, %d jobs, %v; want 200 and a page of the large jobs", i, res.StatusCode, len(page.Jobs), err)
+		}
+	}
+	if r := s.do("GET", "/v1/jobs?limit=1", tokA, nil); r.status != 200 {
+		t.Fatalf("acme's read once its answers were taken: %d %s, want 200", r.status, r.body)
 	}
 }
