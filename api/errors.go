@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -37,6 +38,11 @@ func (e *retryLater) Unwrap() error { return e.httpError }
 func (e *httpError) Error() string { return e.msg }
 
 // classify maps an error to the contract's status classes.
+// StatusClientClosedRequest is the status a request whose client went
+// away is recorded with (its span, the request log), as nginx does: no
+// client receives it.
+const StatusClientClosedRequest = 499
+
 func classify(err error) *httpError {
 	var he *httpError
 	if errors.As(err, &he) {
@@ -75,6 +81,20 @@ func classify(err error) *httpError {
 // cause. Anyone but the admin is never shown a plugin folder (a module's
 // load error names its files).
 func (s *server) writeErr(w http.ResponseWriter, r *http.Request, c caller, err error) {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		// The client closed its connection before its answer (a page left,
+		// a proxy's timeout): whatever the request came to, nobody reads
+		// it, and it is no fault of the server's — not a 5xx logged as an
+		// error and marked on the span, as it was. (The store's timeout
+		// ends the context otherwise: DeadlineExceeded, a 503.)
+		ev := s.Log.Debug()
+		if !errors.Is(err, context.Canceled) {
+			ev = s.Log.Info() // what the cancel cut short said something else: keep it
+		}
+		ev.Err(err).Str("method", r.Method).Str("path", r.URL.Path).Str("tenant", c.tenant).Msg("client went away before its answer")
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
 	he := classify(err)
 	var doubt *store.InDoubtError
 	if errors.As(err, &doubt) {

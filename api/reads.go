@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -93,6 +94,9 @@ func (g *readGate) enter(ctx context.Context, c caller) (*readTurn, error) {
 	turn := &readTurn{g: g, key: key, t: t}
 	if err := t.slots.Acquire(ctx, 1); err != nil {
 		turn.leave()
+		if gone(ctx) {
+			return nil, ctx.Err()
+		}
 		g.refuse(c, "tenant_wait")
 		return nil, &retryLater{&httpError{http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf(
 			"%s's reads took all its turns (max_reads %d at once) for as long as this one could wait ([store] timeout): retry later",
@@ -101,6 +105,9 @@ func (g *readGate) enter(ctx context.Context, c caller) (*readTurn, error) {
 	if err := g.node.Acquire(ctx, 1); err != nil {
 		t.slots.Release(1)
 		turn.leave()
+		if gone(ctx) {
+			return nil, ctx.Err()
+		}
 		g.refuse(c, "node_wait")
 		return nil, &retryLater{&httpError{http.StatusServiceUnavailable, "unavailable", fmt.Sprintf(
 			"the node's reads (server.max_reads %d at once) were all taken for as long as this one could wait ([store] timeout): retry later",
@@ -109,6 +116,10 @@ func (g *readGate) enter(ctx context.Context, c caller) (*readTurn, error) {
 	turn.running = true
 	return turn, nil
 }
+
+// gone says a read's wait ended because its client went away, not at its
+// deadline: nothing to refuse nor count (writeErr).
+func gone(ctx context.Context) bool { return errors.Is(ctx.Err(), context.Canceled) }
 
 // readTurn is a read let in by the gate.
 type readTurn struct {

@@ -384,6 +384,9 @@ func (c *Checker) Middleware(t Reporter, h http.Handler) http.Handler {
 		}
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		h.ServeHTTP(rec, r)
+		if r.Context().Err() != nil {
+			return // the client went away: no answer reached anyone
+		}
 		x := Exchange{Method: r.Method, URL: r.URL, ReqHeader: r.Header, ReqBody: reqBody,
 			Status: rec.status, RespHeader: w.Header(), RespBody: rec.body.Bytes()}
 		if err := c.Check(x); err != nil {
