@@ -58,6 +58,8 @@ func classify(err error) *httpError {
 	switch {
 	case errors.As(err, &qe):
 		return &httpError{429, "quota_exceeded", qe.Msg, ""}
+	case errors.Is(err, abi.ErrQuota): // without Retry-After: removing something makes room, waiting does not
+		return &httpError{429, "quota_exceeded", err.Error(), ""}
 	case errors.As(err, &mbe):
 		return &httpError{413, "too_large", fmt.Sprintf("the body is over the %d bytes limit", mbe.Limit), ""}
 	case errors.Is(err, enqueue.ErrMalformed):

@@ -89,3 +89,42 @@ func TestSchedulesOverHTTP(t *testing.T) {
 		t.Fatalf("an unknown query parameter: %d %s", r.status, r.body)
 	}
 }
+
+// A tenant's schedules are bounded by its max_schedules (the file's
+// count but are not refused): one more is 429 naming the key, without
+// Retry-After, since waiting makes no room. A run by hand past its
+// max_pending is 429 with Retry-After, as an enqueue past it is.
+func TestATenantsSchedulesAreBoundedOverHTTP(t *testing.T) {
+	s := start(t, func(f *config.File) {
+		f.Tenants[0].MaxSchedules = 2
+		f.Tenants[0].MaxPending = 1
+		f.Schedules = []config.Schedule{{Tenant: "acme", Name: "from-file", Cron: "0 3 * * *", Func: "testkit.echo", Args: []any{"x"}}}
+	})
+	mk := func(token, name string) resp {
+		return s.do("POST", "/v1/schedules", token, map[string]any{"name": name, "cron": "0 3 * * *", "func": "testkit.echo", "args": []any{1}})
+	}
+	if r := mk(tokA, "one"); r.status != 201 {
+		t.Fatalf("acme's second schedule (the file's first) under max_schedules 2: %d %s", r.status, r.body)
+	}
+	r := mk(tokA, "two")
+	if code, msg, _ := r.errOf(t); r.status != 429 || code != "quota_exceeded" || !strings.Contains(msg, "max_schedules") || r.header.Get("Retry-After") != "" {
+		t.Fatalf("acme's third schedule under max_schedules 2: %d %s (Retry-After %q), want 429 naming max_schedules, no Retry-After",
+			r.status, r.body, r.header.Get("Retry-After"))
+	}
+	if r := mk(tokB, "two"); r.status != 201 {
+		t.Fatalf("globex's schedule beside acme's quota: %d %s", r.status, r.body)
+	}
+	if r := s.do("POST", "/v1/jobs", tokA, map[string]any{"func": "testkit.echo", "eta": 86400}); r.status != 201 {
+		t.Fatalf("acme's one waiting job: %d %s", r.status, r.body)
+	}
+	r = s.do("POST", "/v1/schedules/one:run", tokA, nil)
+	if code, msg, _ := r.errOf(t); r.status != 429 || code != "quota_exceeded" || !strings.Contains(msg, "quota is 1") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a run by hand at max_pending 1: %d %s, want 429 with Retry-After", r.status, r.body)
+	}
+	if r := s.do("DELETE", "/v1/schedules/one", tokA, nil); r.status != 204 {
+		t.Fatalf("delete: %d %s", r.status, r.body)
+	}
+	if r := mk(tokA, "two"); r.status != 201 {
+		t.Fatalf("acme's schedule once one was deleted: %d %s", r.status, r.body)
+	}
+}

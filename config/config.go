@@ -118,6 +118,14 @@ const (
 	MaxPluginBytes        host.ByteSize = 1 << 40
 )
 
+// A tenant's default schedule quota, and its bound: the leader's firer
+// reads every schedule at each pass and fires them one after the other,
+// so a tenant's thousands of schedules would make another's fire late.
+const (
+	DefaultMaxSchedules = 100
+	MaxSchedules        = 100_000
+)
+
 // MaxReads bounds server.max_reads and a tenant's max_reads: each read
 // at once holds a store connection, and PostgreSQL's own default allows
 // 100 connections.
@@ -155,6 +163,12 @@ type Tenant struct {
 	// (DefaultMaxPlugins, DefaultMaxPluginBytes).
 	MaxPlugins     int           `toml:"max_plugins"`
 	MaxPluginBytes host.ByteSize `toml:"max_plugin_bytes"`
+	// MaxSchedules caps the schedules the tenant holds: one more created
+	// over the API is refused with 429 (schedules of [[schedules]] are the
+	// operator's, not refused, but count). Every schedule is read and
+	// fired by the leader, one after the other, so there is no unlimited
+	// setting. Defaults to 100 (DefaultMaxSchedules).
+	MaxSchedules int `toml:"max_schedules"`
 	// MaxMemory bounds what the tenant's instances hold together on a
 	// node, idle or running (linear memories and kernel arenas as far as
 	// grown), as host.max_memory bounds the node's: a grow past it first
@@ -295,6 +309,9 @@ func (f File) WithDefaults() File {
 		}
 		if f.Tenants[i].MaxPlugins == 0 {
 			f.Tenants[i].MaxPlugins = DefaultMaxPlugins
+		}
+		if f.Tenants[i].MaxSchedules == 0 {
+			f.Tenants[i].MaxSchedules = DefaultMaxSchedules
 		}
 		if f.Tenants[i].MaxPluginBytes == 0 {
 			f.Tenants[i].MaxPluginBytes = DefaultMaxPluginBytes
@@ -475,6 +492,9 @@ func (f File) Validate() error {
 		}
 		if t.MaxPlugins < 0 || t.MaxPlugins > MaxPlugins {
 			errs = append(errs, fmt.Errorf("%s.max_plugins: must be between 1 and %d (0 means the default, %d), got %d", key, MaxPlugins, DefaultMaxPlugins, t.MaxPlugins))
+		}
+		if t.MaxSchedules < 0 || t.MaxSchedules > MaxSchedules {
+			errs = append(errs, fmt.Errorf("%s.max_schedules: must be between 1 and %d (0 means the default, %d), got %d", key, MaxSchedules, DefaultMaxSchedules, t.MaxSchedules))
 		}
 		if t.MaxPluginBytes < 0 || t.MaxPluginBytes > MaxPluginBytes {
 			errs = append(errs, fmt.Errorf("%s.max_plugin_bytes: must be between 1 byte and %s (0 means the default, %s), got %d", key, MaxPluginBytes, DefaultMaxPluginBytes, int64(t.MaxPluginBytes)))

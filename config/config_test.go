@@ -93,6 +93,8 @@ func TestBadConfigIsRefusedNamingTheKey(t *testing.T) {
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_pending = -1\n":               "tenants[0].max_pending: must be 0 (unlimited) or more, got -1",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_running = -2\n":               "tenants[0].max_running",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_plugins = -1\n":               "tenants[0].max_plugins: must be between 1 and 100000",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_schedules = -1\n":             "tenants[0].max_schedules: must be between 1 and 100000",
+		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_schedules = 100001\n":         "tenants[0].max_schedules: must be between 1 and 100000",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_plugins = 1099511627776\n":    "tenants[0].max_plugins",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_plugin_bytes = \"1025GiB\"\n": "tenants[0].max_plugin_bytes: must be between 1 byte and 1024GiB",
 		"[[tenants]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nmax_plugin_bytes = -5\n":          "tenants.max_plugin_bytes: \"-5\" is not a size",

@@ -24,10 +24,16 @@ type Functions interface {
 
 // Limits are a tenant's quotas; zero means unlimited.
 type Limits struct {
-	MaxPending  int     // jobs waiting, pending or enqueued
-	MaxChannels int     // channels holding the tenant's jobs
-	Rate        float64 // jobs created per second, sustained
-	Burst       int     // jobs created at once above the rate
+	MaxPending   int     // jobs waiting, pending or enqueued
+	MaxChannels  int     // channels holding the tenant's jobs
+	Rate         float64 // jobs created per second, sustained
+	Burst        int     // jobs created at once above the rate
+	MaxSchedules int     // schedules the tenant creates over the API (package schedule)
+}
+
+// Quota is the part of a tenant's limits the store counts for its jobs.
+func (l Limits) Quota() store.Quota {
+	return store.Quota{MaxPending: l.MaxPending, MaxChannels: l.MaxChannels}
 }
 
 // QuotaError says a tenant's quota refused the request (HTTP 429).
@@ -155,8 +161,7 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 	if err := s.admit(tenant, len(jobs)); err != nil {
 		return nil, err
 	}
-	lim := s.Limits[tenant]
-	out, err := s.insert(ctx, store.Quota{MaxPending: lim.MaxPending, MaxChannels: lim.MaxChannels}, jobs)
+	out, err := s.insert(ctx, s.Limits[tenant].Quota(), jobs)
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
 		return nil, &QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second}

@@ -40,7 +40,9 @@ func (s *Service) Apply(ctx context.Context, entries []Owned) error {
 		cur, err := s.Store.GetSchedule(ctx, e.Tenant, e.Name)
 		switch {
 		case errors.Is(err, abi.ErrNotFound):
-			if _, err := s.Store.CreateSchedule(ctx, sc); err != nil && !errors.Is(err, abi.ErrConflict) {
+			// The operator's file is not bound by the tenant's max_schedules
+			// (its schedules count toward it, for the tenant's own).
+			if _, err := s.Store.CreateSchedule(ctx, sc, 0); err != nil && !errors.Is(err, abi.ErrConflict) {
 				return prefixed(prefix, err)
 			}
 			continue // a conflict: another node created it from its file at the same moment

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,8 +26,9 @@ func (s *Service) Fire(ctx context.Context, poll time.Duration, log zerolog.Logg
 	}
 	log = log.With().Str("component", "schedules").Logger()
 	specs := map[[2]string]Spec{}
+	held := map[[2]string]bool{} // schedules whose last firing a quota refused
 	for ctx.Err() == nil {
-		next := s.pass(ctx, time.Now(), specs, log)
+		next := s.pass(ctx, time.Now(), specs, held, log)
 		wait := poll
 		if !next.IsZero() {
 			wait = min(wait, max(time.Until(next), time.Millisecond))
@@ -42,7 +44,7 @@ func (s *Service) Fire(ctx context.Context, poll time.Duration, log zerolog.Logg
 }
 
 // pass fires what is due at now; returns the next due time of all.
-func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]Spec, log zerolog.Logger) time.Time {
+func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]Spec, held map[[2]string]bool, log zerolog.Logger) time.Time {
 	all, err := s.Store.ListSchedules(ctx, "")
 	if err != nil {
 		if ctx.Err() == nil {
@@ -69,7 +71,7 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			k = sc.CatchUpMax
 		}
 		for _, due := range spec.Due(sc.Anchor, now, k) {
-			if !s.fireOne(ctx, sc, due, log) {
+			if !s.fireOne(ctx, sc, due, held, log) {
 				break
 			}
 		}
@@ -81,14 +83,34 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 }
 
 // fireOne creates the job of one due time; false when it did not (the
-// schedule changed, another node fired it, an error), so that the later
-// due times of this pass wait for a fresh read.
-func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, log zerolog.Logger) bool {
+// schedule changed, another node fired it, a quota, an error), so that
+// the later due times of this pass wait for a fresh read.
+//
+// A firing past its tenant's max_pending or max_channels creates nothing
+// and leaves the due time unspent: it fires at a pass that finds room, as
+// a run missed (the schedule's missed_runs). That is logged once when it
+// starts and once when it ends, not at every pass.
+func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, held map[[2]string]bool, log zerolog.Logger) bool {
+	key := [2]string{sc.Tenant, sc.Name}
 	j, err := s.jobOf(ctx, sc, due)
 	if err == nil {
 		var out store.Fired
-		out, err = s.Store.FireSchedule(ctx, store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due, Job: j})
+		out, err = s.Store.FireSchedule(ctx, store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due, Job: j,
+			Quota: s.limits(sc.Tenant).Quota()})
+		var qe *store.QuotaError
+		if errors.As(err, &qe) {
+			if !held[key] {
+				held[key] = true
+				log.Warn().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("quota", qe.Field).Str("reason", qe.Msg).
+					Msg("firing held by the tenant's quota; it fires once there is room")
+			}
+			return false
+		}
 		if err == nil {
+			if held[key] {
+				delete(held, key)
+				log.Info().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Msg("firing again: the tenant's quota has room")
+			}
 			if out.Fired {
 				log.Debug().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("job_uuid", out.Job.Job.UUID).Msg("fired")
 			}

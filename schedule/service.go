@@ -209,7 +209,7 @@ func (s *Service) Create(ctx context.Context, tenant string, d Definition) (View
 	if err != nil {
 		return View{}, err
 	}
-	sc, err = s.Store.CreateSchedule(ctx, sc)
+	sc, err = s.Store.CreateSchedule(ctx, sc, s.limits(tenant).MaxSchedules)
 	if err != nil {
 		return View{}, err
 	}
@@ -338,11 +338,23 @@ func (s *Service) Run(ctx context.Context, tenant, name string) (abi.Job, error)
 	if err != nil {
 		return abi.Job{}, err
 	}
-	out, err := s.Store.FireSchedule(ctx, store.Firing{Tenant: tenant, Name: name, Job: j})
+	out, err := s.Store.FireSchedule(ctx, store.Firing{Tenant: tenant, Name: name, Job: j, Quota: s.limits(tenant).Quota()})
+	var qe *store.QuotaError
+	if errors.As(err, &qe) {
+		return abi.Job{}, &enqueue.QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second} // as an enqueue's
+	}
 	if err != nil {
 		return abi.Job{}, err
 	}
 	return out.Job.Job, nil
+}
+
+// limits are tenant's quotas (none without an enqueue service's).
+func (s *Service) limits(tenant string) enqueue.Limits {
+	if s.Enqueue == nil {
+		return enqueue.Limits{}
+	}
+	return s.Enqueue.Limits[tenant]
 }
 
 // jobOf builds the job of a stored schedule for due (zero: now, by hand).

@@ -197,7 +197,7 @@ func TestARemovedFunctionStillMakesItsJob(t *testing.T) {
 	}
 	f.remove("t1", "report.count")
 	stored, _ := s.Store.GetSchedule(ctx, "t1", "gone")
-	if !s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), zerolog.Nop()) {
+	if !s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), map[[2]string]bool{}, zerolog.Nop()) {
 		t.Fatal("the firing of a removed function created nothing")
 	}
 	jobs := jobsOf(t, s, "t1")
@@ -253,5 +253,57 @@ func TestTheFileOwnsConfigSchedules(t *testing.T) {
 	err = s.Apply(ctx, []Owned{{Tenant: "t1", Definition: Definition{Name: "x", Cron: "@daily", Template: Template{Func: "report.nope"}}}})
 	if err == nil || !strings.HasPrefix(err.Error(), "schedules[0].func") {
 		t.Fatalf("an entry with an unknown function: %v", err)
+	}
+}
+
+// A tenant's schedules obey its quotas: the API creates at most
+// max_schedules of them (the file's are the operator's), and a firing
+// past max_pending — at a due time or by hand — creates nothing. The due
+// time is held, not lost: it fires at the first pass with room. Before,
+// a tenant at its max_pending made as many jobs as its schedules fired.
+func TestATenantsSchedulesObeyItsQuotas(t *testing.T) {
+	s, _ := newService(t)
+	s.Enqueue.Limits = map[string]enqueue.Limits{"t1": {MaxPending: 2, MaxSchedules: 1}}
+	ctx := context.Background()
+	if _, err := s.Create(ctx, "t1", def("tick", "@every 1s")); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Create(ctx, "t1", def("tock", "@every 1s"))
+	var qe *store.QuotaError
+	if !errors.As(err, &qe) || qe.Field != "max_schedules" || !errors.Is(err, abi.ErrQuota) {
+		t.Fatalf("a second schedule under max_schedules 1: %v, want a quota error on max_schedules", err)
+	}
+	if _, err := s.Create(ctx, "t2", def("tock", "@every 1s")); err != nil {
+		t.Fatalf("another tenant's schedule: %v", err)
+	}
+
+	specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+	passAt := func(at time.Time) { s.pass(ctx, at, specs, held, zerolog.Nop()) }
+	start := time.Now()
+	passAt(start.Add(1100 * time.Millisecond))
+	passAt(start.Add(2100 * time.Millisecond))
+	if n := len(jobsOf(t, s, "t1")); n != 2 {
+		t.Fatalf("%d jobs after two due times, want 2", n)
+	}
+	passAt(start.Add(3100 * time.Millisecond)) // t1 holds max_pending 2 waiting jobs
+	if n := len(jobsOf(t, s, "t1")); n != 2 || !held[[2]string{"t1", "tick"}] {
+		t.Fatalf("%d jobs at max_pending 2 (held %v), want 2, the firing held", n, held)
+	}
+	_, err = s.Run(ctx, "t1", "tick")
+	var eq *enqueue.QuotaError
+	if !errors.As(err, &eq) || eq.RetryAfter <= 0 || !strings.Contains(eq.Msg, "quota is 2") {
+		t.Fatalf("a run by hand at max_pending 2: %v, want the quota's refusal, with a Retry-After", err)
+	}
+	first := jobsOf(t, s, "t1")[1] // the oldest
+	if _, err := s.Store.Act(ctx, "t1", abi.CauseCancel, []string{first.UUID}); err != nil {
+		t.Fatal(err)
+	}
+	passAt(start.Add(3200 * time.Millisecond)) // the held due time, with room
+	jobs := jobsOf(t, s, "t1")
+	if len(jobs) != 3 || held[[2]string{"t1", "tick"}] {
+		t.Fatalf("%d jobs once there was room (held %v), want 3", len(jobs), held)
+	}
+	if got, _ := s.Store.GetSchedule(ctx, "t1", "tick"); got.LastJob != jobs[0].UUID {
+		t.Fatalf("the schedule's last job %q, want the newest %q", got.LastJob, jobs[0].UUID)
 	}
 }

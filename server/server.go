@@ -79,7 +79,8 @@ func New(ctx context.Context, f config.File, log zerolog.Logger, opts ...Option)
 		}
 		tenants = append(tenants, api.Tenant{Name: t.Name, TokenSHA256: sum})
 		reads[t.Name] = t.MaxReads
-		limits[t.Name] = enqueue.Limits{MaxPending: t.MaxPending, MaxChannels: t.MaxChannels, Rate: t.Rate, Burst: t.Burst}
+		limits[t.Name] = enqueue.Limits{MaxPending: t.MaxPending, MaxChannels: t.MaxChannels, Rate: t.Rate, Burst: t.Burst,
+			MaxSchedules: t.MaxSchedules}
 		if t.MaxRunning > 0 {
 			if f.Runner.TenantMaxRunning == nil {
 				f.Runner.TenantMaxRunning = map[string]int{}

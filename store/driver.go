@@ -230,6 +230,8 @@ type Tx interface {
 	// InsertSchedule stores a new row; a name taken is abi.ErrConflict
 	// naming "name".
 	InsertSchedule(ctx context.Context, s Schedule) error
+	// CountSchedules is how many schedules tenant has.
+	CountSchedules(ctx context.Context, tenant string) (int, error)
 	// UpdateSchedule writes every column of s over its row.
 	UpdateSchedule(ctx context.Context, s Schedule) error
 	// DeleteSchedule removes a row; false if there was none.

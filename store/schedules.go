@@ -73,6 +73,9 @@ type Firing struct {
 	Version int64
 	Due     time.Time
 	Job     NewJob
+	// Quota is the tenant's, which a firing obeys as any enqueue does:
+	// a schedule is no way around max_pending or max_channels.
+	Quota Quota
 }
 
 // Fired is what FireSchedule did.
@@ -87,8 +90,11 @@ type Fired struct {
 // Schedules is the durable home of periodic jobs; Store includes it.
 type Schedules interface {
 	// CreateSchedule stores a new schedule (Version 1, Anchor now); a
-	// name the tenant uses already is abi.ErrConflict.
-	CreateSchedule(ctx context.Context, s Schedule) (Schedule, error)
+	// name the tenant uses already is abi.ErrConflict. With max > 0, a
+	// tenant holding max schedules already is refused a *QuotaError on
+	// max_schedules (wrapping abi.ErrQuota: removing one makes room),
+	// counted under the tenant's lock so that it holds across nodes.
+	CreateSchedule(ctx context.Context, s Schedule, max int) (Schedule, error)
 	// GetSchedule returns one schedule; another tenant's is
 	// abi.ErrNotFound. tenant "" matches none: schedules are named per
 	// tenant.
@@ -105,7 +111,9 @@ type Schedules interface {
 	// moving the schedule's Anchor to f.Due, only if f.Due is after the
 	// Anchor, the schedule is not paused and still at f.Version. With f.Due
 	// zero (a run by hand) it creates the job whatever the schedule's
-	// state and leaves the Anchor.
+	// state and leaves the Anchor. A job past f.Quota is a *QuotaError,
+	// and nothing changes: the due time is not spent, and fires once
+	// there is room (as a run missed, by the schedule's missed_runs).
 	FireSchedule(ctx context.Context, f Firing) (Fired, error)
 }
 
@@ -176,11 +184,24 @@ func scheduleKey(tenant, name string) error {
 	return nil
 }
 
-func (c *Core) CreateSchedule(ctx context.Context, s Schedule) (Schedule, error) {
+func (c *Core) CreateSchedule(ctx context.Context, s Schedule, max int) (Schedule, error) {
 	if err := s.Validate(); err != nil {
 		return Schedule{}, err
 	}
 	err := c.write(ctx, func(tx Tx) error {
+		if max > 0 {
+			if err := tx.LockTenant(ctx, s.Tenant); err != nil {
+				return err
+			}
+			n, err := tx.CountSchedules(ctx, s.Tenant)
+			if err != nil {
+				return err
+			}
+			if n >= max {
+				return &QuotaError{Field: "max_schedules", Msg: fmt.Sprintf(
+					"tenant %s has %d schedules, its quota (max_schedules): remove one before creating another", s.Tenant, n)}
+			}
+		}
 		now := tx.Now()
 		s.Version, s.Anchor, s.DateCreated, s.DateUpdated = 1, now, now, now
 		s.LastJob, s.LastFired = "", nil
@@ -286,6 +307,11 @@ func (c *Core) FireSchedule(ctx context.Context, f Firing) (Fired, error) {
 		out.Schedule = s
 		if !f.Due.IsZero() && (s.Paused || s.Version != f.Version || !f.Due.After(s.Anchor)) {
 			return nil
+		}
+		if capped(f.Quota) {
+			if err := withinQuota(ctx, tx, f.Quota, []NewJob{f.Job}); err != nil {
+				return err
+			}
 		}
 		ins := make([]Inserted, 1)
 		if err := insertOneByOne(ctx, tx, []NewJob{f.Job}, ins); err != nil {

@@ -36,11 +36,20 @@ type Quota struct {
 
 // QuotaError says a Quota refused the jobs; Field names what passed it.
 type QuotaError struct {
-	Field string // "max_pending" or "max_channels"
+	Field string // "max_pending", "max_channels" or "max_schedules"
 	Msg   string
 }
 
 func (e *QuotaError) Error() string { return e.Msg }
+
+// Unwrap: max_schedules is a quota waiting does not lift (abi.ErrQuota);
+// the jobs' quotas lift as jobs run.
+func (e *QuotaError) Unwrap() error {
+	if e.Field == "max_schedules" {
+		return abi.ErrQuota
+	}
+	return nil
+}
 
 // NewJob is a job ready to insert: validated, defaults applied, channel
 // normalised. Building one from a request is the caller's job (the

@@ -76,6 +76,14 @@ func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Sche
 	return oneSchedule(ss, err, name)
 }
 
+func (w *wtx) CountSchedules(ctx context.Context, tenant string) (int, error) {
+	var n int
+	if err := w.QueryRow(ctx, `SELECT count(*) FROM schedules WHERE tenant = $1`, tenant).Scan(&n); err != nil {
+		return 0, fmt.Errorf("postgres store: count schedules of %s: %w", tenant, err)
+	}
+	return n, nil
+}
+
 func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
 	_, err := w.Exec(ctx, `INSERT INTO schedules (`+scheduleColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,

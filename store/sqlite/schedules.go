@@ -83,6 +83,14 @@ func boolInt(b bool) int {
 	return 0
 }
 
+func (w *wtx) CountSchedules(ctx context.Context, tenant string) (int, error) {
+	var n int
+	if err := w.QueryRowContext(ctx, `SELECT count(*) FROM schedules WHERE tenant = ?`, tenant).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite store: count schedules of %s: %w", tenant, err)
+	}
+	return n, nil
+}
+
 func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
 	_, err := w.ExecContext(ctx, `INSERT INTO schedules (`+scheduleColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,

@@ -47,17 +47,17 @@ func jobCount(t *testing.T, st store.Store, tenant string) int {
 // never reads, changes or removes another's schedule.
 func schedulesAreKeptPerTenant(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	a, err := st.CreateSchedule(ctx, sched("t1", "nightly"))
+	a, err := st.CreateSchedule(ctx, sched("t1", "nightly"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Version != 1 || a.Anchor.IsZero() || a.DateCreated.IsZero() || a.LastJob != "" {
 		t.Fatalf("created schedule: %+v", a)
 	}
-	if _, err := st.CreateSchedule(ctx, sched("t1", "nightly")); !errors.Is(err, abi.ErrConflict) {
+	if _, err := st.CreateSchedule(ctx, sched("t1", "nightly"), 0); !errors.Is(err, abi.ErrConflict) {
 		t.Fatalf("a second schedule named nightly in t1: %v, want a conflict", err)
 	}
-	if _, err := st.CreateSchedule(ctx, sched("t2", "nightly")); err != nil {
+	if _, err := st.CreateSchedule(ctx, sched("t2", "nightly"), 0); err != nil {
 		t.Fatalf("t2 may use the name t1 uses: %v", err)
 	}
 	got, err := st.GetSchedule(ctx, "t1", "nightly")
@@ -101,7 +101,7 @@ func schedulesAreKeptPerTenant(t *testing.T, st store.Store) {
 // a run by hand always creates one and leaves the due times alone.
 func aDueTimeFiresOnce(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	s, err := st.CreateSchedule(ctx, sched("t1", "tick"))
+	s, err := st.CreateSchedule(ctx, sched("t1", "tick"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func aDueTimeFiresOnce(t *testing.T, st store.Store) {
 // due times from now on (none of the past fires); other changes do not.
 func changesRestartTheCount(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	s, err := st.CreateSchedule(ctx, sched("t1", "daily"))
+	s, err := st.CreateSchedule(ctx, sched("t1", "daily"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,13 +234,13 @@ func badSchedulesAreRefused(t *testing.T, st store.Store) {
 	for what, c := range cases {
 		s := sched("t1", "ok")
 		c.mod(&s)
-		_, err := st.CreateSchedule(ctx, s)
+		_, err := st.CreateSchedule(ctx, s, 0)
 		wantRefused(t, what, c.field, err)
 	}
 	if ss, _ := st.ListSchedules(ctx, ""); len(ss) != 0 {
 		t.Fatalf("a refused schedule was stored: %+v", ss)
 	}
-	good, err := st.CreateSchedule(ctx, sched("t1", "ok"))
+	good, err := st.CreateSchedule(ctx, sched("t1", "ok"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func badSchedulesAreRefused(t *testing.T, st store.Store) {
 // holding the key.
 func aFiringFindingItsKeyTakenStillCounts(t *testing.T, st store.Store) {
 	ctx := context.Background()
-	s, err := st.CreateSchedule(ctx, sched("t1", "keyed"))
+	s, err := st.CreateSchedule(ctx, sched("t1", "keyed"), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,5 +280,78 @@ func aFiringFindingItsKeyTakenStillCounts(t *testing.T, st store.Store) {
 	}
 	if !second.Schedule.Anchor.Equal(d1.Add(time.Second)) || jobCount(t, st, "t1") != 1 {
 		t.Fatalf("after the deduplicated firing: %+v, %d jobs", second.Schedule, jobCount(t, st, "t1"))
+	}
+}
+
+// aTenantsSchedulesAreBoundedByMaxSchedules: a tenant holding max
+// schedules is refused one more (a quota waiting does not lift), another
+// tenant is not, and removing one makes room. Without a bound (0: a
+// schedule of the operator's file) nothing is refused.
+func aTenantsSchedulesAreBoundedByMaxSchedules(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	for _, name := range []string{"a", "b"} {
+		if _, err := st.CreateSchedule(ctx, sched("t1", name), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err := st.CreateSchedule(ctx, sched("t1", "c"), 2)
+	var qe *store.QuotaError
+	if !errors.As(err, &qe) || qe.Field != "max_schedules" || !errors.Is(err, abi.ErrQuota) {
+		t.Fatalf("a third schedule under max_schedules 2: %v, want a quota error on max_schedules", err)
+	}
+	if _, err := st.CreateSchedule(ctx, sched("t2", "c"), 2); err != nil {
+		t.Fatalf("another tenant's schedule: %v", err)
+	}
+	if _, err := st.CreateSchedule(ctx, sched("t1", "from-the-file"), 0); err != nil {
+		t.Fatalf("a schedule without a bound: %v", err)
+	}
+	for _, name := range []string{"a", "from-the-file"} {
+		if err := st.DeleteSchedule(ctx, "t1", name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.CreateSchedule(ctx, sched("t1", "c"), 2); err != nil {
+		t.Fatalf("a schedule once one was removed: %v", err)
+	}
+}
+
+// aFiringObeysItsTenantsQuota: a schedule is no way around max_pending
+// nor max_channels. A firing past either creates nothing and spends
+// nothing: the due time fires once there is room.
+func aFiringObeysItsTenantsQuota(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	s, err := st.CreateSchedule(ctx, sched("t1", "tick"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting := nj("t1")
+	if _, err := st.Insert(ctx, []store.NewJob{waiting}); err != nil {
+		t.Fatal(err)
+	}
+	due := s.Anchor.Add(time.Second)
+	f := firing(s, due)
+	f.Quota = store.Quota{MaxPending: 1}
+	_, err = st.FireSchedule(ctx, f)
+	var qe *store.QuotaError
+	if !errors.As(err, &qe) || qe.Field != "max_pending" {
+		t.Fatalf("a firing with the tenant's one waiting job at max_pending 1: %v, want a quota error on max_pending", err)
+	}
+	if got, err := st.GetSchedule(ctx, "t1", "tick"); err != nil || !got.Anchor.Equal(s.Anchor) || got.LastJob != "" {
+		t.Fatalf("a refused firing moved the schedule: %+v, %v", got, err)
+	}
+	if n := jobCount(t, st, "t1"); n != 1 {
+		t.Fatalf("%d jobs after a refused firing, want 1", n)
+	}
+	other := firing(s, due)
+	other.Job.Channel = "root.other"
+	other.Quota = store.Quota{MaxChannels: 1}
+	if _, err := st.FireSchedule(ctx, other); !errors.As(err, &qe) || qe.Field != "max_channels" {
+		t.Fatalf("a firing into a second channel at max_channels 1: %v, want a quota error on max_channels", err)
+	}
+	if _, err := st.Act(ctx, "t1", abi.CauseCancel, []string{waiting.UUID}); err != nil {
+		t.Fatal(err)
+	}
+	if out := fire(t, st, f); !out.Fired || !out.Schedule.Anchor.Equal(due) {
+		t.Fatalf("the due time once there was room: %+v", out)
 	}
 }

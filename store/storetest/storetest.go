@@ -66,6 +66,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ScheduleChangesRestartTheCount", changesRestartTheCount},
 		{"BadSchedulesAreRefused", badSchedulesAreRefused},
 		{"AFiringFindingItsKeyTakenStillCounts", aFiringFindingItsKeyTakenStillCounts},
+		{"ATenantsSchedulesAreBoundedByMaxSchedules", aTenantsSchedulesAreBoundedByMaxSchedules},
+		{"AFiringObeysItsTenantsQuota", aFiringObeysItsTenantsQuota},
 		{"CancelStartedJob", cancelStartedJob},
 		{"OperatorFilters", operatorFilters},
 		{"ChannelOverrides", channelOverrides},
