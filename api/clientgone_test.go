@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/server"
 	"github.com/wasmq/wasmq/store/pgdsn"
@@ -39,11 +38,7 @@ func TestAClientThatLeavesIsNotAServerError(t *testing.T) {
 	})
 	backend = "sqlite"
 	ctx := context.Background()
-	watch, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watch.Close(ctx)
+	inDatabase := listsHeld(t, base, app)
 
 	release := pgtest.LockTable(t, base, "jobs", "ACCESS EXCLUSIVE")
 	defer release()
@@ -61,17 +56,9 @@ func TestAClientThatLeavesIsNotAServerError(t *testing.T) {
 		}()
 	}
 	// One list waits in PostgreSQL, the other for acme's turn.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var n int
-		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
-			AND wait_event_type = 'Lock' AND query LIKE '%ORDER BY date_created DESC%'`, app).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n == 1 {
-			break
-		}
+	for deadline := time.Now().Add(10 * time.Second); inDatabase() != 1; time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d lists waiting in PostgreSQL, want 1", n)
+			t.Fatalf("%d lists waiting in PostgreSQL, want 1", inDatabase())
 		}
 	}
 	time.Sleep(200 * time.Millisecond) // the second is at the gate

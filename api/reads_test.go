@@ -36,21 +36,7 @@ func TestATenantsReadsAtOnceAreBoundedAndWaitTheirTurn(t *testing.T) {
 		f.Tenants[0].MaxReads = 1 // acme; globex keeps the default, 2
 	})
 	backend = "sqlite"
-	ctx := context.Background()
-	watch, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer watch.Close(ctx)
-	// inDatabase counts the node's lists waiting in PostgreSQL.
-	inDatabase := func() int {
-		var n int
-		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
-			AND wait_event_type = 'Lock' AND query LIKE '%ORDER BY date_created DESC, seq DESC LIMIT%'`, app).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	inDatabase := listsHeld(t, base, app)
 	settled := func(want int, what string) {
 		t.Helper()
 		for deadline := time.Now().Add(10 * time.Second); inDatabase() != want; time.Sleep(20 * time.Millisecond) {
@@ -117,6 +103,26 @@ func TestATenantsReadsAtOnceAreBoundedAndWaitTheirTurn(t *testing.T) {
 	}
 	if m := series(scrape(t, s, tokB), "wasmq_api_reads_refused_total", nil); m != nil {
 		t.Fatalf("globex's scrape shows acme's refusals: %v", m)
+	}
+}
+
+// listsHeld counts the lists of the node whose connections are named app
+// (application_name) that wait for a lock in PostgreSQL.
+func listsHeld(t *testing.T, dsn, app string) func() int {
+	t.Helper()
+	ctx := context.Background()
+	watch, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { watch.Close(ctx) })
+	return func() int {
+		var n int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1
+			AND wait_event_type = 'Lock' AND query LIKE '%ORDER BY date_created DESC, seq DESC LIMIT%'`, app).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 }
 
