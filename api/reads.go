@@ -38,6 +38,13 @@ const DefaultTenantMaxReads = 2
 // readsWaitingPerSlot: reads a tenant may have waiting for each it may run.
 const readsWaitingPerSlot = 8
 
+// MaxHeldAnswerBytes bounds the read answers a node holds in memory for
+// clients taking them slowly, all tenants together. Past it, an answer is
+// sent while its read keeps its turns, as before answers were held: the
+// turns then bound the memory, and the slow client holds them up. Eight
+// of the largest pages (8 MiB), or thousands of ordinary ones.
+const MaxHeldAnswerBytes = 64 << 20
+
 type readGate struct {
 	node      *semaphore.Weighted
 	nodeMax   int
@@ -45,6 +52,8 @@ type readGate struct {
 
 	mu      sync.Mutex
 	tenants map[string]*tenantReads // with a read running or waiting
+
+	held *semaphore.Weighted // bytes of the answers being sent without a turn
 
 	// refused counts the reads answered 429 or 503 by tenant and reason
 	// (wasmq_api_reads_refused_total); nil counts nothing.
@@ -62,7 +71,7 @@ func newReadGate(nodeMax int, perTenant map[string]int) *readGate {
 		nodeMax = DefaultMaxReads
 	}
 	return &readGate{node: semaphore.NewWeighted(int64(nodeMax)), nodeMax: nodeMax, perTenant: perTenant,
-		tenants: map[string]*tenantReads{}}
+		tenants: map[string]*tenantReads{}, held: semaphore.NewWeighted(MaxHeldAnswerBytes)}
 }
 
 // enter admits a read of c's once its tenant and the node have a slot for
@@ -179,7 +188,8 @@ func readsRefused(reg prometheus.Registerer) *prometheus.CounterVec {
 // held in memory, and sends that answer once the turn is given back: a
 // client that takes its answer slowly (a UI on a slow link, 8 MiB pages
 // of large jobs) holds no turn, only its place in its tenant's waiting
-// room, which bounds the answers a tenant has the node keep.
+// room, which bounds the answers a tenant has the node keep, and bytes
+// of MaxHeldAnswerBytes, which bounds them all.
 func (s *server) read(h handler) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
 		_, turn, err := s.admitRead(r, c)
@@ -191,7 +201,10 @@ func (s *server) read(h handler) handler {
 		if err := h(held, r, c); err != nil {
 			return err // nothing of held is sent: the error is the answer
 		}
-		turn.end()
+		if n := int64(held.body.Len()); s.reads.held.TryAcquire(n) {
+			defer s.reads.held.Release(n)
+			turn.end()
+		}
 		held.send(w)
 		return nil // a client gone while its answer was sent needs no other
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/api"
 	"github.com/wasmq/wasmq/config"
 	"github.com/wasmq/wasmq/store/pgdsn"
 	"github.com/wasmq/wasmq/store/pgtest"
@@ -131,8 +132,10 @@ func listsHeld(t *testing.T, dsn, app string) func() int {
 // that reads nothing) holds no turn of its tenant's nor of the node's
 // while its answer is sent. Its answer still counts in its tenant's
 // waiting room until sent, which bounds how many such answers a tenant
-// keeps in the node's memory. acme's pages here are of 8 MiB, read by
-// connections that read nothing.
+// keeps in the node's memory, and the node holds at most
+// MaxHeldAnswerBytes of them: past it an answer is sent holding its
+// turns, as before. acme's pages here are of 8 MiB, read by connections
+// that read nothing.
 func TestASlowClientsAnswerHoldsNoReadTurn(t *testing.T) {
 	s := start(t, func(f *config.File) {
 		f.Server.MaxReads = 1     // the node: one read at once, which acme's slow clients would hold
@@ -181,17 +184,31 @@ func TestASlowClientsAnswerHoldsNoReadTurn(t *testing.T) {
 			t.Fatalf("%s's read beside acme's two slow clients: %d %s after %v, want 200", who.name, r.status, r.body, time.Since(begin))
 		}
 	}
-	// Each answer being sent counts in acme's waiting room: nine reads,
-	// with max_reads 1 (one running, eight waiting). The tenth is refused
-	// at once.
-	for range 7 {
+	// The node holds answers without a turn up to MaxHeldAnswerBytes, all
+	// tenants together; one more is sent holding its turns, as before.
+	page := len(s.do("GET", "/v1/jobs?limit=100", tokA, nil).body)
+	fit := api.MaxHeldAnswerBytes / page
+	if fit != 8 {
+		t.Fatalf("pages of %d bytes: %d fit in the node's held answers; the test is laid out for 8 (and one more, the ninth, filling acme's waiting room)", page, fit)
+	}
+	for len(slow) < fit {
 		stall()
 	}
-	if r := s.do("GET", "/v1/jobs?limit=1", tokA, nil); r.status != 429 {
-		t.Fatalf("acme's read with nine answers of its own being sent: %d %s, want 429", r.status, r.body)
-	}
 	if r := s.do("GET", "/v1/jobs?limit=1", tokB, nil); r.status != 200 {
-		t.Fatalf("globex's read beside acme's nine slow clients: %d %s, want 200", r.status, r.body)
+		t.Fatalf("globex's read beside acme's %d slow clients: %d %s, want 200", len(slow), r.status, r.body)
+	}
+	stall()
+	begin := time.Now()
+	if r := s.do("GET", "/v1/jobs?limit=1", tokB, nil); r.status != 503 {
+		t.Fatalf("globex's read with the node's held answers full and its one turn held by acme's slow client: %d %s, want 503 after the store timeout",
+			r.status, r.body)
+	}
+	t.Logf("the node's turn held by a slow answer past its held bytes: globex's read 503 after %v", time.Since(begin))
+	// Each answer being sent counts in acme's waiting room: with
+	// max_reads 1, nine (one running, eight waiting). Past it, a read is
+	// refused at once.
+	if r := s.do("GET", "/v1/jobs?limit=1", tokA, nil); r.status != 429 || !strings.Contains(string(r.body), "being sent") {
+		t.Fatalf("acme's read with nine answers of its own being sent: %d %s, want 429 at once", r.status, r.body)
 	}
 	// Read at last, each answer is whole.
 	for i, c := range slow {
