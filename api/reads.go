@@ -91,12 +91,12 @@ func (g *readGate) enter(ctx context.Context, c caller) (*readTurn, error) {
 		t = &tenantReads{slots: semaphore.NewWeighted(int64(limit)), max: limit}
 		g.tenants[key] = t
 	}
-	if t.in >= t.max*(1+readsWaitingPerSlot) {
-		g.mu.Unlock()
+	if in := t.in; in >= t.max*(1+readsWaitingPerSlot) {
+		g.mu.Unlock() // t.in is the gate's again: the message has its copy
 		g.refuse(c, "waiting_room")
 		return nil, &retryLater{&httpError{http.StatusTooManyRequests, "quota_exceeded", fmt.Sprintf(
 			"%s has %d reads under way, waiting or being sent, the most it may (max_reads %d, and %d more for each): retry later",
-			who, t.in, t.max, readsWaitingPerSlot), ""}, 1}
+			who, in, t.max, readsWaitingPerSlot), ""}, 1}
 	}
 	t.in++
 	g.mu.Unlock()
