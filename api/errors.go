@@ -37,12 +37,12 @@ func (e *retryLater) Unwrap() error { return e.httpError }
 
 func (e *httpError) Error() string { return e.msg }
 
-// classify maps an error to the contract's status classes.
 // StatusClientClosedRequest is the status a request whose client went
 // away is recorded with (its span, the request log), as nginx does: no
 // client receives it.
 const StatusClientClosedRequest = 499
 
+// classify maps an error to the contract's status classes.
 func classify(err error) *httpError {
 	var he *httpError
 	if errors.As(err, &he) {

@@ -162,11 +162,18 @@ func (s *Service) store(ctx context.Context, tenant string, jobs []store.NewJob)
 		return nil, err
 	}
 	out, err := s.insert(ctx, s.Limits[tenant].Quota(), jobs)
+	return out, Refusal(err)
+}
+
+// Refusal is err as the client is answered when the store refused jobs
+// past their tenant's quota: a QuotaError whose Retry-After is the few
+// seconds in which jobs usually run. Any other err is returned as it is.
+func Refusal(err error) error {
 	var qe *store.QuotaError
 	if errors.As(err, &qe) {
-		return nil, &QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second}
+		return &QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second}
 	}
-	return out, err
+	return err
 }
 
 // Build validates requests and resolves them into jobs, without storing.

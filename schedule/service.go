@@ -339,12 +339,8 @@ func (s *Service) Run(ctx context.Context, tenant, name string) (abi.Job, error)
 		return abi.Job{}, err
 	}
 	out, err := s.Store.FireSchedule(ctx, store.Firing{Tenant: tenant, Name: name, Job: j, Quota: s.limits(tenant).Quota()})
-	var qe *store.QuotaError
-	if errors.As(err, &qe) {
-		return abi.Job{}, &enqueue.QuotaError{Msg: qe.Msg, RetryAfter: 5 * time.Second} // as an enqueue's
-	}
 	if err != nil {
-		return abi.Job{}, err
+		return abi.Job{}, enqueue.Refusal(err) // past a quota, answered as an enqueue is
 	}
 	return out.Job.Job, nil
 }
