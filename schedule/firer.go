@@ -53,8 +53,15 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 		return time.Time{}
 	}
 	var next time.Time
+	// full: the tenants whose max_pending refused a firing in this pass.
+	// Their other schedules would be refused alike, so they wait for the
+	// next pass untried: a tenant at its quota costs the leader one
+	// transaction a pass, not one per schedule it holds.
+	full := map[string]bool{}
+	seen := make(map[[2]string]bool, len(all))
 	for _, sc := range all {
-		if sc.Paused {
+		seen[[2]string{sc.Tenant, sc.Name}] = true
+		if sc.Paused || full[sc.Tenant] {
 			continue
 		}
 		key := [2]string{sc.Cron, sc.Timezone}
@@ -71,7 +78,11 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			k = sc.CatchUpMax
 		}
 		for _, due := range spec.Due(sc.Anchor, now, k) {
-			if !s.fireOne(ctx, sc, due, held, log) {
+			fired, quota := s.fireOne(ctx, sc, due, held, log)
+			if quota == "max_pending" {
+				full[sc.Tenant] = true
+			}
+			if !fired {
 				break
 			}
 		}
@@ -79,18 +90,24 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			next = n
 		}
 	}
+	for key := range held { // a held schedule deleted since
+		if !seen[key] {
+			delete(held, key)
+		}
+	}
 	return next
 }
 
 // fireOne creates the job of one due time; false when it did not (the
 // schedule changed, another node fired it, a quota, an error), so that
-// the later due times of this pass wait for a fresh read.
+// the later due times of this pass wait for a fresh read. quota names
+// the tenant's quota that refused it, if one did.
 //
 // A firing past its tenant's max_pending or max_channels creates nothing
 // and leaves the due time unspent: it fires at a pass that finds room, as
 // a run missed (the schedule's missed_runs). That is logged once when it
 // starts and once when it ends, not at every pass.
-func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, held map[[2]string]bool, log zerolog.Logger) bool {
+func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, held map[[2]string]bool, log zerolog.Logger) (fired bool, quota string) {
 	key := [2]string{sc.Tenant, sc.Name}
 	j, err := s.jobOf(ctx, sc, due)
 	if err == nil {
@@ -104,7 +121,7 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 				log.Warn().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("quota", qe.Field).Str("reason", qe.Msg).
 					Msg("firing held by the tenant's quota; it fires once there is room")
 			}
-			return false
+			return false, qe.Field
 		}
 		if err == nil {
 			if held[key] {
@@ -114,11 +131,11 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 			if out.Fired {
 				log.Debug().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("job_uuid", out.Job.Job.UUID).Msg("fired")
 			}
-			return out.Fired
+			return out.Fired, ""
 		}
 	}
 	if ctx.Err() == nil {
 		log.Error().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Msg("firing failed; tried again on the next pass")
 	}
-	return false
+	return false, ""
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -197,7 +198,7 @@ func TestARemovedFunctionStillMakesItsJob(t *testing.T) {
 	}
 	f.remove("t1", "report.count")
 	stored, _ := s.Store.GetSchedule(ctx, "t1", "gone")
-	if !s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), map[[2]string]bool{}, zerolog.Nop()) {
+	if fired, _ := s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), map[[2]string]bool{}, zerolog.Nop()); !fired {
 		t.Fatal("the firing of a removed function created nothing")
 	}
 	jobs := jobsOf(t, s, "t1")
@@ -305,5 +306,83 @@ func TestATenantsSchedulesObeyItsQuotas(t *testing.T) {
 	}
 	if got, _ := s.Store.GetSchedule(ctx, "t1", "tick"); got.LastJob != jobs[0].UUID {
 		t.Fatalf("the schedule's last job %q, want the newest %q", got.LastJob, jobs[0].UUID)
+	}
+}
+
+// firings counts the firings asked of the store.
+type firings struct {
+	store.Store
+	mu  sync.Mutex
+	per map[string]int // by tenant
+}
+
+func (f *firings) FireSchedule(ctx context.Context, fi store.Firing) (store.Fired, error) {
+	f.mu.Lock()
+	f.per[fi.Tenant]++
+	f.mu.Unlock()
+	return f.Store.FireSchedule(ctx, fi)
+}
+
+func (f *firings) take() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	per := f.per
+	f.per = map[string]int{}
+	return per
+}
+
+// A tenant at its max_pending with many schedules due costs the leader
+// one try a pass, not one per schedule: the others would be refused
+// alike. Another tenant's schedules fire in the same pass. Before, each
+// held schedule was one transaction (the tenant's lock and its counts)
+// at every pass, so a tenant holding thousands of them made every
+// other tenant's firing late. A held schedule deleted is forgotten.
+func TestATenantAtItsQuotaCostsTheLeaderOneTryAPass(t *testing.T) {
+	s, _ := newService(t)
+	counted := &firings{Store: s.Store, per: map[string]int{}}
+	s.Store = counted
+	s.Enqueue.Limits = map[string]enqueue.Limits{"t1": {MaxPending: 1, MaxSchedules: 100}}
+	ctx := context.Background()
+	for i := range 50 {
+		if _, err := s.Create(ctx, "t1", def(fmt.Sprintf("s%02d", i), "@every 1s")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Create(ctx, "t2", def("other", "@every 1s")); err != nil {
+		t.Fatal(err)
+	}
+
+	specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+	start := time.Now()
+	s.pass(ctx, start.Add(1100*time.Millisecond), specs, held, zerolog.Nop())
+	if n := len(jobsOf(t, s, "t1")); n != 1 {
+		t.Fatalf("t1 has %d jobs at max_pending 1, want 1", n)
+	}
+	if got := counted.take(); got["t1"] != 2 || got["t2"] != 1 {
+		t.Fatalf("firings tried in the pass that filled t1: %v, want t1: 2 (one fired, one refused), t2: 1", got)
+	}
+	for i := 2; i <= 4; i++ {
+		s.pass(ctx, start.Add(time.Duration(i)*time.Second+100*time.Millisecond), specs, held, zerolog.Nop())
+		if got := counted.take(); got["t1"] != 1 || got["t2"] != 1 {
+			t.Fatalf("pass %d: firings tried %v, want t1: 1 (refused, the rest untried), t2: 1", i, got)
+		}
+	}
+	if n := len(jobsOf(t, s, "t2")); n != 4 {
+		t.Fatalf("t2 has %d jobs after four due times, want 4", n)
+	}
+
+	heldKey := func() [2]string {
+		for k := range held {
+			return k
+		}
+		t.Fatalf("no schedule held")
+		return [2]string{}
+	}()
+	if err := s.Delete(ctx, heldKey[0], heldKey[1]); err != nil {
+		t.Fatal(err)
+	}
+	s.pass(ctx, start.Add(5100*time.Millisecond), specs, held, zerolog.Nop())
+	if held[heldKey] {
+		t.Fatalf("a deleted schedule %v is still held", heldKey)
 	}
 }
