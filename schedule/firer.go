@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -45,7 +46,7 @@ func (s *Service) Fire(ctx context.Context, poll time.Duration, log zerolog.Logg
 
 // pass fires what is due at now; returns the next due time of all.
 func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]Spec, held map[[2]string]bool, log zerolog.Logger) time.Time {
-	all, err := s.Store.ListSchedules(ctx, "")
+	all, err := s.Store.ScheduleTimes(ctx)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn().Err(err).Msg("read schedules")
@@ -77,7 +78,13 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 		if sc.MissedRuns == store.MissedCatchUp {
 			k = sc.CatchUpMax
 		}
-		for _, due := range spec.Due(sc.Anchor, now, k) {
+		dues := spec.Due(sc.Anchor, now, k)
+		if len(dues) > 0 {
+			if sc, ok = s.withTemplate(ctx, sc, log); !ok {
+				dues = nil
+			}
+		}
+		for _, due := range dues {
 			fired, quota := s.fireOne(ctx, sc, due, held, log)
 			if quota == "max_pending" {
 				full[sc.Tenant] = true
@@ -96,6 +103,20 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 		}
 	}
 	return next
+}
+
+// withTemplate reads the template of sc, listed without it, to fire it;
+// false when the schedule is gone, paused or changed since it was listed
+// (the next pass reads it afresh) or cannot be read now.
+func (s *Service) withTemplate(ctx context.Context, sc store.Schedule, log zerolog.Logger) (store.Schedule, bool) {
+	full, err := s.Store.GetSchedule(ctx, sc.Tenant, sc.Name)
+	if err != nil {
+		if !errors.Is(err, abi.ErrNotFound) && ctx.Err() == nil {
+			log.Warn().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Msg("read a due schedule; tried again on the next pass")
+		}
+		return sc, false
+	}
+	return full, full.Version == sc.Version && !full.Paused
 }
 
 // fireOne creates the job of one due time; false when it did not (the

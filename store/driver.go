@@ -104,6 +104,9 @@ type Driver interface {
 	// missing); ListSchedules those of tenant ("" = all) by tenant, name.
 	GetSchedule(ctx context.Context, tenant, name string) (Schedule, error)
 	ListSchedules(ctx context.Context, tenant string) ([]Schedule, error)
+	// ScheduleTimes reads every schedule as ListSchedules(""), with
+	// Template empty.
+	ScheduleTimes(ctx context.Context) ([]Schedule, error)
 
 	Subscribe(ctx context.Context) (<-chan Event, error)
 	Announce(ctx context.Context, nodeID string) error

@@ -102,6 +102,11 @@ type Schedules interface {
 	// ListSchedules returns tenant's schedules by name ("" = every
 	// tenant's, by tenant then name).
 	ListSchedules(ctx context.Context, tenant string) ([]Schedule, error)
+	// ScheduleTimes returns every tenant's schedules as ListSchedules("")
+	// does, without their templates (Template empty): what the leader
+	// reads at each pass to find the due times. A template is up to
+	// MaxTemplateBytes, read when its schedule fires, not at every pass.
+	ScheduleTimes(ctx context.Context) ([]Schedule, error)
 	// UpdateSchedule applies change to the schedule under a lock. A new
 	// cron or time zone, or a resume, restarts the count of due times
 	// from now: a change never fires for times already past.
@@ -225,6 +230,10 @@ func (c *Core) ListSchedules(ctx context.Context, tenant string) ([]Schedule, er
 		return []Schedule{}, nil
 	}
 	return c.d.ListSchedules(ctx, tenant)
+}
+
+func (c *Core) ScheduleTimes(ctx context.Context) ([]Schedule, error) {
+	return c.d.ScheduleTimes(ctx)
 }
 
 func (c *Core) UpdateSchedule(ctx context.Context, tenant, name string, change func(*Schedule) error) (Schedule, error) {

@@ -19,6 +19,9 @@ const scheduleColumns = `tenant, name, cron, timezone, template, missed_runs, ca
 // scheduleSelect reads the template as text: its bytes as stored.
 var scheduleSelect = strings.Replace(scheduleColumns, "template", "template::text", 1)
 
+// scheduleTimesSelect leaves the template out (ScheduleTimes).
+var scheduleTimesSelect = strings.Replace(scheduleColumns, "template", "''::text", 1)
+
 func scanSchedule(row pgx.Row) (store.Schedule, error) {
 	var s store.Schedule
 	var tmpl string
@@ -37,7 +40,11 @@ func scanSchedule(row pgx.Row) (store.Schedule, error) {
 }
 
 func querySchedules(ctx context.Context, q querier, where string, args ...any) ([]store.Schedule, error) {
-	rows, err := q.Query(ctx, `SELECT `+scheduleSelect+` FROM schedules `+where, args...)
+	return selectSchedules(ctx, q, scheduleSelect, where, args...)
+}
+
+func selectSchedules(ctx context.Context, q querier, columns, where string, args ...any) ([]store.Schedule, error) {
+	rows, err := q.Query(ctx, `SELECT `+columns+` FROM schedules `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: select schedules: %w", err)
 	}
@@ -65,6 +72,14 @@ func (s *driver) GetSchedule(ctx context.Context, tenant, name string) (store.Sc
 
 func (s *driver) ListSchedules(ctx context.Context, tenant string) ([]store.Schedule, error) {
 	ss, err := querySchedules(ctx, s.pool, `WHERE $1 = '' OR tenant = $1 ORDER BY tenant, name`, tenant)
+	if ss == nil && err == nil {
+		ss = []store.Schedule{}
+	}
+	return ss, err
+}
+
+func (s *driver) ScheduleTimes(ctx context.Context) ([]store.Schedule, error) {
+	ss, err := selectSchedules(ctx, s.pool, scheduleTimesSelect, `ORDER BY tenant, name`)
 	if ss == nil && err == nil {
 		ss = []store.Schedule{}
 	}

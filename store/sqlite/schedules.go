@@ -35,8 +35,15 @@ func scanSchedule(row scanner) (store.Schedule, error) {
 	return s, nil
 }
 
+// scheduleTimesColumns leave the template out (ScheduleTimes).
+var scheduleTimesColumns = strings.Replace(scheduleColumns, "template", "''", 1)
+
 func querySchedules(ctx context.Context, q querier, where string, args ...any) ([]store.Schedule, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+scheduleColumns+` FROM schedules `+where, args...)
+	return selectSchedules(ctx, q, scheduleColumns, where, args...)
+}
+
+func selectSchedules(ctx context.Context, q querier, columns, where string, args ...any) ([]store.Schedule, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+columns+` FROM schedules `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: select schedules: %w", err)
 	}
@@ -69,6 +76,10 @@ func (s *driver) GetSchedule(ctx context.Context, tenant, name string) (store.Sc
 
 func (s *driver) ListSchedules(ctx context.Context, tenant string) ([]store.Schedule, error) {
 	return querySchedules(ctx, s.r, `WHERE ? = '' OR tenant = ? ORDER BY tenant, name`, tenant, tenant)
+}
+
+func (s *driver) ScheduleTimes(ctx context.Context) ([]store.Schedule, error) {
+	return selectSchedules(ctx, s.r, scheduleTimesColumns, `ORDER BY tenant, name`)
 }
 
 func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -81,8 +82,24 @@ func schedulesAreKeptPerTenant(t *testing.T, st store.Store) {
 	if ss, err := st.ListSchedules(ctx, "t1"); err != nil || len(ss) != 1 || ss[0].Tenant != "t1" {
 		t.Fatalf("t1's schedules: %+v, %v", ss, err)
 	}
-	if ss, err := st.ListSchedules(ctx, ""); err != nil || len(ss) != 2 || ss[0].Tenant != "t1" || ss[1].Tenant != "t2" {
-		t.Fatalf("every schedule: %+v, %v", ss, err)
+	all, err := st.ListSchedules(ctx, "")
+	if err != nil || len(all) != 2 || all[0].Tenant != "t1" || all[1].Tenant != "t2" {
+		t.Fatalf("every schedule: %+v, %v", all, err)
+	}
+	// The leader's pass reads them without their templates, else the same.
+	times, err := st.ScheduleTimes(ctx)
+	if err != nil || len(times) != len(all) {
+		t.Fatalf("the schedules' times: %+v, %v", times, err)
+	}
+	for i := range all {
+		if len(times[i].Template) != 0 {
+			t.Fatalf("ScheduleTimes read %s/%s's template: %s", times[i].Tenant, times[i].Name, times[i].Template)
+		}
+		want := all[i]
+		want.Template = times[i].Template
+		if !reflect.DeepEqual(times[i], want) {
+			t.Fatalf("ScheduleTimes: %+v, want %+v (ListSchedules' but the template)", times[i], want)
+		}
 	}
 	if err := st.DeleteSchedule(ctx, "t1", "nightly"); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,84 @@
+package schedule
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/store"
+	"github.com/wasmq/wasmq/store/pgtest"
+	"github.com/wasmq/wasmq/store/postgres"
+	"github.com/wasmq/wasmq/store/sqlite"
+)
+
+// BenchmarkAPassWithNothingDue is the leader's pass over schedules none of
+// which is due: what the firer costs the store and the node between
+// firings. "big" is one tenant at its default max_schedules (100) with
+// templates near their bound (256 KiB); "many" is 10,000 small ones (a
+// hundred tenants at the default).
+func BenchmarkAPassWithNothingDue(b *testing.B) {
+	stores := map[string]func(b *testing.B) store.Store{
+		"sqlite": func(b *testing.B) store.Store {
+			st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "q.db"), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		},
+		"postgres": func(b *testing.B) store.Store {
+			st, err := postgres.Open(context.Background(), pgtest.DSN(b), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			return st
+		},
+	}
+	shapes := []struct {
+		name      string
+		tenants   int
+		each      int
+		argsBytes int
+	}{
+		{"big", 1, 100, 250 << 10},
+		{"many", 100, 100, 100},
+	}
+	for _, backend := range []string{"sqlite", "postgres"} {
+		for _, shape := range shapes {
+			b.Run(backend+"/"+shape.name, func(b *testing.B) {
+				st := stores[backend](b)
+				f := &funcs{known: map[string]bool{}}
+				limits := map[string]enqueue.Limits{}
+				for t := range shape.tenants {
+					f.known[fmt.Sprintf("t%d/report.count", t)] = true
+					limits[fmt.Sprintf("t%d", t)] = enqueue.Limits{MaxSchedules: shape.each}
+				}
+				s := New(st, &enqueue.Service{Store: st, Funcs: f, Limits: limits})
+				ctx := context.Background()
+				args, _ := json.Marshal([]string{strings.Repeat("x", shape.argsBytes)})
+				for t := range shape.tenants {
+					for i := range shape.each {
+						d := Definition{Name: fmt.Sprintf("s%03d", i), Cron: "0 3 1 1 *",
+							Template: Template{Func: "report.count", Args: args}}
+						if _, err := s.Create(ctx, fmt.Sprintf("t%d", t), d); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					s.pass(ctx, time.Now(), specs, held, zerolog.Nop())
+				}
+			})
+		}
+	}
+}
