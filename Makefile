@@ -45,8 +45,8 @@ lint: ## gofmt, go vet and a tidy go.mod/go.sum
 fmt: ## format the Go sources
 	gofmt -w $$(git ls-files '*.go')
 
-bench: build ## Go benchmarks of store, host and HTTP, then the end-to-end `wasmq bench`
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/... ./host/... ./api/...
+bench: build ## Go benchmarks of store, host, HTTP and the schedules' pass, then the end-to-end `wasmq bench`
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./store/... ./host/... ./api/... ./schedule/...
 	./$(BIN) bench --store sqlite --isolation pooled --jobs 10000
 	./$(BIN) bench --store sqlite --isolation fresh --jobs 5000
 
