@@ -134,6 +134,7 @@ func TestTheGoClientAndTheOpenAPIDocumentAgree(t *testing.T) {
 			return err
 		}},
 		{"Schedules", "GET /v1/schedules", func() error { _, err := tenant.Schedules(ctx); return err }},
+		{"SchedulePage", "GET /v1/schedules", func() error { _, _, err := tenant.SchedulePage(ctx, "", 1); return err }},
 		{"PauseSchedule", "POST /v1/schedules/{name}:pause", func() error { _, err := tenant.PauseSchedule(ctx, "nightly"); return err }},
 		{"ResumeSchedule", "POST /v1/schedules/{name}:resume", func() error { _, err := tenant.ResumeSchedule(ctx, "nightly"); return err }},
 		{"RunSchedule", "POST /v1/schedules/{name}:run", func() error { _, err := tenant.RunSchedule(ctx, "nightly"); return err }},

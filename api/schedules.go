@@ -3,9 +3,11 @@ package api
 import (
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/wasmq/wasmq/schedule"
+	"github.com/wasmq/wasmq/store"
 )
 
 // The routes of periodic jobs (docs/schedules.md). A schedule is named
@@ -34,16 +36,28 @@ func (s *server) listSchedules(w http.ResponseWriter, r *http.Request, c caller)
 	if err := s.schedulesOn(); err != nil {
 		return err
 	}
-	for k := range r.URL.Query() {
-		if k != "tenant" {
+	q := r.URL.Query()
+	for k, vs := range q {
+		if k != "tenant" && k != "limit" && k != "cursor" {
 			return &httpError{400, "invalid_argument", fmt.Sprintf("unknown query parameter %q", k), k}
 		}
+		if len(vs) > 1 {
+			return badParam(k, "given %d times: give it once", len(vs))
+		}
 	}
-	vs, err := s.Schedules.List(r.Context(), c.scope(r))
+	limit := 0
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > store.MaxSchedulePage {
+			return &httpError{422, "invalid_argument", fmt.Sprintf("limit must be an integer from 1 to %d", store.MaxSchedulePage), "limit"}
+		}
+		limit = n
+	}
+	vs, next, err := s.Schedules.List(r.Context(), c.scope(r), q.Get("cursor"), limit)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"schedules": vs})
+	return writeJSON(w, 200, map[string]any{"schedules": vs, "next_cursor": next})
 }
 
 func (s *server) createSchedule(w http.ResponseWriter, r *http.Request, c caller) error {

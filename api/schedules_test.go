@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"encoding/json"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -126,5 +128,68 @@ func TestATenantsSchedulesAreBoundedOverHTTP(t *testing.T) {
 	}
 	if r := mk(tokA, "two"); r.status != 201 {
 		t.Fatalf("acme's schedule once one was deleted: %d %s", r.status, r.body)
+	}
+}
+
+// Schedules are listed a page at a time, as jobs are: a tenant at its
+// max_schedules with big templates (100 of 250 KiB) made one answer of
+// 25 MB, and the admin's list of every tenant's read one job per
+// schedule besides. A page holds at most its limit (100 by default) and
+// 8 MiB of templates; its cursor never shows another tenant's.
+func TestSchedulesArePagedOverHTTP(t *testing.T) {
+	s := start(t)
+	for _, name := range []string{"e", "c", "a", "d", "b"} {
+		if r := s.do("POST", "/v1/schedules", tokA, map[string]any{"name": name, "cron": "0 3 * * *", "func": "testkit.echo"}); r.status != 201 {
+			t.Fatalf("create %s: %d %s", name, r.status, r.body)
+		}
+	}
+	if r := s.do("POST", "/v1/schedules", tokB, map[string]any{"name": "g", "cron": "0 3 * * *", "func": "testkit.echo"}); r.status != 201 {
+		t.Fatalf("globex's: %d %s", r.status, r.body)
+	}
+	type page struct {
+		Schedules []struct {
+			Name, Tenant string
+		}
+		NextCursor string `json:"next_cursor"`
+	}
+	get := func(token, query string) page {
+		t.Helper()
+		r := s.do("GET", "/v1/schedules"+query, token, nil)
+		if r.status != 200 {
+			t.Fatalf("GET /v1/schedules%s: %d %s", query, r.status, r.body)
+		}
+		var p page
+		if err := json.Unmarshal(r.body, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	var names []string
+	cursor, pages := "", 0
+	for ; pages < 10; pages++ {
+		p := get(tokA, "?limit=2&cursor="+url.QueryEscape(cursor))
+		for _, sc := range p.Schedules {
+			names = append(names, sc.Name)
+		}
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if strings.Join(names, "") != "abcde" || pages != 2 {
+		t.Fatalf("acme's pages of 2: %q in %d pages, want abcde in 3", names, pages+1)
+	}
+	first := get(tokA, "?limit=1")
+	if p := get(tokB, "?cursor="+url.QueryEscape(first.NextCursor)); len(p.Schedules) != 1 || p.Schedules[0].Name != "g" {
+		t.Fatalf("globex with acme's cursor: %+v, want its own g", p)
+	}
+	if p := get(tokAdmin, "?limit=5"); len(p.Schedules) != 5 || p.NextCursor == "" || p.Schedules[4].Tenant != "acme" {
+		t.Fatalf("the admin's first page of 5: %+v", p)
+	}
+	for query, field := range map[string]string{"?limit=0": "limit", "?limit=1001": "limit", "?limit=x": "limit",
+		"?limit=1099511627776": "limit", "?cursor=%00": "cursor", "?cursor=WyIiLCIiXQ": "cursor", "?limit=1&limit=2": "limit", "?page=2": "page"} {
+		r := s.do("GET", "/v1/schedules"+query, tokA, nil)
+		if _, _, f := r.errOf(t); r.status/100 != 4 || f != field {
+			t.Errorf("GET /v1/schedules%s: %d %s, want a 4xx naming %s", query, r.status, r.body, field)
+		}
 	}
 }

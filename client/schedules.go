@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"net/url"
+	"strconv"
 
 	"github.com/wasmq/wasmq/abi"
 )
@@ -12,13 +13,44 @@ import (
 // next_runs, last_job and the rest, as decoded JSON.
 type Schedule = map[string]any
 
-// Schedules lists the caller's schedules.
+// Schedules lists all the caller's schedules, reading every page.
 func (c *Client) Schedules(ctx context.Context) ([]Schedule, error) {
-	var out struct {
-		Schedules []Schedule `json:"schedules"`
+	var all []Schedule
+	cursor := ""
+	for {
+		page, next, err := c.SchedulePage(ctx, cursor, 0)
+		if err != nil {
+			return all, err
+		}
+		all = append(all, page...)
+		if next == "" || next == cursor {
+			return all, nil
+		}
+		cursor = next
 	}
-	err := c.do(ctx, "GET", "/v1/schedules", nil, &out)
-	return out.Schedules, err
+}
+
+// SchedulePage reads one page of the caller's schedules by name, from
+// cursor ("" from the first), of at most limit (0: the server's 100),
+// and the cursor of the next page ("" on the last).
+func (c *Client) SchedulePage(ctx context.Context, cursor string, limit int) ([]Schedule, string, error) {
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out struct {
+		Schedules  []Schedule `json:"schedules"`
+		NextCursor string     `json:"next_cursor"`
+	}
+	path := "/v1/schedules"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	err := c.do(ctx, "GET", path, nil, &out)
+	return out.Schedules, out.NextCursor, err
 }
 
 // CreateSchedule stores a schedule; def is the body of POST /v1/schedules.

@@ -56,3 +56,29 @@ func TestOperatorRunsPausesAndResumesASchedule(t *testing.T) {
 		t.Fatalf("%d jobs after one run now, want 1", len(jobs.Jobs))
 	}
 }
+
+// The schedules page shows a page of 100 at a time, by tenant and name,
+// as the API serves them: the admin over two tenants' 120 schedules sees
+// 100, then the 20 after, and back.
+func TestTheSchedulesPageShowsAPageAtATime(t *testing.T) {
+	s := startServer(t)
+	ctx := newBrowser(t)
+	for i := range 60 {
+		for _, token := range []string{s.TokenA, s.TokenB} {
+			call(t, s.URL, token, http.MethodPost, "/v1/schedules", map[string]any{"name": fmt.Sprintf("s%02d", i), "cron": "0 3 * * *",
+				"func": okFunc, "args": okArgs}, http.StatusCreated, nil)
+		}
+	}
+	run(t, ctx, "open the schedules page", chromedp.Navigate(s.URL+"/#/schedules"))
+	useToken(t, ctx, s.Admin)
+	waitJS(t, ctx, "the first page: 100 rows, a next page", `document.querySelectorAll('tr[data-schedule]').length === 100 &&
+		!document.querySelector('.schedules-pager').hidden && !document.querySelector('.schedules-pager button:last-child').disabled &&
+		document.querySelector('.schedules-pager button:first-child').disabled`)
+	run(t, ctx, "next page", chromedp.Click(chromedp.CSS(`.schedules-pager button:last-child`)))
+	waitJS(t, ctx, "the 20 after: the second tenant's last", `document.querySelectorAll('tr[data-schedule]').length === 20 &&
+		document.querySelector('tr[data-schedule]').dataset.schedule === 's40' &&
+		document.querySelector('.schedules-pager button:last-child').disabled`)
+	run(t, ctx, "previous page", chromedp.Click(chromedp.CSS(`.schedules-pager button:first-child`)))
+	waitJS(t, ctx, "the first page again", `document.querySelectorAll('tr[data-schedule]').length === 100 &&
+		document.querySelector('tr[data-schedule]').dataset.schedule === 's00'`)
+}

@@ -226,17 +226,20 @@ func (s *Service) Get(ctx context.Context, tenant, name string) (View, error) {
 	return s.view(ctx, sc), nil
 }
 
-// List returns tenant's schedules ("" = every tenant's).
-func (s *Service) List(ctx context.Context, tenant string) ([]View, error) {
-	ss, err := s.Store.ListSchedules(ctx, tenant)
+// List returns a page of tenant's schedules ("" = every tenant's), by
+// tenant then name, from after cursor ("" from the first), of at most
+// limit (0: store.DefaultSchedulePage), and where the next page begins
+// ("" at the end).
+func (s *Service) List(ctx context.Context, tenant, cursor string, limit int) ([]View, string, error) {
+	p, err := s.Store.SchedulePage(ctx, tenant, cursor, limit)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	out := make([]View, len(ss))
-	for i, sc := range ss {
-		out[i] = s.view(ctx, sc)
+	out := make([]View, len(p.Schedules))
+	for i, sc := range p.Schedules {
+		out[i] = viewOf(sc, sc.LastState)
 	}
-	return out, nil
+	return out, p.NextCursor, nil
 }
 
 // Patch changes the fields patch (a JSON object) names: each replaces the
@@ -374,17 +377,27 @@ func definitionOf(sc store.Schedule) Definition {
 	return d
 }
 
+// view is one schedule as the API shows it, its last job's state read now.
 func (s *Service) view(ctx context.Context, sc store.Schedule) View {
+	var last abi.State
+	if sc.LastJob != "" {
+		if j, err := s.Store.Get(ctx, sc.Tenant, sc.LastJob); err == nil {
+			last = j.State
+		}
+	}
+	return viewOf(sc, last)
+}
+
+// viewOf is sc as the API shows it, its last job in state last ("" once
+// vacuumed).
+func viewOf(sc store.Schedule, last abi.State) View {
 	v := View{Tenant: sc.Tenant, Definition: definitionOf(sc), Source: sc.Source, Version: sc.Version,
 		NextRuns: []time.Time{}, LastFired: sc.LastFired, Created: sc.DateCreated, Updated: sc.DateUpdated}
 	if spec, err := ParseSpec(sc.Cron, sc.Timezone); err == nil && !sc.Paused {
 		v.NextRuns = spec.NextN(time.Now(), NextRuns)
 	}
 	if sc.LastJob != "" {
-		v.LastJob = &LastJob{UUID: sc.LastJob}
-		if j, err := s.Store.Get(ctx, sc.Tenant, sc.LastJob); err == nil {
-			v.LastJob.State = j.State
-		}
+		v.LastJob = &LastJob{UUID: sc.LastJob, State: last}
 	}
 	return v
 }

@@ -100,7 +100,7 @@ func TestADefinitionIsCheckedAsTheEnqueuePathChecksAJob(t *testing.T) {
 		_, err := s.Create(ctx, "t1", c.d)
 		wantField(t, what, err, c.field)
 	}
-	if all, _ := s.List(ctx, ""); len(all) != 0 {
+	if all, _, _ := s.List(ctx, "", "", 0); len(all) != 0 {
 		t.Fatalf("refused definitions were stored: %+v", all)
 	}
 	v, err := s.Create(ctx, "t1", Definition{Name: "catchy", Cron: "@hourly", MissedRuns: "catch_up", Template: Template{Func: "report.count"}})

@@ -101,9 +101,11 @@ type Driver interface {
 	Maintain(ctx context.Context) error
 
 	// GetSchedule reads one schedule of tenant (abi.ErrNotFound if
-	// missing); ListSchedules those of tenant ("" = all) by tenant, name.
+	// missing).
 	GetSchedule(ctx context.Context, tenant, name string) (Schedule, error)
-	ListSchedules(ctx context.Context, tenant string) ([]Schedule, error)
+	// ListSchedules reads q's schedules, each with its last job's state
+	// (LastState).
+	ListSchedules(ctx context.Context, q ScheduleQuery) ([]Schedule, error)
 	// ScheduleTimes reads every schedule as ListSchedules(""), with
 	// Template empty.
 	ScheduleTimes(ctx context.Context) ([]Schedule, error)

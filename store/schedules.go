@@ -2,7 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -35,8 +38,12 @@ type Schedule struct {
 	Anchor time.Time
 	// LastJob is the job the last firing (or run) created or found
 	// holding its identity key; LastFired when that was.
-	LastJob     string
-	LastFired   *time.Time
+	LastJob   string
+	LastFired *time.Time
+	// LastState is LastJob's state when the schedule was read by
+	// SchedulePage or ListSchedules; "" once the job is vacuumed, and
+	// from the other reads.
+	LastState   abi.State
 	DateCreated time.Time
 	DateUpdated time.Time
 }
@@ -47,6 +54,42 @@ const (
 	MissedSkip    = "skip"     // fire once, for the latest missed due time
 	MissedCatchUp = "catch_up" // fire each, oldest first, at most CatchUpMax
 )
+
+// ScheduleQuery is a driver's read of schedules: Tenant's ("" = every
+// tenant's), by tenant then name, from after After (a tenant and a name,
+// exclusive; zero from the first), at most Limit (0 = all).
+type ScheduleQuery struct {
+	Tenant string
+	After  [2]string
+	Limit  int
+}
+
+// SchedulePage is a page of schedules with where the next begins.
+type SchedulePage struct {
+	Schedules  []Schedule
+	NextCursor string // "" when there is no more
+}
+
+// ScheduleColumns are the schedules table's, in the order the drivers
+// write and read them.
+const ScheduleColumns = `tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
+	source, version, anchor, last_job, last_fired, date_created, date_updated`
+
+// ScheduleSelect is a driver's select list over the schedules table
+// named s: ScheduleColumns with the template read as template (a cast,
+// or an empty string literal to leave it out), then the last job's state
+// read as lastState.
+func ScheduleSelect(template, lastState string) string {
+	cols := strings.Split(ScheduleColumns, ",")
+	for i, c := range cols {
+		if c = strings.TrimSpace(c); c == "template" {
+			cols[i] = template
+		} else {
+			cols[i] = "s." + c
+		}
+	}
+	return strings.Join(cols, ", ") + ", " + lastState
+}
 
 // Who owns a schedule's definition.
 const (
@@ -102,10 +145,18 @@ type Schedules interface {
 	// ListSchedules returns tenant's schedules by name ("" = every
 	// tenant's, by tenant then name).
 	ListSchedules(ctx context.Context, tenant string) ([]Schedule, error)
+	// SchedulePage returns a page of tenant's schedules ("" = every
+	// tenant's) as ListSchedules orders them, from after cursor (a
+	// NextCursor; "" from the first), each with its last job's state: at
+	// most limit (DefaultSchedulePage when 0, at most MaxSchedulePage),
+	// and at most MaxPageBytes of templates. A cursor not made by a page
+	// is an *abi.FieldError on "cursor".
+	SchedulePage(ctx context.Context, tenant, cursor string, limit int) (SchedulePage, error)
 	// ScheduleTimes returns every tenant's schedules as ListSchedules("")
-	// does, without their templates (Template empty): what the leader
-	// reads at each pass to find the due times. A template is up to
-	// MaxTemplateBytes, read when its schedule fires, not at every pass.
+	// does, without their templates (Template empty) and LastState:
+	// what the leader reads at each pass to find the due times. A
+	// template is up to MaxTemplateBytes, read when its schedule fires,
+	// not at every pass.
 	ScheduleTimes(ctx context.Context) ([]Schedule, error)
 	// UpdateSchedule applies change to the schedule under a lock. A new
 	// cron or time zone, or a resume, restarts the count of due times
@@ -229,7 +280,92 @@ func (c *Core) ListSchedules(ctx context.Context, tenant string) ([]Schedule, er
 	if err := checkText("tenant", tenant); err != nil {
 		return []Schedule{}, nil
 	}
-	return c.d.ListSchedules(ctx, tenant)
+	ss, err := c.d.ListSchedules(ctx, ScheduleQuery{Tenant: tenant})
+	if ss == nil && err == nil {
+		ss = []Schedule{}
+	}
+	return ss, err
+}
+
+// Pages of schedules: 100 by default (a tenant's default max_schedules:
+// one page), 1000 at most.
+const (
+	DefaultSchedulePage = 100
+	MaxSchedulePage     = 1000
+)
+
+// scheduleChunk is how many schedules SchedulePage reads at a time at
+// first: 32 templates at their bound are MaxPageBytes.
+const scheduleChunk = 32
+
+func (c *Core) SchedulePage(ctx context.Context, tenant, cursor string, limit int) (SchedulePage, error) {
+	page := SchedulePage{Schedules: []Schedule{}}
+	if err := checkText("tenant", tenant); err != nil {
+		return page, nil // no such tenant: no schedules
+	}
+	switch {
+	case limit == 0:
+		limit = DefaultSchedulePage
+	case limit < 0 || limit > MaxSchedulePage:
+		return page, &abi.FieldError{Field: "limit", Msg: fmt.Sprintf("limit must be from 1 to %d", MaxSchedulePage), Err: abi.ErrInvalid}
+	}
+	q := ScheduleQuery{Tenant: tenant}
+	if cursor != "" {
+		after, err := decodeScheduleCursor(cursor)
+		if err != nil {
+			return page, err
+		}
+		q.After = after
+	}
+	size, chunk := 0, scheduleChunk
+	for {
+		// One row more than the page needs tells whether there is a next.
+		q.Limit = min(chunk, limit+1-len(page.Schedules))
+		ss, err := c.d.ListSchedules(ctx, q)
+		if err != nil {
+			return SchedulePage{}, err
+		}
+		for _, sc := range ss {
+			weight := 1024 + len(sc.Template)
+			if len(page.Schedules) == limit || (len(page.Schedules) > 0 && size+weight > MaxPageBytes) {
+				last := page.Schedules[len(page.Schedules)-1]
+				page.NextCursor = encodeScheduleCursor(last.Tenant, last.Name)
+				return page, nil
+			}
+			page.Schedules, size = append(page.Schedules, sc), size+weight
+			q.After = [2]string{sc.Tenant, sc.Name}
+		}
+		if len(ss) < q.Limit {
+			return page, nil // no more rows
+		}
+		if size < len(page.Schedules)*4096 {
+			chunk = min(chunk*4, limit+1)
+		}
+	}
+}
+
+// A schedules cursor is the tenant and name of a page's last schedule.
+func encodeScheduleCursor(tenant, name string) string {
+	b, _ := json.Marshal([2]string{tenant, name})
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeScheduleCursor(c string) ([2]string, error) {
+	var at [2]string
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err == nil {
+		err = json.Unmarshal(b, &at)
+	}
+	if err == nil {
+		err = checkText("cursor", at[0])
+	}
+	if err == nil {
+		err = checkText("cursor", at[1])
+	}
+	if err != nil || at[0] == "" || at[1] == "" {
+		return at, &abi.FieldError{Field: "cursor", Msg: "not a cursor returned by a previous page", Err: abi.ErrInvalid}
+	}
+	return at, nil
 }
 
 func (c *Core) ScheduleTimes(ctx context.Context) ([]Schedule, error) {

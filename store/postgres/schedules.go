@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/abi"
@@ -13,24 +12,24 @@ import (
 // The schedules table (migration 7): plain reads and writes of rows; when
 // a firing applies is the core's decision (store/schedules.go).
 
-const scheduleColumns = `tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
-	source, version, anchor, last_job, last_fired, date_created, date_updated`
+var (
+	scheduleSelect      = store.ScheduleSelect("s.template::text", "''::text")
+	scheduleTimesSelect = store.ScheduleSelect("''::text", "''::text") // ScheduleTimes
+	// schedulePageSelect joins each schedule's last job (schedulePageFrom).
+	schedulePageSelect = store.ScheduleSelect("s.template::text", "COALESCE(j.state, '')")
+)
 
-// scheduleSelect reads the template as text: its bytes as stored.
-var scheduleSelect = strings.Replace(scheduleColumns, "template", "template::text", 1)
-
-// scheduleTimesSelect leaves the template out (ScheduleTimes).
-var scheduleTimesSelect = strings.Replace(scheduleColumns, "template", "''::text", 1)
+const schedulePageFrom = `FROM schedules s LEFT JOIN jobs j ON j.uuid = s.last_job AND j.tenant = s.tenant `
 
 func scanSchedule(row pgx.Row) (store.Schedule, error) {
 	var s store.Schedule
-	var tmpl string
+	var tmpl, last string
 	err := row.Scan(&s.Tenant, &s.Name, &s.Cron, &s.Timezone, &tmpl, &s.MissedRuns, &s.CatchUpMax, &s.Paused,
-		&s.Source, &s.Version, &s.Anchor, &s.LastJob, &s.LastFired, &s.DateCreated, &s.DateUpdated)
+		&s.Source, &s.Version, &s.Anchor, &s.LastJob, &s.LastFired, &s.DateCreated, &s.DateUpdated, &last)
 	if err != nil {
 		return s, err
 	}
-	s.Template = []byte(tmpl)
+	s.Template, s.LastState = []byte(tmpl), abi.State(last)
 	s.Anchor, s.DateCreated, s.DateUpdated = s.Anchor.UTC(), s.DateCreated.UTC(), s.DateUpdated.UTC()
 	if s.LastFired != nil {
 		t := s.LastFired.UTC()
@@ -40,11 +39,11 @@ func scanSchedule(row pgx.Row) (store.Schedule, error) {
 }
 
 func querySchedules(ctx context.Context, q querier, where string, args ...any) ([]store.Schedule, error) {
-	return selectSchedules(ctx, q, scheduleSelect, where, args...)
+	return selectSchedules(ctx, q, scheduleSelect, `FROM schedules s `+where, args...)
 }
 
-func selectSchedules(ctx context.Context, q querier, columns, where string, args ...any) ([]store.Schedule, error) {
-	rows, err := q.Query(ctx, `SELECT `+columns+` FROM schedules `+where, args...)
+func selectSchedules(ctx context.Context, q querier, columns, from string, args ...any) ([]store.Schedule, error) {
+	rows, err := q.Query(ctx, `SELECT `+columns+` `+from, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres store: select schedules: %w", err)
 	}
@@ -70,16 +69,18 @@ func (s *driver) GetSchedule(ctx context.Context, tenant, name string) (store.Sc
 	return oneSchedule(ss, err, name)
 }
 
-func (s *driver) ListSchedules(ctx context.Context, tenant string) ([]store.Schedule, error) {
-	ss, err := querySchedules(ctx, s.pool, `WHERE $1 = '' OR tenant = $1 ORDER BY tenant, name`, tenant)
-	if ss == nil && err == nil {
-		ss = []store.Schedule{}
+func (s *driver) ListSchedules(ctx context.Context, q store.ScheduleQuery) ([]store.Schedule, error) {
+	var limit *int
+	if q.Limit > 0 {
+		limit = &q.Limit
 	}
-	return ss, err
+	return selectSchedules(ctx, s.pool, schedulePageSelect, schedulePageFrom+
+		`WHERE ($1 = '' OR s.tenant = $1) AND (s.tenant, s.name) > ($2, $3) ORDER BY s.tenant, s.name LIMIT $4::bigint`,
+		q.Tenant, q.After[0], q.After[1], limit)
 }
 
 func (s *driver) ScheduleTimes(ctx context.Context) ([]store.Schedule, error) {
-	ss, err := selectSchedules(ctx, s.pool, scheduleTimesSelect, `ORDER BY tenant, name`)
+	ss, err := selectSchedules(ctx, s.pool, scheduleTimesSelect, `FROM schedules s ORDER BY s.tenant, s.name`)
 	if ss == nil && err == nil {
 		ss = []store.Schedule{}
 	}
@@ -100,7 +101,7 @@ func (w *wtx) CountSchedules(ctx context.Context, tenant string) (int, error) {
 }
 
 func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
-	_, err := w.Exec(ctx, `INSERT INTO schedules (`+scheduleColumns+`)
+	_, err := w.Exec(ctx, `INSERT INTO schedules (`+store.ScheduleColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, s.Paused,
 		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateCreated, s.DateUpdated)

@@ -15,35 +15,38 @@ import (
 // firing applies is the core's decision (store/schedules.go). The writer's
 // one connection makes a read inside the transaction a lock.
 
-const scheduleColumns = `tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
-	source, version, anchor, last_job, last_fired, date_created, date_updated`
+var (
+	scheduleSelect      = store.ScheduleSelect("s.template", "''")
+	scheduleTimesSelect = store.ScheduleSelect("''", "''") // ScheduleTimes
+	// schedulePageSelect joins each schedule's last job (schedulePageFrom).
+	schedulePageSelect = store.ScheduleSelect("s.template", "COALESCE(j.state, '')")
+)
+
+const schedulePageFrom = `FROM schedules s LEFT JOIN jobs j ON j.uuid = s.last_job AND j.tenant = s.tenant `
 
 func scanSchedule(row scanner) (store.Schedule, error) {
 	var s store.Schedule
-	var tmpl string
+	var tmpl, last string
 	var paused int
 	var anchor, created, updated int64
 	var fired sql.NullInt64
 	err := row.Scan(&s.Tenant, &s.Name, &s.Cron, &s.Timezone, &tmpl, &s.MissedRuns, &s.CatchUpMax, &paused,
-		&s.Source, &s.Version, &anchor, &s.LastJob, &fired, &created, &updated)
+		&s.Source, &s.Version, &anchor, &s.LastJob, &fired, &created, &updated, &last)
 	if err != nil {
 		return s, err
 	}
-	s.Template, s.Paused = []byte(tmpl), paused != 0
+	s.Template, s.Paused, s.LastState = []byte(tmpl), paused != 0, abi.State(last)
 	s.Anchor, s.DateCreated, s.DateUpdated = time.UnixMicro(anchor).UTC(), time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
 	s.LastFired = fromMicros(fired)
 	return s, nil
 }
 
-// scheduleTimesColumns leave the template out (ScheduleTimes).
-var scheduleTimesColumns = strings.Replace(scheduleColumns, "template", "''", 1)
-
 func querySchedules(ctx context.Context, q querier, where string, args ...any) ([]store.Schedule, error) {
-	return selectSchedules(ctx, q, scheduleColumns, where, args...)
+	return selectSchedules(ctx, q, scheduleSelect, `FROM schedules s `+where, args...)
 }
 
-func selectSchedules(ctx context.Context, q querier, columns, where string, args ...any) ([]store.Schedule, error) {
-	rows, err := q.QueryContext(ctx, `SELECT `+columns+` FROM schedules `+where, args...)
+func selectSchedules(ctx context.Context, q querier, columns, from string, args ...any) ([]store.Schedule, error) {
+	rows, err := q.QueryContext(ctx, `SELECT `+columns+` `+from, args...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite store: select schedules: %w", err)
 	}
@@ -74,12 +77,18 @@ func (s *driver) GetSchedule(ctx context.Context, tenant, name string) (store.Sc
 	return oneSchedule(ss, err, name)
 }
 
-func (s *driver) ListSchedules(ctx context.Context, tenant string) ([]store.Schedule, error) {
-	return querySchedules(ctx, s.r, `WHERE ? = '' OR tenant = ? ORDER BY tenant, name`, tenant, tenant)
+func (s *driver) ListSchedules(ctx context.Context, q store.ScheduleQuery) ([]store.Schedule, error) {
+	limit := -1 // all
+	if q.Limit > 0 {
+		limit = q.Limit
+	}
+	return selectSchedules(ctx, s.r, schedulePageSelect, schedulePageFrom+
+		`WHERE (?1 = '' OR s.tenant = ?1) AND (s.tenant, s.name) > (?2, ?3) ORDER BY s.tenant, s.name LIMIT ?4`,
+		q.Tenant, q.After[0], q.After[1], limit)
 }
 
 func (s *driver) ScheduleTimes(ctx context.Context) ([]store.Schedule, error) {
-	return selectSchedules(ctx, s.r, scheduleTimesColumns, `ORDER BY tenant, name`)
+	return selectSchedules(ctx, s.r, scheduleTimesSelect, `FROM schedules s ORDER BY s.tenant, s.name`)
 }
 
 func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
@@ -103,7 +112,7 @@ func (w *wtx) CountSchedules(ctx context.Context, tenant string) (int, error) {
 }
 
 func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
-	_, err := w.ExecContext(ctx, `INSERT INTO schedules (`+scheduleColumns+`)
+	_, err := w.ExecContext(ctx, `INSERT INTO schedules (`+store.ScheduleColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, boolInt(s.Paused),
 		s.Source, s.Version, micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateCreated), micros(s.DateUpdated))

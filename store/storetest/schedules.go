@@ -2,8 +2,12 @@ package storetest
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -96,7 +100,7 @@ func schedulesAreKeptPerTenant(t *testing.T, st store.Store) {
 			t.Fatalf("ScheduleTimes read %s/%s's template: %s", times[i].Tenant, times[i].Name, times[i].Template)
 		}
 		want := all[i]
-		want.Template = times[i].Template
+		want.Template, want.LastState = times[i].Template, ""
 		if !reflect.DeepEqual(times[i], want) {
 			t.Fatalf("ScheduleTimes: %+v, want %+v (ListSchedules' but the template)", times[i], want)
 		}
@@ -370,5 +374,122 @@ func aFiringObeysItsTenantsQuota(t *testing.T, st store.Store) {
 	}
 	if out := fire(t, st, f); !out.Fired || !out.Schedule.Anchor.Equal(due) {
 		t.Fatalf("the due time once there was room: %+v", out)
+	}
+}
+
+// schedulesArePagedByTenantAndName: a page of schedules holds at most its
+// limit and MaxPageBytes of templates, and its cursor starts the next
+// after its last, by tenant then name; a tenant's pages hold only its
+// own whatever the cursor names; each schedule comes with its last
+// job's state. Bad cursors and limits are refused naming them.
+func schedulesArePagedByTenantAndName(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	for _, k := range [][2]string{{"t1", "s3"}, {"t1", "s1"}, {"t2", "a"}, {"t1", "s4"}, {"t1", "s2"}, {"t1", "s0"}, {"t2", "b"}} {
+		if _, err := st.CreateSchedule(ctx, sched(k[0], k[1]), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	names := func(p store.SchedulePage) string {
+		var out []string
+		for _, sc := range p.Schedules {
+			out = append(out, sc.Tenant+"/"+sc.Name)
+		}
+		return strings.Join(out, " ")
+	}
+	walk := func(tenant string, limit int) []string {
+		var pages []string
+		cursor := ""
+		for range 10 {
+			p, err := st.SchedulePage(ctx, tenant, cursor, limit)
+			if err != nil {
+				t.Fatalf("page of %q after %q: %v", tenant, cursor, err)
+			}
+			pages = append(pages, names(p))
+			if cursor = p.NextCursor; cursor == "" {
+				return pages
+			}
+		}
+		t.Fatalf("pages of %q never end: %q", tenant, pages)
+		return nil
+	}
+	if got := walk("t1", 2); !reflect.DeepEqual(got, []string{"t1/s0 t1/s1", "t1/s2 t1/s3", "t1/s4"}) {
+		t.Fatalf("t1's pages of 2: %q", got)
+	}
+	if got := walk("", 3); !reflect.DeepEqual(got, []string{"t1/s0 t1/s1 t1/s2", "t1/s3 t1/s4 t2/a", "t2/b"}) {
+		t.Fatalf("every tenant's pages of 3: %q", got)
+	}
+	if got := walk("t2", 0); !reflect.DeepEqual(got, []string{"t2/a t2/b"}) {
+		t.Fatalf("t2's pages by default: %q", got)
+	}
+	first, _ := st.SchedulePage(ctx, "t1", "", 1)
+	if p, err := st.SchedulePage(ctx, "t3", first.NextCursor, 10); err != nil || len(p.Schedules) != 0 {
+		t.Fatalf("t3 with t1's cursor: %q, %v, want none", names(p), err)
+	}
+	if p, err := st.SchedulePage(ctx, "t2", first.NextCursor, 10); err != nil || names(p) != "t2/a t2/b" {
+		t.Fatalf("t2 with t1's cursor: %q, %v, want t2's own", names(p), err)
+	}
+
+	cursor := func(v any) string {
+		b, _ := json.Marshal(v)
+		return base64.RawURLEncoding.EncodeToString(b)
+	}
+	for _, bad := range []string{"!!", "e30", cursor([]string{"", ""}), cursor([]string{"t1\x00", "s1"}), cursor(map[string]int{"a": 1})} {
+		_, err := st.SchedulePage(ctx, "t1", bad, 10)
+		var fe *abi.FieldError
+		if !errors.As(err, &fe) || fe.Field != "cursor" || !errors.Is(err, abi.ErrInvalid) {
+			t.Fatalf("cursor %q: %v, want a refusal naming cursor", bad, err)
+		}
+	}
+	for _, bad := range []int{-1, store.MaxSchedulePage + 1} {
+		_, err := st.SchedulePage(ctx, "t1", "", bad)
+		var fe *abi.FieldError
+		if !errors.As(err, &fe) || fe.Field != "limit" {
+			t.Fatalf("limit %d: %v, want a refusal naming limit", bad, err)
+		}
+	}
+
+	// The last job's state comes with the page.
+	s0, _ := st.GetSchedule(ctx, "t1", "s0")
+	fired := fire(t, st, firing(s0, s0.Anchor.Add(time.Second)))
+	p, _ := st.SchedulePage(ctx, "t1", "", 1)
+	if len(p.Schedules) != 1 || p.Schedules[0].LastJob != fired.Job.Job.UUID || p.Schedules[0].LastState != fired.Job.Job.State {
+		t.Fatalf("s0 after its firing: %+v, want its last job %s in state %s", p.Schedules, fired.Job.Job.UUID, fired.Job.Job.State)
+	}
+	if _, err := st.Act(ctx, "t1", abi.CauseCancel, []string{fired.Job.Job.UUID}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := st.SchedulePage(ctx, "t1", "", 1); p.Schedules[0].LastState != abi.StateCancelled {
+		t.Fatalf("s0's last job cancelled: %q", p.Schedules[0].LastState)
+	}
+
+	// Big templates: a page stops before MaxPageBytes.
+	big := sched("t4", "")
+	big.Template = []byte(`{"func":"testkit.echo","args":["` + strings.Repeat("x", 250<<10) + `"]}`)
+	for i := range 40 {
+		big.Name = fmt.Sprintf("big%02d", i)
+		if _, err := st.CreateSchedule(ctx, big, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total, pages := 0, 0
+	for cursor := ""; ; pages++ {
+		p, err := st.SchedulePage(ctx, "t4", cursor, store.MaxSchedulePage)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bytes := 0
+		for _, sc := range p.Schedules {
+			bytes += len(sc.Template)
+		}
+		if bytes > store.MaxPageBytes {
+			t.Fatalf("a page of %d schedules holds %d bytes of templates, over %d", len(p.Schedules), bytes, store.MaxPageBytes)
+		}
+		total += len(p.Schedules)
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if total != 40 || pages < 1 {
+		t.Fatalf("%d schedules of 250 KiB in %d pages, want all 40 in two or more", total, pages+1)
 	}
 }

@@ -68,6 +68,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AFiringFindingItsKeyTakenStillCounts", aFiringFindingItsKeyTakenStillCounts},
 		{"ATenantsSchedulesAreBoundedByMaxSchedules", aTenantsSchedulesAreBoundedByMaxSchedules},
 		{"AFiringObeysItsTenantsQuota", aFiringObeysItsTenantsQuota},
+		{"SchedulesArePagedByTenantAndName", schedulesArePagedByTenantAndName},
 		{"CancelStartedJob", cancelStartedJob},
 		{"OperatorFilters", operatorFilters},
 		{"ChannelOverrides", channelOverrides},

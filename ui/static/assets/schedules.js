@@ -1,22 +1,34 @@
 // Schedules: periodic jobs with their next due times, the last job each
 // created (with its state now) and the operator's controls: pause, resume
-// and run now.
-import { get, post, listOf } from './api.js';
+// and run now. A page at a time (100, by name), as the API serves them.
+import { get, post, listOf, qs } from './api.js';
 import { h, badge, timeEl, fmtTime, toast, errorBox, shortId } from './util.js';
 
 export function schedulesView(root) {
   let timer = null;
   let gone = false;
+  const cursors = ['']; // cursors[i] opens page i; the last is the page shown
+  let nextCursor = '';
   const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  const prevBtn = h('button', { type: 'button', class: 'btn', onclick: () => { if (cursors.length > 1) { cursors.pop(); load(); } } }, '← Previous');
+  const nextBtn = h('button', { type: 'button', class: 'btn', onclick: () => { if (nextCursor) { cursors.push(nextCursor); load(); } } }, 'Next →');
+  const pageInfo = h('span', { class: 'muted small' });
+  const pager = h('div', { class: 'pager schedules-pager', hidden: true }, prevBtn, pageInfo, nextBtn);
   root.replaceChildren(h('div', { class: 'page-head' }, h('h1', {}, 'Schedules'),
-    h('p', { class: 'muted small' }, 'Each due time creates one job, on the leading node. Times are shown in your browser\'s zone. Refreshed every 5 s.')), body);
+    h('p', { class: 'muted small' }, 'Each due time creates one job, on the leading node. Times are shown in your browser\'s zone. Refreshed every 5 s.')), body, pager);
 
   async function load() {
     clearTimeout(timer);
     try {
-      const ss = listOf(await get('/v1/schedules'), 'schedules');
+      const data = await get('/v1/schedules' + qs({ cursor: cursors[cursors.length - 1] }));
       if (gone) return;
+      const ss = listOf(data, 'schedules');
+      nextCursor = (data && data.next_cursor) || '';
       body.replaceChildren(table(ss));
+      prevBtn.disabled = cursors.length <= 1;
+      nextBtn.disabled = !nextCursor;
+      pageInfo.textContent = `page ${cursors.length}`;
+      pager.hidden = cursors.length <= 1 && !nextCursor;
     } catch (e) {
       body.replaceChildren(errorBox(e));
     }
