@@ -109,14 +109,14 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 // false when the schedule is gone, paused or changed since it was listed
 // (the next pass reads it afresh) or cannot be read now.
 func (s *Service) withTemplate(ctx context.Context, sc store.Schedule, log zerolog.Logger) (store.Schedule, bool) {
-	full, err := s.Store.GetSchedule(ctx, sc.Tenant, sc.Name)
+	whole, err := s.Store.GetSchedule(ctx, sc.Tenant, sc.Name)
 	if err != nil {
 		if !errors.Is(err, abi.ErrNotFound) && ctx.Err() == nil {
 			log.Warn().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Msg("read a due schedule; tried again on the next pass")
 		}
 		return sc, false
 	}
-	return full, full.Version == sc.Version && !full.Paused
+	return whole, whole.Version == sc.Version && !whole.Paused
 }
 
 // fireOne creates the job of one due time; false when it did not (the

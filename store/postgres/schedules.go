@@ -74,8 +74,14 @@ func (s *driver) ListSchedules(ctx context.Context, q store.ScheduleQuery) ([]st
 	if q.Limit > 0 {
 		limit = &q.Limit
 	}
+	// One statement for a tenant and one for all, not ($1 = '' OR …): a
+	// generic plan of that would walk every tenant's rows to one's page.
+	if q.Tenant == "" {
+		return selectSchedules(ctx, s.pool, schedulePageSelect, schedulePageFrom+
+			`WHERE (s.tenant, s.name) > ($1, $2) ORDER BY s.tenant, s.name LIMIT $3::bigint`, q.After[0], q.After[1], limit)
+	}
 	return selectSchedules(ctx, s.pool, schedulePageSelect, schedulePageFrom+
-		`WHERE ($1 = '' OR s.tenant = $1) AND (s.tenant, s.name) > ($2, $3) ORDER BY s.tenant, s.name LIMIT $4::bigint`,
+		`WHERE s.tenant = $1 AND (s.tenant, s.name) > ($2, $3) ORDER BY s.tenant, s.name LIMIT $4::bigint`,
 		q.Tenant, q.After[0], q.After[1], limit)
 }
 

@@ -82,8 +82,12 @@ func (s *driver) ListSchedules(ctx context.Context, q store.ScheduleQuery) ([]st
 	if q.Limit > 0 {
 		limit = q.Limit
 	}
+	if q.Tenant == "" { // as PostgreSQL's: a plan per case
+		return selectSchedules(ctx, s.r, schedulePageSelect, schedulePageFrom+
+			`WHERE (s.tenant, s.name) > (?1, ?2) ORDER BY s.tenant, s.name LIMIT ?3`, q.After[0], q.After[1], limit)
+	}
 	return selectSchedules(ctx, s.r, schedulePageSelect, schedulePageFrom+
-		`WHERE (?1 = '' OR s.tenant = ?1) AND (s.tenant, s.name) > (?2, ?3) ORDER BY s.tenant, s.name LIMIT ?4`,
+		`WHERE s.tenant = ?1 AND (s.tenant, s.name) > (?2, ?3) ORDER BY s.tenant, s.name LIMIT ?4`,
 		q.Tenant, q.After[0], q.After[1], limit)
 }
 
