@@ -45,31 +45,37 @@ func (s *Service) Fire(ctx context.Context, poll time.Duration, log zerolog.Logg
 }
 
 // pass fires what is due at now; returns the next due time of all.
+//
+// It reads only the schedules whose NextDue has come (Store.DueSchedules):
+// a store of many schedules costs a pass what is due in it, not what it
+// holds. A schedule read and found not yet due has its NextDue moved to
+// its next due time, once; a firing moves it in its own transaction.
 func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]Spec, held map[[2]string]bool, log zerolog.Logger) time.Time {
-	all, err := s.Store.ScheduleTimes(ctx)
+	due, next, err := s.Store.DueSchedules(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn().Err(err).Msg("read schedules")
 		}
 		return time.Time{}
 	}
-	var next time.Time
 	// full: the tenants whose max_pending refused a firing in this pass.
 	// Their other schedules would be refused alike, so they wait for the
 	// next pass untried: a tenant at its quota costs the leader one
 	// transaction a pass, not one per schedule it holds.
 	full := map[string]bool{}
-	seen := make(map[[2]string]bool, len(all))
-	for _, sc := range all {
+	seen := make(map[[2]string]bool, len(due))
+	var moved []store.NextDue
+	for _, sc := range due {
 		seen[[2]string{sc.Tenant, sc.Name}] = true
-		if sc.Paused || full[sc.Tenant] {
+		if full[sc.Tenant] {
 			continue
 		}
 		key := [2]string{sc.Cron, sc.Timezone}
 		spec, ok := specs[key]
 		if !ok {
 			if spec, err = ParseSpec(sc.Cron, sc.Timezone); err != nil {
-				log.Error().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Msg("a stored schedule does not parse: it fires nothing")
+				log.Error().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Msg("a stored schedule does not parse: it fires nothing until it is changed")
+				moved = append(moved, nextDue(sc, store.NeverDue))
 				continue
 			}
 			specs[key] = spec
@@ -79,13 +85,13 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			k = sc.CatchUpMax
 		}
 		dues := spec.Due(sc.Anchor, now, k)
-		if len(dues) > 0 {
-			if sc, ok = s.withTemplate(ctx, sc, log); !ok {
-				dues = nil
-			}
+		if len(dues) == 0 {
+			moved = append(moved, nextDue(sc, firstAfter(spec, sc.Anchor, now)))
+		} else if sc, ok = s.withTemplate(ctx, sc, log); !ok {
+			dues = nil
 		}
 		for _, due := range dues {
-			fired, quota := s.fireOne(ctx, sc, due, held, log)
+			fired, quota := s.fireOne(ctx, sc, due, spec, held, log)
 			if quota == "max_pending" {
 				full[sc.Tenant] = true
 			}
@@ -97,12 +103,35 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			next = n
 		}
 	}
-	for key := range held { // a held schedule deleted since
+	if err := s.Store.NextDues(ctx, moved); err != nil && ctx.Err() == nil {
+		// Harmless: those schedules are read again at the next pass.
+		log.Warn().Err(err).Int("schedules", len(moved)).Msg("write the next due times of schedules")
+	}
+	for key := range held { // a held schedule deleted, paused or fired since
 		if !seen[key] {
 			delete(held, key)
 		}
 	}
 	return next
+}
+
+// nextDue is the NextDue a pass writes for sc, computed from its
+// definition and Anchor as read.
+func nextDue(sc store.Schedule, next time.Time) store.NextDue {
+	return store.NextDue{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Anchor: sc.Anchor, Next: next}
+}
+
+// firstAfter is the earliest of a schedule's next due times as counted
+// from its anchor and from now (the two agree but where the clocks
+// change; the earlier is the bound to keep), NeverDue if there is none.
+func firstAfter(spec Spec, anchor, now time.Time) time.Time {
+	first := store.NeverDue
+	for _, n := range []time.Time{spec.Next(anchor), spec.Next(now)} {
+		if !n.IsZero() && n.Before(first) {
+			first = n
+		}
+	}
+	return first
 }
 
 // withTemplate reads the template of sc, listed without it, to fire it;
@@ -128,13 +157,13 @@ func (s *Service) withTemplate(ctx context.Context, sc store.Schedule, log zerol
 // and leaves the due time unspent: it fires at a pass that finds room, as
 // a run missed (the schedule's missed_runs). That is logged once when it
 // starts and once when it ends, not at every pass.
-func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, held map[[2]string]bool, log zerolog.Logger) (fired bool, quota string) {
+func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, spec Spec, held map[[2]string]bool, log zerolog.Logger) (fired bool, quota string) {
 	key := [2]string{sc.Tenant, sc.Name}
 	j, err := s.jobOf(ctx, sc, due)
 	if err == nil {
 		var out store.Fired
-		out, err = s.Store.FireSchedule(ctx, store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due, Job: j,
-			Quota: s.limits(sc.Tenant).Quota()})
+		out, err = s.Store.FireSchedule(ctx, store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due,
+			Next: firstAfter(spec, due, due), Job: j, Quota: s.limits(sc.Tenant).Quota()})
 		var qe *store.QuotaError
 		if errors.As(err, &qe) {
 			if !held[key] {

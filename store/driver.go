@@ -106,9 +106,11 @@ type Driver interface {
 	// ListSchedules reads q's schedules, each with its last job's state
 	// (LastState).
 	ListSchedules(ctx context.Context, q ScheduleQuery) ([]Schedule, error)
-	// ScheduleTimes reads every schedule as ListSchedules(""), with
-	// Template empty.
-	ScheduleTimes(ctx context.Context) ([]Schedule, error)
+	// DueSchedules reads the schedules not paused whose NextDue is at or
+	// before now, in any order, with Template empty;
+	// and the earliest NextDue after now of those not paused (zero if
+	// none).
+	DueSchedules(ctx context.Context, now time.Time) ([]Schedule, time.Time, error)
 
 	Subscribe(ctx context.Context) (<-chan Event, error)
 	Announce(ctx context.Context, nodeID string) error
@@ -239,6 +241,9 @@ type Tx interface {
 	CountSchedules(ctx context.Context, tenant string) (int, error)
 	// UpdateSchedule writes every column of s over its row.
 	UpdateSchedule(ctx context.Context, s Schedule) error
+	// SetNextDue writes n.Next as the NextDue of n's schedule if its row
+	// is still at n.Version and n.Anchor (else nothing).
+	SetNextDue(ctx context.Context, n NextDue) error
 	// DeleteSchedule removes a row; false if there was none.
 	DeleteSchedule(ctx context.Context, tenant, name string) (bool, error)
 }

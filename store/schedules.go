@@ -1,10 +1,12 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -46,6 +48,29 @@ type Schedule struct {
 	LastState   abi.State
 	DateCreated time.Time
 	DateUpdated time.Time
+	// NextDue is the leader's index of the schedules: never later than
+	// the schedule's next due time, so that a pass reads only the
+	// schedules whose NextDue has come (DueSchedules) and none other can
+	// be due. The core sets it to the Anchor at every change (a bound
+	// that holds whatever the cron says, read at the next pass); a pass
+	// and a firing move it to the due time the cron gives (NextDues,
+	// Firing.Next), NeverDue for a cron that names no date to come.
+	NextDue time.Time
+}
+
+// NeverDue is the NextDue of a schedule whose cron names no time to
+// come (30 February) or no longer parses: no pass reads it again until
+// it changes.
+var NeverDue = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// NextDue moves a schedule's NextDue forward, as a pass computed it
+// from the schedule at Version and Anchor: a schedule changed or fired
+// since keeps its own.
+type NextDue struct {
+	Tenant, Name string
+	Version      int64
+	Anchor       time.Time
+	Next         time.Time
 }
 
 // What a schedule does about due times its leader did not fire in time
@@ -73,7 +98,7 @@ type SchedulePage struct {
 // ScheduleColumns are the schedules table's, in the order the drivers
 // write and read them.
 const ScheduleColumns = `tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
-	source, version, anchor, last_job, last_fired, date_created, date_updated`
+	source, version, anchor, last_job, last_fired, date_created, date_updated, next_due`
 
 // ScheduleSelect is a driver's select list over the schedules table
 // named s: ScheduleColumns with the template read as template (a cast,
@@ -115,7 +140,11 @@ type Firing struct {
 	// of another version creates nothing.
 	Version int64
 	Due     time.Time
-	Job     NewJob
+	// Next is the due time after Due, the schedule's NextDue once Due
+	// is fired (NeverDue for none; zero: not known, read at the next
+	// pass). A run by hand leaves NextDue as it is.
+	Next time.Time
+	Job  NewJob
 	// Quota is the tenant's, which a firing obeys as any enqueue does:
 	// a schedule is no way around max_pending or max_channels.
 	Quota Quota
@@ -152,12 +181,18 @@ type Schedules interface {
 	// and at most MaxPageBytes of templates. A cursor not made by a page
 	// is an *abi.FieldError on "cursor".
 	SchedulePage(ctx context.Context, tenant, cursor string, limit int) (SchedulePage, error)
-	// ScheduleTimes returns every tenant's schedules as ListSchedules("")
-	// does, without their templates (Template empty) and LastState:
-	// what the leader reads at each pass to find the due times. A
-	// template is up to MaxTemplateBytes, read when its schedule fires,
-	// not at every pass.
-	ScheduleTimes(ctx context.Context) ([]Schedule, error)
+	// DueSchedules returns what the leader reads at each pass: every
+	// tenant's schedules not paused whose NextDue is at or before now,
+	// by tenant then name, without their templates (Template empty) and
+	// LastState; and the earliest NextDue after now (zero if none), when
+	// the next pass is due. A pass so reads the schedules that may be
+	// due, not every schedule, and a template (up to MaxTemplateBytes)
+	// only when its schedule fires.
+	DueSchedules(ctx context.Context, now time.Time) ([]Schedule, time.Time, error)
+	// NextDues moves the NextDue of schedules a pass read and found not
+	// yet due, each only if it is still at the Version and Anchor the
+	// pass computed from.
+	NextDues(ctx context.Context, ns []NextDue) error
 	// UpdateSchedule applies change to the schedule under a lock. A new
 	// cron or time zone, or a resume, restarts the count of due times
 	// from now: a change never fires for times already past.
@@ -260,7 +295,7 @@ func (c *Core) CreateSchedule(ctx context.Context, s Schedule, max int) (Schedul
 		}
 		now := tx.Now()
 		s.Version, s.Anchor, s.DateCreated, s.DateUpdated = 1, now, now, now
-		s.LastJob, s.LastFired = "", nil
+		s.LastJob, s.LastFired, s.NextDue = "", nil, now
 		return tx.InsertSchedule(ctx, s)
 	})
 	if err != nil {
@@ -368,8 +403,43 @@ func decodeScheduleCursor(c string) ([2]string, error) {
 	return at, nil
 }
 
-func (c *Core) ScheduleTimes(ctx context.Context) ([]Schedule, error) {
-	return c.d.ScheduleTimes(ctx)
+func (c *Core) DueSchedules(ctx context.Context, now time.Time) ([]Schedule, time.Time, error) {
+	ss, next, err := c.d.DueSchedules(ctx, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	// Ordered here, not in the driver's statement: an ORDER BY of the
+	// primary key has SQLite walk the whole table in its order rather than
+	// the next_due index to the few rows due.
+	slices.SortFunc(ss, func(a, b Schedule) int {
+		return cmp.Or(cmp.Compare(a.Tenant, b.Tenant), cmp.Compare(a.Name, b.Name))
+	})
+	return ss, next, nil
+}
+
+// nextDueChunk is how many NextDues one transaction writes: a pass after
+// many schedules were made moves each once.
+const nextDueChunk = 500
+
+func (c *Core) NextDues(ctx context.Context, ns []NextDue) error {
+	for len(ns) > 0 {
+		chunk := ns[:min(len(ns), nextDueChunk)]
+		ns = ns[len(chunk):]
+		if err := c.write(ctx, func(tx Tx) error {
+			for _, n := range chunk {
+				if scheduleKey(n.Tenant, n.Name) != nil || !n.Next.After(n.Anchor) || n.Next.After(NeverDue) {
+					continue // no schedule's, or no due time of that anchor
+				}
+				if err := tx.SetNextDue(ctx, n); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (c *Core) UpdateSchedule(ctx context.Context, tenant, name string, change func(*Schedule) error) (Schedule, error) {
@@ -400,7 +470,8 @@ func (c *Core) UpdateSchedule(ctx context.Context, tenant, name string, change f
 // rescheduled is what a change writes: the identity and the firing
 // record are not the caller's to change; a new definition is a new
 // version; a new cron or time zone, or a resume, counts due times from
-// now on.
+// now on; and the next pass reads the schedule again (NextDue at the
+// Anchor), whatever the change was.
 func rescheduled(before, after Schedule, now time.Time) Schedule {
 	after.Tenant, after.Name, after.DateCreated = before.Tenant, before.Name, before.DateCreated
 	after.LastJob, after.LastFired, after.Anchor = before.LastJob, before.LastFired, before.Anchor
@@ -410,6 +481,7 @@ func rescheduled(before, after Schedule, now time.Time) Schedule {
 			after.Anchor = now
 		}
 	}
+	after.NextDue = after.Anchor
 	return after
 }
 
@@ -464,7 +536,10 @@ func (c *Core) FireSchedule(ctx context.Context, f Firing) (Fired, error) {
 		}
 		now := tx.Now()
 		if !f.Due.IsZero() {
-			s.Anchor = f.Due
+			s.Anchor, s.NextDue = f.Due, f.Due
+			if f.Next.After(f.Due) && !f.Next.After(NeverDue) {
+				s.NextDue = f.Next
+			}
 		}
 		s.LastJob, s.LastFired = ins[0].Job.UUID, &now
 		if err := tx.UpdateSchedule(ctx, s); err != nil {

@@ -713,6 +713,24 @@ func TestPendingLogAndRunRowsFollowTheJobs(t *testing.T) {
 	countsAgree(t, s, "after the vacuum")
 }
 
+// migrateTo brings a new database to schema version v, as a binary of
+// that version would have.
+func migrateTo(t *testing.T, conn *pgx.Conn, v int) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := conn.Exec(ctx, `CREATE TABLE wasmq_schema_version (version integer NOT NULL, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range migrations()[:v] {
+		if _, err := conn.Exec(ctx, m); err != nil {
+			t.Fatalf("migration %d: %v", i+1, err)
+		}
+		if _, err := conn.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, i+1); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
 	dsn := testDSN(t)
 	ctx := context.Background()
@@ -721,17 +739,7 @@ func TestUpgradeFromSchema4KeepsEveryJobWhereItWas(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE TABLE wasmq_schema_version (version integer NOT NULL, applied timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for i, m := range migrations()[:4] {
-		if _, err := conn.Exec(ctx, m); err != nil {
-			t.Fatalf("migration %d: %v", i+1, err)
-		}
-		if _, err := conn.Exec(ctx, `INSERT INTO wasmq_schema_version (version) VALUES ($1)`, i+1); err != nil {
-			t.Fatal(err)
-		}
-	}
+	migrateTo(t, conn, 4)
 	// One job in each state a version 4 database can hold mid-flight; the
 	// started and enqueued ones with a lease that has already lapsed.
 	for _, st := range []string{"pending", "enqueued", "started", "failed", "done"} {
@@ -1254,5 +1262,67 @@ func genericPlans(t *testing.T, s *Store, prep string) func(store.Filter) map[st
 			t.Fatal(err)
 		}
 		return plan[0]["Plan"].(map[string]any)
+	}
+}
+
+// Schedules meet next_due (migration 20) in the state an upgrade leaves
+// them: those stored before it are read at the first pass, and one
+// changed by a node of the earlier version, still running during the
+// upgrade (its UPDATE knows no next_due), is read at the next pass as if
+// this version had changed it, not when its old next_due comes.
+func TestSchedulesOfBeforeNextDueAreReadAtTheNextPass(t *testing.T) {
+	dsn := testDSN(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	migrateTo(t, conn, 19)
+	// The earlier version's INSERT and UPDATE of a schedule, as it sends them.
+	earlierInsert := `INSERT INTO schedules (tenant, name, cron, timezone, template, missed_runs, catch_up_max, paused,
+		source, version, anchor, last_job, last_fired, date_created, date_updated)
+		VALUES ('t1', $1, '0 3 1 1 *', 'UTC', '{"func":"testkit.echo"}', 'skip', 0, false, 'api', 1, now(), '', NULL, now(), now())`
+	earlierUpdate := `UPDATE schedules SET cron = '@every 1s', version = version + 1, anchor = now(), date_updated = now()
+		WHERE tenant = 't1' AND name = $1`
+	if _, err := conn.Exec(ctx, earlierInsert, "before"); err != nil {
+		t.Fatal(err)
+	}
+	s := openOn(t, dsn, true)
+	due, _, err := s.DueSchedules(ctx, time.Now())
+	if err != nil || len(due) != 1 || due[0].Name != "before" || !due[0].NextDue.Equal(time.Unix(0, 0)) {
+		t.Fatalf("a schedule stored before next_due: %+v (%v), want it due (next_due the epoch)", due, err)
+	}
+	if _, err := conn.Exec(ctx, earlierInsert, "during"); err != nil {
+		t.Fatalf("an earlier node's insert after the migration: %v", err)
+	}
+	year := time.Now().Add(365 * 24 * time.Hour)
+	var moves []store.NextDue
+	for _, name := range []string{"before", "during"} {
+		sc, err := s.GetSchedule(ctx, "t1", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		moves = append(moves, store.NextDue{Tenant: "t1", Name: name, Version: sc.Version, Anchor: sc.Anchor, Next: year})
+	}
+	if err := s.NextDues(ctx, moves); err != nil {
+		t.Fatal(err)
+	}
+	if due, _, err := s.DueSchedules(ctx, time.Now()); err != nil || len(due) != 0 {
+		t.Fatalf("after a pass: %+v (%v), want nothing due", due, err)
+	}
+	if _, err := conn.Exec(ctx, earlierUpdate, "during"); err != nil {
+		t.Fatal(err)
+	}
+	due, _, err = s.DueSchedules(ctx, time.Now().Add(time.Second))
+	if err != nil || len(due) != 1 || due[0].Name != "during" || !due[0].NextDue.Equal(due[0].Anchor) {
+		t.Fatalf("after an earlier node's change to every second: %+v (%v), want it due (next_due its anchor)", due, err)
+	}
+	// This version's own writes are left as they are.
+	if err := s.NextDues(ctx, []store.NextDue{{Tenant: "t1", Name: "during", Version: due[0].Version, Anchor: due[0].Anchor, Next: year}}); err != nil {
+		t.Fatal(err)
+	}
+	if sc, _ := s.GetSchedule(ctx, "t1", "during"); !sc.NextDue.Equal(year.UTC().Truncate(time.Microsecond)) {
+		t.Fatalf("this version's move: next_due %v, want %v", sc.NextDue, year)
 	}
 }

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/wasmq/wasmq/abi"
@@ -13,8 +14,8 @@ import (
 // a firing applies is the core's decision (store/schedules.go).
 
 var (
-	scheduleSelect      = store.ScheduleSelect("s.template::text", "''::text")
-	scheduleTimesSelect = store.ScheduleSelect("''::text", "''::text") // ScheduleTimes
+	scheduleSelect    = store.ScheduleSelect("s.template::text", "''::text")
+	scheduleDueSelect = store.ScheduleSelect("''::text", "''::text") // DueSchedules
 	// schedulePageSelect joins each schedule's last job (schedulePageFrom).
 	schedulePageSelect = store.ScheduleSelect("s.template::text", "COALESCE(j.state, '')")
 )
@@ -25,12 +26,12 @@ func scanSchedule(row pgx.Row) (store.Schedule, error) {
 	var s store.Schedule
 	var tmpl, last string
 	err := row.Scan(&s.Tenant, &s.Name, &s.Cron, &s.Timezone, &tmpl, &s.MissedRuns, &s.CatchUpMax, &s.Paused,
-		&s.Source, &s.Version, &s.Anchor, &s.LastJob, &s.LastFired, &s.DateCreated, &s.DateUpdated, &last)
+		&s.Source, &s.Version, &s.Anchor, &s.LastJob, &s.LastFired, &s.DateCreated, &s.DateUpdated, &s.NextDue, &last)
 	if err != nil {
 		return s, err
 	}
 	s.Template, s.LastState = []byte(tmpl), abi.State(last)
-	s.Anchor, s.DateCreated, s.DateUpdated = s.Anchor.UTC(), s.DateCreated.UTC(), s.DateUpdated.UTC()
+	s.Anchor, s.DateCreated, s.DateUpdated, s.NextDue = s.Anchor.UTC(), s.DateCreated.UTC(), s.DateUpdated.UTC(), s.NextDue.UTC()
 	if s.LastFired != nil {
 		t := s.LastFired.UTC()
 		s.LastFired = &t
@@ -85,12 +86,25 @@ func (s *driver) ListSchedules(ctx context.Context, q store.ScheduleQuery) ([]st
 		q.Tenant, q.After[0], q.After[1], limit)
 }
 
-func (s *driver) ScheduleTimes(ctx context.Context) ([]store.Schedule, error) {
-	ss, err := selectSchedules(ctx, s.pool, scheduleTimesSelect, `FROM schedules s ORDER BY s.tenant, s.name`)
-	if ss == nil && err == nil {
+// DueSchedules reads through schedules_next_due (migration 20): the
+// schedules that may be due, and the first of the others.
+func (s *driver) DueSchedules(ctx context.Context, now time.Time) ([]store.Schedule, time.Time, error) {
+	ss, err := selectSchedules(ctx, s.pool, scheduleDueSelect,
+		`FROM schedules s WHERE NOT s.paused AND s.next_due <= $1`, now)
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	if ss == nil {
 		ss = []store.Schedule{}
 	}
-	return ss, err
+	var next *time.Time
+	if err := s.pool.QueryRow(ctx, `SELECT min(next_due) FROM schedules WHERE NOT paused AND next_due > $1`, now).Scan(&next); err != nil {
+		return nil, time.Time{}, fmt.Errorf("postgres store: the next due schedule: %w", err)
+	}
+	if next == nil {
+		return ss, time.Time{}, nil
+	}
+	return ss, next.UTC(), nil
 }
 
 func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
@@ -108,9 +122,9 @@ func (w *wtx) CountSchedules(ctx context.Context, tenant string) (int, error) {
 
 func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
 	_, err := w.Exec(ctx, `INSERT INTO schedules (`+store.ScheduleColumns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, s.Paused,
-		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateCreated, s.DateUpdated)
+		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateCreated, s.DateUpdated, s.NextDue)
 	if isUnique(err) {
 		return &abi.FieldError{Field: "name", Msg: fmt.Sprintf("a schedule named %q exists already", s.Name), Err: abi.ErrConflict}
 	}
@@ -123,10 +137,18 @@ func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
 func (w *wtx) UpdateSchedule(ctx context.Context, s store.Schedule) error {
 	if _, err := w.Exec(ctx, `UPDATE schedules SET cron = $3, timezone = $4, template = $5, missed_runs = $6,
 		catch_up_max = $7, paused = $8, source = $9, version = $10, anchor = $11, last_job = $12,
-		last_fired = $13, date_updated = $14 WHERE tenant = $1 AND name = $2`,
+		last_fired = $13, date_updated = $14, next_due = $15 WHERE tenant = $1 AND name = $2`,
 		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, s.Paused,
-		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateUpdated); err != nil {
+		s.Source, s.Version, s.Anchor, s.LastJob, s.LastFired, s.DateUpdated, s.NextDue); err != nil {
 		return fmt.Errorf("postgres store: update schedule: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) SetNextDue(ctx context.Context, n store.NextDue) error {
+	if _, err := w.Exec(ctx, `UPDATE schedules SET next_due = $5 WHERE tenant = $1 AND name = $2 AND version = $3 AND anchor = $4`,
+		n.Tenant, n.Name, n.Version, n.Anchor, n.Next); err != nil {
+		return fmt.Errorf("postgres store: the next due time of schedule %s: %w", n.Name, err)
 	}
 	return nil
 }

@@ -16,8 +16,8 @@ import (
 // one connection makes a read inside the transaction a lock.
 
 var (
-	scheduleSelect      = store.ScheduleSelect("s.template", "''")
-	scheduleTimesSelect = store.ScheduleSelect("''", "''") // ScheduleTimes
+	scheduleSelect    = store.ScheduleSelect("s.template", "''")
+	scheduleDueSelect = store.ScheduleSelect("''", "''") // DueSchedules
 	// schedulePageSelect joins each schedule's last job (schedulePageFrom).
 	schedulePageSelect = store.ScheduleSelect("s.template", "COALESCE(j.state, '')")
 )
@@ -28,16 +28,16 @@ func scanSchedule(row scanner) (store.Schedule, error) {
 	var s store.Schedule
 	var tmpl, last string
 	var paused int
-	var anchor, created, updated int64
+	var anchor, created, updated, nextDue int64
 	var fired sql.NullInt64
 	err := row.Scan(&s.Tenant, &s.Name, &s.Cron, &s.Timezone, &tmpl, &s.MissedRuns, &s.CatchUpMax, &paused,
-		&s.Source, &s.Version, &anchor, &s.LastJob, &fired, &created, &updated, &last)
+		&s.Source, &s.Version, &anchor, &s.LastJob, &fired, &created, &updated, &nextDue, &last)
 	if err != nil {
 		return s, err
 	}
 	s.Template, s.Paused, s.LastState = []byte(tmpl), paused != 0, abi.State(last)
 	s.Anchor, s.DateCreated, s.DateUpdated = time.UnixMicro(anchor).UTC(), time.UnixMicro(created).UTC(), time.UnixMicro(updated).UTC()
-	s.LastFired = fromMicros(fired)
+	s.LastFired, s.NextDue = fromMicros(fired), time.UnixMicro(nextDue).UTC()
 	return s, nil
 }
 
@@ -91,8 +91,22 @@ func (s *driver) ListSchedules(ctx context.Context, q store.ScheduleQuery) ([]st
 		q.Tenant, q.After[0], q.After[1], limit)
 }
 
-func (s *driver) ScheduleTimes(ctx context.Context) ([]store.Schedule, error) {
-	return selectSchedules(ctx, s.r, scheduleTimesSelect, `FROM schedules s ORDER BY s.tenant, s.name`)
+// DueSchedules reads through schedules_next_due (schema 11): the
+// schedules that may be due, and the first of the others.
+func (s *driver) DueSchedules(ctx context.Context, now time.Time) ([]store.Schedule, time.Time, error) {
+	ss, err := selectSchedules(ctx, s.r, scheduleDueSelect,
+		`FROM schedules s WHERE s.paused = 0 AND s.next_due <= ?`, micros(now))
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	var next sql.NullInt64
+	if err := s.r.QueryRowContext(ctx, `SELECT min(next_due) FROM schedules WHERE paused = 0 AND next_due > ?`, micros(now)).Scan(&next); err != nil {
+		return nil, time.Time{}, fmt.Errorf("sqlite store: the next due schedule: %w", err)
+	}
+	if !next.Valid {
+		return ss, time.Time{}, nil
+	}
+	return ss, time.UnixMicro(next.Int64).UTC(), nil
 }
 
 func (w *wtx) LockSchedule(ctx context.Context, tenant, name string) (store.Schedule, error) {
@@ -117,9 +131,10 @@ func (w *wtx) CountSchedules(ctx context.Context, tenant string) (int, error) {
 
 func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
 	_, err := w.ExecContext(ctx, `INSERT INTO schedules (`+store.ScheduleColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		s.Tenant, s.Name, s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, boolInt(s.Paused),
-		s.Source, s.Version, micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateCreated), micros(s.DateUpdated))
+		s.Source, s.Version, micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateCreated), micros(s.DateUpdated),
+		micros(s.NextDue))
 	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
 		return &abi.FieldError{Field: "name", Msg: fmt.Sprintf("a schedule named %q exists already", s.Name), Err: abi.ErrConflict}
 	}
@@ -132,10 +147,18 @@ func (w *wtx) InsertSchedule(ctx context.Context, s store.Schedule) error {
 func (w *wtx) UpdateSchedule(ctx context.Context, s store.Schedule) error {
 	if _, err := w.ExecContext(ctx, `UPDATE schedules SET cron = ?, timezone = ?, template = ?, missed_runs = ?,
 		catch_up_max = ?, paused = ?, source = ?, version = ?, anchor = ?, last_job = ?, last_fired = ?,
-		date_updated = ? WHERE tenant = ? AND name = ?`,
+		date_updated = ?, next_due = ? WHERE tenant = ? AND name = ?`,
 		s.Cron, s.Timezone, string(s.Template), s.MissedRuns, s.CatchUpMax, boolInt(s.Paused), s.Source, s.Version,
-		micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateUpdated), s.Tenant, s.Name); err != nil {
+		micros(s.Anchor), s.LastJob, optMicros(s.LastFired), micros(s.DateUpdated), micros(s.NextDue), s.Tenant, s.Name); err != nil {
 		return fmt.Errorf("sqlite store: update schedule: %w", err)
+	}
+	return nil
+}
+
+func (w *wtx) SetNextDue(ctx context.Context, n store.NextDue) error {
+	if _, err := w.ExecContext(ctx, `UPDATE schedules SET next_due = ? WHERE tenant = ? AND name = ? AND version = ? AND anchor = ?`,
+		micros(n.Next), n.Tenant, n.Name, n.Version, micros(n.Anchor)); err != nil {
+		return fmt.Errorf("sqlite store: the next due time of schedule %s: %w", n.Name, err)
 	}
 	return nil
 }

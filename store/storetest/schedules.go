@@ -91,18 +91,18 @@ func schedulesAreKeptPerTenant(t *testing.T, st store.Store) {
 		t.Fatalf("every schedule: %+v, %v", all, err)
 	}
 	// The leader's pass reads them without their templates, else the same.
-	times, err := st.ScheduleTimes(ctx)
-	if err != nil || len(times) != len(all) {
-		t.Fatalf("the schedules' times: %+v, %v", times, err)
+	due, _, err := st.DueSchedules(ctx, time.Now().Add(time.Hour))
+	if err != nil || len(due) != len(all) {
+		t.Fatalf("the schedules due: %+v, %v", due, err)
 	}
 	for i := range all {
-		if len(times[i].Template) != 0 {
-			t.Fatalf("ScheduleTimes read %s/%s's template: %s", times[i].Tenant, times[i].Name, times[i].Template)
+		if len(due[i].Template) != 0 {
+			t.Fatalf("DueSchedules read %s/%s's template: %s", due[i].Tenant, due[i].Name, due[i].Template)
 		}
 		want := all[i]
-		want.Template, want.LastState = times[i].Template, ""
-		if !reflect.DeepEqual(times[i], want) {
-			t.Fatalf("ScheduleTimes: %+v, want %+v (ListSchedules' but the template)", times[i], want)
+		want.Template, want.LastState = due[i].Template, ""
+		if !reflect.DeepEqual(due[i], want) {
+			t.Fatalf("DueSchedules: %+v, want %+v (ListSchedules' but the template)", due[i], want)
 		}
 	}
 	if err := st.DeleteSchedule(ctx, "t1", "nightly"); err != nil {
@@ -491,5 +491,117 @@ func schedulesArePagedByTenantAndName(t *testing.T, st store.Store) {
 	}
 	if total != 40 || pages < 1 {
 		t.Fatalf("%d schedules of 250 KiB in %d pages, want all 40 in two or more", total, pages+1)
+	}
+}
+
+// theLeaderReadsOnlySchedulesThatMayBeDue: a schedule's NextDue is never
+// after its next due time, and the leader's pass reads only the
+// schedules not paused whose NextDue has come. It starts at the anchor
+// (any change sets it there again), a pass moves it forward only for the
+// definition and anchor it computed from, and a firing to its Next.
+func theLeaderReadsOnlySchedulesThatMayBeDue(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	names := func(ss []store.Schedule) []string {
+		out := []string{}
+		for _, s := range ss {
+			out = append(out, s.Tenant+"/"+s.Name)
+		}
+		return out
+	}
+	dueAt := func(now time.Time) ([]string, time.Time) {
+		t.Helper()
+		ss, next, err := st.DueSchedules(ctx, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return names(ss), next
+	}
+	var made []store.Schedule
+	for _, k := range [][2]string{{"t2", "b"}, {"t1", "a"}, {"t1", "c"}} {
+		s, err := st.CreateSchedule(ctx, sched(k[0], k[1]), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.NextDue.Equal(s.Anchor) {
+			t.Fatalf("a new schedule's NextDue %v, want its anchor %v", s.NextDue, s.Anchor)
+		}
+		made = append(made, s)
+	}
+	a := made[0].Anchor
+	if got, next := dueAt(a.Add(-time.Second)); len(got) != 0 || !next.Equal(a) {
+		t.Fatalf("before any anchor: due %v, next %v; want none, next %v", got, next, a)
+	}
+	if got, _ := dueAt(time.Now().Add(time.Second)); !reflect.DeepEqual(got, []string{"t1/a", "t1/c", "t2/b"}) {
+		t.Fatalf("new schedules are due at the next pass: %v, want every one by tenant and name", got)
+	}
+
+	// A pass moves them on; one computed from a stale anchor or version
+	// changes nothing, and one that would move a NextDue back to its
+	// anchor or before is no due time.
+	b, c := made[0], made[2]
+	hour, day := b.Anchor.Add(time.Hour), b.Anchor.Add(24*time.Hour)
+	err := st.NextDues(ctx, []store.NextDue{
+		{Tenant: "t2", Name: "b", Version: b.Version, Anchor: b.Anchor, Next: hour},
+		{Tenant: "t1", Name: "c", Version: c.Version, Anchor: c.Anchor, Next: day},
+		{Tenant: "t1", Name: "a", Version: 7, Anchor: made[1].Anchor, Next: day},
+		{Tenant: "t1", Name: "a", Version: 1, Anchor: made[1].Anchor.Add(-time.Second), Next: day},
+		{Tenant: "t1", Name: "a", Version: 1, Anchor: made[1].Anchor, Next: made[1].Anchor},
+		{Tenant: "t9", Name: "a", Version: 1, Anchor: made[1].Anchor, Next: day},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, next := dueAt(b.Anchor.Add(time.Minute)); !reflect.DeepEqual(got, []string{"t1/a"}) || !next.Equal(hour) {
+		t.Fatalf("after a pass: due %v, next %v; want t1/a alone (its moves were stale), next %v", got, next, hour)
+	}
+	if got, next := dueAt(hour); !reflect.DeepEqual(got, []string{"t1/a", "t2/b"}) || !next.Equal(day) {
+		t.Fatalf("at t2/b's due time: due %v, next %v; want t1/a and t2/b, next %v", got, next, day)
+	}
+
+	// A firing moves NextDue to its Next, or to its due time without one.
+	f := firing(b, b.Anchor.Add(time.Second))
+	f.Next = b.Anchor.Add(2 * time.Hour)
+	if out := fire(t, st, f); !out.Fired || !out.Schedule.NextDue.Equal(f.Next) {
+		t.Fatalf("a firing with a next due time: %+v", out.Schedule)
+	}
+	f = firing(c, c.Anchor.Add(time.Second))
+	if out := fire(t, st, f); !out.Fired || !out.Schedule.NextDue.Equal(f.Due) {
+		t.Fatalf("a firing without a next due time: NextDue %v, want its due time %v", out.Schedule.NextDue, f.Due)
+	}
+	run := fire(t, st, firing(b, time.Time{}))
+	if got, _ := st.GetSchedule(ctx, "t2", "b"); !run.Fired || !got.NextDue.Equal(b.Anchor.Add(2*time.Hour)) {
+		t.Fatalf("a run by hand moved NextDue: %v", got.NextDue)
+	}
+
+	// A change, whatever it is, has the schedule read at the next pass; a
+	// paused schedule is never read, nor its NextDue the next pass's.
+	changed, err := st.UpdateSchedule(ctx, "t2", "b", func(s *store.Schedule) error {
+		s.Template = []byte(`{"func":"testkit.echo","args":[2]}`)
+		return nil
+	})
+	if err != nil || !changed.NextDue.Equal(changed.Anchor) {
+		t.Fatalf("a changed template: NextDue %v, want the anchor %v (%v)", changed.NextDue, changed.Anchor, err)
+	}
+	if _, err := st.UpdateSchedule(ctx, "t1", "a", func(s *store.Schedule) error { s.Paused = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.UpdateSchedule(ctx, "t1", "c", func(s *store.Schedule) error { s.Paused = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if got, next := dueAt(b.Anchor.Add(time.Minute)); !reflect.DeepEqual(got, []string{"t2/b"}) || !next.IsZero() {
+		t.Fatalf("with t1's paused: due %v, next %v; want t2/b, no next", got, next)
+	}
+	if err := st.NextDues(ctx, []store.NextDue{{Tenant: "t2", Name: "b", Version: changed.Version, Anchor: changed.Anchor, Next: store.NeverDue}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, next := dueAt(time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)); len(got) != 0 || !next.Equal(store.NeverDue) {
+		t.Fatalf("a schedule never due again: due %v, next %v; want none, next %v", got, next, store.NeverDue)
+	}
+	resumed, err := st.UpdateSchedule(ctx, "t1", "a", func(s *store.Schedule) error { s.Paused = false; return nil })
+	if err != nil || !resumed.NextDue.Equal(resumed.Anchor) {
+		t.Fatalf("a resume: NextDue %v, want the anchor %v (%v)", resumed.NextDue, resumed.Anchor, err)
+	}
+	if got, _ := dueAt(resumed.Anchor); !reflect.DeepEqual(got, []string{"t1/a"}) {
+		t.Fatalf("after a resume: due %v, want t1/a", got)
 	}
 }

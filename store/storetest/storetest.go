@@ -69,6 +69,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ATenantsSchedulesAreBoundedByMaxSchedules", aTenantsSchedulesAreBoundedByMaxSchedules},
 		{"AFiringObeysItsTenantsQuota", aFiringObeysItsTenantsQuota},
 		{"SchedulesArePagedByTenantAndName", schedulesArePagedByTenantAndName},
+		{"TheLeaderReadsOnlySchedulesThatMayBeDue", theLeaderReadsOnlySchedulesThatMayBeDue},
 		{"CancelStartedJob", cancelStartedJob},
 		{"OperatorFilters", operatorFilters},
 		{"ChannelOverrides", channelOverrides},
