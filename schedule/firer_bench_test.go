@@ -2,6 +2,8 @@ package schedule
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -9,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/enqueue"
 	"github.com/wasmq/wasmq/store"
@@ -84,5 +87,70 @@ func BenchmarkAPassWithNothingDue(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkAFiringOfABigTemplate fires one schedule whose template holds
+// 250 KiB of arguments that do not compress (base64 of random bytes), a
+// due time after another: what each firing writes. On PostgreSQL it also
+// reports the WAL a firing writes (wal-B/op), jobs included.
+func BenchmarkAFiringOfABigTemplate(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			ctx := context.Background()
+			var st store.Store
+			var err error
+			var conn *pgx.Conn
+			if backend == "sqlite" {
+				st, err = sqlite.Open(ctx, filepath.Join(b.TempDir(), "q.db"), true)
+			} else {
+				dsn := pgtest.DSN(b)
+				if st, err = postgres.Open(ctx, dsn, true); err == nil {
+					conn, err = pgx.Connect(ctx, dsn)
+				}
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			if conn != nil {
+				b.Cleanup(func() { conn.Close(ctx) })
+			}
+			f := &funcs{known: map[string]bool{"t1/report.count": true}}
+			s := New(st, &enqueue.Service{Store: st, Funcs: f})
+			noise := make([]byte, 190<<10)
+			rand.Read(noise)
+			args, _ := json.Marshal([]string{base64.StdEncoding.EncodeToString(noise)})
+			if _, err := s.Create(ctx, "t1", Definition{Name: "big", Cron: "@every 1s", Template: Template{Func: "report.count", Args: args}}); err != nil {
+				b.Fatal(err)
+			}
+			sc, err := st.GetSchedule(ctx, "t1", "big")
+			if err != nil {
+				b.Fatal(err)
+			}
+			spec, _ := ParseSpec(sc.Cron, sc.Timezone)
+			due := sc.Anchor.Truncate(time.Second)
+			wal := func() (lsn int64) {
+				if conn != nil {
+					if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn() - '0/0'`).Scan(&lsn); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return lsn
+			}
+			b.ReportAllocs()
+			before := wal()
+			b.ResetTimer()
+			for b.Loop() {
+				due = due.Add(time.Second)
+				if fired, _ := s.fireOne(ctx, sc, due, spec, map[[2]string]bool{}, zerolog.Nop()); !fired {
+					b.Fatalf("the firing at %v fired nothing", due)
+				}
+			}
+			b.StopTimer()
+			if conn != nil {
+				b.ReportMetric(float64(wal()-before)/float64(b.N), "wal-B/op")
+			}
+		})
 	}
 }
