@@ -154,3 +154,53 @@ func BenchmarkAFiringOfABigTemplate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAPassWithEveryScheduleDue is the leader's pass when 2,000
+// schedules (twenty tenants at the default quota) are due at once, as a
+// store's daily schedules are at midnight: how late the last one fires.
+func BenchmarkAPassWithEveryScheduleDue(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			ctx := context.Background()
+			var st store.Store
+			var err error
+			if backend == "sqlite" {
+				st, err = sqlite.Open(ctx, filepath.Join(b.TempDir(), "q.db"), true)
+			} else {
+				st, err = postgres.Open(ctx, pgtest.DSN(b), true)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { st.Close() })
+			const tenants, each = 20, 100
+			f := &funcs{known: map[string]bool{}}
+			for t := range tenants {
+				f.known[fmt.Sprintf("t%d/report.count", t)] = true
+			}
+			s := New(st, &enqueue.Service{Store: st, Funcs: f})
+			for t := range tenants {
+				for i := range each {
+					d := Definition{Name: fmt.Sprintf("s%03d", i), Cron: "@every 1s", Template: Template{Func: "report.count", Args: json.RawMessage(`["x"]`)}}
+					if _, err := s.Create(ctx, fmt.Sprintf("t%d", t), d); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+			now := time.Now()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				s.pass(ctx, now, specs, held, zerolog.Nop())
+			}
+			b.StopTimer()
+			n, err := st.List(ctx, store.Filter{Tenant: "t0", Limit: 1000})
+			if err != nil || len(n.Jobs) < b.N {
+				b.Fatalf("t0 has %d jobs after %d passes (%v)", len(n.Jobs), b.N, err)
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*tenants*each), "µs/firing")
+		})
+	}
+}
