@@ -576,30 +576,43 @@ func TestAPassReadsOnlyTheSchedulesThatMayBeDue(t *testing.T) {
 // time the clocks skip runs at the jump, a time they repeat runs once,
 // as when every pass read every schedule (spec_test.go). Passes every
 // 7 minutes through the two changes of 2027 in Brussels and New York;
-// after each, every schedule's last firing is its latest due time.
+// after each, every schedule's last firing is its latest due time, and
+// a schedule that catches up has fired each due time it missed, up to
+// its bound.
 func TestTheLeaderFiresOnTimeAcrossTheClockChanges(t *testing.T) {
 	s, _ := newService(t)
 	ctx := context.Background()
-	type sched struct{ name, cron, tz string }
+	type sched struct {
+		name, cron, tz string
+		catchUp        int // missed_runs = "catch_up" with this bound, else "skip"
+	}
 	scheds := []sched{
-		{"brussels-0230", "30 2 * * *", "Europe/Brussels"}, // skipped in March, twice in October
-		{"brussels-0215-sun", "15 2 * * 0", "Europe/Brussels"},
-		{"newyork-0130", "30 1 * * *", "America/New_York"}, // twice in November
-		{"newyork-0210", "10 2 * * *", "America/New_York"}, // skipped in March
-		{"hourly", "5 * * * *", "Europe/Brussels"},
-		{"every7s", "@every 7s", "UTC"},
+		{"brussels-0230", "30 2 * * *", "Europe/Brussels", 0}, // skipped in March, twice in October
+		{"brussels-0230-catchup", "30 2 * * *", "Europe/Brussels", 1000},
+		{"brussels-0215-sun", "15 2 * * 0", "Europe/Brussels", 0},
+		{"newyork-0130", "30 1 * * *", "America/New_York", 0}, // twice in November
+		{"newyork-0210", "10 2 * * *", "America/New_York", 0}, // skipped in March
+		{"hourly", "5 * * * *", "Europe/Brussels", 0},
+		{"hourly-catchup", "5 * * * *", "Europe/Brussels", 3},
+		{"every7s", "@every 7s", "UTC", 0},
 	}
 	specs := map[string]Spec{}
 	for _, sc := range scheds {
 		d := def(sc.name, sc.cron)
 		d.Timezone = sc.tz
-		if _, err := s.Create(ctx, "t1", d); err != nil {
+		tenant := "t1"
+		if sc.catchUp > 0 {
+			d.MissedRuns, d.CatchUpMax, d.Description, tenant = store.MissedCatchUp, sc.catchUp, &sc.name, "t2"
+		}
+		if _, err := s.Create(ctx, tenant, d); err != nil {
 			t.Fatal(err)
 		}
 		specs[sc.name], _ = ParseSpec(sc.cron, sc.tz)
 	}
 	created, _ := s.Store.GetSchedule(ctx, "t1", "hourly")
 	cache, held := map[[2]string]Spec{}, map[[2]string]bool{}
+	want := map[string]int{} // the jobs each catching-up schedule should have made
+	last := map[string]time.Time{}
 	for _, window := range [][2]time.Time{
 		{time.Date(2027, 3, 13, 0, 0, 0, 0, time.UTC), time.Date(2027, 3, 15, 0, 0, 0, 0, time.UTC)},
 		{time.Date(2027, 3, 27, 12, 0, 0, 0, time.UTC), time.Date(2027, 3, 29, 0, 0, 0, 0, time.UTC)},
@@ -609,18 +622,43 @@ func TestTheLeaderFiresOnTimeAcrossTheClockChanges(t *testing.T) {
 		for now := window[0]; now.Before(window[1]); now = now.Add(7 * time.Minute) {
 			s.pass(ctx, now, cache, held, zerolog.Nop())
 			for _, sc := range scheds {
-				got, err := s.Store.GetSchedule(ctx, "t1", sc.name)
+				tenant := "t1"
+				if sc.catchUp > 0 {
+					tenant = "t2"
+					from, ok := last[sc.name]
+					if !ok {
+						from = created.Anchor
+					}
+					missed := specs[sc.name].Due(from, now, sc.catchUp)
+					want[sc.name] += len(missed)
+					if len(missed) > 0 {
+						last[sc.name] = missed[len(missed)-1]
+					}
+				}
+				got, err := s.Store.GetSchedule(ctx, tenant, sc.name)
 				if err != nil {
 					t.Fatal(err)
 				}
-				want := specs[sc.name].Due(created.Anchor, now, 1)
-				if len(want) != 1 || !got.Anchor.Equal(want[0]) {
-					t.Fatalf("%s after the pass at %v: last fired %v, want %v", sc.name, now, got.Anchor, want)
+				latest := specs[sc.name].Due(created.Anchor, now, 1)
+				if len(latest) != 1 || !got.Anchor.Equal(latest[0]) {
+					t.Fatalf("%s after the pass at %v: last fired %v, want %v", sc.name, now, got.Anchor, latest)
 				}
 				if !got.NextDue.After(now) || got.NextDue.After(specs[sc.name].Next(now)) {
 					t.Fatalf("%s after the pass at %v: next due %v, want after the pass and not after %v", sc.name, now, got.NextDue, specs[sc.name].Next(now))
 				}
 			}
 		}
+	}
+	made := map[string]int{}
+	for _, j := range jobsOf(t, s, "t2") {
+		made[j.Description]++
+	}
+	for name, n := range want {
+		if made[name] != n {
+			t.Errorf("%s made %d jobs, want %d (each due time it missed, up to its bound, at every pass)", name, made[name], n)
+		}
+	}
+	if len(want) != 2 || want["hourly-catchup"] < 150 {
+		t.Fatalf("catching up: %v, want both schedules counted, hourly-catchup over 150", want)
 	}
 }
