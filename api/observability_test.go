@@ -151,6 +151,49 @@ func TestMetricsAreScrapedFromARunningServerPerTenant(t *testing.T) {
 	}
 }
 
+// The leader's schedules on /metrics: each firing by tenant and outcome,
+// how late each job was created, and the passes (the admin's alone). A
+// tenant sees its own firings, not another's.
+func TestScheduleFiringsAreScrapedPerTenant(t *testing.T) {
+	s := start(t)
+	r := s.do("POST", "/v1/schedules", tokA, map[string]any{"name": "tick", "cron": "@every 1s", "func": "testkit.echo"})
+	if r.status != 201 {
+		t.Fatalf("create a schedule: %d %s", r.status, r.body)
+	}
+	var admin map[string]*dto.MetricFamily
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		admin = scrape(t, s, tokAdmin)
+		if m := series(admin, "wasmq_schedule_firings_total", map[string]string{"tenant": "acme", "outcome": "fired"}); m != nil && m.GetCounter().GetValue() >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no firing of acme's schedule counted in 10 s")
+		}
+	}
+	late := series(admin, "wasmq_schedule_firing_delay_seconds", map[string]string{"tenant": "acme"})
+	if late == nil || admin["wasmq_schedule_firing_delay_seconds"].GetType() != dto.MetricType_HISTOGRAM ||
+		late.GetHistogram().GetSampleCount() < 1 || len(late.GetHistogram().Bucket) != len(telemetry.QueueBuckets)+1 {
+		t.Fatalf("acme's firing delay is not a histogram of the queue's buckets with a sample: %v", late)
+	}
+	if late.GetHistogram().GetSampleSum() > 10 {
+		t.Errorf("acme's firings were %v s late in all, on an idle node", late.GetHistogram().GetSampleSum())
+	}
+	if pass := series(admin, "wasmq_schedule_pass_seconds", nil); pass == nil || pass.GetHistogram().GetSampleCount() < 1 {
+		t.Errorf("no pass of the leader timed: %v", pass)
+	}
+	if read := series(admin, "wasmq_schedule_pass_reads_total", nil); read == nil || read.GetCounter().GetValue() < 1 {
+		t.Errorf("the passes read no schedule: %v", read)
+	}
+	if own := scrape(t, s, tokA); series(own, "wasmq_schedule_firings_total", map[string]string{"tenant": "acme", "outcome": "fired"}) == nil ||
+		series(own, "wasmq_schedule_pass_seconds", nil) != nil {
+		t.Errorf("acme's scrape: its firings %v, the node's passes %v; want its firings only",
+			series(own, "wasmq_schedule_firings_total", nil), series(own, "wasmq_schedule_pass_seconds", nil))
+	}
+	if other := scrape(t, s, tokB); other["wasmq_schedule_firings_total"] != nil || other["wasmq_schedule_firing_delay_seconds"] != nil {
+		t.Errorf("globex's scrape shows acme's firings: %v", other["wasmq_schedule_firings_total"])
+	}
+}
+
 // tracedServer is a node whose spans go to an in-memory recorder.
 func tracedServer(t *testing.T) (*srv, *tracetest.SpanRecorder) {
 	rec := tracetest.NewSpanRecorder()

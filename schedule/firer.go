@@ -44,6 +44,28 @@ func (s *Service) Fire(ctx context.Context, poll time.Duration, log zerolog.Logg
 	}
 }
 
+// Observer hears of the leader's work: what each firing came to and how
+// late, what each pass read and took (telemetry.Metrics is one).
+type Observer interface {
+	// ScheduleFiring: one firing of tenant's ended with outcome (Fired,
+	// Deduplicated, Held, Skipped, Failed); late is from its due time to
+	// the job's creation, for Fired (zero for the others).
+	ScheduleFiring(tenant, outcome string, late time.Duration)
+	// SchedulePass: a pass read n schedules and took d.
+	SchedulePass(n int, d time.Duration)
+}
+
+// What a firing came to (Observer.ScheduleFiring).
+const (
+	Fired = "fired" // its job was created
+	// Deduplicated: its due time is spent, an active job holding the
+	// template's identity key standing for its job.
+	Deduplicated = "deduplicated"
+	Held         = "held"    // a quota of its tenant refused it: it fires once there is room
+	Skipped      = "skipped" // fired already (another node, a leader before), or changed since read
+	Failed       = "failed"  // the store or the template failed: tried again at the next pass
+)
+
 // pass fires what is due at now; returns the next due time of all.
 //
 // It reads only the schedules whose NextDue has come (Store.DueSchedules):
@@ -51,12 +73,16 @@ func (s *Service) Fire(ctx context.Context, poll time.Duration, log zerolog.Logg
 // holds. A schedule read and found not yet due has its NextDue moved to
 // its next due time, once; a firing moves it in its own transaction.
 func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]Spec, held map[[2]string]bool, log zerolog.Logger) time.Time {
+	began := time.Now()
 	due, next, err := s.Store.DueSchedules(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn().Err(err).Msg("read schedules")
 		}
 		return time.Time{}
+	}
+	if s.Observer != nil {
+		defer func() { s.Observer.SchedulePass(len(due), time.Since(began)) }()
 	}
 	// full: the tenants whose max_pending refused a firing in this pass.
 	// Their other schedules would be refused alike, so they wait for the
@@ -166,6 +192,7 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 			Next: firstAfter(spec, due, due), Job: j, Quota: s.limits(sc.Tenant).Quota()})
 		var qe *store.QuotaError
 		if errors.As(err, &qe) {
+			s.observe(sc.Tenant, Held, 0)
 			if !held[key] {
 				held[key] = true
 				log.Warn().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("quota", qe.Field).Str("reason", qe.Msg).
@@ -178,6 +205,14 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 				delete(held, key)
 				log.Info().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Msg("firing again: the tenant's quota has room")
 			}
+			switch {
+			case !out.Fired:
+				s.observe(sc.Tenant, Skipped, 0)
+			case out.Job.Deduplicated:
+				s.observe(sc.Tenant, Deduplicated, 0)
+			default:
+				s.observe(sc.Tenant, Fired, max(out.Job.Job.DateCreated.Sub(due), 0))
+			}
 			if out.Fired {
 				log.Debug().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("job_uuid", out.Job.Job.UUID).Msg("fired")
 			}
@@ -185,7 +220,14 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 		}
 	}
 	if ctx.Err() == nil {
+		s.observe(sc.Tenant, Failed, 0)
 		log.Error().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Msg("firing failed; tried again on the next pass")
 	}
 	return false, ""
+}
+
+func (s *Service) observe(tenant, outcome string, late time.Duration) {
+	if s.Observer != nil {
+		s.Observer.ScheduleFiring(tenant, outcome, late)
+	}
 }

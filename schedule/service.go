@@ -91,6 +91,8 @@ var ErrConfigOwned = errors.New("defined in wasmq.toml")
 type Service struct {
 	Store   store.Store
 	Enqueue *enqueue.Service
+	// Observer, if set, hears of the leader's firings and passes.
+	Observer Observer
 	// wake tells this node's firing loop a schedule changed.
 	wake chan struct{}
 }

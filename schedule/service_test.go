@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -660,5 +661,87 @@ func TestTheLeaderFiresOnTimeAcrossTheClockChanges(t *testing.T) {
 	}
 	if len(want) != 2 || want["hourly-catchup"] < 150 {
 		t.Fatalf("catching up: %v, want both schedules counted, hourly-catchup over 150", want)
+	}
+}
+
+// heard records what the leader tells its Observer.
+type heard struct {
+	mu      sync.Mutex
+	firings map[string]int // tenant "/" outcome
+	late    []time.Duration
+	passes  []int
+}
+
+func (h *heard) ScheduleFiring(tenant, outcome string, late time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.firings[tenant+"/"+outcome]++
+	if outcome == Fired {
+		h.late = append(h.late, late)
+	}
+}
+
+func (h *heard) SchedulePass(n int, d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.passes = append(h.passes, n)
+}
+
+// failFirings fails every firing, as a store that went away would.
+type failFirings struct{ store.Store }
+
+func (failFirings) FireSchedule(context.Context, store.Firing) (store.Fired, error) {
+	return store.Fired{}, errors.New("the store went away")
+}
+
+// The leader tells what each firing came to and how late it was, and
+// what each pass read (wasmq_schedule_* on /metrics): an operator sees
+// schedules that fire late, are held by a quota, or fail.
+func TestTheLeaderTellsWhatEachFiringCameTo(t *testing.T) {
+	s, _ := newService(t)
+	h := &heard{firings: map[string]int{}}
+	s.Observer = h
+	s.Enqueue.Limits = map[string]enqueue.Limits{"t2": {MaxPending: 1, MaxSchedules: 10}}
+	ctx := context.Background()
+	for _, tenant := range []string{"t1", "t2"} {
+		for _, name := range []string{"a", "b"} {
+			if _, err := s.Create(ctx, tenant, def(name, "@every 1s")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	keyed := def("keyed", "@every 1s")
+	keyed.IdentityKey = "one-at-a-time"
+	if _, err := s.Create(ctx, "t1", keyed); err != nil {
+		t.Fatal(err)
+	}
+	specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+	start := time.Now()
+	s.pass(ctx, start.Add(1100*time.Millisecond), specs, held, zerolog.Nop())
+	s.pass(ctx, start.Add(2100*time.Millisecond), specs, held, zerolog.Nop())
+	want := map[string]int{
+		"t1/fired": 5, "t1/deduplicated": 1, // two of a and b, one of keyed, then its key held
+		"t2/fired": 1, "t2/held": 2, // max_pending 1: one fired, then one refused a pass (the rest untried)
+	}
+	if !reflect.DeepEqual(h.firings, want) {
+		t.Fatalf("firings heard: %v, want %v", h.firings, want)
+	}
+	for _, late := range h.late {
+		if late < 0 || late > time.Hour {
+			t.Fatalf("a firing %v late, want from its due time to its job's creation", late)
+		}
+	}
+	if len(h.passes) != 2 || h.passes[0] != 5 || h.passes[1] != 5 {
+		t.Fatalf("passes read %v, want [5 5]", h.passes)
+	}
+
+	// Fired already by another leader: skipped. The store gone: failed.
+	sc, _ := s.Store.GetSchedule(ctx, "t1", "a")
+	spec, _ := ParseSpec(sc.Cron, sc.Timezone)
+	s.fireOne(ctx, sc, sc.Anchor, spec, held, zerolog.Nop())
+	s.Store = failFirings{s.Store}
+	s.fireOne(ctx, sc, sc.Anchor.Add(time.Second), spec, held, zerolog.Nop())
+	if h.firings["t1/skipped"] != 1 || h.firings["t1/failed"] != 1 {
+		t.Fatalf("firings heard: %v, want one skipped and one failed of t1", h.firings)
 	}
 }

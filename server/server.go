@@ -148,6 +148,9 @@ func WithTracing(t *telemetry.Tracing) Option { return func(o *options) { o.trac
 // file and has the runner fire every schedule while this node leads.
 func (n *Node) startSchedules(ctx context.Context, f config.File, log zerolog.Logger) error {
 	n.Schedules = schedule.New(n.Store, n.Enqueue)
+	if n.Metrics != nil {
+		n.Schedules.Observer = n.Metrics
+	}
 	defs, err := f.ScheduleDefinitions()
 	if err == nil {
 		err = n.Schedules.Apply(ctx, defs)

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -35,6 +36,12 @@ type Metrics struct {
 	// What attempts used (abi.Usage), by tenant and function.
 	fuel, hostCalls, httpRequests, httpBytes *prometheus.CounterVec
 	perFunc                                  sync.Map // tenant "\x00" func → *funcSeries
+
+	// The leader's schedules (schedule.Observer).
+	firingLate     *prometheus.HistogramVec
+	firingOutcomes *prometheus.CounterVec
+	pass           prometheus.Histogram
+	passRead       prometheus.Counter
 
 	// perTenant caches each tenant's series so that recording an
 	// attempt is a map read and atomic adds, not a label hash per call.
@@ -82,6 +89,23 @@ func NewMetrics() *Metrics {
 	m.httpRequests = usage("wasmq_http_requests_total", "http_request calls made by attempts, by tenant and function.")
 	m.httpBytes = usage("wasmq_http_bytes_total", "HTTP body bytes of attempts' requests (direction out) and responses (in), by tenant and function.", "direction")
 	m.Registry.MustRegister(m.fuel, m.hostCalls, m.httpRequests, m.httpBytes)
+	m.firingOutcomes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "wasmq_schedule_firings_total",
+		Help: "Firings of schedules this node asked for while leading, by tenant and outcome (fired, deduplicated, held, skipped, failed).",
+	}, []string{TenantLabel, "outcome"})
+	m.firingLate = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "wasmq_schedule_firing_delay_seconds", Buckets: QueueBuckets,
+		Help: "Time from a schedule's due time to the creation of its job, by tenant.",
+	}, []string{TenantLabel})
+	m.pass = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "wasmq_schedule_pass_seconds", Buckets: CallBuckets,
+		Help: "Duration of the leader's passes over the schedules, their firings included.",
+	})
+	m.passRead = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "wasmq_schedule_pass_reads_total",
+		Help: "Schedules the leader's passes read (those whose next due time had come).",
+	})
+	m.Registry.MustRegister(m.firingOutcomes, m.firingLate, m.pass, m.passRead)
 	m.Registry.MustRegister(m.queue, m.run, m.call, m.attempts, m.sandbox,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -148,6 +172,28 @@ func (m *Metrics) Attempt(job *abi.Job, o *abi.Outcome) {
 		f.httpIn.Add(float64(u.HTTPBytesIn))
 		f.httpOut.Add(float64(u.HTTPBytesOut))
 	}
+}
+
+// ScheduleFiring records one firing of a schedule of tenant's
+// (schedule.Observer): its outcome, and for a job created how late.
+func (m *Metrics) ScheduleFiring(tenant, outcome string, late time.Duration) {
+	if m == nil {
+		return
+	}
+	m.firingOutcomes.WithLabelValues(tenant, outcome).Inc()
+	if outcome == "fired" { // schedule.Fired: a job created, whose lateness counts
+		m.firingLate.WithLabelValues(tenant).Observe(late.Seconds())
+	}
+}
+
+// SchedulePass records one of the leader's passes: n schedules read, d
+// taken.
+func (m *Metrics) SchedulePass(n int, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.pass.Observe(d.Seconds())
+	m.passRead.Add(float64(n))
 }
 
 // isSandboxName tells the sandbox's failures that retry_on turned into
