@@ -33,7 +33,7 @@ test-rest: ## every other package (CLI, config, UI in a real browser, examples),
 	$(GO) test -count=1 -timeout 5m -run '$(SOLO_PG)' ./bench/
 	$(GO) test -count=1 -timeout 5m -run 'TestFuelRates|TestATenantOverItsFuelRate|TestAFuelRateHoldsForTheWorkOfEveryNode' ./runner/
 
-chaos: ## the fault suite: kill -9 of nodes, PostgreSQL restarted, crashed under load, stopped for 75 s, frozen and its disk filled, a host vanished from the network, a tenant flooding slow reads (stops the local cluster: run it alone)
+chaos: ## the fault suite: kill -9 of nodes, PostgreSQL restarted, crashed under load, stopped for 75 s, frozen and its disk filled, a host vanished from the network, a tenant flooding slow reads, schedules across an outage (stops the local cluster: run it alone)
 	$(GO) test -tags chaos -run Chaos -count=1 -v -timeout 20m ./cmd/wasmq/
 
 lint: ## gofmt, go vet and a tidy go.mod/go.sum
