@@ -55,7 +55,7 @@ func (s *scheduler) readStarts(ctx context.Context) error {
 // leaders after this one. A failed write is tried again with the next
 // round's; until it succeeds, a new leader could hand a job over in such
 // a channel early, once. Its failures are logged as the round's are (the
-// first at once, then one line every failureReportEvery): it runs after
+// first at once, then one line every failing.ReportEvery): it runs after
 // each round that handed a job over, so a store that keeps refusing it
 // while hand-overs succeed would otherwise log a line a round.
 func (s *scheduler) markStarts(ctx context.Context) {
@@ -65,10 +65,10 @@ func (s *scheduler) markStarts(ctx context.Context) {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if err := s.r.store.MarkChannelStarts(wctx, s.marks); err != nil {
-		s.markFails.fail(&s.r.log, err, time.Now())
+		s.markFails.Fail(&s.r.log, err, time.Now())
 		return
 	}
-	s.markFails.ok(&s.r.log, time.Now())
+	s.markFails.OK(&s.r.log, time.Now())
 	clear(s.marks)
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/internal/failing"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -361,7 +362,7 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 	headStart.Stop()
 	defer headStart.Stop()
 	headStarted := false
-	fails := failing{what: "claim"} // tried again at least every second while it fails
+	fails := failing.Report{What: "claim"} // tried again at least every second while it fails
 	for {
 		free := len(r.slots)
 		if r.claimable.Swap(false) {
@@ -372,9 +373,9 @@ func (r *Runner) fetchLoop(ctx context.Context) {
 			jobs, err := r.store.Claim(ctx, r.workerID, limit, time.Now().Add(r.cfg.Lease.D()))
 			switch {
 			case err != nil && ctx.Err() == nil:
-				fails.fail(&r.log, err, time.Now())
-			case err == nil && fails.run > 0:
-				fails.ok(&r.log, time.Now())
+				fails.Fail(&r.log, err, time.Now())
+			case err == nil && fails.Run() > 0:
+				fails.OK(&r.log, time.Now())
 			}
 			for i := range jobs {
 				<-r.slots
@@ -512,7 +513,7 @@ func (r *Runner) completer() {
 	defer r.completerWG.Done()
 	// One slice for every batch: nothing keeps a batch once written.
 	batch := make([]store.Completion, 0, r.cfg.BatchSize)
-	fails := failing{what: "recording outcomes"} // across batches: the next one fails as the last did
+	fails := failing.Report{What: "recording outcomes"} // across batches: the next one fails as the last did
 	for c := range r.completions {
 		batch = append(batch[:0], c)
 	drain:
@@ -539,14 +540,14 @@ func (r *Runner) completer() {
 // lets the reaper take them back first: then the write applies to
 // nothing and the jobs run again). Only a stop past its shutdown timeout
 // abandons the batch.
-func (r *Runner) flush(batch []store.Completion, fails *failing) {
+func (r *Runner) flush(batch []store.Completion, fails *failing.Report) {
 	for wait := 50 * time.Millisecond; ; wait = min(wait*2, 5*time.Second) {
 		ctx, cancel := context.WithTimeout(r.abandon, 30*time.Second)
 		_, err := r.store.Complete(ctx, batch)
 		cancel()
 		if err == nil {
-			if fails.run > 0 {
-				fails.ok(&r.log, time.Now())
+			if fails.Run() > 0 {
+				fails.OK(&r.log, time.Now())
 			}
 			r.owned.done(batch)
 			r.settled(batch)
@@ -560,7 +561,7 @@ func (r *Runner) flush(batch []store.Completion, fails *failing) {
 			return
 		}
 		log := r.log.With().Int("jobs", len(batch)).Logger() // a failure's path only
-		fails.fail(&log, err, time.Now())
+		fails.Fail(&log, err, time.Now())
 		select {
 		case <-time.After(wait):
 		case <-r.abandon.Done():

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/wasmq/wasmq/abi"
+	"github.com/wasmq/wasmq/internal/failing"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -62,7 +63,7 @@ type scheduler struct {
 	// kept (markStarts), whose failures markFails reports.
 	startsRead bool
 	marks      map[string]time.Time
-	markFails  failing
+	markFails  failing.Report
 	// ov is the operators' channel overrides (stored, so every node's
 	// scheduler sees the same), re-read when ovStale: at leadership, on
 	// EventChannels and on the safety poll.
@@ -89,7 +90,7 @@ func newScheduler(r *Runner) *scheduler {
 		ended: map[string]int64{}, nodes: map[string]time.Time{}, lastStart: map[*Channel]time.Time{},
 		slotTime: map[string]time.Duration{}, since: map[string]time.Time{}, recent: map[string]time.Time{}, decayed: time.Now(),
 		buckets: map[string]*fuelBucket{}, fuelTime: map[string]time.Duration{},
-		markFails: failing{what: "keeping the throttled channels' last hand-overs"}}
+		markFails: failing.Report{What: "keeping the throttled channels' last hand-overs"}}
 }
 
 // run schedules until ctx ends: a round after store events and worker
@@ -103,7 +104,7 @@ func (s *scheduler) run(ctx context.Context) {
 	defer poll.Stop()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	fails := failing{what: "scheduler round"}
+	fails := failing.Report{What: "scheduler round"}
 	for {
 		next, err := s.round(ctx)
 		if ctx.Err() != nil {
@@ -118,11 +119,11 @@ func (s *scheduler) run(ctx context.Context) {
 			s.reload, s.recount = true, true
 			wait = s.r.leadCheck()
 		case err != nil:
-			fails.fail(&s.r.log, err, time.Now())
+			fails.Fail(&s.r.log, err, time.Now())
 			s.reload, s.recount = true, true
-			wait = roundRetry(fails.run)
+			wait = roundRetry(fails.Run())
 		default:
-			fails.ok(&s.r.log, time.Now())
+			fails.OK(&s.r.log, time.Now())
 			if !next.IsZero() {
 				wait = max(time.Until(next), 0)
 			}

@@ -77,10 +77,11 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 	due, next, err := s.Store.DueSchedules(ctx, now)
 	if err != nil {
 		if ctx.Err() == nil {
-			log.Warn().Err(err).Msg("read schedules")
+			s.fails.read.Fail(&log, err, time.Now())
 		}
 		return time.Time{}
 	}
+	s.fails.read.OK(&log, time.Now())
 	if s.Observer != nil {
 		defer func() { s.Observer.SchedulePass(len(due), time.Since(began)) }()
 	}
@@ -129,9 +130,12 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			next = n
 		}
 	}
+	// A failure is harmless: those schedules are read again at the next
+	// pass.
 	if err := s.Store.NextDues(ctx, moved); err != nil && ctx.Err() == nil {
-		// Harmless: those schedules are read again at the next pass.
-		log.Warn().Err(err).Int("schedules", len(moved)).Msg("write the next due times of schedules")
+		s.fails.moves.Fail(&log, err, time.Now())
+	} else if err == nil {
+		s.fails.moves.OK(&log, time.Now())
 	}
 	for key := range held { // a held schedule deleted, paused or fired since
 		if !seen[key] {
@@ -167,7 +171,8 @@ func (s *Service) withTemplate(ctx context.Context, sc store.Schedule, log zerol
 	whole, err := s.Store.GetSchedule(ctx, sc.Tenant, sc.Name)
 	if err != nil {
 		if !errors.Is(err, abi.ErrNotFound) && ctx.Err() == nil {
-			log.Warn().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Msg("read a due schedule; tried again on the next pass")
+			l := log.With().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Logger()
+			s.fails.read.Fail(&l, err, time.Now())
 		}
 		return sc, false
 	}
@@ -190,6 +195,9 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 		var out store.Fired
 		out, err = s.Store.FireSchedule(ctx, store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due,
 			Next: firstAfter(spec, due, due), Job: j, Quota: s.limits(sc.Tenant).Quota()})
+		if err == nil || errors.As(err, new(*store.QuotaError)) {
+			s.fails.fire.OK(&log, time.Now()) // the store answered
+		}
 		var qe *store.QuotaError
 		if errors.As(err, &qe) {
 			s.observe(sc.Tenant, Held, 0)
@@ -221,7 +229,8 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 	}
 	if ctx.Err() == nil {
 		s.observe(sc.Tenant, Failed, 0)
-		log.Error().Err(err).Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Msg("firing failed; tried again on the next pass")
+		l := log.With().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Logger()
+		s.fails.fire.Fail(&l, err, time.Now()) // tried again at the next pass
 	}
 	return false, ""
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/enqueue"
+	"github.com/wasmq/wasmq/internal/failing"
 	"github.com/wasmq/wasmq/store"
 )
 
@@ -93,13 +94,21 @@ type Service struct {
 	Enqueue *enqueue.Service
 	// Observer, if set, hears of the leader's firings and passes.
 	Observer Observer
+	// fails report the leader's reads and writes that fail, owned by its
+	// loop (Fire): a store that keeps failing (down, its disk full) is a
+	// line every ten seconds, not one per schedule due and pass.
+	fails struct{ read, fire, moves failing.Report }
 	// wake tells this node's firing loop a schedule changed.
 	wake chan struct{}
 }
 
 // New returns a Service over st, checking templates with e.
 func New(st store.Store, e *enqueue.Service) *Service {
-	return &Service{Store: st, Enqueue: e, wake: make(chan struct{}, 1)}
+	s := &Service{Store: st, Enqueue: e, wake: make(chan struct{}, 1)}
+	s.fails.read.What = "reading the due schedules"
+	s.fails.fire.What = "firing schedules"
+	s.fails.moves.What = "writing the schedules' next due times"
+	return s
 }
 
 func (s *Service) changed() {

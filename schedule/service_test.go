@@ -745,3 +745,49 @@ func TestTheLeaderTellsWhatEachFiringCameTo(t *testing.T) {
 		t.Fatalf("firings heard: %v, want one skipped and one failed of t1", h.firings)
 	}
 }
+
+// A store that keeps failing the firings (down, its disk full) while 100
+// schedules are due is one line when it starts, one per ten seconds while
+// it goes on and one when it is back: not a line per schedule and pass.
+// Before, five passes were 500 error lines saying one thing.
+func TestAStoreThatKeepsFailingTheFiringsIsALineNotOnePerSchedule(t *testing.T) {
+	s, _ := newService(t)
+	ctx := context.Background()
+	for i := range 100 {
+		if _, err := s.Create(ctx, "t1", def(fmt.Sprintf("s%03d", i), "@every 1s")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out strings.Builder
+	log := zerolog.New(&out).Level(zerolog.InfoLevel)
+	specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+	healthy := s.Store
+	s.Store = failFirings{healthy}
+	start := time.Now()
+	for i := 1; i <= 5; i++ {
+		s.pass(ctx, start.Add(time.Duration(i)*time.Second+100*time.Millisecond), specs, held, log)
+	}
+	s.Store = healthy
+	s.pass(ctx, start.Add(6100*time.Millisecond), specs, held, log)
+	if n := len(jobsOf(t, s, "t1")); n != 100 {
+		t.Fatalf("%d jobs once the store was back, want one of each of the 100 schedules", n)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("a log line that is not JSON: %q", l)
+		}
+		lines = append(lines, m)
+	}
+	if len(lines) != 2 {
+		t.Fatalf("%d lines for 500 failed firings and the recovery, want 2:\n%s", len(lines), out.String())
+	}
+	if first := lines[0]; first["message"] != "firing schedules failed; retrying" || first["level"] != "warn" ||
+		first["error"] != "the store went away" || first["tenant"] != "t1" || first["schedule"] != "s000" {
+		t.Errorf("first line %v, want the first failure with its schedule and error", first)
+	}
+	if last := lines[1]; last["message"] != "firing schedules succeeded again" || last["failures"] != 500.0 {
+		t.Errorf("last line %v, want the recovery after 500 failures", last)
+	}
+}

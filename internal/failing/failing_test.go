@@ -1,4 +1,4 @@
-package runner
+package failing
 
 import (
 	"bytes"
@@ -11,18 +11,18 @@ import (
 )
 
 // A write retried five times a second through a two-minute outage is
-// logged when it starts failing, then once per failureReportEvery with
+// logged when it starts failing, then once per ReportEvery with
 // the failures since the last line, and once when it succeeds again.
 func TestAFailureRetriedForMinutesIsLoggedEveryTenSecondsNotEveryTry(t *testing.T) {
 	var out bytes.Buffer
 	log := zerolog.New(&out)
-	f := failing{what: "scheduler round"}
+	f := Report{What: "scheduler round"}
 	start := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	now := start
 	for ; now.Sub(start) < 2*time.Minute; now = now.Add(200 * time.Millisecond) {
-		f.fail(&log, errors.New("disk full"), now)
+		f.Fail(&log, errors.New("disk full"), now)
 	}
-	f.ok(&log, now)
+	f.OK(&log, now)
 	lines := decodeLines(t, &out)
 	if want := 12 + 1; len(lines) != want { // 0 s, 10 s, … 110 s; then the recovery
 		t.Fatalf("%d lines for 600 failures and a recovery, want %d:\n%v", len(lines), want, lines)
@@ -44,12 +44,12 @@ func TestAFailureRetriedForMinutesIsLoggedEveryTenSecondsNotEveryTry(t *testing.
 func TestAFlappingFailureIsLoggedNoMoreOftenThanASteadyOne(t *testing.T) {
 	var out bytes.Buffer
 	log := zerolog.New(&out)
-	f := failing{what: "recording outcomes"}
+	f := Report{What: "recording outcomes"}
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	for i := 0; i < 300; i++ { // a minute
-		f.fail(&log, errors.New("could not extend file"), now)
+		f.Fail(&log, errors.New("could not extend file"), now)
 		now = now.Add(100 * time.Millisecond)
-		f.ok(&log, now)
+		f.OK(&log, now)
 		now = now.Add(100 * time.Millisecond)
 	}
 	var warns, infos int
@@ -63,20 +63,6 @@ func TestAFlappingFailureIsLoggedNoMoreOftenThanASteadyOne(t *testing.T) {
 	}
 	if warns != 6 || infos != 6 {
 		t.Errorf("a minute of flapping: %d warnings and %d recoveries, want 6 of each (one per ten seconds)", warns, infos)
-	}
-}
-
-// The wait before the next round after failed ones grows to a second
-// and no further: the store is used within a second of its return.
-func TestARoundRetryWaitsLongerAfterEachFailureUpToASecond(t *testing.T) {
-	want := []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, time.Second, time.Second}
-	for i, w := range want {
-		if got := roundRetry(i + 1); got != w {
-			t.Errorf("after %d failures: %v, want %v", i+1, got, w)
-		}
-	}
-	if got := roundRetry(1000); got != time.Second {
-		t.Errorf("after 1,000 failures: %v, want a second", got)
 	}
 }
 
