@@ -71,7 +71,8 @@ const (
 // It reads only the schedules whose NextDue has come (Store.DueSchedules):
 // a store of many schedules costs a pass what is due in it, not what it
 // holds. A schedule read and found not yet due has its NextDue moved to
-// its next due time, once; a firing moves it in its own transaction.
+// its next due time, once; a firing moves it in its transaction. A
+// tenant's due times are fired together, fireChunk at a time.
 func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]Spec, held map[[2]string]bool, log zerolog.Logger) time.Time {
 	began := time.Now()
 	due, next, err := s.Store.DueSchedules(ctx, now)
@@ -92,8 +93,24 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 	full := map[string]bool{}
 	seen := make(map[[2]string]bool, len(due))
 	var moved []store.NextDue
+	// batch: the due times of one tenant's schedules, fired together
+	// (Store.FireEach: one transaction, each as if alone). Due schedules
+	// come by tenant then name.
+	var batch []firing
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if _, refused := s.fire(ctx, batch, held, log); refused {
+			full[batch[0].sc.Tenant] = true
+		}
+		batch = batch[:0]
+	}
 	for _, sc := range due {
 		seen[[2]string{sc.Tenant, sc.Name}] = true
+		if len(batch) > 0 && batch[0].sc.Tenant != sc.Tenant {
+			flush()
+		}
 		if full[sc.Tenant] {
 			continue
 		}
@@ -118,18 +135,20 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 			dues = nil
 		}
 		for _, due := range dues {
-			fired, quota := s.fireOne(ctx, sc, due, spec, held, log)
-			if quota == "max_pending" {
-				full[sc.Tenant] = true
+			f, ok := s.firingOf(ctx, sc, due, spec, log)
+			if !ok {
+				break // its later due times wait for the next pass
 			}
-			if !fired {
-				break
-			}
+			batch = append(batch, f)
+		}
+		if len(batch) >= fireChunk {
+			flush()
 		}
 		if n := spec.Next(now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
 		}
 	}
+	flush()
 	// A failure is harmless: those schedules are read again at the next
 	// pass.
 	if err := s.Store.NextDues(ctx, moved); err != nil && ctx.Err() == nil {
@@ -179,60 +198,100 @@ func (s *Service) withTemplate(ctx context.Context, sc store.Schedule, log zerol
 	return whole, whole.Version == sc.Version && !whole.Paused
 }
 
-// fireOne creates the job of one due time; false when it did not (the
-// schedule changed, another node fired it, a quota, an error), so that
-// the later due times of this pass wait for a fresh read. quota names
-// the tenant's quota that refused it, if one did.
+// fireChunk bounds the firings of one transaction: a tenant's catching
+// up (up to 1,000 due times of each of its schedules) is several, each
+// holding the tenant's rows a short while.
+const fireChunk = 256
+
+// firing is one due time of a schedule as a pass fires it.
+type firing struct {
+	sc store.Schedule
+	f  store.Firing
+}
+
+// firingOf builds the firing of sc's due time; false if its job cannot
+// be built from the template (told and logged as a failed firing).
+func (s *Service) firingOf(ctx context.Context, sc store.Schedule, due time.Time, spec Spec, log zerolog.Logger) (firing, bool) {
+	j, err := s.jobOf(ctx, sc, due)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.failed(sc, due, err, log)
+		}
+		return firing{}, false
+	}
+	return firing{sc: sc, f: store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due,
+		Next: firstAfter(spec, due, due), Job: j, Quota: s.limits(sc.Tenant).Quota()}}, true
+}
+
+// fire fires one tenant's due times together (Store.FireEach) and tells
+// of each: how many fired, and full when the tenant's max_pending refused
+// one.
 //
 // A firing past its tenant's max_pending or max_channels creates nothing
 // and leaves the due time unspent: it fires at a pass that finds room, as
 // a run missed (the schedule's missed_runs). That is logged once when it
 // starts and once when it ends, not at every pass.
-func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, spec Spec, held map[[2]string]bool, log zerolog.Logger) (fired bool, quota string) {
-	key := [2]string{sc.Tenant, sc.Name}
-	j, err := s.jobOf(ctx, sc, due)
-	if err == nil {
-		var out store.Fired
-		out, err = s.Store.FireSchedule(ctx, store.Firing{Tenant: sc.Tenant, Name: sc.Name, Version: sc.Version, Due: due,
-			Next: firstAfter(spec, due, due), Job: j, Quota: s.limits(sc.Tenant).Quota()})
-		if err == nil || errors.As(err, new(*store.QuotaError)) {
-			s.fails.fire.OK(&log, time.Now()) // the store answered
+func (s *Service) fire(ctx context.Context, fs []firing, held map[[2]string]bool, log zerolog.Logger) (fired int, full bool) {
+	in := make([]store.Firing, len(fs))
+	for i, f := range fs {
+		in[i] = f.f
+	}
+	res, err := s.Store.FireEach(ctx, in)
+	if err != nil {
+		if ctx.Err() == nil {
+			for _, f := range fs {
+				s.failed(f.sc, f.f.Due, err, log)
+			}
 		}
+		return 0, false
+	}
+	s.fails.fire.OK(&log, time.Now()) // the store answered
+	for i, r := range res {
+		sc, due := fs[i].sc, fs[i].f.Due
+		key := [2]string{sc.Tenant, sc.Name}
 		var qe *store.QuotaError
-		if errors.As(err, &qe) {
+		switch {
+		case errors.As(r.Err, &qe):
 			s.observe(sc.Tenant, Held, 0)
-			if !held[key] {
+			full = full || qe.Field == "max_pending"
+			if !held[key] && !r.Untried {
 				held[key] = true
 				log.Warn().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("quota", qe.Field).Str("reason", qe.Msg).
 					Msg("firing held by the tenant's quota; it fires once there is room")
 			}
-			return false, qe.Field
-		}
-		if err == nil {
+		case r.Err != nil:
+			if ctx.Err() == nil {
+				s.failed(sc, due, r.Err, log)
+			}
+		case r.Untried: // after a due time of its schedule that did not fire
+		default:
 			if held[key] {
 				delete(held, key)
 				log.Info().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Msg("firing again: the tenant's quota has room")
 			}
 			switch {
-			case !out.Fired:
+			case !r.Fired.Fired:
 				s.observe(sc.Tenant, Skipped, 0)
-			case out.Job.Deduplicated:
+			case r.Fired.Job.Deduplicated:
 				s.observe(sc.Tenant, Deduplicated, 0)
 			default:
-				s.observe(sc.Tenant, Fired, max(out.Job.Job.DateCreated.Sub(due), 0))
+				s.observe(sc.Tenant, Fired, max(r.Fired.Job.Job.DateCreated.Sub(due), 0))
 			}
-			if out.Fired {
-				log.Debug().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("job_uuid", out.Job.Job.UUID).Msg("fired")
+			if r.Fired.Fired {
+				fired++
+				log.Debug().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Str("job_uuid", r.Fired.Job.Job.UUID).Msg("fired")
 			}
-			return out.Fired, ""
 		}
 	}
-	if ctx.Err() == nil {
-		s.observe(sc.Tenant, Failed, 0)
-		l := log.With().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Logger()
-		s.fails.fire.Fail(&l, err, time.Now()) // tried again at the next pass
-	}
-	return false, ""
+	return fired, full
+}
+
+// failed tells and logs a firing that failed: tried again at the next
+// pass.
+func (s *Service) failed(sc store.Schedule, due time.Time, err error, log zerolog.Logger) {
+	s.observe(sc.Tenant, Failed, 0)
+	l := log.With().Str("tenant", sc.Tenant).Str("schedule", sc.Name).Time("due", due).Logger()
+	s.fails.fire.Fail(&l, err, time.Now())
 }
 
 func (s *Service) observe(tenant, outcome string, late time.Duration) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -200,7 +201,7 @@ func TestARemovedFunctionStillMakesItsJob(t *testing.T) {
 	f.remove("t1", "report.count")
 	stored, _ := s.Store.GetSchedule(ctx, "t1", "gone")
 	spec, _ := ParseSpec("@every 1s", "UTC")
-	if fired, _ := s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), spec, map[[2]string]bool{}, zerolog.Nop()); !fired {
+	if fired := s.fireOne(ctx, stored, stored.Anchor.Add(time.Second), spec, map[[2]string]bool{}, zerolog.Nop()); !fired {
 		t.Fatal("the firing of a removed function created nothing")
 	}
 	jobs := jobsOf(t, s, "t1")
@@ -311,8 +312,8 @@ func TestATenantsSchedulesObeyItsQuotas(t *testing.T) {
 	}
 }
 
-// firings counts the firings asked of the store, and the schedules read
-// whole (with their templates).
+// firings counts the transactions of firings asked of the store, by
+// tenant, and the schedules read whole (with their templates).
 type firings struct {
 	store.Store
 	mu    sync.Mutex
@@ -343,11 +344,23 @@ func (f *firings) takeReads() int {
 	return n
 }
 
-func (f *firings) FireSchedule(ctx context.Context, fi store.Firing) (store.Fired, error) {
+func (f *firings) FireEach(ctx context.Context, fs []store.Firing) ([]store.FireResult, error) {
 	f.mu.Lock()
-	f.per[fi.Tenant]++
+	for _, tenant := range tenantsOf(fs) {
+		f.per[tenant]++
+	}
 	f.mu.Unlock()
-	return f.Store.FireSchedule(ctx, fi)
+	return f.Store.FireEach(ctx, fs)
+}
+
+func tenantsOf(fs []store.Firing) []string {
+	var ts []string
+	for _, fi := range fs {
+		if !slices.Contains(ts, fi.Tenant) {
+			ts = append(ts, fi.Tenant)
+		}
+	}
+	return ts
 }
 
 func (f *firings) take() map[string]int {
@@ -385,14 +398,17 @@ func TestATenantAtItsQuotaCostsTheLeaderOneTryAPass(t *testing.T) {
 	if n := len(jobsOf(t, s, "t1")); n != 1 {
 		t.Fatalf("t1 has %d jobs at max_pending 1, want 1", n)
 	}
-	if got := counted.take(); got["t1"] != 2 || got["t2"] != 1 {
-		t.Fatalf("firings tried in the pass that filled t1: %v, want t1: 2 (one fired, one refused), t2: 1", got)
+	if got := counted.take(); got["t1"] != 1 || got["t2"] != 1 {
+		t.Fatalf("firing transactions in the pass that filled t1: %v, want one of each tenant (t1's: one fired, one refused, the rest untried)", got)
 	}
 	for i := 2; i <= 4; i++ {
 		s.pass(ctx, start.Add(time.Duration(i)*time.Second+100*time.Millisecond), specs, held, zerolog.Nop())
 		if got := counted.take(); got["t1"] != 1 || got["t2"] != 1 {
-			t.Fatalf("pass %d: firings tried %v, want t1: 1 (refused, the rest untried), t2: 1", i, got)
+			t.Fatalf("pass %d: firing transactions %v, want one of each tenant", i, got)
 		}
+	}
+	if len(held) != 2 {
+		t.Fatalf("%d schedules held, want 2 (the two refused in turn; the untried ones are not)", len(held))
 	}
 	if n := len(jobsOf(t, s, "t2")); n != 4 {
 		t.Fatalf("t2 has %d jobs after four due times, want 4", n)
@@ -522,11 +538,12 @@ func TestAPassReadsOnlyTheSchedulesThatMayBeDue(t *testing.T) {
 		t.Fatalf("the first pass read %d schedules, want the 201 new ones", n)
 	}
 	for i := 1; i <= 3; i++ {
-		next := s.pass(ctx, start.Add(time.Duration(i)*time.Second+100*time.Millisecond), specs, held, zerolog.Nop())
+		now := start.Add(time.Duration(i)*time.Second + 100*time.Millisecond)
+		next := s.pass(ctx, now, specs, held, zerolog.Nop())
 		if n := reads.last(); n != 1 {
 			t.Fatalf("pass %d read %d schedules, want 1 (tick, due each second)", i, n)
 		}
-		if want := start.Add(time.Duration(i+1) * time.Second).Truncate(time.Second); !next.Equal(want) {
+		if want := now.Truncate(time.Second).Add(time.Second); !next.Equal(want) {
 			t.Fatalf("pass %d: next pass at %v, want tick's next due time %v", i, next, want)
 		}
 	}
@@ -690,8 +707,8 @@ func (h *heard) SchedulePass(n int, d time.Duration) {
 // failFirings fails every firing, as a store that went away would.
 type failFirings struct{ store.Store }
 
-func (failFirings) FireSchedule(context.Context, store.Firing) (store.Fired, error) {
-	return store.Fired{}, errors.New("the store went away")
+func (failFirings) FireEach(context.Context, []store.Firing) ([]store.FireResult, error) {
+	return nil, errors.New("the store went away")
 }
 
 // The leader tells what each firing came to and how late it was, and
@@ -721,7 +738,7 @@ func TestTheLeaderTellsWhatEachFiringCameTo(t *testing.T) {
 	s.pass(ctx, start.Add(2100*time.Millisecond), specs, held, zerolog.Nop())
 	want := map[string]int{
 		"t1/fired": 5, "t1/deduplicated": 1, // two of a and b, one of keyed, then its key held
-		"t2/fired": 1, "t2/held": 2, // max_pending 1: one fired, then one refused a pass (the rest untried)
+		"t2/fired": 1, "t2/held": 3, // max_pending 1: one fired, one refused; then both refused (one tried)
 	}
 	if !reflect.DeepEqual(h.firings, want) {
 		t.Fatalf("firings heard: %v, want %v", h.firings, want)
@@ -790,4 +807,15 @@ func TestAStoreThatKeepsFailingTheFiringsIsALineNotOnePerSchedule(t *testing.T) 
 	if last := lines[1]; last["message"] != "firing schedules succeeded again" || last["failures"] != 500.0 {
 		t.Errorf("last line %v, want the recovery after 500 failures", last)
 	}
+}
+
+// fireOne fires one due time of sc alone, as a pass would; true if it
+// fired.
+func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time, spec Spec, held map[[2]string]bool, log zerolog.Logger) bool {
+	f, ok := s.firingOf(ctx, sc, due, spec, log)
+	if !ok {
+		return false
+	}
+	fired, _ := s.fire(ctx, []firing{f}, held, log)
+	return fired == 1
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/wasmq/wasmq/abi"
 	"github.com/wasmq/wasmq/store"
@@ -52,6 +53,29 @@ func TestBadInputNeverReachesTheDriver(t *testing.T) {
 	}
 	if _, err := c.List(ctx, store.Filter{Query: "\x00"}); !errors.Is(err, abi.ErrInvalid) {
 		t.Errorf("list: %v", err)
+	}
+	// Firings whose job, tenant or due time is bad are each refused, and
+	// none of them reaches a transaction.
+	due := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	bad := []store.Firing{
+		{Tenant: "t", Name: "s", Due: due, Job: func() store.NewJob { j := good; j.Priority = 1 << 40; return j }()},
+		{Tenant: "t", Name: "s\x00", Due: due, Job: good},
+		{Tenant: "t2", Name: "s", Due: due, Job: good},
+		{Tenant: "t", Name: "s", Due: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Job: good},
+		{Tenant: "t", Name: "s", Job: good}, // a run by hand is FireSchedule's
+	}
+	res, err := c.FireEach(ctx, bad)
+	if err != nil || len(res) != len(bad) {
+		t.Fatalf("FireEach of bad firings: %v, %v", res, err)
+	}
+	for i, r := range res {
+		if r.Err == nil || r.Fired.Fired {
+			t.Errorf("bad firing %d: %+v, want refused", i, r)
+		}
+	}
+	if err := c.NextDues(ctx, []store.NextDue{{Tenant: "t", Name: "\xff", Version: 1, Anchor: due, Next: due.Add(time.Hour)},
+		{Tenant: "t", Name: "s", Version: 1, Anchor: due, Next: due}}); err != nil {
+		t.Errorf("NextDues of no schedule's and of no due time: %v", err)
 	}
 }
 

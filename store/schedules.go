@@ -206,6 +206,11 @@ type Schedules interface {
 	// and nothing changes: the due time is not spent, and fires once
 	// there is room (as a run missed, by the schedule's missed_runs).
 	FireSchedule(ctx context.Context, f Firing) (Fired, error)
+	// FireEach fires many due times in one transaction, each as
+	// FireSchedule would alone (store/firing.go has its rules): a
+	// firing's refusal is its result's Err; the error returned is the
+	// transaction's, and then nothing was fired.
+	FireEach(ctx context.Context, fs []Firing) ([]FireResult, error)
 }
 
 // Validate refuses a schedule no store may keep, naming the field. The
@@ -422,14 +427,17 @@ func (c *Core) DueSchedules(ctx context.Context, now time.Time) ([]Schedule, tim
 const nextDueChunk = 500
 
 func (c *Core) NextDues(ctx context.Context, ns []NextDue) error {
-	for len(ns) > 0 {
-		chunk := ns[:min(len(ns), nextDueChunk)]
-		ns = ns[len(chunk):]
+	var valid []NextDue
+	for _, n := range ns {
+		if scheduleKey(n.Tenant, n.Name) == nil && n.Next.After(n.Anchor) && !n.Next.After(NeverDue) {
+			valid = append(valid, n) // else no schedule's, or no due time of that anchor
+		}
+	}
+	for len(valid) > 0 {
+		chunk := valid[:min(len(valid), nextDueChunk)]
+		valid = valid[len(chunk):]
 		if err := c.write(ctx, func(tx Tx) error {
 			for _, n := range chunk {
-				if scheduleKey(n.Tenant, n.Name) != nil || !n.Next.After(n.Anchor) || n.Next.After(NeverDue) {
-					continue // no schedule's, or no due time of that anchor
-				}
 				if err := tx.SetNextDue(ctx, n); err != nil {
 					return err
 				}
@@ -499,54 +507,25 @@ func (c *Core) DeleteSchedule(ctx context.Context, tenant, name string) error {
 }
 
 func (c *Core) FireSchedule(ctx context.Context, f Firing) (Fired, error) {
-	if err := scheduleKey(f.Tenant, f.Name); err != nil {
-		return Fired{}, err
-	}
-	if f.Job.Tenant != f.Tenant {
-		return Fired{}, invalid("tenant", "a schedule creates jobs of its own tenant only")
-	}
-	if len(f.Job.DependsOn) > 0 {
-		return Fired{}, invalid("depends_on", "a scheduled job depends on nothing")
-	}
-	if err := f.Job.Validate(); err != nil {
-		return Fired{}, err
-	}
-	if err := checkDate("due", &f.Due); !f.Due.IsZero() && err != nil {
+	if err := checkFiring(&f); err != nil {
 		return Fired{}, err
 	}
 	var out Fired
 	err := c.write(ctx, func(tx Tx) error {
-		out = Fired{}
+		g := &group{tx: tx, quotas: map[string]*tally{}}
+		req := InsertRequest{Quota: f.Quota, Jobs: []NewJob{f.Job}}
+		if err := g.lockTenants(ctx, []InsertRequest{req}, []int{0}); err != nil {
+			return err
+		}
 		s, err := tx.LockSchedule(ctx, f.Tenant, f.Name)
 		if err != nil {
 			return err
 		}
-		out.Schedule = s
-		if !f.Due.IsZero() && (s.Paused || s.Version != f.Version || !f.Due.After(s.Anchor)) {
-			return nil
+		o, refused, err := fireLocked(ctx, tx, g, f, req, s)
+		if err == nil {
+			out, err = o, refused
 		}
-		if capped(f.Quota) {
-			if err := withinQuota(ctx, tx, f.Quota, []NewJob{f.Job}); err != nil {
-				return err
-			}
-		}
-		ins := make([]Inserted, 1)
-		if err := insertOneByOne(ctx, tx, []NewJob{f.Job}, ins); err != nil {
-			return err
-		}
-		now := tx.Now()
-		if !f.Due.IsZero() {
-			s.Anchor, s.NextDue = f.Due, f.Due
-			if f.Next.After(f.Due) && !f.Next.After(NeverDue) {
-				s.NextDue = f.Next
-			}
-		}
-		s.LastJob, s.LastFired = ins[0].Job.UUID, &now
-		if err := tx.UpdateSchedule(ctx, s); err != nil {
-			return err
-		}
-		out = Fired{Fired: true, Job: ins[0], Schedule: s}
-		return nil
+		return err
 	})
 	if err != nil {
 		return Fired{}, err

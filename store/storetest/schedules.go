@@ -605,3 +605,123 @@ func theLeaderReadsOnlySchedulesThatMayBeDue(t *testing.T, st store.Store) {
 		t.Fatalf("after a resume: due %v, want t1/a", got)
 	}
 }
+
+// firingsTogetherAreEachAsAlone: FireEach applies each firing as
+// FireSchedule would alone, in one transaction, by tenant, name and due
+// time whatever the order given; a refused or unfired due time stops its
+// schedule's later ones; a tenant refused on max_pending has the rest of
+// its firings refused untried; a refusal leaves the others fired. Fired
+// again, the same firings create nothing; eight callers firing the same
+// due times at once fire each once.
+func firingsTogetherAreEachAsAlone(t *testing.T, st store.Store) {
+	ctx := context.Background()
+	made := map[string]store.Schedule{}
+	var base time.Time
+	for _, k := range [][2]string{{"t1", "a"}, {"t1", "b"}, {"t1", "c"}, {"t2", "p"}, {"t2", "q"}, {"t2", "r"}} {
+		s, err := st.CreateSchedule(ctx, sched(k[0], k[1]), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		made[k[0]+"/"+k[1]] = s
+		base = s.Anchor.Add(time.Second).Truncate(time.Second)
+	}
+	at := func(name string, due time.Time) store.Firing {
+		f := firing(made[name], due)
+		if made[name].Tenant == "t2" {
+			f.Quota = store.Quota{MaxPending: 1}
+		}
+		return f
+	}
+	stale := at("t1/c", base)
+	stale.Version = 99
+	foreign := at("t1/a", base.Add(time.Hour))
+	foreign.Job.Tenant = "t2"
+	fs := []store.Firing{
+		at("t1/b", base.Add(time.Second)), // 0: after b's first, though given before it
+		at("t2/r", base),                  // 1: untried: t2 is full by then
+		at("t1/a", base),                  // 2
+		at("t2/q", base),                  // 3: refused, max_pending
+		at("t1/b", base),                  // 4
+		stale,                             // 5: an older definition: not fired
+		at("t1/c", base.Add(time.Second)), // 6: after c's unfired one: not tried
+		firing(store.Schedule{Tenant: "t1", Name: "gone", Version: 1}, base), // 7
+		at("t2/p", base), // 8: t2's one job
+		foreign,          // 9: refused before any SQL
+	}
+	res, err := st.FireEach(ctx, fs)
+	if err != nil || len(res) != len(fs) {
+		t.Fatalf("FireEach: %d results, %v", len(res), err)
+	}
+	for _, i := range []int{0, 2, 4, 8} {
+		if !res[i].Fired.Fired || res[i].Err != nil || res[i].Fired.Job.Job.UUID != fs[i].Job.UUID {
+			t.Errorf("firing %d (%s at %v): %+v, want its job", i, fs[i].Name, fs[i].Due, res[i])
+		}
+	}
+	for _, i := range []int{1, 3} {
+		var qe *store.QuotaError
+		if res[i].Fired.Fired || !errors.As(res[i].Err, &qe) || qe.Field != "max_pending" || res[i].Untried != (i == 1) {
+			t.Errorf("firing %d (%s): %+v, want refused on max_pending (untried after the first)", i, fs[i].Name, res[i])
+		}
+	}
+	for _, i := range []int{5, 6} {
+		if res[i].Fired.Fired || res[i].Err != nil || res[i].Untried != (i == 6) {
+			t.Errorf("firing %d (%s): %+v, want not fired, no error (untried after the first)", i, fs[i].Name, res[i])
+		}
+	}
+	if !errors.Is(res[7].Err, abi.ErrNotFound) || !errors.Is(res[9].Err, abi.ErrInvalid) {
+		t.Errorf("a gone schedule: %v; a job of another tenant: %v", res[7].Err, res[9].Err)
+	}
+	for name, want := range map[string]time.Time{"t1/a": base, "t1/b": base.Add(time.Second), "t1/c": made["t1/c"].Anchor,
+		"t2/p": base, "t2/q": made["t2/q"].Anchor, "t2/r": made["t2/r"].Anchor} {
+		s, err := st.GetSchedule(ctx, name[:2], name[3:])
+		if err != nil || !s.Anchor.Equal(want) {
+			t.Errorf("%s after FireEach: anchor %v (%v), want %v", name, s.Anchor, err, want)
+		}
+	}
+	if n1, n2 := jobCount(t, st, "t1"), jobCount(t, st, "t2"); n1 != 3 || n2 != 1 {
+		t.Fatalf("jobs: t1 %d, t2 %d; want 3 and 1", n1, n2)
+	}
+
+	// Again: every due time is spent, nothing is created.
+	again := make([]store.Firing, len(fs))
+	for i, f := range fs {
+		again[i] = f
+		again[i].Job = nj(f.Job.Tenant)
+	}
+	if res, err := st.FireEach(ctx, again); err != nil || res[0].Fired.Fired || res[2].Fired.Fired || res[8].Fired.Fired {
+		t.Fatalf("the same firings again: %+v, %v; want none fired", res, err)
+	}
+
+	// Eight leaders firing the next five due times of a and b at once.
+	var fired atomic.Int32
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			var fs []store.Firing
+			for k := range 5 {
+				for _, name := range []string{"t1/b", "t1/a"} {
+					fs = append(fs, at(name, base.Add(time.Duration(2+k)*time.Second)))
+				}
+			}
+			res, err := st.FireEach(ctx, fs)
+			if err != nil {
+				t.Errorf("FireEach: %v", err)
+				return
+			}
+			for _, r := range res {
+				if r.Fired.Fired {
+					fired.Add(1)
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	if fired.Load() != 10 || jobCount(t, st, "t1") != 13 {
+		t.Fatalf("8 callers firing 5 due times of two schedules: %d fired, %d jobs of t1; want 10 and 13", fired.Load(), jobCount(t, st, "t1"))
+	}
+}

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"QuotasAreCheckedWithTheInsert", quotasAreCheckedWithTheInsert},
 		{"SchedulesAreKeptPerTenant", schedulesAreKeptPerTenant},
 		{"ADueTimeFiresOnce", aDueTimeFiresOnce},
+		{"FiringsTogetherAreEachAsAlone", firingsTogetherAreEachAsAlone},
 		{"ScheduleChangesRestartTheCount", changesRestartTheCount},
 		{"BadSchedulesAreRefused", badSchedulesAreRefused},
 		{"AFiringFindingItsKeyTakenStillCounts", aFiringFindingItsKeyTakenStillCounts},
