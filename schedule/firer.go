@@ -134,15 +134,21 @@ func (s *Service) pass(ctx context.Context, now time.Time, specs map[[2]string]S
 		} else if sc, ok = s.withTemplate(ctx, sc, log); !ok {
 			dues = nil
 		}
+		var mine []firing
 		for _, due := range dues {
 			f, ok := s.firingOf(ctx, sc, due, spec, log)
 			if !ok {
 				break // its later due times wait for the next pass
 			}
-			batch = append(batch, f)
+			mine = append(mine, f)
 		}
-		if len(batch) >= fireChunk {
+		// A schedule's due times go in one transaction: each of them
+		// fires only if the one before did.
+		if len(batch) > 0 && len(batch)+len(mine) > fireChunk {
 			flush()
+		}
+		if !full[sc.Tenant] {
+			batch = append(batch, mine...)
 		}
 		if n := spec.Next(now); !n.IsZero() && (next.IsZero() || n.Before(next)) {
 			next = n
@@ -198,9 +204,10 @@ func (s *Service) withTemplate(ctx context.Context, sc store.Schedule, log zerol
 	return whole, whole.Version == sc.Version && !whole.Paused
 }
 
-// fireChunk bounds the firings of one transaction: a tenant's catching
-// up (up to 1,000 due times of each of its schedules) is several, each
-// holding the tenant's rows a short while.
+// fireChunk bounds the firings of one transaction (but for one schedule
+// catching up more due times than that, up to its catch_up_max): a
+// tenant's many due times are several transactions, each holding the
+// tenant's rows a short while.
 const fireChunk = 256
 
 // firing is one due time of a schedule as a pass fires it.

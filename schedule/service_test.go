@@ -819,3 +819,51 @@ func (s *Service) fireOne(ctx context.Context, sc store.Schedule, due time.Time,
 	fired, _ := s.fire(ctx, []firing{f}, held, log)
 	return fired == 1
 }
+
+// A tenant's due times go to the store a batch at a time (fireChunk),
+// but a schedule's own are never split: each fires only if the one
+// before it did. Three schedules catching up 200, 200 and 600 due times
+// are three transactions (two of 200 do not fit in one of 256; the 600
+// are not split). Every due time fires once.
+func TestCatchingUpFiresEveryDueTimeWhateverTheBatches(t *testing.T) {
+	s, _ := newService(t)
+	counted := &firings{Store: s.Store, per: map[string]int{}}
+	s.Store = counted
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		max  int
+	}{{"a", 200}, {"b", 200}, {"c", 1000}} {
+		d := def(c.name, "@every 1s")
+		d.MissedRuns, d.CatchUpMax = store.MissedCatchUp, c.max
+		if _, err := s.Create(ctx, "t1", d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specs, held := map[[2]string]Spec{}, map[[2]string]bool{}
+	now := time.Now().Add(600 * time.Second)
+	s.pass(ctx, now, specs, held, zerolog.Nop())
+	if got := counted.take()["t1"]; got != 3 {
+		t.Fatalf("%d transactions of firings, want 3 (a's 200, b's 200, c's 600)", got)
+	}
+	n := 0
+	for cursor := ""; ; {
+		p, err := s.Store.List(ctx, store.Filter{Tenant: "t1", Limit: 300, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(p.Jobs)
+		if cursor = p.NextCursor; cursor == "" {
+			break
+		}
+	}
+	if n != 1000 {
+		t.Fatalf("%d jobs, want 1,000 (200, 200 and 600 due times)", n)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		sc, _ := s.Store.GetSchedule(ctx, "t1", name)
+		if want := now.Truncate(time.Second); !sc.Anchor.Equal(want) {
+			t.Errorf("%s fired up to %v, want %v", name, sc.Anchor, want)
+		}
+	}
+}
